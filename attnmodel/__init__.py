@@ -1,0 +1,45 @@
+"""attnmodel: turn comparison-mode preference votes into training data you can trust.
+
+Users vote for one of two answers; user ``j`` votes for the stronger model with
+probability ``1/2 + eta_j * (mu - 1/2)``, where ``eta_j`` in [0, 1] is the
+user's attentiveness and ``mu`` the stronger model's win rate. attnmodel fits
+the population distribution of ``eta`` (MAP-EM), infers each user's ``eta``
+and keeps the votes of attentive users.
+
+>>> import attnmodel as am
+>>> sim = am.simulate_votes("beta", {"alpha": 3.0, "beta": 5.0}, 200, 50, mu=0.8, seed=0)
+>>> fit = am.fit_em(sim.to_data(), "beta", mu=0.8)
+>>> kept = am.filter_users(fit, rule="prob", eta_star=0.5, prob=0.95)
+"""
+
+from attnmodel.data import VoteData
+from attnmodel.em import ConvergenceWarning, EMResult, fit_em
+from attnmodel.errors import AttnmodelWarning, VoteDataError
+from attnmodel.families import FAMILY_NAMES, get_family
+from attnmodel.filtering import FilterResult, NotConvergedError, filter_users
+from attnmodel.posterior import user_posterior
+from attnmodel.priors import DEFAULT_MU_PRIOR, BetaPrior
+from attnmodel.simulate import SimulatedVotes, simulate_counts, simulate_votes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttnmodelWarning",
+    "BetaPrior",
+    "ConvergenceWarning",
+    "DEFAULT_MU_PRIOR",
+    "EMResult",
+    "FAMILY_NAMES",
+    "FilterResult",
+    "NotConvergedError",
+    "SimulatedVotes",
+    "VoteData",
+    "VoteDataError",
+    "filter_users",
+    "fit_em",
+    "get_family",
+    "simulate_counts",
+    "simulate_votes",
+    "user_posterior",
+    "__version__",
+]

@@ -1,0 +1,955 @@
+"""Vote tables: validation, orientation of model pairs, per-user counts.
+
+Two table layouts are understood:
+
+``"raw"``
+    One row per vote as a comparison product logs it: who voted (``user``),
+    the two models shown (``model_a``, ``model_b``) and the ``winner``
+    (``"model_a"``, ``"model_b"`` or a tie). Every unordered model pair is its
+    own pair with its own win rate; one of its models is designated the
+    stronger one, and a vote's label ``z`` is 1 when it went to that model.
+``"oriented"``
+    One row per vote that is already labelled: ``user``, ``z`` (1 = the pair's
+    stronger model preferred) and optionally a ``pair`` label.
+
+Per-row checks run on the distinct values of a column (``pd.factorize``) rather
+than on every row, so checking costs one hashing pass per column and no Python
+loop over rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Iterable, Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .counts import CountTable, collapse_counts
+from .errors import AttnmodelWarning, VoteDataError
+
+__all__ = ["VoteData"]
+
+#: Pair label used when the votes carry no pair information.
+SINGLE_PAIR_LABEL = "A vs B"
+
+_TIE = 2
+_WINNER_CODES = {"model_a": 0, "model_b": 1, "tie": _TIE, "tie (bothbad)": _TIE}
+_LABEL_HELP = "expected a 0/1 label (0, 1, False, True, 0.0, 1.0, '0' or '1')"
+_FILE_KINDS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
+}
+
+
+# ---------------------------------------------------------------------------
+# helpers on columns
+
+
+def _plain(v: Any) -> Any:
+    """Python scalar for a numpy scalar, so messages read 3 rather than np.int64(3)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _where(df: pd.DataFrame, pos: int) -> str:
+    return f"row {pos} (index label {_plain(df.index[pos])!r})"
+
+
+def _column(df: pd.DataFrame, name: Hashable) -> pd.Series:
+    if name not in df.columns:
+        raise VoteDataError(
+            f"missing column {name!r}; available columns: {list(df.columns)}", column=name
+        )
+    col = df[name]
+    if isinstance(col, pd.DataFrame):
+        # Two columns with one name: which one holds the data is a guess.
+        raise VoteDataError(
+            f"column {name!r} appears {col.shape[1]} times; column names must be unique",
+            column=name,
+        )
+    return col
+
+
+def _factorize(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Codes (``-1`` for missing) and distinct values in order of first appearance."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    if isinstance(uniques, pd.CategoricalIndex):
+        # Ids should keep the categories' own type, not become categorical.
+        uniques = uniques.astype(uniques.categories.dtype)
+    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
+
+
+def _blank_strings(uniques: pd.Index) -> np.ndarray:
+    """Flag distinct values that are strings empty after stripping."""
+    if len(uniques) == 0:
+        return np.zeros(0, dtype=bool)
+    if uniques.dtype == object:
+        if pd.api.types.infer_dtype(uniques, skipna=True) != "string":
+            return np.fromiter(
+                (isinstance(v, str) and not v.strip() for v in uniques),
+                dtype=bool,
+                count=len(uniques),
+            )
+        return np.asarray(uniques.str.strip() == "", dtype=bool)
+    if pd.api.types.is_string_dtype(uniques.dtype):
+        return np.asarray(uniques.str.strip() == "", dtype=bool)
+    return np.zeros(len(uniques), dtype=bool)
+
+
+def _bad_rows_error(
+    df: pd.DataFrame, column: Hashable, col: pd.Series, bad: np.ndarray, problem: str
+) -> VoteDataError:
+    positions = np.flatnonzero(bad)
+    pos = int(positions[0])
+    value = _plain(col.iloc[pos])
+    more = f" ({positions.size - 1} more rows like it)" if positions.size > 1 else ""
+    return VoteDataError(
+        f"column {column!r}, {_where(df, pos)}, value {value!r}: {problem}{more}",
+        column=column,
+        row=pos,
+        value=value,
+    )
+
+
+def _user_codes(df: pd.DataFrame, column: Hashable) -> tuple[np.ndarray, pd.Index]:
+    col = _column(df, column)
+    codes, uniques = _factorize(col)
+    bad = codes < 0
+    blank = _blank_strings(uniques)
+    if blank.any():
+        bad |= blank[codes]
+    if bad.any():
+        raise _bad_rows_error(df, column, col, bad, "user id is missing")
+    if uniques.dtype == object and pd.api.types.infer_dtype(uniques, skipna=True) not in (
+        "string",
+        "integer",
+        "boolean",
+        "floating",
+    ):
+        # 1 and "1" are different users to pandas but the same user to anyone
+        # reading a report or a CSV written from it, so refuse to guess.
+        text = pd.Index([str(v) for v in uniques])
+        dup = text.duplicated(keep=False)
+        if dup.any():
+            clash = np.flatnonzero(text == text[dup][0])[:2]
+            rows = tuple(int(np.argmax(codes == k)) for k in clash)
+            values = tuple(_plain(uniques[k]) for k in clash)
+            raise VoteDataError(
+                f"column {column!r}: user ids {values[0]!r} ({_where(df, rows[0])}) and "
+                f"{values[1]!r} ({_where(df, rows[1])}) are different values with the same "
+                f"text {text[clash[0]]!r}; give the column a single type",
+                column=column,
+                row=rows,
+                value=values,
+            )
+    return codes, uniques
+
+
+def _as_label(v: Any) -> int:
+    """0 or 1 for an accepted label spelling, -1 otherwise."""
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (int, np.integer, float, np.floating)):
+        return int(v) if v in (0, 1) else -1
+    if isinstance(v, str):
+        return {"0": 0, "1": 1}.get(v.strip(), -1)
+    return -1
+
+
+def _labels01(df: pd.DataFrame, column: Hashable) -> np.ndarray:
+    col = _column(df, column)
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        arr = col.to_numpy()
+        if dtype.kind != "b":
+            bad = (arr != 0) & (arr != 1)  # NaN fails both comparisons
+            if bad.any():
+                raise _bad_rows_error(df, column, col, bad, _LABEL_HELP)
+        return arr.astype(np.int8)
+    codes, uniques = _factorize(col)
+    # The trailing -1 is what code -1 (a missing value) looks up.
+    lookup = np.array([_as_label(v) for v in uniques] + [-1], dtype=np.int8)
+    z = lookup[codes]
+    bad = z < 0
+    if bad.any():
+        raise _bad_rows_error(df, column, col, bad, _LABEL_HELP)
+    return z
+
+
+def _winner_codes(df: pd.DataFrame, column: Hashable) -> np.ndarray:
+    col = _column(df, column)
+    codes, uniques = _factorize(col)
+    lookup = np.array(
+        [_WINNER_CODES.get(v.strip(), -1) if isinstance(v, str) else -1 for v in uniques] + [-1],
+        dtype=np.int8,
+    )
+    w = lookup[codes]
+    bad = w < 0
+    if bad.any():
+        raise _bad_rows_error(
+            df, column, col, bad, f"unknown winner; expected one of {sorted(_WINNER_CODES)}"
+        )
+    return w
+
+
+def _model_codes(
+    df: pd.DataFrame, columns: tuple[Hashable, Hashable]
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Model index per row for each of the two model columns, and the model names."""
+    ids: dict[Any, int] = {}
+    out = []
+    for column in columns:
+        col = _column(df, column)
+        codes, uniques = _factorize(col)
+        lookup = np.full(len(uniques) + 1, -1, dtype=np.int64)
+        for k, v in enumerate(uniques):
+            # Stray whitespace would otherwise split one model into two.
+            name = v.strip() if isinstance(v, str) else v
+            if not (isinstance(name, str) and not name):
+                lookup[k] = ids.setdefault(name, len(ids))
+        g = lookup[codes]
+        if (g < 0).any():
+            raise _bad_rows_error(df, column, col, g < 0, "model name is missing")
+        out.append(g)
+    return out[0], out[1], list(ids)
+
+
+def _norm_name(v: Any) -> Any:
+    return v.strip() if isinstance(v, str) else v
+
+
+def _caller_stronger(
+    stronger: Mapping[Any, Any],
+    models: list[Any],
+    pair_lo: np.ndarray,
+    pair_hi: np.ndarray,
+) -> dict[int, int]:
+    """Resolve the caller's designations to {pair index: stronger model index}."""
+    by_set: dict[frozenset[Any], int] = {}
+    by_label: dict[str, int] = {}
+    for p, (a, b) in enumerate(zip(pair_lo, pair_hi, strict=True)):
+        by_set[frozenset((models[a], models[b]))] = p
+        by_label[f"{models[a]} vs {models[b]}"] = p
+        by_label[f"{models[b]} vs {models[a]}"] = p
+    model_id = {m: i for i, m in enumerate(models)}
+    chosen: dict[int, int] = {}
+    unknown = []
+    for key, value in stronger.items():
+        if isinstance(key, str):
+            p = by_label.get(key.strip())
+        elif isinstance(key, (frozenset, set, tuple, list)) and len(key) == 2:
+            p = by_set.get(frozenset(_norm_name(k) for k in key))
+        else:
+            raise VoteDataError(
+                f"stronger: key {key!r} is neither a pair of two model names nor a pair label",
+                value=key,
+            )
+        if p is None:
+            unknown.append(key)
+            continue
+        a, b = int(pair_lo[p]), int(pair_hi[p])
+        g = model_id.get(_norm_name(value), -1)
+        if g not in (a, b):
+            raise VoteDataError(
+                f"stronger[{key!r}] = {value!r} is not a model of that pair "
+                f"({models[a]!r}, {models[b]!r})",
+                value=value,
+            )
+        if chosen.get(p, g) != g:
+            raise VoteDataError(
+                f"stronger names both {models[a]!r} and {models[b]!r} for the same pair",
+                value=value,
+            )
+        chosen[p] = g
+    if unknown:
+        warnings.warn(
+            f"stronger: {len(unknown)} key(s) name pairs that do not occur in the votes "
+            f"and were ignored: {unknown[:5]!r}",
+            AttnmodelWarning,
+            stacklevel=4,
+        )
+    return chosen
+
+
+# ---------------------------------------------------------------------------
+
+
+class VoteData:
+    """Validated votes and their per-(user, pair) counts.
+
+    Build one with :meth:`from_frame`, :meth:`from_file` or :meth:`from_counts`.
+    With ``m`` users, ``P`` pairs and ``N`` votes used for fitting:
+
+    Attributes
+    ----------
+    users : pd.Index, shape (m,)
+        User ids in order of first appearance, with their original values and
+        types; named ``"user"``.
+    pairs : pd.Index, shape (P,)
+        Pair labels; named ``"pair"``.
+    counts : CountTable
+        Per-user counts collapsed to distinct count rows; user ``i`` of
+        ``users`` is user ``i`` of the table.
+    votes : pd.DataFrame or None, shape (N, columns of the input)
+        The input rows used for fitting (ties dropped), every input column and
+        the original index (taken on first access); None when built from counts.
+    vote_user, vote_pair : ndarray of int64, shape (N,) or None
+        Position of each vote's user in ``users`` and pair in ``pairs``.
+    vote_z : ndarray of int8, shape (N,) or None
+        1 when the vote went to the pair's stronger model, else 0.
+    report : pd.DataFrame, shape (P, 6)
+        Indexed by pair label; columns ``stronger``, ``weaker`` (model names,
+        None unless the raw layout), ``n_votes`` (non-tie votes), ``n_ties``,
+        ``win_rate`` (of the stronger model over non-tie votes) and
+        ``designated_by`` (``"win rate"``, ``"caller"`` or ``"input"``).
+    n_ties_dropped : int
+        Tie votes left out.
+    dropped_users : pd.Index
+        Users left out because all their votes were ties.
+    layout : {"raw", "oriented", "counts"}
+        How the data came in.
+    source : str or None
+        Path of the file read, if any.
+    """
+
+    def __init__(
+        self,
+        *,
+        users: pd.Index,
+        pairs: pd.Index,
+        counts: CountTable,
+        report: pd.DataFrame,
+        layout: str,
+        frame: pd.DataFrame | None = None,
+        vote_rows: np.ndarray | None = None,
+        vote_user: np.ndarray | None = None,
+        vote_pair: np.ndarray | None = None,
+        vote_z: np.ndarray | None = None,
+        n_ties_dropped: int = 0,
+        dropped_users: pd.Index | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.users = users
+        self.pairs = pairs
+        self.counts = counts
+        self.report = report
+        self.layout = layout
+        self._frame = frame
+        self._vote_rows = vote_rows
+        self._votes: pd.DataFrame | None = None
+        self.vote_user = vote_user
+        self.vote_pair = vote_pair
+        self.vote_z = vote_z
+        self.n_ties_dropped = int(n_ties_dropped)
+        if dropped_users is None:
+            dropped_users = pd.Index([], dtype=users.dtype, name="user")
+        self.dropped_users = dropped_users
+        self.source = source
+        self._n_votes = int(report["n_votes"].sum())
+
+    # -- constructors -------------------------------------------------------
+
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        *,
+        layout: Literal["oriented", "raw"] | None = None,
+        user: Hashable = "user",
+        z: Hashable = "z",
+        pair: Hashable | None = None,
+        model_a: Hashable = "model_a",
+        model_b: Hashable = "model_b",
+        winner: Hashable = "winner",
+        stronger: Mapping[Any, Any] | None = None,
+        ties: Literal["drop", "error"] = "drop",
+    ) -> VoteData:
+        """Validate a table of votes and count them per user and pair.
+
+        Parameters
+        ----------
+        df : pd.DataFrame, shape (N_in, any columns)
+            One row per vote. Not modified.
+        layout : {"oriented", "raw"}, optional
+            Default: ``"raw"`` when the ``winner`` column exists, else
+            ``"oriented"``.
+        user : hashable
+            Column of user ids. Missing or blank ids are errors; so are ids of
+            different types with the same text (``1`` and ``"1"``).
+        z : hashable
+            Oriented layout: column of 0/1 labels, 1 = the pair's stronger
+            model preferred. Accepts ints, bools, 0.0/1.0 and "0"/"1".
+        pair : hashable, optional
+            Oriented layout: column of pair labels. None: all votes are one
+            pair labelled ``"A vs B"``.
+        model_a, model_b, winner : hashable
+            Raw layout: the two models shown and the winner, one of
+            ``"model_a"``, ``"model_b"``, ``"tie"`` or ``"tie (bothbad)"``
+            (surrounding whitespace ignored).
+        stronger : mapping, optional
+            Raw layout: the stronger model of some pairs, keyed by
+            ``frozenset({x, y})``, a tuple ``(x, y)`` in either order or the
+            pair label ``"x vs y"``. Pairs not given are oriented by win rate
+            over non-tie votes (equal rates: the alphabetically first model).
+        ties : {"drop", "error"}
+            Drop tie votes (counted in the report), or raise on the first one.
+
+        Returns
+        -------
+        VoteData
+
+        Raises
+        ------
+        VoteDataError
+            For input that cannot be used; the message names the column, the
+            row (position and index label) and the value.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        if ties not in ("drop", "error"):
+            raise ValueError(f"ties must be 'drop' or 'error', got {ties!r}")
+        if layout is None:
+            if winner in df.columns:
+                layout = "raw"
+            elif z in df.columns:
+                layout = "oriented"
+            else:
+                raise VoteDataError(
+                    f"cannot tell the layout: there is neither a {winner!r} column (raw "
+                    f"layout, with {user!r}, {model_a!r}, {model_b!r}) nor a {z!r} column "
+                    f"(oriented layout, with {user!r}); available columns: {list(df.columns)}"
+                )
+        if layout not in ("raw", "oriented"):
+            raise ValueError(f"layout must be 'raw', 'oriented' or None, got {layout!r}")
+        if layout == "oriented" and stronger is not None:
+            raise ValueError("stronger applies to the raw layout only")
+        if len(df) == 0:
+            raise VoteDataError("the table has no rows")
+
+        user_codes, user_ids = _user_codes(df, user)
+        if layout == "oriented":
+            return cls._oriented(df, user_codes, user_ids, z, pair)
+        return cls._raw(df, user_codes, user_ids, model_a, model_b, winner, stronger, ties)
+
+    @classmethod
+    def _oriented(
+        cls,
+        df: pd.DataFrame,
+        user_codes: np.ndarray,
+        user_ids: pd.Index,
+        z: Hashable,
+        pair: Hashable | None,
+    ) -> VoteData:
+        labels = _labels01(df, z)
+        if pair is None and "pair" in df.columns:
+            # Easy to forget, and silently pooling all pairs would bias every mu.
+            warnings.warn(
+                "the table has a 'pair' column but pair=None, so all votes are treated as "
+                "one pair; pass pair='pair' to use it",
+                AttnmodelWarning,
+                stacklevel=3,
+            )
+        if pair is None:
+            pair_codes = np.zeros(len(df), dtype=np.int64)
+            pairs = pd.Index([SINGLE_PAIR_LABEL])
+        else:
+            col = _column(df, pair)
+            pair_codes, pairs = _factorize(col)
+            bad = pair_codes < 0
+            blank = _blank_strings(pairs)
+            if blank.any():
+                bad |= blank[pair_codes]
+            if bad.any():
+                raise _bad_rows_error(df, pair, col, bad, "pair label is missing")
+        n_pairs = len(pairs)
+        n_votes = np.bincount(pair_codes, minlength=n_pairs)
+        wins = np.bincount(pair_codes, weights=labels, minlength=n_pairs)
+        report = pd.DataFrame(
+            {
+                "stronger": pd.Series([None] * n_pairs, dtype=object),
+                "weaker": pd.Series([None] * n_pairs, dtype=object),
+                "n_votes": n_votes.astype(np.int64),
+                "n_ties": np.zeros(n_pairs, dtype=np.int64),
+                "win_rate": wins / n_votes,  # every pair label occurs, so n_votes >= 1
+                "designated_by": ["input"] * n_pairs,
+            }
+        )
+        return cls._from_rows(
+            df,
+            user_codes=user_codes,
+            user_ids=user_ids,
+            keep=None,
+            pair_codes=pair_codes,
+            z=labels,
+            pairs=pairs,
+            report=report,
+            layout="oriented",
+        )
+
+    @classmethod
+    def _raw(
+        cls,
+        df: pd.DataFrame,
+        user_codes: np.ndarray,
+        user_ids: pd.Index,
+        model_a: Hashable,
+        model_b: Hashable,
+        winner: Hashable,
+        stronger: Mapping[Any, Any] | None,
+        ties: str,
+    ) -> VoteData:
+        ga, gb, models = _model_codes(df, (model_a, model_b))
+        same = ga == gb
+        if same.any():
+            pos = int(np.argmax(same))
+            value = _plain(models[ga[pos]])
+            raise VoteDataError(
+                f"{_where(df, pos)}: columns {model_a!r} and {model_b!r} are both {value!r}; "
+                f"a vote compares two different models",
+                row=pos,
+                value=value,
+            )
+        w = _winner_codes(df, winner)
+        is_tie = w == _TIE
+        if ties == "error" and is_tie.any():
+            raise _bad_rows_error(
+                df, winner, _column(df, winner), is_tie, "tie votes are not allowed (ties='error')"
+            )
+
+        n_models = len(models)
+        lo = np.minimum(ga, gb)
+        key = lo * n_models + np.maximum(ga, gb)
+        pair_codes, pair_keys = pd.factorize(key)
+        pair_codes = np.asarray(pair_codes, dtype=np.int64)
+        pair_lo = pair_keys // n_models
+        pair_hi = pair_keys % n_models
+        n_all = len(pair_keys)
+
+        keep = ~is_tie
+        winner_model = np.where(w == 0, ga, gb)
+        n_votes = np.bincount(pair_codes[keep], minlength=n_all)
+        n_ties = np.bincount(pair_codes[is_tie], minlength=n_all)
+        lo_wins = np.bincount(pair_codes[keep & (winner_model == lo)], minlength=n_all)
+
+        # Integer comparisons: 2 * wins vs votes decides the majority exactly.
+        strong = np.where(2 * lo_wins >= n_votes, pair_lo, pair_hi)
+        for p in np.flatnonzero(2 * lo_wins == n_votes):
+            a, b = models[pair_lo[p]], models[pair_hi[p]]
+            strong[p] = pair_lo[p] if str(a) <= str(b) else pair_hi[p]
+        designated_by = np.full(n_all, "win rate", dtype=object)
+        if stronger is not None:
+            for p, g in _caller_stronger(stronger, models, pair_lo, pair_hi).items():
+                strong[p] = g
+                designated_by[p] = "caller"
+        weak = pair_lo + pair_hi - strong
+        strong_wins = np.where(strong == pair_lo, lo_wins, n_votes - lo_wins)
+
+        if not keep.any():
+            raise VoteDataError(f"no votes left after dropping {int(is_tie.sum())} ties")
+        z_all = (winner_model == strong[pair_codes]).astype(np.int8)
+        has_votes = n_votes > 0
+        if not has_votes.all():
+            gone = [
+                f"{models[pair_lo[p]]} vs {models[pair_hi[p]]}" for p in np.flatnonzero(~has_votes)
+            ]
+            warnings.warn(
+                f"{len(gone)} pair(s) have only tie votes and were left out: {gone[:5]}",
+                AttnmodelWarning,
+                stacklevel=3,
+            )
+            # Rows of dropped pairs are all ties and never reach the counts, so
+            # the code they get here does not matter.
+            pair_codes = (np.cumsum(has_votes) - 1)[pair_codes]
+        kept = np.flatnonzero(has_votes)
+        labels = [f"{models[strong[p]]} vs {models[weak[p]]}" for p in kept]
+        pairs = pd.Index(labels)
+        if not pairs.is_unique:
+            raise VoteDataError(
+                f"pair labels {pairs[pairs.duplicated()].tolist()} are not unique; "
+                "model names containing ' vs ' make labels ambiguous"
+            )
+        report = pd.DataFrame(
+            {
+                "stronger": [models[strong[p]] for p in kept],
+                "weaker": [models[weak[p]] for p in kept],
+                "n_votes": n_votes[kept].astype(np.int64),
+                "n_ties": n_ties[kept].astype(np.int64),
+                "win_rate": strong_wins[kept] / n_votes[kept],
+                "designated_by": designated_by[kept].tolist(),
+            }
+        )
+        return cls._from_rows(
+            df,
+            user_codes=user_codes,
+            user_ids=user_ids,
+            keep=keep,
+            pair_codes=pair_codes,
+            z=z_all,
+            pairs=pairs,
+            report=report,
+            layout="raw",
+        )
+
+    @classmethod
+    def _from_rows(
+        cls,
+        df: pd.DataFrame,
+        *,
+        user_codes: np.ndarray,
+        user_ids: pd.Index,
+        keep: np.ndarray | None,
+        pair_codes: np.ndarray,
+        z: np.ndarray,
+        pairs: pd.Index,
+        report: pd.DataFrame,
+        layout: str,
+    ) -> VoteData:
+        """Shared tail: drop ties and tie-only users, aggregate, collapse."""
+        n_ties = 0 if keep is None else int(keep.size - np.count_nonzero(keep))
+        rows = None
+        if n_ties:
+            rows = np.flatnonzero(keep)
+            u, p, z = user_codes[rows], pair_codes[rows], z[rows]
+        else:
+            u, p = user_codes, pair_codes
+        z = np.ascontiguousarray(z, dtype=np.int8)
+
+        has_vote = np.bincount(u, minlength=len(user_ids)) > 0
+        dropped = user_ids[~has_vote]
+        if dropped.size:
+            u = (np.cumsum(has_vote) - 1)[u]
+            user_ids = user_ids[has_vote]
+        users = user_ids.rename("user")
+        pairs = pairs.rename("pair")
+        report.index = pairs
+        m, n_pairs = len(users), len(pairs)
+
+        cell = u * n_pairs + p
+        if m * n_pairs <= cell.size:
+            n_cell = np.bincount(cell, minlength=m * n_pairs)
+            s_cell = np.bincount(cell[z == 1], minlength=m * n_pairs)
+            occupied = np.flatnonzero(n_cell)
+            n_k, s_k = n_cell[occupied], s_cell[occupied]
+        else:
+            # More cells than votes: a dense count would mostly hold zeros (and
+            # huge fresh allocations are slow), so sort instead. The label rides
+            # in the lowest bit so that one sort yields both counts.
+            key = np.sort(cell * 2 + z)
+            cell_sorted = key >> 1
+            start = np.flatnonzero(np.concatenate(([True], cell_sorted[1:] != cell_sorted[:-1])))
+            occupied = cell_sorted[start]
+            n_k = np.diff(np.append(start, key.size))
+            s_k = np.add.reduceat(key & 1, start)
+        counts = collapse_counts(occupied // n_pairs, occupied % n_pairs, n_k, s_k, m, n_pairs)
+        return cls(
+            users=users,
+            pairs=pairs,
+            counts=counts,
+            report=report,
+            layout=layout,
+            # Copy-on-write keeps this shallow copy independent of the caller's frame.
+            frame=df.copy(deep=False),
+            vote_rows=rows,
+            vote_user=np.asarray(u, dtype=np.int64),
+            vote_pair=np.asarray(p, dtype=np.int64),
+            vote_z=z,
+            n_ties_dropped=n_ties,
+            dropped_users=dropped.rename("user"),
+        )
+
+    @classmethod
+    def from_file(cls, path: str | PathLike[str], **kwargs: Any) -> VoteData:
+        """Read votes from a file and pass them to :meth:`from_frame`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            ``.csv``/``.csv.gz``, ``.parquet``/``.pq`` or
+            ``.jsonl``/``.ndjson`` (optionally ``.gz``). Columns keep the types
+            the format gives them; JSON values are not re-typed.
+        **kwargs
+            Passed to :meth:`from_frame`.
+
+        Returns
+        -------
+        VoteData
+            With ``source`` set to ``str(path)``.
+
+        Raises
+        ------
+        VoteDataError
+            Unknown suffix, missing or unreadable file, or bad contents (the
+            message then starts with the path).
+        """
+        p = Path(path)
+        name = p.name.lower()
+        kind = next((k for s, k in _FILE_KINDS.items() if name.endswith(s)), None)
+        if kind is None:
+            raise VoteDataError(
+                f"{str(path)!r}: unknown file type; expected one of {sorted(_FILE_KINDS)}",
+                value=str(path),
+            )
+        if not p.is_file():
+            raise VoteDataError(f"{str(path)!r}: no such file", value=str(path))
+        try:
+            if kind == "csv":
+                df = pd.read_csv(p)
+            elif kind == "parquet":
+                df = pd.read_parquet(p)
+            else:
+                # dtype=False: "001" stays a string rather than becoming 1.
+                df = pd.read_json(p, lines=True, dtype=False)
+        except (OSError, ValueError) as e:
+            raise VoteDataError(
+                f"{str(path)!r}: could not be read as {kind}: {e}", value=str(path)
+            ) from e
+        try:
+            data = cls.from_frame(df, **kwargs)
+        except VoteDataError as e:
+            raise VoteDataError(
+                f"{str(path)!r}: {e}", column=e.column, row=e.row, value=e.value
+            ) from e
+        data.source = str(path)
+        return data
+
+    @classmethod
+    def from_counts(
+        cls,
+        n: np.ndarray,
+        s: np.ndarray,
+        *,
+        users: Iterable[Hashable] | None = None,
+        pairs: Iterable[Hashable] | None = None,
+    ) -> VoteData:
+        """Build from per-user counts, e.g. from a simulator.
+
+        Parameters
+        ----------
+        n, s : array_like of int, shape (m,) or (m, P)
+            Votes of each user (per pair) and how many of them went to the
+            pair's stronger model; ``0 <= s <= n`` and every user has at least
+            one vote.
+        users : iterable of hashable, length m, optional
+            Distinct user ids; default ``range(m)``.
+        pairs : iterable of hashable, length P, optional
+            Distinct pair labels; default ``["A vs B"]`` when ``P == 1``,
+            else ``["pair 0", ..., "pair P-1"]``.
+
+        Returns
+        -------
+        VoteData
+            ``votes`` and the ``vote_*`` arrays are None.
+        """
+        n_arr, s_arr = np.asarray(n), np.asarray(s)
+        if n_arr.shape != s_arr.shape:
+            raise VoteDataError(f"n and s differ in shape: {n_arr.shape} vs {s_arr.shape}")
+        if n_arr.ndim not in (1, 2):
+            raise VoteDataError(f"n must have shape (m,) or (m, P), got {n_arr.shape}")
+        n2 = _as_int_counts(n_arr, "n").reshape(n_arr.shape[0], -1)
+        s2 = _as_int_counts(s_arr, "s").reshape(n2.shape)
+        m, n_pairs = n2.shape
+        if m == 0 or n_pairs == 0:
+            raise VoteDataError(f"no counts: n has shape {n_arr.shape}")
+
+        if users is None:
+            user_ids = pd.RangeIndex(m, name="user")
+        else:
+            user_ids = pd.Index(list(users), name="user")
+        if pairs is None:
+            labels = [SINGLE_PAIR_LABEL] if n_pairs == 1 else [f"pair {k}" for k in range(n_pairs)]
+            pair_ids = pd.Index(labels, name="pair")
+        else:
+            pair_ids = pd.Index(list(pairs), name="pair")
+        for what, ids, size in (("users", user_ids, m), ("pairs", pair_ids, n_pairs)):
+            if len(ids) != size:
+                raise VoteDataError(f"{what} has {len(ids)} entries, counts have {size}")
+            if not ids.is_unique:
+                raise VoteDataError(f"{what} are not unique: {ids[ids.duplicated()].tolist()[:5]}")
+
+        bad = (s2 < 0) | (s2 > n2)
+        if bad.any():
+            i, k = (int(x[0]) for x in np.nonzero(bad))
+            raise VoteDataError(
+                f"user {user_ids[i]!r} (row {i}), pair {pair_ids[k]!r}: n={n2[i, k]}, "
+                f"s={s2[i, k]} do not satisfy 0 <= s <= n",
+                row=i,
+                value=(int(n2[i, k]), int(s2[i, k])),
+            )
+        empty = n2.sum(axis=1) == 0
+        if empty.any():
+            i = int(np.argmax(empty))
+            raise VoteDataError(
+                f"user {user_ids[i]!r} (row {i}) has no votes; every user needs at least one",
+                row=i,
+                value=user_ids[i],
+            )
+
+        ui, pk = np.nonzero(n2)
+        counts = collapse_counts(ui, pk, n2[ui, pk], s2[ui, pk], m, n_pairs)
+        n_votes = n2.sum(axis=0)
+        wins = s2.sum(axis=0)
+        win_rate = np.full(n_pairs, np.nan)
+        np.divide(wins, n_votes, out=win_rate, where=n_votes > 0)
+        report = pd.DataFrame(
+            {
+                "stronger": pd.Series([None] * n_pairs, dtype=object),
+                "weaker": pd.Series([None] * n_pairs, dtype=object),
+                "n_votes": n_votes.astype(np.int64),
+                "n_ties": np.zeros(n_pairs, dtype=np.int64),
+                "win_rate": win_rate,
+                "designated_by": ["input"] * n_pairs,
+            }
+        )
+        report.index = pair_ids
+        return cls(
+            users=user_ids,
+            pairs=pair_ids,
+            counts=counts,
+            report=report,
+            layout="counts",
+        )
+
+    # -- views --------------------------------------------------------------
+
+    @property
+    def votes(self) -> pd.DataFrame | None:
+        """The input rows used for fitting, shape (N, columns of the input).
+
+        Ties are left out; every input column and the original index are kept.
+        None when built from counts. Taken from the input on first access,
+        since copying ten million rows of strings costs seconds.
+        """
+        if self._votes is None and self._frame is not None:
+            if self._vote_rows is None:
+                self._votes = self._frame
+            else:
+                self._votes = self._frame.iloc[self._vote_rows]
+        return self._votes
+
+    @property
+    def n_users(self) -> int:
+        """Number of users ``m``."""
+        return len(self.users)
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of pairs ``P``."""
+        return len(self.pairs)
+
+    @property
+    def n_votes(self) -> int:
+        """Number of votes used for fitting (ties excluded)."""
+        return self._n_votes
+
+    def votes_per_user(self) -> pd.Series:
+        """Votes of each user, ties excluded.
+
+        Returns
+        -------
+        pd.Series of int64, shape (m,)
+            Indexed by ``users``.
+        """
+        return pd.Series(self.counts.votes_per_user(), index=self.users, name="n_votes")
+
+    def user_counts(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per-user counts as tables.
+
+        Returns
+        -------
+        n, s : pd.DataFrame of int64, shape (m, P)
+            Votes, and votes for the stronger model, indexed by ``users`` with
+            one column per pair.
+        """
+        n, s = self.counts.user_counts()
+        return (
+            pd.DataFrame(n, index=self.users, columns=self.pairs),
+            pd.DataFrame(s, index=self.users, columns=self.pairs),
+        )
+
+    def rows_for_users(self, user_ids: Hashable | Iterable[Hashable]) -> pd.DataFrame:
+        """Vote rows of some users.
+
+        Parameters
+        ----------
+        user_ids : hashable or iterable of hashable
+            One id or several. Users dropped for having only ties are
+            accepted and contribute no rows.
+
+        Returns
+        -------
+        pd.DataFrame, shape (k, columns of the input)
+            The rows of ``votes`` belonging to these users, in input order,
+            with the original index.
+
+        Raises
+        ------
+        KeyError
+            For an id that never occurred in the data (often a type mismatch
+            such as ``"1"`` for ``1``).
+        """
+        if self._frame is None:
+            raise VoteDataError("built from counts: there are no vote rows")
+        if isinstance(user_ids, (str, bytes)) or not isinstance(user_ids, Iterable):
+            user_ids = [user_ids]
+        wanted = pd.Index(list(user_ids))
+        pos = self.users.get_indexer(wanted)
+        missing = pos < 0
+        if missing.any():
+            unknown = wanted[missing]
+            unknown = unknown[self.dropped_users.get_indexer(unknown) < 0]
+            if unknown.size:
+                raise KeyError(f"unknown user ids: {unknown.tolist()[:5]}")
+        selected = np.zeros(self.n_users, dtype=bool)
+        selected[pos[~missing]] = True
+        rows = np.flatnonzero(selected[self.vote_user])
+        if self._vote_rows is not None:
+            rows = self._vote_rows[rows]
+        return self._frame.iloc[rows]
+
+    def __repr__(self) -> str:
+        return (
+            f"VoteData({self.n_users} users, {self.n_pairs} pairs, {self.n_votes} votes, "
+            f"{self.n_ties_dropped} ties dropped, layout={self.layout!r})"
+        )
+
+    def summary(self) -> str:
+        """Multi-line description of the data, including the per-pair report."""
+        per_user = self.votes_per_user()
+        lines = [
+            f"{self.n_votes} votes from {self.n_users} users on {self.n_pairs} pair(s)"
+            f" (layout {self.layout!r}" + (f", from {self.source}" if self.source else "") + ")",
+            f"ties dropped: {self.n_ties_dropped}; users dropped for having only ties: "
+            f"{len(self.dropped_users)}",
+            f"votes per user: min {per_user.min()}, median {per_user.median():g}, "
+            f"max {per_user.max()}",
+            f"distinct count rows: {self.counts.n_rows}",
+            "per pair:",
+            self.report.to_string(),
+        ]
+        return "\n".join(lines)
+
+
+def _as_int_counts(a: np.ndarray, name: str) -> np.ndarray:
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        if finite.all() and np.all(a == np.round(a)):
+            return a.astype(np.int64)
+        bad = ~finite | (a != np.round(np.where(finite, a, 0)))
+        idx = tuple(int(x[0]) for x in np.nonzero(bad))
+        raise VoteDataError(
+            f"{name}[{', '.join(map(str, idx))}] = {a[idx]!r} is not a whole number",
+            row=idx[0],
+            value=a[idx],
+        )
+    raise VoteDataError(f"{name} must hold integers, got dtype {a.dtype}")

@@ -1,0 +1,201 @@
+"""Synthetic users and their votes.
+
+A user with attentiveness ``eta`` votes for pair ``k``'s stronger model with
+probability ``1/2 + eta * (mu_k - 1/2)``. The reward-score scheme draws the
+same distribution the way the paper's section 4.2 does: each comparison has
+reward scores for both responses (the stronger model's response scores higher
+with probability ``mu``), and on each vote the user is attentive with
+probability ``eta`` (then picks the higher score) or flips a coin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attnmodel.families import Family, get_family
+
+__all__ = ["SimulatedVotes", "simulate_votes", "simulate_counts", "draw_n_votes"]
+
+
+def draw_n_votes(n_votes, n_users: int, rng: np.random.Generator) -> np.ndarray:
+    """Votes per user from an int (fixed), a ``(lo, hi)`` range (uniform, inclusive) or an array."""
+    if isinstance(n_votes, (int, np.integer)):
+        if n_votes < 1:
+            raise ValueError(f"n_votes must be >= 1, got {n_votes}")
+        return np.full(n_users, int(n_votes), dtype=np.int64)
+    arr = np.asarray(n_votes)
+    if arr.shape == (2,) and not (n_users == 2 and isinstance(n_votes, np.ndarray)):
+        lo, hi = int(arr[0]), int(arr[1])
+        if not 1 <= lo <= hi:
+            raise ValueError(f"n_votes range must satisfy 1 <= lo <= hi, got {lo}..{hi}")
+        return rng.integers(lo, hi + 1, size=n_users, dtype=np.int64)
+    if arr.shape != (n_users,) or np.any(arr < 1):
+        raise ValueError("n_votes must be an int >= 1, a (lo, hi) range, or one count >= 1 per user")
+    return arr.astype(np.int64)
+
+
+def _pairs_and_mu(mu, pairs) -> tuple[list[str], np.ndarray]:
+    if isinstance(mu, Mapping):
+        labels = [str(p) for p in mu]
+        values = np.array([float(v) for v in mu.values()])
+    else:
+        labels = list(pairs) if pairs is not None else ["A vs B"]
+        values = np.full(len(labels), float(mu))
+    if np.any((values <= 0.5) | (values > 1)):
+        raise ValueError(f"every mu must lie in (1/2, 1], got {values}")
+    return labels, values
+
+
+@dataclass
+class SimulatedVotes:
+    """Simulated votes with the truth that generated them.
+
+    Attributes
+    ----------
+    votes : pandas.DataFrame
+        One row per vote: ``user``, ``pair``, ``z`` (oriented layout) or
+        ``user``, ``model_a``, ``model_b``, ``winner`` (raw layout), plus
+        ``reward_a``/``reward_b`` for the reward-score scheme.
+    eta : pandas.Series
+        True attentiveness, indexed by user.
+    mu : pandas.Series
+        True win rate per pair.
+    family : Family
+    params : dict
+    """
+
+    votes: pd.DataFrame
+    eta: pd.Series
+    mu: pd.Series
+    family: Family
+    params: dict[str, Any]
+
+    def to_data(self, **kwargs):
+        """The votes as a :class:`attnmodel.data.VoteData`."""
+        from attnmodel.data import VoteData
+
+        if "z" in self.votes.columns:
+            kwargs.setdefault("pair", "pair")
+        return VoteData.from_frame(self.votes, **kwargs)
+
+
+def simulate_counts(
+    family: str | Family,
+    params: dict[str, Any],
+    n_users: int,
+    n_votes,
+    mu: float = 0.8,
+    *,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-user counts for one pair without materialising vote rows (fast for 10^6 users).
+
+    Returns
+    -------
+    n, s, eta : ndarray, shape (n_users,)
+    """
+    fam = get_family(family)
+    params = fam.validate(params)
+    rng = np.random.default_rng(seed)
+    eta = fam.sample(params, n_users, rng)
+    n = draw_n_votes(n_votes, n_users, rng)
+    s = rng.binomial(n, 0.5 + eta * (float(mu) - 0.5))
+    return n, s, eta
+
+
+def simulate_votes(
+    family: str | Family,
+    params: dict[str, Any],
+    n_users: int,
+    n_votes,
+    mu: float | Mapping[str, float] = 0.8,
+    *,
+    pairs: Sequence[str] | None = None,
+    pair_probs: Sequence[float] | None = None,
+    layout: str = "oriented",
+    reward_scores: bool = False,
+    seed: int | None = None,
+) -> SimulatedVotes:
+    """Simulate a vote log.
+
+    Parameters
+    ----------
+    family : str or Family
+    params : dict
+        Parameters of ``P_eta``.
+    n_users : int
+    n_votes : int, (lo, hi) or array of shape (n_users,)
+        Votes per user.
+    mu : float or mapping pair -> float
+        Win rate(s) of the stronger model(s).
+    pairs : sequence of str, optional
+        Pair labels when ``mu`` is one number (default one pair ``"A vs B"``).
+        In the raw layout a label ``"X vs Y"`` names the stronger model X.
+    pair_probs : sequence of float, optional
+        Probability that a vote concerns each pair (default uniform).
+    layout : {"oriented", "raw"}
+        Raw rows show the two models in random order with a ``winner`` column.
+    reward_scores : bool
+        Use the reward-score scheme and add ``reward_a``, ``reward_b``.
+    seed : int, optional
+
+    Returns
+    -------
+    SimulatedVotes
+    """
+    fam = get_family(family)
+    params = fam.validate(params)
+    labels, mu_values = _pairs_and_mu(mu, pairs)
+    if layout not in ("oriented", "raw"):
+        raise ValueError(f"layout must be 'oriented' or 'raw', got {layout!r}")
+    rng = np.random.default_rng(seed)
+    eta = fam.sample(params, n_users, rng)
+    n = draw_n_votes(n_votes, n_users, rng)
+    user = np.repeat(np.arange(n_users), n)
+    total = int(n.sum())
+    probs = None if pair_probs is None else np.asarray(pair_probs, float) / np.sum(pair_probs)
+    pair = rng.choice(len(labels), size=total, p=probs)
+    if reward_scores:
+        stronger_better = rng.random(total) < mu_values[pair]
+        attentive = rng.random(total) < eta[user]
+        coin = rng.random(total) < 0.5
+        z = np.where(attentive, stronger_better, coin)
+        gap = rng.exponential(1.0, size=total)
+        base = rng.normal(0.0, 1.0, size=total)
+        reward_strong = np.where(stronger_better, base + gap, base - gap)
+    else:
+        z = rng.random(total) < 0.5 + eta[user] * (mu_values[pair] - 0.5)
+    users = np.array([f"u{j:0{len(str(n_users - 1))}d}" for j in range(n_users)], dtype=object)
+    frame: dict[str, Any] = {"user": users[user]}
+    if layout == "oriented":
+        frame["pair"] = np.asarray(labels, dtype=object)[pair]
+        frame["z"] = z.astype(np.int8)
+        if reward_scores:
+            frame["reward_a"] = reward_strong
+            frame["reward_b"] = base
+    else:
+        names = [lab.split(" vs ", 1) if " vs " in lab else [f"{lab}:A", f"{lab}:B"] for lab in labels]
+        strong = np.array([x[0] for x in names], dtype=object)[pair]
+        weak = np.array([x[1] for x in names], dtype=object)[pair]
+        swap = rng.random(total) < 0.5
+        frame["model_a"] = np.where(swap, weak, strong)
+        frame["model_b"] = np.where(swap, strong, weak)
+        strong_won = z.astype(bool)
+        a_won = strong_won ^ swap
+        frame["winner"] = np.where(a_won, "model_a", "model_b")
+        if reward_scores:
+            frame["reward_a"] = np.where(swap, base, reward_strong)
+            frame["reward_b"] = np.where(swap, reward_strong, base)
+    votes = pd.DataFrame(frame)
+    return SimulatedVotes(
+        votes=votes,
+        eta=pd.Series(eta, index=pd.Index(users, name="user"), name="eta"),
+        mu=pd.Series(mu_values, index=pd.Index(labels, name="pair"), name="mu"),
+        family=fam,
+        params=params,
+    )
