@@ -73,15 +73,26 @@ class EStep(NamedTuple):
     log_prior : float
     row_log_marginal : ndarray, shape (R,)
         Marginal log-likelihood of each distinct count row.
-    posterior : ndarray, shape (R, G)
-        Posterior probability of each node (grid node or atom) per row.
+    weight : ndarray, shape (G,)
+        Expected number of users at each node (grid node or atom).
+    s_stat, f_stat : ndarray, shape (P, G)
+        Expected votes for / against each pair's stronger model at each node.
+    posterior : ndarray, shape (R, G), or None
+        Posterior probability of each node per row, when asked for.
     """
 
     objective: float
     log_likelihood: float
     log_prior: float
     row_log_marginal: np.ndarray
-    posterior: np.ndarray
+    weight: np.ndarray
+    s_stat: np.ndarray
+    f_stat: np.ndarray
+    posterior: np.ndarray | None
+
+
+#: Above this many (row, node) cells the compiled single-pass E-step is used.
+COMPILED_ESTEP_CELLS = 2_000_000
 
 
 class EMProblem:
@@ -94,11 +105,21 @@ class EMProblem:
     mu_spec : MuSpec
     grid : LogitGrid, optional
         Used by continuous families; built from the data when omitted.
+    engine : {"auto", "numpy", "numba"}
+        E-step implementation; ``"auto"`` compiles only for large tables.
     """
 
     def __init__(
-        self, counts: CountTable, family: Family, mu_spec: MuSpec, grid: LogitGrid | None = None
+        self,
+        counts: CountTable,
+        family: Family,
+        mu_spec: MuSpec,
+        grid: LogitGrid | None = None,
+        engine: str = "auto",
     ) -> None:
+        if engine not in ("auto", "numpy", "numba"):
+            raise ValueError(f"engine must be 'auto', 'numpy' or 'numba', got {engine!r}")
+        self.engine = engine
         if counts.n_pairs != len(mu_spec.pairs):
             raise ValueError("mu specification and counts disagree on the number of pairs")
         self.counts = counts
@@ -139,30 +160,49 @@ class EMProblem:
         return ll
 
     # -- E-step ----------------------------------------------------------
-    def e_step(self, state: EMState) -> EStep:
-        """Posterior over nodes per row and the objective at ``state``."""
+    def e_step(self, state: EMState, posterior: bool = False) -> EStep:
+        """Posterior over nodes per row, the M-step statistics and the objective at ``state``.
+
+        Parameters
+        ----------
+        state : EMState
+        posterior : bool
+            Also return the (R, G) posterior matrix (the M-step needs only its sums).
+        """
         eta, one_minus_eta, log_mass = self.nodes(state.params)
-        a = self._row_loglik(eta, one_minus_eta, state.mu) + log_mass[None, :]
-        log_z, post = _normalise_rows(a)
-        loglik = float(np.dot(self.counts.row_weight, log_z))
+        counts = self.counts
+        use_kernel = self.engine == "numba" or (
+            self.engine == "auto" and counts.n_rows * eta.size >= COMPILED_ESTEP_CELLS
+        )
+        if use_kernel:
+            from attnmodel._kernels import estep_stats
+
+            log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+            log_z, weight, s_stat, f_stat, post = estep_stats(
+                counts, log_g, log_1mg, log_mass, posterior
+            )
+        else:
+            a = self._row_loglik(eta, one_minus_eta, state.mu) + log_mass[None, :]
+            log_z, post = _normalise_rows(a)
+            weight = counts.row_weight @ post
+            post_e = post if counts.one_entry_per_row else post[counts.entry_row]
+            s_stat = np.asarray(self._m_s @ post_e)
+            f_stat = np.asarray(self._m_f @ post_e)
+        loglik = float(np.dot(counts.row_weight, log_z))
         logprior = self.mu_spec.log_prior(state.mu)
-        return EStep(loglik + logprior, loglik, logprior, log_z, post)
+        return EStep(
+            loglik + logprior, loglik, logprior, log_z, weight, s_stat, f_stat,
+            post if posterior else None,
+        )
 
     def objective(self, state: EMState) -> float:
         """Log posterior ``L`` at ``state`` (what EM maximises)."""
         return self.e_step(state).objective
 
     # -- M-step ----------------------------------------------------------
-    def sufficient_stats(self, estep: EStep) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``W`` (G,), ``S`` and ``F`` (P, G): expected users, wins and losses per node."""
-        post = estep.posterior
-        weight = self.counts.row_weight @ post
-        post_e = post if self.counts.one_entry_per_row else post[self.counts.entry_row]
-        return weight, np.asarray(self._m_s @ post_e), np.asarray(self._m_f @ post_e)
-
     def m_step(self, state: EMState, estep: EStep) -> EMState:
         """One (generalised) M-step: never lowers ``Q(theta | state)``."""
-        weight, s_stat, f_stat = self.sufficient_stats(estep)
+        weight, s_stat, f_stat = estep.weight, estep.s_stat, estep.f_stat
         mu = state.mu.copy()
         if self.family.discrete:
             w = weight / weight.sum()
@@ -383,7 +423,7 @@ class EMResult:
         The history of every start.
     best_start_ : int
     estep_ : EStep
-        Final E-step at the returned parameters.
+        Final E-step at the returned parameters, with the posterior matrix.
     problem : EMProblem
     data : object
         The data the model was fitted to (a :class:`attnmodel.data.VoteData`).
@@ -457,6 +497,7 @@ def fit_em(
     seed: int | None = 0,
     init: dict[str, Any] | None = None,
     grid: LogitGrid | None = None,
+    engine: str = "auto",
     warn: bool = True,
 ) -> EMResult:
     """Fit ``P_eta`` (and unknown ``mu``) by MAP-EM.
@@ -491,6 +532,10 @@ def fit_em(
         key ``"mu"`` as a dict pair -> value).
     grid : LogitGrid, optional
         Quadrature for continuous families (default from the data).
+    engine : {"auto", "numpy", "numba"}
+        E-step implementation (``"auto"`` compiles only for large tables).
+    warn : bool
+        Emit a :class:`ConvergenceWarning` when the best start did not converge.
 
     Returns
     -------
@@ -498,7 +543,7 @@ def fit_em(
     """
     fam = get_family(family, n_components)
     spec = resolve_mu(list(data.pairs), mu, mu_prior)
-    problem = EMProblem(data.counts, fam, spec, grid)
+    problem = EMProblem(data.counts, fam, spec, grid, engine)
     if n_init < 1:
         raise ValueError("n_init must be >= 1")
     seeds = np.random.SeedSequence(seed).spawn(n_init)
@@ -528,7 +573,9 @@ def fit_em(
         if best is None or estep.objective > best[1].objective:
             best = (state, estep, conv, k)
     assert best is not None
-    state, estep, conv, k_best = best
+    state, _, conv, k_best = best
+    # A final E-step so that the returned posterior matches the returned parameters.
+    estep = problem.e_step(state, posterior=True)
     if warn and not conv:
         warnings.warn(
             f"EM did not converge in {max_iter} iterations (family {fam.name}); "

@@ -176,7 +176,7 @@ def test_two_point_location_step_matches_appendix_c1(two_point_data):
     spec = resolve_mu(list(two_point_data.pairs), 0.8)
     problem = EMProblem(two_point_data.counts, fam, spec)
     state = EMState({"q_low": 0.5, "eta_low": 0.3, "eta_high": 0.8}, np.array([0.8]))
-    estep = problem.e_step(state)
+    estep = problem.e_step(state, posterior=True)
     new = problem.m_step(state, estep)
     c = two_point_data.counts
     gamma = estep.posterior  # (R, 2)
@@ -197,7 +197,7 @@ def test_mu_update_maximises_q_and_prior_derivatives_match(beta_data):
     state = EMState(res.params_, np.array([0.7]))
     estep = problem.e_step(state)
     mu_new = problem.m_step(state, estep).mu[0]
-    _, s_stat, f_stat = problem.sufficient_stats(estep)
+    s_stat, f_stat = estep.s_stat, estep.f_stat
     eta, om = problem.grid.eta, problem.grid.one_minus_eta
 
     def q(m):
@@ -240,7 +240,7 @@ def test_not_converged_warns_and_says_so(beta_data):
 
 def test_final_estep_matches_returned_parameters(beta_data):
     res = fit_em(beta_data, "beta", mu_prior=PAPER_PRIOR, n_init=1)
-    again = res.problem.e_step(res.state_)
+    again = res.problem.e_step(res.state_, posterior=True)
     assert again.objective == pytest.approx(res.objective_, rel=1e-14)
     np.testing.assert_allclose(again.posterior, res.estep_.posterior, rtol=1e-12, atol=1e-300)
     assert res.history_["objective"].iloc[-1] == pytest.approx(res.objective_, rel=1e-14)
@@ -263,3 +263,22 @@ def test_prior_sets_the_unidentified_scale_for_two_point(two_point_data):
     prod_high = high.params_["eta_low"] * (2 * high.mu_.iloc[0] - 1)
     assert prod_low == pytest.approx(prod_high, rel=1e-4)
     assert low.log_likelihood_ == pytest.approx(high.log_likelihood_, rel=1e-9)
+
+
+@pytest.mark.parametrize("family", ["two_point", "beta", "beta_mixture"])
+@pytest.mark.parametrize("mu_known", [True, False])
+def test_compiled_estep_matches_numpy(family, mu_known, multi_pair_sim):
+    # Same sums in a different order: agreement to rounding (1e-12 relative).
+    data = multi_pair_sim.to_data()
+    fam = get_family(family)
+    spec = resolve_mu(list(data.pairs), 0.8 if mu_known else None)
+    fast = EMProblem(data.counts, fam, spec, engine="numba")
+    slow = EMProblem(data.counts, fam, spec, engine="numpy")
+    state = slow.initial_state(1, np.random.default_rng(0))
+    a, b = fast.e_step(state, posterior=True), slow.e_step(state, posterior=True)
+    # The compiled pass drops nodes below exp(-40) of a row's peak: < 1e-15 relative.
+    np.testing.assert_allclose(a.posterior, b.posterior, rtol=1e-12, atol=1e-15)
+    assert a.objective == pytest.approx(b.objective, rel=1e-12)
+    np.testing.assert_allclose(a.row_log_marginal, b.row_log_marginal, rtol=1e-12)
+    for x, y in ((a.weight, b.weight), (a.s_stat, b.s_stat), (a.f_stat, b.f_stat)):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12 * np.abs(y).max())
