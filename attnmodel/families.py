@@ -274,7 +274,7 @@ class DiscreteFamily(Family):
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
-        logw = np.concatenate([vec[: k - 1], [0.0]])
+        logw = np.concatenate([np.clip(vec[: k - 1], -700.0, 700.0), [0.0]])
         w = np.exp(logw - special.logsumexp(logw))
         loc = np.clip(vec[k - 1 :], 0.0, 1.0)
         return self.from_components(w, loc)
@@ -492,7 +492,8 @@ class Beta(ContinuousFamily):
         return np.log([params["alpha"], params["beta"]])
 
     def from_vector(self, vec, grid=None):
-        ab = np.clip(np.exp(vec), BETA_SHAPE_MIN, beta_shape_max(grid))
+        # Clip the exponent first: optimisers may probe far outside the box.
+        ab = np.clip(np.exp(np.clip(vec, -30.0, 30.0)), BETA_SHAPE_MIN, beta_shape_max(grid))
         return {"alpha": float(ab[0]), "beta": float(ab[1])}
 
 
@@ -617,11 +618,11 @@ class BetaMixture(_MixtureFamily):
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
-        logw = np.concatenate([vec[: k - 1], [0.0]])
+        logw = np.concatenate([np.clip(vec[: k - 1], -700.0, 700.0), [0.0]])
         w = np.exp(logw - special.logsumexp(logw))
         lo, hi = BETA_SHAPE_MIN, beta_shape_max(grid)
-        a = np.clip(np.exp(vec[k - 1 : 2 * k - 1]), lo, hi)
-        b = np.clip(np.exp(vec[2 * k - 1 :]), lo, hi)
+        a = np.clip(np.exp(np.clip(vec[k - 1 : 2 * k - 1], -30.0, 30.0)), lo, hi)
+        b = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 30.0)), lo, hi)
         return self._sorted({"weights": w, "alpha": a, "beta": b}, a / (a + b))
 
 
@@ -695,10 +696,11 @@ class LogisticNormalMixture(_MixtureFamily):
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
-        logw = np.concatenate([vec[: k - 1], [0.0]])
+        logw = np.concatenate([np.clip(vec[: k - 1], -700.0, 700.0), [0.0]])
         w = np.exp(logw - special.logsumexp(logw))
-        m = np.asarray(vec[k - 1 : 2 * k - 1], float)
-        sd = np.maximum(np.exp(vec[2 * k - 1 :]), logit_sd_min(grid))
+        # Means beyond the grid's reach and scales beyond e^5 describe nothing new.
+        m = np.clip(np.asarray(vec[k - 1 : 2 * k - 1], float), -50.0, 50.0)
+        sd = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 5.0)), logit_sd_min(grid), None)
         return self._sorted({"weights": w, "logit_mean": m, "logit_sd": sd}, m)
 
 
