@@ -35,6 +35,7 @@ __all__ = [
     "BetaMixture",
     "LogisticNormalMixture",
     "get_family",
+    "family_for_params",
     "FAMILY_NAMES",
 ]
 
@@ -702,6 +703,20 @@ class LogisticNormalMixture(_MixtureFamily):
         m = np.clip(np.asarray(vec[k - 1 : 2 * k - 1], float), -50.0, 50.0)
         sd = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 5.0)), logit_sd_min(grid), None)
         return self._sorted({"weights": w, "logit_mean": m, "logit_sd": sd}, m)
+
+
+def family_for_params(family: str | Family, params: Params) -> Family:
+    """The family instance whose component count matches ``params``.
+
+    A name such as ``"k_point"`` says nothing about K; the parameters do.
+    """
+    if isinstance(family, Family):
+        return family
+    fam = get_family(family)
+    for key, dims in fam.param_dims.items():
+        if dims and key in params:
+            return get_family(family, int(np.size(params[key])))
+    return fam
 
 
 _FAMILIES: dict[str, type[Family]] = {

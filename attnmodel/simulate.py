@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attnmodel.families import Family, get_family
+from attnmodel.families import Family, family_for_params
 
 __all__ = ["SimulatedVotes", "simulate_votes", "simulate_counts", "draw_n_votes"]
 
@@ -99,7 +99,7 @@ def simulate_counts(
     -------
     n, s, eta : ndarray, shape (n_users,)
     """
-    fam = get_family(family)
+    fam = family_for_params(family, params)
     params = fam.validate(params)
     rng = np.random.default_rng(seed)
     eta = fam.sample(params, n_users, rng)
@@ -148,7 +148,7 @@ def simulate_votes(
     -------
     SimulatedVotes
     """
-    fam = get_family(family)
+    fam = family_for_params(family, params)
     params = fam.validate(params)
     labels, mu_values = _pairs_and_mu(mu, pairs)
     if layout not in ("oriented", "raw"):
