@@ -129,7 +129,9 @@ class EMProblem:
         if family.discrete:
             self.grid = None
         else:
-            self.grid = grid if grid is not None else make_logit_grid(int(counts.entry_n.max()))
+            # A user's posterior narrows with all of its votes, across pairs.
+            most_votes = int(counts.row_sum(counts.entry_n.astype(np.float64)).max())
+            self.grid = grid if grid is not None else make_logit_grid(most_votes)
         c_entry = counts.row_weight[counts.entry_row]
         shape = (counts.n_pairs, counts.entry_n.size)
         cols = np.arange(counts.entry_n.size)
@@ -265,16 +267,37 @@ class EMProblem:
         the gradient of ``Q(. | state)`` at ``state``; ``Q`` depends on the
         parameters only through a few (P, G) sums, so central differences of
         it are cheap and accurate (truncation ~ step^2, rounding ~ eps / step).
+        At a bound of the admissible box the difference is one-sided.
         """
         v = self.to_vector(state)
+        lo, hi = self.vector_bounds()
         grad = np.empty_like(v)
         for i in range(v.size):
             h = step * (1.0 + abs(v[i]))
             up, down = v.copy(), v.copy()
-            up[i] += h
-            down[i] -= h
-            grad[i] = (self.q_value(up, estep) - self.q_value(down, estep)) / (2.0 * h)
+            up[i] = min(v[i] + h, hi[i])
+            down[i] = max(v[i] - h, lo[i])
+            grad[i] = (self.q_value(up, estep) - self.q_value(down, estep)) / (up[i] - down[i])
         return grad
+
+    def vector_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Box of the admissible set in the coordinates of :meth:`to_vector`."""
+        lo, hi = self.family.vector_bounds(self.grid)
+        k = self.unknown.size
+        return np.concatenate([lo, np.full(k, -np.inf)]), np.concatenate([hi, np.full(k, np.inf)])
+
+    def is_stationary(self, state: EMState, estep: EStep, scale: float, gtol: float = 1e-7) -> bool:
+        """No coordinate can still climb: the projected gradient per vote is below ``gtol``.
+
+        A coordinate on a bound of the admissible box (an atom at ``eta = 1``,
+        a Beta shape at its cap) counts as stationary when the gradient pushes
+        it further out.
+        """
+        v = self.to_vector(state)
+        lo, hi = self.vector_bounds()
+        grad = self.gradient(state, estep) / scale
+        outward = ((v >= hi) & (grad > 0)) | ((v <= lo) & (grad < 0))
+        return float(np.max(np.abs(np.where(outward, 0.0, grad)), initial=0.0)) <= gtol
 
     # -- coordinates for extrapolation ----------------------------------
     def to_vector(self, state: EMState) -> np.ndarray:
@@ -468,19 +491,19 @@ def _polish(
             best[0], best[1] = hit
             _record(problem, run, hit[0], hit[1], "lbfgs")
 
+    lo, hi = problem.vector_bounds()
     res = optimize.minimize(
         fun,
-        problem.to_vector(state),
+        np.clip(problem.to_vector(state), lo, hi),
         jac=True,
         method="L-BFGS-B",
+        bounds=optimize.Bounds(lo, hi),
         callback=callback,
         options={"maxiter": max_iter, "ftol": max(tol, 1e-15), "gtol": 1e-9},
     )
     callback(res.x)
     st, e = best
-    # Converged when no coordinate of the (scaled) gradient is left to climb.
-    g = problem.gradient(st, e) / scale
-    return st, e, bool(res.success) or float(np.max(np.abs(g), initial=0.0)) <= 1e-7
+    return st, e, bool(res.success) or problem.is_stationary(st, e, scale)
 
 
 @dataclass

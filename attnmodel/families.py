@@ -191,6 +191,10 @@ class Family:
         """Inverse of :meth:`to_vector`, projected onto the admissible set."""
         raise NotImplementedError
 
+    def vector_bounds(self, grid: LogitGrid | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Box of the admissible set in the coordinates of :meth:`to_vector` (may be infinite)."""
+        raise NotImplementedError
+
     def flat(self, params: Params) -> dict[str, float]:
         """Scalars ``name`` or ``name[k]`` for tables and traces."""
         out: dict[str, float] = {}
@@ -279,6 +283,12 @@ class DiscreteFamily(Family):
         w = np.exp(logw - special.logsumexp(logw))
         loc = np.clip(vec[k - 1 :], 0.0, 1.0)
         return self.from_components(w, loc)
+
+    def vector_bounds(self, grid=None):
+        k = self.n_components
+        lo = np.concatenate([np.full(k - 1, -700.0), np.zeros(k)])
+        hi = np.concatenate([np.full(k - 1, 700.0), np.ones(k)])
+        return lo, hi
 
 
 class KPoint(DiscreteFamily):
@@ -497,6 +507,10 @@ class Beta(ContinuousFamily):
         ab = np.clip(np.exp(np.clip(vec, -30.0, 30.0)), BETA_SHAPE_MIN, beta_shape_max(grid))
         return {"alpha": float(ab[0]), "beta": float(ab[1])}
 
+    def vector_bounds(self, grid=None):
+        lo, hi = np.log(BETA_SHAPE_MIN), np.log(beta_shape_max(grid))
+        return np.full(2, lo), np.full(2, hi)
+
 
 def _beta_moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     x = np.clip(x, 0.02, 0.98)
@@ -626,6 +640,14 @@ class BetaMixture(_MixtureFamily):
         b = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 30.0)), lo, hi)
         return self._sorted({"weights": w, "alpha": a, "beta": b}, a / (a + b))
 
+    def vector_bounds(self, grid=None):
+        k = self.n_components
+        lo, hi = np.log(BETA_SHAPE_MIN), np.log(beta_shape_max(grid))
+        return (
+            np.concatenate([np.full(k - 1, -700.0), np.full(2 * k, lo)]),
+            np.concatenate([np.full(k - 1, 700.0), np.full(2 * k, hi)]),
+        )
+
 
 class LogisticNormalMixture(_MixtureFamily):
     """``logit(eta) ~ sum_k weights[k] * Normal(logit_mean[k], logit_sd[k])``."""
@@ -703,6 +725,13 @@ class LogisticNormalMixture(_MixtureFamily):
         m = np.clip(np.asarray(vec[k - 1 : 2 * k - 1], float), -50.0, 50.0)
         sd = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 5.0)), logit_sd_min(grid), None)
         return self._sorted({"weights": w, "logit_mean": m, "logit_sd": sd}, m)
+
+    def vector_bounds(self, grid=None):
+        k = self.n_components
+        return (
+            np.concatenate([np.full(k - 1, -700.0), np.full(k, -50.0), np.full(k, np.log(logit_sd_min(grid)))]),
+            np.concatenate([np.full(k - 1, 700.0), np.full(k, 50.0), np.full(k, 5.0)]),
+        )
 
 
 def family_for_params(family: str | Family, params: Params) -> Family:

@@ -117,8 +117,8 @@ def filter_users(
     by : {"map", "mean"}
         Summary compared with the cut by ``quantile``.
     posterior : xarray.Dataset, optional
-        Precomputed :func:`~attnmodel.posterior.user_posterior` (its
-        ``eta_star`` must match for ``prob``).
+        Precomputed :func:`~attnmodel.posterior.user_posterior`; for ``prob``
+        it is recomputed when its ``eta_star`` differs from ``eta_star``.
     force : bool
         Filter even if the fit did not converge.
 
@@ -135,6 +135,8 @@ def filter_users(
         )
     if posterior is None or (rule == "prob" and posterior.attrs.get("eta_star") != eta_star):
         posterior = result.posterior(eta_star=eta_star)
+    data = result.data
+    posterior = _align_to_data(posterior, pd.Index(data.users))
     settings: dict[str, Any]
     if rule == "prob":
         if not 0.0 < prob <= 1.0:
@@ -145,7 +147,8 @@ def filter_users(
         if top is None or not 0.0 < top <= 1.0:
             raise ValueError(f"rule 'top' needs top in (0, 1], got {top}")
         mean = posterior["eta_mean"].to_numpy()
-        k = int(np.ceil(top * mean.size))
+        # Round away float noise first: 0.07 * 100 is 7.000000000000001, whose ceil is 8.
+        k = max(1, int(np.ceil(round(top * mean.size, 9))))
         cut = np.sort(mean)[::-1][k - 1]
         keep = mean >= cut
         settings = {"top": float(top), "cut": float(cut), "kept_fraction": float(keep.mean())}
@@ -163,17 +166,35 @@ def filter_users(
         keep = posterior[f"eta_{by}"].to_numpy() >= cut
         settings = {"quantile": float(quantile), "by": by, "cut": cut}
 
-    users = pd.Index(posterior["user"].to_numpy(), name="user")
+    users = pd.Index(data.users, name="user")
     keep_s = pd.Series(keep, index=users, name="keep")
-    n_votes = posterior["n_votes"].to_numpy()
+    n_votes = np.asarray(data.counts.votes_per_user())
     counts = {
         "users_kept": int(keep.sum()),
         "users_dropped": int((~keep).sum()),
         "votes_kept": int(n_votes[keep].sum()),
         "votes_dropped": int(n_votes[~keep].sum()),
     }
-    data = result.data
     votes = None
     if getattr(data, "votes", None) is not None:
         votes = data.votes[keep[np.asarray(data.vote_user)]]
     return FilterResult(rule=rule, settings=settings, keep=keep_s, votes=votes, counts=counts)
+
+
+def _align_to_data(posterior: xr.Dataset, users: pd.Index) -> xr.Dataset:
+    """Reorder the posterior's users like the fitted data's users.
+
+    The keep mask indexes the data's vote rows by user position, so a
+    posterior listing the same users in another order must be reordered, and
+    one listing other users is an error.
+    """
+    post_users = pd.Index(posterior["user"].to_numpy())
+    if post_users.equals(users):
+        return posterior
+    pos = post_users.get_indexer(users) if post_users.is_unique else None
+    if pos is None or post_users.size != users.size or np.any(pos < 0):
+        raise ValueError(
+            "posterior users do not match the fitted data's users; pass the output of "
+            "result.posterior() (or user_posterior(result))"
+        )
+    return posterior.isel(user=pos)

@@ -1,0 +1,307 @@
+"""Filtering rules on hand-built posteriors: the kept set is known by construction.
+
+A real (small) fit supplies the data, the fitted family and its parameters;
+the posterior summaries that the rules read are written by hand and passed
+through ``posterior=``, so every expected decision is visible in the test.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+from attnmodel import NotConvergedError, filter_users, fit_em
+from attnmodel.data import VoteData
+from attnmodel.em import ConvergenceWarning
+
+N_USERS = 25
+MODELS = ["gpt", "llama", "claude"]
+
+
+def _vote_frame() -> pd.DataFrame:
+    """Raw-layout votes of 25 users with text columns, some ties and a custom index.
+
+    User ``u24`` casts only ties, so the data drops it; the others cast 2 to 9
+    non-tie votes. The index is shuffled integers starting at 1000, so that a
+    test can see that kept rows keep their original labels.
+    """
+    rng = np.random.default_rng(404)
+    rows = []
+    for j in range(N_USERS):
+        n = rng.integers(3, 11)
+        for _ in range(n):
+            a, b = rng.choice(MODELS, size=2, replace=False)
+            if j == N_USERS - 1:
+                winner = "tie"
+            else:
+                winner = rng.choice(["model_a", "model_b", "tie"], p=[0.5, 0.4, 0.1])
+            rows.append(
+                {
+                    "judge": f"u{j:02d}",
+                    "model_a": a,
+                    "model_b": b,
+                    "winner": winner,
+                    "prompt": f"question {rng.integers(1000)}",
+                    "response_a": f"{a} says {rng.integers(100)}",
+                    "response_b": f"{b} says {rng.integers(100)}",
+                    "turn": int(rng.integers(1, 3)),
+                }
+            )
+    df = pd.DataFrame(rows)
+    # Interleave users so that rows of one user are not contiguous.
+    df = df.sample(frac=1.0, random_state=3)
+    df.index = 1000 + rng.permutation(len(df))
+    return df
+
+
+_FRAME = _vote_frame()
+_TRUE_VOTES = _FRAME[_FRAME["winner"] != "tie"].groupby("judge").size()
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return _FRAME.copy()
+
+
+@pytest.fixture(scope="module")
+def fit(frame):
+    data = VoteData.from_frame(frame, user="judge")
+    res = fit_em(data, "beta", n_init=1, seed=0)
+    assert res.converged_
+    return res
+
+
+@pytest.fixture(scope="module")
+def users(fit):
+    return list(fit.data.users)
+
+
+def _posterior(users, eta_star=0.5, n_votes=None, **values) -> xr.Dataset:
+    """A posterior Dataset shaped like user_posterior's, with chosen values.
+
+    Summaries not given are NaN, so that a rule reading the wrong one keeps
+    nobody and fails its test. ``n_votes`` defaults to the frame fixture's true
+    counts, as user_posterior would give them.
+    """
+    m = len(users)
+    if n_votes is None:
+        n_votes = _TRUE_VOTES.reindex(list(users)).to_numpy()
+    nan = np.full(m, np.nan)
+    ds = xr.Dataset(
+        {
+            "eta_mean": ("user", np.asarray(values.get("eta_mean", nan), float)),
+            "eta_sd": ("user", nan),
+            "eta_map": ("user", np.asarray(values.get("eta_map", nan), float)),
+            "eta_hdi": (("user", "ci_bound"), np.full((m, 2), np.nan)),
+            "p_above": ("user", np.asarray(values.get("p_above", nan), float)),
+            "n_votes": ("user", np.asarray(n_votes, dtype=np.int64)),
+        },
+        coords={"user": np.asarray(users, dtype=object), "ci_bound": ["lower", "upper"]},
+        attrs={"family": "beta", "method": "hand", "eta_star": float(eta_star), "hdi_prob": 0.94},
+    )
+    ds["p_above"].attrs["eta_star"] = float(eta_star)
+    return ds
+
+
+def _expected_votes(frame, kept):
+    """Input rows (every column, original index, input order) of kept users, ties left out."""
+    return frame[frame["judge"].isin(list(kept)) & (frame["winner"] != "tie")]
+
+
+def _check_kept(out, fit, frame, expected_users):
+    expected_users = list(expected_users)
+    assert list(out.kept_users) == [u for u in fit.data.users if u in set(expected_users)]
+    assert set(out.dropped_users) == set(fit.data.users) - set(expected_users)
+    assert out.keep.index.name == "user"
+    assert list(out.keep.index) == list(fit.data.users)
+    pd.testing.assert_frame_equal(out.votes, _expected_votes(frame, expected_users))
+    per_user = fit.data.votes_per_user()
+    c = out.counts
+    assert c["users_kept"] == len(expected_users)
+    assert c["users_kept"] + c["users_dropped"] == fit.data.n_users
+    assert c["votes_kept"] == len(out.votes) == int(per_user[expected_users].sum())
+    assert c["votes_kept"] + c["votes_dropped"] == fit.data.n_votes
+    assert f"kept {c['users_kept']} of {fit.data.n_users} users" in out.summary()
+
+
+def test_data_is_what_the_tests_assume(fit, frame):
+    data = fit.data
+    assert data.n_users == N_USERS - 1
+    assert list(data.dropped_users) == [f"u{N_USERS - 1:02d}"]
+    assert data.n_ties_dropped == int((frame["winner"] == "tie").sum())
+    pd.testing.assert_frame_equal(data.votes, frame[frame["winner"] != "tie"])
+
+
+def test_prob_rule_keeps_the_boundary(fit, frame, users):
+    m = len(users)
+    p = np.linspace(0.0, 1.0, m)
+    p[:5] = [0.95, np.nextafter(0.95, 0.0), 0.9500001, 1.0, 0.0]
+    post = _posterior(users, eta_star=0.5, p_above=p)
+    out = filter_users(fit, rule="prob", eta_star=0.5, prob=0.95, posterior=post)
+    expected = [u for u, v in zip(users, p, strict=True) if v >= 0.95]
+    assert users[0] in expected and users[1] not in expected
+    _check_kept(out, fit, frame, expected)
+    assert out.rule == "prob"
+    assert out.settings == {"eta_star": 0.5, "prob": 0.95}
+
+
+def test_top_rule_keeps_ties_at_the_cut_whole(fit, frame, users):
+    m = len(users)  # 24
+    mean = np.linspace(0.1, 0.5, m)
+    # Five users share the 3rd-highest mean: top 3 / 24 = 0.125 cuts inside the tie.
+    tied = [4, 9, 13, 17, 20]
+    mean[[2, 7]] = [0.95, 0.9]
+    mean[tied] = 0.8
+    post = _posterior(users, eta_mean=mean)
+    out = filter_users(fit, rule="top", top=3 / m, posterior=post)
+    expected = [users[i] for i in [2, 7, *tied]]
+    _check_kept(out, fit, frame, expected)
+    assert out.settings["cut"] == 0.8
+    assert out.settings["top"] == 3 / m
+    assert out.settings["kept_fraction"] == pytest.approx(7 / m, rel=1e-15)
+
+
+def test_top_rule_counts_users_exactly(fit, frame, users):
+    # top = k / m keeps exactly k users for every k, and so does a fraction that
+    # carries float noise: 1 - 11/24 is 13/24 plus an ulp, its product with 24 is
+    # 13.000000000000002, and a bare ceil would keep 14 (likewise 0.07 of 100 users).
+    m = len(users)
+    mean = np.arange(m, dtype=float) / m  # all distinct
+    order = np.argsort(-mean)
+    for k in range(1, m + 1):
+        out = filter_users(fit, rule="top", top=k / m, posterior=_posterior(users, eta_mean=mean))
+        assert out.counts["users_kept"] == k, k
+        assert set(out.kept_users) == {users[i] for i in order[:k]}
+    noisy = 1 - 11 / m
+    assert noisy * m > 13
+    out = filter_users(fit, rule="top", top=noisy, posterior=_posterior(users, eta_mean=mean))
+    assert out.counts["users_kept"] == 13
+    # top = 1 keeps everyone.
+    out = filter_users(fit, rule="top", top=1.0, posterior=_posterior(users, eta_mean=mean))
+    _check_kept(out, fit, frame, users)
+
+
+def test_map_rule(fit, frame, users):
+    m = len(users)
+    eta_map = np.linspace(0.0, 1.0, m)
+    eta_map[:3] = [0.6, np.nextafter(0.6, 0.0), 0.61]
+    post = _posterior(users, eta_map=eta_map)
+    out = filter_users(fit, rule="map", threshold=0.6, posterior=post)
+    expected = [u for u, v in zip(users, eta_map, strict=True) if v >= 0.6]
+    assert users[0] in expected and users[1] not in expected
+    _check_kept(out, fit, frame, expected)
+    assert out.settings == {"threshold": 0.6}
+
+
+@pytest.mark.parametrize("by", ["map", "mean"])
+def test_quantile_rule_cuts_at_the_fitted_quantile(fit, frame, users, by):
+    q = 0.4
+    a, b = fit.params_["alpha"], fit.params_["beta"]
+    cut = stats.beta.ppf(q, a, b)
+    m = len(users)
+    vals = np.linspace(0.0, 1.0, m)
+    vals[:3] = [cut + 1e-9, cut - 1e-9, 0.0]
+    post = _posterior(users, **{f"eta_{by}": vals})
+    out = filter_users(fit, rule="quantile", quantile=q, by=by, posterior=post)
+    # The package's Beta ppf is scipy's: the cut agrees to the last digits.
+    assert out.settings["cut"] == pytest.approx(cut, rel=1e-12)
+    assert out.settings["quantile"] == q and out.settings["by"] == by
+    expected = [u for u, v in zip(users, vals, strict=True) if v >= out.settings["cut"]]
+    assert users[0] in expected and users[1] not in expected
+    _check_kept(out, fit, frame, expected)
+
+
+def test_posterior_in_another_user_order_is_aligned(fit, frame, users):
+    # The keep mask selects vote rows by user position: a posterior listing the
+    # users in another order must still keep the right users' rows.
+    m = len(users)
+    eta_map = np.linspace(0.0, 1.0, m)
+    post = _posterior(users, eta_map=eta_map)
+    reordered = post.isel(user=np.random.default_rng(1).permutation(m))
+    out = filter_users(fit, rule="map", threshold=0.5, posterior=reordered)
+    expected = [u for u, v in zip(users, eta_map, strict=True) if v >= 0.5]
+    _check_kept(out, fit, frame, expected)
+    # Users the fit never saw are an error, not a silent misalignment.
+    other = post.assign_coords(user=[f"x{i}" for i in range(m)])
+    with pytest.raises(ValueError, match="users"):
+        filter_users(fit, rule="map", threshold=0.5, posterior=other)
+    with pytest.raises(ValueError, match="users"):
+        filter_users(fit, rule="map", threshold=0.5, posterior=post.isel(user=slice(1, None)))
+
+
+def test_default_posterior_is_the_fits_own(fit, frame):
+    post = fit.posterior(eta_star=0.4)
+    out = filter_users(fit, rule="prob", eta_star=0.4, prob=0.5)
+    expected = list(post.user.values[post.p_above.values >= 0.5])
+    _check_kept(out, fit, frame, expected)
+    out_top = filter_users(fit, rule="top", top=0.5)
+    assert (
+        out_top.settings["cut"]
+        == np.sort(post.eta_mean.values)[::-1][int(np.ceil(0.5 * fit.data.n_users)) - 1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"rule": "best"}, "rule"),
+        ({"rule": "PROB"}, "rule"),
+        ({"rule": "prob", "prob": 0.0}, "prob"),
+        ({"rule": "prob", "prob": 1.5}, "prob"),
+        ({"rule": "prob", "prob": np.nan}, "prob"),
+        ({"rule": "top"}, "top"),
+        ({"rule": "top", "top": 0.0}, "top"),
+        ({"rule": "top", "top": 1.01}, "top"),
+        ({"rule": "top", "top": np.nan}, "top"),
+        ({"rule": "map"}, "threshold"),
+        ({"rule": "map", "threshold": -0.1}, "threshold"),
+        ({"rule": "map", "threshold": 1.1}, "threshold"),
+        ({"rule": "quantile"}, "quantile"),
+        ({"rule": "quantile", "quantile": 0.0}, "quantile"),
+        ({"rule": "quantile", "quantile": 1.0}, "quantile"),
+        ({"rule": "quantile", "quantile": 0.5, "by": "median"}, "by"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_argument(fit, users, kwargs, name):
+    post = _posterior(
+        users,
+        p_above=np.zeros(len(users)),
+        eta_mean=np.zeros(len(users)),
+        eta_map=np.zeros(len(users)),
+    )
+    with pytest.raises(ValueError, match=name):
+        filter_users(fit, posterior=post, **kwargs)
+
+
+def test_non_converged_fit_is_refused_unless_forced(frame):
+    data = VoteData.from_frame(frame, user="judge")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = fit_em(data, "beta", n_init=1, max_iter=2, accelerate=False)
+    assert not res.converged_
+    with pytest.raises(NotConvergedError, match="force=True"):
+        filter_users(res, rule="top", top=0.5)
+    out = filter_users(res, rule="top", top=0.5, force=True)
+    assert out.counts["users_kept"] >= 12
+
+
+def test_count_data_gives_no_vote_rows():
+    n = np.array([[10, 0], [4, 4], [7, 2], [1, 0], [9, 9]])
+    s = np.array([[9, 0], [2, 3], [7, 1], [0, 0], [9, 6]])
+    data = VoteData.from_counts(n, s, users=["a", "b", "c", "d", "e"])
+    res = fit_em(data, "beta", mu=0.8, n_init=1)
+    post = _posterior(list(data.users), eta_map=[0.9, 0.1, 0.8, 0.2, 0.95], n_votes=n.sum(axis=1))
+    out = filter_users(res, rule="map", threshold=0.5, posterior=post)
+    assert out.votes is None
+    assert list(out.kept_users) == ["a", "c", "e"]
+    assert out.counts == {
+        "users_kept": 3,
+        "users_dropped": 2,
+        "votes_kept": 10 + 9 + 18,
+        "votes_dropped": 8 + 1,
+    }
