@@ -58,7 +58,9 @@ def _demo(args: argparse.Namespace) -> int:
         precision = attentive[kept].mean() if kept.any() else float("nan")
         recall = kept[attentive].mean() if attentive.any() else float("nan")
         print(f"  {res.summary()}")
-        print(f"    truly attentive among kept: {precision:.1%}; attentive users kept: {recall:.1%}")
+        print(
+            f"    truly attentive among kept: {precision:.1%}; attentive users kept: {recall:.1%}"
+        )
     print("\nDone.")
     return 0
 
@@ -71,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="simulate votes, fit, filter and print a summary")
-    demo.add_argument("--users", type=int, default=400, help="number of simulated users (default 400)")
-    demo.add_argument("--mu", type=float, default=0.8, help="win rate of the stronger model (default 0.8)")
+    demo.add_argument(
+        "--users", type=int, default=400, help="number of simulated users (default 400)"
+    )
+    demo.add_argument(
+        "--mu", type=float, default=0.8, help="win rate of the stronger model (default 0.8)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)

@@ -28,7 +28,13 @@ from scipy import sparse, special
 
 from attnmodel.counts import CountTable
 from attnmodel.families import Family, get_family
-from attnmodel.grid import LogitGrid, make_logit_grid, maximize_concave_1d, pair_log_probs, row_loglik
+from attnmodel.grid import (
+    LogitGrid,
+    make_logit_grid,
+    maximize_concave_1d,
+    pair_log_probs,
+    row_loglik,
+)
 from attnmodel.priors import MuSpec, resolve_mu
 
 __all__ = [
@@ -135,7 +141,9 @@ class EMProblem:
         c_entry = counts.row_weight[counts.entry_row]
         shape = (counts.n_pairs, counts.entry_n.size)
         cols = np.arange(counts.entry_n.size)
-        self._m_s = sparse.csr_matrix((c_entry * counts.entry_s, (counts.entry_pair, cols)), shape=shape)
+        self._m_s = sparse.csr_matrix(
+            (c_entry * counts.entry_s, (counts.entry_pair, cols)), shape=shape
+        )
         self._m_f = sparse.csr_matrix(
             (c_entry * (counts.entry_n - counts.entry_s), (counts.entry_pair, cols)), shape=shape
         )
@@ -193,7 +201,13 @@ class EMProblem:
         loglik = float(np.dot(counts.row_weight, log_z))
         logprior = self.mu_spec.log_prior(state.mu)
         return EStep(
-            loglik + logprior, loglik, logprior, log_z, weight, s_stat, f_stat,
+            loglik + logprior,
+            loglik,
+            logprior,
+            log_z,
+            weight,
+            s_stat,
+            f_stat,
             post if posterior else None,
         )
 
@@ -248,7 +262,10 @@ class EMProblem:
 
     # -- gradient by Fisher's identity -----------------------------------
     def q_value(self, vec: np.ndarray, estep: EStep) -> float:
-        """``Q(theta | theta_t) + log prior`` for ``theta = from_vector(vec)``, E-step at ``theta_t``."""
+        """``Q(theta | theta_t)`` plus the log prior, for ``theta = from_vector(vec)``.
+
+        ``theta_t`` is the state at which ``estep`` was taken.
+        """
         state = self.from_vector(vec)
         eta, one_minus_eta, log_mass = self.nodes(state.params)
         log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
@@ -471,7 +488,9 @@ def _polish(
     """
     from scipy import optimize
 
-    scale = float(problem.counts.row_weight @ problem.counts.row_sum(problem.counts.entry_n.astype(float)))
+    scale = float(
+        problem.counts.row_weight @ problem.counts.row_sum(problem.counts.entry_n.astype(float))
+    )
     seen: dict[bytes, tuple[EMState, EStep]] = {}
     best = [state, estep]
 
@@ -568,7 +587,11 @@ class EMResult:
         """Human-readable account of the fit."""
         lines = [
             f"MAP-EM fit, family {self.family.name}"
-            + (f" (K={self.family.n_components})" if self.family.discrete or self.family.n_components > 1 else ""),
+            + (
+                f" (K={self.family.n_components})"
+                if self.family.discrete or self.family.n_components > 1
+                else ""
+            ),
             f"  converged: {self.converged_} after {self.n_iter_} iterations "
             f"(best of {len(self.runs_)} starts: start {self.best_start_})",
             f"  log posterior {self.objective_:.6f} = log-likelihood {self.log_likelihood_:.6f}"

@@ -382,7 +382,9 @@ class ContinuousFamily(Family):
         raise NotImplementedError
 
 
-def _beta_mle(t1: float, t2: float, a0: float, b0: float, lo: float, hi: float) -> tuple[float, float]:
+def _beta_mle(
+    t1: float, t2: float, a0: float, b0: float, lo: float, hi: float
+) -> tuple[float, float]:
     """Maximise ``a t1 + b t2 - log B(a, b)`` over the box ``[lo, hi]^2``.
 
     ``t1``, ``t2`` are weighted means of ``log eta`` and ``log(1 - eta)``; the
@@ -579,14 +581,18 @@ class BetaMixture(_MixtureFamily):
 
     def cdf(self, eta, params):
         eta = np.asarray(eta, dtype=np.float64)[..., None]
-        return np.sum(params["weights"] * stats.beta.cdf(eta, params["alpha"], params["beta"]), axis=-1)
+        return np.sum(
+            params["weights"] * stats.beta.cdf(eta, params["alpha"], params["beta"]), axis=-1
+        )
 
     def sample(self, params, size, rng):
         k = rng.choice(self.n_components, size=size, p=params["weights"])
         return rng.beta(params["alpha"][k], params["beta"][k])
 
     def mean(self, params):
-        return float(np.dot(params["weights"], params["alpha"] / (params["alpha"] + params["beta"])))
+        return float(
+            np.dot(params["weights"], params["alpha"] / (params["alpha"] + params["beta"]))
+        )
 
     def m_step(self, grid, weight, params):
         r = self.responsibilities(grid.u, params)
@@ -629,7 +635,9 @@ class BetaMixture(_MixtureFamily):
 
     def to_vector(self, params):
         logw = np.log(np.maximum(params["weights"], 1e-300))
-        return np.concatenate([logw[:-1] - logw[-1], np.log(params["alpha"]), np.log(params["beta"])])
+        return np.concatenate(
+            [logw[:-1] - logw[-1], np.log(params["alpha"]), np.log(params["beta"])]
+        )
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
@@ -672,7 +680,9 @@ class LogisticNormalMixture(_MixtureFamily):
         eta = np.asarray(eta, dtype=np.float64)
         with np.errstate(divide="ignore"):
             u = special.logit(eta)[..., None]
-        return np.sum(params["weights"] * stats.norm.cdf(u, params["logit_mean"], params["logit_sd"]), axis=-1)
+        return np.sum(
+            params["weights"] * stats.norm.cdf(u, params["logit_mean"], params["logit_sd"]), axis=-1
+        )
 
     def sample(self, params, size, rng):
         k = rng.choice(self.n_components, size=size, p=params["weights"])
@@ -704,8 +714,14 @@ class LogisticNormalMixture(_MixtureFamily):
         k = self.n_components
         u = special.logit(np.clip(eta_hat, 0.02, 0.98))
         if start == 0:
-            m = _weighted_quantile(u, weight, (np.arange(k) + 0.5) / k) + np.linspace(-0.01, 0.01, k)
-            sd = np.full(k, max(np.sqrt(np.cov(u, aweights=weight)) / k, 0.3)) if u.size > 1 else np.full(k, 1.0)
+            m = _weighted_quantile(u, weight, (np.arange(k) + 0.5) / k) + np.linspace(
+                -0.01, 0.01, k
+            )
+            sd = (
+                np.full(k, max(np.sqrt(np.cov(u, aweights=weight)) / k, 0.3))
+                if u.size > 1
+                else np.full(k, 1.0)
+            )
             w = np.full(k, 1.0 / k)
         else:
             m = np.sort(rng.uniform(-3.0, 3.0, size=k))
@@ -715,7 +731,9 @@ class LogisticNormalMixture(_MixtureFamily):
 
     def to_vector(self, params):
         logw = np.log(np.maximum(params["weights"], 1e-300))
-        return np.concatenate([logw[:-1] - logw[-1], params["logit_mean"], np.log(params["logit_sd"])])
+        return np.concatenate(
+            [logw[:-1] - logw[-1], params["logit_mean"], np.log(params["logit_sd"])]
+        )
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
@@ -729,7 +747,9 @@ class LogisticNormalMixture(_MixtureFamily):
     def vector_bounds(self, grid=None):
         k = self.n_components
         return (
-            np.concatenate([np.full(k - 1, -700.0), np.full(k, -50.0), np.full(k, np.log(logit_sd_min(grid)))]),
+            np.concatenate(
+                [np.full(k - 1, -700.0), np.full(k, -50.0), np.full(k, np.log(logit_sd_min(grid)))]
+            ),
             np.concatenate([np.full(k - 1, 700.0), np.full(k, 50.0), np.full(k, 5.0)]),
         )
 

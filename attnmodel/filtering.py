@@ -75,7 +75,9 @@ class FilterResult:
         c = self.counts
         total_u = c["users_kept"] + c["users_dropped"]
         total_v = c["votes_kept"] + c["votes_dropped"]
-        desc = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.settings.items())
+        desc = ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.settings.items()
+        )
         return (
             f"rule {self.rule} ({desc}): kept {c['users_kept']} of {total_u} users "
             f"({c['users_kept'] / max(total_u, 1):.1%}) and {c['votes_kept']} of {total_v} votes "

@@ -208,7 +208,9 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     eta = grid.eta
     mean = post @ eta
     out["eta_mean"] = mean
-    out["eta_sd"] = np.sqrt(np.maximum(np.einsum("rg,rg->r", post, (eta[None, :] - mean[:, None]) ** 2), 0.0))
+    out["eta_sd"] = np.sqrt(
+        np.maximum(np.einsum("rg,rg->r", post, (eta[None, :] - mean[:, None]) ** 2), 0.0)
+    )
     x_star = float(special.logit(eta_star))
     n_rows = post.shape[0]
     p_above, hdi_lower, hdi_upper = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)

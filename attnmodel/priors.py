@@ -32,7 +32,9 @@ __all__ = ["BetaPrior", "DEFAULT_MU_PRIOR", "MuSpec", "resolve_mu"]
 
 @dataclass(frozen=True)
 class BetaPrior:
-    """``mu = lower + (upper - lower) * X`` with ``X ~ Beta(alpha, beta)``, truncated to ``mu > 1/2``.
+    """Scaled Beta prior on ``mu``, truncated to ``mu > 1/2``.
+
+    ``mu = lower + (upper - lower) * X`` with ``X ~ Beta(alpha, beta)``.
 
     Parameters
     ----------
@@ -51,7 +53,8 @@ class BetaPrior:
     def __post_init__(self) -> None:
         if not (self.alpha >= 1 and self.beta >= 1):
             raise ValueError(
-                f"mu prior shapes must be >= 1 (log-concave), got alpha={self.alpha}, beta={self.beta}"
+                "mu prior shapes must be >= 1 (log-concave), "
+                f"got alpha={self.alpha}, beta={self.beta}"
             )
         if not (0 <= self.lower < self.upper <= 1 and self.upper > 0.5):
             raise ValueError(
@@ -97,7 +100,10 @@ class BetaPrior:
         """Second derivative of :meth:`logpdf` in ``mu``."""
         mu = np.asarray(mu, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -(self.alpha - 1) / (mu - self.lower) ** 2 - (self.beta - 1) / (self.upper - mu) ** 2
+            return (
+                -(self.alpha - 1) / (mu - self.lower) ** 2
+                - (self.beta - 1) / (self.upper - mu) ** 2
+            )
 
     def mode(self) -> float:
         """Mode of the truncated prior."""
@@ -116,9 +122,7 @@ class BetaPrior:
     def __str__(self) -> str:
         if (self.lower, self.upper) == (0.0, 1.0):
             return f"Beta({self.alpha:g}, {self.beta:g}) truncated to mu > 1/2"
-        return (
-            f"{self.lower:g} + {self.upper - self.lower:g} * Beta({self.alpha:g}, {self.beta:g})"
-        )
+        return f"{self.lower:g} + {self.upper - self.lower:g} * Beta({self.alpha:g}, {self.beta:g})"
 
 
 #: ``2 mu - 1 ~ Beta(2, 2)``; see the module docstring for why.
@@ -161,7 +165,11 @@ class MuSpec:
     def describe(self) -> dict[str, str]:
         """Pair -> human-readable description (for attributes and reports)."""
         return {
-            p: (f"known {self.known[k]:g}" if np.isfinite(self.known[k]) else f"prior {self.priors[k]}")
+            p: (
+                f"known {self.known[k]:g}"
+                if np.isfinite(self.known[k])
+                else f"prior {self.priors[k]}"
+            )
             for k, p in enumerate(self.pairs)
         }
 
@@ -198,7 +206,9 @@ def resolve_mu(
         if isinstance(mu, Mapping):
             unknown_keys = [k for k in mu if str(k) not in pairs]
             if unknown_keys:
-                raise ValueError(f"mu given for unknown pair(s) {unknown_keys}; pairs are {list(pairs)}")
+                raise ValueError(
+                    f"mu given for unknown pair(s) {unknown_keys}; pairs are {list(pairs)}"
+                )
             for k, v in mu.items():
                 known[pairs.index(str(k))] = float(v)
         else:
@@ -228,4 +238,3 @@ def resolve_mu(
         prior = DEFAULT_MU_PRIOR if mu_prior is None else _as_prior(mu_prior)
         priors = tuple(None if np.isfinite(known[k]) else prior for k in range(len(pairs)))
     return MuSpec(pairs=pairs, known=known, priors=priors)
-

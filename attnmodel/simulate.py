@@ -35,7 +35,9 @@ def draw_n_votes(n_votes, n_users: int, rng: np.random.Generator) -> np.ndarray:
             raise ValueError(f"n_votes range must satisfy 1 <= lo <= hi, got {lo}..{hi}")
         return rng.integers(lo, hi + 1, size=n_users, dtype=np.int64)
     if arr.shape != (n_users,) or np.any(arr < 1):
-        raise ValueError("n_votes must be an int >= 1, a (lo, hi) range, or one count >= 1 per user")
+        raise ValueError(
+            "n_votes must be an int >= 1, a (lo, hi) range, or one count >= 1 per user"
+        )
     return arr.astype(np.int64)
 
 
@@ -179,7 +181,9 @@ def simulate_votes(
             frame["reward_a"] = reward_strong
             frame["reward_b"] = base
     else:
-        names = [lab.split(" vs ", 1) if " vs " in lab else [f"{lab}:A", f"{lab}:B"] for lab in labels]
+        names = [
+            lab.split(" vs ", 1) if " vs " in lab else [f"{lab}:A", f"{lab}:B"] for lab in labels
+        ]
         strong = np.array([x[0] for x in names], dtype=object)[pair]
         weak = np.array([x[1] for x in names], dtype=object)[pair]
         swap = rng.random(total) < 0.5

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from scipy import optimize, special
 
 from attnmodel.data import VoteData
-from attnmodel.simulate import simulate_counts
 from attnmodel.em import ConvergenceWarning, EMProblem, EMState, fit_em
 from attnmodel.families import get_family
 from attnmodel.grid import make_logit_grid
 from attnmodel.priors import BetaPrior, resolve_mu
+from attnmodel.simulate import simulate_counts
 
 PAPER_PRIOR = BetaPrior(8, 2)
 
@@ -35,13 +35,23 @@ def _direct_maximum(problem: EMProblem, start_vecs):
     best = None
     for v0 in start_vecs:
         res = optimize.minimize(
-            neg, np.asarray(v0, float), method="L-BFGS-B",
+            neg,
+            np.asarray(v0, float),
+            method="L-BFGS-B",
             options={"ftol": 1e-16, "gtol": 1e-10, "maxiter": 2000, "eps": 1e-7},
         )
         res = optimize.minimize(
-            neg, res.x, method="Nelder-Mead",
-            options={"xatol": 1e-10, "fatol": 1e-12, "maxfev": 6000, "adaptive": True,
-                     "initial_simplex": res.x + np.vstack([np.zeros(res.x.size), 1e-4 * np.eye(res.x.size)])},
+            neg,
+            res.x,
+            method="Nelder-Mead",
+            options={
+                "xatol": 1e-10,
+                "fatol": 1e-12,
+                "maxfev": 6000,
+                "adaptive": True,
+                "initial_simplex": res.x
+                + np.vstack([np.zeros(res.x.size), 1e-4 * np.eye(res.x.size)]),
+            },
         )
         if best is None or res.fun < best.fun:
             best = res
@@ -138,7 +148,9 @@ def test_collapsed_binomial_equals_per_vote_bernoulli(family, rng):
     assert collapsed == pytest.approx(per_vote, rel=1e-12)
 
 
-_families = st.sampled_from(["two_point", "k_point", "beta", "beta_mixture", "logistic_normal_mixture"])
+_families = st.sampled_from(
+    ["two_point", "k_point", "beta", "beta_mixture", "logistic_normal_mixture"]
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -202,7 +214,10 @@ def test_mu_update_maximises_q_and_prior_derivatives_match(beta_data):
 
     def q(m):
         return float(
-            np.sum(s_stat[0] * np.log(0.5 * om + eta * m) + f_stat[0] * np.log(0.5 * om + eta * (1 - m)))
+            np.sum(
+                s_stat[0] * np.log(0.5 * om + eta * m)
+                + f_stat[0] * np.log(0.5 * om + eta * (1 - m))
+            )
             + prior.logpdf(m)
         )
 

@@ -73,7 +73,9 @@ def test_density_integrates_to_one_on_the_grid(name):
     # The eta-space density is the logit-space one without the Jacobian.
     eta = np.array([0.1, 0.5, 0.93])
     if name == "beta":
-        np.testing.assert_allclose(fam.log_pdf(eta, params), stats.beta.logpdf(eta, 3, 5), rtol=1e-12)
+        np.testing.assert_allclose(
+            fam.log_pdf(eta, params), stats.beta.logpdf(eta, 3, 5), rtol=1e-12
+        )
 
 
 @pytest.mark.parametrize("name", ["beta", "beta_mixture", "logistic_normal_mixture"])

@@ -32,8 +32,15 @@ def test_vote_rate_follows_attentiveness(reward_scores):
 
 def test_reward_scores_decide_attentive_votes():
     # With eta = 1 every vote follows the reward scores; with eta = 0 none does more than chance.
-    sim = simulate_votes("k_point", {"weights": [0.5, 0.5], "locations": [0.0, 1.0]}, 200, 50,
-                         mu=0.8, seed=4, reward_scores=True)
+    sim = simulate_votes(
+        "k_point",
+        {"weights": [0.5, 0.5], "locations": [0.0, 1.0]},
+        200,
+        50,
+        mu=0.8,
+        seed=4,
+        reward_scores=True,
+    )
     v = sim.votes
     eta = sim.eta.reindex(v["user"]).to_numpy()
     follows = (v["z"].to_numpy() == 1) == (v["reward_a"].to_numpy() > v["reward_b"].to_numpy())
@@ -75,8 +82,9 @@ def test_votes_per_user_forms():
 
 
 def test_counts_simulator_matches_its_model():
-    n, s, eta = simulate_counts("two_point", {"q_low": 0.5, "eta_low": 0.0, "eta_high": 1.0},
-                                20000, 40, mu=0.9, seed=8)
+    n, s, eta = simulate_counts(
+        "two_point", {"q_low": 0.5, "eta_low": 0.0, "eta_high": 1.0}, 20000, 40, mu=0.9, seed=8
+    )
     assert set(np.unique(eta)) == {0.0, 1.0}
     for level, p in ((0.0, 0.5), (1.0, 0.9)):
         sel = eta == level
