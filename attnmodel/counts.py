@@ -5,6 +5,13 @@ for each model pair (``n`` votes, ``s`` of them for the pair's stronger model).
 Users with identical count rows share one likelihood and one posterior, so all
 fitting works on the distinct rows, weighted by how many users share each.
 
+Users with a single entry are grouped by an exact integer key. Users with
+entries on several pairs are grouped by two independent 64-bit hashes of their
+(pair, n, s) entries; every user is then compared entry by entry with the first
+user of its group, and if any comparison fails (a hash collision, never seen
+in practice) an exact sort-based grouping is used instead. The result is exact
+either way.
+
 This module works on plain integer arrays and knows nothing of pandas or files.
 """
 
@@ -16,9 +23,25 @@ import numpy as np
 
 __all__ = ["CountTable", "collapse_counts"]
 
-# Above this many cells a dense (users x 2*pairs) matrix is not built for the
-# exact multi-pair collapse; users voting on several pairs then keep a row each.
-_DENSE_CELL_LIMIT = 50_000_000
+#: Grouping methods for users with entries on several pairs, see :func:`collapse_counts`.
+COLLAPSE_METHODS = ("hash", "dense", "sort")
+
+# The exact "dense" grouping builds a (users x 2*pairs) int64 matrix and runs
+# np.unique(axis=0) on it (about 80 bytes per cell at peak); above this many
+# cells the exact fallback refines groups by sorting instead.
+_DENSE_CELL_LIMIT = 10_000_000
+
+# Largest value the packed exact keys may take (int64 with headroom).
+_PACK_LIMIT = 2**62
+
+# splitmix64 finaliser constants and the seeds of the two user hashes.
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_SEED1 = np.uint64(0x9E3779B97F4A7C15)
+_SEED2 = np.uint64(0xD6E8FEB86659FD93)
+_LEN_MULT = np.uint64(0xC2B2AE3D27D4EB4F)
+_PAIR_MULT = np.uint64(0xFF51AFD7ED558CCD)
+_N_MULT = np.uint64(0xC4CEB9FE1A85EC53)
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,8 @@ def collapse_counts(
     s: np.ndarray,
     n_users: int,
     n_pairs: int,
+    *,
+    method: str = "hash",
 ) -> CountTable:
     """Collapse per-(user, pair) counts to distinct count rows.
 
@@ -113,83 +138,358 @@ def collapse_counts(
     ----------
     user, pair : ndarray of int, shape (K,)
         User index in ``[0, n_users)`` and pair index in ``[0, n_pairs)``; each
-        (user, pair) combination appears at most once.
+        (user, pair) combination appears at most once. Any order; input already
+        sorted by (user, pair), as :class:`~attnmodel.data.VoteData` passes it,
+        skips a sort.
     n, s : ndarray of int, shape (K,)
         Votes and votes for the stronger model; entries with ``n == 0`` are ignored.
     n_users, n_pairs : int
         Every user must have at least one vote.
+    method : {"hash", "dense", "sort"}
+        How users with entries on several pairs are grouped; all three give the
+        same table. ``"hash"`` (default) groups them by two 64-bit hashes of
+        their entries, then checks every user entry by entry against the first
+        user of its group and falls back to an exact method if any check
+        fails. ``"dense"`` (the former method) runs ``np.unique`` on a dense
+        (users x 2*pairs) matrix, and switches to ``"sort"`` above
+        ``_DENSE_CELL_LIMIT`` cells; ``"sort"`` refines groups one entry
+        position at a time. Both are exact without a check, but slower.
 
     Returns
     -------
     CountTable
+        Rows of users with one entry come first, ordered by (pair, n, s); then
+        rows of users with several entries, in order of their first user. Two
+        users share a row exactly when their counts agree on every pair.
+
+    Raises
+    ------
+    ValueError
+        ``s`` outside ``[0, n]``, an index out of range, a repeated
+        (user, pair), or a user without votes.
     """
-    user = np.asarray(user, dtype=np.int64)
-    pair = np.asarray(pair, dtype=np.int64)
-    n = np.asarray(n, dtype=np.int64)
-    s = np.asarray(s, dtype=np.int64)
+    if method not in COLLAPSE_METHODS:
+        raise ValueError(f"method must be one of {COLLAPSE_METHODS}, got {method!r}")
+    given = (user, pair, n, s)
+    user = np.asarray(user, dtype=np.int64).reshape(-1)
+    pair = np.asarray(pair, dtype=np.int64).reshape(-1)
+    n = np.asarray(n, dtype=np.int64).reshape(-1)
+    s = np.asarray(s, dtype=np.int64).reshape(-1)
+    if not user.size == pair.size == n.size == s.size:
+        raise ValueError("user, pair, n and s must have the same length")
     keep = n > 0
-    user, pair, n, s = user[keep], pair[keep], n[keep], s[keep]
-    if np.any(s < 0) or np.any(s > n):
+    if not keep.all():
+        user, pair, n, s = user[keep], pair[keep], n[keep], s[keep]
+    del keep
+    if n.size and (s.min() < 0 or np.any(s > n)):
         raise ValueError("counts must satisfy 0 <= s <= n")
+    if n.size and (user.min() < 0 or user.max() >= n_users):
+        raise ValueError(f"user indices must lie in [0, {n_users})")
+    if n.size and (pair.min() < 0 or pair.max() >= n_pairs):
+        raise ValueError(f"pair indices must lie in [0, {n_pairs})")
     entries_per_user = np.bincount(user, minlength=n_users)
     if np.any(entries_per_user == 0):
         missing = int(np.flatnonzero(entries_per_user == 0)[0])
         raise ValueError(f"user index {missing} has no votes")
+    if n_users == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return _table(n_pairs, empty, (empty, empty, empty), empty, empty)
 
-    single = entries_per_user[user] == 1
-    # Users with one entry: exact integer key (pair, n, s).
-    # n and s are at most max(n), so (pair * base + n) * base + s is exact.
-    base = np.int64(n.max() + 1)
-    key_single = (pair[single] * base + n[single]) * base + s[single]
+    # Sort the entries by (user, pair) unless they already are; this also
+    # exposes a repeated (user, pair).
+    if not _sorted_cells(user, pair, n_pairs):
+        cell = np.multiply(user, np.int64(n_pairs))
+        cell += pair
+        order = np.argsort(cell, kind="stable")
+        cell = cell[order]
+        if np.any(cell[1:] == cell[:-1]):
+            raise ValueError("a (user, pair) combination appears more than once")
+        del cell
+        user, pair, n, s = user[order], pair[order], n[order], s[order]
+        del order
+
+    # An entry (pair, n, s) packs into one exact integer when this fits.
+    base = int(n.max()) + 1
+    packed = n_pairs * base * base <= _PACK_LIMIT
+    b = np.int64(base)
     multi_users = np.flatnonzero(entries_per_user > 1)
+    n_single_users = n_users - multi_users.size
 
-    keys_u, inv_single = np.unique(key_single, return_inverse=True)
-    s_u = keys_u % base
-    n_u = (keys_u // base) % base
-    pair_u = keys_u // (base * base)
-    n_single_rows = keys_u.size
-    row_weight = [np.bincount(inv_single, minlength=n_single_rows).astype(np.float64)]
     user_row = np.empty(n_users, dtype=np.int64)
-    user_row[user[single]] = inv_single
-    row_lengths = [np.ones(n_single_rows, dtype=np.int64)]
-    e_pair, e_n, e_s = [pair_u], [n_u], [s_u]
+    # Entries are sorted by user, so a per-user flag repeated per entry marks them.
+    single = None
+    if multi_users.size and n_single_users:
+        single = np.repeat(entries_per_user == 1, entries_per_user)
 
-    if multi_users.size:
-        sel = ~single
-        mu_user, mu_pair, mu_n, mu_s = user[sel], pair[sel], n[sel], s[sel]
-        local = np.searchsorted(multi_users, mu_user)
-        if multi_users.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
-            dense = np.zeros((multi_users.size, 2 * n_pairs), dtype=np.int64)
-            dense[local, 2 * mu_pair] = mu_n
-            dense[local, 2 * mu_pair + 1] = mu_s
-            rows_u, inv_multi, weight_multi = np.unique(
-                dense, axis=0, return_inverse=True, return_counts=True
-            )
-            inv_multi = inv_multi.reshape(-1)
-            nz_r, nz_p = np.nonzero(rows_u[:, 0::2])
-            e_pair.append(nz_p)
-            e_n.append(rows_u[nz_r, 2 * nz_p])
-            e_s.append(rows_u[nz_r, 2 * nz_p + 1])
-            row_lengths.append(np.bincount(nz_r, minlength=rows_u.shape[0]))
-            row_weight.append(weight_multi.astype(np.float64))
-            user_row[multi_users] = n_single_rows + inv_multi
+    # Users with one entry: exact integer key (pair, n, s), rows sorted by it.
+    pair_u = n_u = s_u = np.zeros(0, dtype=np.int64)
+    weight_single = np.zeros(0, dtype=np.int64)
+    if n_single_users:
+        if single is not None:
+            p1, n1, s1, u1 = pair[single], n[single], s[single], user[single]
         else:
-            order = np.lexsort((mu_pair, local))
-            e_pair.append(mu_pair[order])
-            e_n.append(mu_n[order])
-            e_s.append(mu_s[order])
-            row_lengths.append(np.bincount(local, minlength=multi_users.size))
-            row_weight.append(np.ones(multi_users.size))
-            user_row[multi_users] = n_single_rows + np.arange(multi_users.size)
+            p1, n1, s1, u1 = pair, n, s, user
+        if packed:
+            key = (p1 * b + n1) * b + s1
+            keys_u, inv = np.unique(key, return_inverse=True)
+            del key
+            s_u = keys_u % b
+            n_u = (keys_u // b) % b
+            pair_u = keys_u // (b * b)
+        else:
+            order = np.lexsort((s1, n1, p1))
+            p1, n1, s1 = p1[order], n1[order], s1[order]
+            new = np.ones(order.size, dtype=bool)
+            new[1:] = (p1[1:] != p1[:-1]) | (n1[1:] != n1[:-1]) | (s1[1:] != s1[:-1])
+            inv = np.empty(order.size, dtype=np.int64)
+            inv[order] = np.cumsum(new) - 1
+            pair_u, n_u, s_u = p1[new], n1[new], s1[new]
+        user_row[u1] = inv
+        weight_single = np.bincount(inv, minlength=pair_u.size)
+        del p1, n1, s1, u1, inv
+    n_single_rows = pair_u.size
 
-    lengths = np.concatenate(row_lengths)
-    row_ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    if not multi_users.size:
+        lengths = np.ones(n_single_rows, dtype=np.int64)
+        return _table(n_pairs, lengths, (pair_u, n_u, s_u), weight_single, user_row)
+
+    # Users with several entries.
+    if n_single_users:
+        multi = ~single
+        pair, n, s = pair[multi], n[multi], s[multi]
+        del multi
+    del user, single
+    lens = entries_per_user[multi_users]
+    start = np.zeros(lens.size, dtype=np.int64)
+    np.cumsum(lens[:-1], out=start[1:])
+    if packed:
+        token = np.multiply(pair, b)
+        token += n
+        token *= b
+        token += s
+        cols = [token]
+    else:
+        token = None
+        cols = [pair, n, s]
+    rep = None
+    if method == "hash":
+        rep = _hash_groups(token, pair, n, s, cols, start, lens)
+    if rep is None:
+        if method != "sort" and lens.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
+            rep = _dense_groups(pair, n, s, lens, n_pairs)
+        else:
+            rep = _sort_groups(cols, start, lens)
+    del token, cols
+    # Rows are numbered by their first user: the users with rep == themselves.
+    is_rep = rep == np.arange(lens.size)
+    row_of_user = np.cumsum(is_rep) - 1
+    row_of_user = row_of_user[rep]
+    del rep
+    n_multi_rows = int(np.count_nonzero(is_rep))
+    user_row[multi_users] = n_single_rows + row_of_user
+    weight_multi = np.bincount(row_of_user, minlength=n_multi_rows)
+    del row_of_user
+
+    # Write both blocks straight into the output arrays.
+    lens_rows = lens if n_multi_rows == lens.size else lens[is_rep]
+    n_entries = n_single_rows + int(lens_rows.sum())
+    rep_entry = None if n_multi_rows == lens.size else np.repeat(is_rep, lens)
+    entries = []
+    for single_part, multi_part in ((pair_u, pair), (n_u, n), (s_u, s)):
+        if rep_entry is None and not n_single_rows and not _shares(multi_part, given):
+            entries.append(multi_part)  # our own array and already the output
+            continue
+        out = np.empty(n_entries, dtype=np.int64)
+        out[:n_single_rows] = single_part
+        if rep_entry is None:
+            out[n_single_rows:] = multi_part
+        else:
+            np.compress(rep_entry, multi_part, out=out[n_single_rows:])
+        entries.append(out)
+    return _table(
+        n_pairs,
+        np.concatenate([np.ones(n_single_rows, dtype=np.int64), lens_rows]),
+        entries,
+        np.concatenate([weight_single, weight_multi]),
+        user_row,
+    )
+
+
+def _sorted_cells(user: np.ndarray, pair: np.ndarray, n_pairs: int) -> bool:
+    """True if (user, pair) strictly increase, checked in blocks (small temporaries)."""
+    block = 1 << 20
+    for lo in range(0, user.size, block):
+        hi = min(lo + block + 1, user.size)
+        cell = user[lo:hi] * np.int64(n_pairs)
+        cell += pair[lo:hi]
+        if not np.all(cell[1:] > cell[:-1]):
+            return False
+    return True
+
+
+def _shares(a: np.ndarray, arrays) -> bool:
+    """True if ``a`` may share memory with any of ``arrays`` (the caller's inputs)."""
+    return any(isinstance(x, np.ndarray) and np.may_share_memory(a, x) for x in arrays)
+
+
+def _table(n_pairs, row_lengths, entries, row_weight, user_row) -> CountTable:
+    row_ptr = np.zeros(row_lengths.size + 1, dtype=np.int64)
+    np.cumsum(row_lengths, out=row_ptr[1:])
+    e_pair, e_n, e_s = entries
     return CountTable(
         n_pairs=int(n_pairs),
         row_ptr=row_ptr,
-        entry_pair=np.concatenate(e_pair).astype(np.int64),
-        entry_n=np.concatenate(e_n).astype(np.int64),
-        entry_s=np.concatenate(e_s).astype(np.int64),
-        row_weight=np.concatenate(row_weight),
+        entry_pair=np.array(e_pair, dtype=np.int64, copy=None),
+        entry_n=np.array(e_n, dtype=np.int64, copy=None),
+        entry_s=np.array(e_s, dtype=np.int64, copy=None),
+        row_weight=row_weight.astype(np.float64),
         user_row=user_row,
     )
+
+
+# ---------------------------------------------------------------------------
+# Grouping of users with entries on several pairs.
+#
+# Each function takes those users' entries sorted by (user, pair) -- user k
+# owns entries start[k]:start[k] + lens[k] -- and returns ``rep``: for each
+# user, the smallest index of a user whose entries are identical to its own.
+
+# Hash values of entries are looked up in a table when there are at most this
+# many possible packed (pair, n, s) values.
+_TABLE_LIMIT = 1 << 20
+
+# Verification compares at most this many entries at a time (bounds memory).
+_VERIFY_CHUNK = 1 << 22
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, in place on a uint64 array (arithmetic wraps mod 2**64)."""
+    x ^= x >> np.uint64(30)
+    x *= _MIX1
+    x ^= x >> np.uint64(27)
+    x *= _MIX2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _user_hashes(token, pair, n, s, start, lens) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of each user's (pair, n, s) entries.
+
+    Every entry is mixed by splitmix64 under two seeds and the mixed values are
+    summed per user, mod 2**64. The pair is part of each entry, so no position
+    weights are needed. The user's number of entries is folded into hash 1.
+    Only determinism matters for exactness: identical users hash alike.
+    """
+    if token is None:
+        # Counts too large to pack exactly: a wrapping combination instead.
+        token = pair.astype(np.uint64) * _PAIR_MULT
+        token += n.astype(np.uint64) * _N_MULT
+        token += s.astype(np.uint64)
+    else:
+        token = token.view(np.uint64)
+        n_tokens = int(token.max()) + 1
+        if n_tokens <= _TABLE_LIMIT and n_tokens * 4 <= token.size:
+            # Few possible tokens: mix each once and look the values up.
+            values = np.arange(n_tokens, dtype=np.uint64)
+            buf = np.empty(token.size, dtype=np.uint64)
+            # mode="clip" (indices are in range anyway) lets take() write into buf unbuffered.
+            np.take(_mix64(values + _SEED1), token, out=buf, mode="clip")
+            h1 = np.add.reduceat(buf, start)
+            np.take(_mix64(values ^ _SEED2), token, out=buf, mode="clip")
+            h2 = np.add.reduceat(buf, start)
+            h1 += lens.astype(np.uint64) * _LEN_MULT
+            return h1, h2
+    buf = np.add(token, _SEED1)
+    h1 = np.add.reduceat(_mix64(buf), start)
+    np.bitwise_xor(token, _SEED2, out=buf)
+    h2 = np.add.reduceat(_mix64(buf), start)
+    h1 += lens.astype(np.uint64) * _LEN_MULT
+    return h1, h2
+
+
+def _hash_groups(token, pair, n, s, cols, start, lens) -> np.ndarray | None:
+    """Group users by (hash 1, hash 2) and verify; None if a check fails."""
+    n_users = lens.size
+    h1, h2 = _user_hashes(token, pair, n, s, start, lens)
+    order = np.argsort(h1)
+    h1s, h2s = h1[order], h2[order]
+    same = h1s[1:] == h1s[:-1]
+    if np.any(same & (h2s[1:] != h2s[:-1])):
+        # Hash 1 alone collides: order by (hash 1, hash 2) so equal keys are adjacent.
+        order = np.lexsort((h2, h1))
+        h1s, h2s = h1[order], h2[order]
+        same = h1s[1:] == h1s[:-1]
+    del h1, h2
+    same &= h2s[1:] == h2s[:-1]
+    del h1s, h2s
+    group_start = np.flatnonzero(np.concatenate(([True], ~same)))
+    del same
+    first = np.minimum.reduceat(order, group_start)
+    rep = np.empty(n_users, dtype=np.int64)
+    rep[order] = np.repeat(first, np.diff(np.append(group_start, n_users)))
+    del order, group_start, first
+
+    # Verify that every user equals its group's first user, entry by entry.
+    # Then users in one group are identical, and identical users hash alike so
+    # they are in one group: the grouping is exactly "same counts".
+    check = np.flatnonzero(rep != np.arange(n_users))
+    if check.size == 0:
+        return rep
+    other = rep[check]
+    if np.any(lens[check] != lens[other]):
+        return None
+    k = lens[check]
+    ends = np.cumsum(k)
+    lo = 0
+    while lo < check.size:
+        # Users check[lo:hi] hold about _VERIFY_CHUNK entries.
+        hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - k[lo] + _VERIFY_CHUNK, "right")))
+        kk = k[lo:hi]
+        offset = np.cumsum(kk) - kk
+        mine = np.repeat(start[check[lo:hi]] - offset, kk)
+        mine += np.arange(mine.size)
+        theirs = mine + np.repeat(start[other[lo:hi]] - start[check[lo:hi]], kk)
+        for col in cols:
+            if not np.array_equal(col[mine], col[theirs]):
+                return None
+        lo = hi
+    return rep
+
+
+def _first_members(inv: np.ndarray, n_groups: int) -> np.ndarray:
+    """For group labels ``inv`` of users, each user's smallest fellow member."""
+    first = np.full(n_groups, inv.size, dtype=np.int64)
+    np.minimum.at(first, inv, np.arange(inv.size))
+    return first[inv]
+
+
+def _dense_groups(pair, n, s, lens, n_pairs) -> np.ndarray:
+    """Exact: np.unique over the rows of a dense (users x 2*pairs) matrix."""
+    local = np.repeat(np.arange(lens.size), lens)
+    dense = np.zeros((lens.size, 2 * n_pairs), dtype=np.int64)
+    dense[local, 2 * pair] = n
+    dense[local, 2 * pair + 1] = s
+    del local
+    rows_u, inv = np.unique(dense, axis=0, return_inverse=True)
+    return _first_members(inv.reshape(-1), rows_u.shape[0])
+
+
+def _sort_groups(cols, start, lens) -> np.ndarray:
+    """Exact: refine groups by the entry at position 0, 1, ... (memory O(users))."""
+    n_users = lens.size
+    gid = lens.astype(np.int64)  # users with different numbers of entries differ
+    for k in range(int(lens.max())):
+        has = lens > k
+        at = start[has] + k
+        for col in cols:
+            v = np.full(n_users, -1, dtype=np.int64)  # -1: no entry at position k
+            v[has] = col[at]
+            order = np.lexsort((v, gid))
+            gs, vs = gid[order], v[order]
+            new = np.ones(n_users, dtype=bool)
+            new[1:] = (gs[1:] != gs[:-1]) | (vs[1:] != vs[:-1])
+            gid = np.empty(n_users, dtype=np.int64)
+            gid[order] = np.cumsum(new) - 1
+        if gid[order[-1]] == n_users - 1:  # every user on its own already
+            break
+    return _first_members(gid, int(gid.max()) + 1)

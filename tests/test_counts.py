@@ -1,0 +1,310 @@
+"""collapse_counts: exact grouping of users into distinct count rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from attnmodel import counts as counts_mod
+from attnmodel.counts import CountTable, collapse_counts
+
+METHODS = ("hash", "dense", "sort")
+
+
+# ---------------------------------------------------------------------------
+# seeded inputs: dense per-user counts n, s of shape (m, P)
+
+
+def one_pair(rng):
+    m = 3000
+    n = rng.integers(1, 40, size=(m, 1))
+    return n, rng.binomial(n, 0.7)
+
+
+def sparse_many_pairs(rng):
+    # 28 pairs, each user votes on a few of them; many users share rows.
+    m, p = 4000, 28
+    n = np.zeros((m, p), dtype=np.int64)
+    k = rng.integers(1, 5, size=m)
+    for i in range(m):
+        cols = rng.choice(p, size=k[i], replace=False)
+        n[i, cols] = rng.integers(1, 4, size=k[i])
+    return n, rng.binomial(n, 0.6)
+
+
+def identical_users(rng):
+    # Few distinct rows, each repeated many times, users shuffled.
+    p = 6
+    proto_n = rng.integers(0, 5, size=(7, p))
+    proto_n[:, 0] += 1
+    proto_s = rng.binomial(proto_n, 0.5)
+    pick = rng.integers(0, 7, size=2500)
+    return proto_n[pick], proto_s[pick]
+
+
+def all_pairs_user(rng):
+    # Sparse users plus one (and a copy of it) voting on every pair.
+    p = 15
+    n = np.zeros((500, p), dtype=np.int64)
+    n[np.arange(500), rng.integers(0, p, 500)] = rng.integers(1, 3, 500)
+    n[rng.random((500, p)) < 0.05] += 1
+    n[17] = rng.integers(1, 9, size=p)
+    n[400] = n[17]
+    s = rng.binomial(n, 0.8)
+    s[400] = s[17]
+    return n, s
+
+
+def dense_random(rng):
+    # Every user on every pair with varied counts: nearly all rows distinct.
+    n = rng.integers(1, 30, size=(2000, 10))
+    return n, rng.binomial(n, 0.55)
+
+
+def huge_counts(rng):
+    # Counts too large to pack (pair, n, s) into one int64: unpacked paths.
+    base = np.array(
+        [[2**40, 7], [2**40, 7], [3, 2**40 + 1], [3, 5], [2**40, 7]]
+        + [[2**40, 0], [0, 3], [2**40, 0]],
+        dtype=np.int64,
+    )
+    n = np.concatenate([base, base[[0]], rng.integers(1, 3, size=(50, 2))])
+    s = n // 2
+    return n, s
+
+
+CASES = {
+    "one_pair": one_pair,
+    "sparse_many_pairs": sparse_many_pairs,
+    "identical_users": identical_users,
+    "all_pairs_user": all_pairs_user,
+    "dense_random": dense_random,
+    "huge_counts": huge_counts,
+}
+
+
+def entries(n, s, rng=None):
+    """Sparse (user, pair, n, s) of the nonzero cells, optionally shuffled."""
+    ui, pk = np.nonzero(n)
+    order = np.arange(ui.size) if rng is None else rng.permutation(ui.size)
+    ui, pk = ui[order], pk[order]
+    return ui, pk, n[ui, pk], s[ui, pk]
+
+
+def collapse(n, s, rng=None, **kw):
+    ui, pk, nk, sk = entries(n, s, rng)
+    return collapse_counts(ui, pk, nk, sk, n.shape[0], n.shape[1], **kw)
+
+
+def python_groups(n, s):
+    """Reference grouping: users keyed by the tuple of their counts."""
+    groups = defaultdict(list)
+    for i in range(n.shape[0]):
+        groups[tuple(n[i].tolist()) + tuple(s[i].tolist())].append(i)
+    return list(groups.values())
+
+
+def check_table(table: CountTable, n, s):
+    m, p = n.shape
+    assert table.n_users == m and table.n_pairs == p
+    # CSR layout.
+    assert table.row_ptr[0] == 0 and table.row_ptr[-1] == table.entry_n.size
+    lengths = np.diff(table.row_ptr)
+    assert np.all(lengths >= 1)
+    for arr in (table.row_ptr, table.entry_pair, table.entry_n, table.entry_s, table.user_row):
+        assert arr.dtype == np.int64
+    assert table.row_weight.dtype == np.float64
+    assert np.all(table.entry_n >= 1)
+    assert np.all((table.entry_s >= 0) & (table.entry_s <= table.entry_n))
+    rows = table.entry_row
+    same_row = rows[1:] == rows[:-1]
+    assert np.all(np.diff(table.entry_pair)[same_row] > 0), "pairs must increase within a row"
+
+    # (a) per-user dense counts reproduced exactly.
+    n_out, s_out = table.user_counts()
+    np.testing.assert_array_equal(n_out, n)
+    np.testing.assert_array_equal(s_out, s)
+    np.testing.assert_array_equal(table.votes_per_user(), n.sum(axis=1))
+
+    # (b) two users share a row iff their count rows are identical.
+    groups = python_groups(n, s)
+    assert table.n_rows == len(groups)
+    seen_rows = set()
+    for members in groups:
+        r = set(table.user_row[members].tolist())
+        assert len(r) == 1, "identical users split over rows"
+        (r,) = r
+        assert r not in seen_rows, "different users merged into one row"
+        seen_rows.add(r)
+        # (c) row weight = group size.
+        assert table.row_weight[r] == len(members)
+    assert table.row_weight.sum() == m
+    sizes = np.bincount(table.user_row, minlength=table.n_rows)
+    np.testing.assert_array_equal(table.row_weight, sizes)
+
+
+def tables_equal(a: CountTable, b: CountTable):
+    assert a.n_pairs == b.n_pairs
+    for name in ("row_ptr", "entry_pair", "entry_n", "entry_s", "row_weight", "user_row"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_collapse_is_exact(case, shuffle):
+    rng = np.random.default_rng(sum(map(ord, case)))
+    n, s = CASES[case](rng)
+    table = collapse(n, s, rng if shuffle else None)
+    check_table(table, n, s)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hash_and_exact_fallbacks_agree(case, monkeypatch):
+    # (d) every method gives the identical table (same rows in the same order).
+    rng = np.random.default_rng(7 + len(case))
+    n, s = CASES[case](rng)
+    ref = collapse(n, s, method="hash")
+    for method in ("dense", "sort"):
+        tables_equal(ref, collapse(n, s, method=method))
+    # "dense" above the cell limit refines by sorting; still the same table.
+    monkeypatch.setattr(counts_mod, "_DENSE_CELL_LIMIT", 0)
+    tables_equal(ref, collapse(n, s, method="dense"))
+
+
+def test_hash_collisions_fall_back_to_exact(monkeypatch):
+    # A deliberately weak hash (total votes only) makes different users collide;
+    # the verification must catch it and the exact path must take over.
+    rng = np.random.default_rng(3)
+    n, s = sparse_many_pairs(rng)
+    ref = collapse(n, s, method="sort")
+
+    def weak_hashes(token, pair, n_, s_, start, lens):
+        tot = np.add.reduceat(n_, start).astype(np.uint64)
+        return tot, np.zeros_like(tot)
+
+    calls = {"dense": 0, "sort": 0}
+    real_dense, real_sort = counts_mod._dense_groups, counts_mod._sort_groups
+
+    def spy_dense(*a):
+        calls["dense"] += 1
+        return real_dense(*a)
+
+    def spy_sort(*a):
+        calls["sort"] += 1
+        return real_sort(*a)
+
+    monkeypatch.setattr(counts_mod, "_user_hashes", weak_hashes)
+    monkeypatch.setattr(counts_mod, "_dense_groups", spy_dense)
+    monkeypatch.setattr(counts_mod, "_sort_groups", spy_sort)
+    table = collapse(n, s)
+    assert calls["dense"] == 1
+    check_table(table, n, s)
+    tables_equal(ref, table)
+
+    # Colliding users of different lengths, and the sort fallback.
+    monkeypatch.setattr(counts_mod, "_DENSE_CELL_LIMIT", 0)
+    table = collapse(n, s)
+    assert calls["sort"] == 1
+    tables_equal(ref, table)
+
+
+def test_hash1_collision_with_different_hash2(monkeypatch):
+    # Hash 1 equal for all users, hash 2 exact-ish: grouping must use both keys.
+    rng = np.random.default_rng(4)
+    n, s = identical_users(rng)
+    real = counts_mod._user_hashes
+
+    def h1_constant(*a):
+        h1, h2 = real(*a)
+        return np.zeros_like(h1), h2
+
+    monkeypatch.setattr(counts_mod, "_user_hashes", h1_constant)
+    table = collapse(n, s)
+    check_table(table, n, s)
+    tables_equal(collapse(n, s, method="sort"), table)
+
+
+def test_verification_in_small_chunks(monkeypatch):
+    # Tiny verification chunks: the chunked comparison covers every entry.
+    monkeypatch.setattr(counts_mod, "_VERIFY_CHUNK", 5)
+    rng = np.random.default_rng(5)
+    n, s = identical_users(rng)
+    table = collapse(n, s)
+    check_table(table, n, s)
+
+
+def test_multi_rows_are_ordered_by_first_user():
+    n = np.array([[1, 0], [2, 1], [1, 1], [2, 1], [1, 1], [3, 0]])
+    s = np.array([[1, 0], [1, 1], [0, 1], [1, 1], [0, 1], [2, 0]])
+    table = collapse(n, s)
+    # Single-entry users (0 and 5) first, sorted by (pair, n, s); then rows of
+    # users 1 and 2 in that order.
+    np.testing.assert_array_equal(table.user_row, [0, 2, 3, 2, 3, 1])
+    np.testing.assert_array_equal(table.row_weight, [1, 1, 2, 2])
+    np.testing.assert_array_equal(table.row_ptr, [0, 1, 2, 4, 6])
+    np.testing.assert_array_equal(table.entry_pair, [0, 0, 0, 1, 0, 1])
+    np.testing.assert_array_equal(table.entry_n, [1, 3, 2, 1, 1, 1])
+    np.testing.assert_array_equal(table.entry_s, [1, 2, 1, 1, 0, 1])
+
+
+def test_zero_count_entries_are_ignored():
+    table = collapse_counts([0, 0, 1], [0, 1, 1], [2, 0, 2], [1, 0, 1], 2, 2)
+    n, s = table.user_counts()
+    np.testing.assert_array_equal(n, [[2, 0], [0, 2]])
+    np.testing.assert_array_equal(s, [[1, 0], [0, 1]])
+
+
+# (e) invalid input
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_s_above_n_raises(method):
+    with pytest.raises(ValueError, match="0 <= s <= n"):
+        collapse_counts([0, 1], [0, 0], [3, 2], [4, 1], 2, 1, method=method)
+
+
+def test_negative_s_raises():
+    with pytest.raises(ValueError, match="0 <= s <= n"):
+        collapse_counts([0, 1], [0, 0], [3, 2], [-1, 1], 2, 1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_user_without_votes_raises(method):
+    with pytest.raises(ValueError, match="user index 1 has no votes"):
+        collapse_counts([0, 2, 2], [0, 0, 1], [3, 2, 1], [1, 1, 0], 3, 2, method=method)
+    # A user whose only entry has n == 0 has no votes either.
+    with pytest.raises(ValueError, match="user index 1 has no votes"):
+        collapse_counts([0, 1], [0, 0], [3, 0], [1, 0], 2, 1, method=method)
+
+
+def test_repeated_cell_raises():
+    with pytest.raises(ValueError, match="more than once"):
+        collapse_counts([0, 1, 0], [1, 0, 1], [3, 2, 1], [1, 1, 0], 2, 2)
+
+
+def test_out_of_range_indices_raise():
+    with pytest.raises(ValueError, match="user indices"):
+        collapse_counts([0, 2], [0, 0], [1, 1], [0, 0], 2, 1)
+    with pytest.raises(ValueError, match="pair indices"):
+        collapse_counts([0, 1], [0, 1], [1, 1], [0, 0], 2, 1)
+    with pytest.raises(ValueError, match="method"):
+        collapse_counts([0], [0], [1], [0], 1, 1, method="fast")
+
+
+def test_table_does_not_alias_the_inputs():
+    # Sorted input, all users on several pairs, all rows distinct: the output
+    # entries must still be copies, not views of the caller's arrays.
+    n = np.array([[1, 2], [2, 1], [3, 3]])
+    s = np.array([[0, 1], [1, 1], [2, 0]])
+    ui, pk, nk, sk = entries(n, s)
+    table = collapse_counts(ui, pk, nk, sk, 3, 2)
+    for arr in (table.entry_pair, table.entry_n, table.entry_s):
+        for given in (ui, pk, nk, sk):
+            assert not np.may_share_memory(arr, given)
+    nk[:] = 99
+    np.testing.assert_array_equal(table.user_counts()[0], n)
