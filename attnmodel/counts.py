@@ -150,7 +150,7 @@ def collapse_counts(
         same table. ``"hash"`` (default) groups them by two 64-bit hashes of
         their entries, then checks every user entry by entry against the first
         user of its group and falls back to an exact method if any check
-        fails. ``"dense"`` (the former method) runs ``np.unique`` on a dense
+        fails. ``"dense"`` runs ``np.unique`` on a dense
         (users x 2*pairs) matrix, and switches to ``"sort"`` above
         ``_DENSE_CELL_LIMIT`` cells; ``"sort"`` refines groups one entry
         position at a time. Both are exact without a check, but slower.

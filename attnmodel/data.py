@@ -28,8 +28,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .counts import CountTable, collapse_counts
-from .errors import AttnmodelWarning, VoteDataError
+from attnmodel.counts import CountTable, collapse_counts
+from attnmodel.errors import AttnmodelWarning, VoteDataError
 
 __all__ = ["VoteData"]
 

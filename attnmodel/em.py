@@ -162,7 +162,7 @@ class EMProblem:
     def _row_loglik(self, eta, one_minus_eta, mu) -> np.ndarray:
         # With a grid and every mu known the likelihood matrix never changes.
         cacheable = not self.family.discrete and self.unknown.size == 0
-        if cacheable and self._cached_ll is not None:
+        if cacheable and self._cached_ll is not None and np.array_equal(self._cached_ll[0], mu):
             return self._cached_ll[1]
         ll = row_loglik(self.counts, *pair_log_probs(eta, one_minus_eta, mu))
         if cacheable:

@@ -4,7 +4,7 @@ What is measured
 ----------------
 Per-(user, pair) counts are simulated in a fresh subprocess per case and
 collapsed with ``attnmodel.counts.collapse_counts``. Reported: wall time of
-the collapse (median of 3 calls; 1 call for the slow former method), the
+the collapse (median of 3 calls; 1 call for the slow dense method), the
 peak of memory allocated during the collapse (``tracemalloc``, which numpy
 reports its buffers to; inputs excluded, output included), and the child's
 peak RSS (``ru_maxrss``; includes the interpreter and the simulated inputs).
@@ -14,7 +14,7 @@ Cases (sorted by (user, pair), as VoteData passes them):
 * ``28pairs-*``: 10^6 users, 28 pairs, each (user, pair) with n uniform in
   0..3 (pair 0 at least 1), s ~ Binomial(n, 0.7): 2.1e7 entries, nearly all
   rows distinct. Methods ``hash`` (default), ``sort`` (exact refinement) and
-  ``dense-unlimited``: the former method, np.unique(axis=0) on the dense
+  ``dense-unlimited``: the dense method, np.unique(axis=0) on the dense
   (users x 56) matrix, with its cell limit lifted.
 * ``1e7-sparse``: 10^6 users x 10 of 28 pairs, n in 1..3: 10^7 entries,
   all rows distinct.
@@ -23,12 +23,12 @@ Cases (sorted by (user, pair), as VoteData passes them):
 
 Targets
 -------
-* 10^6 users x 28 pairs, default method: under 2 s (the former method took
-  about 5 s by the brief's figure; measured here it is far slower).
+* 10^6 users x 28 pairs, default method: under 2 s (the dense method takes
+  over 10 s on the same table).
 * 10^7 entries: collapse allocation peak and child peak RSS under 2 GB.
 
 Run: ``.venv/bin/python benchmarks/bench_collapse.py`` (about 2 minutes;
-``--skip-dense`` leaves out the slow former method).
+``--skip-dense`` leaves out the slow dense method).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def run_case(name: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help="run one case in this process and print JSON")
-    ap.add_argument("--skip-dense", action="store_true", help="leave out the former method")
+    ap.add_argument("--skip-dense", action="store_true", help="leave out the slow dense method")
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case)))
