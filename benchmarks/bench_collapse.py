@@ -35,13 +35,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import statistics
-import subprocess
-import sys
 import time
+
+from _harness import banner, peak_rss_mb, run_in_child
 
 CASES = {
     "28pairs-hash": ("28pairs", "hash", 3),
@@ -115,7 +112,7 @@ def run_case(name: str) -> dict:
         "time_s": statistics.median(times + [plain]),
         "times": times + [plain],
         "alloc_peak_mb": max(alloc),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -127,24 +124,14 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case)))
         return
-    print(
-        f"bench_collapse: python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}"
-    )
+    print(banner("bench_collapse"))
     rows = []
     for name in CASES:
         if args.skip_dense and "dense" in name:
             continue
-        proc = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--case", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            print(f"{name}: FAILED\n{proc.stderr}", file=sys.stderr)
+        r = run_in_child(__file__, name)
+        if r is None:
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(r)
         print(f"  {name}: times {[round(t, 2) for t in r['times']]} s", flush=True)
     print()

@@ -34,14 +34,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
-import platform
-import resource
 import statistics
-import subprocess
-import sys
 import time
 import warnings
+
+from _harness import banner, peak_rss_mb, run_in_child
 
 BETA = ("beta", {"alpha": 3.0, "beta": 5.0})
 TWO_POINT = ("two_point", {"q_low": 0.6, "eta_low": 0.4, "eta_high": 0.98})
@@ -70,11 +67,6 @@ def default_n_init() -> int:
     import attnmodel as am
 
     return int(inspect.signature(am.fit_em).parameters["n_init"].default)
-
-
-def peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_case(name: str) -> dict:
@@ -181,22 +173,12 @@ def main() -> None:
 
     prefixes = [p for p in args.only.split(",") if p]
     names = [c for c in CASES if not prefixes or any(c.startswith(p) for p in prefixes)]
-    print(
-        f"bench_em: python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}"
-    )
+    print(banner("bench_em"))
     results = []
     for name in names:
-        proc = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--case", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            print(f"{name}: FAILED\n{proc.stderr}", file=sys.stderr)
+        r = run_in_child(__file__, name)
+        if r is None:
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
         print(
             f"  {name}: fits {[round(t, 4) for t in r['fit_all_s']]} s, "

@@ -41,12 +41,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from _harness import banner, peak_rss_mb, run_in_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, ".cache")
@@ -73,10 +73,6 @@ CASES = {
     "oriented": (ORIENTED, "from_file"),
     "oriented-read": (ORIENTED, "read"),
 }
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ---------------------------------------------------------------------------
@@ -213,8 +209,7 @@ def main() -> None:
         subprocess.run([sys.executable, os.path.abspath(__file__), "--generate"], check=True)
 
     print(
-        f"bench_read: python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}; files: "
+        f"{banner('bench_read')}; files: "
         f"{os.path.getsize(RAW) / 2**20:.0f} MB raw, {os.path.getsize(ORIENTED) / 2**20:.0f} MB "
         f"oriented"
     )
@@ -222,16 +217,10 @@ def main() -> None:
     for name in CASES:
         runs = []
         for _ in range(args.repeats):
-            proc = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--case", name],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0:
-                print(f"{name}: FAILED\n{proc.stderr}", file=sys.stderr)
+            child = run_in_child(__file__, name)
+            if child is None:
                 break
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            runs.append(child)
         if not runs:
             continue
         times = [r["time_s"] for r in runs]

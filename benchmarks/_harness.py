@@ -1,0 +1,42 @@
+"""What every benchmark script shares: run one case in a fresh process, read its memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def banner(name: str) -> str:
+    """First line of a script's output: interpreter, cores, time."""
+    return (
+        f"{name}: python {platform.python_version()}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
+
+
+def run_in_child(script: str, case: str) -> dict | None:
+    """Run ``script --case case`` in a fresh interpreter; its last stdout line is JSON.
+
+    A fresh process per case makes ``ru_maxrss`` that case's own peak.
+    Returns None (after printing the child's stderr) when the case failed.
+    """
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(script), "--case", case],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        print(f"{case}: FAILED\n{proc.stderr}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
