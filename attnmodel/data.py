@@ -702,7 +702,8 @@ class VoteData:
             raise VoteDataError(f"{str(path)!r}: no such file", value=str(path))
         try:
             if kind == "csv":
-                df = pd.read_csv(p)
+                # Ids are labels, not numbers: "007" and "7" are two users.
+                df = pd.read_csv(p, dtype={kwargs.get("user", "user"): str})
             elif kind == "parquet":
                 df = pd.read_parquet(p)
             else:

@@ -646,3 +646,12 @@ def test_mtbench_file_loads():
     assert (data.report.loc["gpt-4 vs llama-13b", "stronger"]) == "gpt-4"
     text = repr(data)
     assert "65 users" in text and "15 pairs" in text and "780 ties dropped" in text
+
+
+def test_csv_user_ids_keep_leading_zeros(tmp_path):
+    # "007" and "7" are different users; reading ids as numbers would merge them.
+    path = tmp_path / "votes.csv"
+    path.write_text("user_id,z\n007,1\n7,0\n007,1\n")
+    data = VoteData.from_file(path, user="user_id")
+    assert list(data.users) == ["007", "7"]
+    assert data.votes_per_user().tolist() == [2, 1]
