@@ -223,7 +223,8 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     for start in range(0, n_rows, step):
         sl = order[start : start + step]
         block = post[sl]
-        live = np.flatnonzero((block > block.max(axis=1, keepdims=True) * np.exp(-70.0)).any(axis=0))
+        floor = block.max(axis=1, keepdims=True) * np.exp(-70.0)
+        live = np.flatnonzero((block > floor).any(axis=0))
         lo = max(int(live[0]) - 2, 0)
         hi = min(int(live[-1]) + 3, post.shape[1])
         cdf = _GridCDF(grid.u[lo:hi], grid.log_weight[lo:hi], block[:, lo:hi])
