@@ -98,6 +98,10 @@ def run_case(name: str) -> dict:
             fit_times.append(time.perf_counter() - t0)
         n_warn += len(caught)
     timed = fit_times if big else fit_times[1:]
+    # Per-user summaries (posterior mean, sd, MAP, HDI, P(eta >= 0.5)) at the fit.
+    t0 = time.perf_counter()
+    fit.posterior(eta_star=0.5)
+    posterior_s = time.perf_counter() - t0
     mu_hat = [round(float(v), 4) for v in fit.mu_.to_numpy()]
     return {
         "case": name,
@@ -111,6 +115,7 @@ def run_case(name: str) -> dict:
         "fit_first_s": fit_times[0],
         "fit_s": statistics.median(timed),
         "fit_all_s": fit_times,
+        "posterior_s": posterior_s,
         "n_iter": int(fit.n_iter_),
         "converged": bool(fit.converged_),
         "warnings": n_warn,
@@ -183,6 +188,7 @@ def main() -> None:
         print(
             f"  {name}: fits {[round(t, 4) for t in r['fit_all_s']]} s, "
             f"mu_hat {r['mu_hat']}, params {r['params']}, warnings {r['warnings']}, "
+            f"posterior summaries {r['posterior_s']:.2f} s, "
             f"RSS after import {r['rss_after_import_mb']:.0f} MB",
             flush=True,
         )
