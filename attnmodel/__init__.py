@@ -15,6 +15,7 @@ and keeps the votes of attentive users.
 from attnmodel.data import VoteData
 from attnmodel.em import ConvergenceWarning, EMResult, fit_em
 from attnmodel.errors import AttnmodelWarning, VoteDataError
+from attnmodel.export import to_dpo, write_dpo
 from attnmodel.families import FAMILY_NAMES, get_family
 from attnmodel.filtering import FilterResult, NotConvergedError, filter_users
 from attnmodel.posterior import user_posterior
@@ -40,6 +41,8 @@ __all__ = [
     "get_family",
     "simulate_counts",
     "simulate_votes",
+    "to_dpo",
+    "write_dpo",
     "user_posterior",
     "__version__",
 ]

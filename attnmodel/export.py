@@ -1,0 +1,179 @@
+"""Kept votes in the column layout that preference trainers read.
+
+TRL's DPO trainer (and most reward-model trainers) take one row per
+preference pair with ``prompt``, ``chosen`` and ``rejected``, either as plain
+strings (the standard layout) or as lists of ``{"role", "content"}`` messages
+(the conversational layout). The chosen side follows the user's vote.
+
+Files are written atomically: the rows go to a temporary file beside the
+target, which replaces the target only once it is complete, so a crash never
+leaves a half-written file, and an existing file is only replaced when asked.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attnmodel.errors import VoteDataError
+
+__all__ = ["to_dpo", "write_dpo", "atomic_write"]
+
+_A_WINS = "model_a"
+_B_WINS = "model_b"
+
+
+def _require(votes: pd.DataFrame, column) -> pd.Series:
+    if column not in votes.columns:
+        raise VoteDataError(
+            f"missing column {column!r}; available columns: {list(votes.columns)}", column=column
+        )
+    return votes[column]
+
+
+def _text(votes: pd.DataFrame, column) -> np.ndarray:
+    col = _require(votes, column)
+    missing = col.isna().to_numpy()
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
+        raise VoteDataError(
+            f"column {column!r}, row {pos} (index label {votes.index[pos]!r}): no text; "
+            "every exported pair needs a prompt and both responses",
+            column=column,
+            row=pos,
+        )
+    return col.astype(str).to_numpy(dtype=object)
+
+
+def to_dpo(
+    votes: pd.DataFrame,
+    *,
+    prompt="prompt",
+    response_a="response_a",
+    response_b="response_b",
+    winner="winner",
+    z=None,
+    conversational: bool = False,
+    keep: Sequence = (),
+) -> pd.DataFrame:
+    """Preference pairs ``prompt``, ``chosen``, ``rejected`` from vote rows.
+
+    Parameters
+    ----------
+    votes : pandas.DataFrame
+        Vote rows (for example ``FilterResult.votes``), one per preference.
+    prompt, response_a, response_b : column names
+        The prompt and the two responses as shown (``response_a`` belongs to
+        ``model_a``).
+    winner : column name
+        ``"model_a"`` or ``"model_b"`` per row (the raw layout). Ties are not
+        preferences: a tie row is an error naming it.
+    z : column name, optional
+        Use a 0/1 label instead of ``winner``: 1 means the answer in
+        ``response_a`` was preferred.
+    conversational : bool
+        Emit lists of ``{"role", "content"}`` messages (the prompt as a user
+        turn, each response as an assistant turn) instead of strings.
+    keep : sequence of column names
+        Further input columns to carry along (ids for tracing a pair back).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``prompt``, ``chosen``, ``rejected`` and then ``keep``, with
+        the input's index.
+    """
+    if z is not None:
+        labels = _require(votes, z)
+        a_won = labels.to_numpy()
+        bad = ~np.isin(a_won, (0, 1))
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise VoteDataError(
+                f"column {z!r}, row {pos}: value {a_won[pos]!r} is not a 0/1 label",
+                column=z,
+                row=pos,
+                value=a_won[pos],
+            )
+        a_won = a_won.astype(bool)
+    else:
+        w = _require(votes, winner).astype(str).str.strip().to_numpy(dtype=object)
+        bad = ~np.isin(w, (_A_WINS, _B_WINS))
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise VoteDataError(
+                f"column {winner!r}, row {pos} (index label {votes.index[pos]!r}): value "
+                f"{w[pos]!r} is not a preference ('model_a' or 'model_b'); drop ties first",
+                column=winner,
+                row=pos,
+                value=w[pos],
+            )
+        a_won = w == _A_WINS
+    p = _text(votes, prompt)
+    ra = _text(votes, response_a)
+    rb = _text(votes, response_b)
+    chosen = np.where(a_won, ra, rb)
+    rejected = np.where(a_won, rb, ra)
+    if conversational:
+        p = [[{"role": "user", "content": t}] for t in p]
+        chosen = [[{"role": "assistant", "content": t}] for t in chosen]
+        rejected = [[{"role": "assistant", "content": t}] for t in rejected]
+    out = pd.DataFrame({"prompt": p, "chosen": chosen, "rejected": rejected}, index=votes.index)
+    for col in keep:
+        if col in ("prompt", "chosen", "rejected"):
+            raise ValueError(f"cannot keep column {col!r}: the DPO layout already uses that name")
+        out[col] = _require(votes, col).to_numpy()
+    return out
+
+
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[Path], None], *, force: bool = False
+) -> Path:
+    """Write a file through ``write(tmp_path)`` and move it into place.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file.
+    write : callable
+        Writes the complete contents to the temporary path it is given.
+    force : bool
+        Replace an existing file; without it an existing file raises
+        :class:`FileExistsError` and is left untouched.
+    """
+    target = Path(path)
+    if target.exists() and not force:
+        raise FileExistsError(f"{str(target)!r} exists; pass force=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return target
+
+
+def write_dpo(frame: pd.DataFrame, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write DPO rows to ``.jsonl`` (one JSON object per line) or ``.parquet``, atomically."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".jsonl", ".parquet"):
+        raise ValueError(f"{str(target)!r}: DPO rows are written as .jsonl or .parquet")
+    frame = frame.reset_index(drop=True)
+
+    def write(tmp: Path) -> None:
+        if suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+    return atomic_write(target, write, force=force)
