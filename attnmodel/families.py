@@ -62,6 +62,27 @@ def logit_sd_min(grid: LogitGrid | None) -> float:
     return 2.0 * h
 
 
+#: Bound on the log weight ratios used as unconstrained coordinates.
+_LOG_RATIO_MAX = 700.0
+
+
+def _weights_to_vector(w: np.ndarray) -> np.ndarray:
+    """Mixture weights as ``K - 1`` log ratios against the last weight."""
+    logw = np.log(np.maximum(w, 1e-300))
+    return logw[:-1] - logw[-1]
+
+
+def _weights_from_vector(v: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_weights_to_vector` (a softmax with the last log weight 0)."""
+    logw = np.concatenate([np.clip(v, -_LOG_RATIO_MAX, _LOG_RATIO_MAX), [0.0]])
+    return np.exp(logw - special.logsumexp(logw))
+
+
+def _weights_bounds(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box of the ``K - 1`` log ratios."""
+    return np.full(k - 1, -_LOG_RATIO_MAX), np.full(k - 1, _LOG_RATIO_MAX)
+
+
 class Family:
     """Base class of the attentiveness families."""
 
@@ -274,21 +295,18 @@ class DiscreteFamily(Family):
 
     def to_vector(self, params):
         w, loc = self.components(params)
-        logw = np.log(np.maximum(w, 1e-300))
-        return np.concatenate([logw[:-1] - logw[-1], loc])
+        return np.concatenate([_weights_to_vector(w), loc])
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
-        logw = np.concatenate([np.clip(vec[: k - 1], -700.0, 700.0), [0.0]])
-        w = np.exp(logw - special.logsumexp(logw))
+        w = _weights_from_vector(vec[: k - 1])
         loc = np.clip(vec[k - 1 :], 0.0, 1.0)
         return self.from_components(w, loc)
 
     def vector_bounds(self, grid=None):
         k = self.n_components
-        lo = np.concatenate([np.full(k - 1, -700.0), np.zeros(k)])
-        hi = np.concatenate([np.full(k - 1, 700.0), np.ones(k)])
-        return lo, hi
+        w_lo, w_hi = _weights_bounds(k)
+        return np.concatenate([w_lo, np.zeros(k)]), np.concatenate([w_hi, np.ones(k)])
 
 
 class KPoint(DiscreteFamily):
@@ -634,15 +652,13 @@ class BetaMixture(_MixtureFamily):
         return self._sorted(out, out["alpha"] / (out["alpha"] + out["beta"]))
 
     def to_vector(self, params):
-        logw = np.log(np.maximum(params["weights"], 1e-300))
         return np.concatenate(
-            [logw[:-1] - logw[-1], np.log(params["alpha"]), np.log(params["beta"])]
+            [_weights_to_vector(params["weights"]), np.log(params["alpha"]), np.log(params["beta"])]
         )
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
-        logw = np.concatenate([np.clip(vec[: k - 1], -700.0, 700.0), [0.0]])
-        w = np.exp(logw - special.logsumexp(logw))
+        w = _weights_from_vector(vec[: k - 1])
         lo, hi = BETA_SHAPE_MIN, beta_shape_max(grid)
         a = np.clip(np.exp(np.clip(vec[k - 1 : 2 * k - 1], -30.0, 30.0)), lo, hi)
         b = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 30.0)), lo, hi)
@@ -651,9 +667,10 @@ class BetaMixture(_MixtureFamily):
     def vector_bounds(self, grid=None):
         k = self.n_components
         lo, hi = np.log(BETA_SHAPE_MIN), np.log(beta_shape_max(grid))
+        w_lo, w_hi = _weights_bounds(k)
         return (
-            np.concatenate([np.full(k - 1, -700.0), np.full(2 * k, lo)]),
-            np.concatenate([np.full(k - 1, 700.0), np.full(2 * k, hi)]),
+            np.concatenate([w_lo, np.full(2 * k, lo)]),
+            np.concatenate([w_hi, np.full(2 * k, hi)]),
         )
 
 
@@ -730,15 +747,17 @@ class LogisticNormalMixture(_MixtureFamily):
         return self._sorted({"weights": w, "logit_mean": m, "logit_sd": sd}, m)
 
     def to_vector(self, params):
-        logw = np.log(np.maximum(params["weights"], 1e-300))
         return np.concatenate(
-            [logw[:-1] - logw[-1], params["logit_mean"], np.log(params["logit_sd"])]
+            [
+                _weights_to_vector(params["weights"]),
+                params["logit_mean"],
+                np.log(params["logit_sd"]),
+            ]
         )
 
     def from_vector(self, vec, grid=None):
         k = self.n_components
-        logw = np.concatenate([np.clip(vec[: k - 1], -700.0, 700.0), [0.0]])
-        w = np.exp(logw - special.logsumexp(logw))
+        w = _weights_from_vector(vec[: k - 1])
         # Means beyond the grid's reach and scales beyond e^5 describe nothing new.
         m = np.clip(np.asarray(vec[k - 1 : 2 * k - 1], float), -50.0, 50.0)
         sd = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 5.0)), logit_sd_min(grid), None)
@@ -746,11 +765,11 @@ class LogisticNormalMixture(_MixtureFamily):
 
     def vector_bounds(self, grid=None):
         k = self.n_components
+        w_lo, w_hi = _weights_bounds(k)
+        sd_lo = np.log(logit_sd_min(grid))
         return (
-            np.concatenate(
-                [np.full(k - 1, -700.0), np.full(k, -50.0), np.full(k, np.log(logit_sd_min(grid)))]
-            ),
-            np.concatenate([np.full(k - 1, 700.0), np.full(k, 50.0), np.full(k, 5.0)]),
+            np.concatenate([w_lo, np.full(k, -50.0), np.full(k, sd_lo)]),
+            np.concatenate([w_hi, np.full(k, 50.0), np.full(k, 5.0)]),
         )
 
 

@@ -83,12 +83,6 @@ class LogitGrid:
         """``log(1 - eta)``, shape (G,)."""
         return log_expit(-self.u)
 
-    @property
-    def cell_edges(self) -> np.ndarray:
-        """Edges in ``u`` of the cell each node stands for, shape (G + 1,)."""
-        mid = 0.5 * (self.u[1:] + self.u[:-1])
-        return np.concatenate([[-np.inf], mid, [np.inf]])
-
 
 def default_spacing(max_votes: int) -> float:
     """Central node spacing that resolves the likelihood of ``max_votes`` votes.

@@ -40,3 +40,9 @@ def run_in_child(script: str, case: str) -> dict | None:
         print(f"{case}: FAILED\n{proc.stderr}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def print_header(head: str) -> None:
+    """A results table's header line and its rule."""
+    print(head)
+    print("-" * len(head))

@@ -38,7 +38,7 @@ import json
 import statistics
 import time
 
-from _harness import banner, peak_rss_mb, run_in_child
+from _harness import banner, peak_rss_mb, print_header, run_in_child
 
 CASES = {
     "28pairs-hash": ("28pairs", "hash", 3),
@@ -139,8 +139,7 @@ def main() -> None:
         f"{'case':24s} {'entries':>9s} {'rows':>8s} {'median s':>9s} {'alloc MB':>9s} "
         f"{'peak RSS MB':>11s}  {'target':26s} result"
     )
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     for r in rows:
         if r["case"] == "28pairs-hash":
             target, tag = "< 2 s", "PASS" if r["time_s"] < 2.0 else "MISS"

@@ -38,7 +38,7 @@ import statistics
 import time
 import warnings
 
-from _harness import banner, peak_rss_mb, run_in_child
+from _harness import banner, peak_rss_mb, print_header, run_in_child
 
 BETA = ("beta", {"alpha": 3.0, "beta": 5.0})
 TWO_POINT = ("two_point", {"q_low": 0.6, "eta_low": 0.4, "eta_high": 0.98})
@@ -147,8 +147,7 @@ def print_table(results: list[dict]) -> None:
         f"{'fit first':>10s} {'fit median':>11s} {'n_iter':>6s} {'conv':>5s} "
         f"{'peak MB':>8s}  {'target':30s} result"
     )
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     for r in results:
         target, tag = verdict(r)
         print(

@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 
-from _harness import banner, peak_rss_mb, run_in_child
+from _harness import banner, peak_rss_mb, print_header, run_in_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, ".cache")
@@ -239,8 +239,7 @@ def main() -> None:
         f"{'case':15s} {'median s':>9s} {'min..max s':>13s} {'collapse s':>10s} "
         f"{'peak MB':>8s}  {'target':22s} result"
     )
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     for r in rows:
         if r["case"] == "raw":
             target, tag = "from_file < 15 s", "PASS" if r["time_s"] < TARGET_S else "MISS"
