@@ -5,6 +5,10 @@ input column):
 
 ``prob``
     ``P(eta_j >= eta_star | votes) >= prob`` (the paper's rule, ``prob = 0.95``).
+    A user whose probability is a Monte Carlo estimate within ``mcse_k``
+    standard errors of ``prob`` is *undetermined*: neither kept nor dropped,
+    and reported as such. Exact probabilities (MAP-EM) leave nobody
+    undetermined.
 ``top``
     The top fraction ``top`` of users by posterior mean attentiveness. Users
     with identical count rows have identical posteriors, so a tie at the cut is
@@ -16,11 +20,33 @@ input column):
     ``eta_map`` (or ``eta_mean`` with ``by="mean"``) at or above the
     ``quantile`` of the fitted ``P_eta``.
 
-A fit that did not converge is refused unless ``force=True``.
+The input is an :class:`~attnmodel.em.EMResult` or a result tree
+(:mod:`attnmodel.results`, from MAP-EM or NUTS) together with the
+:class:`~attnmodel.data.VoteData` it was fitted to. Before filtering, a gate
+checks that the fit can be trusted: a MAP-EM fit must have converged; a NUTS
+fit's global parameters must have ``r_hat <= rhat_max``, bulk and tail ESS of
+at least ``ess_min`` and no more than ``max_divergences`` divergent
+transitions. A fit that fails is refused (:class:`NotConvergedError`,
+:class:`DiagnosticsError`) unless ``force=True``, which filters with a warning.
+
+On a tree:
+
+- ``map`` (and ``quantile`` with ``by="map"``) reads ``eta_map`` where the
+  tree has it (MAP-EM: the exact posterior mode) and otherwise the posterior
+  mean ``eta_mean`` (NUTS: a mode estimated from draws would be noisy); the
+  settings name the summary used.
+- ``quantile`` cuts at the quantile of ``P_eta`` at the EM estimate or, for
+  NUTS, at the posterior mean of the family parameters.
+- ``prob`` with an ``eta_star`` other than the tree's recomputes ``p_above``
+  from the stored ``eta`` draws as the mean of the indicator
+  ``eta >= eta_star``. Its Monte Carlo standard error is ``sqrt(p (1 - p) / S)``
+  for MAP-EM trees, whose ``S`` draws are independent, and ArviZ's MCSE of the
+  mean (which accounts for autocorrelation) for NUTS trees.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +54,31 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["FilterResult", "filter_users", "RULES", "NotConvergedError"]
+from attnmodel.errors import AttnmodelWarning
+
+__all__ = [
+    "FilterResult",
+    "filter_users",
+    "RULES",
+    "NotConvergedError",
+    "DiagnosticsError",
+    "DiagnosticsWarning",
+    "prob_decisions",
+]
 
 RULES = ("prob", "top", "map", "quantile")
 
 
 class NotConvergedError(RuntimeError):
     """Filtering was asked of a fit that did not converge."""
+
+
+class DiagnosticsError(NotConvergedError):
+    """A NUTS fit failed its convergence diagnostics (r_hat, ESS, divergences)."""
+
+
+class DiagnosticsWarning(AttnmodelWarning):
+    """A fit that failed its checks was filtered anyway (``force=True``)."""
 
 
 @dataclass
@@ -47,11 +91,18 @@ class FilterResult:
     settings : dict
         The rule's parameters (and the threshold it resolved to).
     keep : pandas.Series of bool
-        Decision per user, indexed by user id.
+        Decision per user, indexed by user id (False for undetermined users).
     votes : pandas.DataFrame or None
         Kept vote rows with every input column (None when the data holds only counts).
     counts : dict
-        ``users_kept``, ``users_dropped``, ``votes_kept``, ``votes_dropped``.
+        ``users_kept``, ``users_dropped``, ``users_undetermined``,
+        ``votes_kept``, ``votes_dropped``, ``votes_undetermined``.
+    undetermined : pandas.Series of bool or None
+        Users whose ``p_above`` lies within ``mcse_k`` Monte Carlo standard
+        errors of the cut (rule ``prob``); None means nobody.
+    diagnostics : pandas.DataFrame or None
+        The checks of the gate: index ``check``; columns ``variable``,
+        ``value``, ``threshold``, ``passed``.
     """
 
     rule: str
@@ -59,6 +110,13 @@ class FilterResult:
     keep: pd.Series
     votes: pd.DataFrame | None
     counts: dict[str, int] = field(default_factory=dict)
+    undetermined: pd.Series | None = None
+    diagnostics: pd.DataFrame | None = None
+
+    def _undetermined_mask(self) -> np.ndarray:
+        if self.undetermined is None:
+            return np.zeros(len(self.keep), dtype=bool)
+        return self.undetermined.to_numpy(dtype=bool)
 
     @property
     def kept_users(self) -> pd.Index:
@@ -67,31 +125,73 @@ class FilterResult:
 
     @property
     def dropped_users(self) -> pd.Index:
-        """Ids of the dropped users."""
-        return self.keep.index[~self.keep.to_numpy()]
+        """Ids of the dropped users (undetermined ones excluded)."""
+        return self.keep.index[~self.keep.to_numpy() & ~self._undetermined_mask()]
+
+    @property
+    def undetermined_users(self) -> pd.Index:
+        """Ids of the users the rule could not decide (empty unless Monte Carlo error)."""
+        return self.keep.index[self._undetermined_mask()]
 
     def summary(self) -> str:
-        """One paragraph on what was kept."""
+        """One paragraph on what was kept, dropped and left undetermined."""
         c = self.counts
-        total_u = c["users_kept"] + c["users_dropped"]
-        total_v = c["votes_kept"] + c["votes_dropped"]
+        und_u = c.get("users_undetermined", 0)
+        und_v = c.get("votes_undetermined", 0)
+        total_u = c["users_kept"] + c["users_dropped"] + und_u
+        total_v = c["votes_kept"] + c["votes_dropped"] + und_v
         desc = ", ".join(
             f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.settings.items()
         )
         return (
             f"rule {self.rule} ({desc}): kept {c['users_kept']} of {total_u} users "
             f"({c['users_kept'] / max(total_u, 1):.1%}) and {c['votes_kept']} of {total_v} votes "
-            f"({c['votes_kept'] / max(total_v, 1):.1%})"
+            f"({c['votes_kept'] / max(total_v, 1):.1%}); dropped {c['users_dropped']} users "
+            f"({c['votes_dropped']} votes); undetermined {und_u} users ({und_v} votes)"
         )
 
     def __repr__(self) -> str:
         return f"FilterResult({self.summary()})"
 
 
+def prob_decisions(
+    p_above: np.ndarray, mcse: np.ndarray, prob: float, mcse_k: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep and undetermined masks of the ``prob`` rule.
+
+    A user is undetermined when its ``p_above`` has a positive Monte Carlo
+    standard error and lies strictly within ``mcse_k`` of them from ``prob``;
+    otherwise it is kept when ``p_above >= prob``.
+    """
+    p_above = np.asarray(p_above, dtype=np.float64)
+    mcse = np.nan_to_num(np.asarray(mcse, dtype=np.float64), nan=0.0)
+    undetermined = (mcse > 0) & (np.abs(p_above - prob) < mcse_k * mcse)
+    return (p_above >= prob) & ~undetermined, undetermined
+
+
+def _check_rule_args(rule, prob, top, threshold, quantile, by, mcse_k) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    if rule == "prob" and not 0.0 < prob <= 1.0:
+        raise ValueError(f"prob must be in (0, 1], got {prob}")
+    if rule == "prob" and not mcse_k >= 0.0:
+        raise ValueError(f"mcse_k must be >= 0, got {mcse_k}")
+    if rule == "top" and (top is None or not 0.0 < top <= 1.0):
+        raise ValueError(f"rule 'top' needs top in (0, 1], got {top}")
+    if rule == "map" and (threshold is None or not 0.0 <= threshold <= 1.0):
+        raise ValueError(f"rule 'map' needs threshold in [0, 1], got {threshold}")
+    if rule == "quantile":
+        if quantile is None or not 0.0 < quantile < 1.0:
+            raise ValueError(f"rule 'quantile' needs quantile in (0, 1), got {quantile}")
+        if by not in ("map", "mean"):
+            raise ValueError(f"by must be 'map' or 'mean', got {by!r}")
+
+
 def filter_users(
     result,
-    rule: str = "prob",
+    data=None,
     *,
+    rule: str = "prob",
     eta_star: float = 0.5,
     prob: float = 0.95,
     top: float | None = None,
@@ -100,13 +200,21 @@ def filter_users(
     by: str = "map",
     posterior: xr.Dataset | None = None,
     force: bool = False,
+    mcse_k: float = 2.0,
+    rhat_max: float = 1.01,
+    ess_min: float = 400,
+    max_divergences: int = 0,
 ) -> FilterResult:
     """Apply a filtering rule to a fitted model.
 
     Parameters
     ----------
-    result : EMResult
-        The fit (its ``data`` supplies the vote rows).
+    result : EMResult or xarray.DataTree
+        The fit: an EM result (its ``data`` supplies the vote rows) or a
+        result tree from :func:`attnmodel.fitting.fit` / :func:`attnmodel.results.load`.
+    data : VoteData, optional
+        The votes to filter; required with a tree (its users must be the
+        tree's users), defaults to ``result.data`` for an EMResult.
     rule : {"prob", "top", "map", "quantile"}
     eta_star, prob : float
         For ``prob``: keep users with ``P(eta >= eta_star) >= prob``.
@@ -119,84 +227,227 @@ def filter_users(
     by : {"map", "mean"}
         Summary compared with the cut by ``quantile``.
     posterior : xarray.Dataset, optional
-        Precomputed :func:`~attnmodel.posterior.user_posterior`; for ``prob``
-        it is recomputed when its ``eta_star`` differs from ``eta_star``.
+        With an EMResult only: precomputed
+        :func:`~attnmodel.posterior.user_posterior`; for ``prob`` it is
+        recomputed when its ``eta_star`` differs from ``eta_star``.
     force : bool
-        Filter even if the fit did not converge.
+        Filter even if the fit did not converge or failed its diagnostics
+        (with a :class:`DiagnosticsWarning` for a failed NUTS fit).
+    mcse_k : float
+        For ``prob``: users within ``mcse_k`` Monte Carlo standard errors of
+        the cut are undetermined.
+    rhat_max, ess_min, max_divergences
+        Thresholds of the NUTS gate over the global parameters.
 
     Returns
     -------
     FilterResult
     """
-    if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-    if not getattr(result, "converged_", True) and not force:
-        raise NotConvergedError(
-            "the fit did not converge, so its posteriors are not trustworthy; refit with a larger "
-            "max_iter or pass force=True to filter anyway"
+    _check_rule_args(rule, prob, top, threshold, quantile, by, mcse_k)
+    if isinstance(result, xr.DataTree):
+        if posterior is not None:
+            raise ValueError("posterior= applies to an EMResult; a result tree carries its own")
+        if data is None:
+            raise ValueError(
+                "filtering a result tree needs data=: the VoteData it was fitted to "
+                "(the tree holds no vote rows)"
+            )
+        gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
+        summaries, ppf, diagnostics, extra = _tree_inputs(
+            result, data, rule, eta_star, by, force, gate
         )
-    if posterior is None or (rule == "prob" and posterior.attrs.get("eta_star") != eta_star):
-        posterior = result.posterior(eta_star=eta_star)
-    data = result.data
-    posterior = _align_to_data(posterior, pd.Index(data.users))
+    else:
+        summaries, ppf, diagnostics, data = _em_inputs(
+            result, data, rule, eta_star, posterior, force
+        )
+        extra = {}
+
+    undetermined = np.zeros(summaries.sizes["user"], dtype=bool)
     settings: dict[str, Any]
     if rule == "prob":
-        if not 0.0 < prob <= 1.0:
-            raise ValueError(f"prob must be in (0, 1], got {prob}")
-        keep = posterior["p_above"].to_numpy() >= prob
+        mcse = summaries["p_above_mcse"] if "p_above_mcse" in summaries else None
+        if mcse is None:
+            keep = summaries["p_above"].to_numpy() >= prob
+        else:
+            keep, undetermined = prob_decisions(
+                summaries["p_above"].to_numpy(), mcse.to_numpy(), prob, mcse_k
+            )
         settings = {"eta_star": float(eta_star), "prob": float(prob)}
+        if mcse is not None:
+            settings["mcse_k"] = float(mcse_k)
     elif rule == "top":
-        if top is None or not 0.0 < top <= 1.0:
-            raise ValueError(f"rule 'top' needs top in (0, 1], got {top}")
-        mean = posterior["eta_mean"].to_numpy()
+        mean = summaries["eta_mean"].to_numpy()
         # Round away float noise first: 0.07 * 100 is 7.000000000000001, whose ceil is 8.
         k = max(1, int(np.ceil(round(top * mean.size, 9))))
         cut = np.sort(mean)[::-1][k - 1]
         keep = mean >= cut
         settings = {"top": float(top), "cut": float(cut), "kept_fraction": float(keep.mean())}
     elif rule == "map":
-        if threshold is None or not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"rule 'map' needs threshold in [0, 1], got {threshold}")
-        keep = posterior["eta_map"].to_numpy() >= threshold
+        keep = summaries[extra.get("map", "eta_map")].to_numpy() >= threshold
         settings = {"threshold": float(threshold)}
     else:
-        if quantile is None or not 0.0 < quantile < 1.0:
-            raise ValueError(f"rule 'quantile' needs quantile in (0, 1), got {quantile}")
-        if by not in ("map", "mean"):
-            raise ValueError(f"by must be 'map' or 'mean', got {by!r}")
-        cut = float(result.family.ppf(np.array(quantile), result.params_))
-        keep = posterior[f"eta_{by}"].to_numpy() >= cut
+        cut = float(ppf(quantile))
+        keep = summaries[extra.get(by, f"eta_{by}")].to_numpy() >= cut
         settings = {"quantile": float(quantile), "by": by, "cut": cut}
+    if rule in ("map", "quantile") and extra.get("map") == "eta_mean":
+        settings["summary"] = "eta_mean"
+    settings.update({k: v for k, v in extra.items() if k == "p_above_from"})
+    return _result(rule, settings, keep, undetermined, data, diagnostics)
 
+
+def _result(rule, settings, keep, undetermined, data, diagnostics) -> FilterResult:
     users = pd.Index(data.users, name="user")
     keep_s = pd.Series(keep, index=users, name="keep")
+    dropped = ~keep & ~undetermined
     n_votes = np.asarray(data.counts.votes_per_user())
     counts = {
         "users_kept": int(keep.sum()),
-        "users_dropped": int((~keep).sum()),
+        "users_dropped": int(dropped.sum()),
+        "users_undetermined": int(undetermined.sum()),
         "votes_kept": int(n_votes[keep].sum()),
-        "votes_dropped": int(n_votes[~keep].sum()),
+        "votes_dropped": int(n_votes[dropped].sum()),
+        "votes_undetermined": int(n_votes[undetermined].sum()),
     }
     votes = None
     if getattr(data, "votes", None) is not None:
         votes = data.votes[keep[np.asarray(data.vote_user)]]
-    return FilterResult(rule=rule, settings=settings, keep=keep_s, votes=votes, counts=counts)
+    return FilterResult(
+        rule=rule,
+        settings=settings,
+        keep=keep_s,
+        votes=votes,
+        counts=counts,
+        undetermined=pd.Series(undetermined, index=users, name="undetermined")
+        if undetermined.any()
+        else None,
+        diagnostics=diagnostics,
+    )
 
 
-def _align_to_data(posterior: xr.Dataset, users: pd.Index) -> xr.Dataset:
-    """Reorder the posterior's users like the fitted data's users.
+def _converged_report(converged: bool) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"variable": [""], "value": [float(converged)], "threshold": [1.0], "passed": [converged]},
+        index=pd.Index(["converged"], name="check"),
+    )
 
-    The keep mask indexes the data's vote rows by user position, so a
-    posterior listing the same users in another order must be reordered, and
-    one listing other users is an error.
+
+_NOT_CONVERGED = (
+    "the fit did not converge, so its posteriors are not trustworthy; refit with a larger "
+    "max_iter or pass force=True to filter anyway"
+)
+
+
+def _em_inputs(result, data, rule, eta_star, posterior, force):
+    """Summaries, quantile function and gate report of an EMResult."""
+    converged = bool(getattr(result, "converged_", True))
+    if not converged and not force:
+        raise NotConvergedError(_NOT_CONVERGED)
+    if posterior is None or (rule == "prob" and posterior.attrs.get("eta_star") != eta_star):
+        posterior = result.posterior(eta_star=eta_star)
+    data = result.data if data is None else data
+    posterior = _align_to_data(posterior, pd.Index(data.users))
+
+    def ppf(q):
+        return result.family.ppf(np.array(q), result.params_)
+
+    return posterior, ppf, _converged_report(converged), data
+
+
+def _tree_inputs(dt, data, rule, eta_star, by, force, gate):
+    """Summaries, quantile function, gate report and rule notes of a result tree."""
+    from attnmodel.families import get_family
+    from attnmodel.results import RESULT_MARKER, diagnostic_checks, family_params
+
+    if int(dt.attrs.get(RESULT_MARKER, 0) or 0) != 1 or "attentiveness" not in dt.children:
+        raise ValueError("not an attnmodel result tree (no attentiveness group or marker)")
+    method = dt.attrs.get("method")
+    if method == "nuts":
+        report = diagnostic_checks(dt, **gate)
+        failed = report[~report["passed"]]
+        if len(failed):
+            msg = "NUTS diagnostics failed: " + "; ".join(
+                _describe(c, row) for c, row in failed.iterrows()
+            )
+            if not force:
+                raise DiagnosticsError(msg + "; sample longer or pass force=True to filter anyway")
+            warnings.warn(msg + " (filtering anyway: force=True)", DiagnosticsWarning, stacklevel=3)
+    else:
+        converged = bool(int(dt.attrs.get("converged", 1)))
+        if not converged and not force:
+            raise NotConvergedError(_NOT_CONVERGED)
+        report = _converged_report(converged)
+
+    summaries = _align_to_data(dt["attentiveness"].to_dataset(), pd.Index(data.users), what="data")
+    extra: dict[str, Any] = {}
+    if "eta_map" not in summaries:
+        extra["map"] = "eta_mean"
+    if rule == "prob" and float(dt.attrs["eta_star"]) != float(eta_star):
+        p, mcse, how = _p_above_from_draws(dt, eta_star)
+        summaries = summaries.assign(
+            p_above=("user", _align_to_data(p, pd.Index(data.users)).to_numpy()),
+            p_above_mcse=("user", _align_to_data(mcse, pd.Index(data.users)).to_numpy()),
+        )
+        extra["p_above_from"] = how
+    fam = get_family(dt.attrs["family"], int(dt.attrs["n_components"]))
+    params = family_params(dt)
+
+    def ppf(q):
+        return fam.ppf(np.array(q), params)
+
+    return summaries, ppf, report, extra
+
+
+def _describe(check: str, row: pd.Series) -> str:
+    if check == "divergences":
+        return f"{int(row['value'])} divergent transitions (allowed {int(row['threshold'])})"
+    if check == "r_hat":
+        return f"r_hat of {row['variable']} is {row['value']:.4g} > {row['threshold']:g}"
+    return f"{check} of {row['variable']} is {row['value']:.0f} < {row['threshold']:g}"
+
+
+def _p_above_from_draws(dt, eta_star: float):
+    """``P(eta_j >= eta_star)`` and its MCSE from the stored ``eta`` draws."""
+    post = dt["posterior"]
+    if "eta" not in post:
+        raise ValueError(
+            f"the result holds p_above for eta_star={float(dt.attrs['eta_star']):g} only and no "
+            f"eta draws to recompute it for eta_star={eta_star:g}; refit with "
+            f"eta_star={eta_star:g} (or store the eta draws)"
+        )
+    ind = (post["eta"] >= eta_star).astype(np.float64)
+    p = ind.mean(("chain", "draw"))
+    n = ind.sizes["chain"] * ind.sizes["draw"]
+    if dt.attrs.get("method") == "em":
+        return p, np.sqrt(p * (1.0 - p) / n), "eta draws (iid MCSE)"
+    import arviz_stats as azs
+
+    moving = (p > 0) & (p < 1)
+    mcse = xr.zeros_like(p)
+    if bool(moving.any()):
+        sub = ind.isel(user=np.flatnonzero(moving.to_numpy()))
+        est = azs.mcse(xr.Dataset({"ind": sub}), method="mean")["ind"]
+        mcse[np.flatnonzero(moving.to_numpy())] = est.to_numpy()
+    return p, mcse, "eta draws (ArviZ MCSE)"
+
+
+def _align_to_data(posterior, users: pd.Index, what: str = "fitted data"):
+    """Reorder per-user summaries like the data's users.
+
+    The keep mask indexes the data's vote rows by user position, so summaries
+    listing the same users in another order must be reordered, and ones
+    listing other users are an error.
     """
     post_users = pd.Index(posterior["user"].to_numpy())
     if post_users.equals(users):
         return posterior
     pos = post_users.get_indexer(users) if post_users.is_unique else None
     if pos is None or post_users.size != users.size or np.any(pos < 0):
+        missing = users.difference(post_users) if post_users.is_unique else users[:0]
+        extra = post_users.difference(users) if post_users.is_unique else post_users[:0]
         raise ValueError(
-            "posterior users do not match the fitted data's users; pass the output of "
-            "result.posterior() (or user_posterior(result))"
+            f"posterior users do not match the {what}'s users: {len(missing)} user(s) of the "
+            f"data are missing from the result (e.g. {list(missing[:3])}), {len(extra)} user(s) "
+            f"of the result are not in the data (e.g. {list(extra[:3])}); pass the data the "
+            "model was fitted to"
         )
     return posterior.isel(user=pos)

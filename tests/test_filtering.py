@@ -7,6 +7,7 @@ through ``posterior=``, so every expected decision is visible in the test.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -15,9 +16,12 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from attnmodel import NotConvergedError, filter_users, fit_em
+from attnmodel import NotConvergedError, filter_users, fit_em, simulate_votes
 from attnmodel.data import VoteData
 from attnmodel.em import ConvergenceWarning
+from attnmodel.filtering import DiagnosticsError, DiagnosticsWarning
+from attnmodel.results import em_to_datatree
+from tests.nuts_trees import nuts_like
 
 N_USERS = 25
 MODELS = ["gpt", "llama", "claude"]
@@ -302,6 +306,212 @@ def test_count_data_gives_no_vote_rows():
     assert out.counts == {
         "users_kept": 3,
         "users_dropped": 2,
+        "users_undetermined": 0,
         "votes_kept": 10 + 9 + 18,
         "votes_dropped": 8 + 1,
+        "votes_undetermined": 0,
     }
+
+
+# ---------------------------------------------------------------------------
+# Result trees (attnmodel.results) and the diagnostics gate
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim_fit():
+    """60 simulated users with 20 to 120 votes each: posteriors spread over [0, 1]."""
+    sim = simulate_votes(
+        "beta", {"alpha": 1.5, "beta": 1.5}, 60, (20, 120), 0.8, layout="raw", seed=7
+    )
+    res = fit_em(sim.to_data(), "beta", mu=0.8, n_init=1)
+    assert res.converged_
+    return res
+
+
+@pytest.fixture(scope="module")
+def em_tree(sim_fit):
+    return em_to_datatree(sim_fit, n_draws=2000, seed=4)
+
+
+@pytest.fixture(scope="module")
+def nuts_good(sim_fit, em_tree):
+    return nuts_like(sim_fit, em_tree, seed=0)
+
+
+@pytest.fixture(scope="module")
+def nuts_bad(sim_fit, em_tree):
+    # Chain 0 sits 0.2 away from the others (spread 0.02), and 3 draws diverged.
+    return nuts_like(sim_fit, em_tree, shift=0.2, divergences=3, seed=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rule": "prob", "eta_star": 0.5, "prob": 0.9},
+        {"rule": "top", "top": 0.3},
+        {"rule": "map", "threshold": 0.5},
+        {"rule": "quantile", "quantile": 0.4, "by": "map"},
+        {"rule": "quantile", "quantile": 0.6, "by": "mean"},
+    ],
+)
+def test_em_tree_filters_like_the_em_result(sim_fit, em_tree, kwargs):
+    from_fit = filter_users(sim_fit, **kwargs)
+    from_tree = filter_users(em_tree, sim_fit.data, **kwargs)
+    pd.testing.assert_series_equal(from_tree.keep, from_fit.keep)
+    pd.testing.assert_frame_equal(from_tree.votes, from_fit.votes)
+    assert from_tree.counts == from_fit.counts
+    assert 0 < from_tree.counts["users_kept"] < sim_fit.data.n_users
+    assert from_tree.undetermined_users.empty
+    expected = dict(from_fit.settings)
+    if kwargs["rule"] == "prob":
+        expected["mcse_k"] = 2.0
+    assert from_tree.settings == expected
+    assert from_tree.diagnostics.loc["converged", "passed"]
+
+
+def test_tree_needs_its_data(sim_fit, em_tree):
+    with pytest.raises(ValueError, match="data="):
+        filter_users(em_tree, rule="top", top=0.5)
+    n = sim_fit.data.votes_per_user().to_numpy()
+    other = VoteData.from_counts(n, n // 2, users=[f"x{i}" for i in range(n.size)])
+    with pytest.raises(ValueError, match=r"users.*x0"):
+        filter_users(em_tree, other, rule="top", top=0.5)
+    with pytest.raises(ValueError, match="posterior="):
+        filter_users(em_tree, sim_fit.data, rule="top", top=0.5, posterior=sim_fit.posterior())
+    # A tree listing the users in another order is aligned to the data.
+    perm = np.random.default_rng(2).permutation(sim_fit.data.n_users)
+    shuffled = em_tree.copy()
+    shuffled["attentiveness"] = em_tree["attentiveness"].isel(user=perm)
+    pd.testing.assert_series_equal(
+        filter_users(shuffled, sim_fit.data, rule="map", threshold=0.5).keep,
+        filter_users(sim_fit, rule="map", threshold=0.5).keep,
+    )
+
+
+def test_non_converged_em_tree_is_refused_unless_forced(sim_fit, em_tree):
+    stale = em_tree.copy()
+    stale.attrs["converged"] = 0
+    with pytest.raises(NotConvergedError, match="force=True"):
+        filter_users(stale, sim_fit.data, rule="top", top=0.5)
+    out = filter_users(stale, sim_fit.data, rule="top", top=0.5, force=True)
+    assert not out.diagnostics.loc["converged", "passed"]
+    assert out.counts["users_kept"] == 30
+
+
+def test_other_eta_star_recomputes_p_above_from_the_draws(sim_fit, em_tree):
+    from attnmodel.filtering import _p_above_from_draws
+
+    eta_star, prob = 0.3, 0.9
+    exact = sim_fit.posterior(eta_star=eta_star)["p_above"].to_numpy()
+    p, mcse, how = _p_above_from_draws(em_tree, eta_star)
+    assert how == "eta draws (iid MCSE)"
+    n = 2000
+    np.testing.assert_allclose(mcse, np.sqrt(p * (1 - p) / n), rtol=1e-12)
+    # Indicator means of 2000 exact draws: within 4.5 binomial standard errors of
+    # the exact probability (60 users; floor for p ~ 0 or 1).
+    se = np.sqrt(exact * (1 - exact) / n)
+    assert np.all(np.abs(p.to_numpy() - exact) <= 4.5 * se + 1e-9)
+
+    out = filter_users(em_tree, sim_fit.data, rule="prob", eta_star=eta_star, prob=prob)
+    assert out.settings["p_above_from"] == how and out.settings["eta_star"] == eta_star
+    users = list(sim_fit.data.users)
+    margin = np.abs(exact - prob)
+    for u, e, m, s in zip(users, exact, margin, se, strict=True):
+        if u in out.kept_users:
+            assert e >= prob - 4.5 * s
+        elif u in out.undetermined_users:
+            assert m < (2 + 4.5) * s + 1e-9
+        else:
+            assert e <= prob + 4.5 * s
+    # Users far from the cut are decided as the exact probabilities decide them.
+    far = margin > 7 * se + 1e-9
+    np.testing.assert_array_equal(out.keep.to_numpy()[far], (exact >= prob)[far])
+    # Without eta draws there is nothing to recompute from.
+    bare = em_to_datatree(sim_fit, n_draws=10, store_eta=False)
+    with pytest.raises(ValueError, match="eta draws"):
+        filter_users(bare, sim_fit.data, rule="prob", eta_star=eta_star)
+    assert filter_users(bare, sim_fit.data, rule="prob", prob=0.9).counts["users_kept"] > 0
+
+
+def test_nuts_gate_passes_a_good_fit(sim_fit, nuts_good):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = filter_users(nuts_good, sim_fit.data, rule="top", top=0.5)
+    d = out.diagnostics
+    assert list(d.index) == ["r_hat", "ess_bulk", "ess_tail", "divergences"]
+    assert d["passed"].all()
+    assert d.loc["r_hat", "threshold"] == 1.01 and d.loc["ess_bulk", "threshold"] == 400
+
+
+def test_nuts_gate_refuses_a_bad_fit_naming_the_check(sim_fit, nuts_bad):
+    with pytest.raises(DiagnosticsError) as err:
+        filter_users(nuts_bad, sim_fit.data, rule="top", top=0.5)
+    msg = str(err.value)
+    assert re.search(r"r_hat of (alpha|beta) is \d\.\d+ > 1\.01", msg), msg
+    assert "3 divergent transitions (allowed 0)" in msg and "force=True" in msg
+    assert isinstance(err.value, NotConvergedError)
+    with pytest.warns(DiagnosticsWarning, match="r_hat of"):
+        out = filter_users(nuts_bad, sim_fit.data, rule="top", top=0.5, force=True)
+    assert not out.diagnostics.loc["r_hat", "passed"]
+    assert out.diagnostics.loc["divergences", "value"] == 3
+    # The thresholds are arguments.
+    loose = {"rhat_max": 10.0, "ess_min": 5, "max_divergences": 3}
+    assert (
+        filter_users(nuts_bad, sim_fit.data, rule="top", top=0.5, **loose)
+        .diagnostics["passed"]
+        .all()
+    )
+
+
+def test_nuts_gate_checks_ess(sim_fit, nuts_good):
+    # 1000 independent draws give an ESS of about 1000: below a demand of 5000.
+    with pytest.raises(DiagnosticsError, match=r"ess_bulk of \S+ is \d+ < 5000"):
+        filter_users(nuts_good, sim_fit.data, rule="top", top=0.5, ess_min=5000)
+
+
+def test_users_within_mcse_of_the_cut_are_undetermined(sim_fit, nuts_good):
+    users = list(sim_fit.data.users)
+    m = len(users)
+    p = np.full(m, 0.2)
+    mcse = np.full(m, 0.01)
+    p[:6] = [0.95, 0.96, 0.94, 0.99, 0.95, 0.931]
+    mcse[:6] = [0.01, 0.001, 0.01, 0.001, 0.0, 0.01]
+    tree = nuts_good.copy()
+    tree["attentiveness"] = (
+        tree["attentiveness"].to_dataset().assign(p_above=("user", p), p_above_mcse=("user", mcse))
+    )
+    out = filter_users(tree, sim_fit.data, rule="prob", prob=0.95)
+    # |p - 0.95| < 2 MCSE: users 0 and 2; user 5 is 1.9 MCSE below: also undetermined.
+    assert list(out.undetermined_users) == [users[0], users[2], users[5]]
+    assert list(out.kept_users) == [users[1], users[3], users[4]]
+    assert set(out.dropped_users) == set(users[6:])
+    votes = sim_fit.data.votes
+    pd.testing.assert_frame_equal(out.votes, votes[votes["user"].isin(list(out.kept_users))])
+    per_user = sim_fit.data.votes_per_user()
+    c = out.counts
+    assert c["users_undetermined"] == 3
+    assert c["votes_undetermined"] == int(per_user[[users[0], users[2], users[5]]].sum())
+    assert c["votes_kept"] + c["votes_dropped"] + c["votes_undetermined"] == sim_fit.data.n_votes
+    assert f"undetermined 3 users ({c['votes_undetermined']} votes)" in out.summary()
+    assert f"kept 3 of {m} users" in out.summary()
+    # With mcse_k = 0 every user is decided.
+    strict = filter_users(tree, sim_fit.data, rule="prob", prob=0.95, mcse_k=0.0)
+    assert strict.undetermined_users.empty
+    assert list(strict.kept_users) == [users[0], users[1], users[3], users[4]]
+    with pytest.raises(ValueError, match="mcse_k"):
+        filter_users(tree, sim_fit.data, rule="prob", mcse_k=-1.0)
+
+
+def test_map_and_quantile_on_a_nuts_tree(sim_fit, nuts_good):
+    attn = nuts_good["attentiveness"]
+    mean = attn["eta_mean"].to_numpy()
+    out = filter_users(nuts_good, sim_fit.data, rule="map", threshold=0.5)
+    # No eta_map in a NUTS tree: the rule reads the posterior mean and says so.
+    assert out.settings["summary"] == "eta_mean"
+    np.testing.assert_array_equal(out.keep.to_numpy(), mean >= 0.5)
+    post = nuts_good["posterior"]
+    a, b = float(post["alpha"].mean()), float(post["beta"].mean())
+    out = filter_users(nuts_good, sim_fit.data, rule="quantile", quantile=0.4, by="mean")
+    assert out.settings["cut"] == pytest.approx(stats.beta.ppf(0.4, a, b), rel=1e-12)
+    np.testing.assert_array_equal(out.keep.to_numpy(), mean >= out.settings["cut"])
