@@ -393,3 +393,59 @@ def test_nuts_shaped_tree_round_trips(nuts_trees, tmp_path):
     _assert_same_tree(load(save(good, tmp_path / "nuts.zarr")), good)
     frame = user_table(good)
     assert isinstance(frame, pd.DataFrame) and (frame["p_above_mcse"] > 0).any()
+
+
+# ---------------------------------------------------------------------------
+# fit(): the method dispatcher
+# ---------------------------------------------------------------------------
+
+
+def test_fit_em_is_fit_em_then_the_tree(kpoint_fit):
+    from attnmodel.fitting import fit
+
+    data = kpoint_fit.data
+    dt = fit(data, "k_point", n_components=3, mu=0.8, n_init=2, n_draws=12, hdi_prob=0.8, seed=0)
+    ref = em_to_datatree(kpoint_fit, n_draws=12, hdi_prob=0.8, seed=0)
+    # Same fit, same draws; only the fit's wall time differs in the settings.
+    settings, ref_settings = json.loads(dt.attrs["settings"]), json.loads(ref.attrs["settings"])
+    settings.pop("fit_seconds"), ref_settings.pop("fit_seconds")
+    assert settings == ref_settings
+    dt.attrs["settings"] = ref.attrs["settings"]
+    xr.testing.assert_identical(dt, ref)
+    assert "eta" not in fit(data, "beta", mu=0.8, n_init=1, store_eta=False)["posterior"]
+
+
+def test_fit_validates_method_and_arguments(kpoint_fit):
+    from attnmodel.fitting import fit
+
+    with pytest.raises(ValueError, match=r"unknown method 'mcmc'.*'em', 'nuts'"):
+        fit(kpoint_fit.data, "beta", method="mcmc")
+    with pytest.raises(TypeError, match=r"n_inits.*n_init"):
+        fit(kpoint_fit.data, "beta", n_inits=2)
+
+
+def test_fit_nuts_hands_everything_to_sample_nuts(kpoint_fit, monkeypatch):
+    import sys
+    import types
+
+    from attnmodel.fitting import fit
+
+    calls = []
+    fake = types.ModuleType("attnmodel.nuts")
+    fake.sample_nuts = lambda *args, **kwargs: calls.append((args, kwargs)) or "tree"
+    monkeypatch.setitem(sys.modules, "attnmodel.nuts", fake)
+    out = fit(kpoint_fit.data, "beta", method="nuts", mu=0.8, eta_star=0.6, seed=3, draws=50)
+    assert out == "tree"
+    assert calls == [
+        (
+            (kpoint_fit.data, "beta"),
+            {
+                "mu": 0.8,
+                "mu_prior": None,
+                "eta_star": 0.6,
+                "seed": 3,
+                "progressbar": True,
+                "draws": 50,
+            },
+        )
+    ]
