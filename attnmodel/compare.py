@@ -1,0 +1,260 @@
+"""How far MAP-EM and NUTS agree on one data set.
+
+MAP-EM gives a point estimate of the global parameters and exact per-user
+posteriors at it; NUTS integrates over the global parameters. Where the data
+pin the global parameters down, the two should agree: every EM estimate
+inside the NUTS highest-density interval, and each user's
+``P(eta_j >= eta_star | votes)`` nearly the same, so that the ``prob`` rule
+keeps the same users. :func:`compare_fits` measures that agreement and
+:func:`plot_comparison` draws it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from attnmodel.filtering import _align_to_data, prob_decisions
+from attnmodel.results import _hdi, _point, _require_result, flat_globals, global_vars
+
+__all__ = ["Comparison", "compare_fits", "plot_comparison"]
+
+
+@dataclass
+class Comparison:
+    """EM against NUTS on the same data.
+
+    Attributes
+    ----------
+    params : pandas.DataFrame
+        One row per scalar global parameter (``alpha``, ``weights[0]``,
+        ``mu[pair]``): ``em`` (the EM estimate), ``nuts_mean``,
+        ``nuts_hdi_lower``, ``nuts_hdi_upper`` (at ``hdi_prob``) and
+        ``inside`` (the EM estimate lies in the interval).
+    users : pandas.DataFrame
+        One row per user (indexed by user id): ``p_above_em``,
+        ``p_above_nuts``, ``p_above_mcse_nuts``, ``abs_diff``, ``decision_em``
+        and ``decision_nuts`` (``"kept"``, ``"dropped"`` or
+        ``"undetermined"`` under the ``prob`` rule) and ``n_votes``.
+    agreement : dict
+        ``params_inside`` (fraction of parameters whose EM estimate is inside
+        the NUTS interval), ``frac_within_tol`` (fraction of users with
+        ``abs_diff <= tol``), ``max_abs_diff`` and ``user_max_diff``,
+        ``n_decisions_differ``, ``frac_decisions_agree``,
+        ``votes_decisions_differ``, and the settings ``tol``, ``prob``,
+        ``hdi_prob``, ``eta_star``.
+    """
+
+    params: pd.DataFrame
+    users: pd.DataFrame
+    agreement: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A few lines on the agreement."""
+        a = self.agreement
+        n_par = len(self.params)
+        lines = [
+            f"EM vs NUTS: {int(self.params['inside'].sum())} of {n_par} global parameters have "
+            f"the EM estimate inside the NUTS {a['hdi_prob']:.0%} HDI",
+            f"  P(eta >= {a['eta_star']:g}): {a['frac_within_tol']:.1%} of {len(self.users)} users "
+            f"differ by at most {a['tol']:g}; largest difference {a['max_abs_diff']:.3g} "
+            f"(user {a['user_max_diff']!r})",
+            f"  rule prob >= {a['prob']:g}: decisions agree for {a['frac_decisions_agree']:.1%} of "
+            f"users ({a['n_decisions_differ']} differ, {a['votes_decisions_differ']} votes)",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Comparison(\n{self.summary()}\n)"
+
+
+def _decisions(keep: np.ndarray, undetermined: np.ndarray) -> np.ndarray:
+    return np.where(keep, "kept", np.where(undetermined, "undetermined", "dropped")).astype(object)
+
+
+def compare_fits(
+    em: xr.DataTree,
+    nuts: xr.DataTree,
+    *,
+    data=None,
+    prob: float = 0.95,
+    hdi_prob: float = 0.94,
+    tol: float = 0.05,
+    mcse_k: float = 2.0,
+) -> Comparison:
+    """Compare an EM result tree with a NUTS result tree of the same data.
+
+    Parameters
+    ----------
+    em, nuts : xarray.DataTree
+        Results of :func:`attnmodel.fitting.fit` with ``method="em"`` and
+        ``method="nuts"`` (same family, same ``eta_star``).
+    data : VoteData, optional
+        The data both were fitted to: checks that the users match and counts
+        votes from it (otherwise from the trees' ``n_votes``).
+    prob : float
+        Cut of the ``prob`` rule whose decisions are compared.
+    hdi_prob : float
+        Mass of the NUTS interval each EM estimate is checked against.
+    tol : float
+        Users whose ``p_above`` differ by at most ``tol`` count as agreeing.
+    mcse_k : float
+        Users within ``mcse_k`` Monte Carlo standard errors of ``prob`` are
+        undetermined (as in :func:`attnmodel.filtering.filter_users`).
+
+    Returns
+    -------
+    Comparison
+    """
+    _require_result(em)
+    _require_result(nuts)
+    if em.attrs["family"] != nuts.attrs["family"]:
+        raise ValueError(
+            f"the fits use different families: {em.attrs['family']!r} (em) and "
+            f"{nuts.attrs['family']!r} (nuts)"
+        )
+    if float(em.attrs["eta_star"]) != float(nuts.attrs["eta_star"]):
+        raise ValueError(
+            f"the fits' p_above use different cuts: eta_star={em.attrs['eta_star']} (em) and "
+            f"{nuts.attrs['eta_star']} (nuts); refit one with the other's eta_star"
+        )
+    em_flat, nuts_flat = flat_globals(em), flat_globals(nuts)
+    rows = []
+    for name in em_flat:
+        if name not in nuts_flat:
+            continue
+        lo, hi = _hdi(nuts_flat[name], hdi_prob)
+        est = _point(em_flat[name], "em")
+        rows.append((name, est, _point(nuts_flat[name], "nuts"), lo, hi, bool(lo <= est <= hi)))
+    params = pd.DataFrame(
+        rows, columns=["parameter", "em", "nuts_mean", "nuts_hdi_lower", "nuts_hdi_upper", "inside"]
+    ).set_index("parameter")
+
+    attn_em = em["attentiveness"].to_dataset()
+    users = pd.Index(attn_em["user"].to_numpy(), name="user")
+    if data is not None:
+        users = pd.Index(data.users, name="user")
+        attn_em = _align_to_data(attn_em, users, what="data")
+    attn_nuts = _align_to_data(nuts["attentiveness"].to_dataset(), users, what="EM result")
+    p_em = attn_em["p_above"].to_numpy()
+    p_nuts = attn_nuts["p_above"].to_numpy()
+    mcse_em = attn_em["p_above_mcse"].to_numpy()
+    mcse_nuts = attn_nuts["p_above_mcse"].to_numpy()
+    keep_em, und_em = prob_decisions(p_em, mcse_em, prob, mcse_k)
+    keep_nuts, und_nuts = prob_decisions(p_nuts, mcse_nuts, prob, mcse_k)
+    if data is not None:
+        n_votes = data.votes_per_user().to_numpy()
+    else:
+        n_votes = attn_em["n_votes"].to_numpy()
+    diff = np.abs(p_em - p_nuts)
+    table = pd.DataFrame(
+        {
+            "p_above_em": p_em,
+            "p_above_nuts": p_nuts,
+            "p_above_mcse_nuts": mcse_nuts,
+            "abs_diff": diff,
+            "decision_em": _decisions(keep_em, und_em),
+            "decision_nuts": _decisions(keep_nuts, und_nuts),
+            "n_votes": n_votes.astype(np.int64),
+        },
+        index=users,
+    )
+    differ = (table["decision_em"] != table["decision_nuts"]).to_numpy()
+    worst = int(np.argmax(diff))
+    agreement = {
+        "params_inside": float(params["inside"].mean()) if len(params) else float("nan"),
+        "frac_within_tol": float(np.mean(diff <= tol)),
+        "max_abs_diff": float(diff[worst]),
+        "user_max_diff": users[worst],
+        "n_decisions_differ": int(differ.sum()),
+        "frac_decisions_agree": float(1.0 - differ.mean()),
+        "votes_decisions_differ": int(n_votes[differ].sum()),
+        "tol": float(tol),
+        "prob": float(prob),
+        "hdi_prob": float(hdi_prob),
+        "eta_star": float(em.attrs["eta_star"]),
+    }
+    return Comparison(params=params, users=table, agreement=agreement)
+
+
+def _em_as_draws(em: xr.DataTree, nuts: xr.DataTree, names: list[str]) -> xr.DataTree:
+    """EM's global parameters repeated over NUTS's chains and draws.
+
+    ArviZ stacks the two trees along a ``model`` dim; with different numbers
+    of draws the shorter one would be padded with NaN and lose its point.
+    """
+    point = em["posterior"].to_dataset()[names].isel(chain=0, draw=0, drop=True)
+    post = nuts["posterior"]
+    point = point.expand_dims(chain=post["chain"].to_numpy(), draw=post["draw"].to_numpy())
+    return xr.DataTree.from_dict({"posterior": point.transpose("chain", "draw", ...)})
+
+
+def plot_comparison(
+    em: xr.DataTree,
+    nuts: xr.DataTree,
+    *,
+    prob: float = 0.95,
+    hdi_prob: float = 0.94,
+    var_names: list[str] | None = None,
+    figsize: tuple[float, float] | None = None,
+):
+    """Forest plot of the global parameters beside a scatter of per-user ``p_above``.
+
+    Left: ArviZ's forest plot of ``{"EM": em, "NUTS": nuts}`` (NUTS: mean
+    and HDI at ``hdi_prob``; EM: its estimate). Right: ``p_above`` under
+    NUTS against EM, one point per user, with the line ``y = x`` and the
+    ``prob`` cut on both axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz_plots as azp
+
+    names = var_names or [v for v in global_vars(em) if v in global_vars(nuts)]
+    pc = azp.plot_forest(
+        {"EM": _em_as_draws(em, nuts, names), "NUTS": nuts},
+        var_names=names,
+        combined=True,
+        ci_kind="hdi",
+        ci_probs=(0.5, hdi_prob),
+        point_estimate="mean",
+        backend="matplotlib",
+    )
+    pc.add_legend("model")
+    fig = pc.viz["figure"].item()
+    if figsize is None:
+        figsize = (14.0, max(float(fig.get_size_inches()[1]), 4.5))
+    fig.set_layout_engine("none")
+    fig.set_size_inches(*figsize)
+    # The forest's axes are squeezed into the left 55% of the figure; the scatter
+    # takes the right.
+    boxes = [ax.get_position() for ax in fig.axes]
+    left, right = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
+    scale = 0.55 / (right - left)
+    for ax, box in zip(fig.axes, boxes, strict=True):
+        ax.set_position([0.03 + (box.x0 - left) * scale, box.y0, box.width * scale, box.height])
+    for legend in fig.legends:  # the EM / NUTS key, above the forest
+        legend.set_bbox_to_anchor((0.58, 1.0), transform=fig.transFigure)
+    ax = fig.add_axes((0.66, 0.12, 0.3, 0.76))
+    users = pd.Index(em["attentiveness"]["user"].to_numpy())
+    p_em = em["attentiveness"]["p_above"].to_numpy()
+    nuts_attn = _align_to_data(nuts["attentiveness"].to_dataset(), users, what="EM result")
+    p_nuts = nuts_attn["p_above"].to_numpy()
+    ax.scatter(p_em, p_nuts, s=12, alpha=0.6, label="users")
+    ax.plot([0, 1], [0, 1], color="0.4", lw=1, label="y = x")
+    ax.axvline(prob, color="C3", lw=0.8, ls="--", label=f"cut {prob:g}")
+    ax.axhline(prob, color="C3", lw=0.8, ls="--")
+    eta_star = float(em.attrs["eta_star"])
+    ax.set_xlabel(f"EM  P(eta >= {eta_star:g} | votes)")
+    ax.set_ylabel(f"NUTS  P(eta >= {eta_star:g} | votes)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal", adjustable="box")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_gid("p_above_scatter")
+    return fig

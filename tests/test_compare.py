@@ -1,0 +1,168 @@
+"""EM against NUTS: the agreement tables and the comparison figure.
+
+The NUTS side is a NUTS-shaped tree built from exact computations
+(``tests/nuts_trees.py``): global parameters jittered around the EM estimate
+and exact ``eta`` draws at it, so every expected agreement is known.
+"""
+
+from __future__ import annotations
+
+import io
+
+import arviz_stats as azs
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from attnmodel import fit_em, simulate_votes  # noqa: E402
+from attnmodel.compare import compare_fits, plot_comparison  # noqa: E402
+from attnmodel.results import em_to_datatree  # noqa: E402
+from tests.nuts_trees import nuts_like  # noqa: E402
+
+PAIRS = {"gpt vs llama": 0.8, "claude vs alpaca": 0.7}
+
+
+@pytest.fixture(scope="module")
+def em_fit():
+    sim = simulate_votes("beta", {"alpha": 1.5, "beta": 1.5}, 60, (20, 120), PAIRS, seed=7)
+    res = fit_em(sim.to_data(), "beta", mu={"gpt vs llama": 0.8}, n_init=1)
+    assert res.converged_
+    return res
+
+
+@pytest.fixture(scope="module")
+def em(em_fit):
+    return em_to_datatree(em_fit, n_draws=50)
+
+
+@pytest.fixture(scope="module")
+def nuts(em_fit, em):
+    return nuts_like(em_fit, em, chains=4, draws=250, jitter=0.1, seed=2)
+
+
+def test_parameters_table(em_fit, em, nuts):
+    c = compare_fits(em, nuts)
+    pairs = list(em_fit.mu_.index)
+    assert list(c.params.index) == ["alpha", "beta"] + [f"mu[{p}]" for p in pairs]
+    assert c.params.loc["alpha", "em"] == em_fit.params_["alpha"]
+    assert c.params.loc[f"mu[{pairs[1]}]", "em"] == em_fit.mu_.iloc[1]
+    post = nuts["posterior"]
+    assert c.params.loc["beta", "nuts_mean"] == pytest.approx(float(post["beta"].mean()), rel=1e-14)
+    hdi = azs.hdi(post["alpha"], prob=0.94)
+    assert c.params.loc["alpha", "nuts_hdi_lower"] == float(hdi.sel(ci_bound="lower"))
+    assert c.params.loc["alpha", "nuts_hdi_upper"] == float(hdi.sel(ci_bound="upper"))
+    # Draws jittered around the EM estimate contain it; a known mu is a point.
+    assert c.params["inside"].all() and c.agreement["params_inside"] == 1.0
+    known = c.params.loc["mu[gpt vs llama]"]
+    assert known["nuts_hdi_lower"] == known["nuts_hdi_upper"] == known["em"] == 0.8
+    # Moved 1.0 away (the interval is ~0.6 wide), alpha's estimate falls outside.
+    moved = nuts.copy()
+    moved["posterior"] = nuts["posterior"].to_dataset().assign(alpha=post["alpha"] + 1.0)
+    c2 = compare_fits(em, moved)
+    assert not c2.params.loc["alpha", "inside"] and c2.params.loc["beta", "inside"]
+    assert c2.agreement["params_inside"] == 3 / 4
+
+
+def test_users_table_and_agreement(em_fit, em, nuts):
+    c = compare_fits(em, nuts, data=em_fit.data)
+    u = c.users
+    assert list(u.index) == list(em_fit.data.users)
+    exact = em["attentiveness"]["p_above"].to_numpy()
+    np.testing.assert_array_equal(u["p_above_em"], exact)
+    np.testing.assert_array_equal(u["abs_diff"], np.abs(u["p_above_em"] - u["p_above_nuts"]))
+    # NUTS p_above here are means of 1000 exact draws: within 4.5 binomial SE of the
+    # exact values (60 users; floor for p ~ 0 or 1).
+    se = np.sqrt(exact * (1 - exact) / 1000)
+    assert np.all(u["abs_diff"] <= 4.5 * se + 1e-9)
+    a = c.agreement
+    assert a["frac_within_tol"] == np.mean(u["abs_diff"] <= 0.05)
+    assert a["max_abs_diff"] == u["abs_diff"].max()
+    assert a["user_max_diff"] == u["abs_diff"].idxmax()
+    np.testing.assert_array_equal(u["n_votes"], em_fit.data.votes_per_user().to_numpy())
+    assert (a["prob"], a["tol"], a["hdi_prob"], a["eta_star"]) == (0.95, 0.05, 0.94, 0.5)
+    assert "of 60 users differ by at most 0.05" in c.summary()
+
+
+def test_decisions_that_differ_are_counted(em_fit, em, nuts):
+    users = list(em_fit.data.users)
+    p_em = em["attentiveness"]["p_above"].to_numpy()
+    p = p_em.copy()
+    mcse = np.zeros(p.size)
+    low = np.flatnonzero(p_em < 0.5)[:2]  # dropped by EM, kept by NUTS
+    high = np.flatnonzero(p_em >= 0.95)[:2]  # kept by EM: one dropped, one undetermined
+    p[low] = 0.99
+    p[high[0]] = 0.5
+    p[high[1]], mcse[high[1]] = 0.95, 0.01
+    tree = nuts.copy()
+    tree["attentiveness"] = (
+        nuts["attentiveness"].to_dataset().assign(p_above=("user", p), p_above_mcse=("user", mcse))
+    )
+    c = compare_fits(em, tree, data=em_fit.data)
+    d = c.users
+    assert list(d.loc[[users[i] for i in low], "decision_nuts"]) == ["kept", "kept"]
+    assert d.loc[users[high[0]], "decision_nuts"] == "dropped"
+    assert d.loc[users[high[1]], "decision_nuts"] == "undetermined"
+    assert d.loc[users[high[1]], "decision_em"] == "kept"
+    changed = [*low, *high]
+    assert c.agreement["n_decisions_differ"] == 4
+    assert c.agreement["frac_decisions_agree"] == pytest.approx(1 - 4 / 60, rel=1e-15)
+    votes = em_fit.data.votes_per_user().to_numpy()
+    assert c.agreement["votes_decisions_differ"] == int(votes[changed].sum())
+    # A stricter cut moves decisions for users between the two cuts only.
+    c99 = compare_fits(em, tree, prob=0.99)
+    assert set(c99.users.index[c99.users["decision_em"] == "kept"]) == {
+        users[i] for i in np.flatnonzero(p_em >= 0.99)
+    }
+
+
+def test_inputs_are_checked(em_fit, em, nuts):
+    # Users in another order are aligned; other users are an error.
+    shuffled = nuts.copy()
+    perm = np.random.default_rng(0).permutation(60)
+    shuffled["attentiveness"] = nuts["attentiveness"].isel(user=perm)
+    a, b = compare_fits(em, nuts), compare_fits(em, shuffled)
+    assert a.users.equals(b.users)
+    renamed = nuts.copy()
+    renamed["attentiveness"] = (
+        nuts["attentiveness"].to_dataset().assign_coords(user=[f"x{i}" for i in range(60)])
+    )
+    with pytest.raises(ValueError, match="users"):
+        compare_fits(em, renamed)
+    other_cut = nuts.copy()
+    other_cut.attrs["eta_star"] = 0.6
+    with pytest.raises(ValueError, match="eta_star"):
+        compare_fits(em, other_cut)
+    other_family = nuts.copy()
+    other_family.attrs["family"] = "two_point"
+    with pytest.raises(ValueError, match="two_point"):
+        compare_fits(em, other_family)
+    with pytest.raises(ValueError, match="not an attnmodel result"):
+        compare_fits(em, nuts["posterior"].copy())
+
+
+def test_plot_comparison(em, nuts):
+    fig = plot_comparison(em, nuts, prob=0.9)
+    try:
+        scatter = [ax for ax in fig.axes if ax.get_gid() == "p_above_scatter"]
+        assert len(scatter) == 1 and len(fig.axes) >= 3
+        ax = scatter[0]
+        points = ax.collections[0].get_offsets()
+        np.testing.assert_array_equal(points[:, 0], em["attentiveness"]["p_above"].to_numpy())
+        np.testing.assert_array_equal(points[:, 1], nuts["attentiveness"]["p_above"].to_numpy())
+        xs = {tuple(line.get_xdata()) for line in ax.lines}
+        assert (0, 1) in xs and (0.9, 0.9) in xs  # y = x and the cut
+        # The forest shows both models' point estimates (EM would vanish as NaN if
+        # its fewer draws were padded).
+        forest_points = [
+            c for a in fig.axes if a is not ax for c in a.collections if len(c.get_offsets())
+        ]
+        assert len(forest_points) >= 2 * 4
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        assert buf.tell() > 10_000
+    finally:
+        plt.close(fig)
