@@ -1,0 +1,382 @@
+"""Full posterior sampling of the attentiveness model with NUTS.
+
+:func:`sample_nuts` builds the model of :mod:`attnmodel.pymc_model`, runs a NUTS
+implementation chosen by name, and returns the result structure shared with
+MAP-EM (an ``xarray.DataTree``; see :mod:`attnmodel.results`).
+
+Per-user quantities are computed from the global draws, whichever variant was
+sampled: for every posterior draw of ``(P_eta, mu)`` each user's conditional
+``p(eta_j | votes_j, P_eta, mu)`` is exact up to quadrature, so
+
+- ``eta_mean``, ``eta_sd`` and ``p_above = P(eta_j >= eta_star | data)`` are
+  averages of conditional moments and tail masses over the draws
+  (Rao-Blackwellised: their Monte Carlo error comes from the global
+  parameters only), with ``p_above_mcse`` from ArviZ's MCSE of those averages;
+- ``eta[user]`` draws (marginal variant) are drawn from that conditional, one
+  per user and posterior draw; the latent variant keeps the sampler's own;
+- ``log_likelihood["votes"]`` is each user's marginal log-likelihood per draw,
+  the pointwise quantity ``az.loo`` needs to rank families.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+from scipy import special
+
+from attnmodel.conditional import GridCells, atom_tail, sample_atoms
+from attnmodel.em import EMProblem, EMState
+from attnmodel.pymc_model import AttnModel, build_model
+
+__all__ = ["SAMPLERS", "sample_nuts", "conditional_summaries"]
+
+#: Sampler names: PyMC's default choice, PyMC's own NUTS, nutpie, numpyro.
+SAMPLERS = ("default", "pymc", "nutpie", "numpyro")
+
+#: Above this many (draw, user) values per-user draws and pointwise log-likelihoods
+#: are not stored unless asked for.
+STORE_LIMIT = 20_000_000
+
+
+def _check_sampler(sampler: str) -> str | None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "default":
+        return None
+    needs = {"nutpie": "nutpie", "numpyro": "numpyro"}
+    module = needs.get(sampler)
+    if module and importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f"sampler {sampler!r} needs the {module!r} package: pip install {module}"
+        )
+    return sampler
+
+
+def sample_nuts(
+    data,
+    family="beta",
+    *,
+    mu=None,
+    mu_prior=None,
+    priors=None,
+    n_components: int | None = None,
+    variant: str = "marginal",
+    parameterization: str = "auto",
+    sampler: str = "pymc",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    target_accept: float = 0.9,
+    seed: int = 0,
+    progressbar: bool = True,
+    eta_star: float = 0.5,
+    hdi_prob: float = 0.94,
+    store_eta: bool | str = "auto",
+    log_likelihood: bool | str = "auto",
+    **sample_kwargs: Any,
+) -> xr.DataTree:
+    """Sample the posterior of the model with NUTS.
+
+    Parameters
+    ----------
+    data : VoteData
+    family : str or Family
+    mu, mu_prior, priors, n_components
+        As in :func:`attnmodel.pymc_model.build_model`.
+    variant : {"marginal", "latent"}
+        ``"marginal"`` (default) integrates each user's ``eta`` out and samples
+        only the global parameters; ``"latent"`` samples ``eta[user]`` too.
+    parameterization : {"auto", "identified", "standard"}
+        See :func:`attnmodel.pymc_model.build_model`.
+    sampler : {"pymc", "default", "nutpie", "numpyro"}
+        ``"pymc"`` is PyMC's own NUTS (the default here: no extra compiler,
+        and it meets the convergence checks on the marginal model);
+        ``"default"`` lets :func:`pymc.sample` choose (nutpie when installed).
+    draws, tune, chains, cores, target_accept
+        Passed to :func:`pymc.sample`.
+    seed : int
+        Seeds the sampler and the per-user draws; equal seeds give equal results.
+    progressbar : bool
+    eta_star : float
+        Cut for ``p_above``.
+    hdi_prob : float
+        Probability of the per-user HDI.
+    store_eta, log_likelihood : bool or "auto"
+        Store per-user ``eta`` draws / pointwise log-likelihoods; ``"auto"``
+        stores them when ``chains * draws * n_users`` is at most
+        :data:`STORE_LIMIT`.
+    **sample_kwargs
+        Further arguments of :func:`pymc.sample`.
+
+    Returns
+    -------
+    xarray.DataTree
+    """
+    nuts_sampler = _check_sampler(sampler)
+    if not 0.0 <= eta_star <= 1.0:
+        raise ValueError(f"eta_star must lie in [0, 1], got {eta_star}")
+    attn = build_model(
+        data,
+        family,
+        mu=mu,
+        mu_prior=mu_prior,
+        priors=priors,
+        n_components=n_components,
+        variant=variant,
+        parameterization=parameterization,
+    )
+    kwargs: dict[str, Any] = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": seed,
+        "progressbar": progressbar,
+        "nuts": {"target_accept": target_accept},
+        "compute_convergence_checks": False,
+    }
+    if cores is not None:
+        kwargs["cores"] = cores
+    if nuts_sampler is not None:
+        kwargs["nuts_sampler"] = nuts_sampler
+    kwargs.update(sample_kwargs)
+    start = time.perf_counter()
+    with attn.model:
+        idata = pm.sample(**kwargs)
+    wall = time.perf_counter() - start
+    n_users = len(attn.users)
+    total = chains * draws * n_users
+    if store_eta == "auto":
+        store_eta = total <= STORE_LIMIT
+    if log_likelihood == "auto":
+        log_likelihood = total <= STORE_LIMIT
+    return _to_datatree(
+        attn,
+        idata,
+        eta_star=eta_star,
+        hdi_prob=hdi_prob,
+        store_eta=bool(store_eta),
+        log_likelihood=bool(log_likelihood),
+        seed=seed,
+        info={
+            "sampler": sampler,
+            "variant": variant,
+            "parameterization": attn.parameterization,
+            "chains": chains,
+            "draws": draws,
+            "tune": tune,
+            "seed": seed,
+            "target_accept": target_accept,
+            "wall_time": wall,
+        },
+    )
+
+
+def _global_draws(attn: AttnModel, posterior: xr.Dataset) -> xr.Dataset:
+    """The family parameters and ``mu`` of the sampler's output, as the result names them."""
+    keep = [name for name in attn.global_names if name in posterior]
+    missing = sorted(set(attn.global_names) - set(keep))
+    if missing:
+        raise RuntimeError(f"the sampler's output lacks {missing}")
+    return posterior[keep]
+
+
+def _state(attn: AttnModel, draws: xr.Dataset, c: int, d: int) -> EMState:
+    params = {}
+    for name in attn.family.param_names:
+        v = draws[name].values[c, d]
+        params[name] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
+    return EMState(params, np.asarray(draws["mu"].values[c, d], dtype=float))
+
+
+def conditional_summaries(
+    attn: AttnModel,
+    draws: xr.Dataset,
+    *,
+    eta_star: float,
+    store_eta: bool,
+    log_likelihood: bool,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Per-row conditional quantities for every global draw.
+
+    Returns arrays of shape (chain, draw, R) (``mean``, ``second``, ``tail``,
+    ``eta_row``, ``loglik_row``), (chain, draw, R, K) ``membership`` for discrete
+    families, and (chain, draw, n_users) ``eta_user`` when asked for.
+    """
+    counts = attn.counts
+    problem = EMProblem(counts, attn.family, attn.mu_spec, grid=attn.grid)
+    n_chain, n_draw = draws.sizes["chain"], draws.sizes["draw"]
+    n_rows = counts.n_rows
+    shape = (n_chain, n_draw, n_rows)
+    out = {
+        "mean": np.empty(shape),
+        "second": np.empty(shape),
+        "tail": np.empty(shape),
+        "eta_row": np.empty(shape),
+    }
+    if log_likelihood:
+        out["loglik_row"] = np.empty(shape)
+        const = _binomial_const(counts)
+    if attn.family.discrete:
+        out["membership"] = np.empty(shape + (attn.family.n_components,))
+    if store_eta:
+        out["eta_user"] = np.empty((n_chain, n_draw, counts.user_row.size), dtype=np.float32)
+    all_rows = np.arange(n_rows)
+    for c in range(n_chain):
+        for d in range(n_draw):
+            state = _state(attn, draws, c, d)
+            estep = problem.e_step(state, posterior=True)
+            post = estep.posterior
+            if attn.family.discrete:
+                _, loc = attn.family.components(state.params)
+                order = np.argsort(loc, kind="stable")
+                out["membership"][c, d] = post[:, order]
+                out["mean"][c, d] = post @ loc
+                out["second"][c, d] = post @ loc**2
+                out["tail"][c, d] = atom_tail(post, loc, eta_star)
+                out["eta_row"][c, d] = sample_atoms(post, loc, all_rows, rng)
+                if store_eta:
+                    out["eta_user"][c, d] = sample_atoms(post, loc, counts.user_row, rng)
+            else:
+                eta = attn.grid.eta
+                cells = GridCells(attn.grid, post)
+                out["mean"][c, d] = post @ eta
+                out["second"][c, d] = post @ eta**2
+                out["tail"][c, d] = cells.tail(eta_star)
+                out["eta_row"][c, d] = cells.sample(all_rows, rng)
+                if store_eta:
+                    out["eta_user"][c, d] = cells.sample(counts.user_row, rng)
+            if log_likelihood:
+                out["loglik_row"][c, d] = estep.row_log_marginal + const
+    return out
+
+
+def _binomial_const(counts) -> np.ndarray:
+    n, s = counts.entry_n.astype(float), counts.entry_s.astype(float)
+    c = special.gammaln(n + 1) - special.gammaln(s + 1) - special.gammaln(n - s + 1)
+    return counts.row_sum(c)
+
+
+def _to_datatree(
+    attn: AttnModel,
+    idata,
+    *,
+    eta_star: float,
+    hdi_prob: float,
+    store_eta: bool,
+    log_likelihood: bool,
+    seed: int,
+    info: dict[str, Any],
+) -> xr.DataTree:
+    import arviz as az
+
+    import attnmodel
+
+    posterior_in = idata["posterior"].to_dataset()
+    draws = _global_draws(attn, posterior_in)
+    rng = np.random.default_rng([seed, 1])
+    latent_eta = attn.variant == "latent" and "eta" in posterior_in
+    summ = conditional_summaries(
+        attn,
+        draws,
+        eta_star=eta_star,
+        store_eta=store_eta and not latent_eta,
+        log_likelihood=log_likelihood,
+        rng=rng,
+    )
+    users = list(attn.users)
+    user_row = attn.counts.user_row
+    chain_draw = {"chain": draws["chain"].values, "draw": draws["draw"].values}
+    posterior = draws.copy()
+    posterior["mu"] = posterior["mu"].astype(float)
+    if latent_eta:
+        posterior["eta"] = posterior_in["eta"].assign_coords(user=users)
+    elif store_eta:
+        posterior["eta"] = xr.DataArray(
+            summ["eta_user"], dims=("chain", "draw", "user"), coords={**chain_draw, "user": users}
+        )
+    row_ds = xr.Dataset(
+        {
+            "tail": (("chain", "draw", "row"), summ["tail"]),
+            "eta_row": (("chain", "draw", "row"), summ["eta_row"]),
+        },
+        coords=chain_draw,
+    )
+    mean_row = summ["mean"].mean(axis=(0, 1))
+    second_row = summ["second"].mean(axis=(0, 1))
+    p_row = summ["tail"].mean(axis=(0, 1))
+    mcse_row = az.mcse(row_ds[["tail"]])["tail"].values
+    # A probability that every draw puts at exactly 0 or 1 has no Monte Carlo error.
+    mcse_row = np.where(np.ptp(summ["tail"], axis=(0, 1)) == 0, 0.0, mcse_row)
+    hdi_row = az.hdi(row_ds[["eta_row"]], prob=hdi_prob)["eta_row"].transpose("row", "ci_bound")
+    att = xr.Dataset(
+        {
+            "eta_mean": ("user", mean_row[user_row]),
+            "eta_sd": ("user", np.sqrt(np.maximum(second_row - mean_row**2, 0.0))[user_row]),
+            "eta_hdi": (("user", "ci_bound"), hdi_row.values[user_row]),
+            "p_above": ("user", p_row[user_row]),
+            "p_above_mcse": ("user", np.nan_to_num(mcse_row)[user_row]),
+            "n_votes": ("user", attn.counts.votes_per_user()),
+        },
+        coords={"user": users, "ci_bound": ["lower", "upper"]},
+        attrs={"eta_star": float(eta_star), "hdi_prob": float(hdi_prob)},
+    )
+    if attn.family.discrete:
+        k = attn.family.n_components
+        att["membership"] = (
+            ("user", "component"),
+            summ["membership"].mean(axis=(0, 1))[user_row],
+        )
+        att = att.assign_coords(component=np.arange(k))
+    groups: dict[str, xr.Dataset] = {"posterior": posterior, "attentiveness": att}
+    if "sample_stats" in idata.children:
+        groups["sample_stats"] = idata["sample_stats"].to_dataset()
+    if log_likelihood:
+        groups["log_likelihood"] = xr.Dataset(
+            {
+                "votes": xr.DataArray(
+                    summ["loglik_row"][:, :, user_row],
+                    dims=("chain", "draw", "user"),
+                    coords={**chain_draw, "user": users},
+                )
+            }
+        )
+    tree = xr.DataTree.from_dict(groups)
+    spec = attn.mu_spec
+    tree.attrs = {
+        "attnmodel_result": 1,
+        "attnmodel_version": attnmodel.__version__,
+        "method": "nuts",
+        "family": attn.family.name,
+        "n_components": int(attn.family.n_components),
+        "eta_star": float(eta_star),
+        "hdi_prob": float(hdi_prob),
+        "mu_spec": _mu_spec_json(spec),
+        "priors": attn.priors_json(),
+        "settings": json.dumps(info),
+        "sampler": info["sampler"],
+        "variant": info["variant"],
+        "parameterization": info["parameterization"],
+        "chains": int(info["chains"]),
+        "draws": int(info["draws"]),
+        "tune": int(info["tune"]),
+        "seed": int(info["seed"]),
+    }
+    return tree
+
+
+def _mu_spec_json(spec) -> str:
+    known = {p: float(spec.known[k]) for k, p in enumerate(spec.pairs) if np.isfinite(spec.known[k])}
+    priors = {
+        p: [pr.alpha, pr.beta, pr.lower, pr.upper]
+        for p, pr in zip(spec.pairs, spec.priors, strict=True)
+        if pr is not None
+    }
+    return json.dumps({"pairs": list(spec.pairs), "known": known, "priors": priors})

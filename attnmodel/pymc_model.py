@@ -1,0 +1,767 @@
+"""The hierarchical attentiveness model, stated once in PyMC.
+
+For data with users ``j``, pairs ``k``, counts ``n_jk`` and wins ``s_jk`` of the
+stronger model::
+
+    mu_k        ~ prior on (1/2, 1]               (or known)
+    theta       ~ prior of the family's parameters (flat on the admissible box by default)
+    eta_j       ~ P_eta(theta)
+    s_jk | eta_j ~ Binomial(n_jk, 1/2 + eta_j (mu_k - 1/2))
+
+:func:`build_model` writes it in two variants that share every prior:
+
+``"latent"``
+    ``eta[user]`` is a random variable of the model: the model as one reads it.
+    For discrete families the component indicator is summed out per user.
+``"marginal"``
+    ``eta`` is integrated out per distinct count row, by the same logit-space
+    quadrature MAP-EM uses (atoms for discrete families), and each row's
+    log-marginal enters, weighted by the number of users sharing it, as a
+    potential. The sampler then moves only the global parameters; per-user
+    ``eta`` draws are made afterwards from their exact conditional given each
+    posterior draw (:mod:`attnmodel.nuts`).
+
+The priors of the global parameters are read back from the model by
+:class:`ModelPrior`, which is how MAP-EM maximises the same posterior that NUTS
+samples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+from pymc.distributions import transforms
+
+from attnmodel.counts import CountTable
+from attnmodel.families import (
+    BETA_SHAPE_MIN,
+    Family,
+    beta_shape_max,
+    get_family,
+    logit_sd_min,
+)
+from attnmodel.grid import LogitGrid, make_logit_grid
+from attnmodel.priors import BetaPrior, MuSpec, resolve_mu
+
+__all__ = [
+    "AttnModel",
+    "ModelPrior",
+    "Prior",
+    "build_model",
+    "default_priors",
+    "family_box",
+]
+
+VARIANTS = ("marginal", "latent")
+PARAMETERIZATIONS = ("auto", "identified", "standard")
+#: Families with a parameterization in identified quantities.
+IDENTIFIED_FAMILIES = ("beta", "two_point", "k_point")
+
+#: Upper bound of a logistic-normal component's logit scale (as in MAP-EM's box).
+LOGIT_SD_MAX = float(np.exp(5.0))
+#: Bound of a logistic-normal component's logit mean (as in MAP-EM's box).
+LOGIT_MEAN_MAX = 50.0
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior for one family parameter: a PyMC distribution name and its parameters.
+
+    The distribution is truncated to the parameter's admissible box (the range
+    on which the quadrature resolves the density; see :func:`family_box`), so
+    a prior with wider support only loses its mass outside the box.
+
+    Examples
+    --------
+    >>> Prior("Gamma", alpha=2.0, beta=0.2)
+    Prior('Gamma', alpha=2.0, beta=0.2)
+    """
+
+    dist: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, dist: str, **params: Any) -> None:
+        if not hasattr(pm, dist):
+            raise ValueError(f"unknown PyMC distribution {dist!r} in a prior")
+        object.__setattr__(self, "dist", dist)
+        object.__setattr__(self, "params", dict(params))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Prior({self.dist!r}{', ' if args else ''}{args})"
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.dist}({args})"
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    def dist_(self, **extra: Any):
+        """The unnamed PyMC distribution."""
+        return getattr(pm, self.dist).dist(**self.params, **extra)
+
+
+def family_box(family: Family, grid: LogitGrid | None) -> dict[str, tuple[float, float]]:
+    """Admissible range of each bounded family parameter (the box MAP-EM searches)."""
+    name = family.name
+    if name in ("two_point", "k_point"):
+        box = {"locations": (0.0, 1.0), "eta_low": (0.0, 1.0), "eta_high": (0.0, 1.0)}
+        box["q_low"] = (0.0, 1.0)
+        return box
+    if name in ("beta", "beta_mixture"):
+        cap = beta_shape_max(grid)
+        return {"alpha": (BETA_SHAPE_MIN, cap), "beta": (BETA_SHAPE_MIN, cap)}
+    if name == "logistic_normal_mixture":
+        return {
+            "logit_mean": (-LOGIT_MEAN_MAX, LOGIT_MEAN_MAX),
+            "logit_sd": (logit_sd_min(grid), LOGIT_SD_MAX),
+        }
+    raise ValueError(f"no box for family {name!r}")
+
+
+def default_priors(family: Family, grid: LogitGrid | None) -> dict[str, Prior]:
+    """Flat priors on the admissible box (Dirichlet(1) for mixture weights).
+
+    With these, MAP-EM is the maximum-likelihood estimate in the family's
+    parameters and a MAP estimate only in ``mu`` (the paper's Algorithm 1).
+    """
+    k = family.n_components
+    box = family_box(family, grid)
+    out: dict[str, Prior] = {}
+    for name in family.param_names:
+        if name == "weights":
+            out[name] = Prior("Dirichlet", a=[1.0] * k)
+        else:
+            lo, hi = box[name]
+            out[name] = Prior("Uniform", lower=lo, upper=hi)
+    return out
+
+
+def _check_priors(family: Family, priors: Mapping[str, Prior] | None) -> dict[str, Prior]:
+    priors = dict(priors or {})
+    unknown = sorted(set(priors) - set(family.param_names))
+    if unknown:
+        raise ValueError(
+            f"priors given for {unknown}, which are not parameters of {family.name!r} "
+            f"(its parameters: {list(family.param_names)})"
+        )
+    for key, value in priors.items():
+        if not isinstance(value, Prior):
+            raise TypeError(f"prior for {key!r} must be an attnmodel Prior, got {value!r}")
+    return priors
+
+
+# -- the mu prior ------------------------------------------------------------
+
+
+def _mu_log_norm(priors: list[BetaPrior]) -> np.ndarray:
+    """Log normalising constant of each truncated, scaled Beta prior (fixed numbers)."""
+    from scipy import special, stats
+
+    out = []
+    for p in priors:
+        x_lo = (p.support[0] - p.lower) / (p.upper - p.lower)
+        log_mass = stats.beta.logsf(x_lo, p.alpha, p.beta) if x_lo > 0 else 0.0
+        out.append(special.betaln(p.alpha, p.beta) + np.log(p.upper - p.lower) + log_mass)
+    return np.array(out)
+
+
+def _mu_logp(value, a, b, lower, upper, lo, log_norm):
+    """Log density of ``lower + (upper - lower) * Beta(a, b)`` truncated to ``(lo, upper]``."""
+    x = (value - lower) / (upper - lower)
+    dens = (a - 1) * pt.log(x) + (b - 1) * pt.log1p(-x) - log_norm
+    return pt.switch(pt.and_(pt.gt(value, lo), pt.le(value, upper)), dens, -np.inf)
+
+
+def _mu_random(a, b, lower, upper, lo, log_norm, rng=None, size=None):
+    from scipy import stats
+
+    rng = np.random.default_rng(rng)
+    f_lo = stats.beta.cdf((lo - lower) / (upper - lower), a, b)
+    x = stats.beta.ppf(rng.uniform(f_lo, 1.0, size=size), a, b)
+    return lower + (upper - lower) * x
+
+
+def _mu_rv(name: str, priors: list[BetaPrior], dims: str):
+    a = np.array([p.alpha for p in priors])
+    b = np.array([p.beta for p in priors])
+    lower = np.array([p.lower for p in priors])
+    upper = np.array([p.upper for p in priors])
+    lo = np.array([p.support[0] for p in priors])
+    return pm.CustomDist(
+        name,
+        a,
+        b,
+        lower,
+        upper,
+        lo,
+        _mu_log_norm(priors),
+        logp=_mu_logp,
+        random=_mu_random,
+        dims=dims,
+        default_transform=transforms.Interval(lo, upper),
+        initval=np.array([p.mode() for p in priors]),
+    )
+
+
+# -- family parameters in the model --------------------------------------------
+
+
+def _family_rvs(family: Family, grid: LogitGrid | None, priors: dict[str, Prior]):
+    """Create the family's parameter variables; returns name -> tensor (constrained)."""
+    box = family_box(family, grid)
+    out = {}
+    dims = family.param_dims
+    for name in family.param_names:
+        prior = priors[name]
+        d = dims[name] if dims[name] else None
+        if name == "weights":
+            out[name] = getattr(pm, prior.dist)(name, **prior.params, dims=d)
+            continue
+        lo, hi = box[name]
+        ordered = name in ("locations", "logit_mean") or (
+            family.name == "beta_mixture" and name == "alpha"
+        )
+        if name in ("eta_low", "eta_high"):
+            continue
+        shape_kw: dict[str, Any] = {"dims": d} if d else {}
+        shape_kw.update(_init(name, d, lo, hi, family))
+        # PyMC applies ``transform`` on top of the default interval transform.
+        if ordered:
+            shape_kw["transform"] = transforms.ordered
+        if prior.dist == "Uniform":
+            lo = max(lo, float(prior.params["lower"]))
+            hi = min(hi, float(prior.params["upper"]))
+            out[name] = pm.Uniform(name, lower=lo, upper=hi, **shape_kw)
+        else:
+            out[name] = pm.Truncated(name, prior.dist_(), lower=lo, upper=hi, **shape_kw)
+    if family.name == "two_point":
+        lo_p, hi_p = priors["eta_low"], priors["eta_high"]
+        for p in (lo_p, hi_p):
+            if p.dist != "Uniform":
+                raise ValueError(
+                    "two_point locations take Uniform priors (they are ordered: "
+                    "eta_low < eta_high); give other shapes through the k_point family"
+                )
+        locs = pm.Uniform(
+            "_locations",
+            lower=0.0,
+            upper=1.0,
+            shape=2,
+            transform=transforms.ordered,
+            initval=np.array([0.3, 0.8]),
+        )
+        out["eta_low"] = pm.Deterministic("eta_low", locs[0])
+        out["eta_high"] = pm.Deterministic("eta_high", locs[1])
+    return out
+
+
+def _init(name, dims, lo, hi, family) -> dict[str, Any]:
+    if not dims:
+        return {}
+    k = family.n_components
+    inside = lo + (hi - lo) * (np.arange(1, k + 1) / (k + 1))
+    if name in ("alpha", "beta"):
+        inside = np.clip(np.geomspace(1.0, 10.0, k), lo, hi)
+    if name == "logit_sd":
+        inside = np.full(k, np.clip(1.0, lo, hi))
+    if name == "logit_mean":
+        inside = np.linspace(-2.0, 2.0, k)
+    return {"initval": inside}
+
+
+def _family_params_tensor(family: Family, rvs: dict) -> dict:
+    return {name: rvs[name] for name in family.param_names}
+
+
+# -- log densities in PyTensor ------------------------------------------------------
+
+
+def _log_density_logit(family: Family, params: dict, u: np.ndarray):
+    """Log density of ``logit(eta)`` at the nodes ``u`` (tensor of shape (G,))."""
+    log_s = -np.logaddexp(0.0, -u)
+    log_1ms = -np.logaddexp(0.0, u)
+    name = family.name
+
+    def beta_lpdf(a, b):
+        return (
+            a * log_s
+            + b * log_1ms
+            - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b))
+        )
+
+    if name == "beta":
+        return beta_lpdf(params["alpha"], params["beta"])
+    if name == "beta_mixture":
+        a = params["alpha"][:, None]
+        b = params["beta"][:, None]
+        comp = (
+            a * log_s[None, :]
+            + b * log_1ms[None, :]
+            - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b))
+        )
+        return pt.logsumexp(pt.log(params["weights"])[:, None] + comp, axis=0)
+    if name == "logistic_normal_mixture":
+        m = params["logit_mean"][:, None]
+        s = params["logit_sd"][:, None]
+        comp = -0.5 * ((u[None, :] - m) / s) ** 2 - pt.log(s) - 0.5 * np.log(2 * np.pi)
+        return pt.logsumexp(pt.log(params["weights"])[:, None] + comp, axis=0)
+    raise ValueError(f"family {name!r} has no logit density")
+
+
+def _atoms(family: Family, params: dict):
+    """(log weights, locations) of a discrete family, tensors of shape (K,)."""
+    if family.name == "two_point":
+        q = params["q_low"]
+        logw = pt.stack([pt.log(q), pt.log1p(-q)])
+        return logw, pt.stack([params["eta_low"], params["eta_high"]])
+    return pt.log(params["weights"]), params["locations"]
+
+
+def _dense_counts(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (R, P) wins and losses per distinct row."""
+    r = counts.entry_row
+    s = np.zeros((counts.n_rows, counts.n_pairs))
+    f = np.zeros((counts.n_rows, counts.n_pairs))
+    np.add.at(s, (r, counts.entry_pair), counts.entry_s)
+    np.add.at(f, (r, counts.entry_pair), counts.entry_n - counts.entry_s)
+    return s, f
+
+
+def _binomial_log_const(counts: CountTable) -> np.ndarray:
+    """``sum_k log C(n_k, s_k)`` per distinct row, shape (R,)."""
+    from scipy.special import gammaln
+
+    n, s = counts.entry_n.astype(float), counts.entry_s.astype(float)
+    c = gammaln(n + 1) - gammaln(s + 1) - gammaln(n - s + 1)
+    return counts.row_sum(c)
+
+
+def _row_loglik_tensor(s_mat, f_mat, eta, mu):
+    """``sum_k s log g + f log(1 - g)`` per (row, node), tensor (R, G)."""
+    d = (mu - 0.5)[:, None]
+    log_g = pt.log(0.5 + eta[None, :] * d)
+    log_1mg = pt.log(0.5 - eta[None, :] * d)
+    return pt.dot(s_mat, log_g) + pt.dot(f_mat, log_1mg)
+
+
+# -- identified coordinates -------------------------------------------------------
+#
+# Only ``d = eta (2 mu - 1)`` reaches the votes: with every ``mu`` unknown, scaling all
+# ``c_k = 2 mu_k - 1`` up and ``eta`` down leaves the likelihood (nearly) unchanged, and
+# NUTS crawls along that ridge in the family's own coordinates. Here the sampler moves
+# in what the votes pin down (for beta: the mean and variance of ``d`` on the first
+# pair; for atoms: the atoms of ``d``; for other pairs: ``c_k / c_1``), plus one
+# coordinate for the scale ``c_1`` within the interval those leave admissible. The
+# density is the model's prior times the likelihood times the Jacobian of the map.
+
+
+def _logit_interval(lo, hi, z):
+    return lo + (hi - lo) * pm.math.sigmoid(z)
+
+
+def _larger_root(a, b, c):
+    """Larger root of ``a x^2 + b x + c`` (``a > 0``; NaN when there is none)."""
+    return (-b + pt.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
+
+
+def _identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpec):
+    n_pairs = len(spec.pairs)
+    mu_priors = [spec.priors[k] for k in range(n_pairs)]
+    c_lo_prior = max(2.0 * max(p.support[0] for p in mu_priors[:1]) - 1.0, 0.0)
+    c_hi_prior = 2.0 * mu_priors[0].support[1] - 1.0
+    if fam.name == "beta":
+        n_fixed = 3
+    else:
+        n_fixed = 2 * fam.n_components - 1 + 1
+    size = n_fixed + n_pairs - 1
+    z = pm.Flat("identified_coords", shape=size, initval=np.zeros(size))
+    rho = pt.exp(z[n_fixed:])
+    c_hi = pt.minimum(c_hi_prior, 1.0 / pt.max(rho)) if n_pairs > 1 else pt.as_tensor(c_hi_prior)
+    if fam.name == "beta":
+        d1 = pm.math.sigmoid(z[0])
+        var = pm.math.sigmoid(z[1]) * d1 * (1.0 - d1)
+        d2 = var + d1 * d1
+        (a_min, a_max) = family_box(fam, grid)["alpha"]
+        (b_min, b_max) = family_box(fam, grid)["beta"]
+        # alpha(c) = D1 (D1 c - D2) / (c V) and beta(c) = (c - D1)(D1 c - D2) / (c V)
+        # both increase with c on c > D2 / D1: each bound on them is a bound on c.
+        lo = pt.maximum(d2 / d1, c_lo_prior)
+        lo = pt.maximum(lo, d1 * d2 / (d1 * d1 - a_min * var))
+        lo = pt.maximum(lo, _larger_root(d1, -(d2 + d1 * d1 + b_min * var), d1 * d2))
+        hi = c_hi
+        hi = pt.switch(
+            pt.gt(d1 * d1 / var, a_max), pt.minimum(hi, d1 * d2 / (d1 * d1 - a_max * var)), hi
+        )
+        hi = pt.minimum(hi, _larger_root(d1, -(d2 + d1 * d1 + b_max * var), d1 * d2))
+        feasible = pt.and_(pt.gt(d1 * d1 - a_min * var, 0.0), pt.lt(lo, hi))
+        c = _logit_interval(lo, hi, z[2])
+        m = d1 / c
+        kappa = (d1 * c - d2) / var
+        alpha = pm.Deterministic("alpha", m * kappa)
+        beta = pm.Deterministic("beta", (1.0 - m) * kappa)
+        params = {"alpha": alpha, "beta": beta}
+        # |d(D1, D2)/d(z0, z1)| (triangular), then |d(alpha, beta)/d(D1, D2)| at fixed c,
+        # which is kappa * D1 (c - D1) / (c V^2).
+        s1 = pm.math.sigmoid(z[1])
+        logdet = (
+            2.0 * pt.log(d1 * (1.0 - d1))
+            + pt.log(s1 * (1.0 - s1))
+            + pt.log(kappa)
+            + pt.log(d1)
+            + pt.log(c - d1)
+            - pt.log(c)
+            - 2.0 * pt.log(var)
+        )
+        c_index = 2
+    else:
+        k = fam.n_components
+        if fam.name == "two_point":
+            w_logit = z[:1]
+            q = pm.math.sigmoid(w_logit[0])
+            logw = pt.stack([pt.log(q), pt.log1p(-q)])
+        else:
+            # Stick-breaking free coordinates for the weights.
+            w_free = z[: k - 1]
+            w = transforms.simplex.backward(w_free)
+            logw = pt.log(w)
+        d_free = z[k - 1 : 2 * k - 1]
+        ordered_free = transforms.ordered.backward(d_free)
+        atoms_d = pm.math.sigmoid(ordered_free)  # ordered atoms of d in (0, 1)
+        lo = pt.maximum(atoms_d[-1], c_lo_prior)
+        hi = c_hi
+        feasible = pt.lt(lo, hi)
+        c = _logit_interval(lo, hi, z[2 * k - 1])
+        loc = atoms_d / c
+        if fam.name == "two_point":
+            params = {
+                "q_low": pm.Deterministic("q_low", q),
+                "eta_low": pm.Deterministic("eta_low", loc[0]),
+                "eta_high": pm.Deterministic("eta_high", loc[1]),
+            }
+            logdet = pt.log(q * (1.0 - q))
+        else:
+            params = {
+                "weights": pm.Deterministic("weights", pt.exp(logw), dims="component"),
+                "locations": pm.Deterministic("locations", loc, dims="component"),
+            }
+            logdet = transforms.simplex.log_jac_det(w_free)
+        # Ordered then logistic map to the atoms of d; the atoms of eta are d / c.
+        logdet = (
+            logdet
+            + transforms.ordered.log_jac_det(d_free)
+            + pt.sum(pt.log(atoms_d * (1.0 - atoms_d)))
+            - k * pt.log(c)
+        )
+        c_index = 2 * k - 1
+    c_all = pt.concatenate([c[None], c * rho]) if n_pairs > 1 else c[None]
+    mu = pm.Deterministic("mu", 0.5 + 0.5 * c_all, dims="pair")
+    # The model's prior, in the family's own coordinates.
+    log_prior = _mu_prior_logp(mu_priors, mu)
+    for name, prior in priors.items():
+        if prior.dist in ("Uniform", "Dirichlet") and prior == default_priors(fam, grid)[name]:
+            continue  # constant on the admissible set
+        log_prior = log_prior + pt.sum(pm.logp(prior.dist_(), params[name]))
+    # The scale: logistic on its interval; the other pairs: c_k = c rho_k, rho_k = exp(z_k).
+    sc = pm.math.sigmoid(z[c_index])
+    logdet = logdet + pt.log((hi - lo) * sc * (1.0 - sc))
+    if n_pairs > 1:
+        logdet = logdet + pt.sum(z[n_fixed:]) + (n_pairs - 1) * pt.log(c)
+    pm.Potential("prior_and_jacobian", pt.switch(feasible, log_prior + logdet, -np.inf))
+    return params, mu, feasible
+
+
+def _mu_prior_logp(priors: list[BetaPrior], mu):
+    a = np.array([p.alpha for p in priors])
+    b = np.array([p.beta for p in priors])
+    lower = np.array([p.lower for p in priors])
+    upper = np.array([p.upper for p in priors])
+    lo = np.array([p.support[0] for p in priors])
+    return pt.sum(_mu_logp(mu, a, b, lower, upper, lo, _mu_log_norm(priors)))
+
+
+# -- the model ------------------------------------------------------------------
+
+
+@dataclass
+class AttnModel:
+    """A built model and what is needed to read its draws.
+
+    Attributes
+    ----------
+    model : pymc.Model
+    family : Family
+    mu_spec : MuSpec
+    counts : CountTable
+    grid : LogitGrid or None
+    variant : str
+    priors : dict
+        Family parameter name -> :class:`Prior` (defaults filled in).
+    global_names : list of str
+        Names of the global variables, as in the result's ``posterior`` group.
+    """
+
+    model: pm.Model
+    family: Family
+    mu_spec: MuSpec
+    counts: CountTable
+    grid: LogitGrid | None
+    variant: str
+    priors: dict[str, Prior]
+    users: Any
+    global_names: list[str]
+    parameterization: str = "standard"
+
+    def priors_json(self) -> str:
+        """Family priors and ``mu`` priors as a JSON object of strings."""
+        out = {k: str(v) for k, v in self.priors.items()}
+        out.update({f"mu[{p}]": d for p, d in self.mu_spec.describe().items()})
+        return json.dumps(out)
+
+
+def build_model(
+    data,
+    family: str | Family = "beta",
+    *,
+    mu: float | Mapping[str, float] | None = None,
+    mu_prior=None,
+    priors: Mapping[str, Prior] | None = None,
+    n_components: int | None = None,
+    variant: str = "marginal",
+    parameterization: str = "auto",
+    grid: LogitGrid | None = None,
+) -> AttnModel:
+    """Build the hierarchical model for ``data``.
+
+    Parameters
+    ----------
+    data : VoteData
+    family : str or Family
+    mu, mu_prior
+        Known ``mu`` (a number or a per-pair mapping) and/or the prior of the
+        unknown ones, as in :func:`attnmodel.fit_em`.
+    priors : mapping of str to Prior, optional
+        Priors of the family's parameters; those not given are flat on the
+        admissible box (Dirichlet(1) for weights).
+    n_components : int, optional
+    variant : {"marginal", "latent"}
+    parameterization : {"auto", "identified", "standard"}
+        Coordinates the sampler moves in. ``"identified"`` (what ``"auto"`` picks
+        for the marginal variant of the beta, two_point and k_point families when
+        every ``mu`` is unknown) samples the quantities the votes determine
+        (moments or atoms of ``eta (2 mu - 1)``, ratios between pairs) and the
+        overall scale within the range they leave; the prior is the same, carried
+        over with the Jacobian of the change of variables. ``"standard"`` samples
+        the family parameters and ``mu`` themselves.
+    grid : LogitGrid, optional
+        Quadrature of the marginal variant; built from the data when omitted.
+
+    Returns
+    -------
+    AttnModel
+        ``.model`` is the ``pymc.Model``; coords ``user`` (input ids), ``pair``
+        and, for mixtures, ``component``.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
+        )
+    fam = get_family(family, n_components)
+    counts = data.counts
+    spec = resolve_mu(data.pairs, mu, mu_prior)
+    if not fam.discrete and grid is None:
+        grid = make_logit_grid(int(counts.row_sum(counts.entry_n.astype(np.float64)).max()))
+    if fam.discrete:
+        grid = None
+    chosen = {**default_priors(fam, grid), **_check_priors(fam, priors)}
+    users = data.users
+    coords = {"pair": list(spec.pairs)}
+    if fam.name not in ("two_point", "beta"):
+        coords["component"] = list(range(fam.n_components))
+    if variant == "latent":
+        coords["user"] = list(users)
+    unknown = spec.unknown
+    identified = (
+        variant == "marginal"
+        and parameterization != "standard"
+        and unknown.size == len(spec.pairs)
+        and fam.name in IDENTIFIED_FAMILIES
+    )
+    if parameterization == "identified" and not identified:
+        raise ValueError(
+            "the identified parameterization needs the marginal variant, a family among "
+            f"{IDENTIFIED_FAMILIES} and every mu unknown"
+        )
+    with pm.Model(coords=coords) as model:
+        feasible = None
+        if identified:
+            params, mu_t, feasible = _identified_globals(fam, grid, chosen, spec)
+        else:
+            rvs = _family_rvs(fam, grid, chosen)
+            mu_t = _mu_tensor(spec, unknown, model)
+            params = _family_params_tensor(fam, rvs)
+        if variant == "marginal":
+            _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible)
+        else:
+            _latent_likelihood(fam, params, mu_t, data, spec)
+    names = list(fam.param_names) + ["mu"]
+    return AttnModel(
+        model, fam, spec, counts, grid, variant, chosen, users, names,
+        "identified" if identified else "standard",
+    )
+
+
+def _mu_tensor(spec: MuSpec, unknown: np.ndarray, model: pm.Model):
+    pairs = spec.pairs
+    if unknown.size == len(pairs):
+        return _mu_rv("mu", [spec.priors[k] for k in unknown], "pair")
+    if unknown.size == 0:
+        return pm.Deterministic("mu", pt.as_tensor_variable(spec.known.copy()), dims="pair")
+    model.add_coord("pair_unknown", [pairs[k] for k in unknown])
+    free = _mu_rv("mu_unknown", [spec.priors[k] for k in unknown], "pair_unknown")
+    full = pt.set_subtensor(pt.as_tensor_variable(spec.known.copy())[unknown], free)
+    return pm.Deterministic("mu", full, dims="pair")
+
+
+def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) -> None:
+    s_mat, f_mat = _dense_counts(counts)
+    const = _binomial_log_const(counts)
+    weight = counts.row_weight.astype(np.float64)
+    if fam.discrete:
+        logw, loc = _atoms(fam, params)
+        ll = _row_loglik_tensor(s_mat, f_mat, loc, mu_t) + logw[None, :]
+    else:
+        log_mass = grid.log_weight + _log_density_logit(fam, params, grid.u)
+        if spec.unknown.size == 0:
+            from attnmodel.grid import pair_log_probs, row_loglik
+
+            ll_fixed = row_loglik(counts, *pair_log_probs(grid.eta, grid.one_minus_eta, spec.known))
+            ll = pt.as_tensor_variable(ll_fixed) + log_mass[None, :]
+        else:
+            ll = _row_loglik_tensor(s_mat, f_mat, pt.as_tensor_variable(grid.eta), mu_t)
+            ll = ll + log_mass[None, :]
+    row_lp = pt.logsumexp(ll, axis=1) + const
+    total = pt.dot(weight, row_lp)
+    if feasible is not None:
+        # Outside the admissible set the parameters are meaningless (possibly NaN).
+        total = pt.switch(feasible, total, -np.inf)
+    pm.Potential("votes", total)
+
+
+def _latent_likelihood(fam, params, mu_t, data, spec) -> None:
+    counts = data.counts
+    # One (user, pair) cell per observed entry.
+    user_of_row = counts.user_row
+    # Expand each user's row entries.
+    starts = counts.row_ptr[user_of_row]
+    lens = counts.row_ptr[user_of_row + 1] - starts
+    user_idx = np.repeat(np.arange(user_of_row.size), lens)
+    entry = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, lens, strict=True)])
+    pair_idx = counts.entry_pair[entry]
+    n = counts.entry_n[entry]
+    s = counts.entry_s[entry]
+    if fam.discrete:
+        logw, loc = _atoms(fam, params)
+        d = (mu_t[pair_idx] - 0.5)[:, None]
+        lp = s[:, None] * pt.log(0.5 + loc[None, :] * d) + (n - s)[:, None] * pt.log(
+            0.5 - loc[None, :] * d
+        )
+        per_user = pt.zeros((user_of_row.size, lp.shape[1]))
+        per_user = pt.inc_subtensor(per_user[user_idx], lp)
+        from scipy.special import gammaln
+
+        const = float(np.sum(gammaln(n + 1) - gammaln(s + 1) - gammaln(n - s + 1)))
+        pm.Potential("votes", pt.sum(pt.logsumexp(per_user + logw[None, :], axis=1)) + const)
+        return
+    if fam.name == "beta":
+        eta = pm.Beta("eta", alpha=params["alpha"], beta=params["beta"], dims="user")
+    elif fam.name == "beta_mixture":
+        comps = [
+            pm.Beta.dist(alpha=params["alpha"][k], beta=params["beta"][k])
+            for k in range(fam.n_components)
+        ]
+        eta = pm.Mixture("eta", w=params["weights"], comp_dists=comps, dims="user")
+    else:
+        x = pm.NormalMixture(
+            "eta_logit",
+            w=params["weights"],
+            mu=params["logit_mean"],
+            sigma=params["logit_sd"],
+            dims="user",
+        )
+        eta = pm.Deterministic("eta", pm.math.sigmoid(x), dims="user")
+    p = 0.5 + eta[user_idx] * (mu_t[pair_idx] - 0.5)
+    pm.Binomial("s", n=n, p=p, observed=s)
+
+
+# -- reading the priors back -----------------------------------------------------------
+
+
+class ModelPrior:
+    """Log prior of the global parameters, compiled from a model's variables.
+
+    This is how MAP-EM maximises the posterior of the same model that NUTS
+    samples: it evaluates the model's own prior terms (without the Jacobians
+    of the sampler's transforms) at constrained parameter values.
+
+    Parameters
+    ----------
+    attn : AttnModel
+    """
+
+    def __init__(self, attn: AttnModel) -> None:
+        self.family = attn.family
+        self.mu_spec = attn.mu_spec
+        model = attn.model
+        fam_rvs = [v for v in model.free_RVs if v.name not in ("mu", "mu_unknown")]
+        mu_rvs = [v for v in model.free_RVs if v.name in ("mu", "mu_unknown")]
+        self._fam_names = [v.name for v in fam_rvs]
+        fam_inputs = [v.type(v.name) for v in fam_rvs]
+        fam_lp = pt.sum(
+            [pt.sum(pm.logp(rv, x)) for rv, x in zip(fam_rvs, fam_inputs, strict=True)]
+        ) if fam_rvs else pt.constant(0.0)
+        self._fam_fn = pytensor.function(fam_inputs, fam_lp, mode="FAST_COMPILE")
+        if mu_rvs:
+            rv = mu_rvs[0]
+            x = rv.type("mu_value")
+            lp = pm.logp(rv, x)
+            d1 = pytensor.grad(pt.sum(lp), x)
+            d2 = pytensor.grad(pt.sum(d1), x)  # separable prior: the Hessian's diagonal
+            self._mu_fn = pytensor.function([x], [lp, d1, d2], mode="FAST_COMPILE")
+        else:
+            self._mu_fn = None
+        # With the default (flat) family priors EM's closed-form M-steps are exact.
+        self.flat = attn.priors == default_priors(attn.family, attn.grid)
+
+    def _fam_inputs(self, params: Mapping[str, Any]) -> list[np.ndarray]:
+        out = []
+        for name in self._fam_names:
+            if name == "_locations":
+                out.append(np.array([params["eta_low"], params["eta_high"]], dtype=float))
+            else:
+                out.append(np.asarray(params[name], dtype=float))
+        return out
+
+    def family_logp(self, params: Mapping[str, Any]) -> float:
+        """Log prior density of the family parameters (``-inf`` outside the support)."""
+        with np.errstate(all="ignore"):
+            return float(self._fam_fn(*self._fam_inputs(params)))
+
+    def mu_logp(self, mu_unknown: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Log prior of each unknown ``mu``, its first and second derivatives."""
+        if self._mu_fn is None:
+            z = np.zeros(0)
+            return z, z, z
+        with np.errstate(all="ignore"):
+            lp, d1, d2 = self._mu_fn(np.asarray(mu_unknown, dtype=float))
+        return np.asarray(lp), np.asarray(d1), np.asarray(d2)
