@@ -837,7 +837,8 @@ def filter_tradeoff(
         One row per setting: ``rule``, ``setting`` (``eta_star`` or ``top``),
         ``users_kept``, ``votes_kept``, ``votes_kept_fraction``,
         ``casual_share_posterior``, ``casual_share_true`` (NaN when nothing is
-        kept) and ``casual_users_kept_true``.
+        kept) and ``casual_users_kept_true``; ``attrs`` holds ``casual_below``,
+        ``truth`` (its label) and ``prob``.
     """
     truth = truth if truth is not None else Truth("beta", {"alpha": 4.0, "beta": 4.0}, "Beta(4, 4)")
     if not 0.0 < casual_below < 1.0:
@@ -873,4 +874,6 @@ def filter_tradeoff(
     for t in sorted((float(x) for x in tops), reverse=True):
         kept = filter_users(res, rule="top", top=t, posterior=post, force=True)
         rows.append(row("top", t, kept.keep.to_numpy()))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs.update(casual_below=float(casual_below), truth=truth.label, prob=float(prob))
+    return table

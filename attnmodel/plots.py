@@ -372,6 +372,11 @@ def plot_attentiveness(
 #: Colours per selection rule and line styles per ``mu`` mode in :func:`plot_accuracy_vs_mu`.
 SELECTION_COLORS = {"ranking": "tab:blue", "threshold": "tab:green", "map_threshold": "tab:orange"}
 MU_MODE_STYLES = {"known": "-", "prior": "--"}
+SELECTION_LABELS = {
+    "ranking": "ranking (top share)",
+    "threshold": "P(η ≥ cut) ≥ prob",
+    "map_threshold": "MAP ≥ cut",
+}
 
 
 def plot_accuracy_vs_mu(
@@ -426,7 +431,7 @@ def plot_accuracy_vs_mu(
                 marker="o",
                 ms=4,
                 capsize=3,
-                label=f"mu {mode}, {sel}",
+                label=f"mu {mode}, {SELECTION_LABELS.get(sel, sel)}",
             )
         ax.set_xlabel("mu (true win rate)")
         ax.set_ylabel(metric)
@@ -450,7 +455,8 @@ def plot_tradeoff(table: pd.DataFrame, *, figsize: tuple[float, float] | None = 
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of :func:`attnmodel.experiments.filter_tradeoff`.
+        Output of :func:`attnmodel.experiments.filter_tradeoff` (its
+        ``attrs["casual_below"]``, when present, goes into the axis label).
     figsize : tuple of float, optional
 
     Returns
@@ -468,22 +474,25 @@ def plot_tradeoff(table: pd.DataFrame, *, figsize: tuple[float, float] | None = 
     )
     axs = np.atleast_1d(axs)
     setting_name = {"prob": "eta_star", "top": "top"}
+    cut = table.attrs.get("casual_below")
+    casual = f" (eta < {cut:g})" if cut is not None else ""
     for ax, rule in zip(axs, rules, strict=True):
         grp = table[(table["rule"] == rule) & (table["votes_kept_fraction"] > 0)]
         x = grp["votes_kept_fraction"].to_numpy()
         ax.plot(x, grp["casual_share_posterior"], "o-", color="tab:blue", ms=4, label="posterior")
         if "casual_share_true" in grp:
             ax.plot(x, grp["casual_share_true"], "s--", color=TRUE_COLOR, ms=3, label="truth")
-        # Label every other point so that the labels stay legible.
-        for i, (xi, yi, s) in enumerate(
-            zip(x, grp["casual_share_posterior"], grp["setting"], strict=True)
-        ):
-            if i % 2 == 0:
+        # Label points at least 6% of the axis apart, so that the labels stay legible
+        # (settings that keep the same users share a point).
+        last = -np.inf
+        for xi, yi, s in zip(x, grp["casual_share_posterior"], grp["setting"], strict=True):
+            if abs(xi - last) >= 0.06:
                 ax.annotate(
                     f"{s:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7
                 )
+                last = xi
         ax.set_xlabel("share of votes kept")
-        ax.set_ylabel("share of kept votes from casual users")
+        ax.set_ylabel(f"share of kept votes from casual users{casual}")
         ax.set_xlim(-0.02, 1.08)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)

@@ -214,6 +214,7 @@ def test_tradeoff_plot_one_panel_per_rule():
             "casual_share_true": [0.11, 0.03, np.nan, 0.13, 0.02, 0.0],
         }
     )
+    table.attrs["casual_below"] = 0.3
     fig = plots.plot_tradeoff(table)
     assert len(fig.axes) == 2 and all(_labelled(ax) for ax in fig.axes)
     prob_ax = fig.axes[0]
@@ -222,4 +223,5 @@ def test_tradeoff_plot_one_panel_per_rule():
     np.testing.assert_allclose(post_line.get_xdata(), [0.9, 0.4])
     np.testing.assert_allclose(true_line.get_ydata(), [0.11, 0.03])
     assert "eta_star" in prob_ax.get_title()
+    assert prob_ax.get_ylabel().endswith("(eta < 0.3)")
     assert [t.get_text() for t in prob_ax.get_legend().get_texts()] == ["posterior", "truth"]
