@@ -54,15 +54,34 @@ def _as_list(obj) -> list:
     return list(obj) if isinstance(obj, (list, tuple)) else [obj]
 
 
-def _paths(traj: Trajectories | pd.DataFrame) -> pd.DataFrame:
-    paths = traj.paths if isinstance(traj, Trajectories) else traj
+def _paths(traj) -> pd.DataFrame:
+    """``start``, ``iteration``, ``objective`` rows from any of the inputs that hold EM paths."""
+    if isinstance(traj, Trajectories):
+        paths = traj.paths
+    elif isinstance(traj, xr.DataTree):
+        if "em_runs" not in traj.children:
+            raise ValueError(
+                "the result tree has no 'em_runs' group: only EM fits record their iterations"
+            )
+        runs = traj["em_runs"].to_dataset()
+        # Shorter runs are padded with NaN up to the longest.
+        paths = runs["objective"].to_dataframe().reset_index().dropna(subset=["objective"])
+    elif isinstance(traj, pd.DataFrame):
+        paths = traj
+    elif hasattr(traj, "runs_"):
+        paths = pd.concat([r.assign(start=k) for k, r in enumerate(traj.runs_)], ignore_index=True)
+    else:
+        raise TypeError(
+            "plot_em_objective takes em_trajectories() output, its paths table, an EMResult "
+            f"or an EM result tree, got {type(traj).__name__}"
+        )
     missing = [c for c in ("start", "iteration", "objective") if c not in paths.columns]
     if missing:
         raise ValueError(f"trajectory table lacks columns {missing}; pass em_trajectories() output")
     return paths
 
 
-def plot_em_objective(traj: Trajectories | pd.DataFrame, *, figsize=(10.0, 4.0)) -> Figure:
+def plot_em_objective(traj, *, figsize=(10.0, 4.0)) -> Figure:
     """EM's objective by iteration, one line per start.
 
     Left: the log posterior ``L(theta(t))`` (the log-likelihood when ``mu`` is
@@ -72,9 +91,11 @@ def plot_em_objective(traj: Trajectories | pd.DataFrame, *, figsize=(10.0, 4.0))
 
     Parameters
     ----------
-    traj : Trajectories or pandas.DataFrame
+    traj : Trajectories, pandas.DataFrame, EMResult or xarray.DataTree
         Output of :func:`attnmodel.experiments.em_trajectories` (or its
-        ``paths`` table: ``start``, ``iteration``, ``objective``).
+        ``paths`` table: ``start``, ``iteration``, ``objective``), a fit from
+        :func:`attnmodel.em.fit_em` (every start in ``runs_``) or an EM result
+        tree (its ``em_runs`` group).
     figsize : tuple of float
 
     Returns

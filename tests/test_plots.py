@@ -65,6 +65,24 @@ def test_objective_plot_has_one_line_per_start(two_point_traj):
         plots.plot_em_objective(pd.DataFrame({"start": [0], "iteration": [0]}))
 
 
+def test_objective_plot_reads_a_fit_and_its_result_tree(beta_fit):
+    from attnmodel.results import em_to_datatree
+
+    res = fit_em(beta_fit[0].data, "beta", mu=0.8, n_init=3)
+    tree = em_to_datatree(res, n_draws=10)
+    for obj in (res, tree):
+        fig = plots.plot_em_objective(obj)
+        lines = _data_lines(fig.axes[0])
+        assert len(lines) == 3  # one per start
+        for ln, run in zip(lines, res.runs_, strict=True):
+            # The padding of shorter runs in the tree is not drawn.
+            np.testing.assert_allclose(ln.get_ydata(), run["objective"])
+    with pytest.raises(TypeError, match="EMResult"):
+        plots.plot_em_objective([1, 2])
+    with pytest.raises(ValueError, match="em_runs"):
+        plots.plot_em_objective(xr.DataTree())
+
+
 def test_trajectory_plot_marks_truth_starts_and_optimum(two_point_traj):
     fig = plots.plot_trajectories([two_point_traj, two_point_traj])
     assert len(fig.axes) == 2
@@ -139,6 +157,20 @@ def test_attentiveness_plot_from_user_posterior(beta_fit):
     assert len(ax.collections[0].get_segments()) == 60
     with pytest.raises(ValueError, match="eta_star=0.4"):
         plots.plot_attentiveness(post, eta_star=0.6)
+
+
+def test_attentiveness_plot_reads_an_em_result_tree(beta_fit):
+    from attnmodel.results import em_to_datatree
+
+    res, _ = beta_fit
+    tree = em_to_datatree(res, eta_star=0.45, n_draws=10)
+    fig = plots.plot_attentiveness(tree)
+    ax = fig.axes[0]
+    p = tree["attentiveness"]["p_above"].to_numpy()
+    assert ax.get_title().startswith(f"{int((p >= 0.95).sum())} of 60 users kept")
+    cut = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert cut[0].get_ydata()[0] == pytest.approx(0.45)
+    assert "(em)" in ax.get_title()
 
 
 def _contract_tree(post: xr.Dataset, mcse: np.ndarray) -> xr.DataTree:
