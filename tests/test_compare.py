@@ -166,3 +166,65 @@ def test_plot_comparison(em, nuts):
         assert buf.tell() > 10_000
     finally:
         plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+# A real (tiny) NUTS run through fit(method="nuts")
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_pair():
+    """EM and a real NUTS run on one pair with known mu (the quickest model to sample)."""
+    from attnmodel.fitting import fit
+
+    sim = simulate_votes("beta", {"alpha": 1.5, "beta": 1.5}, 40, (20, 120), 0.8, seed=8)
+    data = sim.to_data()
+    em = fit(data, "beta", mu=0.8, n_init=1, n_draws=50)
+    nuts = fit(
+        data,
+        "beta",
+        method="nuts",
+        mu=0.8,
+        draws=150,
+        tune=150,
+        chains=2,
+        cores=1,
+        progressbar=False,
+        seed=3,
+    )
+    return data, em, nuts
+
+
+def test_real_nuts_tree_through_compare_filter_and_files(real_pair, tmp_path):
+    from attnmodel.filtering import DiagnosticsError, filter_users
+    from attnmodel.results import diagnostic_checks, load, save, summarize
+
+    data, em, real_nuts = real_pair
+    assert real_nuts.attrs["method"] == "nuts" and real_nuts.attrs["chains"] == 2
+    assert {"posterior", "attentiveness", "sample_stats"} <= set(real_nuts.children)
+    s = summarize(real_nuts)
+    checks = diagnostic_checks(real_nuts)
+    assert s["diagnostics"]["max_rhat"] == checks.loc["r_hat", "value"]
+    assert s["diagnostics"]["divergences"] == int(real_nuts["sample_stats"]["diverging"].sum())
+    assert s["converged"] == bool(checks["passed"].all())
+    # The gate follows the checks: it filters a fit that passes them and refuses one that fails.
+    if checks["passed"].all():
+        out = filter_users(real_nuts, data, rule="prob")
+        assert out.diagnostics["passed"].all()
+    else:
+        with pytest.raises(DiagnosticsError):
+            filter_users(real_nuts, data, rule="prob")
+    loose = filter_users(
+        real_nuts, data, rule="prob", rhat_max=10.0, ess_min=1, max_divergences=10**6
+    )
+    c = compare_fits(em, real_nuts, data=data)
+    np.testing.assert_array_equal(
+        c.users["p_above_nuts"], real_nuts["attentiveness"]["p_above"].to_numpy()
+    )
+    assert (c.users["decision_nuts"] == "kept").sum() == loose.counts["users_kept"]
+    assert (c.users["decision_nuts"] == "undetermined").sum() == loose.counts["users_undetermined"]
+    assert list(c.params.index) == ["alpha", "beta", "mu[A vs B]"]
+    back = load(save(real_nuts, tmp_path / "nuts.nc"))
+    assert summarize(back) == s
+    plt.close(plot_comparison(em, real_nuts))
