@@ -120,6 +120,18 @@ def mu_spec_to_json(spec) -> str:
     return json.dumps({"pairs": list(spec.pairs), "known": known, "priors": priors})
 
 
+def _priors_json(em_result) -> str:
+    """The ``priors`` root attribute of an EM fit, in the layout NUTS results use.
+
+    Family-parameter priors (name -> text) when the fit maximised the PyMC
+    model's prior (``problem.prior``), and ``mu[pair]`` -> known value or prior.
+    """
+    prior = getattr(em_result.problem, "prior", None)
+    out = {str(k): str(v) for k, v in (getattr(prior, "priors", None) or {}).items()}
+    out.update({f"mu[{p}]": d for p, d in em_result.mu_spec.describe().items()})
+    return json.dumps(out)
+
+
 # ---------------------------------------------------------------------------
 # EM result -> tree
 # ---------------------------------------------------------------------------
@@ -382,8 +394,7 @@ def em_to_datatree(
             "eta_star": float(eta_star),
             "hdi_prob": float(hdi_prob),
             "mu_spec": mu_spec_to_json(spec),
-            # MAP-EM puts priors only on the unknown mu (in mu_spec).
-            "priors": "{}",
+            "priors": _priors_json(em_result),
             "settings": json.dumps(_json_safe(settings)),
             "converged": int(bool(em_result.converged_)),
             "n_iter": int(em_result.n_iter_),

@@ -78,7 +78,12 @@ def test_em_tree_root_attributes(multi_fit, multi_tree):
     settings = json.loads(a["settings"])
     assert settings["n_init"] == 3 and settings["n_draws"] == 40 and settings["store_eta"] is True
     assert settings["all_converged"] == multi_fit.settings["all_converged"]
-    assert json.loads(a["priors"]) == {}
+    # Each mu's description and, when EM maximised the PyMC model's prior, the
+    # family parameters' priors (as NUTS results list them).
+    priors = json.loads(a["priors"])
+    mu_desc = {f"mu[{p}]": d for p, d in multi_fit.mu_spec.describe().items()}
+    assert {k: v for k, v in priors.items() if k.startswith("mu[")} == mu_desc
+    assert set(priors) - set(mu_desc) <= set(multi_fit.family.param_names)
     # netCDF cannot store bool or None attributes.
     assert all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in a.values())
 
