@@ -153,17 +153,15 @@ def _node_masses(result) -> np.ndarray:
     return np.asarray(post, dtype=np.float64)
 
 
-def _pick(cum: np.ndarray, rows: np.ndarray, unif: np.ndarray) -> np.ndarray:
+def _pick(flat: np.ndarray, n_cat: int, rows: np.ndarray, unif: np.ndarray) -> np.ndarray:
     """Index into each row's categories by inverse CDF.
 
-    ``cum`` (R, C) holds each row's cumulative probabilities, normalised so
-    that the last is exactly 1; ``rows`` and ``unif`` give one row and one
-    uniform per draw. Rows are laid end to end (row ``r`` occupies
-    ``[r, r + 1]``) so that one ``searchsorted`` serves every row; ``side="right"``
-    never lands on a category of zero mass.
+    ``flat`` holds each row's cumulative probabilities (normalised so that
+    the last is exactly 1) offset by the row index, so that row ``r``
+    occupies ``[r, r + 1]`` and one ``searchsorted`` serves every row;
+    ``side="right"`` never lands on a category of zero mass. ``rows`` and
+    ``unif`` give one row and one uniform per draw.
     """
-    n_cat = cum.shape[1]
-    flat = (cum + np.arange(cum.shape[0])[:, None]).ravel()
     idx = np.searchsorted(flat, rows + unif, side="right")
     # r + u can round up to r + 1 for u within an ulp of 1: stay in the row.
     return np.clip(idx - rows * n_cat, 0, n_cat - 1)
@@ -235,17 +233,23 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
         log_mass = _log_cell_mass(width[None, :], log_dens[:, :-1], log_dens[:, 1:])
         cum = _normalised_cum(np.exp(log_mass - log_mass.max(axis=1, keepdims=True)))
         slope = log_dens[:, 1:] - log_dens[:, :-1]
+    n_cat = cum.shape[1]
+    flat = (cum + np.arange(cum.shape[0])[:, None]).ravel()
+    # Users are visited in the order of their rows: searchsorted is several
+    # times faster on keys that rise than on keys scattered over all rows.
+    by_row = np.argsort(user_row, kind="stable")
     out = np.empty((n_draws, m))
     step = max(1, _DRAW_CHUNK // max(n_draws, 1))
     for start in range(0, m, step):
-        rows = np.repeat(user_row[start : start + step], n_draws)
-        cell = _pick(cum, rows, rng.random(rows.size))
+        users = by_row[start : start + step]
+        rows = np.repeat(user_row[users], n_draws)
+        cell = _pick(flat, n_cat, rows, rng.random(rows.size))
         if family.discrete:
             eta = loc[cell]
         else:
             x = _within_cell(rng.random(rows.size), slope[rows, cell])
             eta = special.expit(grid.u[cell] + x * width[cell])
-        out[:, start : start + step] = eta.reshape(-1, n_draws).T
+        out[:, users] = eta.reshape(-1, n_draws).T
     return out
 
 
