@@ -138,10 +138,12 @@ def _priors_json(em_result) -> str:
 
 
 def _user_coord(users) -> np.ndarray:
-    """User ids as a numpy array: integers stay integers, anything else becomes object."""
+    """User ids as a numpy array: integers and floats keep their kind, anything else is object."""
     arr = np.asarray(users)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float64)
     return np.asarray(list(users), dtype=object)
 
 
