@@ -113,6 +113,10 @@ class EMProblem:
         Used by continuous families; built from the data when omitted.
     engine : {"auto", "numpy", "numba"}
         E-step implementation; ``"auto"`` compiles only for large tables.
+    prior : attnmodel.pymc_model.ModelPrior, optional
+        Log prior of ``mu`` and of the family parameters, read from the PyMC
+        model. Without it the ``mu`` priors of ``mu_spec`` are used and the
+        family prior is flat.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class EMProblem:
         mu_spec: MuSpec,
         grid: LogitGrid | None = None,
         engine: str = "auto",
+        prior=None,
     ) -> None:
         if engine not in ("auto", "numpy", "numba"):
             raise ValueError(f"engine must be 'auto', 'numpy' or 'numba', got {engine!r}")
@@ -148,6 +153,20 @@ class EMProblem:
             (c_entry * (counts.entry_n - counts.entry_s), (counts.entry_pair, cols)), shape=shape
         )
         self._cached_ll: tuple[np.ndarray, np.ndarray] | None = None
+        self.prior = prior
+
+    # -- prior -----------------------------------------------------------
+    def log_prior(self, state: EMState) -> float:
+        """Log prior of the unknown ``mu`` and, when it is not flat, of the family parameters.
+
+        A flat family prior adds a constant, which is left out.
+        """
+        if self.prior is None:
+            return self.mu_spec.log_prior(state.mu)
+        total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])[0]))
+        if not self.prior.flat:
+            total += self.prior.family_logp(state.params)
+        return total
 
     # -- nodes -----------------------------------------------------------
     def nodes(self, params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -199,7 +218,7 @@ class EMProblem:
             s_stat = np.asarray(self._m_s @ post_e)
             f_stat = np.asarray(self._m_f @ post_e)
         loglik = float(np.dot(counts.row_weight, log_z))
-        logprior = self.mu_spec.log_prior(state.mu)
+        logprior = self.log_prior(state)
         return EStep(
             loglik + logprior,
             loglik,
@@ -232,29 +251,80 @@ class EMProblem:
         else:
             params = self.family.m_step(self.grid, weight, state.params)
             eta, one_minus_eta = self.grid.eta, self.grid.one_minus_eta
+        if self.prior is not None and not self.prior.flat:
+            params = self._refine_family(params, state, estep)
+            if self.family.discrete:
+                # The refinement moves atoms a little; the statistics keep their order.
+                _, loc = self.family.components(params)
+                eta, one_minus_eta = loc, 1.0 - loc
         if self.unknown.size:
             mu[self.unknown] = self._update_mu(s_stat, f_stat, eta, one_minus_eta, mu)
         return EMState(params, mu)
+
+    def _refine_family(self, params, state: EMState, estep: EStep):
+        """Generalised M-step for the family under a non-flat prior.
+
+        Maximises ``Q + log prior`` over the family's coordinates by L-BFGS-B,
+        started from the prior-free closed-form update; the result is kept only
+        if it does not lower ``Q + log prior`` below the current parameters, so
+        EM's monotonicity holds.
+        """
+        from scipy import optimize
+
+        k = self.family.to_vector(state.params).size
+        base = self.to_vector(state)
+        lo, hi = self.vector_bounds()
+
+        def neg_q(v):
+            full = base.copy()
+            full[:k] = v
+            val = self.q_value(full, estep)
+            return -val if np.isfinite(val) else 1e300
+
+        candidates = [self.family.to_vector(params), base[:k]]
+        starts = [np.clip(c, lo[:k], hi[:k]) for c in candidates]
+        best = min(starts, key=neg_q)
+        res = optimize.minimize(
+            neg_q, best, method="L-BFGS-B", bounds=optimize.Bounds(lo[:k], hi[:k])
+        )
+        chosen = res.x if res.fun <= neg_q(best) else best
+        if neg_q(chosen) > neg_q(base[:k]):
+            chosen = base[:k]
+        return self.family.from_vector(chosen, self.grid)
 
     def _update_mu(self, s_stat, f_stat, eta, one_minus_eta, mu) -> np.ndarray:
         idx = self.unknown
         s, f = s_stat[idx], f_stat[idx]
         priors = [self.mu_spec.priors[k] for k in idx]
         half = 0.5 * one_minus_eta
+        if self.prior is not None:
+
+            def prior_d1(x):
+                return self.prior.mu_logp(x)[1]
+
+            def prior_d2(x):
+                return self.prior.mu_logp(x)[2]
+        else:
+
+            def prior_d1(x):
+                return np.array([p.dlogpdf(xi) for p, xi in zip(priors, x, strict=True)])
+
+            def prior_d2(x):
+                return np.array([p.d2logpdf(xi) for p, xi in zip(priors, x, strict=True)])
 
         def grad(x):
             g = half + eta * x[:, None]
             h = half + eta * (1.0 - x[:, None])
             with np.errstate(divide="ignore", invalid="ignore"):
                 val = np.sum(eta * (s / g - f / h), axis=1)
-            return val + np.array([p.dlogpdf(xi) for p, xi in zip(priors, x, strict=True)])
+            return val + prior_d1(x)
 
         def hess(x):
             g = half + eta * x[:, None]
             h = half + eta * (1.0 - x[:, None])
             with np.errstate(divide="ignore", invalid="ignore"):
                 val = -np.sum(eta**2 * (s / g**2 + f / h**2), axis=1)
-            return val + np.array([p.d2logpdf(xi) for p, xi in zip(priors, x, strict=True)])
+            return val + prior_d2(x)
 
         lo = np.array([max(p.support[0], 0.5) for p in priors]) + 1e-12
         hi = np.array([p.support[1] for p in priors])
@@ -275,7 +345,7 @@ class EMProblem:
                 + np.where(estep.s_stat > 0, estep.s_stat * log_g, 0.0).sum()
                 + np.where(estep.f_stat > 0, estep.f_stat * log_1mg, 0.0).sum()
             )
-        return float(terms) + self.mu_spec.log_prior(state.mu)
+        return float(terms) + self.log_prior(state)
 
     def gradient(self, state: EMState, estep: EStep, step: float = 1e-5) -> np.ndarray:
         """Gradient of ``L`` in the unconstrained coordinates at ``state``.
@@ -617,6 +687,7 @@ def fit_em(
     *,
     mu: float | dict[str, float] | None = None,
     mu_prior=None,
+    priors=None,
     n_components: int | None = None,
     n_init: int = 4,
     max_iter: int = 5000,
@@ -643,6 +714,12 @@ def fit_em(
         Known win rates; see :func:`attnmodel.priors.resolve_mu`.
     mu_prior : BetaPrior, tuple or dict, optional
         Prior of the unknown win rates (default: ``2 mu - 1 ~ Beta(2, 2)``).
+    priors : dict of str to attnmodel.pymc_model.Prior, optional
+        Priors of the family's parameters (default: flat on the admissible
+        box, which makes EM maximum likelihood in them). Every prior, ``mu``'s
+        included, is read from the PyMC model of
+        :func:`attnmodel.pymc_model.build_model`, so EM maximises the posterior
+        that NUTS samples.
     n_components : int, optional
         Components of ``k_point`` and the mixtures.
     n_init : int
@@ -678,6 +755,9 @@ def fit_em(
     fam = get_family(family, n_components)
     spec = resolve_mu(list(data.pairs), mu, mu_prior)
     problem = EMProblem(data.counts, fam, spec, grid, engine)
+    from attnmodel.pymc_model import model_prior
+
+    problem.prior = model_prior(data, fam, spec, problem.grid, priors)
     if n_init < 1:
         raise ValueError("n_init must be >= 1")
     seeds = np.random.SeedSequence(seed).spawn(n_init)
@@ -749,6 +829,7 @@ def fit_em(
             "accelerate": accelerate,
             "polish_after": polish_after,
             "seed": seed,
+            "priors": {k: str(v) for k, v in problem.prior.priors.items()},
             "grid_spacing": None if problem.grid is None else problem.grid.spacing,
             "grid_size": None if problem.grid is None else problem.grid.size,
             "fit_seconds": time.perf_counter() - t0,

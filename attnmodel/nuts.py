@@ -52,9 +52,7 @@ def _check_sampler(sampler: str) -> str | None:
     needs = {"nutpie": "nutpie", "numpyro": "numpyro"}
     module = needs.get(sampler)
     if module and importlib.util.find_spec(module) is None:
-        raise ImportError(
-            f"sampler {sampler!r} needs the {module!r} package: pip install {module}"
-        )
+        raise ImportError(f"sampler {sampler!r} needs the {module!r} package: pip install {module}")
     return sampler
 
 
@@ -373,7 +371,9 @@ def _to_datatree(
 
 
 def _mu_spec_json(spec) -> str:
-    known = {p: float(spec.known[k]) for k, p in enumerate(spec.pairs) if np.isfinite(spec.known[k])}
+    known = {
+        p: float(spec.known[k]) for k, p in enumerate(spec.pairs) if np.isfinite(spec.known[k])
+    }
     priors = {
         p: [pr.alpha, pr.beta, pr.lower, pr.upper]
         for p, pr in zip(spec.pairs, spec.priors, strict=True)

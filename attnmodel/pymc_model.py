@@ -190,6 +190,12 @@ def _mu_random(a, b, lower, upper, lo, log_norm, rng=None, size=None):
     return lower + (upper - lower) * x
 
 
+def _vector_interval(lower: np.ndarray, upper: np.ndarray):
+    """Interval transform with per-element bounds."""
+    lo_t, hi_t = pt.as_tensor_variable(lower), pt.as_tensor_variable(upper)
+    return transforms.Interval(bounds_fn=lambda *inputs: (lo_t, hi_t))
+
+
 def _mu_rv(name: str, priors: list[BetaPrior], dims: str):
     a = np.array([p.alpha for p in priors])
     b = np.array([p.beta for p in priors])
@@ -207,7 +213,7 @@ def _mu_rv(name: str, priors: list[BetaPrior], dims: str):
         logp=_mu_logp,
         random=_mu_random,
         dims=dims,
-        default_transform=transforms.Interval(lo, upper),
+        default_transform=_vector_interval(lo, upper),
         initval=np.array([p.mode() for p in priors]),
     )
 
@@ -292,11 +298,7 @@ def _log_density_logit(family: Family, params: dict, u: np.ndarray):
     name = family.name
 
     def beta_lpdf(a, b):
-        return (
-            a * log_s
-            + b * log_1ms
-            - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b))
-        )
+        return a * log_s + b * log_1ms - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b))
 
     if name == "beta":
         return beta_lpdf(params["alpha"], params["beta"])
@@ -538,6 +540,7 @@ def build_model(
     variant: str = "marginal",
     parameterization: str = "auto",
     grid: LogitGrid | None = None,
+    likelihood: bool = True,
 ) -> AttnModel:
     """Build the hierarchical model for ``data``.
 
@@ -563,6 +566,8 @@ def build_model(
         the family parameters and ``mu`` themselves.
     grid : LogitGrid, optional
         Quadrature of the marginal variant; built from the data when omitted.
+    likelihood : bool
+        False builds the priors alone (what :class:`ModelPrior` reads).
 
     Returns
     -------
@@ -588,7 +593,7 @@ def build_model(
     coords = {"pair": list(spec.pairs)}
     if fam.name not in ("two_point", "beta"):
         coords["component"] = list(range(fam.n_components))
-    if variant == "latent":
+    if variant == "latent" and likelihood:
         coords["user"] = list(users)
     unknown = spec.unknown
     identified = (
@@ -610,13 +615,23 @@ def build_model(
             rvs = _family_rvs(fam, grid, chosen)
             mu_t = _mu_tensor(spec, unknown, model)
             params = _family_params_tensor(fam, rvs)
-        if variant == "marginal":
+        if not likelihood:
+            pass
+        elif variant == "marginal":
             _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible)
         else:
             _latent_likelihood(fam, params, mu_t, data, spec)
     names = list(fam.param_names) + ["mu"]
     return AttnModel(
-        model, fam, spec, counts, grid, variant, chosen, users, names,
+        model,
+        fam,
+        spec,
+        counts,
+        grid,
+        variant,
+        chosen,
+        users,
+        names,
         "identified" if identified else "standard",
     )
 
@@ -722,24 +737,21 @@ class ModelPrior:
     def __init__(self, attn: AttnModel) -> None:
         self.family = attn.family
         self.mu_spec = attn.mu_spec
+        self.priors = dict(attn.priors)
         model = attn.model
         fam_rvs = [v for v in model.free_RVs if v.name not in ("mu", "mu_unknown")]
         mu_rvs = [v for v in model.free_RVs if v.name in ("mu", "mu_unknown")]
         self._fam_names = [v.name for v in fam_rvs]
-        fam_inputs = [v.type(v.name) for v in fam_rvs]
-        fam_lp = pt.sum(
-            [pt.sum(pm.logp(rv, x)) for rv, x in zip(fam_rvs, fam_inputs, strict=True)]
-        ) if fam_rvs else pt.constant(0.0)
-        self._fam_fn = pytensor.function(fam_inputs, fam_lp, mode="FAST_COMPILE")
+        self._fam_rvs = fam_rvs
+        self._fam_fn = None  # compiled on first use: flat priors never need it
+        # The mu prior is read off the model's variable: its six distribution
+        # parameters (shapes, support, truncation point, normaliser) give the
+        # closed-form log density and derivatives that EM's Newton update needs.
+        self.mu_priors: list[BetaPrior] = []
         if mu_rvs:
-            rv = mu_rvs[0]
-            x = rv.type("mu_value")
-            lp = pm.logp(rv, x)
-            d1 = pytensor.grad(pt.sum(lp), x)
-            d2 = pytensor.grad(pt.sum(d1), x)  # separable prior: the Hessian's diagonal
-            self._mu_fn = pytensor.function([x], [lp, d1, d2], mode="FAST_COMPILE")
-        else:
-            self._mu_fn = None
+            inputs = mu_rvs[0].owner.inputs[-6:-2]
+            a, b, lower, upper = (np.atleast_1d(np.asarray(x.eval(), float)) for x in inputs)
+            self.mu_priors = [BetaPrior(*vals) for vals in zip(a, b, lower, upper, strict=True)]
         # With the default (flat) family priors EM's closed-form M-steps are exact.
         self.flat = attn.priors == default_priors(attn.family, attn.grid)
 
@@ -754,14 +766,58 @@ class ModelPrior:
 
     def family_logp(self, params: Mapping[str, Any]) -> float:
         """Log prior density of the family parameters (``-inf`` outside the support)."""
+        if self._fam_fn is None:
+            inputs = [v.type(v.name) for v in self._fam_rvs]
+            terms = [pt.sum(pm.logp(rv, x)) for rv, x in zip(self._fam_rvs, inputs, strict=True)]
+            total = pt.add(*terms) if terms else pt.constant(0.0)
+            self._fam_fn = pytensor.function(inputs, total, mode="FAST_COMPILE")
         with np.errstate(all="ignore"):
             return float(self._fam_fn(*self._fam_inputs(params)))
 
     def mu_logp(self, mu_unknown: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Log prior of each unknown ``mu``, its first and second derivatives."""
-        if self._mu_fn is None:
-            z = np.zeros(0)
-            return z, z, z
-        with np.errstate(all="ignore"):
-            lp, d1, d2 = self._mu_fn(np.asarray(mu_unknown, dtype=float))
-        return np.asarray(lp), np.asarray(d1), np.asarray(d2)
+        x = np.asarray(mu_unknown, dtype=float)
+        ps = self.mu_priors
+        return (
+            np.array([p.logpdf(v) for p, v in zip(ps, x, strict=True)], dtype=float),
+            np.array([p.dlogpdf(v) for p, v in zip(ps, x, strict=True)], dtype=float),
+            np.array([p.d2logpdf(v) for p, v in zip(ps, x, strict=True)], dtype=float),
+        )
+
+
+_PRIOR_CACHE: dict[tuple, ModelPrior] = {}
+
+
+def model_prior(data, family: Family, spec: MuSpec, grid: LogitGrid | None, priors=None):
+    """The :class:`ModelPrior` of the model for ``data`` (compiled once per prior set-up).
+
+    Only the priors are built (no likelihood), and the compiled functions are
+    cached by everything they depend on: the family, its priors, the
+    quadrature's box and the ``mu`` priors.
+    """
+    chosen = {**default_priors(family, grid), **_check_priors(family, priors)}
+    key = (
+        family.name,
+        family.n_components,
+        tuple(sorted((k, repr(v)) for k, v in chosen.items())),
+        None if grid is None else grid.spacing,
+        tuple(spec.priors),
+        tuple(np.isnan(spec.known)),
+    )
+    hit = _PRIOR_CACHE.get(key)
+    if hit is None:
+        attn = build_model(
+            data,
+            family,
+            mu={p: v for p, v in zip(spec.pairs, spec.known, strict=True) if np.isfinite(v)},
+            mu_prior={p: pr for p, pr in zip(spec.pairs, spec.priors, strict=True) if pr},
+            priors=priors,
+            parameterization="standard",
+            grid=grid,
+            likelihood=False,
+        )
+        hit = ModelPrior(attn)
+        if len(_PRIOR_CACHE) > 256:
+            _PRIOR_CACHE.clear()
+        _PRIOR_CACHE[key] = hit
+    return hit

@@ -1,0 +1,250 @@
+"""The PyMC model: its priors, its marginal likelihood, its coordinates and EM's use of it."""
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytest
+from scipy import stats
+
+import attnmodel as am
+from attnmodel.em import EMState
+from attnmodel.priors import BetaPrior
+from attnmodel.pymc_model import Prior, build_model, default_priors, model_prior
+
+#: Compiling with the Python linker is much faster than Numba for one-off evaluations.
+FAST = "FAST_COMPILE"
+
+PARAMS = {
+    "two_point": {"q_low": 0.6, "eta_low": 0.35, "eta_high": 0.9},
+    "k_point": {"weights": np.array([0.3, 0.5, 0.2]), "locations": np.array([0.1, 0.5, 0.95])},
+    "beta": {"alpha": 2.5, "beta": 4.0},
+    "beta_mixture": {
+        "weights": np.array([0.4, 0.6]),
+        "alpha": np.array([1.5, 6.0]),
+        "beta": np.array([5.0, 2.0]),
+    },
+    "logistic_normal_mixture": {
+        "weights": np.array([0.3, 0.7]),
+        "logit_mean": np.array([-1.0, 1.5]),
+        "logit_sd": np.array([0.8, 0.6]),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def two_pair_data():
+    sim = am.simulate_votes(
+        "beta",
+        {"alpha": 3.0, "beta": 5.0},
+        60,
+        (5, 40),
+        mu={"A vs B": 0.8, "A vs C": 0.7},
+        pairs=["A vs B", "A vs C"],
+        seed=3,
+    )
+    return sim.to_data()
+
+
+def _point(attn, params, mu):
+    """Transformed point of the standard parameterization at given constrained values."""
+    model = attn.model
+    for rv in model.free_RVs:
+        if rv.name == "_locations":
+            value = np.array([params["eta_low"], params["eta_high"]])
+        elif rv.name == "mu":
+            value = np.asarray(mu, dtype=float)
+        else:
+            value = np.asarray(params[rv.name], dtype=float)
+        model.set_initval(rv, value)
+    return model.initial_point()
+
+
+def _potential(attn, name):
+    model = attn.model
+    pot = next(p for p in model.potentials if p.name == name)
+    # Model graphs refer to random variables; evaluate them at the value variables.
+    (pot,) = model.replace_rvs_by_values([pot])
+    return model.compile_fn(pot, inputs=model.value_vars, on_unused_input="ignore", mode=FAST)
+
+
+def _binomial_const(counts):
+    n, s = counts.entry_n.astype(float), counts.entry_s.astype(float)
+    c = stats.binom.logpmf(s, n, 0.5) - n * np.log(0.5)
+    return float(counts.row_weight @ counts.row_sum(c))
+
+
+@pytest.mark.parametrize("family", list(PARAMS))
+def test_marginal_potential_equals_em_loglik(two_pair_data, family):
+    """The model's marginal likelihood is EM's (plus the binomial coefficients EM leaves out)."""
+    k = 3 if family == "k_point" else 2 if family in ("beta_mixture",) else None
+    if family == "logistic_normal_mixture":
+        k = 2
+    mu = np.array([0.78, 0.66])
+    attn = build_model(
+        two_pair_data, family, mu_prior=(8, 2), n_components=k, parameterization="standard"
+    )
+    fn = _potential(attn, "votes")
+    value = float(fn(_point(attn, PARAMS[family], mu)))
+    from attnmodel.em import EMProblem
+
+    em = EMProblem(two_pair_data.counts, attn.family, attn.mu_spec, grid=attn.grid)
+    ll = em.e_step(EMState(PARAMS[family], mu)).log_likelihood
+    # Both are sums of the same log-sum-exps; only rounding separates them.
+    assert value == pytest.approx(ll + _binomial_const(two_pair_data.counts), rel=1e-10)
+
+
+def test_known_mu_uses_the_fixed_likelihood(two_pair_data):
+    attn = build_model(two_pair_data, "beta", mu={"A vs B": 0.8, "A vs C": 0.7})
+    assert [v.name for v in attn.model.free_RVs] == ["alpha", "beta"]
+    fn = _potential(attn, "votes")
+    from attnmodel.em import EMProblem
+
+    em = EMProblem(two_pair_data.counts, attn.family, attn.mu_spec, grid=attn.grid)
+    ll = em.e_step(EMState(PARAMS["beta"], np.array([0.8, 0.7]))).log_likelihood
+    value = float(fn(_point(attn, PARAMS["beta"], None)))
+    assert value == pytest.approx(ll + _binomial_const(two_pair_data.counts), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "prior", [BetaPrior(8, 2), BetaPrior(2, 2, 0.5, 1.0), BetaPrior(3, 1.5, 0.2, 0.95)]
+)
+def test_mu_prior_in_the_model_is_the_truncated_beta(two_pair_data, prior):
+    attn = build_model(two_pair_data, "beta", mu_prior=prior, parameterization="standard")
+    mu_rv = attn.model["mu"]
+    x = pytensor.tensor.vector("x")
+    logp = pytensor.function([x], pm.logp(mu_rv, x), mode=FAST)
+    grid = np.linspace(0.51, prior.upper - 1e-3, 7)
+    for v in grid:
+        got = logp(np.array([v, v]))
+        np.testing.assert_allclose(got, prior.logpdf(v), rtol=1e-12)
+    assert np.all(np.isneginf(logp(np.array([0.5, 0.45]))))
+    # Draws from the model's prior: mean within 4 standard errors of the exact mean.
+    draws = pm.draw(mu_rv, draws=4000, random_seed=1, mode=FAST)[:, 0]
+    lo, hi = prior.support
+    assert draws.min() > lo and draws.max() <= hi
+    xs = np.linspace(lo, hi, 20001)
+    dens = np.exp(prior.logpdf(xs[1:]))
+    exact = np.trapezoid(xs[1:] * dens, xs[1:]) / np.trapezoid(dens, xs[1:])
+    assert abs(draws.mean() - exact) < 4 * draws.std() / np.sqrt(draws.size)
+
+
+def _identified_logdensity(attn):
+    model = attn.model
+    z = model.value_vars[0]
+    logp = model.compile_logp(jacobian=True, mode=FAST)
+    names = list(attn.family.param_names)
+    outs = model.replace_rvs_by_values([model[n] for n in names] + [model["mu"]])
+    det = model.compile_fn(outs, inputs=[z], on_unused_input="ignore", mode=FAST)
+    return logp, det, z.name
+
+
+@pytest.mark.parametrize("family", ["beta", "two_point", "k_point"])
+@pytest.mark.parametrize("pairs", [1, 2])
+def test_identified_coordinates_carry_the_same_posterior(two_pair_data, family, pairs):
+    """log p(z) = log p(params, mu | data) + log |d(params, mu) / dz| (finite differences)."""
+    data = two_pair_data
+    if pairs == 1:
+        sim = am.simulate_votes("beta", {"alpha": 3.0, "beta": 5.0}, 50, 30, mu=0.8, seed=2)
+        data = sim.to_data()
+    k = 3 if family == "k_point" else None
+    ident = build_model(data, family, mu_prior=(8, 2), n_components=k)
+    assert ident.parameterization == "identified"
+    std = build_model(data, family, mu_prior=(8, 2), n_components=k, parameterization="standard")
+    logp_z, params_of, zname = _identified_logdensity(ident)
+    logp_std = std.model.compile_logp(jacobian=False, mode=FAST)
+    rng = np.random.default_rng(0)
+    size = ident.model.initial_point()[zname].size
+    checked = 0
+    offsets = []
+    for _ in range(15):
+        z = rng.normal(0.0, 0.7, size)
+        lz = float(logp_z({zname: z}))
+        if not np.isfinite(lz):
+            continue
+
+        def flat(v):
+            out = params_of({zname: v})
+            vec = []
+            for name, val in zip(list(ident.family.param_names) + ["mu"], out, strict=True):
+                val = np.atleast_1d(val)
+                vec.extend(val[:-1] if name == "weights" else val)
+            return np.array(vec)
+
+        # Central differences of the map; step chosen for ~1e-8 relative accuracy.
+        h = 1e-5
+        jac = np.empty((size, size))
+        for i in range(size):
+            e = np.zeros(size)
+            e[i] = h
+            jac[:, i] = (flat(z + e) - flat(z - e)) / (2 * h)
+        out = params_of({zname: z})
+        params = dict(zip(ident.family.param_names, out[:-1], strict=True))
+        point = _point(std, params, out[-1])
+        # Standard model, no Jacobian: the posterior density in (params, mu).
+        expected = float(logp_std(point)) + np.linalg.slogdet(jac)[1]
+        # Flat priors and mu = (1 + c) / 2 contribute constants the two models
+        # state differently; everything else must agree point by point.
+        offsets.append(lz - expected)
+        checked += 1
+    assert checked >= 5
+    assert np.ptp(offsets) < 1e-6
+
+
+def test_em_reads_family_prior_from_the_model(beta_data):
+    """A tight prior on alpha in the model pulls EM's alpha onto it; the default leaves the MLE."""
+    free = am.fit_em(beta_data, "beta", mu=0.8)
+    tight = am.fit_em(
+        beta_data, "beta", mu=0.8, priors={"alpha": Prior("Normal", mu=6.0, sigma=0.01)}
+    )
+    # sigma 0.01 against a likelihood whose curvature in alpha is ~1/0.76^2 (NUTS sd):
+    # the MAP lies within (0.01/0.76)^2 * |6 - 3| of 6.
+    assert tight.params_["alpha"] == pytest.approx(6.0, abs=0.01)
+    assert abs(free.params_["alpha"] - 6.0) > 1.0
+    assert tight.settings["priors"]["alpha"].startswith("Normal(")
+    # The result is still a stationary point of EM's own objective.
+    problem = tight.problem
+    grad = problem.gradient(tight.state_, problem.e_step(tight.state_))
+    scale = tight.data.counts.votes_per_user().sum()
+    assert np.max(np.abs(grad)) / scale < 1e-5
+
+
+def test_em_reads_mu_prior_from_the_model(beta_data):
+    weak = am.fit_em(beta_data, "two_point", mu_prior=(2, 2))
+    strong = am.fit_em(beta_data, "two_point", mu_prior=(400, 100))
+    # For two_point the scale is set by the prior alone: a prior concentrated at 0.8
+    # (sd 0.018) puts mu there.
+    assert strong.mu_.iloc[0] == pytest.approx(0.8, abs=0.02)
+    assert abs(weak.mu_.iloc[0] - strong.mu_.iloc[0]) > 0.02
+    mp = model_prior(beta_data, strong.family, strong.mu_spec, None)
+    assert mp.mu_priors[0] == BetaPrior(400.0, 100.0)
+
+
+def test_default_priors_are_flat_on_the_box(beta_data):
+    attn = build_model(beta_data, "beta", mu=0.8, likelihood=False)
+    pri = default_priors(attn.family, attn.grid)
+    assert pri["alpha"].dist == "Uniform" and pri["alpha"].params["lower"] == 0.2
+    mp = model_prior(beta_data, attn.family, attn.mu_spec, attn.grid)
+    assert mp.flat
+    values = [mp.family_logp({"alpha": a, "beta": b}) for a, b in [(0.5, 1.0), (3.0, 40.0)]]
+    assert values[0] == pytest.approx(values[1])
+    assert np.isneginf(mp.family_logp({"alpha": 0.1, "beta": 1.0}))
+
+
+def test_bad_priors_are_named(beta_data):
+    with pytest.raises(ValueError, match="'gamma'.*not parameters of 'beta'"):
+        build_model(beta_data, "beta", mu=0.8, priors={"gamma": Prior("Normal")})
+    with pytest.raises(ValueError, match="unknown PyMC distribution 'Gama'"):
+        Prior("Gama", alpha=1)
+    with pytest.raises(ValueError, match="variant"):
+        build_model(beta_data, "beta", mu=0.8, variant="joint")
+    with pytest.raises(ValueError, match="identified parameterization needs"):
+        build_model(beta_data, "beta", mu=0.8, parameterization="identified")
+
+
+def test_latent_model_reads_like_the_paper(beta_data):
+    attn = build_model(beta_data, "beta", mu_prior=(8, 2), variant="latent")
+    names = {v.name for v in attn.model.free_RVs}
+    assert names == {"alpha", "beta", "mu", "eta"}
+    assert attn.model.named_vars_to_dims["eta"] == ("user",)
+    assert list(attn.model.coords["user"]) == list(beta_data.users)
+    assert [v.name for v in attn.model.observed_RVs] == ["s"]
