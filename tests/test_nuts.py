@@ -1,0 +1,196 @@
+"""NUTS on the marginal and latent models: the result tree, its per-user parts, seeds, samplers.
+
+Fast tests use one small fit (module-scoped); the paper-setting convergence checks
+and the comparisons with EM are slow-marked.
+"""
+
+import json
+
+import arviz as az
+import numpy as np
+import pytest
+
+import attnmodel as am
+from attnmodel.nuts import SAMPLERS, sample_nuts
+
+SMALL = {"draws": 150, "tune": 200, "chains": 2, "progressbar": False, "seed": 4}
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    sim = am.simulate_votes("beta", {"alpha": 3.0, "beta": 5.0}, 40, (20, 40), mu=0.8, seed=9)
+    return sim.to_data()
+
+
+@pytest.fixture(scope="module")
+def small_fit(small_data):
+    return sample_nuts(small_data, "beta", mu=0.8, **SMALL)
+
+
+def test_tree_has_the_shared_structure(small_fit, small_data):
+    dt = small_fit
+    assert set(dt.children) >= {"posterior", "attentiveness", "sample_stats", "log_likelihood"}
+    post = dt["posterior"]
+    assert set(post.data_vars) == {"alpha", "beta", "mu", "eta"}
+    assert post["eta"].dims == ("chain", "draw", "user")
+    assert list(post["user"].values) == list(small_data.users)
+    np.testing.assert_array_equal(post["mu"].values, 0.8)
+    att = dt["attentiveness"]
+    for name in ("eta_mean", "eta_sd", "eta_hdi", "p_above", "p_above_mcse", "n_votes"):
+        assert name in att
+    assert dt.attrs["method"] == "nuts" and dt.attrs["attnmodel_result"] == 1
+    assert json.loads(dt.attrs["mu_spec"])["known"] == {"A vs B": 0.8}
+    assert dt["log_likelihood"]["votes"].shape == (2, 150, 40)
+
+
+def test_per_user_summaries_match_the_eta_draws(small_fit):
+    """Rao-Blackwellised means and tail masses agree with the raw draws within MC error."""
+    eta = small_fit["posterior"]["eta"].values.reshape(-1, 40)
+    att = small_fit["attentiveness"]
+    n = eta.shape[0]
+    # Draws are correlated only through the global parameters; 5 iid standard
+    # errors leave room for that and for the 40 users tested at once.
+    se = eta.std(axis=0) / np.sqrt(n)
+    assert np.all(np.abs(eta.mean(axis=0) - att["eta_mean"].values) < 5 * se + 1e-3)
+    p_raw = (eta >= 0.5).mean(axis=0)
+    p_rb = att["p_above"].values
+    se_p = np.sqrt(p_rb * (1 - p_rb) / n)  # binomial standard error at the estimated value
+    assert np.all(np.abs(p_raw - p_rb) < 5 * se_p + 1e-3)
+    np.testing.assert_allclose(att["eta_sd"].values, eta.std(axis=0), rtol=0.25, atol=0.01)
+    assert np.all(att["p_above_mcse"].values >= 0)
+    lo, hi = att["eta_hdi"].sel(ci_bound="lower"), att["eta_hdi"].sel(ci_bound="upper")
+    assert np.all((lo <= att["eta_mean"]) & (att["eta_mean"] <= hi))
+
+
+def test_pointwise_loglik_is_each_users_marginal(small_fit, small_data):
+    """At any one draw, the users' log-likelihoods sum to EM's objective plus binomial terms."""
+    from scipy import stats
+
+    from attnmodel.em import EMProblem, EMState
+    from attnmodel.priors import resolve_mu
+
+    post = small_fit["posterior"]
+    c, d = 1, 17
+    params = {"alpha": float(post["alpha"][c, d]), "beta": float(post["beta"][c, d])}
+    problem = EMProblem(small_data.counts, am.get_family("beta"), resolve_mu(["A vs B"], 0.8))
+    ll = problem.e_step(EMState(params, np.array([0.8]))).log_likelihood
+    counts = small_data.counts
+    n, s = counts.entry_n, counts.entry_s
+    const = counts.row_weight @ counts.row_sum(stats.binom.logpmf(s, n, 0.5) - n * np.log(0.5))
+    got = float(small_fit["log_likelihood"]["votes"][c, d].sum())
+    assert got == pytest.approx(ll + const, rel=1e-6)
+
+
+def test_loo_ranks_families(small_fit, small_data):
+    other = sample_nuts(small_data, "two_point", mu=0.8, **SMALL)
+    cmp = az.compare({"beta": small_fit, "two_point": other})
+    assert set(cmp.index) == {"beta", "two_point"}
+    assert np.all(np.isfinite(cmp["elpd"]))
+
+
+def test_same_seed_same_draws(small_data, small_fit):
+    again = sample_nuts(small_data, "beta", mu=0.8, **SMALL)
+    np.testing.assert_array_equal(again["posterior"]["alpha"], small_fit["posterior"]["alpha"])
+    np.testing.assert_array_equal(again["posterior"]["eta"], small_fit["posterior"]["eta"])
+    np.testing.assert_array_equal(
+        again["attentiveness"]["p_above"], small_fit["attentiveness"]["p_above"]
+    )
+
+
+def test_sampler_names_are_validated(small_data):
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        sample_nuts(small_data, "beta", mu=0.8, sampler="hmc")
+    assert SAMPLERS == ("default", "pymc", "nutpie", "numpyro")
+    with pytest.raises(ValueError, match="eta_star"):
+        sample_nuts(small_data, "beta", mu=0.8, eta_star=1.5)
+
+
+def test_discrete_family_reports_membership(small_data):
+    dt = sample_nuts(small_data, "two_point", mu_prior=(8, 2), **SMALL)
+    assert dt.attrs["parameterization"] == "identified"
+    att = dt["attentiveness"]
+    np.testing.assert_allclose(att["membership"].sum("component"), 1.0, atol=1e-12)
+    post = dt["posterior"]
+    assert np.all(post["eta_low"] <= post["eta_high"])
+    assert set(post.data_vars) == {"q_low", "eta_low", "eta_high", "mu", "eta"}
+
+
+# -- the paper's setting (slow) ------------------------------------------------------
+
+
+def _globals(dt):
+    return [v for v in dt["posterior"].data_vars if "user" not in dt["posterior"][v].dims]
+
+
+def _check_convergence(dt):
+    post = dt["posterior"]
+    names = [v for v in _globals(dt) if float(post[v].std()) > 0]
+    rhat = az.rhat(dt, var_names=names)
+    bulk = az.ess(dt, var_names=names, method="bulk")
+    tail = az.ess(dt, var_names=names, method="tail")
+    for v in names:
+        assert float(rhat[v].max()) <= 1.01, (v, float(rhat[v].max()))
+        assert float(bulk[v].min()) >= 400, (v, float(bulk[v].min()))
+        assert float(tail[v].min()) >= 400, (v, float(tail[v].min()))
+    assert int(dt["sample_stats"]["diverging"].sum()) == 0
+
+
+@pytest.fixture(scope="module")
+def paper_beta():
+    sim = am.simulate_votes("beta", {"alpha": 3.0, "beta": 5.0}, 400, 50, mu=0.8, seed=0)
+    return sim.to_data()
+
+
+@pytest.mark.slow
+def test_paper_beta_with_prior_converges_and_contains_em(paper_beta):
+    dt = sample_nuts(paper_beta, "beta", mu_prior=(8, 2), progressbar=False)
+    _check_convergence(dt)
+    fit = am.fit_em(paper_beta, "beta", mu_prior=(8, 2))
+    hdi = az.hdi(dt, var_names=["alpha", "beta", "mu"], prob=0.94)
+    for name, value in [
+        ("alpha", fit.params_["alpha"]),
+        ("beta", fit.params_["beta"]),
+        ("mu", fit.mu_.iloc[0]),
+    ]:
+        lo, hi = hdi[name].sel(ci_bound="lower").item(), hdi[name].sel(ci_bound="upper").item()
+        assert lo <= value <= hi, (name, value, lo, hi)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["beta", "two_point"])
+def test_paper_setting_with_mu_known_agrees_with_em(family):
+    truth = (
+        {"alpha": 3.0, "beta": 5.0}
+        if family == "beta"
+        else {"q_low": 0.6, "eta_low": 0.4, "eta_high": 0.98}
+    )
+    data = am.simulate_votes(family, truth, 400, 50, mu=0.8, seed=0).to_data()
+    eta_star = 0.3618 if family == "beta" else 0.5  # median of Beta(3, 5)
+    dt = sample_nuts(data, family, mu=0.8, progressbar=False, eta_star=eta_star)
+    _check_convergence(dt)
+    fit = am.fit_em(data, family, mu=0.8)
+    p_em = am.user_posterior(fit, eta_star=eta_star)["p_above"].values
+    p_nuts = dt["attentiveness"]["p_above"].values
+    diff = np.abs(p_em - p_nuts)
+    assert np.mean(diff <= 0.05) >= 0.95
+    agree = np.mean((p_em >= 0.95) == (p_nuts >= 0.95))
+    assert agree >= 0.97
+
+
+@pytest.mark.slow
+def test_find_map_degenerates_where_em_does_not(paper_beta):
+    """The joint mode over (alpha, beta, mu, eta) is not the marginal one EM finds."""
+    import pymc as pm
+
+    from attnmodel.pymc_model import build_model
+
+    attn = build_model(paper_beta, "beta", mu_prior=(8, 2), variant="latent")
+    with attn.model:
+        joint = pm.find_MAP(progressbar=False, seed=0)
+    fit = am.fit_em(paper_beta, "beta", mu_prior=(8, 2))
+    # Joint MAP: every eta_j collapses onto a point mass (alpha + beta at the box's
+    # cap) and mu runs towards 1; the marginal MAP keeps a spread-out P_eta.
+    conc_joint = joint["alpha"] + joint["beta"]
+    conc_em = fit.params_["alpha"] + fit.params_["beta"]
+    assert conc_joint > 3 * conc_em
+    assert joint["mu"][0] > 0.95 > fit.mu_.iloc[0]
