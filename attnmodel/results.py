@@ -70,6 +70,8 @@ __all__ = [
     "diagnostic_checks",
     "family_params",
     "mu_spec_to_json",
+    "draw_eta",
+    "n_divergences",
 ]
 
 #: Root attribute that marks a tree as an attnmodel result.
