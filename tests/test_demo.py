@@ -1,28 +1,87 @@
-"""The README's main job runs as a console command."""
+"""The README's main job runs as a console command and leaves its files behind."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
+import time
+
+import pandas as pd
+import pytest
+
+ENV = {**os.environ, "MPLBACKEND": "Agg"}
 
 
-def test_demo_runs_end_to_end():
-    proc = subprocess.run(
-        [sys.executable, "-m", "attnmodel", "demo", "--users", "150", "--seed", "3"],
+def demo(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "attnmodel", "demo", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
+        cwd=cwd,
+        env=ENV,
     )
+
+
+def check_demo(tmp_path, *args, nuts: bool):
+    out = tmp_path / "demo"
+    proc = demo(*args, "--out", out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
-    assert "converged: True" in out
-    assert out.count("rule ") == 4
+    assert "Traceback" not in proc.stderr
+    text = proc.stdout
+    assert text.count("converged: True") >= 2  # both MAP-EM fits
+    assert len(re.findall(r"^  rule (prob|top|quantile) \(", text, re.M)) == 4
     # Every filter line reports a precision in [0, 100] % against the simulated truth.
-    shares = [float(x) for x in re.findall(r"truly attentive among kept: ([\d.]+)%", out)]
+    shares = [float(x) for x in re.findall(r"truly attentive among kept: ([\d.]+)%", text)]
     assert len(shares) == 4 and all(0 <= x <= 100 for x in shares)
-    assert out.rstrip().endswith("Done.")
+    assert text.rstrip().endswith("Done.")
+
+    names = {p.name for p in out.iterdir()}
+    expected = {
+        "summary.txt", "summary.json", "votes.csv", "em.nc", "em_known_mu.nc", "users.csv",
+        "kept_votes.csv", "dpo.jsonl", "em_convergence.png", "attentiveness.png",
+    }  # fmt: skip
+    if nuts:
+        expected |= {"nuts.nc", "em_vs_nuts.png"}
+    assert names == expected
+    assert (out / "summary.txt").read_text() == text
+    report = json.loads((out / "summary.json").read_text())
+    assert set(report["fits"]) == {"em", "em_known_mu"} | ({"nuts"} if nuts else set())
+    if nuts:
+        assert report["fits"]["nuts"]["method"] == "nuts"
+        assert "MAP-EM against NUTS" in text
+    votes = pd.read_csv(out / "votes.csv")
+    kept = pd.read_csv(out / "kept_votes.csv")
+    dpo = pd.read_json(out / "dpo.jsonl", lines=True)
+    assert list(kept.columns) == list(votes.columns)
+    assert len(dpo) == len(kept) == report["filters"][0]["votes_kept"]
+    assert len(pd.read_csv(out / "users.csv")) == report["data"]["users"]
+    for png in expected:
+        if png.endswith(".png"):
+            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return out, proc
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    # MAP-EM only: the NUTS half of the demo is the slow test below, and NUTS
+    # with compare runs in tests/test_cli.py on a tiny log.
+    out, _ = check_demo(tmp_path, "--users", 150, "--seed", 3, "--no-nuts", nuts=False)
+    # A second run refuses to overwrite, before doing any work.
+    again = demo("--users", 150, "--no-nuts", "--out", out, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "exists; pass --force" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.slow
+def test_full_demo_with_nuts_in_under_three_minutes(tmp_path):
+    t0 = time.perf_counter()
+    _, proc = check_demo(tmp_path, nuts=True)
+    seconds = time.perf_counter() - t0
+    assert seconds < 180, f"demo took {seconds:.0f} s\n{proc.stderr}"
 
 
 def test_usage_errors_exit_2():
