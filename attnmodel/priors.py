@@ -21,11 +21,12 @@ dozen expert labels should build an informative prior with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 __all__ = ["BetaPrior", "DEFAULT_MU_PRIOR", "MuSpec", "resolve_mu"]
 
@@ -80,15 +81,26 @@ class BetaPrior:
     def _x(self, mu):
         return (np.asarray(mu, dtype=np.float64) - self.lower) / (self.upper - self.lower)
 
+    @functools.cached_property
+    def _log_norm(self) -> float:
+        """Log normaliser: Beta function, scale and the mass left after truncation."""
+        lo = self.support[0]
+        trunc = stats.beta.logsf(self._x(lo), self.alpha, self.beta) if lo > self.lower else 0.0
+        scale = np.log(self.upper - self.lower)
+        return float(special.betaln(self.alpha, self.beta) + scale + trunc)
+
     def logpdf(self, mu: np.ndarray) -> np.ndarray:
         """Log density of the truncated prior (``-inf`` outside its support)."""
         mu = np.asarray(mu, dtype=np.float64)
         lo, hi = self.support
         x = self._x(mu)
         with np.errstate(divide="ignore", invalid="ignore"):
-            dens = stats.beta.logpdf(x, self.alpha, self.beta) - np.log(self.upper - self.lower)
-        trunc = stats.beta.logsf(self._x(lo), self.alpha, self.beta) if lo > self.lower else 0.0
-        return np.where((mu > lo) & (mu <= hi), dens - trunc, -np.inf)
+            dens = (
+                special.xlogy(self.alpha - 1, x)
+                + special.xlog1py(self.beta - 1, -x)
+                - self._log_norm
+            )
+        return np.where((mu > lo) & (mu <= hi), dens, -np.inf)
 
     def dlogpdf(self, mu: np.ndarray) -> np.ndarray:
         """First derivative of :meth:`logpdf` in ``mu``."""
