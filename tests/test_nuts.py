@@ -198,3 +198,29 @@ def test_find_map_degenerates_where_em_does_not(paper_beta):
     assert np.std(joint["eta"]) < 0.05
     a, b = fit.params_["alpha"], fit.params_["beta"]
     assert np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))) > 0.1
+
+
+@pytest.mark.slow
+def test_nutpie_gives_the_same_posterior(small_data, small_fit):
+    """nutpie samples the same model: posterior means agree within their Monte Carlo errors."""
+    other = sample_nuts(small_data, "beta", mu=0.8, sampler="nutpie", **SMALL)
+    assert other.attrs["sampler"] == "nutpie"
+    for name in ("alpha", "beta"):
+        a, b = small_fit["posterior"][name], other["posterior"][name]
+        se = np.hypot(
+            float(az.mcse(small_fit, var_names=[name])[name]),
+            float(az.mcse(other, var_names=[name])[name]),
+        )
+        # 4 combined MCSEs: a two-sided check that fails by chance about 1 time in 16000.
+        assert abs(float(a.mean()) - float(b.mean())) < 4 * se
+
+
+def test_numpyro_needs_its_package(small_data):
+    import importlib.util
+
+    if importlib.util.find_spec("numpyro") is None:
+        with pytest.raises(ImportError, match="pip install numpyro"):
+            sample_nuts(small_data, "beta", mu=0.8, sampler="numpyro", **SMALL)
+    else:
+        dt = sample_nuts(small_data, "beta", mu=0.8, sampler="numpyro", **SMALL)
+        assert dt.attrs["sampler"] == "numpyro"
