@@ -1,15 +1,18 @@
-"""Each user's attentiveness given the global parameters: moments, tail mass, draws.
+"""Each user's attentiveness given the global parameters: tail masses and exact draws.
 
 Given ``P_eta`` and ``mu``, user ``j``'s conditional ``p(eta | votes_j)`` is known
 up to quadrature: node masses on the logit grid (continuous families) or
 membership probabilities of the atoms (discrete families), per distinct count
-row (see :meth:`attnmodel.em.EMProblem.e_step`). This module turns those masses
-into what NUTS post-processing and EM's result need, on plain arrays.
+row (see :meth:`attnmodel.em.EMProblem.e_step`). MAP-EM's result (at its
+estimate) and NUTS post-processing (at every posterior draw) both turn those
+masses into tail probabilities and draws here, on plain arrays.
 
-On the grid the density is treated as piecewise linear in the stretched
-coordinate ``t`` (nodes equally spaced, ``u = 4 sinh(t / 4)``), which is the
-trapezoid rule the masses came from; tail masses and draws are exact for that
-density, so they agree with the node moments to quadrature accuracy.
+On the grid, the log density in ``u = logit(eta)`` is interpolated linearly
+between nodes. Cells are picked with their exact mass under that
+interpolation and a draw's place within its cell follows the same
+interpolation (closed form), so draws are continuous and reproduce a smooth
+posterior's mean and variance to the grid's accuracy (a uniform place within
+the cell would add ``h^2 / 12`` to the variance in ``u``).
 """
 
 from __future__ import annotations
@@ -17,99 +20,131 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from attnmodel.grid import LOGIT_STRETCH, LogitGrid
+from attnmodel.grid import LogitGrid
 
-__all__ = ["GridCells", "atom_tail", "sample_atoms"]
+__all__ = ["AtomCells", "GridCells", "pick"]
+
+
+def normalised_cum(prob: np.ndarray) -> np.ndarray:
+    """Row-wise cumulative sums scaled so that each row ends at exactly 1."""
+    cum = np.cumsum(prob, axis=1)
+    cum /= cum[:, -1:]
+    cum[:, -1] = 1.0
+    return cum
+
+
+def pick(flat: np.ndarray, n_cat: int, rows: np.ndarray, unif: np.ndarray) -> np.ndarray:
+    """Index into each row's categories by inverse CDF.
+
+    ``flat`` holds each row's cumulative probabilities (normalised so that
+    the last is exactly 1) offset by the row index, so that row ``r``
+    occupies ``[r, r + 1]`` and one ``searchsorted`` serves every row;
+    ``side="right"`` never lands on a category of zero mass. ``rows`` and
+    ``unif`` give one row and one uniform per draw.
+    """
+    idx = np.searchsorted(flat, rows + unif, side="right")
+    # r + u can round up to r + 1 for u within an ulp of 1: stay in the row.
+    return np.clip(idx - rows * n_cat, 0, n_cat - 1)
+
+
+def _offset(cum: np.ndarray) -> np.ndarray:
+    return (cum + np.arange(cum.shape[0])[:, None]).ravel()
+
+
+def log_cell_mass(delta: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Log mass of a cell of width ``delta`` whose log density runs linearly from a to b."""
+    d = np.abs(b - a)
+    # exprel(-d) = (1 - e^-d) / d lies in (0, 1]: no overflow for steep cells.
+    return np.log(delta) + np.maximum(a, b) + np.log(special.exprel(-d))
+
+
+def within_cell(unif: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Position in [0, 1] of a draw from the density ``∝ exp(slope * x)`` on [0, 1]."""
+    small = np.abs(slope) < 1e-9
+    safe = np.where(small, 1.0, slope)
+    x = np.log1p(unif * np.expm1(safe)) / safe
+    return np.clip(np.where(small, unif, x), 0.0, 1.0)
+
+
+def _cell_cdf(x: float, slope: np.ndarray) -> np.ndarray:
+    """Share of a cell's mass below ``x`` in [0, 1] under the density ``∝ exp(slope * t)``."""
+    small = np.abs(slope) < 1e-9
+    safe = np.where(small, 1.0, slope)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Written from the cell's upper end for rising slopes so nothing overflows.
+        up = np.where(safe > 0, -np.expm1(-safe * (1 - x)) / -np.expm1(-safe), 0.0)
+        rising = 1.0 - up
+        falling = np.expm1(safe * x) / np.expm1(safe)
+    out = np.where(safe > 0, rising, falling)
+    return np.clip(np.where(small, x, out), 0.0, 1.0)
 
 
 class GridCells:
-    """Piecewise-linear densities between the grid's nodes, one per row.
+    """Per-row posterior on the logit grid, log-linear between nodes.
 
     Parameters
     ----------
     grid : LogitGrid
     post : ndarray, shape (R, G)
-        Node masses per row (each row sums to 1).
+        Node masses per row (as the E-step returns them).
     """
 
     def __init__(self, grid: LogitGrid, post: np.ndarray) -> None:
-        self.grid = grid
-        t = LOGIT_STRETCH * np.arcsinh(grid.u / LOGIT_STRETCH)
-        self.t = t
-        self.h = float(t[1] - t[0])
-        omega = np.ones(t.size)
-        omega[[0, -1]] = 0.5  # trapezoid end weights
-        q = post / omega  # density in t at the nodes, times h
-        # Within a cell the log density is linear in t: the mass is the logarithmic mean.
-        qa, qb = q[:, :-1], q[:, 1:]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            kappa = np.log(qb) - np.log(qa)
-            cells = np.where(np.abs(kappa) > 1e-8, (qb - qa) / kappa, 0.5 * (qa + qb))
-        cells = np.where(np.isfinite(cells), cells, 0.0)
-        total = cells.sum(axis=1, keepdims=True)
-        self.q = q / total
-        self.cells = cells / total
-        self.cum = np.cumsum(self.cells, axis=1)
-
-    def _locate(self, eta_star: float) -> tuple[int, float]:
-        t_star = LOGIT_STRETCH * np.arcsinh(special.logit(eta_star) / LOGIT_STRETCH)
-        i = int(np.clip(np.floor((t_star - self.t[0]) / self.h), 0, self.t.size - 2))
-        return i, float(np.clip((t_star - self.t[i]) / self.h, 0.0, 1.0))
+        self.u = grid.u
+        with np.errstate(divide="ignore"):
+            log_dens = np.log(post) - grid.log_weight[None, :]
+        # Far tails underflow to 0 mass; floor them far below the peak so that
+        # every cell has a finite log-linear interpolation.
+        log_dens = np.maximum(log_dens, log_dens.max(axis=1, keepdims=True) - 700.0)
+        self.width = np.diff(grid.u)
+        log_mass = log_cell_mass(self.width[None, :], log_dens[:, :-1], log_dens[:, 1:])
+        self.cum = normalised_cum(np.exp(log_mass - log_mass.max(axis=1, keepdims=True)))
+        self.flat = _offset(self.cum)
+        self.slope = log_dens[:, 1:] - log_dens[:, :-1]
 
     def tail(self, eta_star: float) -> np.ndarray:
         """``P(eta >= eta_star)`` per row, shape (R,)."""
+        n_rows = self.cum.shape[0]
         if eta_star <= 0.0:
-            return np.ones(self.q.shape[0])
+            return np.ones(n_rows)
         if eta_star >= 1.0:
-            return np.zeros(self.q.shape[0])
-        i, x = self._locate(eta_star)
-        below = self.cum[:, i - 1] if i > 0 else 0.0
-        partial = self._partial(self.q[:, i], self.q[:, i + 1], np.full(self.q.shape[0], x))
-        return np.clip(1.0 - below - partial, 0.0, 1.0)
-
-    @staticmethod
-    def _partial(qa, qb, x):
-        """Mass from a cell's start to ``x`` (fraction of the cell) under log-linear density."""
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            kappa = np.log(qb) - np.log(qa)
-            exact = qa * np.expm1(kappa * x) / kappa
-        small = ~np.isfinite(exact) | (np.abs(kappa) <= 1e-8)
-        return np.where(small, x * (qa + 0.5 * (qb - qa) * x), exact)
+            return np.zeros(n_rows)
+        u_star = special.logit(eta_star)
+        i = int(np.clip(np.searchsorted(self.u, u_star, side="right") - 1, 0, self.width.size - 1))
+        x = float(np.clip((u_star - self.u[i]) / self.width[i], 0.0, 1.0))
+        below = self.cum[:, i - 1] if i > 0 else np.zeros(n_rows)
+        cell = self.cum[:, i] - below
+        return np.clip(1.0 - below - cell * _cell_cdf(x, self.slope[:, i]), 0.0, 1.0)
 
     def sample(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One draw of ``eta`` for each entry of ``rows`` (row indices), shape like ``rows``."""
+        """One draw of ``eta`` for each entry of ``rows`` (row indices)."""
         rows = np.asarray(rows)
-        n_rows, n_cells = self.cells.shape
-        # Offsetting row r's CDF by r makes all rows one increasing array.
-        flat = (self.cum + np.arange(n_rows)[:, None]).ravel()
-        v = rng.random(rows.shape) * self.cum[rows, -1]
-        pos = np.searchsorted(flat, rows + v, side="right")
-        cell = np.clip(pos - rows * n_cells, 0, n_cells - 1)
-        before = np.where(cell > 0, self.cum[rows, np.maximum(cell - 1, 0)], 0.0)
-        mass = self.cells[rows, cell]
-        target = np.clip(v - before, 0.0, None)
-        qa, qb = self.q[rows, cell], self.q[rows, cell + 1]
-        # Invert qa (exp(kappa y) - 1) / kappa = target within the cell, y in [0, 1].
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            kappa = np.log(qb) - np.log(qa)
-            y = np.log1p(kappa * target / qa) / kappa
-            flat_cell = target / qa
-        y = np.where(np.isfinite(y) & (np.abs(kappa) > 1e-8), y, flat_cell)
-        y = np.where(mass > 0, np.clip(y, 0.0, 1.0), 0.5)
-        t = self.t[cell] + y * self.h
-        return special.expit(LOGIT_STRETCH * np.sinh(t / LOGIT_STRETCH))
+        cell = pick(self.flat, self.width.size, rows, rng.random(rows.shape))
+        x = within_cell(rng.random(rows.shape), self.slope[rows, cell])
+        return special.expit(self.u[cell] + x * self.width[cell])
 
 
-def atom_tail(membership: np.ndarray, locations: np.ndarray, eta_star: float) -> np.ndarray:
-    """``P(eta >= eta_star)`` per row for a discrete family, shape (R,)."""
-    return membership[:, locations >= eta_star].sum(axis=1)
+class AtomCells:
+    """Per-row membership of a discrete family's atoms.
 
+    Parameters
+    ----------
+    post : ndarray, shape (R, K)
+        Membership probabilities per row.
+    locations : ndarray, shape (K,)
+    """
 
-def sample_atoms(
-    membership: np.ndarray, locations: np.ndarray, rows: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """One atom per entry of ``rows``, drawn by membership probability."""
-    cum = np.cumsum(membership, axis=1)
-    u = rng.random(np.shape(rows)) * cum[rows, -1]
-    k = (cum[rows] < u[..., None]).sum(axis=-1)
-    return locations[np.minimum(k, locations.size - 1)]
+    def __init__(self, post: np.ndarray, locations: np.ndarray) -> None:
+        self.post = post
+        self.locations = np.asarray(locations, dtype=float)
+        self.cum = normalised_cum(post)
+        self.flat = _offset(self.cum)
+
+    def tail(self, eta_star: float) -> np.ndarray:
+        """``P(eta >= eta_star)`` per row, shape (R,)."""
+        return self.post[:, self.locations >= eta_star].sum(axis=1)
+
+    def sample(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One atom for each entry of ``rows``, drawn by membership probability."""
+        rows = np.asarray(rows)
+        return self.locations[pick(self.flat, self.locations.size, rows, rng.random(rows.shape))]

@@ -30,9 +30,10 @@ import pymc as pm
 import xarray as xr
 from scipy import special
 
-from attnmodel.conditional import GridCells, atom_tail, sample_atoms
+from attnmodel.conditional import AtomCells, GridCells
 from attnmodel.em import EMProblem, EMState
 from attnmodel.pymc_model import AttnModel, build_model
+from attnmodel.results import mu_spec_to_json
 
 __all__ = ["SAMPLERS", "sample_nuts", "conditional_summaries"]
 
@@ -233,24 +234,19 @@ def conditional_summaries(
             estep = problem.e_step(state, posterior=True)
             post = estep.posterior
             if attn.family.discrete:
-                _, loc = attn.family.components(state.params)
-                order = np.argsort(loc, kind="stable")
+                _, eta = attn.family.components(state.params)
+                order = np.argsort(eta, kind="stable")
                 out["membership"][c, d] = post[:, order]
-                out["mean"][c, d] = post @ loc
-                out["second"][c, d] = post @ loc**2
-                out["tail"][c, d] = atom_tail(post, loc, eta_star)
-                out["eta_row"][c, d] = sample_atoms(post, loc, all_rows, rng)
-                if store_eta:
-                    out["eta_user"][c, d] = sample_atoms(post, loc, counts.user_row, rng)
+                cells = AtomCells(post, eta)
             else:
                 eta = attn.grid.eta
                 cells = GridCells(attn.grid, post)
-                out["mean"][c, d] = post @ eta
-                out["second"][c, d] = post @ eta**2
-                out["tail"][c, d] = cells.tail(eta_star)
-                out["eta_row"][c, d] = cells.sample(all_rows, rng)
-                if store_eta:
-                    out["eta_user"][c, d] = cells.sample(counts.user_row, rng)
+            out["mean"][c, d] = post @ eta
+            out["second"][c, d] = post @ eta**2
+            out["tail"][c, d] = cells.tail(eta_star)
+            out["eta_row"][c, d] = cells.sample(all_rows, rng)
+            if store_eta:
+                out["eta_user"][c, d] = cells.sample(counts.user_row, rng)
             if log_likelihood:
                 out["loglik_row"][c, d] = estep.row_log_marginal + const
     return out
@@ -356,7 +352,7 @@ def _to_datatree(
         "n_components": int(attn.family.n_components),
         "eta_star": float(eta_star),
         "hdi_prob": float(hdi_prob),
-        "mu_spec": _mu_spec_json(spec),
+        "mu_spec": mu_spec_to_json(spec),
         "priors": attn.priors_json(),
         "settings": json.dumps(info),
         "sampler": info["sampler"],
@@ -368,15 +364,3 @@ def _to_datatree(
         "seed": int(info["seed"]),
     }
     return tree
-
-
-def _mu_spec_json(spec) -> str:
-    known = {
-        p: float(spec.known[k]) for k, p in enumerate(spec.pairs) if np.isfinite(spec.known[k])
-    }
-    priors = {
-        p: [pr.alpha, pr.beta, pr.lower, pr.upper]
-        for p, pr in zip(spec.pairs, spec.priors, strict=True)
-        if pr is not None
-    }
-    return json.dumps({"pairs": list(spec.pairs), "known": known, "priors": priors})

@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special
 
+from attnmodel.conditional import AtomCells, GridCells
 from attnmodel.export import atomic_write
 
 __all__ = [
@@ -157,42 +157,6 @@ def _node_masses(result) -> np.ndarray:
     return np.asarray(post, dtype=np.float64)
 
 
-def _pick(flat: np.ndarray, n_cat: int, rows: np.ndarray, unif: np.ndarray) -> np.ndarray:
-    """Index into each row's categories by inverse CDF.
-
-    ``flat`` holds each row's cumulative probabilities (normalised so that
-    the last is exactly 1) offset by the row index, so that row ``r``
-    occupies ``[r, r + 1]`` and one ``searchsorted`` serves every row;
-    ``side="right"`` never lands on a category of zero mass. ``rows`` and
-    ``unif`` give one row and one uniform per draw.
-    """
-    idx = np.searchsorted(flat, rows + unif, side="right")
-    # r + u can round up to r + 1 for u within an ulp of 1: stay in the row.
-    return np.clip(idx - rows * n_cat, 0, n_cat - 1)
-
-
-def _normalised_cum(prob: np.ndarray) -> np.ndarray:
-    cum = np.cumsum(prob, axis=1)
-    cum /= cum[:, -1:]
-    cum[:, -1] = 1.0
-    return cum
-
-
-def _log_cell_mass(delta: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Log mass of a cell of width ``delta`` whose log density runs linearly from a to b."""
-    d = np.abs(b - a)
-    # exprel(-d) = (1 - e^-d) / d lies in (0, 1]: no overflow for steep cells.
-    return np.log(delta) + np.maximum(a, b) + np.log(special.exprel(-d))
-
-
-def _within_cell(unif: np.ndarray, slope: np.ndarray) -> np.ndarray:
-    """Position in [0, 1] of a draw from the density ``∝ exp(slope * x)`` on [0, 1]."""
-    small = np.abs(slope) < 1e-9
-    safe = np.where(small, 1.0, slope)
-    x = np.log1p(unif * np.expm1(safe)) / safe
-    return np.clip(np.where(small, unif, x), 0.0, 1.0)
-
-
 def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
     """Exact draws of every user's ``eta`` from its posterior at an EM fit.
 
@@ -224,21 +188,9 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
     m = user_row.size
     family = result.family
     if family.discrete:
-        _, loc = family.components(result.params_)
-        cum = _normalised_cum(post)
+        cells = AtomCells(post, family.components(result.params_)[1])
     else:
-        grid = result.problem.grid
-        with np.errstate(divide="ignore"):
-            log_dens = np.log(post) - grid.log_weight[None, :]
-        # Far tails underflow to 0 mass; floor them far below the peak so that
-        # every cell has a finite log-linear interpolation.
-        log_dens = np.maximum(log_dens, log_dens.max(axis=1, keepdims=True) - 700.0)
-        width = np.diff(grid.u)
-        log_mass = _log_cell_mass(width[None, :], log_dens[:, :-1], log_dens[:, 1:])
-        cum = _normalised_cum(np.exp(log_mass - log_mass.max(axis=1, keepdims=True)))
-        slope = log_dens[:, 1:] - log_dens[:, :-1]
-    n_cat = cum.shape[1]
-    flat = (cum + np.arange(cum.shape[0])[:, None]).ravel()
+        cells = GridCells(result.problem.grid, post)
     # Users are visited in the order of their rows: searchsorted is several
     # times faster on keys that rise than on keys scattered over all rows.
     by_row = np.argsort(user_row, kind="stable")
@@ -247,12 +199,7 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
     for start in range(0, m, step):
         users = by_row[start : start + step]
         rows = np.repeat(user_row[users], n_draws)
-        cell = _pick(flat, n_cat, rows, rng.random(rows.size))
-        if family.discrete:
-            eta = loc[cell]
-        else:
-            x = _within_cell(rng.random(rows.size), slope[rows, cell])
-            eta = special.expit(grid.u[cell] + x * width[cell])
+        eta = cells.sample(rows, rng)
         out[:, users] = eta.reshape(-1, n_draws).T
     return out
 
