@@ -207,8 +207,6 @@ def write_table(
     -------
     Path
     """
-    from attnmodel.export import atomic_write
-
     p = Path(path)
     kind = _kind(p, _TABLE_SUFFIXES, "table")
     compression = "gzip" if p.name.lower().endswith(".gz") else None
@@ -224,12 +222,15 @@ def write_table(
             )
 
     with progress.step(f"writing {p}") as info:
-        _atomic(atomic_write, p, write, force)
+        _atomic(p, write, force)
         info["detail"] = f"{len(frame)} rows"
     return p
 
 
-def _atomic(atomic_write: Callable, path: Path, write: Callable[[Path], None], force: bool):
+def _atomic(path: Path, write: Callable[[Path], None], force: bool) -> Path:
+    """:func:`attnmodel.export.atomic_write`, with an existing target as a user error."""
+    from attnmodel.export import atomic_write
+
     try:
         return atomic_write(path, write, force=force)
     except FileExistsError as e:
@@ -238,10 +239,8 @@ def _atomic(atomic_write: Callable, path: Path, write: Callable[[Path], None], f
 
 def write_text(text: str, path: str | Path, *, force: bool = False) -> Path:
     """Write a text file atomically."""
-    from attnmodel.export import atomic_write
-
     p = Path(path)
-    _atomic(atomic_write, p, lambda tmp: tmp.write_text(text, encoding="utf-8"), force)
+    _atomic(p, lambda tmp: tmp.write_text(text, encoding="utf-8"), force)
     return p
 
 
@@ -249,12 +248,10 @@ def write_figure(fig, path: str | Path, *, force: bool = False) -> Path:
     """Save a matplotlib figure atomically and close it."""
     import matplotlib.pyplot as plt
 
-    from attnmodel.export import atomic_write
-
     p = Path(path)
     fmt = p.suffix.lstrip(".").lower() or "png"
     try:
-        _atomic(atomic_write, p, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120), force)
+        _atomic(p, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120), force)
     finally:
         plt.close(fig)
     return p
@@ -563,6 +560,17 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def _family_order(family: str, params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Parameters in the family's own order (file formats may not keep it)."""
+    from attnmodel.families import FAMILY_NAMES, get_family
+
+    if family not in FAMILY_NAMES:
+        return list(params.items())
+    names = get_family(family).param_names
+    rank = {name: k for k, name in enumerate(names)}
+    return sorted(params.items(), key=lambda kv: rank.get(kv[0].split("[", 1)[0], len(rank)))
+
+
 def format_summary(s: dict[str, Any], source: str | None = None) -> str:
     """Text form of :func:`attnmodel.results.summarize`'s dictionary."""
     lines = []
@@ -593,7 +601,7 @@ def format_summary(s: dict[str, Any], source: str | None = None) -> str:
     hdi = s.get("params_hdi") or {}
     lines.append("parameters (posterior mean [HDI]):" if hdi else "parameters:")
     width = max((len(k) for k in s["params"]), default=0)
-    for key, value in s["params"].items():
+    for key, value in _family_order(s["family"], s["params"]):
         line = f"  {key:<{width}}  {_fmt(value)}"
         if key in hdi:
             lo, hi = hdi[key]
@@ -835,8 +843,6 @@ def _cmd_export(args: argparse.Namespace, progress: Progress) -> int:
         raise CommandError(f"{str(args.kept)!r}: {e}") from None
     except ValueError as e:
         raise CommandError(str(e)) from None
-    from attnmodel.export import atomic_write  # noqa: F401  (write_dpo writes atomically)
-
     with progress.step(f"writing {out}") as info:
         try:
             write_dpo(pairs, out, force=args.force)

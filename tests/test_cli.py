@@ -108,7 +108,6 @@ def test_fit_summary_users_filter_export(work, capsys):
     res = run_all(
         {
             "json": ("summary", "em.nc", "--json"),
-            "quiet first": ("--quiet", "users", "em.nc", "--out", "users_q.csv"),
             "users": ("users", "em.nc", "--out", "users.csv"),
             "filter": ("filter", "em.nc", "votes.csv", "--rule", "top", "--top", 0.5,
                        "--out", "kept.csv"),
@@ -124,7 +123,9 @@ def test_fit_summary_users_filter_export(work, capsys):
     assert set(s["mu"]) == {"gpt vs llama", "claude vs alpaca"}
     assert all(0.5 < v <= 1 for v in s["mu"].values())
     assert "reading em.nc... done in" in res["users"].stderr  # progress on stderr
-    assert res["quiet first"].stderr == "" and "60 users written" in res["quiet first"].stdout
+    capsys.readouterr()
+    assert cli.main(["--quiet", "users", str(work / "em.nc"), "--out", str(work / "q.csv")]) == 0
+    assert capsys.readouterr().err == ""  # --quiet before the subcommand counts too
     assert cli.main(["summary", str(work / "em.nc")]) == 0
     text = capsys.readouterr().out
     assert "family: beta" in text and "gpt vs llama" in text and "converged: True" in text
@@ -167,22 +168,17 @@ def test_export_conversational_layout(work, tmp_path, capsys):
     assert "conversational DPO layout" in capsys.readouterr().out
 
 
-def test_mu_options_reach_the_fit(work, capsys):
+def test_mu_options_reach_the_fit(work, capsys, monkeypatch):
     pd.DataFrame(
         {"pair": ["gpt vs llama", "claude vs alpaca"], "mu": [0.9, None],
          "prior_alpha": [None, 3.0], "prior_beta": [None, 2.0]}
     ).to_csv(work / "pairs.csv", index=False)  # fmt: skip
-    res = run_all(
-        {
-            "known": ("fit", "votes.csv", "--family", "beta", "--mu", 0.85, "-q",
-                      "--out", "known.nc"),
-            "file": ("fit", "votes.csv", "--family", "two_point", "--mu-file", "pairs.csv",
-                     "--out", "file.nc"),
-        },
-        cwd=work,
-    )  # fmt: skip
-    assert ok(res["known"]).stderr == ""  # --quiet silences progress
-    ok(res["file"])
+    known = run("fit", "votes.csv", "--family", "beta", "--mu", 0.85, "-q", "--out", "known.nc",
+                cwd=work)  # fmt: skip
+    assert ok(known).stderr == ""  # --quiet silences progress
+    monkeypatch.chdir(work)
+    args = ["-q", "fit", "votes.csv", "--family", "two_point", "--mu-file", "pairs.csv"]
+    assert cli.main([*args, "--out", "file.nc"]) == 0
     s = main_json(capsys, "summary", work / "file.nc")
     assert s["family"] == "two_point"
     assert s["mu"]["gpt vs llama"] == pytest.approx(0.9)
@@ -356,20 +352,17 @@ def test_every_subcommand_has_help(capsys):
 # outputs: no overwrite without --force; atomic writes
 
 
-def test_outputs_are_not_overwritten_without_force(work, tmp_path):
+def test_outputs_are_not_overwritten_without_force(work, tmp_path, capsys):
     target = tmp_path / "users.csv"
     target.write_text("precious\n")
-    res = run_all(
-        {
-            "users": ("users", work / "em.nc", "--out", target),
-            "fit": ("fit", work / "votes.csv", "--family", "beta", "--out", work / "em.nc"),
-        },
-        cwd=tmp_path,
-    )
-    for proc in res.values():
-        assert proc.returncode == 1
-        assert "exists; pass --force" in proc.stderr.strip().splitlines()[-1]
+    proc = run("users", work / "em.nc", "--out", target, cwd=tmp_path)
+    assert_user_error(proc.returncode, proc.stderr, f"'{target}' exists; pass --force")
     assert target.read_text() == "precious\n"
+    # A result too, refused before the (slow) fit starts.
+    code = cli.main(
+        ["fit", str(work / "votes.csv"), "--family", "beta", "--out", str(work / "em.nc")]
+    )
+    assert_user_error(code, capsys.readouterr().err, "em.nc' exists; pass --force")
     assert cli.main(["-q", "users", str(work / "em.nc"), "--out", str(target), "--force"]) == 0
     assert pd.read_csv(target).shape[0] == 60
 
