@@ -144,6 +144,12 @@ def sample_nuts(
         kwargs["cores"] = cores
     if nuts_sampler is not None:
         kwargs["nuts_sampler"] = nuts_sampler
+    if attn.parameterization == "identified" and "initvals" not in sample_kwargs:
+        kwargs.update(
+            _identified_starts(
+                attn, data, family, mu, mu_prior, priors, n_components, chains, seed, nuts_sampler
+            )
+        )
     kwargs.update(sample_kwargs)
     start = time.perf_counter()
     with attn.model:
@@ -175,6 +181,44 @@ def sample_nuts(
             "wall_time": wall,
         },
     )
+
+
+def _identified_starts(
+    attn, data, family, mu, mu_prior, priors, n_components, chains, seed, nuts_sampler
+) -> dict[str, Any]:
+    """Starting points in the identified coordinates: the MAP-EM estimate, spread along the scale.
+
+    The identified coordinates are defined only where the votes' moments leave
+    room for a scale, and PyMC's default jitter of every coordinate often
+    leaves that set when there are many pairs. Each chain starts at the EM
+    estimate with its scale coordinate (the weakly identified direction)
+    drawn uniformly on (-1, 1) around it, which still spreads the chains for
+    r_hat.
+    """
+    from attnmodel.em import fit_em
+    from attnmodel.pymc_model import _n_fixed, identified_point
+
+    em = fit_em(
+        data,
+        family,
+        mu=mu,
+        mu_prior=mu_prior,
+        priors=priors,
+        n_components=n_components,
+        n_init=1,
+        warn=False,
+    )
+    z0 = identified_point(attn, em.params_, em.mu_.to_numpy())
+    k = _n_fixed(attn.family) - 1
+    rng = np.random.default_rng([seed, 2])
+    starts = []
+    for _ in range(chains):
+        z = z0.copy()
+        z[k] += rng.uniform(-1.0, 1.0)
+        starts.append({"identified_coords": z})
+    if nuts_sampler == "pymc":
+        return {"initvals": starts, "init": "adapt_diag"}
+    return {"initvals": starts[0]}
 
 
 def _global_draws(attn: AttnModel, posterior: xr.Dataset) -> xr.Dataset:

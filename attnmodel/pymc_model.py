@@ -38,6 +38,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from pymc.distributions import transforms
+from scipy import special
 
 from attnmodel.counts import CountTable
 from attnmodel.families import (
@@ -370,41 +371,70 @@ def _logit_interval(lo, hi, z):
     return lo + (hi - lo) * pm.math.sigmoid(z)
 
 
-def _larger_root(a, b, c):
-    """Larger root of ``a x^2 + b x + c`` (``a > 0``; NaN when there is none)."""
-    return (-b + pt.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
+def _ops(xp):
+    """(maximum, minimum, where, sqrt) for numpy or PyTensor."""
+    if xp is np:
+        return np.maximum, np.minimum, np.where, np.sqrt
+    return pt.maximum, pt.minimum, pt.switch, pt.sqrt
+
+
+def _scale_bounds(spec: MuSpec, rho, xp):
+    """Range of ``c_1 = 2 mu_1 - 1`` keeping each ``mu_k = (1 + c_1 rho_k) / 2`` in its support.
+
+    ``rho`` holds ``c_k / c_1`` for the pairs after the first.
+    """
+    maximum, minimum, _, _ = _ops(xp)
+    lo_k = np.array([max(2.0 * p.support[0] - 1.0, 0.0) for p in spec.priors])
+    hi_k = np.array([2.0 * p.support[1] - 1.0 for p in spec.priors])
+    lo, hi = lo_k[0], hi_k[0]
+    if len(spec.pairs) > 1:
+        lo = maximum(lo, xp.max(lo_k[1:] / rho))
+        hi = minimum(hi, xp.min(hi_k[1:] / rho))
+    return lo, hi
+
+
+def _beta_scale_range(d1, var, lo, hi, box, xp):
+    """Range of the scale ``c`` for the Beta family given the mean and variance of ``d``.
+
+    ``alpha(c) = D1 (D1 c - D2) / (c V)`` and ``beta(c) = (c - D1)(D1 c - D2) / (c V)``
+    both increase with ``c`` on ``c > D2 / D1``, so each bound of the box on
+    ``alpha`` or ``beta`` is a bound on ``c``. Returns ``(lo, hi, feasible)``.
+    """
+    maximum, minimum, where, sqrt = _ops(xp)
+    d2 = var + d1 * d1
+    (a_min, a_max), (b_min, b_max) = box["alpha"], box["beta"]
+
+    def larger_root(b):
+        # Larger root of D1 x^2 + b x + D1 D2 (NaN when there is none).
+        return (-b + sqrt(b * b - 4.0 * d1 * d1 * d2)) / (2.0 * d1)
+
+    lo = maximum(lo, d2 / d1)
+    lo = maximum(lo, d1 * d2 / (d1 * d1 - a_min * var))
+    lo = maximum(lo, larger_root(-(d2 + d1 * d1 + b_min * var)))
+    hi = where(d1 * d1 / var > a_max, minimum(hi, d1 * d2 / (d1 * d1 - a_max * var)), hi)
+    hi = minimum(hi, larger_root(-(d2 + d1 * d1 + b_max * var)))
+    feasible = (d1 * d1 - a_min * var > 0.0) & (lo < hi)
+    return lo, hi, feasible
+
+
+def _n_fixed(fam: Family) -> int:
+    """Identified coordinates before the pair ratios: 3 for beta, 2K for K atoms."""
+    return 3 if fam.name == "beta" else 2 * fam.n_components
 
 
 def _identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpec):
     n_pairs = len(spec.pairs)
     mu_priors = [spec.priors[k] for k in range(n_pairs)]
-    c_lo_prior = max(2.0 * max(p.support[0] for p in mu_priors[:1]) - 1.0, 0.0)
-    c_hi_prior = 2.0 * mu_priors[0].support[1] - 1.0
-    if fam.name == "beta":
-        n_fixed = 3
-    else:
-        n_fixed = 2 * fam.n_components - 1 + 1
+    n_fixed = _n_fixed(fam)
     size = n_fixed + n_pairs - 1
     z = pm.Flat("identified_coords", shape=size, initval=np.zeros(size))
     rho = pt.exp(z[n_fixed:])
-    c_hi = pt.minimum(c_hi_prior, 1.0 / pt.max(rho)) if n_pairs > 1 else pt.as_tensor(c_hi_prior)
+    c_lo, c_hi = _scale_bounds(spec, rho, pt)
     if fam.name == "beta":
         d1 = pm.math.sigmoid(z[0])
         var = pm.math.sigmoid(z[1]) * d1 * (1.0 - d1)
         d2 = var + d1 * d1
-        (a_min, a_max) = family_box(fam, grid)["alpha"]
-        (b_min, b_max) = family_box(fam, grid)["beta"]
-        # alpha(c) = D1 (D1 c - D2) / (c V) and beta(c) = (c - D1)(D1 c - D2) / (c V)
-        # both increase with c on c > D2 / D1: each bound on them is a bound on c.
-        lo = pt.maximum(d2 / d1, c_lo_prior)
-        lo = pt.maximum(lo, d1 * d2 / (d1 * d1 - a_min * var))
-        lo = pt.maximum(lo, _larger_root(d1, -(d2 + d1 * d1 + b_min * var), d1 * d2))
-        hi = c_hi
-        hi = pt.switch(
-            pt.gt(d1 * d1 / var, a_max), pt.minimum(hi, d1 * d2 / (d1 * d1 - a_max * var)), hi
-        )
-        hi = pt.minimum(hi, _larger_root(d1, -(d2 + d1 * d1 + b_max * var), d1 * d2))
-        feasible = pt.and_(pt.gt(d1 * d1 - a_min * var, 0.0), pt.lt(lo, hi))
+        lo, hi, feasible = _beta_scale_range(d1, var, c_lo, c_hi, family_box(fam, grid), pt)
         c = _logit_interval(lo, hi, z[2])
         m = d1 / c
         kappa = (d1 * c - d2) / var
@@ -438,7 +468,7 @@ def _identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpe
         d_free = z[k - 1 : 2 * k - 1]
         ordered_free = transforms.ordered.backward(d_free)
         atoms_d = pm.math.sigmoid(ordered_free)  # ordered atoms of d in (0, 1)
-        lo = pt.maximum(atoms_d[-1], c_lo_prior)
+        lo = pt.maximum(atoms_d[-1], c_lo)
         hi = c_hi
         feasible = pt.lt(lo, hi)
         c = _logit_interval(lo, hi, z[2 * k - 1])
@@ -479,6 +509,51 @@ def _identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpe
         logdet = logdet + pt.sum(z[n_fixed:]) + (n_pairs - 1) * pt.log(c)
     pm.Potential("prior_and_jacobian", pt.switch(feasible, log_prior + logdet, -np.inf))
     return params, mu, feasible
+
+
+def identified_point(attn: "AttnModel", params: Mapping[str, Any], mu: np.ndarray) -> np.ndarray:
+    """Identified coordinates of given family parameters and ``mu`` (a starting point).
+
+    Values on or beyond the edges of the admissible set (an EM estimate at a
+    box bound, an atom at 1) are pulled slightly inside, since the
+    coordinates map the open set.
+    """
+    fam, spec = attn.family, attn.mu_spec
+    c_all = 2.0 * np.asarray(mu, dtype=float) - 1.0
+    c = float(c_all[0])
+    rho = c_all[1:] / c
+    c_lo, c_hi = _scale_bounds(spec, rho, np)
+    eps = 1e-3
+    if fam.name == "beta":
+        a, b = float(params["alpha"]), float(params["beta"])
+        m, kappa = a / (a + b), a + b
+        d1 = c * m
+        d2 = c * c * m * (a + 1.0) / (kappa + 1.0)
+        var = d2 - d1 * d1
+        share = np.clip(var / (d1 * (1.0 - d1)), eps, 1 - eps)
+        var = share * d1 * (1.0 - d1)
+        head = [special.logit(d1), special.logit(share)]
+        lo, hi, _ = _beta_scale_range(d1, var, c_lo, c_hi, family_box(fam, attn.grid), np)
+    else:
+        weights, loc = fam.components(params)
+        order = np.argsort(loc, kind="stable")
+        weights, loc = np.asarray(weights)[order], np.asarray(loc)[order]
+        k = fam.n_components
+        weights = np.clip(weights, eps, None)
+        weights = weights / weights.sum()
+        if fam.name == "two_point":
+            head = [special.logit(weights[0])]
+        else:
+            head = list(transforms.simplex.forward(pt.as_tensor(weights)).eval())
+        atoms = np.clip(loc * c, eps, 1 - eps)
+        for i in range(1, k):  # strictly increasing, as the ordered coordinates need
+            atoms[i] = max(atoms[i], atoms[i - 1] + eps)
+        logits = special.logit(np.clip(atoms, eps, 1 - eps))
+        head += [logits[0], *np.log(np.maximum(np.diff(logits), eps))]
+        lo, hi = max(float(atoms[-1]), float(c_lo)), c_hi
+    frac = np.clip((c - lo) / (hi - lo), 0.02, 0.98) if hi > lo else 0.5
+    z = np.array([*head, special.logit(frac), *np.log(rho)], dtype=float)
+    return z
 
 
 def _mu_prior_logp(priors: list[BetaPrior], mu):
