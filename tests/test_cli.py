@@ -187,6 +187,21 @@ def test_mu_options_reach_the_fit(work, capsys, monkeypatch):
     assert known["mu"] == {"gpt vs llama": 0.85, "claude vs alpaca": 0.85}
 
 
+def test_stronger_and_ties_options_reach_the_data(work, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    votes = pd.read_csv(work / "votes.csv")
+    votes.loc[3, "winner"] = "tie"
+    votes.to_csv("ties.csv", index=False)
+    common = ["-q", "fit", "ties.csv", "--family", "beta", "--mu", "0.6"]
+    # Naming the weaker model as stronger flips the pair's label (and its votes).
+    assert cli.main([*common, "--stronger", "llama vs gpt", "--out", "s.nc"]) == 0
+    capsys.readouterr()
+    s = main_json(capsys, "summary", "s.nc")
+    assert set(s["mu"]) == {"llama vs gpt", "claude vs alpaca"}
+    code = cli.main([*common, "--ties", "error", "--out", "t.nc"])
+    assert_user_error(code, capsys.readouterr().err, "row 3 (index label 3), value 'tie'")
+
+
 @pytest.mark.skipif(not MTBENCH.is_file(), reason=f"{MTBENCH} not found beside the clone")
 def test_fit_mtbench_with_its_own_column_names(tmp_path, capsys):
     # The command of the issue, with the path relative to the clone.
