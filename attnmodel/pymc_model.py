@@ -726,7 +726,10 @@ def _mu_tensor(spec: MuSpec, unknown: np.ndarray, model: pm.Model):
 def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) -> None:
     s_mat, f_mat = _dense_counts(counts)
     const = _binomial_log_const(counts)
-    weight = counts.row_weight.astype(np.float64)
+    # Users per distinct row, as data: a model built on a table that lists every
+    # possible row (with zero weights allowed) serves many data sets with one
+    # compilation (``pm.set_data({"row_weight": ...})``), as calibration checks need.
+    weight = pm.Data("row_weight", counts.row_weight.astype(np.float64))
     if fam.discrete:
         logw, loc = _atoms(fam, params)
         ll = _row_loglik_tensor(s_mat, f_mat, loc, mu_t) + logw[None, :]
