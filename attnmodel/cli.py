@@ -759,9 +759,10 @@ def _cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
     try:
         res = filter_users(dt, data, rule=args.rule, force=args.ignore_diagnostics, **kw)
     except NotConvergedError as e:
-        raise CommandError(
-            f"{str(args.result)!r}: {e} (on the command line: --ignore-diagnostics)"
-        ) from None
+        msg = str(e).replace("pass force=True", "pass --ignore-diagnostics")
+        if "--ignore-diagnostics" not in msg:
+            msg += " (--ignore-diagnostics filters anyway)"
+        raise CommandError(f"{str(args.result)!r}: {msg}") from None
     except ValueError as e:
         raise CommandError(f"{str(args.result)!r} with {str(args.votes)!r}: {e}") from None
     print(res.summary())
