@@ -163,7 +163,7 @@ class EMProblem:
         """
         if self.prior is None:
             return self.mu_spec.log_prior(state.mu)
-        total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])[0]))
+        total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])))
         if not self.prior.flat:
             total += self.prior.family_logp(state.params)
         return total
@@ -298,12 +298,7 @@ class EMProblem:
         priors = [self.mu_spec.priors[k] for k in idx]
         half = 0.5 * one_minus_eta
         if self.prior is not None:
-
-            def prior_d1(x):
-                return self.prior.mu_logp(x)[1]
-
-            def prior_d2(x):
-                return self.prior.mu_logp(x)[2]
+            prior_d1, prior_d2 = self.prior.mu_dlogp, self.prior.mu_d2logp
         else:
 
             def prior_d1(x):

@@ -800,6 +800,29 @@ def _latent_likelihood(fam, params, mu_t, data, spec) -> None:
 # -- reading the priors back -----------------------------------------------------------
 
 
+class _StackedPriors:
+    """Several ``BetaPrior`` as arrays, so that its elementwise methods evaluate them at once."""
+
+    def __init__(self, priors: list[BetaPrior]) -> None:
+        def arr(f):
+            return np.array([f(p) for p in priors], dtype=float)
+
+        self.alpha, self.beta = arr(lambda p: p.alpha), arr(lambda p: p.beta)
+        self.lower, self.upper = arr(lambda p: p.lower), arr(lambda p: p.upper)
+        self.support = (arr(lambda p: p.support[0]), arr(lambda p: p.support[1]))
+        self._log_norm = arr(lambda p: p._log_norm)
+
+    def _x(self, mu):
+        return BetaPrior._x(self, mu)
+
+
+def _constant(var):
+    """Value of a constant graph input (without compiling a function for it)."""
+    from pytensor.graph.basic import Constant
+
+    return var.data if isinstance(var, Constant) else var.eval()
+
+
 class ModelPrior:
     """Log prior of the global parameters, compiled from a model's variables.
 
@@ -828,8 +851,9 @@ class ModelPrior:
         self.mu_priors: list[BetaPrior] = []
         if mu_rvs:
             inputs = mu_rvs[0].owner.inputs[-6:-2]
-            a, b, lower, upper = (np.atleast_1d(np.asarray(x.eval(), float)) for x in inputs)
+            a, b, lower, upper = (np.atleast_1d(np.asarray(_constant(x), float)) for x in inputs)
             self.mu_priors = [BetaPrior(*vals) for vals in zip(a, b, lower, upper, strict=True)]
+        self._stacked = _StackedPriors(self.mu_priors)
         # With the default (flat) family priors EM's closed-form M-steps are exact.
         self.flat = attn.priors == default_priors(attn.family, attn.grid)
 
@@ -852,15 +876,17 @@ class ModelPrior:
         with np.errstate(all="ignore"):
             return float(self._fam_fn(*self._fam_inputs(params)))
 
-    def mu_logp(self, mu_unknown: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Log prior of each unknown ``mu``, its first and second derivatives."""
-        x = np.asarray(mu_unknown, dtype=float)
-        ps = self.mu_priors
-        return (
-            np.array([p.logpdf(v) for p, v in zip(ps, x, strict=True)], dtype=float),
-            np.array([p.dlogpdf(v) for p, v in zip(ps, x, strict=True)], dtype=float),
-            np.array([p.d2logpdf(v) for p, v in zip(ps, x, strict=True)], dtype=float),
-        )
+    def mu_logp(self, mu_unknown: np.ndarray) -> np.ndarray:
+        """Log prior of each unknown ``mu``."""
+        return BetaPrior.logpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
+
+    def mu_dlogp(self, mu_unknown: np.ndarray) -> np.ndarray:
+        """First derivative of :meth:`mu_logp`."""
+        return BetaPrior.dlogpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
+
+    def mu_d2logp(self, mu_unknown: np.ndarray) -> np.ndarray:
+        """Second derivative of :meth:`mu_logp`."""
+        return BetaPrior.d2logpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
 
 
 _PRIOR_CACHE: dict[tuple, ModelPrior] = {}
