@@ -186,7 +186,10 @@ def test_find_map_degenerates_where_em_does_not(paper_beta):
 
     attn = build_model(paper_beta, "beta", mu_prior=(8, 2), variant="latent")
     with attn.model:
-        joint = pm.find_MAP(progressbar=False, seed=0)
+        found = pm.find_MAP(
+            progressbar=False, random_seed=0, jitter=False, return_inferencedata=True
+        )
+    joint = {k: np.asarray(v).squeeze() for k, v in found["posterior"].to_dataset().items()}
     fit = am.fit_em(paper_beta, "beta", mu_prior=(8, 2))
     # Joint MAP: P_eta collapses onto a point mass (alpha + beta run to the box's cap,
     # without the box they run on) and every user's eta with it; the marginal MAP
