@@ -1,28 +1,255 @@
 """Compiled E-step: one pass over the distinct count rows, no (R, G) temporaries.
 
-For each row ``r`` it forms ``a_g = log_mass_g + sum_e s_e log g_pg + f_e log(1 - g_pg)``,
-normalises it with a log-sum-exp, and adds the row's posterior (times the
-number of users sharing the row) into the sufficient statistics ``W``, ``S``
-and ``F`` of the M-step. Rows are split into chunks that run in parallel, each
-chunk accumulating into its own slice, so the result does not depend on
-thread timing.
+For each row ``r`` the pass forms the unnormalised posterior over the nodes,
+``x_g = mass_g * prod_e g_pg ** s_e * (1 - g_pg) ** f_e``, its sum ``Z_r`` (the
+row's marginal likelihood) and adds ``x / Z_r`` (times the number of users
+sharing the row) into the sufficient statistics ``W``, ``S`` and ``F`` of the
+M-step. The same numbers are the log-likelihood's gradient (Fisher's identity),
+which is what :mod:`attnmodel.pymc_model` hands NUTS.
+
+Two ways to form ``x``, chosen per row:
+
+* **Power tables** (the common case). Every factor is at most 1, so ``x`` is
+  formed in linear space from tables of ``g ** k`` and ``(1 - g) ** k``: for
+  each pair, ``exp(j * log g)`` for ``j < 16`` and ``exp(16 i * log g)`` for
+  ``16 i`` up to the pair's largest count, so that ``g ** k`` is one product
+  of two table entries. A row then costs a few multiplications per node and
+  no ``exp``. A row is accepted when ``Z_r > 1e-250``: every product that
+  underflowed on the way is then below ``1e-58`` of ``Z_r``'s rounding error.
+* **Log space** (rows with a count above :data:`TABLE_MAX_COUNT`, or whose
+  ``Z_r`` would underflow, e.g. thousands of votes): ``a_g = log mass_g +
+  sum_e s_e log g_pg + f_e log(1 - g_pg)``, normalised by a log-sum-exp.
+
+Rows are split into chunks that run in parallel, each accumulating into its
+own slice, so the result does not depend on thread timing.
 
 The numpy implementation in :mod:`attnmodel.em` computes the same numbers
-(tests compare them); this one is used when the table is large enough for
-its speed to matter.
+(tests compare them, and both paths here against each other).
 """
 
 from __future__ import annotations
 
+import types
+
 import numba
 import numpy as np
 
-__all__ = ["estep_stats"]
+__all__ = ["estep_stats", "estep_serial", "TABLE_MAX_COUNT"]
+
+#: Counts above this use the log-space path (the tables would grow past 130 rows per pair).
+TABLE_MAX_COUNT = 2048
+#: Largest power tables built, in float64 values (64 MB); beyond it every row goes to log space.
+TABLE_BUDGET = 8_000_000
+#: A table row's sum must exceed this to be kept (see the module docstring).
+_TINY = 1e-250
 
 
-@numba.njit(cache=True, parallel=True, fastmath=False)
+@numba.njit(cache=True)
+def _table_plan(entry_pair, entry_s, entry_f, n_pairs, n_nodes, cap):
+    """Largest tabulated count per pair and direction (``-1``: none), within the budget."""
+    kmax = np.full((2, n_pairs), -1, dtype=np.int64)
+    for e in range(entry_pair.size):
+        p = entry_pair[e]
+        s = entry_s[e]
+        f = entry_f[e]
+        if s <= cap and s > kmax[0, p]:
+            kmax[0, p] = s
+        if f <= cap and f > kmax[1, p]:
+            kmax[1, p] = f
+    size = 0
+    for d in range(2):
+        for p in range(n_pairs):
+            if kmax[d, p] >= 0:
+                size += (16 + kmax[d, p] // 16 + 1) * n_nodes
+    if size > TABLE_BUDGET:
+        kmax[:, :] = -1
+    return kmax
+
+
+@numba.njit(cache=True)
+def _power_tables(log_p, kmax):
+    """``lo[p, j] = exp(j log p)`` (j < 16) and ``hi[off[p] + i] = exp(16 i log p)``."""
+    n_pairs, n_nodes = log_p.shape
+    off = np.zeros(n_pairs + 1, dtype=np.int64)
+    for p in range(n_pairs):
+        off[p + 1] = off[p] + (kmax[p] // 16 + 1 if kmax[p] >= 0 else 0)
+    lo = np.empty((n_pairs, 16, n_nodes))
+    hi = np.empty((off[n_pairs], n_nodes))
+    for p in range(n_pairs):
+        if kmax[p] < 0:
+            continue
+        for g in range(n_nodes):
+            lp = log_p[p, g]
+            lo[p, 0, g] = 1.0
+            for j in range(1, 16):
+                lo[p, j, g] = np.exp(j * lp)
+            hi[off[p], g] = 1.0
+            for i in range(1, off[p + 1] - off[p]):
+                hi[off[p] + i, g] = np.exp(16.0 * i * lp)
+    return lo, hi, off
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _sum4(x):
+    n = x.size
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    m = n - n % 4
+    for g in range(0, m, 4):
+        a0 += x[g]
+        a1 += x[g + 1]
+        a2 += x[g + 2]
+        a3 += x[g + 3]
+    for g in range(m, n):
+        a0 += x[g]
+    return (a0 + a1) + (a2 + a3)
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _row_by_tables(
+    x,
+    r,
+    row_ptr,
+    entry_pair,
+    entry_s,
+    entry_f,
+    kmax,
+    lo_g,
+    hi_g,
+    off_g,
+    lo_1mg,
+    hi_1mg,
+    off_1mg,
+    mass,
+):
+    """Fill ``x`` with the row's products; return their sum, or -1 if the tables cannot."""
+    n_nodes = x.size
+    for e in range(row_ptr[r], row_ptr[r + 1]):
+        p = entry_pair[e]
+        if entry_s[e] > kmax[0, p] or entry_f[e] > kmax[1, p]:
+            return -1.0
+    e0 = row_ptr[r]
+    for e in range(e0, row_ptr[r + 1]):
+        p = entry_pair[e]
+        i1 = entry_s[e] & 15
+        j1 = off_g[p] + (entry_s[e] >> 4)
+        i2 = entry_f[e] & 15
+        j2 = off_1mg[p] + (entry_f[e] >> 4)
+        if e == e0:
+            for g in range(n_nodes):
+                x[g] = mass[g] * (
+                    (lo_g[p, i1, g] * hi_g[j1, g]) * (lo_1mg[p, i2, g] * hi_1mg[j2, g])
+                )
+        else:
+            for g in range(n_nodes):
+                x[g] *= (lo_g[p, i1, g] * hi_g[j1, g]) * (lo_1mg[p, i2, g] * hi_1mg[j2, g])
+    total = _sum4(x)
+    if total > _TINY:
+        return total
+    return -1.0
+
+
+@numba.njit(cache=True)
+def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass):
+    """Fill ``x`` with ``exp(a_g - peak)``; return ``(sum, peak)``."""
+    n_nodes = x.size
+    for g in range(n_nodes):
+        x[g] = log_mass[g]
+    for e in range(row_ptr[r], row_ptr[r + 1]):
+        p = entry_pair[e]
+        s = entry_s[e]
+        f = entry_f[e]
+        # Skipping zero counts keeps 0 * log(0) out of the sum.
+        if s > 0:
+            for g in range(n_nodes):
+                x[g] += s * log_g[p, g]
+        if f > 0:
+            for g in range(n_nodes):
+                x[g] += f * log_1mg[p, g]
+    peak = -np.inf
+    for g in range(n_nodes):
+        if x[g] > peak:
+            peak = x[g]
+    if peak == -np.inf:
+        return 0.0, peak
+    for g in range(n_nodes):
+        d = x[g] - peak
+        # Nodes below exp(-40) of the peak add under 4e-18 each to a sum of at
+        # least 1, i.e. less than rounding.
+        x[g] = np.exp(d) if d > -40.0 else 0.0
+    return _sum4(x), peak
+
+
+@numba.njit(cache=True)
+def _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap):
+    """What every row needs: the mass scale and normalised masses, and the power tables."""
+    n_nodes = log_mass.size
+    lmax = -np.inf
+    for g in range(n_nodes):
+        if log_mass[g] > lmax:
+            lmax = log_mass[g]
+    mass = np.exp(log_mass - lmax) if lmax > -np.inf else np.zeros(n_nodes)
+    kmax = _table_plan(entry_pair, entry_s, entry_f, log_g.shape[0], n_nodes, cap)
+    lo_g, hi_g, off_g = _power_tables(log_g, kmax[0])
+    lo_1mg, hi_1mg, off_1mg = _power_tables(log_1mg, kmax[1])
+    return lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg
+
+
+@numba.njit(cache=True)
+def _row_weights(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep):
+    """Fill ``x`` with row ``r``'s node weights; return ``(sum of x, log Z_r)``.
+
+    Tables where they serve, log space otherwise; a row no node can explain
+    returns ``(0, -inf)``.
+    """
+    lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg = prep
+    if lmax == -np.inf:
+        return 0.0, -np.inf
+    total = _row_by_tables(
+        x, r, row_ptr, entry_pair, entry_s, entry_f, kmax,
+        lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg, mass,
+    )  # fmt: skip
+    if total > 0.0:
+        return total, np.log(total) + lmax
+    total, peak = _row_by_logs(
+        x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass
+    )
+    if peak == -np.inf:
+        return 0.0, -np.inf
+    return total, np.log(total) + peak
+
+
+@numba.njit(cache=True, fastmath={"contract"})
+def _accumulate(x, scale, w_acc, s_acc, f_acc, r, row_ptr, entry_pair, entry_s, entry_f):
+    """Add the row's ``scale * x`` into the node weights and the per-pair win/loss sums."""
+    n_nodes = x.size
+    for g in range(n_nodes):
+        x[g] *= scale
+        w_acc[g] += x[g]
+    for e in range(row_ptr[r], row_ptr[r + 1]):
+        p = entry_pair[e]
+        s = float(entry_s[e])
+        f = float(entry_f[e])
+        for g in range(n_nodes):
+            s_acc[p, g] += s * x[g]
+            f_acc[p, g] += f * x[g]
+
+
+@numba.njit(cache=True, parallel=True)
 def _estep_stats(
-    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, n_chunks, post
+    row_ptr,
+    entry_pair,
+    entry_s,
+    entry_f,
+    row_weight,
+    log_g,
+    log_1mg,
+    log_mass,
+    n_chunks,
+    post,
+    cap,
 ):
     n_rows = row_ptr.size - 1
     keep_post = post.shape[0] == n_rows
@@ -32,66 +259,93 @@ def _estep_stats(
     w_c = np.zeros((n_chunks, n_nodes))
     s_c = np.zeros((n_chunks, n_pairs, n_nodes))
     f_c = np.zeros((n_chunks, n_pairs, n_nodes))
+    prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap)
     size = (n_rows + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
-        a = np.empty(n_nodes)
+        x = np.empty(n_nodes)
         for r in range(c * size, min(n_rows, (c + 1) * size)):
-            for g in range(n_nodes):
-                a[g] = log_mass[g]
-            for e in range(row_ptr[r], row_ptr[r + 1]):
-                p = entry_pair[e]
-                s = entry_s[e]
-                f = entry_f[e]
-                # Skipping zero counts keeps 0 * log(0) out of the sum.
-                if s > 0:
-                    for g in range(n_nodes):
-                        a[g] += s * log_g[p, g]
-                if f > 0:
-                    for g in range(n_nodes):
-                        a[g] += f * log_1mg[p, g]
-            peak = -np.inf
-            for g in range(n_nodes):
-                if a[g] > peak:
-                    peak = a[g]
-            if peak == -np.inf:
-                log_z[r] = -np.inf
+            total, log_z[r] = _row_weights(
+                x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep
+            )
+            if total == 0.0:
+                if keep_post:
+                    post[r, :] = 0.0
                 continue
-            total = 0.0
-            lo = n_nodes
-            hi = 0
-            for g in range(n_nodes):
-                d = a[g] - peak
-                # Nodes below exp(-40) of the peak add under 4e-18 each to a sum
-                # of at least 1, i.e. less than rounding; skipping them is the speed.
-                if d > -40.0:
-                    a[g] = np.exp(d)
-                    total += a[g]
-                    if g < lo:
-                        lo = g
-                    hi = g + 1
-                else:
-                    a[g] = 0.0
-            log_z[r] = np.log(total) + peak
-            scale = row_weight[r] / total
             inv = 1.0 / total
             if keep_post:
                 for g in range(n_nodes):
-                    post[r, g] = a[g] * inv
-            for g in range(lo, hi):
-                a[g] *= scale
-                w_c[c, g] += a[g]
-            for e in range(row_ptr[r], row_ptr[r + 1]):
-                p = entry_pair[e]
-                s = entry_s[e]
-                f = entry_f[e]
-                for g in range(lo, hi):
-                    s_c[c, p, g] += s * a[g]
-                    f_c[c, p, g] += f * a[g]
+                    post[r, g] = x[g] * inv
+            _accumulate(
+                x,
+                row_weight[r] * inv,
+                w_c[c],
+                s_c[c],
+                f_c[c],
+                r,
+                row_ptr,
+                entry_pair,
+                entry_s,
+                entry_f,
+            )
     return log_z, w_c.sum(axis=0), s_c.sum(axis=0), f_c.sum(axis=0)
 
 
+def _serial_clone(func, name):
+    """``func`` under another name, so Numba caches its serial compilation apart.
+
+    Numba cannot cache a function that calls a parallel one, and PyTensor
+    caches the graphs it compiles only if every part can be cached; the Op of
+    :mod:`attnmodel._ops` therefore calls this serial copy (``prange`` runs as
+    ``range``). Chains running in parallel processes keep both cores busy.
+    """
+    clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
+    clone.__qualname__ = name
+    clone.__doc__ = func.__doc__
+    return clone
+
+
+_estep_stats_serial = numba.njit(cache=True)(
+    _serial_clone(_estep_stats.py_func, "_estep_stats_serial")
+)
+
+
+@numba.njit(cache=True)
+def estep_serial(row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass):
+    """The E-step on the table's arrays in one thread, callable from compiled code."""
+    post = np.empty((0, log_mass.size))
+    return _estep_stats_serial(
+        row_ptr,
+        entry_pair,
+        entry_s,
+        entry_f,
+        row_weight,
+        log_g,
+        log_1mg,
+        log_mass,
+        1,
+        post,
+        TABLE_MAX_COUNT,
+    )
+
+
+def count_arrays(counts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(row_ptr, entry_pair, entry_s, entry_f)`` of a count table, as the kernel takes them."""
+    return (
+        np.ascontiguousarray(counts.row_ptr, dtype=np.int64),
+        np.ascontiguousarray(counts.entry_pair, dtype=np.int64),
+        np.ascontiguousarray(counts.entry_s, dtype=np.int64),
+        np.ascontiguousarray(counts.entry_n - counts.entry_s, dtype=np.int64),
+    )
+
+
 def estep_stats(
-    counts, log_g: np.ndarray, log_1mg: np.ndarray, log_mass: np.ndarray, posterior: bool = False
+    counts,
+    log_g: np.ndarray,
+    log_1mg: np.ndarray,
+    log_mass: np.ndarray,
+    posterior: bool = False,
+    *,
+    tables: bool = True,
 ):
     """Row log-marginals and M-step statistics in one compiled pass.
 
@@ -100,6 +354,11 @@ def estep_stats(
     counts : CountTable
     log_g, log_1mg : ndarray, shape (P, G)
     log_mass : ndarray, shape (G,)
+    posterior : bool
+        Also return the posterior node probabilities per row.
+    tables : bool
+        Use the power tables where they apply (default); ``False`` forces the
+        log-space path for every row (the tests compare the two).
 
     Returns
     -------
@@ -107,20 +366,250 @@ def estep_stats(
     weight : ndarray, shape (G,)
     s_stat, f_stat : ndarray, shape (P, G)
     post : ndarray, shape (R, G), or None
-        Posterior node probabilities per row, when ``posterior`` is true.
     """
     n_chunks = max(1, min(numba.get_num_threads() * 4, counts.n_rows))
     post = np.empty((counts.n_rows if posterior else 0, log_mass.size))
     out = _estep_stats(
-        counts.row_ptr,
-        counts.entry_pair,
-        counts.entry_s.astype(np.float64),
-        (counts.entry_n - counts.entry_s).astype(np.float64),
-        counts.row_weight,
-        np.ascontiguousarray(log_g),
-        np.ascontiguousarray(log_1mg),
-        np.ascontiguousarray(log_mass),
+        *count_arrays(counts),
+        np.ascontiguousarray(counts.row_weight, dtype=np.float64),
+        np.ascontiguousarray(log_g, dtype=np.float64),
+        np.ascontiguousarray(log_1mg, dtype=np.float64),
+        np.ascontiguousarray(log_mass, dtype=np.float64),
         n_chunks,
         post,
+        TABLE_MAX_COUNT if tables else -1,
     )
     return (*out, post if posterior else None)
+
+
+# -- per-row conditional summaries on the grid (NUTS post-processing) ----------------
+#
+# The same numbers as attnmodel.conditional.GridCells built on the E-step's
+# posterior (log density linear in u between nodes, floored 700 below the
+# row's peak), computed only over the cells next to nodes holding more than
+# 1e-20 of the row's largest node mass: the cells left out carry less than
+# 1e-17 of the row's mass together, below rounding.
+
+#: Nodes below this share of a row's largest node mass are left out of its cells.
+_CELL_CUT = 1e-20
+#: exp(-700): GridCells floors log densities 700 below a row's peak.
+_E700 = np.exp(-700.0)
+
+
+@numba.njit(cache=True)
+def _exprel_neg(t):
+    """``(1 - exp(-t)) / t`` for ``t >= 0`` (1 at 0), as scipy's ``exprel(-t)``."""
+    if t == 0.0:
+        return 1.0
+    return -np.expm1(-t) / t
+
+
+@numba.njit(cache=True)
+def _within_cell(unif, slope):
+    if abs(slope) < 1e-9:
+        return unif
+    x = np.log1p(unif * np.expm1(slope)) / slope
+    return min(max(x, 0.0), 1.0)
+
+
+@numba.njit(cache=True)
+def _cell_cdf(x, slope):
+    if abs(slope) < 1e-9:
+        return x
+    if slope > 0:
+        out = 1.0 - (-np.expm1(-slope * (1.0 - x))) / (-np.expm1(-slope))
+    else:
+        out = np.expm1(slope * x) / np.expm1(slope)
+    return min(max(out, 0.0), 1.0)
+
+
+@numba.njit(cache=True)
+def _pick_cell(cum, lo, hi, unif):
+    """First cell in ``lo..hi-1`` whose cumulative share exceeds ``unif`` (the last if none)."""
+    a = lo
+    b = hi - 1
+    while a < b:
+        mid = (a + b) // 2
+        if cum[mid] > unif:
+            b = mid
+        else:
+            a = mid + 1
+    return a
+
+
+@numba.njit(cache=True)
+def _exprel_ratio(r):
+    """``((1 - r) / t, t)`` with ``t = -log r``, for ``0 < r <= 1``.
+
+    A cell whose log density falls linearly by ``t`` has mass ``width * upper
+    density * (1 - r) / t``; written so that neither small nor large ``t``
+    loses digits.
+    """
+    if r < 0.5:
+        t = -np.log(r)
+        return (1.0 - r) / t, t
+    q = 1.0 - r  # exact for r in [0.5, 1]
+    if q == 0.0:
+        return 1.0, 0.0
+    t = -np.log1p(-q)
+    return q / t, t
+
+
+@numba.njit(cache=True)
+def _row_cells(x, inv_weight, width, cum, slope):
+    """Cells of one row from its node weights ``x``; returns (first cell, end cell).
+
+    The cells' masses are those of :class:`attnmodel.conditional.GridCells`
+    (log density linear between nodes, floored 700 below the row's peak)
+    relative to the peak density, computed from density ratios: one logarithm
+    per cell.
+    """
+    n_nodes = x.size
+    big = 0.0
+    for g in range(n_nodes):
+        if x[g] > big:
+            big = x[g]
+    cut = big * _CELL_CUT
+    lo = 0
+    while x[lo] <= cut:
+        lo += 1
+    hi = n_nodes
+    while x[hi - 1] <= cut:
+        hi -= 1
+    c0 = max(lo - 1, 0)
+    c1 = min(hi, n_nodes - 1)  # cells c0..c1-1
+    dpeak = 0.0
+    for g in range(c0, c1 + 1):
+        d = x[g] * inv_weight[g]
+        if d > dpeak:
+            dpeak = d
+    floor = dpeak * _E700
+    inv_peak = 1.0 / dpeak
+    acc = 0.0
+    db = x[c0] * inv_weight[c0]
+    for i in range(c0, c1):
+        da = db
+        db = x[i + 1] * inv_weight[i + 1]
+        hi_d = max(da, db)
+        lo_d = min(da, db)
+        if lo_d >= floor:
+            ex, t = _exprel_ratio(lo_d / hi_d)
+            m = hi_d * inv_peak
+        else:
+            # One end below the floor: both ends in logs relative to the peak, floored.
+            a = max(np.log(hi_d * inv_peak), -700.0) if hi_d > 0.0 else -700.0
+            b = -700.0
+            t = a - b
+            ex = _exprel_neg(t)
+            m = np.exp(a)
+        slope[i] = t if db >= da else -t
+        acc += width[i] * m * ex
+        cum[i] = acc
+    inv = 1.0 / acc
+    for i in range(c0, c1):
+        cum[i] *= inv
+    cum[c1 - 1] = 1.0
+    return c0, c1
+
+
+@numba.njit(cache=True, parallel=True)
+def grid_summaries(
+    row_ptr,
+    entry_pair,
+    entry_s,
+    entry_f,
+    log_g,
+    log_1mg,
+    log_mass,
+    u,
+    log_weight,
+    eta,
+    u_star,
+    unif_pick,
+    unif_within,
+    user_row,
+    unif_user_pick,
+    unif_user_within,
+    n_chunks,
+):
+    """Per-row conditional summaries at one global draw, on the logit grid.
+
+    Returns ``log_z``, ``mean``, ``second``, ``tail`` (``P(u >= u_star)``),
+    ``eta_row`` (one draw per row from ``unif_pick`` / ``unif_within``) and
+    ``eta_user`` (one draw per entry of ``user_row`` from the user uniforms;
+    empty when those are).
+    """
+    n_rows = row_ptr.size - 1
+    n_nodes = log_mass.size
+    width = u[1:] - u[:-1]
+    inv_weight = np.exp(-log_weight)
+    # The cell holding u_star, and u_star's place in it, as GridCells.tail finds them.
+    i_star = np.searchsorted(u, u_star, side="right") - 1
+    i_star = min(max(i_star, 0), n_nodes - 2)
+    x_star = min(max((u_star - u[i_star]) / width[i_star], 0.0), 1.0)
+    log_z = np.empty(n_rows)
+    mean = np.empty(n_rows)
+    second = np.empty(n_rows)
+    tail = np.empty(n_rows)
+    eta_row = np.empty(n_rows)
+    keep_cells = unif_user_pick.size > 0
+    cum_all = np.empty((n_rows if keep_cells else 0, n_nodes))
+    slope_all = np.empty((n_rows if keep_cells else 0, n_nodes))
+    span = np.empty((n_rows, 2), dtype=np.int64)
+    prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, TABLE_MAX_COUNT)
+    size = (n_rows + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        x = np.empty(n_nodes)
+        cum = np.empty(n_nodes)
+        slope = np.empty(n_nodes)
+        for r in range(c * size, min(n_rows, (c + 1) * size)):
+            total, log_z[r] = _row_weights(
+                x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep
+            )
+            if total == 0.0:
+                # No node explains the row: nothing to summarise.
+                mean[r] = second[r] = tail[r] = eta_row[r] = np.nan
+                span[r, 0] = span[r, 1] = 0
+                continue
+            c0, c1 = _row_cells(x, inv_weight, width, cum, slope)
+            m1 = 0.0
+            m2 = 0.0
+            for g in range(c0, c1 + 1):
+                m1 += x[g] * eta[g]
+                m2 += x[g] * eta[g] * eta[g]
+            mean[r] = m1 / total
+            second[r] = m2 / total
+            span[r, 0] = c0
+            span[r, 1] = c1
+            if i_star < c0:
+                tail[r] = 1.0
+            elif i_star >= c1:
+                tail[r] = 0.0
+            else:
+                below = cum[i_star - 1] if i_star > c0 else 0.0
+                cell = cum[i_star] - below
+                t = 1.0 - below - cell * _cell_cdf(x_star, slope[i_star])
+                tail[r] = min(max(t, 0.0), 1.0)
+            k = _pick_cell(cum, c0, c1, unif_pick[r])
+            eta_row[r] = _expit(u[k] + _within_cell(unif_within[r], slope[k]) * width[k])
+            if keep_cells:
+                for i in range(c0, c1):
+                    cum_all[r, i] = cum[i]
+                    slope_all[r, i] = slope[i]
+    eta_user = np.empty(unif_user_pick.size)
+    for j in numba.prange(unif_user_pick.size):
+        r = user_row[j]
+        if span[r, 1] == 0:
+            eta_user[j] = np.nan
+            continue
+        k = _pick_cell(cum_all[r], span[r, 0], span[r, 1], unif_user_pick[j])
+        eta_user[j] = _expit(u[k] + _within_cell(unif_user_within[j], slope_all[r, k]) * width[k])
+    return log_z, mean, second, tail, eta_row, eta_user
+
+
+@numba.njit(cache=True)
+def _expit(v):
+    if v >= 0:
+        return 1.0 / (1.0 + np.exp(-v))
+    e = np.exp(v)
+    return e / (1.0 + e)

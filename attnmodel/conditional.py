@@ -22,7 +22,7 @@ from scipy import special
 
 from attnmodel.grid import LogitGrid
 
-__all__ = ["AtomCells", "GridCells", "pick"]
+__all__ = ["AtomCells", "GridCells", "pick", "grid_row_summaries"]
 
 
 def normalised_cum(prob: np.ndarray) -> np.ndarray:
@@ -148,3 +148,70 @@ class AtomCells:
         """One atom for each entry of ``rows``, drawn by membership probability."""
         rows = np.asarray(rows)
         return self.locations[pick(self.flat, self.locations.size, rows, rng.random(rows.shape))]
+
+
+def grid_row_summaries(
+    counts,
+    grid: LogitGrid,
+    log_g: np.ndarray,
+    log_1mg: np.ndarray,
+    log_mass: np.ndarray,
+    eta_star: float,
+    rng: np.random.Generator,
+    user_row: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Everything :class:`GridCells` gives per row at one set of global parameters, compiled.
+
+    One pass of :func:`attnmodel._kernels.grid_summaries` over the count
+    rows forms each row's posterior on the grid (as the E-step does) and its
+    cells, for NUTS post-processing at every draw. Uniforms are taken from
+    ``rng`` in the order :meth:`GridCells.sample` takes them (rows' cell
+    picks, rows' places within cells, then the same for ``user_row``), so
+    the draws equal those of ``GridCells`` on the same posterior.
+
+    Returns
+    -------
+    dict with ``log_z``, ``mean``, ``second``, ``tail``, ``eta_row`` (shape (R,)) and
+    ``eta_user`` (shape of ``user_row``, when given).
+    """
+    import numba
+
+    from attnmodel import _kernels
+
+    n_rows = counts.n_rows
+    pick_u, within_u = rng.random(n_rows), rng.random(n_rows)
+    if user_row is None:
+        user_row = np.zeros(0, dtype=np.int64)
+        user_pick, user_within = np.zeros(0), np.zeros(0)
+    else:
+        user_row = np.ascontiguousarray(user_row, dtype=np.int64)
+        user_pick, user_within = rng.random(user_row.size), rng.random(user_row.size)
+    u_star = float(special.logit(min(max(eta_star, 0.0), 1.0)))
+    n_chunks = max(1, min(numba.get_num_threads() * 4, n_rows))
+    row_ptr, pair, s, f = _kernels.count_arrays(counts)
+    out = _kernels.grid_summaries(
+        row_ptr,
+        pair,
+        s,
+        f,
+        np.ascontiguousarray(log_g, dtype=np.float64),
+        np.ascontiguousarray(log_1mg, dtype=np.float64),
+        np.ascontiguousarray(log_mass, dtype=np.float64),
+        grid.u,
+        grid.log_weight,
+        grid.eta,
+        u_star,
+        pick_u,
+        within_u,
+        user_row,
+        user_pick,
+        user_within,
+        n_chunks,
+    )
+    names = ("log_z", "mean", "second", "tail", "eta_row", "eta_user")
+    result = dict(zip(names, out, strict=True))
+    if eta_star <= 0.0:
+        result["tail"] = np.ones(n_rows)
+    elif eta_star >= 1.0:
+        result["tail"] = np.zeros(n_rows)
+    return result

@@ -30,8 +30,9 @@ import pymc as pm
 import xarray as xr
 from scipy import special
 
-from attnmodel.conditional import AtomCells, GridCells
+from attnmodel.conditional import AtomCells, grid_row_summaries
 from attnmodel.em import EMProblem, EMState
+from attnmodel.grid import pair_log_probs
 from attnmodel.pymc_model import AttnModel, build_model
 from attnmodel.results import mu_spec_to_json
 
@@ -43,6 +44,11 @@ SAMPLERS = ("default", "pymc", "nutpie", "numpyro")
 #: Above this many (draw, user) values per-user draws and pointwise log-likelihoods
 #: are not stored unless asked for.
 STORE_LIMIT = 20_000_000
+
+#: Per-row summaries are averaged over at most about this many (draw, distinct row)
+#: pairs: beyond it every k-th draw is used (unless per-user draws or pointwise
+#: log-likelihoods are stored, which need every draw).
+SUMMARY_BUDGET = 2_000_000
 
 
 def _check_sampler(sampler: str) -> str | None:
@@ -121,6 +127,8 @@ def sample_nuts(
     nuts_sampler = _check_sampler(sampler)
     if not 0.0 <= eta_star <= 1.0:
         raise ValueError(f"eta_star must lie in [0, 1], got {eta_star}")
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
     attn = build_model(
         data,
         family,
@@ -144,24 +152,44 @@ def sample_nuts(
         kwargs["cores"] = cores
     if nuts_sampler is not None:
         kwargs["nuts_sampler"] = nuts_sampler
+    timings["build"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     if attn.parameterization == "identified" and "initvals" not in sample_kwargs:
         kwargs.update(
             _identified_starts(
-                attn, data, family, mu, mu_prior, priors, n_components, chains, seed, nuts_sampler
+                attn,
+                data,
+                family,
+                mu,
+                mu_prior,
+                priors,
+                n_components,
+                chains,
+                seed,
+                nuts_sampler,
+                target_accept,
             )
         )
+    if "step" in kwargs:
+        # The step carries target_accept itself.
+        del kwargs["nuts"]
+    elif nuts_sampler == "pymc":
+        kwargs["compile_kwargs"] = {"mode": _compile_mode()}
     kwargs.update(sample_kwargs)
-    start = time.perf_counter()
+    timings["start"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     with attn.model:
         idata = pm.sample(**kwargs)
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - clock
+    timings["sample"] = wall
+    clock = time.perf_counter()
     n_users = len(attn.users)
     total = chains * draws * n_users
     if store_eta == "auto":
         store_eta = total <= STORE_LIMIT
     if log_likelihood == "auto":
         log_likelihood = total <= STORE_LIMIT
-    return _to_datatree(
+    tree = _to_datatree(
         attn,
         idata,
         eta_star=eta_star,
@@ -181,19 +209,42 @@ def sample_nuts(
             "wall_time": wall,
         },
     )
+    # Seconds per phase: building the model, the start (MAP-EM, and for PyMC's
+    # NUTS compiling the step and the curvature), pm.sample, post-processing.
+    timings["post"] = time.perf_counter() - clock
+    settings = json.loads(tree.attrs["settings"])
+    settings["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    tree.attrs["settings"] = json.dumps(settings)
+    return tree
 
 
 def _identified_starts(
-    attn, data, family, mu, mu_prior, priors, n_components, chains, seed, nuts_sampler
+    attn,
+    data,
+    family,
+    mu,
+    mu_prior,
+    priors,
+    n_components,
+    chains,
+    seed,
+    nuts_sampler,
+    target_accept,
 ) -> dict[str, Any]:
-    """Starting points in the identified coordinates: the MAP-EM estimate, spread along the scale.
+    """Starting points and (PyMC's NUTS) a mass matrix for the identified coordinates.
 
-    The identified coordinates are defined only where the votes' moments leave
-    room for a scale, and PyMC's default jitter of every coordinate often
-    leaves that set when there are many pairs. Each chain starts at the EM
-    estimate with its scale coordinate (the weakly identified direction)
-    drawn uniformly on (-1, 1) around it, which still spreads the chains for
-    r_hat.
+    The chains start at the MAP-EM estimate. The identified coordinates are
+    defined only where the votes' moments leave room for a scale, and PyMC's
+    default jitter of every coordinate often leaves that set when there are
+    many pairs; instead each chain's scale coordinate (the weakly identified
+    direction) is moved by a uniform draw on ``(-w, w)``, ``w`` the smaller of
+    1 and twice its posterior sd at the mode, which still spreads the chains
+    for r_hat.
+
+    For PyMC's NUTS the diagonal mass matrix starts from the curvature at the
+    mode (central differences of the gradient) rather than from ones: with
+    many users the posterior is narrow, and a unit mass matrix makes the
+    first hundreds of tuning steps build deep trees with tiny step sizes.
     """
     from attnmodel.em import fit_em
     from attnmodel.pymc_model import _n_fixed, identified_point
@@ -210,15 +261,74 @@ def _identified_starts(
     )
     z0 = identified_point(attn, em.params_, em.mu_.to_numpy())
     k = _n_fixed(attn.family) - 1
+    step = None
+    var = None
+    if nuts_sampler == "pymc":
+        with attn.model:
+            step = pm.NUTS(target_accept=target_accept, compile_kwargs={"mode": _compile_mode()})
+        var = _mode_variance(step, {"identified_coords": z0})
+        if var is not None:
+            from pymc.step_methods.hmc.integration import CpuLeapfrogIntegrator
+            from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
+
+            step.potential = QuadPotentialDiagAdapt(z0.size, z0, var, 10)
+            step.integrator = CpuLeapfrogIntegrator(step.potential, step._logp_dlogp_func)
+    spread = 1.0 if var is None else min(1.0, 2.0 * float(np.sqrt(var[k])))
     rng = np.random.default_rng([seed, 2])
     starts = []
     for _ in range(chains):
         z = z0.copy()
-        z[k] += rng.uniform(-1.0, 1.0)
+        z[k] += spread * rng.uniform(-1.0, 1.0)
         starts.append({"identified_coords": z})
-    if nuts_sampler == "pymc":
-        return {"initvals": starts, "init": "adapt_diag"}
+    if step is not None:
+        return {"initvals": starts, "step": step}
     return {"initvals": starts[0]}
+
+
+def _compile_mode():
+    """PyTensor's default mode without the in-place rewrite.
+
+    On the identified model's gradient graph that rewrite alone takes about
+    20 s (against under 4 s for the whole compilation without it), and the
+    vectors it would save copies of have a handful of elements.
+    """
+    from pytensor.compile.mode import get_default_mode
+
+    return get_default_mode().excluding("inplace")
+
+
+def _mode_variance(step, point: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Diagonal of the inverse negative Hessian of the log density at ``point``, or None.
+
+    Central differences of the step's own compiled gradient (no second
+    compilation). None when the curvature is not that of a mode (a start on
+    the admissible set's edge, say), in which case PyMC's unit start is kept.
+    """
+    from pymc.blocking import DictToArrayBijection
+
+    fn = step._logp_dlogp_func
+    fn.set_extra_values({})
+    x0 = DictToArrayBijection.map(point)
+    n = x0.data.size
+    hess = np.empty((n, n))
+    for j in range(n):
+        h = 1e-4 * max(1.0, abs(float(x0.data[j])))
+        grads = []
+        for sign in (1.0, -1.0):
+            x = x0.data.copy()
+            x[j] += sign * h
+            _, g = fn(DictToArrayBijection.map(DictToArrayBijection.rmap(x0._replace(data=x))))
+            grads.append(np.asarray(g, dtype=float))
+        hess[:, j] = (grads[0] - grads[1]) / (2.0 * h)
+    hess = 0.5 * (hess + hess.T)
+    if not np.all(np.isfinite(hess)):
+        return None
+    try:
+        cov = np.linalg.inv(-hess)
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None
+    return np.diag(cov).copy()
 
 
 def _global_draws(attn: AttnModel, posterior: xr.Dataset) -> xr.Dataset:
@@ -251,7 +361,9 @@ def conditional_summaries(
 
     Returns arrays of shape (chain, draw, R) (``mean``, ``second``, ``tail``,
     ``eta_row``, ``loglik_row``), (chain, draw, R, K) ``membership`` for discrete
-    families, and (chain, draw, n_users) ``eta_user`` when asked for.
+    families, and (chain, draw, n_users) ``eta_user`` when asked for. On the
+    grid, one compiled pass per draw does all of it
+    (:func:`attnmodel.conditional.grid_row_summaries`).
     """
     counts = attn.counts
     problem = EMProblem(counts, attn.family, attn.mu_spec, grid=attn.grid)
@@ -275,25 +387,56 @@ def conditional_summaries(
     for c in range(n_chain):
         for d in range(n_draw):
             state = _state(attn, draws, c, d)
-            estep = problem.e_step(state, posterior=True)
-            post = estep.posterior
             if attn.family.discrete:
+                estep = problem.e_step(state, posterior=True)
+                post = estep.posterior
                 _, eta = attn.family.components(state.params)
                 order = np.argsort(eta, kind="stable")
                 out["membership"][c, d] = post[:, order]
                 cells = AtomCells(post, eta)
+                row = {
+                    "log_z": estep.row_log_marginal,
+                    "mean": post @ eta,
+                    "second": post @ eta**2,
+                    "tail": cells.tail(eta_star),
+                    "eta_row": cells.sample(all_rows, rng),
+                }
+                if store_eta:
+                    row["eta_user"] = cells.sample(counts.user_row, rng)
             else:
-                eta = attn.grid.eta
-                cells = GridCells(attn.grid, post)
-            out["mean"][c, d] = post @ eta
-            out["second"][c, d] = post @ eta**2
-            out["tail"][c, d] = cells.tail(eta_star)
-            out["eta_row"][c, d] = cells.sample(all_rows, rng)
+                eta, one_minus_eta, log_mass = problem.nodes(state.params)
+                log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+                row = grid_row_summaries(
+                    counts,
+                    attn.grid,
+                    log_g,
+                    log_1mg,
+                    log_mass,
+                    eta_star,
+                    rng,
+                    counts.user_row if store_eta else None,
+                )
+            for name in ("mean", "second", "tail", "eta_row"):
+                out[name][c, d] = row[name]
             if store_eta:
-                out["eta_user"][c, d] = cells.sample(counts.user_row, rng)
+                out["eta_user"][c, d] = row["eta_user"]
             if log_likelihood:
-                out["loglik_row"][c, d] = estep.row_log_marginal + const
+                out["loglik_row"][c, d] = row["log_z"] + const
     return out
+
+
+def summary_thin(n_draws: int, n_rows: int, every_draw: bool) -> int:
+    """Stride over the draws for the per-row summaries (1: every draw).
+
+    The Rao-Blackwellised averages need far fewer draws than the global
+    parameters do; with many distinct rows, every k-th draw keeps their cost
+    within :data:`SUMMARY_BUDGET` (their MCSE is computed from the draws used).
+    ``every_draw`` (per-user draws or pointwise log-likelihoods are stored)
+    forces a stride of 1.
+    """
+    if every_draw or n_draws * n_rows <= SUMMARY_BUDGET:
+        return 1
+    return int(np.ceil(n_draws * n_rows / SUMMARY_BUDGET))
 
 
 def _binomial_const(counts) -> np.ndarray:
@@ -321,9 +464,14 @@ def _to_datatree(
     draws = _global_draws(attn, posterior_in)
     rng = np.random.default_rng([seed, 1])
     latent_eta = attn.variant == "latent" and "eta" in posterior_in
+    thin = summary_thin(
+        draws.sizes["chain"] * draws.sizes["draw"],
+        attn.counts.n_rows,
+        (store_eta and not latent_eta) or log_likelihood,
+    )
     summ = conditional_summaries(
         attn,
-        draws,
+        draws.isel(draw=slice(None, None, thin)),
         eta_star=eta_star,
         store_eta=store_eta and not latent_eta,
         log_likelihood=log_likelihood,
@@ -332,6 +480,7 @@ def _to_datatree(
     users = list(attn.users)
     user_row = attn.counts.user_row
     chain_draw = {"chain": draws["chain"].values, "draw": draws["draw"].values}
+    used = {"chain": draws["chain"].values, "draw": draws["draw"].values[::thin]}
     posterior = draws.copy()
     posterior["mu"] = posterior["mu"].astype(float)
     if latent_eta:
@@ -345,7 +494,7 @@ def _to_datatree(
             "tail": (("chain", "draw", "row"), summ["tail"]),
             "eta_row": (("chain", "draw", "row"), summ["eta_row"]),
         },
-        coords=chain_draw,
+        coords=used,
     )
     mean_row = summ["mean"].mean(axis=(0, 1))
     second_row = summ["second"].mean(axis=(0, 1))
@@ -364,7 +513,7 @@ def _to_datatree(
             "n_votes": ("user", attn.counts.votes_per_user()),
         },
         coords={"user": users, "ci_bound": ["lower", "upper"]},
-        attrs={"eta_star": float(eta_star), "hdi_prob": float(hdi_prob)},
+        attrs={"eta_star": float(eta_star), "hdi_prob": float(hdi_prob), "summary_thin": thin},
     )
     if attn.family.discrete:
         k = attn.family.n_components

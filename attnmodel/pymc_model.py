@@ -329,16 +329,6 @@ def _atoms(family: Family, params: dict):
     return pt.log(params["weights"]), params["locations"]
 
 
-def _dense_counts(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
-    """Dense (R, P) wins and losses per distinct row."""
-    r = counts.entry_row
-    s = np.zeros((counts.n_rows, counts.n_pairs))
-    f = np.zeros((counts.n_rows, counts.n_pairs))
-    np.add.at(s, (r, counts.entry_pair), counts.entry_s)
-    np.add.at(f, (r, counts.entry_pair), counts.entry_n - counts.entry_s)
-    return s, f
-
-
 def _binomial_log_const(counts: CountTable) -> np.ndarray:
     """``sum_k log C(n_k, s_k)`` per distinct row, shape (R,)."""
     from scipy.special import gammaln
@@ -346,14 +336,6 @@ def _binomial_log_const(counts: CountTable) -> np.ndarray:
     n, s = counts.entry_n.astype(float), counts.entry_s.astype(float)
     c = gammaln(n + 1) - gammaln(s + 1) - gammaln(n - s + 1)
     return counts.row_sum(c)
-
-
-def _row_loglik_tensor(s_mat, f_mat, eta, mu):
-    """``sum_k s log g + f log(1 - g)`` per (row, node), tensor (R, G)."""
-    d = (mu - 0.5)[:, None]
-    log_g = pt.log(0.5 + eta[None, :] * d)
-    log_1mg = pt.log(0.5 - eta[None, :] * d)
-    return pt.dot(s_mat, log_g) + pt.dot(f_mat, log_1mg)
 
 
 # -- identified coordinates -------------------------------------------------------
@@ -723,28 +705,40 @@ def _mu_tensor(spec: MuSpec, unknown: np.ndarray, model: pm.Model):
     return pm.Deterministic("mu", full, dims="pair")
 
 
+def _pair_log_probs_tensor(eta, one_minus_eta, mu):
+    """``log g`` and ``log(1 - g)`` per (pair, node), as :func:`attnmodel.grid.pair_log_probs`."""
+    half = 0.5 * one_minus_eta[None, :]
+    m = mu[:, None]
+    return pt.log(half + eta[None, :] * m), pt.log(half + eta[None, :] * (1.0 - m))
+
+
 def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) -> None:
-    s_mat, f_mat = _dense_counts(counts)
+    from attnmodel._ops import marginal_votes
+
     const = _binomial_log_const(counts)
     # Users per distinct row, as data: a model built on a table that lists every
     # possible row (with zero weights allowed) serves many data sets with one
     # compilation (``pm.set_data({"row_weight": ...})``), as calibration checks need.
     weight = pm.Data("row_weight", counts.row_weight.astype(np.float64))
     if fam.discrete:
-        logw, loc = _atoms(fam, params)
-        ll = _row_loglik_tensor(s_mat, f_mat, loc, mu_t) + logw[None, :]
+        log_mass, loc = _atoms(fam, params)
+        log_g, log_1mg = _pair_log_probs_tensor(loc, 1.0 - loc, mu_t)
     else:
         log_mass = grid.log_weight + _log_density_logit(fam, params, grid.u)
         if spec.unknown.size == 0:
-            from attnmodel.grid import pair_log_probs, row_loglik
+            from attnmodel.grid import pair_log_probs
 
-            ll_fixed = row_loglik(counts, *pair_log_probs(grid.eta, grid.one_minus_eta, spec.known))
-            ll = pt.as_tensor_variable(ll_fixed) + log_mass[None, :]
+            log_g, log_1mg = (
+                pt.as_tensor_variable(x)
+                for x in pair_log_probs(grid.eta, grid.one_minus_eta, spec.known)
+            )
         else:
-            ll = _row_loglik_tensor(s_mat, f_mat, pt.as_tensor_variable(grid.eta), mu_t)
-            ll = ll + log_mass[None, :]
-    row_lp = pt.logsumexp(ll, axis=1) + const
-    total = pt.dot(weight, row_lp)
+            log_g, log_1mg = _pair_log_probs_tensor(
+                pt.as_tensor_variable(grid.eta), pt.as_tensor_variable(grid.one_minus_eta), mu_t
+            )
+    # The E-step kernel gives the log-likelihood and, by Fisher's identity, its
+    # gradient in one pass over the rows (see attnmodel._ops).
+    total = marginal_votes(counts, weight, log_g, log_1mg, log_mass) + pt.dot(weight, const)
     if feasible is not None:
         # Outside the admissible set the parameters are meaningless (possibly NaN).
         total = pt.switch(feasible, total, -np.inf)

@@ -115,6 +115,48 @@ def test_discrete_family_reports_membership(small_data):
     assert set(post.data_vars) == {"q_low", "eta_low", "eta_high", "mu", "eta"}
 
 
+def test_mode_variance_is_the_inverse_curvature():
+    """The mass matrix PyMC's NUTS starts from: diag of (-Hessian)^-1 at the mode."""
+    import pymc as pm
+
+    from attnmodel.nuts import _mode_variance
+
+    with pm.Model():
+        pm.Normal("x", mu=1.0, sigma=np.array([0.01, 3.0]))
+        step = pm.NUTS()
+    var = _mode_variance(step, {"x": np.array([1.0, 1.0])})
+    # A Gaussian's gradient is linear: central differences are exact up to rounding.
+    np.testing.assert_allclose(var, [1e-4, 9.0], rtol=1e-6)
+
+
+def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monkeypatch):
+    """Mu under a prior: curvature-started PyMC NUTS, same seed same draws; many rows
+    (here: a tiny budget) make the per-row summaries use every k-th draw."""
+    import attnmodel.nuts as nuts
+
+    monkeypatch.setattr(nuts, "SUMMARY_BUDGET", 10 * small_data.counts.n_rows)
+    kw = {**SMALL, "draws": 100, "tune": 150, "store_eta": False, "log_likelihood": False}
+    a = sample_nuts(small_data, "beta", mu_prior=(8, 2), **kw)
+    b = sample_nuts(small_data, "beta", mu_prior=(8, 2), **kw)
+    assert a.attrs["parameterization"] == "identified"
+    np.testing.assert_array_equal(a["posterior"]["alpha"], b["posterior"]["alpha"])
+    np.testing.assert_array_equal(a["attentiveness"]["p_above"], b["attentiveness"]["p_above"])
+    # 2 chains x 100 draws over a budget of 10 draws' worth of rows: every 20th draw.
+    assert a["attentiveness"].attrs["summary_thin"] == 20
+    assert np.all((a["attentiveness"]["p_above"] >= 0) & (a["attentiveness"]["p_above"] <= 1))
+    timings = json.loads(a.attrs["settings"])["timings"]
+    assert set(timings) == {"build", "start", "sample", "post"}
+
+
+def test_summary_stride_defaults():
+    from attnmodel.nuts import SUMMARY_BUDGET, summary_thin
+
+    assert SUMMARY_BUDGET == 2_000_000
+    assert summary_thin(4000, 25, every_draw=False) == 1  # the paper's setting: every draw
+    assert summary_thin(4000, 1800, every_draw=False) == 4  # 10^5 users: every 4th
+    assert summary_thin(4000, 1800, every_draw=True) == 1  # per-user draws stored
+
+
 # -- the paper's setting (slow) ------------------------------------------------------
 
 

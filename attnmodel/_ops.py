@@ -1,0 +1,183 @@
+"""The marginal vote likelihood as one PyTensor Op, with its gradient from the E-step.
+
+``MarginalVotes`` takes a count table (as arrays), the users per distinct row,
+``log g`` and ``log(1 - g)`` per pair and node, and the log prior mass per
+node, and returns
+
+* ``total = sum_r weight_r log Z_r`` (the log-likelihood up to the binomial
+  coefficients),
+* ``log_z`` (R,), and the E-step sums ``W`` (G,), ``S`` and ``F`` (P, G).
+
+The gradient needs no second pass: by Fisher's identity the derivative of
+``total`` in ``log_mass_g`` is ``W_g``, in ``log g_pg`` it is ``S_pg`` and in
+``log(1 - g_pg)`` it is ``F_pg``; PyTensor chains these to ``mu`` and to the
+family's parameters. Both the Python ``perform`` and the Numba
+implementation call the compiled kernel of :mod:`attnmodel._kernels`, so the
+graph NUTS differentiates holds no (rows x nodes) tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+from attnmodel import _kernels
+
+__all__ = ["MarginalVotes", "marginal_votes"]
+
+
+class MarginalVotes(Op):
+    """``(total, log_z, W, S, F)`` of the E-step; see the module docstring."""
+
+    __props__ = ()
+
+    def make_node(
+        self, row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+    ):
+        ints = [
+            pt.as_tensor_variable(x).astype("int64")
+            for x in (row_ptr, entry_pair, entry_s, entry_f)
+        ]
+        floats = [
+            pt.as_tensor_variable(x).astype("float64")
+            for x in (row_weight, log_g, log_1mg, log_mass)
+        ]
+        for var, ndim, name in zip(
+            ints + floats, (1, 1, 1, 1, 1, 2, 2, 1), self._input_names, strict=True
+        ):
+            if var.ndim != ndim:
+                raise TypeError(f"{name} must have {ndim} dimension(s), got {var.ndim}")
+        outputs = [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dmatrix(), pt.dmatrix()]
+        return Apply(self, ints + floats, outputs)
+
+    _input_names = (
+        "row_ptr",
+        "entry_pair",
+        "entry_s",
+        "entry_f",
+        "row_weight",
+        "log_g",
+        "log_1mg",
+        "log_mass",
+    )
+
+    def perform(self, node, inputs, output_storage):
+        args = [np.ascontiguousarray(x) for x in inputs]
+        out = _marginal_votes_arrays(*args)
+        output_storage[0][0] = np.asarray(out[0])
+        for i in range(1, 5):
+            output_storage[i][0] = out[i]
+
+    def infer_shape(self, node, shapes):
+        row_ptr, _, _, _, _, log_g, _, log_mass = shapes
+        return [(), (row_ptr[0] - 1,), log_mass, log_g, log_g]
+
+    def connection_pattern(self, node):
+        # Every output depends on every float input; the integer structure is not differentiable.
+        return [[False] * 5] * 4 + [[True] * 5] * 4
+
+    def pullback(self, inputs, outputs, cotangents):
+        g_total = cotangents[0]
+        for g in cotangents[1:]:
+            if not isinstance(g.type, DisconnectedType):
+                raise NotImplementedError("only the total of MarginalVotes is differentiable")
+        _, log_z, w, s, f = outputs
+        # The integer count structure is not connected (see connection_pattern).
+        return [
+            *(DisconnectedType()() for _ in range(4)),
+            g_total * log_z,
+            g_total * s,
+            g_total * f,
+            g_total * w,
+        ]
+
+
+def _weighted_total(row_weight, log_z):
+    # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
+    total = 0.0
+    for r in range(log_z.size):
+        if row_weight[r] != 0.0:
+            total += row_weight[r] * log_z[r]
+    return total
+
+
+def _marginal_votes_arrays(
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+):
+    log_z, w, s, f = _kernels.estep_serial(
+        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+    )
+    return _weighted_total_jit(row_weight, log_z), log_z, w, s, f
+
+
+def _kernel_version() -> int:
+    """Changes with the kernel's source, so PyTensor's Numba cache never serves a stale one."""
+    src = Path(_kernels.__file__).read_bytes() + Path(__file__).read_bytes()
+    return int(hashlib.sha256(src).hexdigest()[:12], 16)
+
+
+_weighted_total_jit = numba.njit(cache=True)(_weighted_total)
+
+
+def _register_numba() -> None:
+    from pytensor.link.numba.dispatch.basic import (
+        numba_njit,
+        register_funcify_default_op_cache_key,
+    )
+
+    estep = _kernels.estep_serial
+    weighted_total = _weighted_total_jit
+
+    @register_funcify_default_op_cache_key(MarginalVotes)
+    def _numba_marginal_votes(op, node, **kwargs):
+        @numba_njit
+        def marginal_votes(
+            row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+        ):
+            log_z, w, s, f = estep(
+                row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+            )
+            return np.array(weighted_total(row_weight, log_z)), log_z, w, s, f
+
+        return marginal_votes, _kernel_version()
+
+
+_register_numba()
+
+_OP = MarginalVotes()
+
+
+def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass):
+    """``sum_r weight_r log Z_r`` for a :class:`~attnmodel.counts.CountTable`, as a tensor.
+
+    Parameters
+    ----------
+    counts : CountTable
+        Supplies the rows' entries (constants of the graph).
+    row_weight : tensor (R,)
+        Users per distinct row (``pm.Data`` in the model, so it can change).
+    log_g, log_1mg : tensor (P, G)
+    log_mass : tensor (G,)
+    """
+    # Shared variables rather than constants: large constants would make the
+    # compiled graph uncacheable (Numba treats big arrays as dynamic globals).
+    names = ("row_ptr", "entry_pair", "entry_s", "entry_f")
+    arrays = [
+        pytensor.shared(a, name=f"counts_{n}")
+        for a, n in zip(_kernels.count_arrays(counts), names, strict=True)
+    ]
+    return _OP(
+        *arrays,
+        row_weight,
+        log_g,
+        log_1mg,
+        log_mass,
+    )[0]

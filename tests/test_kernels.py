@@ -1,0 +1,128 @@
+"""The compiled E-step's two row paths (power tables, log space) against each other."""
+
+import numpy as np
+import pytest
+
+from attnmodel._kernels import TABLE_MAX_COUNT, estep_stats
+from attnmodel.data import VoteData
+from attnmodel.families import get_family
+from attnmodel.grid import make_logit_grid, pair_log_probs
+
+
+def _table(rng, n_users=300, n_pairs=3, big=()):
+    """Users with 1..120 votes per pair, some pairs left out, plus the given large counts."""
+    n = rng.integers(0, 120, size=(n_users, n_pairs))
+    n[:, 0] = np.maximum(n[:, 0], 1)
+    for i, count in enumerate(big):
+        n[i, i % n_pairs] = count
+    s = rng.binomial(n, 0.7)
+    return VoteData.from_counts(n, s).counts
+
+
+def _inputs(counts, mu, family="beta", params=None):
+    grid = make_logit_grid(200)
+    fam = get_family(family)
+    params = params or {"alpha": 2.0, "beta": 3.0}
+    log_mass = grid.log_weight + fam.log_density_logit(grid.u, params)
+    log_g, log_1mg = pair_log_probs(grid.eta, grid.one_minus_eta, np.asarray(mu, dtype=float))
+    return log_g, log_1mg, log_mass
+
+
+@pytest.mark.parametrize(
+    ("mu", "big"),
+    [
+        ((0.8, 0.6, 0.95), ()),
+        # Counts past the tables' reach, and rows whose likelihood underflows in
+        # linear space (thousands of votes): those rows take the log-space path.
+        ((0.8, 0.6, 0.95), (TABLE_MAX_COUNT + 1, 5000, 20_000)),
+        # mu = 1: log(1 - g) = -inf at eta = 1.
+        ((1.0, 0.6, 0.7), (3000,)),
+    ],
+)
+def test_tables_match_log_space(mu, big):
+    counts = _table(np.random.default_rng(3), big=big)
+    args = _inputs(counts, mu)
+    fast = estep_stats(counts, *args, posterior=True)
+    slow = estep_stats(counts, *args, posterior=True, tables=False)
+    # Same products, formed as exp(sum of logs) or as products of exp's: both carry
+    # relative errors of a few ulp times |log term| (< 1e3 here), so 1e-12 relative.
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-12)
+    np.testing.assert_allclose(fast[4], slow[4], rtol=1e-11, atol=1e-15)
+    for x, y in zip(fast[1:4], slow[1:4], strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12 * np.abs(y).max())
+
+
+def test_rows_with_thousands_of_votes_stay_finite():
+    counts = _table(np.random.default_rng(4), big=(10_000, 4000))
+    log_z, weight, *_ = estep_stats(counts, *_inputs(counts, (0.9, 0.6, 0.8)))
+    assert np.all(np.isfinite(log_z))
+    # 10,000 votes: the row's log marginal is about n log(1/2)-ish, far below exp's range.
+    assert log_z[counts.user_row[0]] < -5000
+    np.testing.assert_allclose(weight.sum(), counts.row_weight.sum(), rtol=1e-12)
+
+
+def test_impossible_nodes_and_zero_mass():
+    counts = _table(np.random.default_rng(5))
+    log_g, log_1mg, log_mass = _inputs(counts, (0.8, 0.6, 0.95))
+    log_mass = log_mass.copy()
+    log_mass[::2] = -np.inf
+    fast = estep_stats(counts, log_g, log_1mg, log_mass, posterior=True)
+    slow = estep_stats(counts, log_g, log_1mg, log_mass, posterior=True, tables=False)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-12)
+    assert np.all(fast[4][:, ::2] == 0.0)
+    log_z, *_ = estep_stats(counts, log_g, log_1mg, np.full_like(log_mass, -np.inf))
+    assert np.all(log_z == -np.inf)
+
+
+def test_ordinary_rows_take_the_table_path():
+    # The comparison above is only meaningful if the tables are used: every row
+    # of ordinary size must be formed from them (a return of -1 means log space).
+    from attnmodel import _kernels as k
+
+    counts = _table(np.random.default_rng(6), big=(5000,))
+    log_g, log_1mg, log_mass = _inputs(counts, (0.8, 0.6, 0.95))
+    row_ptr, pair, s, f = k.count_arrays(counts)
+    kmax = k._table_plan(pair, s, f, counts.n_pairs, log_mass.size, TABLE_MAX_COUNT)
+    lo_g, hi_g, off_g = k._power_tables(log_g, kmax[0])
+    lo_1, hi_1, off_1 = k._power_tables(log_1mg, kmax[1])
+    mass = np.exp(log_mass - log_mass.max())
+    x = np.empty(log_mass.size)
+    big_row = counts.user_row[0]
+    for r in range(counts.n_rows):
+        total = k._row_by_tables(
+            x, r, row_ptr, pair, s, f, kmax, lo_g, hi_g, off_g, lo_1, hi_1, off_1, mass
+        )
+        assert (total == -1.0) == (r == big_row), r
+
+
+@pytest.mark.parametrize("eta_star", [0.0, 0.3618, 0.5, 0.999, 1.0])
+def test_compiled_row_summaries_equal_grid_cells(eta_star):
+    """NUTS post-processing's compiled pass gives GridCells' tails and draws.
+
+    Same posterior, same uniforms in the same order: equal to rounding. Rows
+    with thousands of votes (log-space path) are included.
+    """
+    from attnmodel.conditional import GridCells, grid_row_summaries
+    from attnmodel.em import EMProblem, EMState
+    from attnmodel.priors import resolve_mu
+
+    counts = _table(np.random.default_rng(7), big=(4000,))
+    data_pairs = [f"pair {i}" for i in range(counts.n_pairs)]
+    problem = EMProblem(counts, get_family("beta"), resolve_mu(data_pairs, None))
+    state = EMState({"alpha": 2.0, "beta": 3.0}, np.array([0.8, 0.6, 0.95]))
+    estep = problem.e_step(state, posterior=True)
+    eta, one_minus_eta, log_mass = problem.nodes(state.params)
+    log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+    cells = GridCells(problem.grid, estep.posterior)
+    rng_old, rng_new = np.random.default_rng(11), np.random.default_rng(11)
+    old_rows = cells.sample(np.arange(counts.n_rows), rng_old)
+    old_users = cells.sample(counts.user_row, rng_old)
+    new = grid_row_summaries(
+        counts, problem.grid, log_g, log_1mg, log_mass, eta_star, rng_new, counts.user_row
+    )
+    np.testing.assert_allclose(new["tail"], cells.tail(eta_star), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(new["eta_row"], old_rows, rtol=1e-12)
+    np.testing.assert_allclose(new["eta_user"], old_users, rtol=1e-12)
+    np.testing.assert_allclose(new["mean"], estep.posterior @ eta, rtol=1e-12)
+    np.testing.assert_allclose(new["second"], estep.posterior @ eta**2, rtol=1e-12)
+    np.testing.assert_allclose(new["log_z"], estep.row_log_marginal, rtol=1e-13)
