@@ -181,16 +181,19 @@ def compare_fits(
     return Comparison(params=params, users=table, agreement=agreement)
 
 
-def _em_as_draws(em: xr.DataTree, nuts: xr.DataTree, names: list[str]) -> xr.DataTree:
-    """EM's global parameters repeated over NUTS's chains and draws.
-
-    ArviZ stacks the two trees along a ``model`` dim; with different numbers
-    of draws the shorter one would be padded with NaN and lose its point.
-    """
-    point = em["posterior"].to_dataset()[names].isel(chain=0, draw=0, drop=True)
-    post = nuts["posterior"]
-    point = point.expand_dims(chain=post["chain"].to_numpy(), draw=post["draw"].to_numpy())
-    return xr.DataTree.from_dict({"posterior": point.transpose("chain", "draw", ...)})
+def _panels(params: pd.DataFrame, names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each variable's rows of ``params`` as ``(row, label)``, labelled by coordinate."""
+    panels: dict[str, list[tuple[str, str]]] = {}
+    for name in names:
+        rows = [
+            (row, "" if row == name else row[len(name) + 1 : -1])
+            for row in params.index
+            if row == name or row.startswith(f"{name}[")
+        ]
+        if not rows:
+            raise ValueError(f"{name!r} is not a global parameter of both fits")
+        panels[name] = rows
+    return panels
 
 
 def plot_comparison(
@@ -202,54 +205,62 @@ def plot_comparison(
     var_names: list[str] | None = None,
     figsize: tuple[float, float] | None = None,
 ):
-    """Forest plot of the global parameters beside a scatter of per-user ``p_above``.
+    """Forest plots of the global parameters beside a scatter of per-user ``p_above``.
 
-    Left: ArviZ's forest plot of ``{"EM": em, "NUTS": nuts}`` (NUTS: mean
-    and HDI at ``hdi_prob``; EM: its estimate). Right: ``p_above`` under
-    NUTS against EM, one point per user, with the line ``y = x`` and the
-    ``prob`` cut on both axes.
+    Left: one small forest plot per global variable, each on its own x scale
+    (``mu`` lives in (0, 1), ``alpha`` and ``beta`` can be tens), one row
+    per element: NUTS's mean with its 50% and ``hdi_prob`` HDIs, and EM's
+    estimate. Right: ``p_above`` under NUTS against EM, one point per user,
+    with the line ``y = x`` and the ``prob`` cut on both axes.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The forest axes have gids ``forest:<variable>``, the scatter
+        ``p_above_scatter``.
     """
-    import arviz_plots as azp
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
+    cmp = compare_fits(em, nuts, prob=prob, hdi_prob=hdi_prob)
     names = var_names or [v for v in global_vars(em) if v in global_vars(nuts)]
-    pc = azp.plot_forest(
-        {"EM": _em_as_draws(em, nuts, names), "NUTS": nuts},
-        var_names=names,
-        combined=True,
-        ci_kind="hdi",
-        ci_probs=(0.5, hdi_prob),
-        point_estimate="mean",
-        backend="matplotlib",
-    )
-    pc.add_legend("model")
-    fig = pc.viz["figure"].item()
+    panels = _panels(cmp.params, names)
+    n_rows = [len(rows) for rows in panels.values()]
     if figsize is None:
-        figsize = (14.0, max(float(fig.get_size_inches()[1]), 4.5))
-    fig.set_layout_engine("none")
-    fig.set_size_inches(*figsize)
-    # The forest's axes are squeezed into the left 55% of the figure; the scatter
-    # takes the right.
-    boxes = [ax.get_position() for ax in fig.axes]
-    left, right = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
-    scale = 0.55 / (right - left)
-    for ax, box in zip(fig.axes, boxes, strict=True):
-        ax.set_position([0.03 + (box.x0 - left) * scale, box.y0, box.width * scale, box.height])
-    for legend in fig.legends:  # the EM / NUTS key, above the forest
-        legend.set_bbox_to_anchor((0.58, 1.0), transform=fig.transFigure)
-    ax = fig.add_axes((0.66, 0.12, 0.3, 0.76))
-    users = pd.Index(em["attentiveness"]["user"].to_numpy())
-    p_em = em["attentiveness"]["p_above"].to_numpy()
-    nuts_attn = _align_to_data(nuts["attentiveness"].to_dataset(), users, what="EM result")
-    p_nuts = nuts_attn["p_above"].to_numpy()
-    ax.scatter(p_em, p_nuts, s=12, alpha=0.6, label="users")
+        figsize = (14.0, max(4.5, 0.8 + 0.55 * sum(n_rows) + 0.45 * len(n_rows)))
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    outer = fig.add_gridspec(1, 2, width_ratios=(1.2, 1.0))
+    left = outer[0].subgridspec(len(panels), 1, height_ratios=[n + 0.6 for n in n_rows])
+    nuts_flat = flat_globals(nuts)
+    for i, (name, rows) in enumerate(panels.items()):
+        ax = fig.add_subplot(left[i])
+        ax.set_gid(f"forest:{name}")
+        table = cmp.params.loc[[row for row, _ in rows]]
+        y = -np.arange(len(rows), dtype=float)
+        half = np.array([_hdi(nuts_flat[row], 0.5) for row, _ in rows])
+        ax.hlines(y - 0.15, table["nuts_hdi_lower"], table["nuts_hdi_upper"], color="C1", lw=1)
+        ax.hlines(y - 0.15, half[:, 0], half[:, 1], color="C1", lw=3.5)
+        ax.scatter(table["nuts_mean"], y - 0.15, color="C1", s=30, zorder=3)
+        ax.scatter(table["em"], y + 0.15, color="C0", marker="D", s=30, zorder=3)
+        ax.set_ylim(y[-1] - 0.6, 0.6)
+        ax.set_yticks(y, [label for _, label in rows])
+        ax.tick_params(axis="y", length=0)
+        ax.set_title(name, loc="left", fontsize="medium")
+        ax.grid(axis="x", color="0.9")
+        ax.spines[["top", "right", "left"]].set_visible(False)
+    nuts_label = f"NUTS mean, 50% and {hdi_prob:.0%} HDI"
+    key = [
+        Line2D([], [], color="C0", marker="D", ls="", label="EM estimate"),
+        Line2D([], [], color="C1", marker="o", lw=1, label=nuts_label),
+    ]
+    fig.legend(handles=key, loc="outside upper left", ncols=2, frameon=False)
+    ax = fig.add_subplot(outer[1])
+    users = cmp.users
+    ax.scatter(users["p_above_em"], users["p_above_nuts"], s=12, alpha=0.6, label="users")
     ax.plot([0, 1], [0, 1], color="0.4", lw=1, label="y = x")
     ax.axvline(prob, color="C3", lw=0.8, ls="--", label=f"cut {prob:g}")
     ax.axhline(prob, color="C3", lw=0.8, ls="--")
-    eta_star = float(em.attrs["eta_star"])
+    eta_star = cmp.agreement["eta_star"]
     ax.set_xlabel(f"EM  P(eta >= {eta_star:g} | votes)")
     ax.set_ylabel(f"NUTS  P(eta >= {eta_star:g} | votes)")
     ax.set_xlim(-0.02, 1.02)

@@ -148,24 +148,57 @@ def test_plot_comparison(em, nuts):
     fig = plot_comparison(em, nuts, prob=0.9)
     try:
         scatter = [ax for ax in fig.axes if ax.get_gid() == "p_above_scatter"]
-        assert len(scatter) == 1 and len(fig.axes) >= 3
+        assert len(scatter) == 1
         ax = scatter[0]
         points = ax.collections[0].get_offsets()
         np.testing.assert_array_equal(points[:, 0], em["attentiveness"]["p_above"].to_numpy())
         np.testing.assert_array_equal(points[:, 1], nuts["attentiveness"]["p_above"].to_numpy())
         xs = {tuple(line.get_xdata()) for line in ax.lines}
         assert (0, 1) in xs and (0.9, 0.9) in xs  # y = x and the cut
-        # The forest shows both models' point estimates (EM would vanish as NaN if
-        # its fewer draws were padded).
-        forest_points = [
-            c for a in fig.axes if a is not ax for c in a.collections if len(c.get_offsets())
-        ]
-        assert len(forest_points) >= 2 * 4
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         assert buf.tell() > 10_000
     finally:
         plt.close(fig)
+
+
+def test_plot_comparison_gives_each_variable_its_own_scale(em, nuts):
+    params = compare_fits(em, nuts).params
+    fig = plot_comparison(em, nuts)
+    try:
+        forest = {ax.get_gid(): ax for ax in fig.axes if str(ax.get_gid()).startswith("forest:")}
+        assert list(forest) == ["forest:alpha", "forest:beta", "forest:mu"]
+        assert len(fig.axes) == 4
+        for name, ax in forest.items():
+            rows = [r for r in params.index if r == name[7:] or r.startswith(f"{name[7:]}[")]
+            # Both models' points, one per element: NUTS means, then EM estimates.
+            nuts_pts, em_pts = (c.get_offsets()[:, 0] for c in ax.collections[-2:])
+            np.testing.assert_array_equal(nuts_pts, params.loc[rows, "nuts_mean"])
+            np.testing.assert_array_equal(em_pts, params.loc[rows, "em"])
+            # The x range fits this variable's own intervals (matplotlib's 5% margins),
+            # so mu (~0.75) is not squashed beside alpha (~1.9).
+            lo = params.loc[rows, ["em", "nuts_hdi_lower"]].min().min()
+            hi = params.loc[rows, ["em", "nuts_hdi_upper"]].max().max()
+            x0, x1 = ax.get_xlim()
+            assert x0 <= lo and hi <= x1 and x1 - x0 <= 1.15 * (hi - lo)
+        assert (
+            not forest["forest:mu"]
+            .get_shared_x_axes()
+            .joined(forest["forest:mu"], forest["forest:alpha"])
+        )
+        assert [t.get_text() for t in forest["forest:mu"].get_yticklabels()] == [
+            "gpt vs llama",
+            "claude vs alpaca",
+        ]
+    finally:
+        plt.close(fig)
+    fig = plot_comparison(em, nuts, var_names=["mu"])
+    try:
+        assert [ax.get_gid() for ax in fig.axes] == ["forest:mu", "p_above_scatter"]
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="'eta'"):
+        plot_comparison(em, nuts, var_names=["eta"])
 
 
 # ---------------------------------------------------------------------------
