@@ -5,16 +5,16 @@ tables (or a small dataclass of them); nothing here plots or writes files, so
 notebooks, docs and the command line call the same code at full size and the
 tests call it small. :mod:`attnmodel.plots` draws what these return.
 
-=============================  ==============================================
-function                       paper
-=============================  ==============================================
-:func:`em_trajectories`        Figure 3 (EM paths from several starts)
-:func:`relative_error_table`   Table 4 (relative error against ``(m, n)``)
-:func:`misspecification`       Figure 4 (fits outside the true family)
-:func:`logistic_normal_truths` Figure 7 (3-component logistic-normal fits)
-:func:`accuracy_vs_mu`         Figure 8 (recovering attentive users)
-:func:`filter_tradeoff`        section 4.2 (votes kept against casual share)
-=============================  ==============================================
+==============================  =============================================
+function                        paper
+==============================  =============================================
+:func:`em_trajectories`         Figure 3 (EM paths from several starts)
+:func:`relative_error_table`    Table 4 (relative error against ``(m, n)``)
+:func:`misspecification`        Figure 4 (fits outside the true family)
+:func:`logistic_normal_truths`  Figure 7 (3-component logistic-normal fits)
+:func:`accuracy_vs_mu`          Figure 8 (recovering attentive users)
+:func:`filter_tradeoff`         section 4.2 (votes kept against casual share)
+==============================  =============================================
 
 Unless an argument says otherwise the setting is the paper's appendix D.2:
 ``mu = 0.8`` known, ``m = 400`` users with ``n_j`` drawn uniformly from 50..100.

@@ -4,16 +4,16 @@ Every function returns the :class:`matplotlib.figure.Figure` it drew and
 neither saves nor shows it: the caller does (``fig.savefig("x.png")``), and
 closes it (``matplotlib.pyplot.close(fig)``) when drawing many.
 
-=========================  ====================================================
-function                   draws
-=========================  ====================================================
-:func:`plot_em_objective`  EM's objective by iteration, one line per start
-:func:`plot_trajectories`  EM paths in parameter space, truth and optimum marked
-:func:`plot_density_fit`   fitted against true ``P_eta``
-:func:`plot_attentiveness` per-user ``eta`` with intervals and the ``eta_star`` cut
-:func:`plot_accuracy_vs_mu` recovery of attentive users against ``mu``
-:func:`plot_tradeoff`      votes kept against the share of casual votes among them
-=========================  ====================================================
+===========================  ========================================================
+function                     draws
+===========================  ========================================================
+:func:`plot_em_objective`    EM's objective by iteration, one line per start
+:func:`plot_trajectories`    EM paths in parameter space, truth and optimum marked
+:func:`plot_density_fit`     fitted against true ``P_eta``
+:func:`plot_attentiveness`   per-user ``eta`` with intervals and the ``eta_star`` cut
+:func:`plot_accuracy_vs_mu`  recovery of attentive users against ``mu``
+:func:`plot_tradeoff`        votes kept against the share of casual votes among them
+===========================  ========================================================
 
 The inputs are what :mod:`attnmodel.experiments` returns, and for
 :func:`plot_attentiveness` the per-user summaries of a fit.

@@ -7,8 +7,6 @@ notebooks: ``reproduce.md`` and ``generated/`` are written by ``docs/reproduce.p
 and ``docs/cli_examples.py`` and committed.
 """
 
-import re
-
 import attnmodel
 
 project = "attnmodel"
@@ -47,46 +45,3 @@ suppress_warnings = ["ref.python"]
 
 html_theme = "furo"
 html_title = f"attnmodel {release}"
-
-
-# -- Module docstrings with two-column simple tables narrower than their entries ------
-# The summary tables of these modules have first-column borders shorter than their
-# longest entry, which docutils rejects ("Malformed table"). Until the borders are
-# widened in the modules themselves, such tables are re-laid out here; the handler
-# leaves every other docstring, and any well-formed table, untouched.
-NARROW_TABLES = {"attnmodel.experiments", "attnmodel.plots"}
-_BORDER = re.compile(r"^(\s*)=+ +=+\s*$")
-_FIRST_CELL = re.compile(r"^(:\w+:`[^`]+`|\S+)\s*(.*)$")
-
-
-def _relayout_two_column_tables(lines: list[str]) -> None:
-    """Widen the columns of each two-column simple table to fit its entries (in place)."""
-    borders = [i for i, line in enumerate(lines) if _BORDER.match(line)]
-    for top, mid, bottom in zip(borders[0::3], borders[1::3], borders[2::3], strict=False):
-        indent = _BORDER.match(lines[top]).group(1)
-        # The first column of these tables holds one word or one role (":func:`name`"),
-        # which may run into the second column with a single space between them.
-        rows = {
-            i: list(_FIRST_CELL.match(lines[i].strip()).groups(""))
-            for i in range(top + 1, bottom)
-            if i != mid
-        }
-        w0 = max(len(a) for a, _ in rows.values())
-        w1 = max(len(b) for _, b in rows.values())
-        border = f"{indent}{'=' * w0}  {'=' * w1}"
-        for i in range(top, bottom + 1):
-            if i in rows:
-                a, b = rows[i]
-                lines[i] = f"{indent}{a.ljust(w0)}  {b}".rstrip()
-            else:
-                lines[i] = border
-
-
-def _fix_narrow_tables(app, what, name, obj, options, lines):
-    if what == "module" and name in NARROW_TABLES:
-        _relayout_two_column_tables(lines)
-
-
-def setup(app):
-    """Register the docstring handler above."""
-    app.connect("autodoc-process-docstring", _fix_narrow_tables)
