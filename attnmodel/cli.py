@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import sys
 import threading
@@ -662,6 +663,30 @@ def _cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _quiet_pymc(quiet: bool) -> Iterator[None]:
+    """While ``quiet``, let only warnings and errors of the ``pymc`` logger through.
+
+    PyMC reports its progress ("Initializing NUTS...", "Sampling 4 chains ...
+    took 3 seconds.") as INFO records of that logger. The previous level is
+    restored afterwards.
+    """
+    if not quiet:
+        yield
+        return
+    # Importing pymc sets its logger's level (to INFO when the root logger has no
+    # handlers), which would undo a level set before the import.
+    import pymc  # noqa: F401
+
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _run_fit(data, family, method, mu_kw, eta_star, seed, kwargs, progress, what):
     """Fit with progress on stderr: a timed line for MAP-EM, PyMC's bar for NUTS."""
     from attnmodel.fitting import fit
@@ -682,7 +707,7 @@ def _run_fit(data, family, method, mu_kw, eta_star, seed, kwargs, progress, what
         progress.note(f"{what}...")
         t0 = time.perf_counter()
         # PyMC draws its bar on stdout, which belongs to results.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _quiet_pymc(progress.quiet):
             dt = call()
         progress.note(f"{what}: done in {time.perf_counter() - t0:.1f} s")
         return dt

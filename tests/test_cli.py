@@ -11,6 +11,7 @@ imports.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -404,16 +405,45 @@ def test_interrupted_write_leaves_the_old_file(work, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def nuts(work) -> Path:
+def nuts_runs(work) -> dict[str, subprocess.CompletedProcess]:
+    """The NUTS fit the tests below read, and beside it the same fit with -q."""
     # 2 x 100 draws: enough to run everything, too few for the ESS >= 400 gate.
-    ok(
-        run(
-            "fit", "votes.csv", "--family", "beta", "--mu-prior", "8,2", "--method", "nuts",
-            "--draws", 100, "--tune", 200, "--chains", 2, "--out", "nuts.nc",
-            cwd=work,
-        )
-    )  # fmt: skip
+    fit = ("fit", "votes.csv", "--family", "beta", "--mu-prior", "8,2", "--method", "nuts",
+           "--draws", 100, "--tune", 200, "--chains", 2)  # fmt: skip
+    return run_all(
+        {"loud": (*fit, "--out", "nuts.nc"), "quiet": (*fit, "--out", "nuts_quiet.nc", "-q")},
+        cwd=work,
+    )
+
+
+@pytest.fixture(scope="module")
+def nuts(work, nuts_runs) -> Path:
+    ok(nuts_runs["loud"])
     return work / "nuts.nc"
+
+
+def test_quiet_silences_pymc_progress_lines(nuts_runs):
+    # PyMC reports its progress as INFO records of the "pymc" logger: shown without -q
+    # (so these are the lines it prints), not with it.
+    loud, quiet = ok(nuts_runs["loud"]), ok(nuts_runs["quiet"])
+    for line in ("chains in", "NUTS: [", "Sampling 2 chains for 200 tune and 100 draw"):
+        assert line in loud.stderr
+        assert line not in quiet.stderr, quiet.stderr
+    assert quiet.stdout.startswith("result: nuts_quiet.nc")
+
+
+def test_quiet_pymc_restores_the_logger_level():
+    logger = logging.getLogger("pymc")
+    before = logger.level
+    try:
+        logger.setLevel(logging.DEBUG)
+        with cli._quiet_pymc(True):
+            assert logger.getEffectiveLevel() == logging.WARNING
+        assert logger.level == logging.DEBUG
+        with cli._quiet_pymc(False):
+            assert logger.level == logging.DEBUG
+    finally:
+        logger.setLevel(before)
 
 
 def test_nuts_summary_filter_gate_and_compare(work, nuts, capsys, monkeypatch):
