@@ -98,7 +98,7 @@ class EStep(NamedTuple):
 
 
 #: Above this many (row, node) cells the compiled single-pass E-step is used.
-COMPILED_ESTEP_CELLS = 2_000_000
+COMPILED_ESTEP_CELLS = 200_000
 
 
 class EMProblem:

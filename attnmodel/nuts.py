@@ -48,7 +48,7 @@ STORE_LIMIT = 20_000_000
 #: Per-row summaries are averaged over at most about this many (draw, distinct row)
 #: pairs: beyond it every k-th draw is used (unless per-user draws or pointwise
 #: log-likelihoods are stored, which need every draw).
-SUMMARY_BUDGET = 2_000_000
+SUMMARY_BUDGET = 1_000_000
 
 
 def _check_sampler(sampler: str) -> str | None:
@@ -104,8 +104,13 @@ def sample_nuts(
         ``"pymc"`` is PyMC's own NUTS (the default here: no extra compiler,
         and it meets the convergence checks on the marginal model);
         ``"default"`` lets :func:`pymc.sample` choose (nutpie when installed).
-    draws, tune, chains, cores, target_accept
+    draws, tune, chains, target_accept
         Passed to :func:`pymc.sample`.
+    cores : int, optional
+        Chains run in parallel processes. Default: the CPUs this process may
+        use, at most 4 and at most ``chains``. (PyMC's own default halves the
+        logical CPU count, assuming hyperthreads; on a 2-core machine without
+        them it would run the chains one after another.)
     seed : int
         Seeds the sampler and the per-user draws; equal seeds give equal results.
     progressbar : bool
@@ -148,8 +153,7 @@ def sample_nuts(
         "nuts": {"target_accept": target_accept},
         "compute_convergence_checks": False,
     }
-    if cores is not None:
-        kwargs["cores"] = cores
+    kwargs["cores"] = default_cores(chains) if cores is None else cores
     if nuts_sampler is not None:
         kwargs["nuts_sampler"] = nuts_sampler
     timings["build"] = time.perf_counter() - clock
@@ -216,6 +220,17 @@ def sample_nuts(
     settings["timings"] = {k: round(v, 3) for k, v in timings.items()}
     tree.attrs["settings"] = json.dumps(settings)
     return tree
+
+
+def default_cores(chains: int) -> int:
+    """Worker processes for ``chains`` chains: usable CPUs, at most 4 and at most ``chains``."""
+    import os
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        usable = os.cpu_count() or 1
+    return max(1, min(4, usable, chains))
 
 
 def _identified_starts(

@@ -148,12 +148,22 @@ def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monk
     assert set(timings) == {"build", "start", "sample", "post"}
 
 
+def test_default_cores_use_the_usable_cpus():
+    import os
+
+    from attnmodel.nuts import default_cores
+
+    usable = len(os.sched_getaffinity(0))
+    assert default_cores(4) == min(4, usable)
+    assert default_cores(1) == 1
+
+
 def test_summary_stride_defaults():
     from attnmodel.nuts import SUMMARY_BUDGET, summary_thin
 
-    assert SUMMARY_BUDGET == 2_000_000
+    assert SUMMARY_BUDGET == 1_000_000
     assert summary_thin(4000, 25, every_draw=False) == 1  # the paper's setting: every draw
-    assert summary_thin(4000, 1800, every_draw=False) == 4  # 10^5 users: every 4th
+    assert summary_thin(4000, 1800, every_draw=False) == 8  # 10^5 users: every 8th
     assert summary_thin(4000, 1800, every_draw=True) == 1  # per-user draws stored
 
 
