@@ -597,7 +597,12 @@ def format_summary(s: dict[str, Any], source: str | None = None) -> str:
             "divergences": "divergences",
         }
         lines.append(
-            "diagnostics: " + ", ".join(f"{labels.get(k, k)} {_fmt(v)}" for k, v in diag.items())
+            "diagnostics: "
+            + ", ".join(
+                # r_hat to three decimals: 1.0004 must not read as "1".
+                f"{labels.get(k, k)} {f'{float(v):.3f}' if k == 'max_rhat' else _fmt(v)}"
+                for k, v in diag.items()
+            )
         )
     hdi = s.get("params_hdi") or {}
     lines.append("parameters (posterior mean [HDI]):" if hdi else "parameters:")

@@ -261,8 +261,8 @@ def plot_comparison(
     ax.axvline(prob, color="C3", lw=0.8, ls="--", label=f"cut {prob:g}")
     ax.axhline(prob, color="C3", lw=0.8, ls="--")
     eta_star = cmp.agreement["eta_star"]
-    ax.set_xlabel(f"EM  P(eta >= {eta_star:g} | votes)")
-    ax.set_ylabel(f"NUTS  P(eta >= {eta_star:g} | votes)")
+    ax.set_xlabel(f"EM  P(eta >= {eta_star:.3g} | votes)")
+    ax.set_ylabel(f"NUTS  P(eta >= {eta_star:.3g} | votes)")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal", adjustable="box")

@@ -362,7 +362,7 @@ def plot_attentiveness(
     ax.vlines(x, lower[order], upper[order], color="0.6", lw=1, alpha=alpha, label="HDI")
     groups = (
         (~kept & ~undetermined, "tab:blue", "dropped"),
-        (kept, "tab:green", f"kept: P(η ≥ {eta_star:g}) ≥ {prob:g}"),
+        (kept, "tab:green", f"kept: P(η ≥ {eta_star:.3g}) ≥ {prob:g}"),
         (undetermined, "tab:purple", "undetermined (within 3 MCSE)"),
     )
     for mask, color, label in groups:
@@ -374,7 +374,7 @@ def plot_attentiveness(
         if t.shape != mean.shape:
             raise ValueError(f"true_eta has shape {t.shape}, expected {mean.shape}")
         ax.plot(x, t[order], "x", ms=3, color=TRUE_COLOR, alpha=0.7, label="true eta")
-    ax.axhline(eta_star, color="k", ls="--", lw=1, label=f"eta_star = {eta_star:g}")
+    ax.axhline(eta_star, color="k", ls="--", lw=1, label=f"eta_star = {eta_star:.3g}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(-1, mean.size)
     ax.set_xlabel("users, sorted by posterior mean")

@@ -1023,7 +1023,10 @@ def _section_em_vs_nuts(gen: Path) -> str:
         {
             "check": checks["check"],
             "worst parameter": checks["variable"].fillna(""),
-            "value": [f"{x:.4g}" for x in checks["value"]],
+            "value": [
+                f"{x:.3f}" if c == "r_hat" else f"{x:.4g}"
+                for c, x in zip(checks["check"], checks["value"], strict=True)
+            ],
             "threshold": [f"{x:g}" for x in checks["threshold"]],
             "passed": checks["passed"],
         }
