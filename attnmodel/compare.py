@@ -6,7 +6,8 @@ pin the global parameters down, the two should agree: every EM estimate
 inside the NUTS highest-density interval, and each user's
 ``P(eta_j >= eta_star | votes)`` nearly the same, so that the ``prob`` rule
 keeps the same users. :func:`compare_fits` measures that agreement and
-:func:`plot_comparison` draws it.
+:func:`plot_comparison` draws it; :func:`arviz_pair` hands both fits to
+ArviZ's plots as one ``{"EM": ..., "NUTS": ...}`` dict.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ import pandas as pd
 import xarray as xr
 
 from attnmodel.filtering import _align_to_data, prob_decisions
-from attnmodel.results import _hdi, _point, _require_result, flat_globals, global_vars
+from attnmodel.results import (
+    SAMPLE_DIMS,
+    _hdi,
+    _point,
+    _require_result,
+    flat_globals,
+    global_vars,
+)
 
-__all__ = ["Comparison", "compare_fits", "plot_comparison"]
+__all__ = ["Comparison", "arviz_pair", "compare_fits", "plot_comparison"]
 
 
 @dataclass
@@ -72,6 +80,30 @@ class Comparison:
         return f"Comparison(\n{self.summary()}\n)"
 
 
+def _require_same_family(em: xr.DataTree, nuts: xr.DataTree) -> None:
+    _require_result(em)
+    _require_result(nuts)
+    if em.attrs["family"] != nuts.attrs["family"]:
+        raise ValueError(
+            f"the fits use different families: {em.attrs['family']!r} (em) and "
+            f"{nuts.attrs['family']!r} (nuts)"
+        )
+
+
+def _shared_globals(
+    em: xr.DataTree, nuts: xr.DataTree, var_names: str | list[str] | None
+) -> list[str]:
+    """``var_names`` (default: all) checked to be global parameters of both fits."""
+    shared = [v for v in global_vars(em) if v in global_vars(nuts)]
+    if var_names is None:
+        return shared
+    names = [var_names] if isinstance(var_names, str) else list(var_names)
+    for name in names:
+        if name not in shared:
+            raise ValueError(f"{name!r} is not a global parameter of both fits")
+    return names
+
+
 def _decisions(keep: np.ndarray, undetermined: np.ndarray) -> np.ndarray:
     return np.where(keep, "kept", np.where(undetermined, "undetermined", "dropped")).astype(object)
 
@@ -110,13 +142,7 @@ def compare_fits(
     -------
     Comparison
     """
-    _require_result(em)
-    _require_result(nuts)
-    if em.attrs["family"] != nuts.attrs["family"]:
-        raise ValueError(
-            f"the fits use different families: {em.attrs['family']!r} (em) and "
-            f"{nuts.attrs['family']!r} (nuts)"
-        )
+    _require_same_family(em, nuts)
     if float(em.attrs["eta_star"]) != float(nuts.attrs["eta_star"]):
         raise ValueError(
             f"the fits' p_above use different cuts: eta_star={em.attrs['eta_star']} (em) and "
@@ -181,19 +207,99 @@ def compare_fits(
     return Comparison(params=params, users=table, agreement=agreement)
 
 
+def arviz_pair(
+    em: xr.DataTree, nuts: xr.DataTree, var_names: str | list[str] | None = None
+) -> dict[str, xr.DataTree]:
+    """Both fits' global parameters as a dict that ArviZ's plots take.
+
+    ArviZ plots a dict of trees by stacking them along a ``model`` dim. The
+    EM tree has one chain, so stacked as it is it would be padded with NaN
+    (and xarray warns that it will refuse to stack them). Here the EM
+    estimate is repeated over NUTS's chains and draws: the two trees have
+    the same shape and EM shows as a point (an interval of width 0).
+
+    Parameters
+    ----------
+    em, nuts : xarray.DataTree
+        Results of :func:`attnmodel.fitting.fit` with ``method="em"`` and
+        ``method="nuts"`` (same family, same pairs).
+    var_names : str or list of str, optional
+        Global parameters to keep (posterior variables without a ``user``
+        dim, such as ``alpha``, ``beta``, ``mu``); by default all those the
+        two fits share.
+
+    Returns
+    -------
+    dict of {str : xarray.DataTree}
+        ``{"EM": ..., "NUTS": ...}``, each a tree with one group
+        ``posterior`` holding ``var_names`` with NUTS's dims and coords
+        (``chain``, ``draw``, then the variable's own dims such as ``pair``).
+        Under ``"EM"`` every draw is the EM estimate.
+
+    Raises
+    ------
+    ValueError
+        If the fits use different families, if ``em`` is not an EM fit, if a
+        name in ``var_names`` is not a global parameter of both fits, or if a
+        variable's coordinates differ between them (other pairs or components).
+
+    Examples
+    --------
+    >>> import arviz_plots as azp
+    >>> import attnmodel as am
+    >>> from attnmodel.compare import arviz_pair
+    >>> sim = am.simulate_votes("beta", {"alpha": 3.0, "beta": 5.0}, 200, 50, mu=0.8, seed=0)
+    >>> data = sim.to_data()
+    >>> em = am.fit(data, "beta", mu_prior=(8, 2))
+    >>> nuts = am.fit(
+    ...     data, "beta", method="nuts", mu_prior=(8, 2), draws=300, tune=300, chains=2,
+    ...     progressbar=False, seed=1,
+    ... )
+    >>> pair = arviz_pair(em, nuts, var_names=["alpha", "beta"])
+    >>> sorted(pair), dict(pair["EM"]["posterior"].sizes)
+    (['EM', 'NUTS'], {'chain': 2, 'draw': 300})
+    >>> pc = azp.plot_forest(pair, combined=True, ci_kind="hdi")
+
+    ``mu`` lives in (0, 1) while ``alpha`` and ``beta`` can be tens, and a
+    forest plot puts all its variables on one x axis: draw ``mu`` apart,
+    ``azp.plot_forest(arviz_pair(em, nuts, ["mu"]), combined=True)``.
+    """
+    _require_same_family(em, nuts)
+    if em.attrs.get("method") != "em":
+        raise ValueError(
+            f"the first fit must be an EM fit; it has method={em.attrs.get('method')!r}"
+        )
+    names = _shared_globals(em, nuts, var_names)
+    post = nuts["posterior"].to_dataset()[names]
+    point = em["posterior"].to_dataset()[names].isel(chain=0, draw=0, drop=True)
+    for name in names:
+        try:
+            xr.align(point[name], post[name], join="exact", exclude=SAMPLE_DIMS)
+        except ValueError as err:
+            raise ValueError(
+                f"{name!r} has other coordinates in the two fits (were they fitted to the "
+                f"same data?): {err}"
+            ) from None
+    point = point.expand_dims(chain=post["chain"].to_numpy(), draw=post["draw"].to_numpy())
+    # NUTS's own coordinate values (the same labels, but perhaps another dtype), and a
+    # copy: expand_dims gives read-only views.
+    point = point.transpose(*SAMPLE_DIMS, ...).assign_coords(post.coords).copy(deep=True)
+    return {
+        "EM": xr.DataTree.from_dict({"posterior": point}),
+        "NUTS": xr.DataTree.from_dict({"posterior": post}),
+    }
+
+
 def _panels(params: pd.DataFrame, names: list[str]) -> dict[str, list[tuple[str, str]]]:
     """Each variable's rows of ``params`` as ``(row, label)``, labelled by coordinate."""
-    panels: dict[str, list[tuple[str, str]]] = {}
-    for name in names:
-        rows = [
+    return {
+        name: [
             (row, "" if row == name else row[len(name) + 1 : -1])
             for row in params.index
             if row == name or row.startswith(f"{name}[")
         ]
-        if not rows:
-            raise ValueError(f"{name!r} is not a global parameter of both fits")
-        panels[name] = rows
-    return panels
+        for name in names
+    }
 
 
 def plot_comparison(
@@ -223,8 +329,7 @@ def plot_comparison(
     from matplotlib.lines import Line2D
 
     cmp = compare_fits(em, nuts, prob=prob, hdi_prob=hdi_prob)
-    names = var_names or [v for v in global_vars(em) if v in global_vars(nuts)]
-    panels = _panels(cmp.params, names)
+    panels = _panels(cmp.params, _shared_globals(em, nuts, var_names or None))
     n_rows = [len(rows) for rows in panels.values()]
     if figsize is None:
         figsize = (14.0, max(4.5, 0.8 + 0.55 * sum(n_rows) + 0.45 * len(n_rows)))

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import io
 
+import arviz_plots as azp
 import arviz_stats as azs
 import matplotlib
 import numpy as np
 import pytest
+import xarray as xr
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
 from attnmodel import fit_em, simulate_votes  # noqa: E402
-from attnmodel.compare import compare_fits, plot_comparison  # noqa: E402
+from attnmodel.compare import arviz_pair, compare_fits, plot_comparison  # noqa: E402
 from attnmodel.results import em_to_datatree  # noqa: E402
 from tests.nuts_trees import nuts_like  # noqa: E402
 
@@ -199,6 +201,79 @@ def test_plot_comparison_gives_each_variable_its_own_scale(em, nuts):
         plt.close(fig)
     with pytest.raises(ValueError, match="'eta'"):
         plot_comparison(em, nuts, var_names=["eta"])
+
+
+def test_arviz_pair_repeats_the_em_estimate_over_the_nuts_draws(em_fit, em, nuts):
+    pair = arviz_pair(em, nuts)
+    assert list(pair) == ["EM", "NUTS"]
+    em_post, nuts_post = (pair[k]["posterior"].to_dataset() for k in ("EM", "NUTS"))
+    assert list(em_post.data_vars) == list(nuts_post.data_vars) == ["alpha", "beta", "mu"]
+    full = nuts["posterior"].to_dataset()
+    for name in ["alpha", "beta", "mu"]:
+        assert em_post[name].dims == nuts_post[name].dims == full[name].dims
+        xr.testing.assert_identical(nuts_post[name], full[name])
+    # The EM tree has 1 chain of 50 draws; the pair has NUTS's 4 chains of 250.
+    assert dict(em_post.sizes) == dict(nuts_post.sizes) == {"chain": 4, "draw": 250, "pair": 2}
+    for dim in ["chain", "draw", "pair"]:
+        np.testing.assert_array_equal(em_post[dim], nuts_post[dim])
+        assert em_post[dim].dtype == nuts_post[dim].dtype
+    np.testing.assert_array_equal(em_post["alpha"], np.full((4, 250), em_fit.params_["alpha"]))
+    np.testing.assert_array_equal(em_post["beta"], np.full((4, 250), em_fit.params_["beta"]))
+    mu = em_fit.mu_.reindex(nuts_post["pair"].to_numpy()).to_numpy()
+    np.testing.assert_array_equal(em_post["mu"], np.broadcast_to(mu, (4, 250, 2)))
+    # Arrays of their own (not read-only broadcast views): editing them leaves EM's alone.
+    em_post["alpha"][0, 0] = -1.0
+    assert float(em["posterior"]["alpha"][0, 0]) == em_fit.params_["alpha"]
+    only_mu = arviz_pair(em, nuts, var_names=["mu"])
+    assert [list(t["posterior"].data_vars) for t in only_mu.values()] == [["mu"], ["mu"]]
+
+
+# The known mu is one value in every draw: nothing to smooth, and arviz_stats says so.
+@pytest.mark.filterwarnings("ignore:Your data appears to have a single value:UserWarning")
+def test_arviz_pair_goes_to_arviz_plots_as_it_is(em, nuts):
+    pair = arviz_pair(em, nuts)
+    pc = azp.plot_forest(pair, var_names=["mu"], combined=True, backend="matplotlib")
+    try:
+        assert isinstance(pc, azp.PlotCollection)
+        assert list(pc.data["model"].to_numpy()) == ["EM", "NUTS"]
+        # Stacked along "model" without NaN padding: EM keeps every draw.
+        assert not pc.data["mu"].isnull().any()
+    finally:
+        plt.close("all")
+    # The NUTS posterior with the EM estimates as reference lines, one per pair.
+    pc = azp.plot_dist(pair["NUTS"], backend="matplotlib")
+    try:
+        estimate = pair["EM"]["posterior"].to_dataset().isel(chain=0, draw=0, drop=True)
+        assert isinstance(azp.add_lines(pc, estimate), azp.PlotCollection)
+        lines = pc.viz["ref_line"]
+        for p in estimate["pair"].to_numpy():
+            line = lines["mu"].sel(pair=p).item()
+            assert set(line.get_xdata()) == {float(estimate["mu"].sel(pair=p))}
+        assert set(lines["alpha"].item().get_xdata()) == {float(estimate["alpha"])}
+    finally:
+        plt.close("all")
+
+
+def test_arviz_pair_checks_its_inputs(em, nuts):
+    with pytest.raises(ValueError, match="'eta' is not a global parameter of both fits"):
+        arviz_pair(em, nuts, var_names=["alpha", "eta"])
+    with pytest.raises(ValueError, match="'sigma' is not a global parameter"):
+        arviz_pair(em, nuts, var_names=["sigma"])
+    other_family = nuts.copy()
+    other_family.attrs["family"] = "two_point"
+    with pytest.raises(ValueError, match="two_point"):
+        arviz_pair(em, other_family)
+    with pytest.raises(ValueError, match="must be an EM fit.*'nuts'"):
+        arviz_pair(nuts, em)
+    other_pairs = nuts.copy()
+    other_pairs["posterior"] = (
+        nuts["posterior"].to_dataset().assign_coords(pair=["gpt vs llama", "gpt vs alpaca"])
+    )
+    with pytest.raises(ValueError, match="'mu' has other coordinates"):
+        arviz_pair(em, other_pairs)
+    assert list(arviz_pair(em, other_pairs, var_names=["alpha"])["NUTS"]["posterior"]) == ["alpha"]
+    with pytest.raises(ValueError, match="not an attnmodel result"):
+        arviz_pair(em, nuts["posterior"].copy())
 
 
 # ---------------------------------------------------------------------------
