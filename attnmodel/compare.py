@@ -83,6 +83,15 @@ class Comparison:
 def _require_same_family(em: xr.DataTree, nuts: xr.DataTree) -> None:
     _require_result(em)
     _require_result(nuts)
+    # Swapped arguments would silently read NUTS's first draw as "the EM estimate".
+    for tree, side, method, kind in (
+        (em, "first", "em", "an EM"),
+        (nuts, "second", "nuts", "a NUTS"),
+    ):
+        if tree.attrs.get("method") != method:
+            raise ValueError(
+                f"the {side} fit must be {kind} fit; it has method={tree.attrs.get('method')!r}"
+            )
     if em.attrs["family"] != nuts.attrs["family"]:
         raise ValueError(
             f"the fits use different families: {em.attrs['family']!r} (em) and "
@@ -265,10 +274,6 @@ def arviz_pair(
     ``azp.plot_forest(arviz_pair(em, nuts, ["mu"]), combined=True)``.
     """
     _require_same_family(em, nuts)
-    if em.attrs.get("method") != "em":
-        raise ValueError(
-            f"the first fit must be an EM fit; it has method={em.attrs.get('method')!r}"
-        )
     names = _shared_globals(em, nuts, var_names)
     post = nuts["posterior"].to_dataset()[names]
     point = em["posterior"].to_dataset()[names].isel(chain=0, draw=0, drop=True)

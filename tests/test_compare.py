@@ -276,6 +276,16 @@ def test_arviz_pair_checks_its_inputs(em, nuts):
         arviz_pair(em, nuts["posterior"].copy())
 
 
+def test_swapped_fits_are_refused(em, nuts):
+    # compare_fits(nuts, em) would otherwise read NUTS's first draw as the EM estimate.
+    with pytest.raises(ValueError, match="first fit must be an EM fit.*'nuts'"):
+        compare_fits(nuts, em)
+    with pytest.raises(ValueError, match="second fit must be a NUTS fit.*'em'"):
+        compare_fits(em, em)
+    with pytest.raises(ValueError, match="first fit must be an EM fit"):
+        plot_comparison(nuts, em)
+
+
 # ---------------------------------------------------------------------------
 # A real (tiny) NUTS run through fit(method="nuts")
 # ---------------------------------------------------------------------------
