@@ -71,7 +71,7 @@ class MarginalVotes(Op):
 
     def perform(self, node, inputs, output_storage):
         args = [np.ascontiguousarray(x) for x in inputs]
-        out = _marginal_votes_arrays(*args)
+        out = _marginal_votes_kernel(*args)
         output_storage[0][0] = np.asarray(out[0])
         for i in range(1, 5):
             output_storage[i][0] = out[i]
@@ -100,22 +100,20 @@ class MarginalVotes(Op):
         ]
 
 
-def _weighted_total(row_weight, log_z):
-    # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
-    total = 0.0
-    for r in range(log_z.size):
-        if row_weight[r] != 0.0:
-            total += row_weight[r] * log_z[r]
-    return total
-
-
-def _marginal_votes_arrays(
+@numba.njit(cache=True)
+def _marginal_votes_kernel(
     row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
 ):
+    """``(total, log_z, W, S, F)``: the serial E-step and the weighted total of its ``log_z``."""
     log_z, w, s, f = _kernels.estep_serial(
         row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
     )
-    return _weighted_total_jit(row_weight, log_z), log_z, w, s, f
+    total = 0.0
+    for r in range(log_z.size):
+        # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
+        if row_weight[r] != 0.0:
+            total += row_weight[r] * log_z[r]
+    return total, log_z, w, s, f
 
 
 def _kernel_version() -> int:
@@ -124,17 +122,13 @@ def _kernel_version() -> int:
     return int(hashlib.sha256(src).hexdigest()[:12], 16)
 
 
-_weighted_total_jit = numba.njit(cache=True)(_weighted_total)
-
-
 def _register_numba() -> None:
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
         register_funcify_default_op_cache_key,
     )
 
-    estep = _kernels.estep_serial
-    weighted_total = _weighted_total_jit
+    kernel = _marginal_votes_kernel
 
     @register_funcify_default_op_cache_key(MarginalVotes)
     def _numba_marginal_votes(op, node, **kwargs):
@@ -142,10 +136,10 @@ def _register_numba() -> None:
         def marginal_votes(
             row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
         ):
-            log_z, w, s, f = estep(
+            total, log_z, w, s, f = kernel(
                 row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
             )
-            return np.array(weighted_total(row_weight, log_z)), log_z, w, s, f
+            return np.array(total), log_z, w, s, f
 
         return marginal_votes, _kernel_version()
 
@@ -161,7 +155,7 @@ def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass):
     Parameters
     ----------
     counts : CountTable
-        Supplies the rows' entries (constants of the graph).
+        Supplies the rows' entries (shared variables of the graph).
     row_weight : tensor (R,)
         Users per distinct row (``pm.Data`` in the model, so it can change).
     log_g, log_1mg : tensor (P, G)

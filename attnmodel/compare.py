@@ -80,7 +80,7 @@ class Comparison:
         return f"Comparison(\n{self.summary()}\n)"
 
 
-def _require_same_family(em: xr.DataTree, nuts: xr.DataTree) -> None:
+def _require_em_and_nuts(em: xr.DataTree, nuts: xr.DataTree) -> None:
     _require_result(em)
     _require_result(nuts)
     # Swapped arguments would silently read NUTS's first draw as "the EM estimate".
@@ -151,7 +151,7 @@ def compare_fits(
     -------
     Comparison
     """
-    _require_same_family(em, nuts)
+    _require_em_and_nuts(em, nuts)
     if float(em.attrs["eta_star"]) != float(nuts.attrs["eta_star"]):
         raise ValueError(
             f"the fits' p_above use different cuts: eta_star={em.attrs['eta_star']} (em) and "
@@ -273,7 +273,7 @@ def arviz_pair(
     forest plot puts all its variables on one x axis: draw ``mu`` apart,
     ``azp.plot_forest(arviz_pair(em, nuts, ["mu"]), combined=True)``.
     """
-    _require_same_family(em, nuts)
+    _require_em_and_nuts(em, nuts)
     names = _shared_globals(em, nuts, var_names)
     post = nuts["posterior"].to_dataset()[names]
     point = em["posterior"].to_dataset()[names].isel(chain=0, draw=0, drop=True)

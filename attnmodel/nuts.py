@@ -134,16 +134,9 @@ def sample_nuts(
         raise ValueError(f"eta_star must lie in [0, 1], got {eta_star}")
     clock = time.perf_counter()
     timings: dict[str, float] = {}
-    attn = build_model(
-        data,
-        family,
-        mu=mu,
-        mu_prior=mu_prior,
-        priors=priors,
-        n_components=n_components,
-        variant=variant,
-        parameterization=parameterization,
-    )
+    # What both the model and the MAP-EM start are built from.
+    model_kw = {"mu": mu, "mu_prior": mu_prior, "priors": priors, "n_components": n_components}
+    attn = build_model(data, family, **model_kw, variant=variant, parameterization=parameterization)
     kwargs: dict[str, Any] = {
         "draws": draws,
         "tune": tune,
@@ -161,17 +154,7 @@ def sample_nuts(
     if attn.parameterization == "identified" and "initvals" not in sample_kwargs:
         kwargs.update(
             _identified_starts(
-                attn,
-                data,
-                family,
-                mu,
-                mu_prior,
-                priors,
-                n_components,
-                chains,
-                seed,
-                nuts_sampler,
-                target_accept,
+                attn, data, family, model_kw, chains, seed, nuts_sampler, target_accept
             )
         )
     if "step" in kwargs:
@@ -234,17 +217,7 @@ def default_cores(chains: int) -> int:
 
 
 def _identified_starts(
-    attn,
-    data,
-    family,
-    mu,
-    mu_prior,
-    priors,
-    n_components,
-    chains,
-    seed,
-    nuts_sampler,
-    target_accept,
+    attn, data, family, model_kw, chains, seed, nuts_sampler, target_accept
 ) -> dict[str, Any]:
     """Starting points and (PyMC's NUTS) a mass matrix for the identified coordinates.
 
@@ -264,16 +237,7 @@ def _identified_starts(
     from attnmodel.em import fit_em
     from attnmodel.pymc_model import _n_fixed, identified_point
 
-    em = fit_em(
-        data,
-        family,
-        mu=mu,
-        mu_prior=mu_prior,
-        priors=priors,
-        n_components=n_components,
-        n_init=1,
-        warn=False,
-    )
+    em = fit_em(data, family, **model_kw, n_init=1, warn=False)
     z0 = identified_point(attn, em.params_, em.mu_.to_numpy())
     k = _n_fixed(attn.family) - 1
     step = None
@@ -332,7 +296,7 @@ def _mode_variance(step, point: dict[str, np.ndarray]) -> np.ndarray | None:
         for sign in (1.0, -1.0):
             x = x0.data.copy()
             x[j] += sign * h
-            _, g = fn(DictToArrayBijection.map(DictToArrayBijection.rmap(x0._replace(data=x))))
+            _, g = fn(x0._replace(data=x))
             grads.append(np.asarray(g, dtype=float))
         hess[:, j] = (grads[0] - grads[1]) / (2.0 * h)
     hess = 0.5 * (hess + hess.T)
