@@ -18,25 +18,25 @@ first use, so that ``import attnmodel`` does not load PyMC).
 """
 
 from attnmodel.compare import compare_fits
-from attnmodel.data import VoteData
-from attnmodel.em import ConvergenceWarning, EMResult, fit_em
+from attnmodel.data.votes import VoteData
+from attnmodel.inference.em import ConvergenceWarning, EMResult, fit_em
 from attnmodel.errors import AttnmodelWarning, VoteDataError
 from attnmodel.export import to_dpo, write_dpo
-from attnmodel.families import FAMILY_NAMES, get_family
+from attnmodel.model.families import FAMILY_NAMES, get_family
 from attnmodel.filtering import DiagnosticsError, FilterResult, NotConvergedError, filter_users
-from attnmodel.fitting import fit
-from attnmodel.posterior import user_posterior
-from attnmodel.priors import DEFAULT_MU_PRIOR, BetaPrior
-from attnmodel.results import load, save, summarize
-from attnmodel.simulate import SimulatedVotes, simulate_counts, simulate_votes
+from attnmodel.inference.fitting import fit
+from attnmodel.posterior.users import user_posterior
+from attnmodel.model.priors import DEFAULT_MU_PRIOR, BetaPrior
+from attnmodel.results.tree import load, save, summarize
+from attnmodel.model.simulate import SimulatedVotes, simulate_counts, simulate_votes
 
 __version__ = "0.1.0"
 
 # Names whose modules import PyMC, loaded on first access.
 _LAZY = {
-    "sample_nuts": "attnmodel.nuts",
-    "build_model": "attnmodel.pymc_model",
-    "Prior": "attnmodel.pymc_model",
+    "sample_nuts": "attnmodel.inference.nuts",
+    "build_model": "attnmodel.model.pymc_model",
+    "Prior": "attnmodel.model.pymc_model",
 }
 
 

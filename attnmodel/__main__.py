@@ -1,10 +1,10 @@
-"""``python -m attnmodel`` and the ``attnmodel`` console script; see :mod:`attnmodel.cli`."""
+"""``python -m attnmodel`` and the ``attnmodel`` console script; see :mod:`attnmodel.cli.commands`."""
 
 from __future__ import annotations
 
 import sys
 
-from attnmodel.cli import main
+from attnmodel.cli.commands import main
 
 __all__ = ["main"]
 

@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from attnmodel.filtering import _align_to_data, prob_decisions
-from attnmodel.results import (
+from attnmodel.results.tree import (
     SAMPLE_DIMS,
     _hdi,
     _point,
@@ -132,7 +132,7 @@ def compare_fits(
     Parameters
     ----------
     em, nuts : xarray.DataTree
-        Results of :func:`attnmodel.fitting.fit` with ``method="em"`` and
+        Results of :func:`attnmodel.inference.fitting.fit` with ``method="em"`` and
         ``method="nuts"`` (same family, same ``eta_star``).
     data : VoteData, optional
         The data both were fitted to: checks that the users match and counts
@@ -230,7 +230,7 @@ def arviz_pair(
     Parameters
     ----------
     em, nuts : xarray.DataTree
-        Results of :func:`attnmodel.fitting.fit` with ``method="em"`` and
+        Results of :func:`attnmodel.inference.fitting.fit` with ``method="em"`` and
         ``method="nuts"`` (same family, same pairs).
     var_names : str or list of str, optional
         Global parameters to keep (posterior variables without a ``user``

@@ -20,9 +20,9 @@ input column):
     ``eta_map`` (or ``eta_mean`` with ``by="mean"``) at or above the
     ``quantile`` of the fitted ``P_eta``.
 
-The input is an :class:`~attnmodel.em.EMResult` or a result tree
-(:mod:`attnmodel.results`, from MAP-EM or NUTS) together with the
-:class:`~attnmodel.data.VoteData` it was fitted to. Before filtering, a gate
+The input is an :class:`~attnmodel.inference.em.EMResult` or a result tree
+(:mod:`attnmodel.results.tree`, from MAP-EM or NUTS) together with the
+:class:`~attnmodel.data.votes.VoteData` it was fitted to. Before filtering, a gate
 checks that the fit can be trusted: a MAP-EM fit must have converged; a NUTS
 fit's global parameters must have ``r_hat <= rhat_max``, bulk and tail ESS of
 at least ``ess_min`` and no more than ``max_divergences`` divergent
@@ -211,7 +211,7 @@ def filter_users(
     ----------
     result : EMResult or xarray.DataTree
         The fit: an EM result (its ``data`` supplies the vote rows) or a
-        result tree from :func:`attnmodel.fitting.fit` / :func:`attnmodel.results.load`.
+        result tree from :func:`attnmodel.inference.fitting.fit` / :func:`attnmodel.results.tree.load`.
     data : VoteData, optional
         The votes to filter; required with a tree (its users must be the
         tree's users), defaults to ``result.data`` for an EMResult.
@@ -228,7 +228,7 @@ def filter_users(
         Summary compared with the cut by ``quantile``.
     posterior : xarray.Dataset, optional
         With an EMResult only: precomputed
-        :func:`~attnmodel.posterior.user_posterior`; for ``prob`` it is
+        :func:`~attnmodel.posterior.users.user_posterior`; for ``prob`` it is
         recomputed when its ``eta_star`` differs from ``eta_star``.
     force : bool
         Filter even if the fit did not converge or failed its diagnostics
@@ -355,8 +355,8 @@ def _em_inputs(result, data, rule, eta_star, posterior, force):
 
 def _tree_inputs(dt, data, rule, eta_star, by, force, gate):
     """Summaries, quantile function, gate report and rule notes of a result tree."""
-    from attnmodel.families import get_family
-    from attnmodel.results import RESULT_MARKER, diagnostic_checks, family_params
+    from attnmodel.model.families import get_family
+    from attnmodel.results.tree import RESULT_MARKER, diagnostic_checks, family_params
 
     if int(dt.attrs.get(RESULT_MARKER, 0) or 0) != 1 or "attentiveness" not in dt.children:
         raise ValueError("not an attnmodel result tree (no attentiveness group or marker)")

@@ -15,7 +15,7 @@ function                     draws
 :func:`plot_tradeoff`        votes kept against the share of casual votes among them
 ===========================  ========================================================
 
-The inputs are what :mod:`attnmodel.experiments` returns, and for
+The inputs are what :mod:`attnmodel.paper.experiments` returns, and for
 :func:`plot_attentiveness` the per-user summaries of a fit.
 """
 
@@ -31,7 +31,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from attnmodel.experiments import DensityFit, Trajectories
+from attnmodel.paper.experiments import DensityFit, Trajectories
 
 __all__ = [
     "plot_em_objective",
@@ -92,9 +92,9 @@ def plot_em_objective(traj, *, figsize=(10.0, 4.0)) -> Figure:
     Parameters
     ----------
     traj : Trajectories, pandas.DataFrame, EMResult or xarray.DataTree
-        Output of :func:`attnmodel.experiments.em_trajectories` (or its
+        Output of :func:`attnmodel.paper.experiments.em_trajectories` (or its
         ``paths`` table: ``start``, ``iteration``, ``objective``), a fit from
-        :func:`attnmodel.em.fit_em` (every start in ``runs_``) or an EM result
+        :func:`attnmodel.inference.em.fit_em` (every start in ``runs_``) or an EM result
         tree (its ``em_runs`` group).
     figsize : tuple of float
 
@@ -253,9 +253,9 @@ def plot_density_fit(
     Parameters
     ----------
     fits : DensityFit or sequence of DensityFit
-        From :func:`attnmodel.experiments.misspecification`,
-        :func:`~attnmodel.experiments.logistic_normal_truths` or
-        :func:`~attnmodel.experiments.density_fit`.
+        From :func:`attnmodel.paper.experiments.misspecification`,
+        :func:`~attnmodel.paper.experiments.logistic_normal_truths` or
+        :func:`~attnmodel.paper.experiments.density_fit`.
     kind : {"pdf", "cdf"}
         Densities (atoms of a discrete side drawn as stems on a second axis,
         their height the mass) or distribution functions (comparable for any
@@ -311,7 +311,7 @@ def plot_attentiveness(
     Parameters
     ----------
     post : xarray.Dataset or xarray.DataTree
-        :func:`attnmodel.posterior.user_posterior` output, a result DataTree,
+        :func:`attnmodel.posterior.users.user_posterior` output, a result DataTree,
         or its ``attentiveness`` group; needs ``eta_mean``, ``eta_hdi`` and
         ``p_above``.
     eta_star : float, optional
@@ -414,7 +414,7 @@ def plot_accuracy_vs_mu(
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of :func:`attnmodel.experiments.accuracy_vs_mu`.
+        Output of :func:`attnmodel.paper.experiments.accuracy_vs_mu`.
     metrics : sequence of str
         Columns to draw, one panel each (``recall`` is the paper's "accuracy").
     figsize : tuple of float, optional
@@ -476,7 +476,7 @@ def plot_tradeoff(table: pd.DataFrame, *, figsize: tuple[float, float] | None = 
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of :func:`attnmodel.experiments.filter_tradeoff` (its
+        Output of :func:`attnmodel.paper.experiments.filter_tradeoff` (its
         ``attrs["casual_below"]``, when present, goes into the axis label).
     figsize : tuple of float, optional
 

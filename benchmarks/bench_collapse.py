@@ -3,7 +3,7 @@
 What is measured
 ----------------
 Per-(user, pair) counts are simulated in a fresh subprocess per case and
-collapsed with ``attnmodel.counts.collapse_counts``. Reported: wall time of
+collapsed with ``attnmodel.data.counts.collapse_counts``. Reported: wall time of
 the collapse (median of 3 calls; 1 call for the slow dense method), the
 peak of memory allocated during the collapse (``tracemalloc``, which numpy
 reports its buffers to; inputs excluded, output included), and the child's
@@ -82,7 +82,7 @@ def run_case(name: str) -> dict:
     import gc
     import tracemalloc
 
-    from attnmodel import counts
+    from attnmodel.data import counts
 
     kind, method, repeats = CASES[name]
     (ui, pk, nk, sk), m, p = make_data(kind)

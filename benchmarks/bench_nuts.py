@@ -1,4 +1,4 @@
-"""Benchmark: NUTS fits (``attnmodel.nuts.sample_nuts``) in the paper's setting and at 10^5 users.
+"""Benchmark: NUTS fits (``attnmodel.inference.nuts.sample_nuts``) in the paper's setting and at 10^5 users.
 
 What is measured
 ----------------
@@ -21,7 +21,7 @@ progress bar.
   (the per-user summaries, MCSE, HDI, the tree).
 * Convergence of the global parameters (posterior variables without a
   ``user`` dim; a known ``mu`` is constant and left out):
-  ``attnmodel.results.convergence_table`` (max r_hat, min bulk and tail ESS
+  ``attnmodel.results.tree.convergence_table`` (max r_hat, min bulk and tail ESS
   over the parameters), divergences, and ESS/s = min bulk ESS divided by
   ``total`` (and by ``sample`` alone).
 * For the large cases, ``grad ms``: one log density + gradient evaluation of
@@ -95,9 +95,9 @@ BIG_TARGET_S = 60.0
 def run_case(name: str) -> dict:
     """Run one case in this process and return its figures."""
     import attnmodel as am
-    from attnmodel.nuts import sample_nuts
-    from attnmodel.priors import BetaPrior
-    from attnmodel.results import convergence_table, flat_globals, n_divergences
+    from attnmodel.inference.nuts import sample_nuts
+    from attnmodel.model.priors import BetaPrior
+    from attnmodel.results.tree import convergence_table, flat_globals, n_divergences
 
     (family, params), n_users, n_votes, mu, kwargs = CASES[name]
     n, s, _ = am.simulate_counts(family, params, n_users, n_votes, 0.8, seed=DATA_SEED)
@@ -166,8 +166,8 @@ def gradient_seconds(data, family, mu_kw, repeats: int = 200) -> float:
     """
     from pymc.blocking import DictToArrayBijection
 
-    from attnmodel.nuts import _compile_mode
-    from attnmodel.pymc_model import build_model
+    from attnmodel.inference.nuts import _compile_mode
+    from attnmodel.model.pymc_model import build_model
 
     model = build_model(data, family, **mu_kw).model
     fn = model.logp_dlogp_function(ravel_inputs=True, mode=_compile_mode())

@@ -155,7 +155,7 @@ def run_case(name: str) -> dict:
     """Run one case in this process and return its figures."""
     import pandas as pd
 
-    import attnmodel.data as data_mod
+    import attnmodel.data.votes as data_mod
     from attnmodel import VoteData
 
     path, what = CASES[name]

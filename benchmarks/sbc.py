@@ -9,16 +9,16 @@ the rank histogram: a U (posterior too narrow), a hump (too wide), a slope
 Procedure, per dataset ``i`` (seeds fixed by ``--seed`` and ``i``):
 
 1. Draw the truth from the model's prior, read off the model's definitions:
-   family parameters from ``attnmodel.pymc_model.default_priors`` (flat on the
+   family parameters from ``attnmodel.model.pymc_model.default_priors`` (flat on the
    box of ``family_box`` for the quadrature the data imply), ``mu`` from
    ``BetaPrior(8, 2)`` (truncated to ``mu > 1/2``) when it is unknown.
 2. Draw ``m`` users (uniform in ``--users``), each with ``--votes`` votes on
    one pair: ``eta_j ~ P_eta``, ``s_j ~ Binomial(n, 1/2 + eta_j (mu - 1/2))``
    (``attnmodel.simulate_counts``).
-3. Fit with ``attnmodel.nuts.sample_nuts`` (marginal variant, default
+3. Fit with ``attnmodel.inference.nuts.sample_nuts`` (marginal variant, default
    parameterization, PyMC's NUTS, ``--chains``/``--draws``/``--tune``,
    sampler seed ``i``) and check convergence of the global parameters with
-   ``attnmodel.results.diagnostic_checks`` (r_hat <= 1.01, bulk and tail
+   ``attnmodel.results.tree.diagnostic_checks`` (r_hat <= 1.01, bulk and tail
    ESS >= 100 per chain, no divergence).
 4. Keep L draws evenly spaced through the chains (stride about
    ``chains * draws / L``, which also thins out autocorrelation) and record
@@ -71,10 +71,10 @@ FAMILIES_INDEX = {name: k for k, name in enumerate(FAMILIES)}
 
 def draw_truth(family: str, votes: int, rng: np.random.Generator) -> tuple[dict, float]:
     """Family parameters and mu drawn from the model's priors."""
-    from attnmodel.families import get_family
-    from attnmodel.grid import make_logit_grid
-    from attnmodel.priors import BetaPrior
-    from attnmodel.pymc_model import default_priors
+    from attnmodel.model.families import get_family
+    from attnmodel.model.grid import make_logit_grid
+    from attnmodel.model.priors import BetaPrior
+    from attnmodel.model.pymc_model import default_priors
 
     fam = get_family(family)
     grid = None if fam.discrete else make_logit_grid(votes)
@@ -97,9 +97,9 @@ def draw_truth(family: str, votes: int, rng: np.random.Generator) -> tuple[dict,
 def fit_one(job: tuple) -> dict:
     """Simulate dataset ``i``, fit it and return the truth, the ranks and the diagnostics."""
     import attnmodel as am
-    from attnmodel.nuts import sample_nuts
-    from attnmodel.priors import BetaPrior
-    from attnmodel.results import diagnostic_checks
+    from attnmodel.inference.nuts import sample_nuts
+    from attnmodel.model.priors import BetaPrior
+    from attnmodel.results.tree import diagnostic_checks
 
     family, i, args = job
     names, mu_unknown = FAMILIES[family]

@@ -47,8 +47,8 @@ from _harness import banner
 from scipy import stats
 
 import attnmodel as am
-from attnmodel.priors import BetaPrior
-from attnmodel.pymc_model import build_model, family_box
+from attnmodel.model.priors import BetaPrior
+from attnmodel.model.pymc_model import build_model, family_box
 
 NAMES = ("alpha", "beta", "mu")
 

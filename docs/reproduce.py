@@ -1,6 +1,6 @@
 """Regenerate the documentation's reproduction page: the paper's synthetic experiments.
 
-Runs the experiments of :mod:`attnmodel.experiments` at the paper's sizes (over
+Runs the experiments of :mod:`attnmodel.paper.experiments` at the paper's sizes (over
 many seeds where the paper reports one run), MAP-EM against NUTS and
 ``pm.find_MAP`` on the paper's setting, and writes
 
@@ -151,7 +151,7 @@ def _jsonable(obj: Any) -> Any:
 
 def run_trajectories(w: Writer, size: dict[str, Any]) -> None:
     """Figure 3: EM paths from six starts on each of the paper's two truths."""
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
     from attnmodel import plots
 
     trajs = [
@@ -182,7 +182,7 @@ def run_trajectories(w: Writer, size: dict[str, Any]) -> None:
 
 def run_table4(w: Writer, size: dict[str, Any]) -> None:
     """Table 4: relative error over seeds in the paper's six (m, n) cells."""
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
 
     cells = size["table4_cells"] or ex.TABLE4_CELLS
     res = ex.relative_error_table(cells, seeds=range(size["table4_seeds"]))
@@ -205,7 +205,7 @@ def oracle_errors(ms: list[int], reps: int = ORACLE_REPS) -> pd.DataFrame:
     """
     from scipy import stats
 
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
 
     rng = np.random.default_rng(20260)
     rows = []
@@ -231,7 +231,7 @@ def oracle_errors(ms: list[int], reps: int = ORACLE_REPS) -> pd.DataFrame:
 
 def run_densities(w: Writer, size: dict[str, Any]) -> None:
     """Figures 4 and 7: fitted against true P_eta."""
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
     from attnmodel import plots
 
     fig4 = ex.misspecification(n_init=size["fit_starts"])
@@ -260,7 +260,7 @@ def run_densities(w: Writer, size: dict[str, Any]) -> None:
 
 def run_figure8(w: Writer, size: dict[str, Any]) -> None:
     """Figure 8: recovering the users above the median of Beta(3, 5)."""
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
     from attnmodel import plots
 
     table = ex.accuracy_vs_mu(
@@ -274,7 +274,7 @@ def run_figure8(w: Writer, size: dict[str, Any]) -> None:
 
 def run_tradeoff(w: Writer, size: dict[str, Any]) -> None:
     """Section 4.2 without an LLM: votes kept against the casual share among them."""
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
     from attnmodel import plots
 
     table = ex.filter_tradeoff(n_init=size["fit_starts"])
@@ -284,7 +284,7 @@ def run_tradeoff(w: Writer, size: dict[str, Any]) -> None:
 
 def _paper_setting_data():
     import attnmodel as am
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
 
     s = PAPER_SETTING
     sim = am.simulate_votes(
@@ -296,9 +296,9 @@ def _paper_setting_data():
 def run_em_vs_nuts(w: Writer, size: dict[str, Any]) -> None:
     """MAP-EM against NUTS on the paper's setting, mu under the paper's Beta(8, 2) prior."""
     import attnmodel as am
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
     from attnmodel.compare import plot_comparison
-    from attnmodel.results import diagnostic_checks
+    from attnmodel.results.tree import diagnostic_checks
 
     _, data = _paper_setting_data()
     fam = am.get_family("beta")
@@ -340,7 +340,7 @@ def run_find_map(w: Writer, size: dict[str, Any]) -> None:
     import pymc as pm
 
     import attnmodel as am
-    from attnmodel.pymc_model import build_model, family_box
+    from attnmodel.model.pymc_model import build_model, family_box
 
     sim, data = _paper_setting_data()
     latent = build_model(data, "beta", mu_prior=(8, 2), variant="latent")
@@ -402,7 +402,7 @@ def run_profile(w: Writer, size: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     import attnmodel as am
-    from attnmodel import experiments as ex
+    from attnmodel.paper import experiments as ex
 
     rows = []
     for family, truth in ex.PAPER_TRUTHS.items():
@@ -564,7 +564,7 @@ def _section_table4(gen: Path) -> str:
     runs = pd.read_csv(gen / "table4_runs.csv")
     oracle = _oracle_shares(gen, s)
     n_seeds = int(runs.groupby(["family", "m", "n"]).size().min())
-    from attnmodel.experiments import PAPER_TRUTHS
+    from attnmodel.paper.experiments import PAPER_TRUTHS
 
     lines = [
         "## Table 4: relative error against `(m, n)`",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnmodel.data import VoteData
-from attnmodel.simulate import simulate_counts, simulate_votes
+from attnmodel.data.votes import VoteData
+from attnmodel.model.simulate import simulate_counts, simulate_votes
 
 TWO_POINT_TRUTH = {"q_low": 0.6, "eta_low": 0.4, "eta_high": 0.98}
 BETA_TRUTH = {"alpha": 3.0, "beta": 5.0}

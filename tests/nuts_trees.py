@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
-from attnmodel.results import RESULT_MARKER, draw_eta
+from attnmodel.results.tree import RESULT_MARKER, draw_eta
 
 
 def nuts_like(

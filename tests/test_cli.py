@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from attnmodel import cli
+from attnmodel.cli import commands as cli
 
 MTBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "mtbench_human_judgments.csv"
 ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "default"}

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from attnmodel import fit_em, simulate_votes  # noqa: E402
 from attnmodel.compare import arviz_pair, compare_fits, plot_comparison  # noqa: E402
-from attnmodel.results import em_to_datatree  # noqa: E402
+from attnmodel.results.tree import em_to_datatree  # noqa: E402
 from tests.nuts_trees import nuts_like  # noqa: E402
 
 PAIRS = {"gpt vs llama": 0.8, "claude vs alpaca": 0.7}
@@ -294,7 +294,7 @@ def test_swapped_fits_are_refused(em, nuts):
 @pytest.fixture(scope="module")
 def real_pair():
     """EM and a real NUTS run on one pair with known mu (the quickest model to sample)."""
-    from attnmodel.fitting import fit
+    from attnmodel.inference.fitting import fit
 
     sim = simulate_votes("beta", {"alpha": 1.5, "beta": 1.5}, 40, (20, 120), 0.8, seed=8)
     data = sim.to_data()
@@ -316,7 +316,7 @@ def real_pair():
 
 def test_real_nuts_tree_through_compare_filter_and_files(real_pair, tmp_path):
     from attnmodel.filtering import DiagnosticsError, filter_users
-    from attnmodel.results import diagnostic_checks, load, save, summarize
+    from attnmodel.results.tree import diagnostic_checks, load, save, summarize
 
     data, em, real_nuts = real_pair
     assert real_nuts.attrs["method"] == "nuts" and real_nuts.attrs["chains"] == 2

@@ -7,8 +7,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from attnmodel import counts as counts_mod
-from attnmodel.counts import CountTable, collapse_counts
+from attnmodel.data import counts as counts_mod
+from attnmodel.data.counts import CountTable, collapse_counts
 
 METHODS = ("hash", "dense", "sort")
 

@@ -1,4 +1,4 @@
-"""Tests for attnmodel.data (VoteData) and attnmodel.errors."""
+"""Tests for attnmodel.data.votes (VoteData) and attnmodel.errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attnmodel.data import VoteData
+from attnmodel.data.votes import VoteData
 from attnmodel.errors import AttnmodelWarning, VoteDataError
 
 MTBENCH = Path("/work/shared/data/mtbench_human_judgments.csv")

@@ -62,11 +62,11 @@ def test_sphinx_builds_without_warnings(tmp_path):
     api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
     # autodoc found the functions (a failed import would leave the section empty).
     for name in (
-        "em.fit_em",
+        "inference.em.fit_em",
         "filtering.filter_users",
-        "nuts.sample_nuts",
-        "pymc_model.build_model",
-        "experiments.relative_error_table",
+        "inference.nuts.sample_nuts",
+        "model.pymc_model.build_model",
+        "paper.experiments.relative_error_table",
     ):
         assert f'id="attnmodel.{name}"' in api, name
 

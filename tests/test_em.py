@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import optimize, special
 
-from attnmodel.data import VoteData
-from attnmodel.em import ConvergenceWarning, EMProblem, EMState, fit_em
-from attnmodel.families import get_family
-from attnmodel.grid import make_logit_grid
-from attnmodel.priors import BetaPrior, resolve_mu
-from attnmodel.simulate import simulate_counts
+from attnmodel.data.votes import VoteData
+from attnmodel.inference.em import ConvergenceWarning, EMProblem, EMState, fit_em
+from attnmodel.model.families import get_family
+from attnmodel.model.grid import make_logit_grid
+from attnmodel.model.priors import BetaPrior, resolve_mu
+from attnmodel.model.simulate import simulate_counts
 
 PAPER_PRIOR = BetaPrior(8, 2)
 

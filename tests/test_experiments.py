@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from attnmodel import experiments as ex
+from attnmodel.paper import experiments as ex
 
 # ---------------------------------------------------------------------------
 # relative error

@@ -113,7 +113,7 @@ def test_filtered_votes_export_end_to_end():
         response_a=[f"{m}-answer" for m in sim.votes["model_a"]],
         response_b=[f"{m}-answer" for m in sim.votes["model_b"]],
     )
-    from attnmodel.data import VoteData
+    from attnmodel.data.votes import VoteData
 
     fit = fit_em(VoteData.from_frame(v), "beta", mu=0.8)
     kept = filter_users(fit, rule="top", top=0.5)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from attnmodel.families import FAMILY_NAMES, get_family
-from attnmodel.grid import make_logit_grid
+from attnmodel.model.families import FAMILY_NAMES, get_family
+from attnmodel.model.grid import make_logit_grid
 
 EXAMPLES = {
     "two_point": {"q_low": 0.6, "eta_low": 0.4, "eta_high": 0.98},

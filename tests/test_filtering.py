@@ -17,10 +17,10 @@ import xarray as xr
 from scipy import stats
 
 from attnmodel import NotConvergedError, filter_users, fit_em, simulate_votes
-from attnmodel.data import VoteData
-from attnmodel.em import ConvergenceWarning
+from attnmodel.data.votes import VoteData
+from attnmodel.inference.em import ConvergenceWarning
 from attnmodel.filtering import DiagnosticsError, DiagnosticsWarning
-from attnmodel.results import em_to_datatree
+from attnmodel.results.tree import em_to_datatree
 from tests.nuts_trees import nuts_like
 
 N_USERS = 25
@@ -314,7 +314,7 @@ def test_count_data_gives_no_vote_rows():
 
 
 # ---------------------------------------------------------------------------
-# Result trees (attnmodel.results) and the diagnostics gate
+# Result trees (attnmodel.results.tree) and the diagnostics gate
 # ---------------------------------------------------------------------------
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from attnmodel.families import Beta
-from attnmodel.grid import make_logit_grid, maximize_concave_1d, pair_log_probs
+from attnmodel.model.families import Beta
+from attnmodel.model.grid import make_logit_grid, maximize_concave_1d, pair_log_probs
 
 
 def _grid_log_marginal(grid, n, s, mu, a, b):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from attnmodel._kernels import TABLE_MAX_COUNT, estep_stats
-from attnmodel.data import VoteData
-from attnmodel.families import get_family
-from attnmodel.grid import make_logit_grid, pair_log_probs
+from attnmodel.inference.kernels import TABLE_MAX_COUNT, estep_stats
+from attnmodel.data.votes import VoteData
+from attnmodel.model.families import get_family
+from attnmodel.model.grid import make_logit_grid, pair_log_probs
 
 
 def _table(rng, n_users=300, n_pairs=3, big=()):
@@ -77,7 +77,7 @@ def test_impossible_nodes_and_zero_mass():
 def test_ordinary_rows_take_the_table_path():
     # The comparison above is only meaningful if the tables are used: every row
     # of ordinary size must be formed from them (a return of -1 means log space).
-    from attnmodel import _kernels as k
+    from attnmodel.inference import kernels as k
 
     counts = _table(np.random.default_rng(6), big=(5000,))
     log_g, log_1mg, log_mass = _inputs(counts, (0.8, 0.6, 0.95))
@@ -102,9 +102,9 @@ def test_compiled_row_summaries_equal_grid_cells(eta_star):
     Same posterior, same uniforms in the same order: equal to rounding. Rows
     with thousands of votes (log-space path) are included.
     """
-    from attnmodel.conditional import GridCells, grid_row_summaries
-    from attnmodel.em import EMProblem, EMState
-    from attnmodel.priors import resolve_mu
+    from attnmodel.posterior.conditional import GridCells, grid_row_summaries
+    from attnmodel.inference.em import EMProblem, EMState
+    from attnmodel.model.priors import resolve_mu
 
     counts = _table(np.random.default_rng(7), big=(4000,))
     data_pairs = [f"pair {i}" for i in range(counts.n_pairs)]

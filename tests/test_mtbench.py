@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from attnmodel import filter_users, fit_em
-from attnmodel.data import VoteData
-from attnmodel.em import ConvergenceWarning
+from attnmodel.data.votes import VoteData
+from attnmodel.inference.em import ConvergenceWarning
 
 FILE = "mtbench_human_judgments.csv"
 COLUMNS = ["user_id", "model_a", "model_b", "winner", "question_id", "turn"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import attnmodel as am
-from attnmodel.nuts import SAMPLERS, sample_nuts
+from attnmodel.inference.nuts import SAMPLERS, sample_nuts
 
 SMALL = {"draws": 150, "tune": 200, "chains": 2, "progressbar": False, "seed": 4}
 
@@ -66,8 +66,8 @@ def test_pointwise_loglik_is_each_users_marginal(small_fit, small_data):
     """At any one draw, the users' log-likelihoods sum to EM's objective plus binomial terms."""
     from scipy import stats
 
-    from attnmodel.em import EMProblem, EMState
-    from attnmodel.priors import resolve_mu
+    from attnmodel.inference.em import EMProblem, EMState
+    from attnmodel.model.priors import resolve_mu
 
     post = small_fit["posterior"]
     c, d = 1, 17
@@ -119,7 +119,7 @@ def test_mode_variance_is_the_inverse_curvature():
     """The mass matrix PyMC's NUTS starts from: diag of (-Hessian)^-1 at the mode."""
     import pymc as pm
 
-    from attnmodel.nuts import _mode_variance
+    from attnmodel.inference.nuts import _mode_variance
 
     with pm.Model():
         pm.Normal("x", mu=1.0, sigma=np.array([0.01, 3.0]))
@@ -132,7 +132,7 @@ def test_mode_variance_is_the_inverse_curvature():
 def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monkeypatch):
     """Mu under a prior: curvature-started PyMC NUTS, same seed same draws; many rows
     (here: a tiny budget) make the per-row summaries use every k-th draw."""
-    import attnmodel.nuts as nuts
+    import attnmodel.inference.nuts as nuts
 
     monkeypatch.setattr(nuts, "SUMMARY_BUDGET", 10 * small_data.counts.n_rows)
     kw = {**SMALL, "draws": 100, "tune": 150, "store_eta": False, "log_likelihood": False}
@@ -151,7 +151,7 @@ def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monk
 def test_default_cores_use_the_usable_cpus():
     import os
 
-    from attnmodel.nuts import default_cores
+    from attnmodel.inference.nuts import default_cores
 
     usable = len(os.sched_getaffinity(0))
     assert default_cores(4) == min(4, usable)
@@ -159,7 +159,7 @@ def test_default_cores_use_the_usable_cpus():
 
 
 def test_summary_stride_defaults():
-    from attnmodel.nuts import SUMMARY_BUDGET, summary_thin
+    from attnmodel.inference.nuts import SUMMARY_BUDGET, summary_thin
 
     assert SUMMARY_BUDGET == 1_000_000
     assert summary_thin(4000, 25, every_draw=False) == 1  # the paper's setting: every draw
@@ -234,7 +234,7 @@ def test_find_map_degenerates_where_em_does_not(paper_beta):
     """The joint mode over (alpha, beta, mu, eta) is not the marginal one EM finds."""
     import pymc as pm
 
-    from attnmodel.pymc_model import build_model
+    from attnmodel.model.pymc_model import build_model
 
     attn = build_model(paper_beta, "beta", mu_prior=(8, 2), variant="latent")
     with attn.model:
@@ -246,7 +246,7 @@ def test_find_map_degenerates_where_em_does_not(paper_beta):
     # Joint MAP: P_eta collapses onto a point mass (alpha + beta run to the box's cap,
     # without the box they run on) and every user's eta with it; the marginal MAP
     # keeps a spread close to the truth's (sd of Beta(3, 5): 0.16).
-    from attnmodel.pymc_model import family_box
+    from attnmodel.model.pymc_model import family_box
 
     cap = family_box(attn.family, attn.grid)["alpha"][1]
     assert joint["alpha"] + joint["beta"] > 1.9 * cap

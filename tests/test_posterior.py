@@ -16,7 +16,7 @@ import pytest
 from scipy import integrate, optimize, special, stats
 
 from attnmodel import fit_em, simulate_counts, user_posterior
-from attnmodel.data import VoteData
+from attnmodel.data.votes import VoteData
 
 BETA_TRUTH = {"alpha": 3.0, "beta": 5.0}
 

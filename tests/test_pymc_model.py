@@ -7,9 +7,9 @@ import pytest
 from scipy import stats
 
 import attnmodel as am
-from attnmodel.em import EMState
-from attnmodel.priors import BetaPrior
-from attnmodel.pymc_model import Prior, build_model, default_priors, model_prior
+from attnmodel.inference.em import EMState
+from attnmodel.model.priors import BetaPrior
+from attnmodel.model.pymc_model import Prior, build_model, default_priors, model_prior
 
 #: Compiling with the Python linker is much faster than Numba for one-off evaluations.
 FAST = "FAST_COMPILE"
@@ -85,7 +85,7 @@ def test_marginal_potential_equals_em_loglik(two_pair_data, family):
     )
     fn = _potential(attn, "votes")
     value = float(fn(_point(attn, PARAMS[family], mu)))
-    from attnmodel.em import EMProblem
+    from attnmodel.inference.em import EMProblem
 
     em = EMProblem(two_pair_data.counts, attn.family, attn.mu_spec, grid=attn.grid)
     ll = em.e_step(EMState(PARAMS[family], mu)).log_likelihood
@@ -97,7 +97,7 @@ def test_known_mu_uses_the_fixed_likelihood(two_pair_data):
     attn = build_model(two_pair_data, "beta", mu={"A vs B": 0.8, "A vs C": 0.7})
     assert [v.name for v in attn.model.free_RVs] == ["alpha", "beta"]
     fn = _potential(attn, "votes")
-    from attnmodel.em import EMProblem
+    from attnmodel.inference.em import EMProblem
 
     em = EMProblem(two_pair_data.counts, attn.family, attn.mu_spec, grid=attn.grid)
     ll = em.e_step(EMState(PARAMS["beta"], np.array([0.8, 0.7]))).log_likelihood
@@ -253,7 +253,7 @@ def test_latent_model_reads_like_the_paper(beta_data):
 @pytest.mark.parametrize("family", ["beta", "two_point", "k_point"])
 def test_identified_point_maps_back(two_pair_data, family):
     """Starting points in identified coordinates reproduce the parameters they came from."""
-    from attnmodel.pymc_model import identified_point
+    from attnmodel.model.pymc_model import identified_point
 
     k = 3 if family == "k_point" else None
     params = PARAMS[family]

@@ -1,7 +1,7 @@
 """Recovery of the paper's Table 4 truths by MAP-EM with known mu (slow: many seeds).
 
 Relative error Delta = max over parameters of |estimate - truth| / |truth|, as in
-the paper's Table 4 (:func:`attnmodel.experiments.relative_error`). The paper
+the paper's Table 4 (:func:`attnmodel.paper.experiments.relative_error`). The paper
 reports single runs; here each cell uses 20 seeds and the median is compared
 with the median error of a correct maximum likelihood estimate (measured
 independently over 20 seeds: about 4% for the two-point truth and 12% for
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from attnmodel.experiments import TABLE4_CELLS, relative_error_table
+from attnmodel.paper.experiments import TABLE4_CELLS, relative_error_table
 
 REFERENCE_MEDIAN = {
     ("two_point", (400, 100)): 0.04,

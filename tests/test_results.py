@@ -20,8 +20,8 @@ import xarray as xr
 
 import attnmodel
 from attnmodel import fit_em, simulate_counts, user_posterior
-from attnmodel.data import VoteData
-from attnmodel.results import (
+from attnmodel.data.votes import VoteData
+from attnmodel.results.tree import (
     RESULT_MARKER,
     convergence_table,
     diagnostic_checks,
@@ -207,11 +207,11 @@ def test_eta_draws_are_seeded(kpoint_fit):
 
 def test_store_eta_auto_and_forced(kpoint_fit, monkeypatch):
     # 50 users x 20 draws = 1000 numbers: above a limit of 999, auto leaves eta out.
-    monkeypatch.setattr("attnmodel.results.AUTO_ETA_LIMIT", 999)
+    monkeypatch.setattr("attnmodel.results.tree.AUTO_ETA_LIMIT", 999)
     auto = em_to_datatree(kpoint_fit, n_draws=20)
     assert "eta" not in auto["posterior"] and "user" not in auto["posterior"].coords
     assert "eta" in em_to_datatree(kpoint_fit, n_draws=20, store_eta=True)["posterior"]
-    monkeypatch.setattr("attnmodel.results.AUTO_ETA_LIMIT", 1000)
+    monkeypatch.setattr("attnmodel.results.tree.AUTO_ETA_LIMIT", 1000)
     assert "eta" in em_to_datatree(kpoint_fit, n_draws=20)["posterior"]
     assert "eta" not in em_to_datatree(kpoint_fit, n_draws=20, store_eta=False)["posterior"]
     with pytest.raises(ValueError, match="store_eta"):
@@ -407,7 +407,7 @@ def test_nuts_shaped_tree_round_trips(nuts_trees, tmp_path):
 
 
 def test_fit_em_is_fit_em_then_the_tree(kpoint_fit):
-    from attnmodel.fitting import fit
+    from attnmodel.inference.fitting import fit
 
     data = kpoint_fit.data
     dt = fit(data, "k_point", n_components=3, mu=0.8, n_init=2, n_draws=12, hdi_prob=0.8, seed=0)
@@ -422,7 +422,7 @@ def test_fit_em_is_fit_em_then_the_tree(kpoint_fit):
 
 
 def test_fit_validates_method_and_arguments(kpoint_fit):
-    from attnmodel.fitting import fit
+    from attnmodel.inference.fitting import fit
 
     with pytest.raises(ValueError, match=r"unknown method 'mcmc'.*'em', 'nuts'"):
         fit(kpoint_fit.data, "beta", method="mcmc")
@@ -434,12 +434,12 @@ def test_fit_nuts_hands_everything_to_sample_nuts(kpoint_fit, monkeypatch):
     import sys
     import types
 
-    from attnmodel.fitting import fit
+    from attnmodel.inference.fitting import fit
 
     calls = []
-    fake = types.ModuleType("attnmodel.nuts")
+    fake = types.ModuleType("attnmodel.inference.nuts")
     fake.sample_nuts = lambda *args, **kwargs: calls.append((args, kwargs)) or "tree"
-    monkeypatch.setitem(sys.modules, "attnmodel.nuts", fake)
+    monkeypatch.setitem(sys.modules, "attnmodel.inference.nuts", fake)
     out = fit(kpoint_fit.data, "beta", method="nuts", mu=0.8, eta_star=0.6, seed=3, draws=50)
     assert out == "tree"
     assert calls == [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnmodel.data import VoteData
-from attnmodel.simulate import draw_n_votes, simulate_counts, simulate_votes
+from attnmodel.data.votes import VoteData
+from attnmodel.model.simulate import draw_n_votes, simulate_counts, simulate_votes
 
 TRUTH = {"alpha": 3.0, "beta": 5.0}
 

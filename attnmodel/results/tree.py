@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attnmodel.conditional import AtomCells, GridCells
+from attnmodel.posterior.conditional import AtomCells, GridCells
 from attnmodel.export import atomic_write
 
 __all__ = [
@@ -291,7 +291,7 @@ def em_to_datatree(
         is 0).
     """
     from attnmodel import __version__
-    from attnmodel.posterior import user_posterior
+    from attnmodel.posterior.users import user_posterior
 
     if int(n_draws) < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
@@ -428,7 +428,7 @@ def family_params(dt: xr.DataTree) -> dict[str, Any]:
     post = dt["posterior"]
     method = dt.attrs.get("method")
     out: dict[str, Any] = {}
-    from attnmodel.families import get_family
+    from attnmodel.model.families import get_family
 
     fam = get_family(dt.attrs["family"], int(dt.attrs["n_components"]))
     for key, dims in fam.param_dims.items():

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attnmodel.families import Family, family_for_params
+from attnmodel.model.families import Family, family_for_params
 
 __all__ = ["SimulatedVotes", "simulate_votes", "simulate_counts", "draw_n_votes"]
 
@@ -78,8 +78,8 @@ class SimulatedVotes:
     params: dict[str, Any]
 
     def to_data(self, **kwargs):
-        """The votes as a :class:`attnmodel.data.VoteData`."""
-        from attnmodel.data import VoteData
+        """The votes as a :class:`attnmodel.data.votes.VoteData`."""
+        from attnmodel.data.votes import VoteData
 
         if "z" in self.votes.columns:
             kwargs.setdefault("pair", "pair")

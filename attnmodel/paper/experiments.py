@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attnmodel.data import VoteData
-from attnmodel.em import fit_em
-from attnmodel.families import Family, family_for_params
+from attnmodel.data.votes import VoteData
+from attnmodel.inference.em import fit_em
+from attnmodel.model.families import Family, family_for_params
 from attnmodel.filtering import filter_users
-from attnmodel.priors import BetaPrior
-from attnmodel.simulate import simulate_counts
+from attnmodel.model.priors import BetaPrior
+from attnmodel.model.simulate import simulate_counts
 
 __all__ = [
     "TWO_POINT_TRUTH",
@@ -165,7 +165,7 @@ def simulate_data(
         Parameters of the true ``P_eta``.
     n_users : int
     n_votes : int, (lo, hi) or array
-        Votes per user (see :func:`attnmodel.simulate.simulate_counts`).
+        Votes per user (see :func:`attnmodel.model.simulate.simulate_counts`).
     mu : float
     seed : int, optional
 
@@ -308,7 +308,7 @@ def em_trajectories(
         Seeds the simulated votes.
     accelerate : bool
         False (default) records plain EM steps, the path of the paper's
-        Algorithm 1; True records what :func:`~attnmodel.em.fit_em` does by
+        Algorithm 1; True records what :func:`~attnmodel.inference.em.fit_em` does by
         default (SQUAREM jumps and the L-BFGS finish).
 
     Returns

@@ -139,7 +139,7 @@ def collapse_counts(
     user, pair : ndarray of int, shape (K,)
         User index in ``[0, n_users)`` and pair index in ``[0, n_pairs)``; each
         (user, pair) combination appears at most once. Any order; input already
-        sorted by (user, pair), as :class:`~attnmodel.data.VoteData` passes it,
+        sorted by (user, pair), as :class:`~attnmodel.data.votes.VoteData` passes it,
         skips a sort.
     n, s : ndarray of int, shape (K,)
         Votes and votes for the stronger model; entries with ``n == 0`` are ignored.

@@ -12,7 +12,7 @@ The gradient needs no second pass: by Fisher's identity the derivative of
 ``total`` in ``log_mass_g`` is ``W_g``, in ``log g_pg`` it is ``S_pg`` and in
 ``log(1 - g_pg)`` it is ``F_pg``; PyTensor chains these to ``mu`` and to the
 family's parameters. Both the Python ``perform`` and the Numba
-implementation call the compiled kernel of :mod:`attnmodel._kernels`, so the
+implementation call the compiled kernel of :mod:`attnmodel.inference.kernels`, so the
 graph NUTS differentiates holds no (rows x nodes) tensor.
 """
 
@@ -29,7 +29,7 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from attnmodel import _kernels
+from attnmodel.inference import kernels
 
 __all__ = ["MarginalVotes", "marginal_votes"]
 
@@ -105,7 +105,7 @@ def _marginal_votes_kernel(
     row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
 ):
     """``(total, log_z, W, S, F)``: the serial E-step and the weighted total of its ``log_z``."""
-    log_z, w, s, f = _kernels.estep_serial(
+    log_z, w, s, f = kernels.estep_serial(
         row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
     )
     total = 0.0
@@ -118,7 +118,7 @@ def _marginal_votes_kernel(
 
 def _kernel_version() -> int:
     """Changes with the kernel's source, so PyTensor's Numba cache never serves a stale one."""
-    src = Path(_kernels.__file__).read_bytes() + Path(__file__).read_bytes()
+    src = Path(kernels.__file__).read_bytes() + Path(__file__).read_bytes()
     return int(hashlib.sha256(src).hexdigest()[:12], 16)
 
 
@@ -150,7 +150,7 @@ _OP = MarginalVotes()
 
 
 def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass):
-    """``sum_r weight_r log Z_r`` for a :class:`~attnmodel.counts.CountTable`, as a tensor.
+    """``sum_r weight_r log Z_r`` for a :class:`~attnmodel.data.counts.CountTable`, as a tensor.
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass):
     names = ("row_ptr", "entry_pair", "entry_s", "entry_f")
     arrays = [
         pytensor.shared(a, name=f"counts_{n}")
-        for a, n in zip(_kernels.count_arrays(counts), names, strict=True)
+        for a, n in zip(kernels.count_arrays(counts), names, strict=True)
     ]
     return _OP(
         *arrays,

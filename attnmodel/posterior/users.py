@@ -168,7 +168,7 @@ class _GridCDF:
 
 
 def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict[str, np.ndarray]:
-    """Posterior summaries per distinct count row of an :class:`~attnmodel.em.EMResult`.
+    """Posterior summaries per distinct count row of an :class:`~attnmodel.inference.em.EMResult`.
 
     Returns
     -------

@@ -9,7 +9,7 @@ Discrete families (``two_point``, ``k_point``) place ``P_eta`` on a few atoms;
 the E-step is exact over the atoms and the atoms' locations are updated by the
 EM driver together with ``mu``. Continuous families (``beta``,
 ``beta_mixture``, ``logistic_normal_mixture``) are integrated on the logit
-grid of :mod:`attnmodel.grid`; their M-step sees only the total posterior
+grid of :mod:`attnmodel.model.grid`; their M-step sees only the total posterior
 weight ``W_g`` on each node, so its cost does not depend on the number of users.
 
 Parameters are plain dicts ``name -> float or ndarray`` (component vectors
@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special, stats
 
-from attnmodel.grid import LogitGrid, maximize_concave_1d
+from attnmodel.model.grid import LogitGrid, maximize_concave_1d
 
 __all__ = [
     "Family",

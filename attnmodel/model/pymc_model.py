@@ -19,7 +19,7 @@ stronger model::
     log-marginal enters, weighted by the number of users sharing it, as a
     potential. The sampler then moves only the global parameters; per-user
     ``eta`` draws are made afterwards from their exact conditional given each
-    posterior draw (:mod:`attnmodel.nuts`).
+    posterior draw (:mod:`attnmodel.inference.nuts`).
 
 The priors of the global parameters are read back from the model by
 :class:`ModelPrior`, which is how MAP-EM maximises the same posterior that NUTS
@@ -40,16 +40,16 @@ import pytensor.tensor as pt
 from pymc.distributions import transforms
 from scipy import special
 
-from attnmodel.counts import CountTable
-from attnmodel.families import (
+from attnmodel.data.counts import CountTable
+from attnmodel.model.families import (
     BETA_SHAPE_MIN,
     Family,
     beta_shape_max,
     get_family,
     logit_sd_min,
 )
-from attnmodel.grid import LogitGrid, make_logit_grid
-from attnmodel.priors import BetaPrior, MuSpec, resolve_mu
+from attnmodel.model.grid import LogitGrid, make_logit_grid
+from attnmodel.model.priors import BetaPrior, MuSpec, resolve_mu
 
 __all__ = [
     "AttnModel",
@@ -706,14 +706,14 @@ def _mu_tensor(spec: MuSpec, unknown: np.ndarray, model: pm.Model):
 
 
 def _pair_log_probs_tensor(eta, one_minus_eta, mu):
-    """``log g`` and ``log(1 - g)`` per (pair, node), as :func:`attnmodel.grid.pair_log_probs`."""
+    """``log g`` and ``log(1 - g)`` per (pair, node), as :func:`attnmodel.model.grid.pair_log_probs`."""
     half = 0.5 * one_minus_eta[None, :]
     m = mu[:, None]
     return pt.log(half + eta[None, :] * m), pt.log(half + eta[None, :] * (1.0 - m))
 
 
 def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) -> None:
-    from attnmodel._ops import marginal_votes
+    from attnmodel.inference.ops import marginal_votes
 
     const = _binomial_log_const(counts)
     # Users per distinct row, as data: a model built on a table that lists every
@@ -726,7 +726,7 @@ def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) ->
     else:
         log_mass = grid.log_weight + _log_density_logit(fam, params, grid.u)
         if spec.unknown.size == 0:
-            from attnmodel.grid import pair_log_probs
+            from attnmodel.model.grid import pair_log_probs
 
             log_g, log_1mg = (
                 pt.as_tensor_variable(x)
@@ -737,7 +737,7 @@ def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) ->
                 pt.as_tensor_variable(grid.eta), pt.as_tensor_variable(grid.one_minus_eta), mu_t
             )
     # The E-step kernel gives the log-likelihood and, by Fisher's identity, its
-    # gradient in one pass over the rows (see attnmodel._ops).
+    # gradient in one pass over the rows (see attnmodel.inference.ops).
     total = marginal_votes(counts, weight, log_g, log_1mg, log_mass) + pt.dot(weight, const)
     if feasible is not None:
         # Outside the admissible set the parameters are meaningless (possibly NaN).

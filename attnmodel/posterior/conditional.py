@@ -3,7 +3,7 @@
 Given ``P_eta`` and ``mu``, user ``j``'s conditional ``p(eta | votes_j)`` is known
 up to quadrature: node masses on the logit grid (continuous families) or
 membership probabilities of the atoms (discrete families), per distinct count
-row (see :meth:`attnmodel.em.EMProblem.e_step`). MAP-EM's result (at its
+row (see :meth:`attnmodel.inference.em.EMProblem.e_step`). MAP-EM's result (at its
 estimate) and NUTS post-processing (at every posterior draw) both turn those
 masses into tail probabilities and draws here, on plain arrays.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from attnmodel.grid import LogitGrid
+from attnmodel.model.grid import LogitGrid
 
 __all__ = ["AtomCells", "GridCells", "pick", "grid_row_summaries"]
 
@@ -162,7 +162,7 @@ def grid_row_summaries(
 ) -> dict[str, np.ndarray]:
     """Everything :class:`GridCells` gives per row at one set of global parameters, compiled.
 
-    One pass of :func:`attnmodel._kernels.grid_summaries` over the count
+    One pass of :func:`attnmodel.inference.kernels.grid_summaries` over the count
     rows forms each row's posterior on the grid (as the E-step does) and its
     cells, for NUTS post-processing at every draw. Uniforms are taken from
     ``rng`` in the order :meth:`GridCells.sample` takes them (rows' cell
@@ -176,7 +176,7 @@ def grid_row_summaries(
     """
     import numba
 
-    from attnmodel import _kernels
+    from attnmodel.inference import kernels
 
     n_rows = counts.n_rows
     pick_u, within_u = rng.random(n_rows), rng.random(n_rows)
@@ -188,8 +188,8 @@ def grid_row_summaries(
         user_pick, user_within = rng.random(user_row.size), rng.random(user_row.size)
     u_star = float(special.logit(min(max(eta_star, 0.0), 1.0)))
     n_chunks = max(1, min(numba.get_num_threads() * 4, n_rows))
-    row_ptr, pair, s, f = _kernels.count_arrays(counts)
-    out = _kernels.grid_summaries(
+    row_ptr, pair, s, f = kernels.count_arrays(counts)
+    out = kernels.grid_summaries(
         row_ptr,
         pair,
         s,

@@ -1,8 +1,8 @@
 """Full posterior sampling of the attentiveness model with NUTS.
 
-:func:`sample_nuts` builds the model of :mod:`attnmodel.pymc_model`, runs a NUTS
+:func:`sample_nuts` builds the model of :mod:`attnmodel.model.pymc_model`, runs a NUTS
 implementation chosen by name, and returns the result structure shared with
-MAP-EM (an ``xarray.DataTree``; see :mod:`attnmodel.results`).
+MAP-EM (an ``xarray.DataTree``; see :mod:`attnmodel.results.tree`).
 
 Per-user quantities are computed from the global draws, whichever variant was
 sampled: for every posterior draw of ``(P_eta, mu)`` each user's conditional
@@ -30,11 +30,11 @@ import pymc as pm
 import xarray as xr
 from scipy import special
 
-from attnmodel.conditional import AtomCells, grid_row_summaries
-from attnmodel.em import EMProblem, EMState
-from attnmodel.grid import pair_log_probs
-from attnmodel.pymc_model import AttnModel, build_model
-from attnmodel.results import mu_spec_to_json
+from attnmodel.posterior.conditional import AtomCells, grid_row_summaries
+from attnmodel.inference.em import EMProblem, EMState
+from attnmodel.model.grid import pair_log_probs
+from attnmodel.model.pymc_model import AttnModel, build_model
+from attnmodel.results.tree import mu_spec_to_json
 
 __all__ = ["SAMPLERS", "sample_nuts", "conditional_summaries"]
 
@@ -94,12 +94,12 @@ def sample_nuts(
     data : VoteData
     family : str or Family
     mu, mu_prior, priors, n_components
-        As in :func:`attnmodel.pymc_model.build_model`.
+        As in :func:`attnmodel.model.pymc_model.build_model`.
     variant : {"marginal", "latent"}
         ``"marginal"`` (default) integrates each user's ``eta`` out and samples
         only the global parameters; ``"latent"`` samples ``eta[user]`` too.
     parameterization : {"auto", "identified", "standard"}
-        See :func:`attnmodel.pymc_model.build_model`.
+        See :func:`attnmodel.model.pymc_model.build_model`.
     sampler : {"pymc", "default", "nutpie", "numpyro"}
         ``"pymc"`` is PyMC's own NUTS (the default here: no extra compiler,
         and it meets the convergence checks on the marginal model);
@@ -234,8 +234,8 @@ def _identified_starts(
     many users the posterior is narrow, and a unit mass matrix makes the
     first hundreds of tuning steps build deep trees with tiny step sizes.
     """
-    from attnmodel.em import fit_em
-    from attnmodel.pymc_model import _n_fixed, identified_point
+    from attnmodel.inference.em import fit_em
+    from attnmodel.model.pymc_model import _n_fixed, identified_point
 
     em = fit_em(data, family, **model_kw, n_init=1, warn=False)
     z0 = identified_point(attn, em.params_, em.mu_.to_numpy())
@@ -342,7 +342,7 @@ def conditional_summaries(
     ``eta_row``, ``loglik_row``), (chain, draw, R, K) ``membership`` for discrete
     families, and (chain, draw, n_users) ``eta_user`` when asked for. On the
     grid, one compiled pass per draw does all of it
-    (:func:`attnmodel.conditional.grid_row_summaries`).
+    (:func:`attnmodel.posterior.conditional.grid_row_summaries`).
     """
     counts = attn.counts
     problem = EMProblem(counts, attn.family, attn.mu_spec, grid=attn.grid)

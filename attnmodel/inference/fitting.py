@@ -1,9 +1,9 @@
 """One entry point for fitting, whichever the inference method.
 
 ``fit(data, family, method="em" | "nuts")`` returns the shared result tree
-(:mod:`attnmodel.results`): MAP-EM through :func:`attnmodel.em.fit_em` and
-:func:`attnmodel.results.em_to_datatree`, NUTS through
-:func:`attnmodel.nuts.sample_nuts` (imported only when asked for, since it
+(:mod:`attnmodel.results.tree`): MAP-EM through :func:`attnmodel.inference.em.fit_em` and
+:func:`attnmodel.results.tree.em_to_datatree`, NUTS through
+:func:`attnmodel.inference.nuts.sample_nuts` (imported only when asked for, since it
 loads PyMC).
 """
 
@@ -47,7 +47,7 @@ def fit(
         (full posterior of the global parameters).
     mu, mu_prior
         Known win rates and the prior of the unknown ones; see
-        :func:`attnmodel.priors.resolve_mu`.
+        :func:`attnmodel.model.priors.resolve_mu`.
     eta_star : float
         Cut of ``p_above = P(eta_j >= eta_star | votes)`` in the result.
     seed : int, optional
@@ -56,10 +56,10 @@ def fit(
         Show the sampler's progress (NUTS; MAP-EM has none).
     **kwargs
         ``method="em"``: ``n_draws``, ``store_eta`` and ``hdi_prob`` go to
-        :func:`~attnmodel.results.em_to_datatree`, everything else to
-        :func:`~attnmodel.em.fit_em` (``n_components``, ``n_init``,
+        :func:`~attnmodel.results.tree.em_to_datatree`, everything else to
+        :func:`~attnmodel.inference.em.fit_em` (``n_components``, ``n_init``,
         ``max_iter``, ...). ``method="nuts"``: passed to
-        :func:`attnmodel.nuts.sample_nuts`.
+        :func:`attnmodel.inference.nuts.sample_nuts`.
 
     Returns
     -------
@@ -70,7 +70,7 @@ def fit(
             f"unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}"
         )
     if method == "nuts":
-        from attnmodel.nuts import sample_nuts
+        from attnmodel.inference.nuts import sample_nuts
 
         return sample_nuts(
             data,
@@ -83,8 +83,8 @@ def fit(
             **kwargs,
         )
 
-    from attnmodel.em import fit_em
-    from attnmodel.results import em_to_datatree
+    from attnmodel.inference.em import fit_em
+    from attnmodel.results.tree import em_to_datatree
 
     tree_kw = {k: kwargs.pop(k) for k in _TREE_KWARGS if k in kwargs}
     allowed = set(inspect.signature(fit_em).parameters) - {

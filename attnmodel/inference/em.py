@@ -26,16 +26,16 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, special
 
-from attnmodel.counts import CountTable
-from attnmodel.families import Family, get_family
-from attnmodel.grid import (
+from attnmodel.data.counts import CountTable
+from attnmodel.model.families import Family, get_family
+from attnmodel.model.grid import (
     LogitGrid,
     make_logit_grid,
     maximize_concave_1d,
     pair_log_probs,
     row_loglik,
 )
-from attnmodel.priors import MuSpec, resolve_mu
+from attnmodel.model.priors import MuSpec, resolve_mu
 
 __all__ = [
     "ConvergenceWarning",
@@ -113,7 +113,7 @@ class EMProblem:
         Used by continuous families; built from the data when omitted.
     engine : {"auto", "numpy", "numba"}
         E-step implementation; ``"auto"`` compiles only for large tables.
-    prior : attnmodel.pymc_model.ModelPrior, optional
+    prior : attnmodel.model.pymc_model.ModelPrior, optional
         Log prior of ``mu`` and of the family parameters, read from the PyMC
         model. Without it the ``mu`` priors of ``mu_spec`` are used and the
         family prior is flat.
@@ -204,7 +204,7 @@ class EMProblem:
             self.engine == "auto" and counts.n_rows * eta.size >= COMPILED_ESTEP_CELLS
         )
         if use_kernel:
-            from attnmodel._kernels import estep_stats
+            from attnmodel.inference.kernels import estep_stats
 
             log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
             log_z, weight, s_stat, f_stat, post = estep_stats(
@@ -616,7 +616,7 @@ class EMResult:
         Final E-step at the returned parameters, with the posterior matrix.
     problem : EMProblem
     data : object
-        The data the model was fitted to (a :class:`attnmodel.data.VoteData`).
+        The data the model was fitted to (a :class:`attnmodel.data.votes.VoteData`).
     settings : dict
     """
 
@@ -643,8 +643,8 @@ class EMResult:
         return EMState(self.params_, self.mu_.to_numpy())
 
     def posterior(self, eta_star: float = 0.5, hdi_prob: float = 0.94):
-        """Per-user attentiveness summaries; see :func:`attnmodel.posterior.user_posterior`."""
-        from attnmodel.posterior import user_posterior
+        """Per-user attentiveness summaries; see :func:`attnmodel.posterior.users.user_posterior`."""
+        from attnmodel.posterior.users import user_posterior
 
         return user_posterior(self, eta_star=eta_star, hdi_prob=hdi_prob)
 
@@ -706,14 +706,14 @@ def fit_em(
         ``"two_point"``, ``"k_point"``, ``"beta"``, ``"beta_mixture"`` or
         ``"logistic_normal_mixture"``.
     mu : float or dict, optional
-        Known win rates; see :func:`attnmodel.priors.resolve_mu`.
+        Known win rates; see :func:`attnmodel.model.priors.resolve_mu`.
     mu_prior : BetaPrior, tuple or dict, optional
         Prior of the unknown win rates (default: ``2 mu - 1 ~ Beta(2, 2)``).
-    priors : dict of str to attnmodel.pymc_model.Prior, optional
+    priors : dict of str to attnmodel.model.pymc_model.Prior, optional
         Priors of the family's parameters (default: flat on the admissible
         box, which makes EM maximum likelihood in them). Every prior, ``mu``'s
         included, is read from the PyMC model of
-        :func:`attnmodel.pymc_model.build_model`, so EM maximises the posterior
+        :func:`attnmodel.model.pymc_model.build_model`, so EM maximises the posterior
         that NUTS samples.
     n_components : int, optional
         Components of ``k_point`` and the mixtures.
@@ -750,7 +750,7 @@ def fit_em(
     fam = get_family(family, n_components)
     spec = resolve_mu(list(data.pairs), mu, mu_prior)
     problem = EMProblem(data.counts, fam, spec, grid, engine)
-    from attnmodel.pymc_model import model_prior
+    from attnmodel.model.pymc_model import model_prior
 
     problem.prior = model_prior(data, fam, spec, problem.grid, priors)
     if n_init < 1:

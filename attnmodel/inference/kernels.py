@@ -5,7 +5,7 @@ For each row ``r`` the pass forms the unnormalised posterior over the nodes,
 row's marginal likelihood) and adds ``x / Z_r`` (times the number of users
 sharing the row) into the sufficient statistics ``W``, ``S`` and ``F`` of the
 M-step. The same numbers are the log-likelihood's gradient (Fisher's identity),
-which is what :mod:`attnmodel.pymc_model` hands NUTS.
+which is what :mod:`attnmodel.model.pymc_model` hands NUTS.
 
 Two ways to form ``x``, chosen per row:
 
@@ -23,7 +23,7 @@ Two ways to form ``x``, chosen per row:
 Rows are split into chunks that run in parallel, each accumulating into its
 own slice, so the result does not depend on thread timing.
 
-The numpy implementation in :mod:`attnmodel.em` computes the same numbers
+The numpy implementation in :mod:`attnmodel.inference.em` computes the same numbers
 (tests compare them, and both paths here against each other).
 """
 
@@ -295,7 +295,7 @@ def _serial_clone(func, name):
 
     Numba cannot cache a function that calls a parallel one, and PyTensor
     caches the graphs it compiles only if every part can be cached; the Op of
-    :mod:`attnmodel._ops` therefore calls this serial copy (``prange`` runs as
+    :mod:`attnmodel.inference.ops` therefore calls this serial copy (``prange`` runs as
     ``range``). Chains running in parallel processes keep both cores busy.
     """
     clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
@@ -384,7 +384,7 @@ def estep_stats(
 
 # -- per-row conditional summaries on the grid (NUTS post-processing) ----------------
 #
-# The same numbers as attnmodel.conditional.GridCells built on the E-step's
+# The same numbers as attnmodel.posterior.conditional.GridCells built on the E-step's
 # posterior (log density linear in u between nodes, floored 700 below the
 # row's peak), computed only over the cells next to nodes holding more than
 # 1e-20 of the row's largest node mass: the cells left out carry less than
@@ -459,7 +459,7 @@ def _exprel_ratio(r):
 def _row_cells(x, inv_weight, width, cum, slope):
     """Cells of one row from its node weights ``x``; returns (first cell, end cell).
 
-    The cells' masses are those of :class:`attnmodel.conditional.GridCells`
+    The cells' masses are those of :class:`attnmodel.posterior.conditional.GridCells`
     (log density linear between nodes, floored 700 below the row's peak)
     relative to the peak density, computed from density ratios: one logarithm
     per cell.

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, log_expit
 
-from attnmodel.counts import CountTable
+from attnmodel.data.counts import CountTable
 
 __all__ = [
     "LogitGrid",

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from attnmodel.data import _FILE_KINDS
+from attnmodel.data.votes import _FILE_KINDS
 from attnmodel.errors import VoteDataError
 
 __all__ = ["main", "build_parser", "CommandError", "Progress"]
@@ -346,7 +346,7 @@ def _vote_options(args: argparse.Namespace, stored: dict[str, Any] | None = None
 
 def read_votes(path: str | Path, options: dict[str, Any], progress: Progress):
     """Read and validate votes with column options; returns a VoteData."""
-    from attnmodel.data import VoteData
+    from attnmodel.data.votes import VoteData
 
     p = Path(path)
     _kind(p, _TABLE_SUFFIXES, "votes")
@@ -387,7 +387,7 @@ def _float_list(text: str, option: str, count: tuple[int, ...]) -> list[float]:
 
 
 def _beta_prior(values: Sequence[float], where: str):
-    from attnmodel.priors import BetaPrior
+    from attnmodel.model.priors import BetaPrior
 
     try:
         return BetaPrior(*values)
@@ -485,7 +485,7 @@ def _number(value: Any, where: str) -> float:
 
 def mu_arguments(args: argparse.Namespace, pairs: Sequence[str]) -> dict[str, Any]:
     """``mu`` and ``mu_prior`` keyword arguments from ``--mu``/``--mu-prior``/``--mu-file``."""
-    from attnmodel.priors import resolve_mu
+    from attnmodel.model.priors import resolve_mu
 
     out: dict[str, Any] = {}
     if args.mu is not None:
@@ -521,7 +521,7 @@ def _add_force(p: argparse.ArgumentParser) -> None:
 
 def load_result(path: str | Path, progress: Progress):
     """Load an attnmodel result, turning a missing or foreign file into a one-line error."""
-    from attnmodel.results import load
+    from attnmodel.results.tree import load
 
     p = Path(path)
     if not p.exists():
@@ -537,7 +537,7 @@ def load_result(path: str | Path, progress: Progress):
 
 
 def _save_result(dt, path: Path, progress: Progress, force: bool) -> None:
-    from attnmodel.results import save
+    from attnmodel.results.tree import save
 
     with progress.step(f"writing {path}"):
         try:
@@ -547,7 +547,7 @@ def _save_result(dt, path: Path, progress: Progress, force: bool) -> None:
 
 
 def _get_family(name: str, n_components: int | None):
-    from attnmodel.families import get_family
+    from attnmodel.model.families import get_family
 
     try:
         return get_family(name, n_components)
@@ -563,7 +563,7 @@ def _fmt(x: Any) -> str:
 
 def _family_order(family: str, params: dict[str, Any]) -> list[tuple[str, Any]]:
     """Parameters in the family's own order (file formats may not keep it)."""
-    from attnmodel.families import FAMILY_NAMES, get_family
+    from attnmodel.model.families import FAMILY_NAMES, get_family
 
     if family not in FAMILY_NAMES:
         return list(params.items())
@@ -573,7 +573,7 @@ def _family_order(family: str, params: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def format_summary(s: dict[str, Any], source: str | None = None) -> str:
-    """Text form of :func:`attnmodel.results.summarize`'s dictionary."""
+    """Text form of :func:`attnmodel.results.tree.summarize`'s dictionary."""
     lines = []
     if source:
         lines.append(f"result: {source}")
@@ -662,7 +662,7 @@ def _cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     dt.attrs["data_source"] = str(args.votes)
     dt.attrs["data_options"] = json.dumps(options)
     _save_result(dt, out, progress, args.force)
-    from attnmodel.results import summarize
+    from attnmodel.results.tree import summarize
 
     print(format_summary(summarize(dt), source=str(out)))
     return 0
@@ -694,7 +694,7 @@ def _quiet_pymc(quiet: bool) -> Iterator[None]:
 
 def _run_fit(data, family, method, mu_kw, eta_star, seed, kwargs, progress, what):
     """Fit with progress on stderr: a timed line for MAP-EM, PyMC's bar for NUTS."""
-    from attnmodel.fitting import fit
+    from attnmodel.inference.fitting import fit
 
     def call():
         return fit(
@@ -732,7 +732,7 @@ def _check_unit(option: str, value: float, *, closed: bool = False) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace, progress: Progress) -> int:
-    from attnmodel.results import summarize
+    from attnmodel.results.tree import summarize
 
     dt = load_result(args.result, progress)
     s = summarize(dt)
@@ -744,7 +744,7 @@ def _cmd_summary(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _cmd_users(args: argparse.Namespace, progress: Progress) -> int:
-    from attnmodel.results import user_table
+    from attnmodel.results.tree import user_table
 
     out = _check_output(args.out, args.force)
     _kind(out, _TABLE_SUFFIXES, "users")
@@ -965,7 +965,7 @@ def add_texts(votes: pd.DataFrame, seed: int | None, n_prompts: int = 200) -> pd
 
 
 def _cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
-    from attnmodel.simulate import simulate_votes
+    from attnmodel.model.simulate import simulate_votes
 
     out = _check_output(args.out, args.force)
     _kind(out, _TABLE_SUFFIXES, "votes")
@@ -1351,12 +1351,12 @@ def _demo_files(outdir: Path, with_nuts: bool) -> dict[str, Path]:
 
 
 def _cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
-    from attnmodel.data import VoteData
+    from attnmodel.data.votes import VoteData
     from attnmodel.export import to_dpo, write_dpo
     from attnmodel.filtering import filter_users
-    from attnmodel.priors import BetaPrior
-    from attnmodel.results import summarize, user_table
-    from attnmodel.simulate import simulate_votes
+    from attnmodel.model.priors import BetaPrior
+    from attnmodel.results.tree import summarize, user_table
+    from attnmodel.model.simulate import simulate_votes
 
     if args.users < 10:
         raise CommandError(f"--users {args.users}: the demo needs at least 10 users")

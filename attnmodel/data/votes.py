@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from attnmodel.counts import CountTable, collapse_counts
+from attnmodel.data.counts import CountTable, collapse_counts
 from attnmodel.errors import AttnmodelWarning, VoteDataError
 
 __all__ = ["VoteData"]

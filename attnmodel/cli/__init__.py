@@ -1,0 +1,1 @@
+"""The attnmodel command line."""

@@ -1,0 +1,1 @@
+"""Votes in: reading, validating and orienting vote logs, and collapsing them to counts."""

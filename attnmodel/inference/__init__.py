@@ -1,0 +1,1 @@
+"""Inference: MAP-EM, NUTS, and the compiled kernels they share."""

@@ -1,0 +1,1 @@
+"""The paper's experiments, kept apart from the library."""

@@ -1,0 +1,1 @@
+"""Per-user posteriors of attentiveness given the global parameters."""
