@@ -9,8 +9,8 @@ the rank histogram: a U (posterior too narrow), a hump (too wide), a slope
 Procedure, per dataset ``i`` (seeds fixed by ``--seed`` and ``i``):
 
 1. Draw the truth from the model's prior, read off the model's definitions:
-   family parameters from ``attnmodel.model.pymc_model.default_priors`` (flat on the
-   box of ``family_box`` for the quadrature the data imply), ``mu`` from
+   family parameters from ``attnmodel.model.priors.default_priors`` (flat on the
+   box of ``Family.box`` for the quadrature the data imply), ``mu`` from
    ``BetaPrior(8, 2)`` (truncated to ``mu > 1/2``) when it is unknown.
 2. Draw ``m`` users (uniform in ``--users``), each with ``--votes`` votes on
    one pair: ``eta_j ~ P_eta``, ``s_j ~ Binomial(n, 1/2 + eta_j (mu - 1/2))``
@@ -73,8 +73,7 @@ def draw_truth(family: str, votes: int, rng: np.random.Generator) -> tuple[dict,
     """Family parameters and mu drawn from the model's priors."""
     from attnmodel.model.families import get_family
     from attnmodel.model.grid import make_logit_grid
-    from attnmodel.model.priors import BetaPrior
-    from attnmodel.model.pymc_model import default_priors
+    from attnmodel.model.priors import BetaPrior, default_priors
 
     fam = get_family(family)
     grid = None if fam.discrete else make_logit_grid(votes)

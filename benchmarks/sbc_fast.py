@@ -48,7 +48,7 @@ from scipy import stats
 
 import attnmodel as am
 from attnmodel.model.priors import BetaPrior
-from attnmodel.model.pymc_model import build_model, family_box
+from attnmodel.model.pymc_model import build_model
 
 NAMES = ("alpha", "beta", "mu")
 
@@ -68,7 +68,7 @@ def main() -> None:
     row_s[template.counts.entry_row] = template.counts.entry_s
     prior = BetaPrior(8, 2)
     attn = build_model(template, "beta", mu_prior=prior)
-    lo, hi = family_box(attn.family, attn.grid)["alpha"]
+    lo, hi = attn.family.box(attn.grid)["alpha"]
     with attn.model:
         step = pm.NUTS(target_accept=0.9)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -340,7 +340,7 @@ def run_find_map(w: Writer, size: dict[str, Any]) -> None:
     import pymc as pm
 
     import attnmodel as am
-    from attnmodel.model.pymc_model import build_model, family_box
+    from attnmodel.model.pymc_model import build_model
 
     sim, data = _paper_setting_data()
     latent = build_model(data, "beta", mu_prior=(8, 2), variant="latent")
@@ -355,7 +355,7 @@ def run_find_map(w: Writer, size: dict[str, Any]) -> None:
         )
     fit = am.fit_em(data, "beta", mu_prior=(8, 2))
     post = fit.posterior()
-    cap = family_box(latent.family, latent.grid)["alpha"][1]
+    cap = latent.family.box(latent.grid)["alpha"][1]
 
     def sd_beta(a: float, b: float) -> float:
         return float(np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))))

@@ -246,9 +246,7 @@ def test_find_map_degenerates_where_em_does_not(paper_beta):
     # Joint MAP: P_eta collapses onto a point mass (alpha + beta run to the box's cap,
     # without the box they run on) and every user's eta with it; the marginal MAP
     # keeps a spread close to the truth's (sd of Beta(3, 5): 0.16).
-    from attnmodel.model.pymc_model import family_box
-
-    cap = family_box(attn.family, attn.grid)["alpha"][1]
+    cap = attn.family.box(attn.grid)["alpha"][1]
     assert joint["alpha"] + joint["beta"] > 1.9 * cap
     assert np.std(joint["eta"]) < 0.05
     a, b = fit.params_["alpha"], fit.params_["beta"]

@@ -8,8 +8,8 @@ from scipy import stats
 
 import attnmodel as am
 from attnmodel.inference.em import EMState
-from attnmodel.model.priors import BetaPrior
-from attnmodel.model.pymc_model import Prior, build_model, default_priors, model_prior
+from attnmodel.model.priors import BetaPrior, ModelPrior, Prior, default_priors
+from attnmodel.model.pymc_model import build_model
 
 #: Compiling with the Python linker is much faster than Numba for one-off evaluations.
 FAST = "FAST_COMPILE"
@@ -215,7 +215,7 @@ def test_em_reads_mu_prior_from_the_model(beta_data):
     # (sd 0.018) puts mu there.
     assert strong.mu_.iloc[0] == pytest.approx(0.8, abs=0.02)
     assert abs(weak.mu_.iloc[0] - strong.mu_.iloc[0]) > 0.02
-    mp = model_prior(beta_data, strong.family, strong.mu_spec, None)
+    mp = ModelPrior(strong.family, strong.mu_spec, None)
     assert mp.mu_priors[0] == BetaPrior(400.0, 100.0)
 
 
@@ -223,7 +223,7 @@ def test_default_priors_are_flat_on_the_box(beta_data):
     attn = build_model(beta_data, "beta", mu=0.8, likelihood=False)
     pri = default_priors(attn.family, attn.grid)
     assert pri["alpha"].dist == "Uniform" and pri["alpha"].params["lower"] == 0.2
-    mp = model_prior(beta_data, attn.family, attn.mu_spec, attn.grid)
+    mp = ModelPrior(attn.family, attn.mu_spec, attn.grid)
     assert mp.flat
     values = [mp.family_logp({"alpha": a, "beta": b}) for a, b in [(0.5, 1.0), (3.0, 40.0)]]
     assert values[0] == pytest.approx(values[1])

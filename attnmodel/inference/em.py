@@ -35,7 +35,7 @@ from attnmodel.model.grid import (
     pair_log_probs,
     row_loglik,
 )
-from attnmodel.model.priors import MuSpec, resolve_mu
+from attnmodel.model.priors import ModelPrior, MuSpec, resolve_mu
 
 __all__ = [
     "ConvergenceWarning",
@@ -113,10 +113,10 @@ class EMProblem:
         Used by continuous families; built from the data when omitted.
     engine : {"auto", "numpy", "numba"}
         E-step implementation; ``"auto"`` compiles only for large tables.
-    prior : attnmodel.model.pymc_model.ModelPrior, optional
-        Log prior of ``mu`` and of the family parameters, read from the PyMC
-        model. Without it the ``mu`` priors of ``mu_spec`` are used and the
-        family prior is flat.
+    prior : attnmodel.model.priors.ModelPrior, optional
+        Log prior of ``mu`` and of the family parameters (the PyMC model's
+        priors, evaluated with numpy). Without it the ``mu`` priors of
+        ``mu_spec`` are used and the family prior is flat.
     """
 
     def __init__(
@@ -709,12 +709,13 @@ def fit_em(
         Known win rates; see :func:`attnmodel.model.priors.resolve_mu`.
     mu_prior : BetaPrior, tuple or dict, optional
         Prior of the unknown win rates (default: ``2 mu - 1 ~ Beta(2, 2)``).
-    priors : dict of str to attnmodel.model.pymc_model.Prior, optional
+    priors : dict of str to attnmodel.model.priors.Prior, optional
         Priors of the family's parameters (default: flat on the admissible
-        box, which makes EM maximum likelihood in them). Every prior, ``mu``'s
-        included, is read from the PyMC model of
-        :func:`attnmodel.model.pymc_model.build_model`, so EM maximises the posterior
-        that NUTS samples.
+        box, which makes EM maximum likelihood in them). They, and the ``mu``
+        priors, are those the PyMC model of
+        :func:`attnmodel.model.pymc_model.build_model` states, evaluated with
+        numpy (:class:`attnmodel.model.priors.ModelPrior`), so EM maximises the
+        posterior that NUTS samples without importing PyMC.
     n_components : int, optional
         Components of ``k_point`` and the mixtures.
     n_init : int
@@ -750,9 +751,7 @@ def fit_em(
     fam = get_family(family, n_components)
     spec = resolve_mu(list(data.pairs), mu, mu_prior)
     problem = EMProblem(data.counts, fam, spec, grid, engine)
-    from attnmodel.model.pymc_model import model_prior
-
-    problem.prior = model_prior(data, fam, spec, problem.grid, priors)
+    problem.prior = ModelPrior(fam, spec, problem.grid, priors)
     if n_init < 1:
         raise ValueError("n_init must be >= 1")
     seeds = np.random.SeedSequence(seed).spawn(n_init)

@@ -62,6 +62,12 @@ def logit_sd_min(grid: LogitGrid | None) -> float:
     return 2.0 * h
 
 
+#: Upper bound of a logistic-normal component's logit scale.
+LOGIT_SD_MAX = float(np.exp(5.0))
+#: Bound of a logistic-normal component's logit mean (beyond the grid's reach).
+LOGIT_MEAN_MAX = 50.0
+
+
 #: Bound on the log weight ratios used as unconstrained coordinates.
 _LOG_RATIO_MAX = 700.0
 
@@ -212,9 +218,32 @@ class Family:
         """Inverse of :meth:`to_vector`, projected onto the admissible set."""
         raise NotImplementedError
 
-    def vector_bounds(self, grid: LogitGrid | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Box of the admissible set in the coordinates of :meth:`to_vector` (may be infinite)."""
+    def box(self, grid: LogitGrid | None = None) -> dict[str, tuple[float, float]]:
+        """Admissible range of each parameter other than mixture weights.
+
+        The one statement of the admissible set: MAP-EM searches it (in the
+        coordinates of :meth:`to_vector`, see :meth:`vector_bounds`), the PyMC
+        model truncates the priors to it and the default priors are flat on it.
+        """
         raise NotImplementedError
+
+    def vector_bounds(self, grid: LogitGrid | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Box of the admissible set in the coordinates of :meth:`to_vector` (from :meth:`box`)."""
+        raise NotImplementedError
+
+    def log_prior(self, params: Params, priors: dict, grid: LogitGrid | None = None) -> float:
+        """Log prior density of ``params`` (numpy), each prior truncated to :meth:`box`.
+
+        ``priors`` maps every parameter name to an
+        :class:`attnmodel.model.priors.Prior`; the result equals ``pm.logp`` of
+        the variables the PyMC model creates for them.
+        """
+        box = self.box(grid)
+        total = 0.0
+        for name in self.param_names:
+            lo, hi = box.get(name, (None, None))
+            total += float(np.sum(priors[name].logpdf(params[name], lo, hi)))
+        return total
 
     def flat(self, params: Params) -> dict[str, float]:
         """Scalars ``name`` or ``name[k]`` for tables and traces."""
@@ -237,6 +266,8 @@ class DiscreteFamily(Family):
     """``P_eta`` with a finite number of atoms."""
 
     discrete = True
+    #: Admissible range of each atom's location.
+    location_range = (0.0, 1.0)
 
     def components(self, params: Params) -> tuple[np.ndarray, np.ndarray]:
         """``(weights, locations)``, each of shape (K,), locations increasing."""
@@ -306,7 +337,8 @@ class DiscreteFamily(Family):
     def vector_bounds(self, grid=None):
         k = self.n_components
         w_lo, w_hi = _weights_bounds(k)
-        return np.concatenate([w_lo, np.zeros(k)]), np.concatenate([w_hi, np.ones(k)])
+        lo, hi = self.location_range
+        return np.concatenate([w_lo, np.full(k, lo)]), np.concatenate([w_hi, np.full(k, hi)])
 
 
 class KPoint(DiscreteFamily):
@@ -320,6 +352,9 @@ class KPoint(DiscreteFamily):
     @property
     def param_dims(self):
         return {"weights": ("component",), "locations": ("component",)}
+
+    def box(self, grid=None):
+        return {"locations": self.location_range}
 
     def components(self, params):
         return np.asarray(params["weights"], float), np.asarray(params["locations"], float)
@@ -348,6 +383,23 @@ class TwoPoint(DiscreteFamily):
     @property
     def param_dims(self):
         return {"q_low": (), "eta_low": (), "eta_high": ()}
+
+    def box(self, grid=None):
+        loc = self.location_range
+        return {"q_low": (0.0, 1.0), "eta_low": loc, "eta_high": loc}
+
+    def log_prior(self, params, priors, grid=None):
+        # The PyMC model draws the two locations as one ordered pair, flat on the
+        # location range (their priors must be Uniform), whatever the bounds given.
+        from attnmodel.model.priors import Prior
+
+        lo, hi = self.location_range
+        flat = Prior("Uniform", lower=lo, upper=hi)
+        locations = [params["eta_low"], params["eta_high"]]
+        return float(
+            np.sum(priors["q_low"].logpdf(params["q_low"], *self.box(grid)["q_low"]))
+            + np.sum(flat.logpdf(locations))
+        )
 
     def components(self, params):
         q = float(params["q_low"])
@@ -527,9 +579,18 @@ class Beta(ContinuousFamily):
         ab = np.clip(np.exp(np.clip(vec, -30.0, 30.0)), BETA_SHAPE_MIN, beta_shape_max(grid))
         return {"alpha": float(ab[0]), "beta": float(ab[1])}
 
+    def box(self, grid=None):
+        return _beta_box(grid)
+
     def vector_bounds(self, grid=None):
-        lo, hi = np.log(BETA_SHAPE_MIN), np.log(beta_shape_max(grid))
+        lo, hi = np.log(self.box(grid)["alpha"])
         return np.full(2, lo), np.full(2, hi)
+
+
+def _beta_box(grid: LogitGrid | None) -> dict[str, tuple[float, float]]:
+    """Box of Beta shapes: from :data:`BETA_SHAPE_MIN` to what the grid resolves."""
+    cap = beta_shape_max(grid)
+    return {"alpha": (BETA_SHAPE_MIN, cap), "beta": (BETA_SHAPE_MIN, cap)}
 
 
 def _beta_moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -664,9 +725,12 @@ class BetaMixture(_MixtureFamily):
         b = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 30.0)), lo, hi)
         return self._sorted({"weights": w, "alpha": a, "beta": b}, a / (a + b))
 
+    def box(self, grid=None):
+        return _beta_box(grid)
+
     def vector_bounds(self, grid=None):
         k = self.n_components
-        lo, hi = np.log(BETA_SHAPE_MIN), np.log(beta_shape_max(grid))
+        lo, hi = np.log(self.box(grid)["alpha"])
         w_lo, w_hi = _weights_bounds(k)
         return (
             np.concatenate([w_lo, np.full(2 * k, lo)]),
@@ -759,17 +823,25 @@ class LogisticNormalMixture(_MixtureFamily):
         k = self.n_components
         w = _weights_from_vector(vec[: k - 1])
         # Means beyond the grid's reach and scales beyond e^5 describe nothing new.
-        m = np.clip(np.asarray(vec[k - 1 : 2 * k - 1], float), -50.0, 50.0)
-        sd = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, 5.0)), logit_sd_min(grid), None)
+        m_lo, m_hi = self.box(grid)["logit_mean"]
+        m = np.clip(np.asarray(vec[k - 1 : 2 * k - 1], float), m_lo, m_hi)
+        sd_lo, sd_hi = self.box(grid)["logit_sd"]
+        sd = np.clip(np.exp(np.clip(vec[2 * k - 1 :], -30.0, np.log(sd_hi))), sd_lo, None)
         return self._sorted({"weights": w, "logit_mean": m, "logit_sd": sd}, m)
+
+    def box(self, grid=None):
+        return {
+            "logit_mean": (-LOGIT_MEAN_MAX, LOGIT_MEAN_MAX),
+            "logit_sd": (logit_sd_min(grid), LOGIT_SD_MAX),
+        }
 
     def vector_bounds(self, grid=None):
         k = self.n_components
         w_lo, w_hi = _weights_bounds(k)
-        sd_lo = np.log(logit_sd_min(grid))
+        (m_lo, m_hi), (sd_lo, sd_hi) = self.box(grid)["logit_mean"], self.box(grid)["logit_sd"]
         return (
-            np.concatenate([w_lo, np.full(k, -50.0), np.full(k, sd_lo)]),
-            np.concatenate([w_hi, np.full(k, 50.0), np.full(k, 5.0)]),
+            np.concatenate([w_lo, np.full(k, m_lo), np.full(k, np.log(sd_lo))]),
+            np.concatenate([w_hi, np.full(k, m_hi), np.full(k, np.log(sd_hi))]),
         )
 
 

@@ -1,4 +1,12 @@
-"""What is known about each pair's win rate ``mu``.
+"""Priors of the model's global parameters: each pair's win rate ``mu`` and the family's.
+
+The family parameters' priors are :class:`Prior` objects (a PyMC distribution
+name and its parameters) with numpy log densities, truncated to the family's
+admissible box; :func:`default_priors` makes them flat on it.
+:class:`ModelPrior` gathers every global prior for MAP-EM, which thus
+maximises the posterior the PyMC model states without importing PyMC.
+
+The rest of this docstring is about ``mu``.
 
 Each model pair's ``mu`` is either known (a number in ``(1/2, 1]``) or unknown
 with a prior. Only ``eta_j * (2 mu - 1)`` is identified by the votes: scaling
@@ -23,12 +31,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["BetaPrior", "DEFAULT_MU_PRIOR", "MuSpec", "resolve_mu"]
+__all__ = [
+    "BetaPrior",
+    "DEFAULT_MU_PRIOR",
+    "ModelPrior",
+    "MuSpec",
+    "NUMPY_PRIORS",
+    "Prior",
+    "check_priors",
+    "default_priors",
+    "resolve_mu",
+]
 
 
 @dataclass(frozen=True)
@@ -250,3 +269,302 @@ def resolve_mu(
         prior = DEFAULT_MU_PRIOR if mu_prior is None else _as_prior(mu_prior)
         priors = tuple(None if np.isfinite(known[k]) else prior for k in range(len(pairs)))
     return MuSpec(pairs=pairs, known=known, priors=priors)
+
+
+# ---------------------------------------------------------------------------
+# Priors of the family parameters
+# ---------------------------------------------------------------------------
+
+
+def _sigma(params: Mapping[str, Any], default: float | None = 1.0) -> float:
+    """PyMC's ``sigma`` or ``tau`` (precision) as a scale."""
+    if "tau" in params:
+        return float(params["tau"]) ** -0.5
+    return float(params.get("sigma", default))
+
+
+def _frozen_normal(p):
+    return stats.norm(float(p.get("mu", 0.0)), _sigma(p))
+
+
+def _frozen_truncated_normal(p):
+    m, s = float(p.get("mu", 0.0)), _sigma(p)
+    lo = -np.inf if p.get("lower") is None else float(p["lower"])
+    hi = np.inf if p.get("upper") is None else float(p["upper"])
+    return stats.truncnorm((lo - m) / s, (hi - m) / s, loc=m, scale=s)
+
+
+def _frozen_gamma(p):
+    if "mu" in p:
+        m, s = float(p["mu"]), float(p["sigma"])
+        return stats.gamma(m * m / (s * s), scale=s * s / m)
+    return stats.gamma(float(p["alpha"]), scale=1.0 / float(p["beta"]))
+
+
+def _frozen_exponential(p):
+    return stats.expon(scale=float(p["scale"]) if "scale" in p else 1.0 / float(p["lam"]))
+
+
+#: Scalar distributions with a scipy density: PyMC name -> (accepted parameters, frozen
+#: scipy distribution in PyMC's parameterisation).
+_SCIPY_DISTS: dict[str, tuple[frozenset[str], Any]] = {
+    "Normal": (frozenset({"mu", "sigma", "tau"}), _frozen_normal),
+    "HalfNormal": (frozenset({"sigma", "tau"}), lambda p: stats.halfnorm(scale=_sigma(p))),
+    "LogNormal": (
+        frozenset({"mu", "sigma", "tau"}),
+        lambda p: stats.lognorm(_sigma(p), scale=np.exp(float(p.get("mu", 0.0)))),
+    ),
+    "Gamma": (frozenset({"alpha", "beta", "mu", "sigma"}), _frozen_gamma),
+    "Exponential": (frozenset({"lam", "scale"}), _frozen_exponential),
+    "Beta": (
+        frozenset({"alpha", "beta"}),
+        lambda p: stats.beta(float(p["alpha"]), float(p["beta"])),
+    ),
+    "HalfCauchy": (frozenset({"beta"}), lambda p: stats.halfcauchy(scale=float(p["beta"]))),
+    "Cauchy": (
+        frozenset({"alpha", "beta"}),
+        lambda p: stats.cauchy(float(p["alpha"]), float(p["beta"])),
+    ),
+    "TruncatedNormal": (
+        frozenset({"mu", "sigma", "tau", "lower", "upper"}),
+        _frozen_truncated_normal,
+    ),
+}
+
+#: Distributions whose log density :class:`Prior` evaluates with numpy/scipy.
+NUMPY_PRIORS = ("Uniform", "Dirichlet", *_SCIPY_DISTS)
+
+#: Compiled PyMC log densities of priors without a numpy one, by (prior, bounds).
+_PYMC_LOGP_CACHE: dict[tuple, Any] = {}
+
+
+def _log_diff_exp(a: float, b: float) -> float:
+    """``log(exp(a) - exp(b))`` for ``a >= b``."""
+    with np.errstate(divide="ignore"):
+        return float(a + np.log1p(-np.exp(b - a))) if a > -np.inf else -np.inf
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior for one family parameter: a PyMC distribution name and its parameters.
+
+    The parameters follow PyMC's parameterisation (``Gamma(alpha, beta)`` with
+    ``beta`` a rate, ``Normal(mu, sigma)``, ...). In a model the distribution is
+    truncated to the parameter's admissible box (the range on which the
+    quadrature resolves the density; see ``Family.box``), so a prior with wider
+    support only loses its mass outside the box.
+
+    :meth:`logpdf` evaluates that truncated log density with numpy/scipy for the
+    distributions in :data:`NUMPY_PRIORS` (which is all MAP-EM needs, without
+    PyMC); for any other PyMC distribution it compiles PyMC's own log density
+    on first use. The PyMC distribution itself is created only when a PyMC
+    model is built (:meth:`pymc_dist`).
+
+    Examples
+    --------
+    >>> Prior("Gamma", alpha=2.0, beta=0.2)
+    Prior('Gamma', alpha=2.0, beta=0.2)
+    """
+
+    dist: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, dist: str, **params: Any) -> None:
+        if not self.numpy_density_of(dist, params):
+            import pymc as pm
+
+            if not hasattr(pm, dist):
+                raise ValueError(f"unknown PyMC distribution {dist!r} in a prior")
+        object.__setattr__(self, "dist", dist)
+        object.__setattr__(self, "params", dict(params))
+
+    @staticmethod
+    def numpy_density_of(dist: str, params: Mapping[str, Any]) -> bool:
+        """Whether ``dist`` with these parameter names has a numpy log density here."""
+        if dist == "Uniform":
+            return set(params) <= {"lower", "upper"}
+        if dist == "Dirichlet":
+            return set(params) == {"a"}
+        return dist in _SCIPY_DISTS and set(params) <= _SCIPY_DISTS[dist][0]
+
+    @property
+    def has_numpy_density(self) -> bool:
+        """True when :meth:`logpdf` needs no PyMC."""
+        return self.numpy_density_of(self.dist, self.params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Prior({self.dist!r}{', ' if args else ''}{args})"
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.dist}({args})"
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    def pymc_dist(self, **extra: Any):
+        """The unnamed PyMC distribution (imports PyMC)."""
+        import pymc as pm
+
+        return getattr(pm, self.dist).dist(**self.params, **extra)
+
+    def uniform_bounds(self, lower: float, upper: float) -> tuple[float, float]:
+        """Support of a ``Uniform`` prior within the box ``[lower, upper]``."""
+        return (
+            max(lower, float(self.params.get("lower", 0.0))),
+            min(upper, float(self.params.get("upper", 1.0))),
+        )
+
+    def logpdf(
+        self, value: Any, lower: float | None = None, upper: float | None = None
+    ) -> np.ndarray:
+        """Elementwise log density, truncated to ``[lower, upper]`` when given.
+
+        Matches ``pm.logp`` of the variable a PyMC model creates for this prior
+        on that box: ``Uniform`` on the intersection of its range with the box,
+        other scalar distributions through ``pm.Truncated`` (density divided by
+        the mass in the box, ``-inf`` outside), ``Dirichlet`` untruncated (a
+        log density of the whole weight vector, a scalar).
+        """
+        x = np.asarray(value, dtype=np.float64)
+        if not self.has_numpy_density:
+            return self._pymc_logpdf(x, lower, upper)
+        if self.dist == "Dirichlet":
+            a = np.asarray(self.params["a"], dtype=np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dens = np.sum(special.xlogy(a - 1.0, x) - special.gammaln(a)) + special.gammaln(
+                    a.sum()
+                )
+            return np.asarray(-np.inf if np.any((x < 0) | (x > 1)) else dens)
+        if self.dist == "Uniform":
+            lo, hi = float(self.params.get("lower", 0.0)), float(self.params.get("upper", 1.0))
+            if lower is not None:
+                lo, hi = self.uniform_bounds(lower, upper)
+            return np.where((x >= lo) & (x <= hi), -np.log(hi - lo), -np.inf)
+        frozen = _SCIPY_DISTS[self.dist][1](self.params)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dens = frozen.logpdf(x)
+        if lower is None:
+            return np.asarray(dens)
+        log_mass = _log_diff_exp(float(frozen.logcdf(upper)), float(frozen.logcdf(lower)))
+        return np.where((x >= lower) & (x <= upper), dens - log_mass, -np.inf)
+
+    def _pymc_logpdf(self, x: np.ndarray, lower: float | None, upper: float | None) -> np.ndarray:
+        """PyMC's log density, compiled once per prior and box (for distributions not above)."""
+        key = (repr(self), lower, upper, x.ndim)
+        fn = _PYMC_LOGP_CACHE.get(key)
+        if fn is None:
+            import pymc as pm
+            import pytensor
+            import pytensor.tensor as pt
+
+            dist = self.pymc_dist()
+            if lower is not None:
+                dist = pm.Truncated.dist(dist, lower=lower, upper=upper)
+            value = pt.tensor("value", dtype="float64", shape=(None,) * x.ndim)
+            fn = pytensor.function([value], pm.logp(dist, value), mode="FAST_COMPILE")
+            _PYMC_LOGP_CACHE[key] = fn
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(x))
+
+
+def default_priors(family, grid=None) -> dict[str, Prior]:
+    """Flat priors on the family's admissible box (Dirichlet(1) for mixture weights).
+
+    With these, MAP-EM is the maximum-likelihood estimate in the family's
+    parameters and a MAP estimate only in ``mu`` (the paper's Algorithm 1).
+
+    Parameters
+    ----------
+    family : attnmodel.model.families.Family
+    grid : LogitGrid, optional
+        Quadrature of continuous families (it sets their box).
+    """
+    k = family.n_components
+    box = family.box(grid)
+    out: dict[str, Prior] = {}
+    for name in family.param_names:
+        if name == "weights":
+            out[name] = Prior("Dirichlet", a=[1.0] * k)
+        else:
+            lo, hi = box[name]
+            out[name] = Prior("Uniform", lower=lo, upper=hi)
+    return out
+
+
+def check_priors(family, priors: Mapping[str, Prior] | None) -> dict[str, Prior]:
+    """Validate user-given family priors: known parameter names and :class:`Prior` values."""
+    priors = dict(priors or {})
+    unknown = sorted(set(priors) - set(family.param_names))
+    if unknown:
+        raise ValueError(
+            f"priors given for {unknown}, which are not parameters of {family.name!r} "
+            f"(its parameters: {list(family.param_names)})"
+        )
+    for key, value in priors.items():
+        if not isinstance(value, Prior):
+            raise TypeError(f"prior for {key!r} must be an attnmodel Prior, got {value!r}")
+    return priors
+
+
+class _StackedPriors:
+    """Several ``BetaPrior`` as arrays, so that its elementwise methods evaluate them at once."""
+
+    def __init__(self, priors: list[BetaPrior]) -> None:
+        def arr(f):
+            return np.array([f(p) for p in priors], dtype=float)
+
+        self.alpha, self.beta = arr(lambda p: p.alpha), arr(lambda p: p.beta)
+        self.lower, self.upper = arr(lambda p: p.lower), arr(lambda p: p.upper)
+        self.support = (arr(lambda p: p.support[0]), arr(lambda p: p.support[1]))
+        self._log_norm = arr(lambda p: p._log_norm)
+
+    def _x(self, mu):
+        return BetaPrior._x(self, mu)
+
+
+class ModelPrior:
+    """Log prior of the global parameters of the model (what MAP-EM adds to the likelihood).
+
+    The same priors the PyMC model of :func:`attnmodel.model.pymc_model.build_model`
+    states, evaluated with numpy: the ``mu`` priors of ``mu_spec`` (closed-form
+    log density and derivatives, as EM's Newton update needs) and the family
+    parameters' priors, truncated to the family's box (``family.log_prior``).
+
+    Parameters
+    ----------
+    family : attnmodel.model.families.Family
+    mu_spec : MuSpec
+    grid : LogitGrid, optional
+    priors : mapping of str to Prior, optional
+        Family priors; those not given are flat on the box (:func:`default_priors`).
+    """
+
+    def __init__(self, family, mu_spec: MuSpec, grid=None, priors=None) -> None:
+        self.family = family
+        self.mu_spec = mu_spec
+        self.grid = grid
+        defaults = default_priors(family, grid)
+        self.priors = {**defaults, **check_priors(family, priors)}
+        unknown = mu_spec.unknown
+        self.mu_priors: list[BetaPrior] = [mu_spec.priors[k] for k in unknown]  # type: ignore[misc]
+        self._stacked = _StackedPriors(self.mu_priors)
+        # With the default (flat) family priors EM's closed-form M-steps are exact.
+        self.flat = self.priors == defaults
+
+    def family_logp(self, params: Mapping[str, Any]) -> float:
+        """Log prior density of the family parameters (``-inf`` outside the support)."""
+        return float(self.family.log_prior(params, self.priors, self.grid))
+
+    def mu_logp(self, mu_unknown: np.ndarray) -> np.ndarray:
+        """Log prior of each unknown ``mu``."""
+        return BetaPrior.logpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
+
+    def mu_dlogp(self, mu_unknown: np.ndarray) -> np.ndarray:
+        """First derivative of :meth:`mu_logp`."""
+        return BetaPrior.dlogpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
+
+    def mu_d2logp(self, mu_unknown: np.ndarray) -> np.ndarray:
+        """Second derivative of :meth:`mu_logp`."""
+        return BetaPrior.d2logpdf(self._stacked, np.asarray(mu_unknown, dtype=float))

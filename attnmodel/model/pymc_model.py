@@ -21,144 +21,42 @@ stronger model::
     ``eta`` draws are made afterwards from their exact conditional given each
     posterior draw (:mod:`attnmodel.inference.nuts`).
 
-The priors of the global parameters are read back from the model by
-:class:`ModelPrior`, which is how MAP-EM maximises the same posterior that NUTS
-samples.
+The priors are those of :mod:`attnmodel.model.priors`, whose numpy log densities
+(:class:`attnmodel.model.priors.ModelPrior`) MAP-EM adds to the likelihood: so EM
+maximises the same posterior that NUTS samples, without building this model.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 from pymc.distributions import transforms
 from scipy import special
 
 from attnmodel.data.counts import CountTable
-from attnmodel.model.families import (
-    BETA_SHAPE_MIN,
-    Family,
-    beta_shape_max,
-    get_family,
-    logit_sd_min,
-)
+from attnmodel.model.families import Family, get_family
 from attnmodel.model.grid import LogitGrid, make_logit_grid
-from attnmodel.model.priors import BetaPrior, MuSpec, resolve_mu
+from attnmodel.model.priors import (
+    BetaPrior,
+    MuSpec,
+    Prior,
+    check_priors,
+    default_priors,
+    resolve_mu,
+)
 
-__all__ = [
-    "AttnModel",
-    "ModelPrior",
-    "Prior",
-    "build_model",
-    "default_priors",
-    "family_box",
-]
+__all__ = ["AttnModel", "build_model"]
 
 VARIANTS = ("marginal", "latent")
 PARAMETERIZATIONS = ("auto", "identified", "standard")
 #: Families with a parameterization in identified quantities.
 IDENTIFIED_FAMILIES = ("beta", "two_point", "k_point")
-
-#: Upper bound of a logistic-normal component's logit scale (as in MAP-EM's box).
-LOGIT_SD_MAX = float(np.exp(5.0))
-#: Bound of a logistic-normal component's logit mean (as in MAP-EM's box).
-LOGIT_MEAN_MAX = 50.0
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A prior for one family parameter: a PyMC distribution name and its parameters.
-
-    The distribution is truncated to the parameter's admissible box (the range
-    on which the quadrature resolves the density; see :func:`family_box`), so
-    a prior with wider support only loses its mass outside the box.
-
-    Examples
-    --------
-    >>> Prior("Gamma", alpha=2.0, beta=0.2)
-    Prior('Gamma', alpha=2.0, beta=0.2)
-    """
-
-    dist: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(self, dist: str, **params: Any) -> None:
-        if not hasattr(pm, dist):
-            raise ValueError(f"unknown PyMC distribution {dist!r} in a prior")
-        object.__setattr__(self, "dist", dist)
-        object.__setattr__(self, "params", dict(params))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"Prior({self.dist!r}{', ' if args else ''}{args})"
-
-    def __str__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.dist}({args})"
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
-
-    def dist_(self, **extra: Any):
-        """The unnamed PyMC distribution."""
-        return getattr(pm, self.dist).dist(**self.params, **extra)
-
-
-def family_box(family: Family, grid: LogitGrid | None) -> dict[str, tuple[float, float]]:
-    """Admissible range of each bounded family parameter (the box MAP-EM searches)."""
-    name = family.name
-    if name in ("two_point", "k_point"):
-        box = {"locations": (0.0, 1.0), "eta_low": (0.0, 1.0), "eta_high": (0.0, 1.0)}
-        box["q_low"] = (0.0, 1.0)
-        return box
-    if name in ("beta", "beta_mixture"):
-        cap = beta_shape_max(grid)
-        return {"alpha": (BETA_SHAPE_MIN, cap), "beta": (BETA_SHAPE_MIN, cap)}
-    if name == "logistic_normal_mixture":
-        return {
-            "logit_mean": (-LOGIT_MEAN_MAX, LOGIT_MEAN_MAX),
-            "logit_sd": (logit_sd_min(grid), LOGIT_SD_MAX),
-        }
-    raise ValueError(f"no box for family {name!r}")
-
-
-def default_priors(family: Family, grid: LogitGrid | None) -> dict[str, Prior]:
-    """Flat priors on the admissible box (Dirichlet(1) for mixture weights).
-
-    With these, MAP-EM is the maximum-likelihood estimate in the family's
-    parameters and a MAP estimate only in ``mu`` (the paper's Algorithm 1).
-    """
-    k = family.n_components
-    box = family_box(family, grid)
-    out: dict[str, Prior] = {}
-    for name in family.param_names:
-        if name == "weights":
-            out[name] = Prior("Dirichlet", a=[1.0] * k)
-        else:
-            lo, hi = box[name]
-            out[name] = Prior("Uniform", lower=lo, upper=hi)
-    return out
-
-
-def _check_priors(family: Family, priors: Mapping[str, Prior] | None) -> dict[str, Prior]:
-    priors = dict(priors or {})
-    unknown = sorted(set(priors) - set(family.param_names))
-    if unknown:
-        raise ValueError(
-            f"priors given for {unknown}, which are not parameters of {family.name!r} "
-            f"(its parameters: {list(family.param_names)})"
-        )
-    for key, value in priors.items():
-        if not isinstance(value, Prior):
-            raise TypeError(f"prior for {key!r} must be an attnmodel Prior, got {value!r}")
-    return priors
-
 
 # -- the mu prior ------------------------------------------------------------
 
@@ -224,7 +122,7 @@ def _mu_rv(name: str, priors: list[BetaPrior], dims: str):
 
 def _family_rvs(family: Family, grid: LogitGrid | None, priors: dict[str, Prior]):
     """Create the family's parameter variables; returns name -> tensor (constrained)."""
-    box = family_box(family, grid)
+    box = family.box(grid)
     out = {}
     dims = family.param_dims
     for name in family.param_names:
@@ -245,11 +143,10 @@ def _family_rvs(family: Family, grid: LogitGrid | None, priors: dict[str, Prior]
         if ordered:
             shape_kw["transform"] = transforms.ordered
         if prior.dist == "Uniform":
-            lo = max(lo, float(prior.params["lower"]))
-            hi = min(hi, float(prior.params["upper"]))
+            lo, hi = prior.uniform_bounds(lo, hi)
             out[name] = pm.Uniform(name, lower=lo, upper=hi, **shape_kw)
         else:
-            out[name] = pm.Truncated(name, prior.dist_(), lower=lo, upper=hi, **shape_kw)
+            out[name] = pm.Truncated(name, prior.pymc_dist(), lower=lo, upper=hi, **shape_kw)
     if family.name == "two_point":
         lo_p, hi_p = priors["eta_low"], priors["eta_high"]
         for p in (lo_p, hi_p):
@@ -416,7 +313,7 @@ def _identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpe
         d1 = pm.math.sigmoid(z[0])
         var = pm.math.sigmoid(z[1]) * d1 * (1.0 - d1)
         d2 = var + d1 * d1
-        lo, hi, feasible = _beta_scale_range(d1, var, c_lo, c_hi, family_box(fam, grid), pt)
+        lo, hi, feasible = _beta_scale_range(d1, var, c_lo, c_hi, fam.box(grid), pt)
         c = _logit_interval(lo, hi, z[2])
         m = d1 / c
         kappa = (d1 * c - d2) / var
@@ -483,7 +380,7 @@ def _identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpe
     for name, prior in priors.items():
         if prior.dist in ("Uniform", "Dirichlet") and prior == default_priors(fam, grid)[name]:
             continue  # constant on the admissible set
-        log_prior = log_prior + pt.sum(pm.logp(prior.dist_(), params[name]))
+        log_prior = log_prior + pt.sum(pm.logp(prior.pymc_dist(), params[name]))
     # The scale: logistic on its interval; the other pairs: c_k = c rho_k, rho_k = exp(z_k).
     sc = pm.math.sigmoid(z[c_index])
     logdet = logdet + pt.log((hi - lo) * sc * (1.0 - sc))
@@ -515,7 +412,7 @@ def identified_point(attn: "AttnModel", params: Mapping[str, Any], mu: np.ndarra
         share = np.clip(var / (d1 * (1.0 - d1)), eps, 1 - eps)
         var = share * d1 * (1.0 - d1)
         head = [special.logit(d1), special.logit(share)]
-        lo, hi, _ = _beta_scale_range(d1, var, c_lo, c_hi, family_box(fam, attn.grid), np)
+        lo, hi, _ = _beta_scale_range(d1, var, c_lo, c_hi, fam.box(attn.grid), np)
     else:
         weights, loc = fam.components(params)
         order = np.argsort(loc, kind="stable")
@@ -624,7 +521,7 @@ def build_model(
     grid : LogitGrid, optional
         Quadrature of the marginal variant; built from the data when omitted.
     likelihood : bool
-        False builds the priors alone (what :class:`ModelPrior` reads).
+        False builds the priors alone.
 
     Returns
     -------
@@ -645,7 +542,7 @@ def build_model(
         grid = make_logit_grid(int(counts.row_sum(counts.entry_n.astype(np.float64)).max()))
     if fam.discrete:
         grid = None
-    chosen = {**default_priors(fam, grid), **_check_priors(fam, priors)}
+    chosen = {**default_priors(fam, grid), **check_priors(fam, priors)}
     users = data.users
     coords = {"pair": list(spec.pairs)}
     if fam.name not in ("two_point", "beta"):
@@ -789,133 +686,3 @@ def _latent_likelihood(fam, params, mu_t, data, spec) -> None:
         eta = pm.Deterministic("eta", pm.math.sigmoid(x), dims="user")
     p = 0.5 + eta[user_idx] * (mu_t[pair_idx] - 0.5)
     pm.Binomial("s", n=n, p=p, observed=s)
-
-
-# -- reading the priors back -----------------------------------------------------------
-
-
-class _StackedPriors:
-    """Several ``BetaPrior`` as arrays, so that its elementwise methods evaluate them at once."""
-
-    def __init__(self, priors: list[BetaPrior]) -> None:
-        def arr(f):
-            return np.array([f(p) for p in priors], dtype=float)
-
-        self.alpha, self.beta = arr(lambda p: p.alpha), arr(lambda p: p.beta)
-        self.lower, self.upper = arr(lambda p: p.lower), arr(lambda p: p.upper)
-        self.support = (arr(lambda p: p.support[0]), arr(lambda p: p.support[1]))
-        self._log_norm = arr(lambda p: p._log_norm)
-
-    def _x(self, mu):
-        return BetaPrior._x(self, mu)
-
-
-def _constant(var):
-    """Value of a constant graph input (without compiling a function for it)."""
-    from pytensor.graph.basic import Constant
-
-    return var.data if isinstance(var, Constant) else var.eval()
-
-
-class ModelPrior:
-    """Log prior of the global parameters, compiled from a model's variables.
-
-    This is how MAP-EM maximises the posterior of the same model that NUTS
-    samples: it evaluates the model's own prior terms (without the Jacobians
-    of the sampler's transforms) at constrained parameter values.
-
-    Parameters
-    ----------
-    attn : AttnModel
-    """
-
-    def __init__(self, attn: AttnModel) -> None:
-        self.family = attn.family
-        self.mu_spec = attn.mu_spec
-        self.priors = dict(attn.priors)
-        model = attn.model
-        fam_rvs = [v for v in model.free_RVs if v.name not in ("mu", "mu_unknown")]
-        mu_rvs = [v for v in model.free_RVs if v.name in ("mu", "mu_unknown")]
-        self._fam_names = [v.name for v in fam_rvs]
-        self._fam_rvs = fam_rvs
-        self._fam_fn = None  # compiled on first use: flat priors never need it
-        # The mu prior is read off the model's variable: its six distribution
-        # parameters (shapes, support, truncation point, normaliser) give the
-        # closed-form log density and derivatives that EM's Newton update needs.
-        self.mu_priors: list[BetaPrior] = []
-        if mu_rvs:
-            inputs = mu_rvs[0].owner.inputs[-6:-2]
-            a, b, lower, upper = (np.atleast_1d(np.asarray(_constant(x), float)) for x in inputs)
-            self.mu_priors = [BetaPrior(*vals) for vals in zip(a, b, lower, upper, strict=True)]
-        self._stacked = _StackedPriors(self.mu_priors)
-        # With the default (flat) family priors EM's closed-form M-steps are exact.
-        self.flat = attn.priors == default_priors(attn.family, attn.grid)
-
-    def _fam_inputs(self, params: Mapping[str, Any]) -> list[np.ndarray]:
-        out = []
-        for name in self._fam_names:
-            if name == "_locations":
-                out.append(np.array([params["eta_low"], params["eta_high"]], dtype=float))
-            else:
-                out.append(np.asarray(params[name], dtype=float))
-        return out
-
-    def family_logp(self, params: Mapping[str, Any]) -> float:
-        """Log prior density of the family parameters (``-inf`` outside the support)."""
-        if self._fam_fn is None:
-            inputs = [v.type(v.name) for v in self._fam_rvs]
-            terms = [pt.sum(pm.logp(rv, x)) for rv, x in zip(self._fam_rvs, inputs, strict=True)]
-            total = pt.add(*terms) if terms else pt.constant(0.0)
-            self._fam_fn = pytensor.function(inputs, total, mode="FAST_COMPILE")
-        with np.errstate(all="ignore"):
-            return float(self._fam_fn(*self._fam_inputs(params)))
-
-    def mu_logp(self, mu_unknown: np.ndarray) -> np.ndarray:
-        """Log prior of each unknown ``mu``."""
-        return BetaPrior.logpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
-
-    def mu_dlogp(self, mu_unknown: np.ndarray) -> np.ndarray:
-        """First derivative of :meth:`mu_logp`."""
-        return BetaPrior.dlogpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
-
-    def mu_d2logp(self, mu_unknown: np.ndarray) -> np.ndarray:
-        """Second derivative of :meth:`mu_logp`."""
-        return BetaPrior.d2logpdf(self._stacked, np.asarray(mu_unknown, dtype=float))
-
-
-_PRIOR_CACHE: dict[tuple, ModelPrior] = {}
-
-
-def model_prior(data, family: Family, spec: MuSpec, grid: LogitGrid | None, priors=None):
-    """The :class:`ModelPrior` of the model for ``data`` (compiled once per prior set-up).
-
-    Only the priors are built (no likelihood), and the compiled functions are
-    cached by everything they depend on: the family, its priors, the
-    quadrature's box and the ``mu`` priors.
-    """
-    chosen = {**default_priors(family, grid), **_check_priors(family, priors)}
-    key = (
-        family.name,
-        family.n_components,
-        tuple(sorted((k, repr(v)) for k, v in chosen.items())),
-        None if grid is None else grid.spacing,
-        tuple(spec.priors),
-        tuple(np.isnan(spec.known)),
-    )
-    hit = _PRIOR_CACHE.get(key)
-    if hit is None:
-        attn = build_model(
-            data,
-            family,
-            mu={p: v for p, v in zip(spec.pairs, spec.known, strict=True) if np.isfinite(v)},
-            mu_prior={p: pr for p, pr in zip(spec.pairs, spec.priors, strict=True) if pr},
-            priors=priors,
-            parameterization="standard",
-            grid=grid,
-            likelihood=False,
-        )
-        hit = ModelPrior(attn)
-        if len(_PRIOR_CACHE) > 256:
-            _PRIOR_CACHE.clear()
-        _PRIOR_CACHE[key] = hit
-    return hit
