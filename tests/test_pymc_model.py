@@ -253,7 +253,7 @@ def test_latent_model_reads_like_the_paper(beta_data):
 @pytest.mark.parametrize("family", ["beta", "two_point", "k_point"])
 def test_identified_point_maps_back(two_pair_data, family):
     """Starting points in identified coordinates reproduce the parameters they came from."""
-    from attnmodel.model.pymc_model import identified_point
+    from attnmodel.model.identified import identified_point
 
     k = 3 if family == "k_point" else None
     params = PARAMS[family]

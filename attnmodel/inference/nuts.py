@@ -235,11 +235,11 @@ def _identified_starts(
     first hundreds of tuning steps build deep trees with tiny step sizes.
     """
     from attnmodel.inference.em import fit_em
-    from attnmodel.model.pymc_model import _n_fixed, identified_point
+    from attnmodel.model.identified import identified_point
 
     em = fit_em(data, family, **model_kw, n_init=1, warn=False)
     z0 = identified_point(attn, em.params_, em.mu_.to_numpy())
-    k = _n_fixed(attn.family) - 1
+    k = attn.family.n_identified_coords - 1
     step = None
     var = None
     if nuts_sampler == "pymc":

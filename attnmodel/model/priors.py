@@ -101,7 +101,7 @@ class BetaPrior:
         return (np.asarray(mu, dtype=np.float64) - self.lower) / (self.upper - self.lower)
 
     @functools.cached_property
-    def _log_norm(self) -> float:
+    def log_norm(self) -> float:
         """Log normaliser: Beta function, scale and the mass left after truncation."""
         lo = self.support[0]
         trunc = stats.beta.logsf(self._x(lo), self.alpha, self.beta) if lo > self.lower else 0.0
@@ -117,7 +117,7 @@ class BetaPrior:
             dens = (
                 special.xlogy(self.alpha - 1, x)
                 + special.xlog1py(self.beta - 1, -x)
-                - self._log_norm
+                - self.log_norm
             )
         return np.where((mu > lo) & (mu <= hi), dens, -np.inf)
 
@@ -518,7 +518,7 @@ class _StackedPriors:
         self.alpha, self.beta = arr(lambda p: p.alpha), arr(lambda p: p.beta)
         self.lower, self.upper = arr(lambda p: p.lower), arr(lambda p: p.upper)
         self.support = (arr(lambda p: p.support[0]), arr(lambda p: p.support[1]))
-        self._log_norm = arr(lambda p: p._log_norm)
+        self.log_norm = arr(lambda p: p.log_norm)
 
     def _x(self, mu):
         return BetaPrior._x(self, mu)
