@@ -715,7 +715,9 @@ def fit_em(
         priors, are those the PyMC model of
         :func:`attnmodel.model.pymc_model.build_model` states, evaluated with
         numpy (:class:`attnmodel.model.priors.ModelPrior`), so EM maximises the
-        posterior that NUTS samples without importing PyMC.
+        posterior that NUTS samples without importing PyMC (a distribution
+        without a numpy density in :data:`attnmodel.model.priors.NUMPY_PRIORS`
+        is evaluated by PyMC's ``logp``, which then imports PyMC).
     n_components : int, optional
         Components of ``k_point`` and the mixtures.
     n_init : int

@@ -31,7 +31,6 @@ from attnmodel.model.pymc_mu import mu_prior_logp
 
 if TYPE_CHECKING:
     from attnmodel.model.families import Family
-    from attnmodel.model.pymc_model import AttnModel
 
 __all__ = ["array_ops", "identified_globals", "identified_point", "logit_interval", "scale_bounds"]
 
@@ -96,8 +95,11 @@ def identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpec
     return params, mu, feasible
 
 
-def identified_point(attn: AttnModel, params: Mapping[str, Any], mu: np.ndarray) -> np.ndarray:
+def identified_point(attn, params: Mapping[str, Any], mu: np.ndarray) -> np.ndarray:
     """Identified coordinates of given family parameters and ``mu`` (a starting point).
+
+    ``attn`` is the :class:`attnmodel.model.pymc_model.AttnModel` built with
+    this parameterisation (its family, ``mu`` specification and grid are used).
 
     Values on or beyond the edges of the admissible set (an EM estimate at a
     box bound, an atom at 1) are pulled slightly inside, since the

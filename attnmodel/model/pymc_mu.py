@@ -1,4 +1,6 @@
-"""The ``mu`` prior in PyMC: the truncated, scaled Beta of :class:`attnmodel.model.priors.BetaPrior`.
+"""The ``mu`` prior in PyMC: the truncated, scaled Beta of a ``BetaPrior``.
+
+See :class:`attnmodel.model.priors.BetaPrior`.
 
 Shared by the standard coordinates of :mod:`attnmodel.model.pymc_model` (a
 random variable per unknown ``mu``) and the identified ones of

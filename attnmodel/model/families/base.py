@@ -84,13 +84,20 @@ class Family:
 
     name: ClassVar[str]
     discrete: ClassVar[bool]
-    #: True when the family has a single possible number of components.
-    n_components_fixed: ClassVar[bool] = False
+    #: Number of components when none is given.
+    default_components: ClassVar[int] = 1
+    #: For a family with only its default number of components: the family taking others.
+    more_components: ClassVar[str | None] = None
 
-    def __init__(self, n_components: int = 1) -> None:
-        if int(n_components) < 1:
-            raise ValueError(f"n_components must be >= 1, got {n_components}")
-        self.n_components = int(n_components)
+    def __init__(self, n_components: int | None = None) -> None:
+        n = self.default_components if n_components is None else n_components
+        if self.more_components is not None and n != self.default_components:
+            k = self.default_components
+            count = "one component" if k == 1 else f"exactly {k} components"
+            raise ValueError(f"{self.name} has {count}; use {self.more_components} for more")
+        if int(n) < 1:
+            raise ValueError(f"n_components must be >= 1, got {n}")
+        self.n_components = int(n)
 
     # -- description -----------------------------------------------------
     @property
@@ -104,7 +111,7 @@ class Family:
         return tuple(self.param_dims)
 
     def __repr__(self) -> str:
-        if self.n_components == 1 or self.n_components_fixed:
+        if self.n_components == 1 or self.more_components is not None:
             return f"{type(self).__name__}()"
         return f"{type(self).__name__}(n_components={self.n_components})"
 
@@ -438,7 +445,10 @@ class DiscreteFamily(Family):
         return 2 * self.n_components
 
     def identified_weights(self, w_free):
-        """Weights from their ``K - 1`` free coordinates: ``(log weights, log Jacobian, params)``."""
+        """Weights from their ``K - 1`` free coordinates.
+
+        Returns ``(log weights, log Jacobian, parameters holding the weights)``.
+        """
         raise NotImplementedError
 
     def identified_weights_head(self, weights: np.ndarray) -> list[float]:
@@ -541,8 +551,21 @@ class ContinuousFamily(Family):
 class MixtureFamily(ContinuousFamily):
     """Shared machinery of the K-component continuous mixtures."""
 
-    def __init__(self, n_components: int = 2) -> None:
-        super().__init__(n_components)
+    default_components = 2
+    #: Per-component parameters besides the weights, in order.
+    component_params: ClassVar[tuple[str, ...]] = ()
+    #: Those of them that must be positive.
+    positive_params: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def param_dims(self):
+        return {name: ("component",) for name in ("weights", *self.component_params)}
+
+    def _check_ranges(self, params):
+        self._check_weights(self.name, params["weights"])
+        for key in self.positive_params:
+            if np.any(params[key] <= 0):
+                raise ValueError(f"{self.name} {key!r} must be > 0, got {params[key]}")
 
     def component_log_density_logit(self, u: np.ndarray, params: Params) -> np.ndarray:
         """``log weights[k] + log density_k(u)``, shape (G, K)."""

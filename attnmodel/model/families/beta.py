@@ -160,12 +160,7 @@ class Beta(ContinuousFamily):
     """``P_eta = Beta(alpha, beta)``."""
 
     name = "beta"
-    n_components_fixed = True
-
-    def __init__(self, n_components: int = 1) -> None:
-        if n_components != 1:
-            raise ValueError("beta has one component; use beta_mixture for more")
-        super().__init__(1)
+    more_components = "beta_mixture"
 
     @property
     def param_dims(self):

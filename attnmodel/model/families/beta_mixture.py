@@ -8,9 +8,9 @@ from scipy import stats
 from attnmodel.model.families.base import (
     MixtureFamily,
     weighted_quantile,
+    weights_bounds,
     weights_from_vector,
     weights_to_vector,
-    weights_bounds,
 )
 from attnmodel.model.families.beta import (
     BETA_SHAPE_MIN,
@@ -29,16 +29,8 @@ class BetaMixture(MixtureFamily):
     """``P_eta = sum_k weights[k] * Beta(alpha[k], beta[k])``."""
 
     name = "beta_mixture"
-
-    @property
-    def param_dims(self):
-        return {"weights": ("component",), "alpha": ("component",), "beta": ("component",)}
-
-    def _check_ranges(self, params):
-        self._check_weights(self.name, params["weights"])
-        for key in ("alpha", "beta"):
-            if np.any(params[key] <= 0):
-                raise ValueError(f"beta_mixture {key!r} must be > 0, got {params[key]}")
+    component_params = ("alpha", "beta")
+    positive_params = ("alpha", "beta")
 
     def component_log_density_logit(self, u, params):
         with np.errstate(divide="ignore"):

@@ -14,8 +14,7 @@ class KPoint(DiscreteFamily):
 
     name = "k_point"
 
-    def __init__(self, n_components: int = 3) -> None:
-        super().__init__(n_components)
+    default_components = 3
 
     @property
     def param_dims(self):

@@ -8,9 +8,9 @@ from scipy import special, stats
 from attnmodel.model.families.base import (
     MixtureFamily,
     weighted_quantile,
+    weights_bounds,
     weights_from_vector,
     weights_to_vector,
-    weights_bounds,
 )
 from attnmodel.model.grid import LogitGrid
 
@@ -32,15 +32,8 @@ class LogisticNormalMixture(MixtureFamily):
     """``logit(eta) ~ sum_k weights[k] * Normal(logit_mean[k], logit_sd[k])``."""
 
     name = "logistic_normal_mixture"
-
-    @property
-    def param_dims(self):
-        return {"weights": ("component",), "logit_mean": ("component",), "logit_sd": ("component",)}
-
-    def _check_ranges(self, params):
-        self._check_weights(self.name, params["weights"])
-        if np.any(params["logit_sd"] <= 0):
-            raise ValueError(f"logit_sd must be > 0, got {params['logit_sd']}")
+    component_params = ("logit_mean", "logit_sd")
+    positive_params = ("logit_sd",)
 
     def component_log_density_logit(self, u, params):
         with np.errstate(divide="ignore"):

@@ -17,12 +17,8 @@ class TwoPoint(DiscreteFamily):
     """
 
     name = "two_point"
-    n_components_fixed = True
-
-    def __init__(self, n_components: int = 2) -> None:
-        if n_components != 2:
-            raise ValueError("two_point has exactly 2 components; use k_point for more")
-        super().__init__(2)
+    default_components = 2
+    more_components = "k_point"
 
     @property
     def param_dims(self):
