@@ -26,7 +26,7 @@ from attnmodel.model.families import FAMILY_NAMES, get_family
 from attnmodel.filtering import DiagnosticsError, FilterResult, NotConvergedError, filter_users
 from attnmodel.inference.fitting import fit
 from attnmodel.posterior.users import user_posterior
-from attnmodel.model.priors import DEFAULT_MU_PRIOR, BetaPrior
+from attnmodel.model.priors import DEFAULT_MU_PRIOR, BetaPrior, Prior
 from attnmodel.results.tree import load, save, summarize
 from attnmodel.model.simulate import SimulatedVotes, simulate_counts, simulate_votes
 
@@ -36,7 +36,6 @@ __version__ = "0.1.0"
 _LAZY = {
     "sample_nuts": "attnmodel.inference.nuts",
     "build_model": "attnmodel.model.pymc_model",
-    "Prior": "attnmodel.model.pymc_model",
 }
 
 
