@@ -21,7 +21,7 @@ progress bar.
   (the per-user summaries, MCSE, HDI, the tree).
 * Convergence of the global parameters (posterior variables without a
   ``user`` dim; a known ``mu`` is constant and left out):
-  ``attnmodel.results.tree.convergence_table`` (max r_hat, min bulk and tail ESS
+  ``attnmodel.results.summary.convergence_table`` (max r_hat, min bulk and tail ESS
   over the parameters), divergences, and ESS/s = min bulk ESS divided by
   ``total`` (and by ``sample`` alone).
 * For the large cases, ``grad ms``: one log density + gradient evaluation of
@@ -97,7 +97,7 @@ def run_case(name: str) -> dict:
     import attnmodel as am
     from attnmodel.inference.nuts import sample_nuts
     from attnmodel.model.priors import BetaPrior
-    from attnmodel.results.tree import convergence_table, flat_globals, n_divergences
+    from attnmodel.results.summary import convergence_table, flat_globals, n_divergences
 
     (family, params), n_users, n_votes, mu, kwargs = CASES[name]
     n, s, _ = am.simulate_counts(family, params, n_users, n_votes, 0.8, seed=DATA_SEED)

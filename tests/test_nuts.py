@@ -132,9 +132,9 @@ def test_mode_variance_is_the_inverse_curvature():
 def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monkeypatch):
     """Mu under a prior: curvature-started PyMC NUTS, same seed same draws; many rows
     (here: a tiny budget) make the per-row summaries use every k-th draw."""
-    import attnmodel.inference.nuts as nuts
+    import attnmodel.posterior.draws as draws_mod
 
-    monkeypatch.setattr(nuts, "SUMMARY_BUDGET", 10 * small_data.counts.n_rows)
+    monkeypatch.setattr(draws_mod, "SUMMARY_BUDGET", 10 * small_data.counts.n_rows)
     kw = {**SMALL, "draws": 100, "tune": 150, "store_eta": False, "log_likelihood": False}
     a = sample_nuts(small_data, "beta", mu_prior=(8, 2), **kw)
     b = sample_nuts(small_data, "beta", mu_prior=(8, 2), **kw)
@@ -159,7 +159,7 @@ def test_default_cores_use_the_usable_cpus():
 
 
 def test_summary_stride_defaults():
-    from attnmodel.inference.nuts import SUMMARY_BUDGET, summary_thin
+    from attnmodel.posterior.draws import SUMMARY_BUDGET, summary_thin
 
     assert SUMMARY_BUDGET == 1_000_000
     assert summary_thin(4000, 25, every_draw=False) == 1  # the paper's setting: every draw
