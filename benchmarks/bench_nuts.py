@@ -39,7 +39,7 @@ Cases
   count rows), Beta(3, 5), mu unknown with ``BetaPrior(8, 2)``, the default
   variant and coordinates; per-user draws and pointwise log-likelihoods are
   not stored (``"auto"`` leaves them out at this size) and the per-row
-  summaries use every 8th draw (``nuts.SUMMARY_BUDGET``). Target: total under
+  summaries use every 8th draw (``posterior.draws.SUMMARY_BUDGET``). Target: total under
   60 s on this 2-core machine. ``big-beta-marginal`` runs the defaults (the
   4 chains in 2 worker processes here: ``nuts.default_cores``),
   ``-1core`` passes ``cores=1`` (one chain after another, what PyMC's own

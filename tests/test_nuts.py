@@ -5,12 +5,14 @@ and the comparisons with EM are slow-marked.
 """
 
 import json
+import re
 
 import arviz as az
 import numpy as np
 import pytest
 
 import attnmodel as am
+import attnmodel.results.tree as tree_module
 from attnmodel.inference.nuts import SAMPLERS, sample_nuts
 
 SMALL = {"draws": 150, "tune": 200, "chains": 2, "progressbar": False, "seed": 4}
@@ -89,7 +91,16 @@ def test_loo_ranks_families(small_fit, small_data):
 
 
 def test_same_seed_same_draws(small_data, small_fit):
-    again = sample_nuts(small_data, "beta", mu=0.8, **SMALL)
+    provenance = {"source": "votes.csv", "options": {"user": "judge"}}
+    again = sample_nuts(small_data, "beta", mu=0.8, provenance=provenance, **SMALL)
+    # The provenance goes to the root attributes (and changes no draw); every root
+    # attribute of a NUTS tree is one the schema documents.
+    assert again.attrs["data_source"] == "votes.csv"
+    assert json.loads(again.attrs["data_options"]) == {"user": "judge"}
+    assert "data_source" not in small_fit.attrs
+    doc = tree_module.__doc__
+    documented = set(re.findall(r"``(\w+)``", doc[: doc.index("``posterior``\n")]))
+    assert set(again.attrs) <= documented, set(again.attrs) - documented
     np.testing.assert_array_equal(again["posterior"]["alpha"], small_fit["posterior"]["alpha"])
     np.testing.assert_array_equal(again["posterior"]["eta"], small_fit["posterior"]["eta"])
     np.testing.assert_array_equal(

@@ -484,7 +484,8 @@ def test_fit_dispatches_through_the_method_registry(kpoint_fit, monkeypatch):
         )
     ]
     # The error lists every registered method.
-    with pytest.raises(ValueError, match=r"unknown method 'smc'; choose one of 'em', 'nuts', 'fake'"):
+    listed = r"unknown method 'smc'; choose one of 'em', 'nuts', 'fake'"
+    with pytest.raises(ValueError, match=listed):
         fit(kpoint_fit.data, "beta", method="smc")
 
 
@@ -526,16 +527,19 @@ def test_schema_documents_every_root_attribute(multi_tree, nuts_trees, kpoint_fi
 def test_build_tree_writes_the_schema_and_the_provenance(multi_fit, multi_tree):
     from attnmodel.results.tree import build_tree, validate_tree
 
+    groups = {
+        "posterior": multi_tree["posterior"].to_dataset(),
+        "attentiveness": multi_tree["attentiveness"].to_dataset(),
+        "smc_stats": xr.Dataset({"ess": ("stage", np.array([10.0, 20.0]))}),
+    }
     dt = build_tree(
-        method="smc",
-        family=multi_fit.family,
-        mu_spec=multi_fit.mu_spec,
-        priors={"alpha": "Gamma(2, 0.5)"},
+        "smc",
+        multi_fit.family,
+        multi_fit.mu_spec,
+        {"alpha": "Gamma(2, 0.5)"},
+        groups,
         eta_star=0.3,
         hdi_prob=0.8,
-        posterior=multi_tree["posterior"].to_dataset(),
-        attentiveness=multi_tree["attentiveness"].to_dataset(),
-        groups={"smc_stats": xr.Dataset({"ess": ("stage", np.array([10.0, 20.0]))})},
         settings={"stages": np.int64(2), "path": os.path.join("a", "b"), "tol": float("inf")},
         attrs={"stages": 2},
         provenance={"source": os.path.join("data", "votes.csv"), "options": {"tie": ("t", 1)}},
@@ -553,6 +557,12 @@ def test_build_tree_writes_the_schema_and_the_provenance(multi_fit, multi_tree):
     assert list(dt.children) == ["posterior", "attentiveness", "smc_stats"]
     # Without provenance neither attribute is written.
     assert "data_source" not in multi_tree.attrs and "data_options" not in multi_tree.attrs
+    only_posterior = {"posterior": groups["posterior"]}
+    with pytest.raises(ValueError, match="attentiveness"):
+        build_tree(
+            "smc", multi_fit.family, multi_fit.mu_spec, "{}", only_posterior, eta_star=0.3,
+            hdi_prob=0.8,
+        )
 
 
 def test_fit_takes_the_provenance_from_the_data(kpoint_fit, monkeypatch):

@@ -372,7 +372,7 @@ def _to_datatree(
         hdi_prob=hdi_prob,
         thin=thin,
     )
-    groups: dict[str, xr.Dataset] = {}
+    groups: dict[str, xr.Dataset] = {"posterior": posterior, "attentiveness": att}
     if "sample_stats" in idata.children:
         groups["sample_stats"] = idata["sample_stats"].to_dataset()
     if log_likelihood:
@@ -385,25 +385,10 @@ def _to_datatree(
                 )
             }
         )
+    own = {k: info[k] for k in ("sampler", "variant", "parameterization")}
+    own.update({k: int(info[k]) for k in ("chains", "draws", "tune", "seed")})
+    cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
     return build_tree(
-        method="nuts",
-        family=attn.family,
-        mu_spec=attn.mu_spec,
-        priors=attn.priors_json(),
-        eta_star=eta_star,
-        hdi_prob=hdi_prob,
-        posterior=posterior,
-        attentiveness=att,
-        groups=groups,
-        settings=info,
-        attrs={
-            "sampler": info["sampler"],
-            "variant": info["variant"],
-            "parameterization": info["parameterization"],
-            "chains": int(info["chains"]),
-            "draws": int(info["draws"]),
-            "tune": int(info["tune"]),
-            "seed": int(info["seed"]),
-        },
-        provenance=provenance,
-    )
+        "nuts", attn.family, attn.mu_spec, attn.priors_json(), groups,
+        settings=info, attrs=own, provenance=provenance, **cuts
+    )  # fmt: skip

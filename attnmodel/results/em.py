@@ -187,25 +187,21 @@ def em_to_datatree(
 
     settings = dict(em_result.settings)
     settings.update({"n_draws": n_draws, "store_eta": keep_eta, "draw_seed": seed})
-    groups = {"em_trace": _trace_dataset(em_result.history_, family, pairs)}
+    groups = {
+        "posterior": post_ds,
+        "attentiveness": attn,
+        "em_trace": _trace_dataset(em_result.history_, family, pairs),
+    }
     if len(em_result.runs_) > 0:
         groups["em_runs"] = _runs_dataset(em_result.runs_, family, pairs)
+    own = {
+        "converged": int(bool(em_result.converged_)),
+        "n_iter": int(em_result.n_iter_),
+        "objective": float(em_result.objective_),
+        "best_start": int(em_result.best_start_),
+    }
+    cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
     return build_tree(
-        method="em",
-        family=family,
-        mu_spec=spec,
-        priors=_priors_json(em_result),
-        eta_star=eta_star,
-        hdi_prob=hdi_prob,
-        posterior=post_ds,
-        attentiveness=attn,
-        groups=groups,
-        settings=settings,
-        attrs={
-            "converged": int(bool(em_result.converged_)),
-            "n_iter": int(em_result.n_iter_),
-            "objective": float(em_result.objective_),
-            "best_start": int(em_result.best_start_),
-        },
-        provenance=provenance,
-    )
+        "em", family, spec, _priors_json(em_result), groups,
+        settings=settings, attrs=own, provenance=provenance, **cuts
+    )  # fmt: skip

@@ -146,16 +146,14 @@ def plain_strings(ds: xr.Dataset) -> xr.Dataset:
 
 
 def build_tree(
-    *,
     method: str,
     family,
     mu_spec,
     priors: str | Mapping[str, Any],
+    groups: Mapping[str, xr.Dataset],
+    *,
     eta_star: float,
     hdi_prob: float,
-    posterior: xr.Dataset,
-    attentiveness: xr.Dataset,
-    groups: Mapping[str, xr.Dataset] | None = None,
     settings: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
@@ -172,12 +170,12 @@ def build_tree(
         Pairs, known win rates and priors (written as ``mu_spec``).
     priors : str or mapping
         The ``priors`` attribute, as JSON text or as a mapping to encode.
+    groups : mapping of str to xarray.Dataset
+        The groups, in order: ``posterior`` and ``attentiveness`` (every
+        result has them), then the method's own (``em_trace``,
+        ``sample_stats``, ...).
     eta_star, hdi_prob : float
         The cut of ``p_above`` and the mass of the per-user intervals.
-    posterior, attentiveness : xarray.Dataset
-        The two groups every result has.
-    groups : mapping of str to xarray.Dataset, optional
-        The method's further groups (``em_trace``, ``sample_stats``, ...), in order.
     settings : mapping, optional
         The method's settings, written as JSON (``settings``).
     attrs : mapping, optional
@@ -190,10 +188,19 @@ def build_tree(
     Returns
     -------
     xarray.DataTree
-        Text variables and coordinates are object arrays, as :func:`attnmodel.results.io.load`
-        returns them.
+        Text variables and coordinates are object arrays, as
+        :func:`attnmodel.results.io.load` returns them.
+
+    Raises
+    ------
+    ValueError
+        ``groups`` lacks a group every result has.
     """
     from attnmodel import __version__
+
+    missing = [g for g in REQUIRED_GROUPS if g not in groups]
+    if missing:
+        raise ValueError(f"a result needs the group(s) {missing}")
 
     root: dict[str, Any] = {
         RESULT_MARKER: 1,
@@ -213,12 +220,7 @@ def build_tree(
         root["data_source"] = str(provenance["source"])
     if provenance.get("options") is not None:
         root["data_options"] = json.dumps(json_safe(provenance["options"]))
-    tree = {
-        "/": xr.Dataset(attrs=root),
-        "posterior": posterior,
-        "attentiveness": attentiveness,
-        **dict(groups or {}),
-    }
+    tree = {"/": xr.Dataset(attrs=root), **groups}
     return xr.DataTree.from_dict(tree).map_over_datasets(plain_strings)
 
 
