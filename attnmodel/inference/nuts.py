@@ -30,7 +30,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from attnmodel.inference.em import EMProblem
+from attnmodel.inference.em import EMProblem, EMState
 from attnmodel.model.pymc_model import AttnModel, build_model
 from attnmodel.posterior.conditional import conditional_summaries
 from attnmodel.posterior.draws import attentiveness_from_draws, summary_thin
@@ -318,6 +318,23 @@ def _global_draws(attn: AttnModel, posterior: xr.Dataset) -> xr.Dataset:
     return posterior[keep]
 
 
+def _states(attn: AttnModel, draws: xr.Dataset) -> list[list[EMState]]:
+    """The global parameters of every draw, ``states[chain][draw]``."""
+    params = {name: draws[name].values for name in attn.family.param_names}
+    mu = draws["mu"].values
+    states = []
+    for c in range(draws.sizes["chain"]):
+        row = []
+        for d in range(draws.sizes["draw"]):
+            values = {}
+            for name, arr in params.items():
+                v = arr[c, d]
+                values[name] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
+            row.append(EMState(values, np.asarray(mu[c, d], dtype=float)))
+        states.append(row)
+    return states
+
+
 def _to_datatree(
     attn: AttnModel,
     idata,
@@ -343,8 +360,7 @@ def _to_datatree(
     used = draws.isel(draw=slice(None, None, thin))
     summ = conditional_summaries(
         EMProblem(attn.counts, attn.family, attn.mu_spec, grid=attn.grid),
-        {name: used[name].values for name in attn.family.param_names},
-        used["mu"].values,
+        _states(attn, used),
         eta_star=eta_star,
         store_eta=store_eta and not latent_eta,
         log_likelihood=log_likelihood,

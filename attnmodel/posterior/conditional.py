@@ -17,12 +17,11 @@ the cell would add ``h^2 / 12`` to the variance in ``u``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import special
 
-from attnmodel.inference.em import EMState
 from attnmodel.model.grid import LogitGrid, pair_log_probs
 
 __all__ = [
@@ -239,8 +238,7 @@ def binomial_log_const(counts) -> np.ndarray:
 
 def conditional_summaries(
     problem,
-    params: Mapping[str, np.ndarray],
-    mu: np.ndarray,
+    states: Sequence[Sequence],
     *,
     eta_star: float,
     store_eta: bool,
@@ -253,10 +251,9 @@ def conditional_summaries(
     ----------
     problem : EMProblem
         The counts, family and grid (:class:`attnmodel.inference.em.EMProblem`).
-    params : mapping of str to ndarray
-        Each family parameter's draws, shape ``(chain, draw, ...)``.
-    mu : ndarray, shape (chain, draw, pair)
-        The win rates' draws.
+    states : sequence of sequences of EMState
+        The draws of the global parameters, ``states[chain][draw]``
+        (:class:`attnmodel.inference.em.EMState`).
     eta_star : float
         Cut of the tail mass ``tail = P(eta >= eta_star | row, draw)``.
     store_eta, log_likelihood : bool
@@ -276,7 +273,7 @@ def conditional_summaries(
     """
     counts = problem.counts
     family = problem.family
-    n_chain, n_draw = mu.shape[:2]
+    n_chain, n_draw = len(states), len(states[0])
     n_rows = counts.n_rows
     shape = (n_chain, n_draw, n_rows)
     out = {
@@ -295,7 +292,7 @@ def conditional_summaries(
     all_rows = np.arange(n_rows)
     for c in range(n_chain):
         for d in range(n_draw):
-            state = _state(family, params, mu, c, d)
+            state = states[c][d]
             if family.discrete:
                 estep = problem.e_step(state, posterior=True)
                 post = estep.posterior
@@ -333,11 +330,3 @@ def conditional_summaries(
                 out["loglik_row"][c, d] = row["log_z"] + const
     return out
 
-
-def _state(family, params: Mapping[str, np.ndarray], mu: np.ndarray, c: int, d: int) -> EMState:
-    """The global parameters of draw ``d`` of chain ``c``."""
-    values = {}
-    for name in family.param_names:
-        v = params[name][c, d]
-        values[name] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
-    return EMState(values, np.asarray(mu[c, d], dtype=float))
