@@ -314,7 +314,8 @@ def user_posterior(
         ``eta_map`` (EM), ``eta_hdi`` (dim ``ci_bound`` = lower, upper),
         ``p_above``, ``n_votes``, ``p_above_mcse`` (trees) and, for discrete
         families, ``membership`` (dims ``user``, ``component``). Attributes
-        ``family``, ``method``, ``eta_star``, ``hdi_prob``.
+        ``family``, ``method``, ``eta_star``, ``hdi_prob`` (and those of the
+        tree's group).
 
     Raises
     ------
@@ -377,6 +378,7 @@ def _tree_posterior(dt: xr.DataTree, eta_star: float | None, hdi_prob: float | N
             p_above_mcse=("user", mcse.sel(user=users).to_numpy()),
         )
     ds.attrs = {
+        **ds.attrs,
         "family": dt.attrs["family"],
         "method": dt.attrs["method"],
         "eta_star": eta_star,

@@ -131,8 +131,8 @@ def em_to_datatree(
         Seeds the ``eta`` draws.
     summaries : xarray.Dataset, optional
         The per-user summaries of :func:`attnmodel.posterior.users.user_posterior`
-        at ``eta_star`` and ``hdi_prob``, when already computed (otherwise
-        they are computed here).
+        at ``eta_star`` and ``hdi_prob``, users in the order of the fit's
+        data, when already computed (otherwise they are computed here).
     provenance : mapping, optional
         Where the data came from; see :func:`attnmodel.results.tree.build_tree`.
 
