@@ -27,7 +27,7 @@ from attnmodel.filtering import DiagnosticsError, FilterResult, NotConvergedErro
 from attnmodel.inference.fitting import fit
 from attnmodel.posterior.users import user_posterior
 from attnmodel.model.priors import DEFAULT_MU_PRIOR, BetaPrior, Prior
-from attnmodel.results.tree import load, save, summarize
+from attnmodel.results import load, save, summarize
 from attnmodel.model.simulate import SimulatedVotes, simulate_counts, simulate_votes
 
 __version__ = "0.1.0"

@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attnmodel.filtering import _align_to_data, prob_decisions
-from attnmodel.results.tree import (
-    SAMPLE_DIMS,
-    _hdi,
-    _point,
-    _require_result,
+from attnmodel.filtering import prob_decisions
+from attnmodel.results.summary import (
+    align_to_data,
     flat_globals,
     global_vars,
+    point_estimate,
+    scalar_hdi,
 )
+from attnmodel.results.tree import SAMPLE_DIMS, require_result
 
 __all__ = ["Comparison", "arviz_pair", "compare_fits", "plot_comparison"]
 
@@ -81,8 +81,8 @@ class Comparison:
 
 
 def _require_em_and_nuts(em: xr.DataTree, nuts: xr.DataTree) -> None:
-    _require_result(em)
-    _require_result(nuts)
+    require_result(em)
+    require_result(nuts)
     # Swapped arguments would silently read NUTS's first draw as "the EM estimate".
     for tree, side, method, kind in (
         (em, "first", "em", "an EM"),
@@ -162,9 +162,10 @@ def compare_fits(
     for name in em_flat:
         if name not in nuts_flat:
             continue
-        lo, hi = _hdi(nuts_flat[name], hdi_prob)
-        est = _point(em_flat[name], "em")
-        rows.append((name, est, _point(nuts_flat[name], "nuts"), lo, hi, bool(lo <= est <= hi)))
+        lo, hi = scalar_hdi(nuts_flat[name], hdi_prob)
+        est = point_estimate(em_flat[name], "em")
+        mean = point_estimate(nuts_flat[name], "nuts")
+        rows.append((name, est, mean, lo, hi, bool(lo <= est <= hi)))
     params = pd.DataFrame(
         rows, columns=["parameter", "em", "nuts_mean", "nuts_hdi_lower", "nuts_hdi_upper", "inside"]
     ).set_index("parameter")
@@ -173,8 +174,8 @@ def compare_fits(
     users = pd.Index(attn_em["user"].to_numpy(), name="user")
     if data is not None:
         users = pd.Index(data.users, name="user")
-        attn_em = _align_to_data(attn_em, users, what="data")
-    attn_nuts = _align_to_data(nuts["attentiveness"].to_dataset(), users, what="EM result")
+        attn_em = align_to_data(attn_em, users, what="data")
+    attn_nuts = align_to_data(nuts["attentiveness"].to_dataset(), users, what="EM result")
     p_em = attn_em["p_above"].to_numpy()
     p_nuts = attn_nuts["p_above"].to_numpy()
     mcse_em = attn_em["p_above_mcse"].to_numpy()
@@ -347,7 +348,7 @@ def plot_comparison(
         ax.set_gid(f"forest:{name}")
         table = cmp.params.loc[[row for row, _ in rows]]
         y = -np.arange(len(rows), dtype=float)
-        half = np.array([_hdi(nuts_flat[row], 0.5) for row, _ in rows])
+        half = np.array([scalar_hdi(nuts_flat[row], 0.5) for row, _ in rows])
         ax.hlines(y - 0.15, table["nuts_hdi_lower"], table["nuts_hdi_upper"], color="C1", lw=1)
         ax.hlines(y - 0.15, half[:, 0], half[:, 1], color="C1", lw=3.5)
         ax.scatter(table["nuts_mean"], y - 0.15, color="C1", s=30, zorder=3)

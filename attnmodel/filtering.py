@@ -20,9 +20,11 @@ input column):
     ``eta_map`` (or ``eta_mean`` with ``by="mean"``) at or above the
     ``quantile`` of the fitted ``P_eta``.
 
-The input is an :class:`~attnmodel.inference.em.EMResult` or a result tree
-(:mod:`attnmodel.results.tree`, from MAP-EM or NUTS) together with the
-:class:`~attnmodel.data.votes.VoteData` it was fitted to. Before filtering, a gate
+The input is a result tree (:mod:`attnmodel.results.tree`, from MAP-EM or
+NUTS) together with the :class:`~attnmodel.data.votes.VoteData` it was fitted
+to, or an :class:`~attnmodel.inference.em.EMResult`, which is first turned
+into its tree (:func:`attnmodel.results.em.em_to_datatree`, without ``eta``
+draws) and filtered as one. Before filtering, a gate
 checks that the fit can be trusted: a MAP-EM fit must have converged; a NUTS
 fit's global parameters must have ``r_hat <= rhat_max``, bulk and tail ESS of
 at least ``ess_min`` and no more than ``max_divergences`` divergent
@@ -55,6 +57,11 @@ import pandas as pd
 import xarray as xr
 
 from attnmodel.errors import AttnmodelWarning
+from attnmodel.model.families import get_family
+from attnmodel.posterior.draws import p_above_from_draws
+from attnmodel.results.em import em_to_datatree
+from attnmodel.results.summary import align_to_data, diagnostic_checks, family_params
+from attnmodel.results.tree import is_result
 
 __all__ = [
     "FilterResult",
@@ -211,7 +218,8 @@ def filter_users(
     ----------
     result : EMResult or xarray.DataTree
         The fit: an EM result (its ``data`` supplies the vote rows) or a
-        result tree from :func:`attnmodel.inference.fitting.fit` / :func:`attnmodel.results.tree.load`.
+        result tree from :func:`attnmodel.inference.fitting.fit` or
+        :func:`attnmodel.results.io.load`.
     data : VoteData, optional
         The votes to filter; required with a tree (its users must be the
         tree's users), defaults to ``result.data`` for an EMResult.
@@ -252,15 +260,11 @@ def filter_users(
                 "filtering a result tree needs data=: the VoteData it was fitted to "
                 "(the tree holds no vote rows)"
             )
-        gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
-        summaries, ppf, diagnostics, extra = _tree_inputs(
-            result, data, rule, eta_star, by, force, gate
-        )
     else:
-        summaries, ppf, diagnostics, data = _em_inputs(
-            result, data, rule, eta_star, posterior, force
-        )
-        extra = {}
+        data = result.data if data is None else data
+        result = _em_tree(result, rule, eta_star, posterior)
+    gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
+    summaries, ppf, diagnostics, extra = _tree_inputs(result, data, rule, eta_star, force, gate)
 
     undetermined = np.zeros(summaries.sizes["user"], dtype=bool)
     settings: dict[str, Any]
@@ -337,28 +341,27 @@ _NOT_CONVERGED = (
 )
 
 
-def _em_inputs(result, data, rule, eta_star, posterior, force):
-    """Summaries, quantile function and gate report of an EMResult."""
-    converged = bool(getattr(result, "converged_", True))
-    if not converged and not force:
-        raise NotConvergedError(_NOT_CONVERGED)
-    if posterior is None or (rule == "prob" and posterior.attrs.get("eta_star") != eta_star):
-        posterior = result.posterior(eta_star=eta_star)
-    data = result.data if data is None else data
-    posterior = _align_to_data(posterior, pd.Index(data.users))
+def _em_tree(result, rule, eta_star, posterior) -> xr.DataTree:
+    """An EMResult as the tree :func:`filter_users` reads (exact summaries, no ``eta`` draws).
 
-    def ppf(q):
-        return result.family.ppf(np.array(q), result.params_)
+    ``posterior`` (precomputed per-user summaries) is used unless the rule
+    ``prob`` needs them at another ``eta_star``.
+    """
+    if posterior is not None and (rule != "prob" or posterior.attrs.get("eta_star") == eta_star):
+        return em_to_datatree(
+            result,
+            eta_star=float(posterior.attrs.get("eta_star", eta_star)),
+            hdi_prob=float(posterior.attrs.get("hdi_prob", 0.94)),
+            n_draws=1,
+            store_eta=False,
+            summaries=align_to_data(posterior, pd.Index(result.data.users)),
+        )
+    return em_to_datatree(result, eta_star=eta_star, n_draws=1, store_eta=False)
 
-    return posterior, ppf, _converged_report(converged), data
 
-
-def _tree_inputs(dt, data, rule, eta_star, by, force, gate):
+def _tree_inputs(dt, data, rule, eta_star, force, gate):
     """Summaries, quantile function, gate report and rule notes of a result tree."""
-    from attnmodel.model.families import get_family
-    from attnmodel.results.tree import RESULT_MARKER, diagnostic_checks, family_params
-
-    if int(dt.attrs.get(RESULT_MARKER, 0) or 0) != 1 or "attentiveness" not in dt.children:
+    if not is_result(dt) or "attentiveness" not in dt.children:
         raise ValueError("not an attnmodel result tree (no attentiveness group or marker)")
     method = dt.attrs.get("method")
     if method == "nuts":
@@ -377,15 +380,15 @@ def _tree_inputs(dt, data, rule, eta_star, by, force, gate):
             raise NotConvergedError(_NOT_CONVERGED)
         report = _converged_report(converged)
 
-    summaries = _align_to_data(dt["attentiveness"].to_dataset(), pd.Index(data.users), what="data")
+    summaries = align_to_data(dt["attentiveness"].to_dataset(), pd.Index(data.users), what="data")
     extra: dict[str, Any] = {}
     if "eta_map" not in summaries:
         extra["map"] = "eta_mean"
     if rule == "prob" and float(dt.attrs["eta_star"]) != float(eta_star):
-        p, mcse, how = _p_above_from_draws(dt, eta_star)
+        p, mcse, how = p_above_from_draws(dt, eta_star)
         summaries = summaries.assign(
-            p_above=("user", _align_to_data(p, pd.Index(data.users)).to_numpy()),
-            p_above_mcse=("user", _align_to_data(mcse, pd.Index(data.users)).to_numpy()),
+            p_above=("user", align_to_data(p, pd.Index(data.users)).to_numpy()),
+            p_above_mcse=("user", align_to_data(mcse, pd.Index(data.users)).to_numpy()),
         )
         extra["p_above_from"] = how
     fam = get_family(dt.attrs["family"], int(dt.attrs["n_components"]))
@@ -403,51 +406,3 @@ def _describe(check: str, row: pd.Series) -> str:
     if check == "r_hat":
         return f"r_hat of {row['variable']} is {row['value']:.4g} > {row['threshold']:g}"
     return f"{check} of {row['variable']} is {row['value']:.0f} < {row['threshold']:g}"
-
-
-def _p_above_from_draws(dt, eta_star: float):
-    """``P(eta_j >= eta_star)`` and its MCSE from the stored ``eta`` draws."""
-    post = dt["posterior"]
-    if "eta" not in post:
-        raise ValueError(
-            f"the result holds p_above for eta_star={float(dt.attrs['eta_star']):g} only and no "
-            f"eta draws to recompute it for eta_star={eta_star:g}; refit with "
-            f"eta_star={eta_star:g} (or store the eta draws)"
-        )
-    ind = (post["eta"] >= eta_star).astype(np.float64)
-    p = ind.mean(("chain", "draw"))
-    n = ind.sizes["chain"] * ind.sizes["draw"]
-    if dt.attrs.get("method") == "em":
-        return p, np.sqrt(p * (1.0 - p) / n), "eta draws (iid MCSE)"
-    import arviz_stats as azs
-
-    moving = (p > 0) & (p < 1)
-    mcse = xr.zeros_like(p)
-    if bool(moving.any()):
-        sub = ind.isel(user=np.flatnonzero(moving.to_numpy()))
-        est = azs.mcse(xr.Dataset({"ind": sub}), method="mean")["ind"]
-        mcse[np.flatnonzero(moving.to_numpy())] = est.to_numpy()
-    return p, mcse, "eta draws (ArviZ MCSE)"
-
-
-def _align_to_data(posterior, users: pd.Index, what: str = "fitted data"):
-    """Reorder per-user summaries like the data's users.
-
-    The keep mask indexes the data's vote rows by user position, so summaries
-    listing the same users in another order must be reordered, and ones
-    listing other users are an error.
-    """
-    post_users = pd.Index(posterior["user"].to_numpy())
-    if post_users.equals(users):
-        return posterior
-    pos = post_users.get_indexer(users) if post_users.is_unique else None
-    if pos is None or post_users.size != users.size or np.any(pos < 0):
-        missing = users.difference(post_users) if post_users.is_unique else users[:0]
-        extra = post_users.difference(users) if post_users.is_unique else post_users[:0]
-        raise ValueError(
-            f"posterior users do not match the {what}'s users: {len(missing)} user(s) of the "
-            f"data are missing from the result (e.g. {list(missing[:3])}), {len(extra)} user(s) "
-            f"of the result are not in the data (e.g. {list(extra[:3])}); pass the data the "
-            "model was fitted to"
-        )
-    return posterior.isel(user=pos)

@@ -21,7 +21,7 @@ progress bar.
   (the per-user summaries, MCSE, HDI, the tree).
 * Convergence of the global parameters (posterior variables without a
   ``user`` dim; a known ``mu`` is constant and left out):
-  ``attnmodel.results.tree.convergence_table`` (max r_hat, min bulk and tail ESS
+  ``attnmodel.results.summary.convergence_table`` (max r_hat, min bulk and tail ESS
   over the parameters), divergences, and ESS/s = min bulk ESS divided by
   ``total`` (and by ``sample`` alone).
 * For the large cases, ``grad ms``: one log density + gradient evaluation of
@@ -39,7 +39,7 @@ Cases
   count rows), Beta(3, 5), mu unknown with ``BetaPrior(8, 2)``, the default
   variant and coordinates; per-user draws and pointwise log-likelihoods are
   not stored (``"auto"`` leaves them out at this size) and the per-row
-  summaries use every 8th draw (``nuts.SUMMARY_BUDGET``). Target: total under
+  summaries use every 8th draw (``posterior.draws.SUMMARY_BUDGET``). Target: total under
   60 s on this 2-core machine. ``big-beta-marginal`` runs the defaults (the
   4 chains in 2 worker processes here: ``nuts.default_cores``),
   ``-1core`` passes ``cores=1`` (one chain after another, what PyMC's own
@@ -97,7 +97,7 @@ def run_case(name: str) -> dict:
     import attnmodel as am
     from attnmodel.inference.nuts import sample_nuts
     from attnmodel.model.priors import BetaPrior
-    from attnmodel.results.tree import convergence_table, flat_globals, n_divergences
+    from attnmodel.results.summary import convergence_table, flat_globals, n_divergences
 
     (family, params), n_users, n_votes, mu, kwargs = CASES[name]
     n, s, _ = am.simulate_counts(family, params, n_users, n_votes, 0.8, seed=DATA_SEED)

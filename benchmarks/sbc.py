@@ -18,7 +18,7 @@ Procedure, per dataset ``i`` (seeds fixed by ``--seed`` and ``i``):
 3. Fit with ``attnmodel.inference.nuts.sample_nuts`` (marginal variant, default
    parameterization, PyMC's NUTS, ``--chains``/``--draws``/``--tune``,
    sampler seed ``i``) and check convergence of the global parameters with
-   ``attnmodel.results.tree.diagnostic_checks`` (r_hat <= 1.01, bulk and tail
+   ``attnmodel.results.summary.diagnostic_checks`` (r_hat <= 1.01, bulk and tail
    ESS >= 100 per chain, no divergence).
 4. Keep L draws evenly spaced through the chains (stride about
    ``chains * draws / L``, which also thins out autocorrelation) and record
@@ -98,7 +98,7 @@ def fit_one(job: tuple) -> dict:
     import attnmodel as am
     from attnmodel.inference.nuts import sample_nuts
     from attnmodel.model.priors import BetaPrior
-    from attnmodel.results.tree import diagnostic_checks
+    from attnmodel.results.summary import diagnostic_checks
 
     family, i, args = job
     names, mu_unknown = FAMILIES[family]

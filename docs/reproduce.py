@@ -298,7 +298,7 @@ def run_em_vs_nuts(w: Writer, size: dict[str, Any]) -> None:
     import attnmodel as am
     from attnmodel.paper import experiments as ex
     from attnmodel.compare import plot_comparison
-    from attnmodel.results.tree import diagnostic_checks
+    from attnmodel.results.summary import diagnostic_checks
 
     _, data = _paper_setting_data()
     fam = am.get_family("beta")

@@ -15,7 +15,8 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
-from attnmodel.results.tree import RESULT_MARKER, draw_eta
+from attnmodel.posterior.users import draw_eta
+from attnmodel.results.tree import RESULT_MARKER
 
 
 def nuts_like(

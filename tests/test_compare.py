@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from attnmodel import fit_em, simulate_votes  # noqa: E402
 from attnmodel.compare import arviz_pair, compare_fits, plot_comparison  # noqa: E402
-from attnmodel.results.tree import em_to_datatree  # noqa: E402
+from attnmodel.results.em import em_to_datatree  # noqa: E402
 from tests.nuts_trees import nuts_like  # noqa: E402
 
 PAIRS = {"gpt vs llama": 0.8, "claude vs alpaca": 0.7}
@@ -316,7 +316,8 @@ def real_pair():
 
 def test_real_nuts_tree_through_compare_filter_and_files(real_pair, tmp_path):
     from attnmodel.filtering import DiagnosticsError, filter_users
-    from attnmodel.results.tree import diagnostic_checks, load, save, summarize
+    from attnmodel.results.io import load, save
+    from attnmodel.results.summary import diagnostic_checks, summarize
 
     data, em, real_nuts = real_pair
     assert real_nuts.attrs["method"] == "nuts" and real_nuts.attrs["chains"] == 2

@@ -20,7 +20,7 @@ from attnmodel import NotConvergedError, filter_users, fit_em, simulate_votes
 from attnmodel.data.votes import VoteData
 from attnmodel.inference.em import ConvergenceWarning
 from attnmodel.filtering import DiagnosticsError, DiagnosticsWarning
-from attnmodel.results.tree import em_to_datatree
+from attnmodel.results.em import em_to_datatree
 from tests.nuts_trees import nuts_like
 
 N_USERS = 25
@@ -151,7 +151,9 @@ def test_prob_rule_keeps_the_boundary(fit, frame, users):
     assert users[0] in expected and users[1] not in expected
     _check_kept(out, fit, frame, expected)
     assert out.rule == "prob"
-    assert out.settings == {"eta_star": 0.5, "prob": 0.95}
+    # An EMResult is filtered as its tree: exact probabilities, MCSE 0, nobody undetermined.
+    assert out.settings == {"eta_star": 0.5, "prob": 0.95, "mcse_k": 2.0}
+    assert out.undetermined_users.empty
 
 
 def test_top_rule_keeps_ties_at_the_cut_whole(fit, frame, users):
@@ -314,7 +316,7 @@ def test_count_data_gives_no_vote_rows():
 
 
 # ---------------------------------------------------------------------------
-# Result trees (attnmodel.results.tree) and the diagnostics gate
+# Result trees (attnmodel.results) and the diagnostics gate
 # ---------------------------------------------------------------------------
 
 
@@ -363,10 +365,7 @@ def test_em_tree_filters_like_the_em_result(sim_fit, em_tree, kwargs):
     assert from_tree.counts == from_fit.counts
     assert 0 < from_tree.counts["users_kept"] < sim_fit.data.n_users
     assert from_tree.undetermined_users.empty
-    expected = dict(from_fit.settings)
-    if kwargs["rule"] == "prob":
-        expected["mcse_k"] = 2.0
-    assert from_tree.settings == expected
+    assert from_tree.settings == from_fit.settings
     assert from_tree.diagnostics.loc["converged", "passed"]
 
 
@@ -400,11 +399,11 @@ def test_non_converged_em_tree_is_refused_unless_forced(sim_fit, em_tree):
 
 
 def test_other_eta_star_recomputes_p_above_from_the_draws(sim_fit, em_tree):
-    from attnmodel.filtering import _p_above_from_draws
+    from attnmodel.posterior.draws import p_above_from_draws
 
     eta_star, prob = 0.3, 0.9
     exact = sim_fit.posterior(eta_star=eta_star)["p_above"].to_numpy()
-    p, mcse, how = _p_above_from_draws(em_tree, eta_star)
+    p, mcse, how = p_above_from_draws(em_tree, eta_star)
     assert how == "eta draws (iid MCSE)"
     n = 2000
     np.testing.assert_allclose(mcse, np.sqrt(p * (1 - p) / n), rtol=1e-12)

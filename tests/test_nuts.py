@@ -5,12 +5,14 @@ and the comparisons with EM are slow-marked.
 """
 
 import json
+import re
 
 import arviz as az
 import numpy as np
 import pytest
 
 import attnmodel as am
+import attnmodel.results.tree as tree_module
 from attnmodel.inference.nuts import SAMPLERS, sample_nuts
 
 SMALL = {"draws": 150, "tune": 200, "chains": 2, "progressbar": False, "seed": 4}
@@ -89,7 +91,16 @@ def test_loo_ranks_families(small_fit, small_data):
 
 
 def test_same_seed_same_draws(small_data, small_fit):
-    again = sample_nuts(small_data, "beta", mu=0.8, **SMALL)
+    provenance = {"source": "votes.csv", "options": {"user": "judge"}}
+    again = sample_nuts(small_data, "beta", mu=0.8, provenance=provenance, **SMALL)
+    # The provenance goes to the root attributes (and changes no draw); every root
+    # attribute of a NUTS tree is one the schema documents.
+    assert again.attrs["data_source"] == "votes.csv"
+    assert json.loads(again.attrs["data_options"]) == {"user": "judge"}
+    assert "data_source" not in small_fit.attrs
+    doc = tree_module.__doc__
+    documented = set(re.findall(r"``(\w+)``", doc[: doc.index("``posterior``\n")]))
+    assert set(again.attrs) <= documented, set(again.attrs) - documented
     np.testing.assert_array_equal(again["posterior"]["alpha"], small_fit["posterior"]["alpha"])
     np.testing.assert_array_equal(again["posterior"]["eta"], small_fit["posterior"]["eta"])
     np.testing.assert_array_equal(
@@ -132,9 +143,9 @@ def test_mode_variance_is_the_inverse_curvature():
 def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monkeypatch):
     """Mu under a prior: curvature-started PyMC NUTS, same seed same draws; many rows
     (here: a tiny budget) make the per-row summaries use every k-th draw."""
-    import attnmodel.inference.nuts as nuts
+    import attnmodel.posterior.draws as draws_mod
 
-    monkeypatch.setattr(nuts, "SUMMARY_BUDGET", 10 * small_data.counts.n_rows)
+    monkeypatch.setattr(draws_mod, "SUMMARY_BUDGET", 10 * small_data.counts.n_rows)
     kw = {**SMALL, "draws": 100, "tune": 150, "store_eta": False, "log_likelihood": False}
     a = sample_nuts(small_data, "beta", mu_prior=(8, 2), **kw)
     b = sample_nuts(small_data, "beta", mu_prior=(8, 2), **kw)
@@ -159,7 +170,7 @@ def test_default_cores_use_the_usable_cpus():
 
 
 def test_summary_stride_defaults():
-    from attnmodel.inference.nuts import SUMMARY_BUDGET, summary_thin
+    from attnmodel.posterior.draws import SUMMARY_BUDGET, summary_thin
 
     assert SUMMARY_BUDGET == 1_000_000
     assert summary_thin(4000, 25, every_draw=False) == 1  # the paper's setting: every draw

@@ -66,7 +66,7 @@ def test_objective_plot_has_one_line_per_start(two_point_traj):
 
 
 def test_objective_plot_reads_a_fit_and_its_result_tree(beta_fit):
-    from attnmodel.results.tree import em_to_datatree
+    from attnmodel.results.em import em_to_datatree
 
     res = fit_em(beta_fit[0].data, "beta", mu=0.8, n_init=3)
     tree = em_to_datatree(res, n_draws=10)
@@ -160,7 +160,7 @@ def test_attentiveness_plot_from_user_posterior(beta_fit):
 
 
 def test_attentiveness_plot_reads_an_em_result_tree(beta_fit):
-    from attnmodel.results.tree import em_to_datatree
+    from attnmodel.results.em import em_to_datatree
 
     res, _ = beta_fit
     tree = em_to_datatree(res, eta_star=0.45, n_draws=10)

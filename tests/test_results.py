@@ -21,18 +21,17 @@ import xarray as xr
 import attnmodel
 from attnmodel import fit_em, simulate_counts, user_posterior
 from attnmodel.data.votes import VoteData
-from attnmodel.results.tree import (
-    RESULT_MARKER,
+from attnmodel.posterior.users import draw_eta
+from attnmodel.results.em import em_to_datatree
+from attnmodel.results.io import load, save
+from attnmodel.results.summary import (
     convergence_table,
     diagnostic_checks,
-    draw_eta,
-    em_to_datatree,
     global_vars,
-    load,
-    save,
     summarize,
     user_table,
 )
+from attnmodel.results.tree import RESULT_MARKER
 from tests.nuts_trees import nuts_like
 
 BETA_TRUTH = {"alpha": 3.0, "beta": 5.0}
@@ -207,11 +206,11 @@ def test_eta_draws_are_seeded(kpoint_fit):
 
 def test_store_eta_auto_and_forced(kpoint_fit, monkeypatch):
     # 50 users x 20 draws = 1000 numbers: above a limit of 999, auto leaves eta out.
-    monkeypatch.setattr("attnmodel.results.tree.AUTO_ETA_LIMIT", 999)
+    monkeypatch.setattr("attnmodel.results.em.AUTO_ETA_LIMIT", 999)
     auto = em_to_datatree(kpoint_fit, n_draws=20)
     assert "eta" not in auto["posterior"] and "user" not in auto["posterior"].coords
     assert "eta" in em_to_datatree(kpoint_fit, n_draws=20, store_eta=True)["posterior"]
-    monkeypatch.setattr("attnmodel.results.tree.AUTO_ETA_LIMIT", 1000)
+    monkeypatch.setattr("attnmodel.results.em.AUTO_ETA_LIMIT", 1000)
     assert "eta" in em_to_datatree(kpoint_fit, n_draws=20)["posterior"]
     assert "eta" not in em_to_datatree(kpoint_fit, n_draws=20, store_eta=False)["posterior"]
     with pytest.raises(ValueError, match="store_eta"):
@@ -455,3 +454,170 @@ def test_fit_nuts_hands_everything_to_sample_nuts(kpoint_fit, monkeypatch):
             },
         )
     ]
+
+
+def test_fit_dispatches_through_the_method_registry(kpoint_fit, monkeypatch):
+    from attnmodel.inference import registry
+    from attnmodel.inference.fitting import fit
+
+    assert set(registry.METHODS) == {"em", "nuts"}
+    calls = []
+
+    def run_fake(data, family, **kwargs):
+        calls.append((data, family, kwargs))
+        return "fake tree"
+
+    monkeypatch.setitem(registry.METHODS, "fake", run_fake)
+    assert fit(kpoint_fit.data, "beta", method="fake", eta_star=0.3, seed=4, knob=1) == "fake tree"
+    assert calls == [
+        (
+            kpoint_fit.data,
+            "beta",
+            {
+                "mu": None,
+                "mu_prior": None,
+                "eta_star": 0.3,
+                "seed": 4,
+                "progressbar": True,
+                "knob": 1,
+            },
+        )
+    ]
+    # The error lists every registered method.
+    listed = r"unknown method 'smc'; choose one of 'em', 'nuts', 'fake'"
+    with pytest.raises(ValueError, match=listed):
+        fit(kpoint_fit.data, "beta", method="smc")
+
+
+# ---------------------------------------------------------------------------
+# One builder: schema, provenance
+# ---------------------------------------------------------------------------
+
+
+def _documented_root_attrs() -> set[str]:
+    import re
+
+    import attnmodel.results.tree as tree_module
+
+    doc = tree_module.__doc__
+    section = doc[doc.index("root attributes") : doc.index("``posterior``\n")]
+    return set(re.findall(r"``(\w+)``", section))
+
+
+def test_schema_documents_every_root_attribute(multi_tree, nuts_trees, kpoint_fit):
+    from attnmodel.inference.fitting import fit
+
+    with_provenance = fit(
+        kpoint_fit.data,
+        "beta",
+        mu=0.8,
+        n_init=1,
+        n_draws=2,
+        provenance={"source": "votes.csv", "options": {"user": "judge"}},
+    )
+    # The NUTS trees of the tests are made by hand: their own attributes are
+    # those sample_nuts writes (tests/test_nuts.py reads them from a real run).
+    nuts_attrs = {"sampler", "variant", "parameterization", "chains", "draws", "tune", "seed"}
+    written = set(multi_tree.attrs) | set(with_provenance.attrs) | nuts_attrs
+    assert {"data_source", "data_options"} <= set(with_provenance.attrs)
+    missing = written - _documented_root_attrs()
+    assert not missing, f"root attributes not in the schema docstring: {sorted(missing)}"
+
+
+def test_build_tree_writes_the_schema_and_the_provenance(multi_fit, multi_tree):
+    from attnmodel.results.tree import build_tree, validate_tree
+
+    groups = {
+        "posterior": multi_tree["posterior"].to_dataset(),
+        "attentiveness": multi_tree["attentiveness"].to_dataset(),
+        "smc_stats": xr.Dataset({"ess": ("stage", np.array([10.0, 20.0]))}),
+    }
+    dt = build_tree(
+        "smc",
+        multi_fit.family,
+        multi_fit.mu_spec,
+        {"alpha": "Gamma(2, 0.5)"},
+        groups,
+        eta_star=0.3,
+        hdi_prob=0.8,
+        settings={"stages": np.int64(2), "path": os.path.join("a", "b"), "tol": float("inf")},
+        attrs={"stages": 2},
+        provenance={"source": os.path.join("data", "votes.csv"), "options": {"tie": ("t", 1)}},
+    )
+    validate_tree(dt, "the built tree")
+    a = dt.attrs
+    assert a[RESULT_MARKER] == 1 and a["attnmodel_version"] == attnmodel.__version__
+    assert (a["method"], a["family"], a["n_components"]) == ("smc", "beta", 1)
+    assert (a["eta_star"], a["hdi_prob"], a["stages"]) == (0.3, 0.8, 2)
+    assert a["mu_spec"] == multi_tree.attrs["mu_spec"]
+    assert json.loads(a["priors"]) == {"alpha": "Gamma(2, 0.5)"}
+    assert json.loads(a["settings"]) == {"stages": 2, "path": os.path.join("a", "b"), "tol": "inf"}
+    assert a["data_source"] == os.path.join("data", "votes.csv")
+    assert json.loads(a["data_options"]) == {"tie": ["t", 1]}
+    assert list(dt.children) == ["posterior", "attentiveness", "smc_stats"]
+    # Without provenance neither attribute is written.
+    assert "data_source" not in multi_tree.attrs and "data_options" not in multi_tree.attrs
+    only_posterior = {"posterior": groups["posterior"]}
+    with pytest.raises(ValueError, match="attentiveness"):
+        build_tree(
+            "smc", multi_fit.family, multi_fit.mu_spec, "{}", only_posterior, eta_star=0.3,
+            hdi_prob=0.8,
+        )
+
+
+def test_fit_takes_the_provenance_from_the_data(kpoint_fit, monkeypatch):
+    from attnmodel.inference.fitting import fit
+
+    data = kpoint_fit.data
+    monkeypatch.setattr(data, "source", "runs/votes.parquet", raising=False)
+    monkeypatch.setattr(data, "read_options", {"user": "judge", "pair": None}, raising=False)
+    dt = fit(data, "beta", mu=0.8, n_init=1, n_draws=2)
+    assert dt.attrs["data_source"] == "runs/votes.parquet"
+    assert json.loads(dt.attrs["data_options"]) == {"user": "judge", "pair": None}
+    # An explicit provenance wins over the data's.
+    dt = fit(data, "beta", mu=0.8, n_init=1, n_draws=2, provenance={"source": "elsewhere"})
+    assert dt.attrs["data_source"] == "elsewhere" and "data_options" not in dt.attrs
+
+
+# ---------------------------------------------------------------------------
+# user_posterior takes a tree
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["multi", "kpoint"])
+def test_user_posterior_of_an_em_tree_is_that_of_its_fit(which, multi_fit, multi_tree, kpoint_fit):
+    if which == "multi":
+        fit, tree = multi_fit, multi_tree
+    else:
+        fit, tree = kpoint_fit, em_to_datatree(kpoint_fit, n_draws=5)
+    star, hdi = float(tree.attrs["eta_star"]), float(tree.attrs["hdi_prob"])
+    from_fit = user_posterior(fit, eta_star=star, hdi_prob=hdi)
+    from_tree = user_posterior(tree)
+    assert from_tree.attrs == from_fit.attrs
+    assert (from_tree["p_above_mcse"] == 0).all()
+    xr.testing.assert_equal(
+        from_tree.drop_vars("p_above_mcse").drop_attrs(), from_fit.drop_attrs()
+    )
+    xr.testing.assert_equal(user_posterior(tree, eta_star=star, hdi_prob=hdi), from_tree)
+
+
+def test_user_posterior_of_a_tree_at_another_cut_uses_the_draws(multi_fit, multi_tree, nuts_trees):
+    from attnmodel.posterior.draws import p_above_from_draws
+
+    for tree in (multi_tree, nuts_trees[0]):
+        post = user_posterior(tree, eta_star=0.7)
+        p, mcse, _ = p_above_from_draws(tree, 0.7)
+        np.testing.assert_array_equal(post["p_above"], p.to_numpy())
+        np.testing.assert_array_equal(post["p_above_mcse"], mcse.to_numpy())
+        assert post.attrs["eta_star"] == 0.7 and post.attrs["method"] == tree.attrs["method"]
+        # Everything but p_above is the tree's own.
+        xr.testing.assert_equal(post["eta_mean"], tree["attentiveness"]["eta_mean"])
+    # The exact posterior at 0.7, within 4.5 binomial standard errors of 40 draws.
+    exact = user_posterior(multi_fit, eta_star=0.7, hdi_prob=0.9)["p_above"].to_numpy()
+    got = user_posterior(multi_tree, eta_star=0.7)["p_above"].to_numpy()
+    assert np.all(np.abs(got - exact) <= 4.5 * np.sqrt(exact * (1 - exact) / 40) + 1e-9)
+    with pytest.raises(ValueError, match="hdi_prob=0.9 only"):
+        user_posterior(multi_tree, hdi_prob=0.5)
+    bare = em_to_datatree(multi_fit, n_draws=3, store_eta=False)
+    with pytest.raises(ValueError, match="eta draws"):
+        user_posterior(bare, eta_star=0.7)

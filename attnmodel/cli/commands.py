@@ -521,7 +521,7 @@ def _add_force(p: argparse.ArgumentParser) -> None:
 
 def load_result(path: str | Path, progress: Progress):
     """Load an attnmodel result, turning a missing or foreign file into a one-line error."""
-    from attnmodel.results.tree import load
+    from attnmodel.results import load
 
     p = Path(path)
     if not p.exists():
@@ -537,7 +537,7 @@ def load_result(path: str | Path, progress: Progress):
 
 
 def _save_result(dt, path: Path, progress: Progress, force: bool) -> None:
-    from attnmodel.results.tree import save
+    from attnmodel.results import save
 
     with progress.step(f"writing {path}"):
         try:
@@ -573,7 +573,7 @@ def _family_order(family: str, params: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def format_summary(s: dict[str, Any], source: str | None = None) -> str:
-    """Text form of :func:`attnmodel.results.tree.summarize`'s dictionary."""
+    """Text form of :func:`attnmodel.results.summary.summarize`'s dictionary."""
     lines = []
     if source:
         lines.append(f"result: {source}")
@@ -662,7 +662,7 @@ def _cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     dt.attrs["data_source"] = str(args.votes)
     dt.attrs["data_options"] = json.dumps(options)
     _save_result(dt, out, progress, args.force)
-    from attnmodel.results.tree import summarize
+    from attnmodel.results import summarize
 
     print(format_summary(summarize(dt), source=str(out)))
     return 0
@@ -732,7 +732,7 @@ def _check_unit(option: str, value: float, *, closed: bool = False) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace, progress: Progress) -> int:
-    from attnmodel.results.tree import summarize
+    from attnmodel.results import summarize
 
     dt = load_result(args.result, progress)
     s = summarize(dt)
@@ -744,7 +744,7 @@ def _cmd_summary(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _cmd_users(args: argparse.Namespace, progress: Progress) -> int:
-    from attnmodel.results.tree import user_table
+    from attnmodel.results import user_table
 
     out = _check_output(args.out, args.force)
     _kind(out, _TABLE_SUFFIXES, "users")
@@ -756,10 +756,10 @@ def _cmd_users(args: argparse.Namespace, progress: Progress) -> int:
     if eta_star != fitted:
         # The stored p_above is for the fitted cut; another cut is estimated from
         # the eta draws, with its Monte Carlo error.
-        from attnmodel.filtering import _p_above_from_draws
+        from attnmodel.posterior.draws import p_above_from_draws
 
         try:
-            p, mcse, _ = _p_above_from_draws(dt, eta_star)
+            p, mcse, _ = p_above_from_draws(dt, eta_star)
         except ValueError as e:
             raise CommandError(f"{str(args.result)!r}: {e}") from None
         order = pd.Index(p["user"].to_numpy()).get_indexer(table["user"])
@@ -1355,7 +1355,7 @@ def _cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
     from attnmodel.export import to_dpo, write_dpo
     from attnmodel.filtering import filter_users
     from attnmodel.model.priors import BetaPrior
-    from attnmodel.results.tree import summarize, user_table
+    from attnmodel.results import summarize, user_table
     from attnmodel.model.simulate import simulate_votes
 
     if args.users < 10:

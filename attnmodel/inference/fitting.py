@@ -1,25 +1,40 @@
 """One entry point for fitting, whichever the inference method.
 
 ``fit(data, family, method="em" | "nuts")`` returns the shared result tree
-(:mod:`attnmodel.results.tree`): MAP-EM through :func:`attnmodel.inference.em.fit_em` and
-:func:`attnmodel.results.tree.em_to_datatree`, NUTS through
-:func:`attnmodel.inference.nuts.sample_nuts` (imported only when asked for, since it
-loads PyMC).
+(:mod:`attnmodel.results.tree`). The methods are looked up by name in
+:data:`attnmodel.inference.registry.METHODS`: MAP-EM through
+:func:`attnmodel.inference.em.fit_em` and
+:func:`attnmodel.results.em.em_to_datatree`, NUTS through
+:func:`attnmodel.inference.nuts.sample_nuts` (imported only when asked for,
+since it loads PyMC).
 """
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import xarray as xr
 
-__all__ = ["fit", "METHODS"]
+from attnmodel.inference.registry import METHODS
 
-#: Inference methods :func:`fit` knows.
-METHODS = ("em", "nuts")
-#: Keyword arguments of :func:`fit` with ``method="em"`` that shape the result tree.
-_TREE_KWARGS = ("n_draws", "store_eta", "hdi_prob")
+__all__ = ["fit", "data_provenance"]
+
+
+def data_provenance(data) -> dict[str, Any] | None:
+    """Where ``data`` was read from: its ``source`` and ``read_options``, when it records them.
+
+    Returns
+    -------
+    dict or None
+        ``{"source": ..., "options": ...}`` (the result tree's ``data_source``
+        and ``data_options``), or None when the data records neither.
+    """
+    source = getattr(data, "source", None)
+    options = getattr(data, "read_options", None)
+    if source is None and options is None:
+        return None
+    return {"source": source, "options": options}
 
 
 def fit(
@@ -32,6 +47,7 @@ def fit(
     eta_star: float = 0.5,
     seed: int | None = 0,
     progressbar: bool = True,
+    provenance: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> xr.DataTree:
     """Fit the attentiveness model and return the shared result tree.
@@ -42,9 +58,10 @@ def fit(
     family : str or Family
         ``"two_point"``, ``"k_point"``, ``"beta"``, ``"beta_mixture"`` or
         ``"logistic_normal_mixture"``.
-    method : {"em", "nuts"}
-        MAP-EM (fast, exact per-user posteriors at the MAP estimate) or NUTS
-        (full posterior of the global parameters).
+    method : str
+        A name in :data:`attnmodel.inference.registry.METHODS`: ``"em"``
+        (MAP-EM: fast, exact per-user posteriors at the MAP estimate) or
+        ``"nuts"`` (full posterior of the global parameters).
     mu, mu_prior
         Known win rates and the prior of the unknown ones; see
         :func:`attnmodel.model.priors.resolve_mu`.
@@ -54,9 +71,14 @@ def fit(
         Seeds EM's random starts and its ``eta`` draws, or the sampler.
     progressbar : bool
         Show the sampler's progress (NUTS; MAP-EM has none).
+    provenance : mapping, optional
+        Where the data came from, ``{"source": ..., "options": {...}}``,
+        written to the tree's ``data_source`` and ``data_options``
+        (:func:`attnmodel.results.tree.build_tree`). Default: taken from the
+        data (:func:`data_provenance`), when it records it.
     **kwargs
         ``method="em"``: ``n_draws``, ``store_eta`` and ``hdi_prob`` go to
-        :func:`~attnmodel.results.tree.em_to_datatree`, everything else to
+        :func:`~attnmodel.results.em.em_to_datatree`, everything else to
         :func:`~attnmodel.inference.em.fit_em` (``n_components``, ``n_init``,
         ``max_iter``, ...). ``method="nuts"``: passed to
         :func:`attnmodel.inference.nuts.sample_nuts`.
@@ -69,36 +91,17 @@ def fit(
         raise ValueError(
             f"unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}"
         )
-    if method == "nuts":
-        from attnmodel.inference.nuts import sample_nuts
-
-        return sample_nuts(
-            data,
-            family,
-            mu=mu,
-            mu_prior=mu_prior,
-            eta_star=eta_star,
-            seed=seed,
-            progressbar=progressbar,
-            **kwargs,
-        )
-
-    from attnmodel.inference.em import fit_em
-    from attnmodel.results.tree import em_to_datatree
-
-    tree_kw = {k: kwargs.pop(k) for k in _TREE_KWARGS if k in kwargs}
-    allowed = set(inspect.signature(fit_em).parameters) - {
-        "data",
-        "family",
-        "mu",
-        "mu_prior",
-        "seed",
-    }
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise TypeError(
-            f"fit(method='em') got unexpected argument(s) {unknown}; it takes "
-            f"{sorted(allowed | set(_TREE_KWARGS))}"
-        )
-    em = fit_em(data, family, mu=mu, mu_prior=mu_prior, seed=seed, **kwargs)
-    return em_to_datatree(em, eta_star=eta_star, seed=seed, **tree_kw)
+    if provenance is None:
+        provenance = data_provenance(data)
+    if provenance is not None:
+        kwargs["provenance"] = provenance
+    return METHODS[method](
+        data,
+        family,
+        mu=mu,
+        mu_prior=mu_prior,
+        eta_star=eta_star,
+        seed=seed,
+        progressbar=progressbar,
+        **kwargs,
+    )

@@ -5,13 +5,13 @@ implementation chosen by name, and returns the result structure shared with
 MAP-EM (an ``xarray.DataTree``; see :mod:`attnmodel.results.tree`).
 
 Per-user quantities are computed from the global draws, whichever variant was
-sampled: for every posterior draw of ``(P_eta, mu)`` each user's conditional
-``p(eta_j | votes_j, P_eta, mu)`` is exact up to quadrature, so
+sampled, by :mod:`attnmodel.posterior`: for every posterior draw of
+``(P_eta, mu)`` each user's conditional ``p(eta_j | votes_j, P_eta, mu)`` is
+exact up to quadrature, so
 
 - ``eta_mean``, ``eta_sd`` and ``p_above = P(eta_j >= eta_star | data)`` are
   averages of conditional moments and tail masses over the draws
-  (Rao-Blackwellised: their Monte Carlo error comes from the global
-  parameters only), with ``p_above_mcse`` from ArviZ's MCSE of those averages;
+  (:func:`attnmodel.posterior.draws.attentiveness_from_draws`);
 - ``eta[user]`` draws (marginal variant) are drawn from that conditional, one
   per user and posterior draw; the latent variant keeps the sampler's own;
 - ``log_likelihood["votes"]`` is each user's marginal log-likelihood per draw,
@@ -23,20 +23,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pymc as pm
 import xarray as xr
-from scipy import special
 
-from attnmodel.posterior.conditional import AtomCells, grid_row_summaries
 from attnmodel.inference.em import EMProblem, EMState
-from attnmodel.model.grid import pair_log_probs
 from attnmodel.model.pymc_model import AttnModel, build_model
-from attnmodel.results.tree import mu_spec_to_json
+from attnmodel.posterior.conditional import conditional_summaries
+from attnmodel.posterior.draws import attentiveness_from_draws, summary_thin
+from attnmodel.results.tree import build_tree
 
-__all__ = ["SAMPLERS", "sample_nuts", "conditional_summaries"]
+__all__ = ["SAMPLERS", "sample_nuts"]
 
 #: Sampler names: PyMC's default choice, PyMC's own NUTS, nutpie, numpyro.
 SAMPLERS = ("default", "pymc", "nutpie", "numpyro")
@@ -44,11 +44,6 @@ SAMPLERS = ("default", "pymc", "nutpie", "numpyro")
 #: Above this many (draw, user) values per-user draws and pointwise log-likelihoods
 #: are not stored unless asked for.
 STORE_LIMIT = 20_000_000
-
-#: Per-row summaries are averaged over at most about this many (draw, distinct row)
-#: pairs: beyond it every k-th draw is used (unless per-user draws or pointwise
-#: log-likelihoods are stored, which need every draw).
-SUMMARY_BUDGET = 1_000_000
 
 
 def _check_sampler(sampler: str) -> str | None:
@@ -85,6 +80,7 @@ def sample_nuts(
     hdi_prob: float = 0.94,
     store_eta: bool | str = "auto",
     log_likelihood: bool | str = "auto",
+    provenance: Mapping[str, Any] | None = None,
     **sample_kwargs: Any,
 ) -> xr.DataTree:
     """Sample the posterior of the model with NUTS.
@@ -122,6 +118,8 @@ def sample_nuts(
         Store per-user ``eta`` draws / pointwise log-likelihoods; ``"auto"``
         stores them when ``chains * draws * n_users`` is at most
         :data:`STORE_LIMIT`.
+    provenance : mapping, optional
+        Where the data came from; see :func:`attnmodel.results.tree.build_tree`.
     **sample_kwargs
         Further arguments of :func:`pymc.sample`.
 
@@ -195,6 +193,7 @@ def sample_nuts(
             "target_accept": target_accept,
             "wall_time": wall,
         },
+        provenance=provenance,
     )
     # Seconds per phase: building the model, the start (MAP-EM, and for PyMC's
     # NUTS compiling the step and the curvature), pm.sample, post-processing.
@@ -319,109 +318,21 @@ def _global_draws(attn: AttnModel, posterior: xr.Dataset) -> xr.Dataset:
     return posterior[keep]
 
 
-def _state(attn: AttnModel, draws: xr.Dataset, c: int, d: int) -> EMState:
-    params = {}
-    for name in attn.family.param_names:
-        v = draws[name].values[c, d]
-        params[name] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
-    return EMState(params, np.asarray(draws["mu"].values[c, d], dtype=float))
-
-
-def conditional_summaries(
-    attn: AttnModel,
-    draws: xr.Dataset,
-    *,
-    eta_star: float,
-    store_eta: bool,
-    log_likelihood: bool,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """Per-row conditional quantities for every global draw.
-
-    Returns arrays of shape (chain, draw, R) (``mean``, ``second``, ``tail``,
-    ``eta_row``, ``loglik_row``), (chain, draw, R, K) ``membership`` for discrete
-    families, and (chain, draw, n_users) ``eta_user`` when asked for. On the
-    grid, one compiled pass per draw does all of it
-    (:func:`attnmodel.posterior.conditional.grid_row_summaries`).
-    """
-    counts = attn.counts
-    problem = EMProblem(counts, attn.family, attn.mu_spec, grid=attn.grid)
-    n_chain, n_draw = draws.sizes["chain"], draws.sizes["draw"]
-    n_rows = counts.n_rows
-    shape = (n_chain, n_draw, n_rows)
-    out = {
-        "mean": np.empty(shape),
-        "second": np.empty(shape),
-        "tail": np.empty(shape),
-        "eta_row": np.empty(shape),
-    }
-    if log_likelihood:
-        out["loglik_row"] = np.empty(shape)
-        const = _binomial_const(counts)
-    if attn.family.discrete:
-        out["membership"] = np.empty(shape + (attn.family.n_components,))
-    if store_eta:
-        out["eta_user"] = np.empty((n_chain, n_draw, counts.user_row.size), dtype=np.float32)
-    all_rows = np.arange(n_rows)
-    for c in range(n_chain):
-        for d in range(n_draw):
-            state = _state(attn, draws, c, d)
-            if attn.family.discrete:
-                estep = problem.e_step(state, posterior=True)
-                post = estep.posterior
-                _, eta = attn.family.components(state.params)
-                order = np.argsort(eta, kind="stable")
-                out["membership"][c, d] = post[:, order]
-                cells = AtomCells(post, eta)
-                row = {
-                    "log_z": estep.row_log_marginal,
-                    "mean": post @ eta,
-                    "second": post @ eta**2,
-                    "tail": cells.tail(eta_star),
-                    "eta_row": cells.sample(all_rows, rng),
-                }
-                if store_eta:
-                    row["eta_user"] = cells.sample(counts.user_row, rng)
-            else:
-                eta, one_minus_eta, log_mass = problem.nodes(state.params)
-                log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
-                row = grid_row_summaries(
-                    counts,
-                    attn.grid,
-                    log_g,
-                    log_1mg,
-                    log_mass,
-                    eta_star,
-                    rng,
-                    counts.user_row if store_eta else None,
-                )
-            for name in ("mean", "second", "tail", "eta_row"):
-                out[name][c, d] = row[name]
-            if store_eta:
-                out["eta_user"][c, d] = row["eta_user"]
-            if log_likelihood:
-                out["loglik_row"][c, d] = row["log_z"] + const
-    return out
-
-
-def summary_thin(n_draws: int, n_rows: int, every_draw: bool) -> int:
-    """Stride over the draws for the per-row summaries (1: every draw).
-
-    The Rao-Blackwellised averages need far fewer draws than the global
-    parameters do; with many distinct rows, every k-th draw keeps their cost
-    within :data:`SUMMARY_BUDGET` (their MCSE is computed from the draws used).
-    ``every_draw`` (per-user draws or pointwise log-likelihoods are stored)
-    forces a stride of 1.
-    """
-    if every_draw or n_draws * n_rows <= SUMMARY_BUDGET:
-        return 1
-    return int(np.ceil(n_draws * n_rows / SUMMARY_BUDGET))
-
-
-def _binomial_const(counts) -> np.ndarray:
-    n, s = counts.entry_n.astype(float), counts.entry_s.astype(float)
-    c = special.gammaln(n + 1) - special.gammaln(s + 1) - special.gammaln(n - s + 1)
-    return counts.row_sum(c)
+def _states(attn: AttnModel, draws: xr.Dataset) -> list[list[EMState]]:
+    """The global parameters of every draw, ``states[chain][draw]``."""
+    params = {name: draws[name].values for name in attn.family.param_names}
+    mu = draws["mu"].values
+    states = []
+    for c in range(draws.sizes["chain"]):
+        row = []
+        for d in range(draws.sizes["draw"]):
+            values = {}
+            for name, arr in params.items():
+                v = arr[c, d]
+                values[name] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
+            row.append(EMState(values, np.asarray(mu[c, d], dtype=float)))
+        states.append(row)
+    return states
 
 
 def _to_datatree(
@@ -434,11 +345,9 @@ def _to_datatree(
     log_likelihood: bool,
     seed: int,
     info: dict[str, Any],
+    provenance: Mapping[str, Any] | None,
 ) -> xr.DataTree:
-    import arviz as az
-
-    import attnmodel
-
+    """The result tree of the sampler's output: its draws and per-user summaries over them."""
     posterior_in = idata["posterior"].to_dataset()
     draws = _global_draws(attn, posterior_in)
     rng = np.random.default_rng([seed, 1])
@@ -448,9 +357,10 @@ def _to_datatree(
         attn.counts.n_rows,
         (store_eta and not latent_eta) or log_likelihood,
     )
+    used = draws.isel(draw=slice(None, None, thin))
     summ = conditional_summaries(
-        attn,
-        draws.isel(draw=slice(None, None, thin)),
+        EMProblem(attn.counts, attn.family, attn.mu_spec, grid=attn.grid),
+        _states(attn, used),
         eta_star=eta_star,
         store_eta=store_eta and not latent_eta,
         log_likelihood=log_likelihood,
@@ -459,7 +369,6 @@ def _to_datatree(
     users = list(attn.users)
     user_row = attn.counts.user_row
     chain_draw = {"chain": draws["chain"].values, "draw": draws["draw"].values}
-    used = {"chain": draws["chain"].values, "draw": draws["draw"].values[::thin]}
     posterior = draws.copy()
     posterior["mu"] = posterior["mu"].astype(float)
     if latent_eta:
@@ -468,39 +377,17 @@ def _to_datatree(
         posterior["eta"] = xr.DataArray(
             summ["eta_user"], dims=("chain", "draw", "user"), coords={**chain_draw, "user": users}
         )
-    row_ds = xr.Dataset(
-        {
-            "tail": (("chain", "draw", "row"), summ["tail"]),
-            "eta_row": (("chain", "draw", "row"), summ["eta_row"]),
-        },
-        coords=used,
+    att = attentiveness_from_draws(
+        summ,
+        user_row=user_row,
+        users=users,
+        n_votes=attn.counts.votes_per_user(),
+        chains=used["chain"].values,
+        draws=used["draw"].values,
+        eta_star=eta_star,
+        hdi_prob=hdi_prob,
+        thin=thin,
     )
-    mean_row = summ["mean"].mean(axis=(0, 1))
-    second_row = summ["second"].mean(axis=(0, 1))
-    p_row = summ["tail"].mean(axis=(0, 1))
-    mcse_row = az.mcse(row_ds[["tail"]])["tail"].values
-    # A probability that every draw puts at exactly 0 or 1 has no Monte Carlo error.
-    mcse_row = np.where(np.ptp(summ["tail"], axis=(0, 1)) == 0, 0.0, mcse_row)
-    hdi_row = az.hdi(row_ds[["eta_row"]], prob=hdi_prob)["eta_row"].transpose("row", "ci_bound")
-    att = xr.Dataset(
-        {
-            "eta_mean": ("user", mean_row[user_row]),
-            "eta_sd": ("user", np.sqrt(np.maximum(second_row - mean_row**2, 0.0))[user_row]),
-            "eta_hdi": (("user", "ci_bound"), hdi_row.values[user_row]),
-            "p_above": ("user", p_row[user_row]),
-            "p_above_mcse": ("user", np.nan_to_num(mcse_row)[user_row]),
-            "n_votes": ("user", attn.counts.votes_per_user()),
-        },
-        coords={"user": users, "ci_bound": ["lower", "upper"]},
-        attrs={"eta_star": float(eta_star), "hdi_prob": float(hdi_prob), "summary_thin": thin},
-    )
-    if attn.family.discrete:
-        k = attn.family.n_components
-        att["membership"] = (
-            ("user", "component"),
-            summ["membership"].mean(axis=(0, 1))[user_row],
-        )
-        att = att.assign_coords(component=np.arange(k))
     groups: dict[str, xr.Dataset] = {"posterior": posterior, "attentiveness": att}
     if "sample_stats" in idata.children:
         groups["sample_stats"] = idata["sample_stats"].to_dataset()
@@ -514,25 +401,10 @@ def _to_datatree(
                 )
             }
         )
-    tree = xr.DataTree.from_dict(groups)
-    spec = attn.mu_spec
-    tree.attrs = {
-        "attnmodel_result": 1,
-        "attnmodel_version": attnmodel.__version__,
-        "method": "nuts",
-        "family": attn.family.name,
-        "n_components": int(attn.family.n_components),
-        "eta_star": float(eta_star),
-        "hdi_prob": float(hdi_prob),
-        "mu_spec": mu_spec_to_json(spec),
-        "priors": attn.priors_json(),
-        "settings": json.dumps(info),
-        "sampler": info["sampler"],
-        "variant": info["variant"],
-        "parameterization": info["parameterization"],
-        "chains": int(info["chains"]),
-        "draws": int(info["draws"]),
-        "tune": int(info["tune"]),
-        "seed": int(info["seed"]),
-    }
-    return tree
+    own = {k: info[k] for k in ("sampler", "variant", "parameterization")}
+    own.update({k: int(info[k]) for k in ("chains", "draws", "tune", "seed")})
+    cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
+    return build_tree(
+        "nuts", attn.family, attn.mu_spec, attn.priors_json(), groups,
+        settings=info, attrs=own, provenance=provenance, **cuts
+    )  # fmt: skip

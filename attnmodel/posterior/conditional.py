@@ -17,12 +17,21 @@ the cell would add ``h^2 / 12`` to the variance in ``u``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import special
 
-from attnmodel.model.grid import LogitGrid
+from attnmodel.model.grid import LogitGrid, pair_log_probs
 
-__all__ = ["AtomCells", "GridCells", "pick", "grid_row_summaries"]
+__all__ = [
+    "AtomCells",
+    "GridCells",
+    "pick",
+    "grid_row_summaries",
+    "conditional_summaries",
+    "binomial_log_const",
+]
 
 
 def normalised_cum(prob: np.ndarray) -> np.ndarray:
@@ -215,3 +224,109 @@ def grid_row_summaries(
     elif eta_star >= 1.0:
         result["tail"] = np.zeros(n_rows)
     return result
+
+
+def binomial_log_const(counts) -> np.ndarray:
+    """Per row, the sum of ``log C(n, s)`` over its entries (the votes' binomial constants).
+
+    The E-step's row marginals leave it out; a pointwise log-likelihood adds it.
+    """
+    n, s = counts.entry_n.astype(float), counts.entry_s.astype(float)
+    c = special.gammaln(n + 1) - special.gammaln(s + 1) - special.gammaln(n - s + 1)
+    return counts.row_sum(c)
+
+
+def conditional_summaries(
+    problem,
+    states: Sequence[Sequence],
+    *,
+    eta_star: float,
+    store_eta: bool,
+    log_likelihood: bool,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Per-row conditional quantities for every draw of the global parameters.
+
+    Parameters
+    ----------
+    problem : EMProblem
+        The counts, family and grid (:class:`attnmodel.inference.em.EMProblem`).
+    states : sequence of sequences of EMState
+        The draws of the global parameters, ``states[chain][draw]``
+        (:class:`attnmodel.inference.em.EMState`).
+    eta_star : float
+        Cut of the tail mass ``tail = P(eta >= eta_star | row, draw)``.
+    store_eta, log_likelihood : bool
+        Also draw ``eta`` for every user / compute each row's marginal
+        log-likelihood (with its binomial constant).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    dict
+        Arrays of shape (chain, draw, R): ``mean``, ``second`` (the second
+        moment), ``tail``, ``eta_row`` (one draw per row) and ``loglik_row``
+        (when asked for); (chain, draw, R, K) ``membership`` (atoms in
+        increasing order) for discrete families; (chain, draw, n_users)
+        ``eta_user`` (float32) when asked for. On the grid, one compiled pass
+        per draw does all of it (:func:`grid_row_summaries`).
+    """
+    counts = problem.counts
+    family = problem.family
+    n_chain, n_draw = len(states), len(states[0])
+    n_rows = counts.n_rows
+    shape = (n_chain, n_draw, n_rows)
+    out = {
+        "mean": np.empty(shape),
+        "second": np.empty(shape),
+        "tail": np.empty(shape),
+        "eta_row": np.empty(shape),
+    }
+    if log_likelihood:
+        out["loglik_row"] = np.empty(shape)
+        const = binomial_log_const(counts)
+    if family.discrete:
+        out["membership"] = np.empty(shape + (family.n_components,))
+    if store_eta:
+        out["eta_user"] = np.empty((n_chain, n_draw, counts.user_row.size), dtype=np.float32)
+    all_rows = np.arange(n_rows)
+    for c in range(n_chain):
+        for d in range(n_draw):
+            state = states[c][d]
+            if family.discrete:
+                estep = problem.e_step(state, posterior=True)
+                post = estep.posterior
+                _, eta = family.components(state.params)
+                order = np.argsort(eta, kind="stable")
+                out["membership"][c, d] = post[:, order]
+                cells = AtomCells(post, eta)
+                row = {
+                    "log_z": estep.row_log_marginal,
+                    "mean": post @ eta,
+                    "second": post @ eta**2,
+                    "tail": cells.tail(eta_star),
+                    "eta_row": cells.sample(all_rows, rng),
+                }
+                if store_eta:
+                    row["eta_user"] = cells.sample(counts.user_row, rng)
+            else:
+                eta, one_minus_eta, log_mass = problem.nodes(state.params)
+                log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+                row = grid_row_summaries(
+                    counts,
+                    problem.grid,
+                    log_g,
+                    log_1mg,
+                    log_mass,
+                    eta_star,
+                    rng,
+                    counts.user_row if store_eta else None,
+                )
+            for name in ("mean", "second", "tail", "eta_row"):
+                out[name][c, d] = row[name]
+            if store_eta:
+                out["eta_user"][c, d] = row["eta_user"]
+            if log_likelihood:
+                out["loglik_row"][c, d] = row["log_z"] + const
+    return out
+

@@ -23,7 +23,10 @@ import numpy as np
 import xarray as xr
 from scipy import interpolate, special
 
-__all__ = ["user_posterior", "row_summaries"]
+from attnmodel.posterior.conditional import AtomCells, GridCells
+from attnmodel.posterior.draws import p_above_from_draws
+
+__all__ = ["user_posterior", "row_summaries", "draw_eta"]
 
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
@@ -32,6 +35,8 @@ _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 _CHUNK_CELLS = 2_000_000
 #: Log density (relative to the row's peak) below which the CDF spline is floored.
 _LOG_FLOOR = -60.0
+#: Users whose ``eta`` draws are generated at once (bounds the sampler's temporary memory).
+_DRAW_CHUNK = 2_000_000
 
 
 def _node_posterior(result) -> np.ndarray:
@@ -281,25 +286,47 @@ def _map_continuous(result, post: np.ndarray) -> np.ndarray:
     return np.where(at_edge, eta[best], refined)
 
 
-def user_posterior(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> xr.Dataset:
-    """Per-user attentiveness posterior summaries at a MAP-EM fit.
+def user_posterior(
+    result, eta_star: float | None = None, hdi_prob: float | None = None
+) -> xr.Dataset:
+    """Per-user attentiveness posterior summaries of a fit.
 
     Parameters
     ----------
-    result : EMResult
-    eta_star : float
-        Cut for ``p_above = P(eta_j >= eta_star | votes_j)``.
-    hdi_prob : float
-        Mass of the highest-density interval.
+    result : EMResult or xarray.DataTree
+        A MAP-EM fit, whose summaries are computed exactly at its estimate,
+        or a result tree of any method (:mod:`attnmodel.results.tree`), whose
+        ``attentiveness`` group holds them.
+    eta_star : float, optional
+        Cut for ``p_above = P(eta_j >= eta_star | votes_j)``. Default: 0.5
+        for an EMResult, the tree's own cut for a tree; another cut on a tree
+        is estimated from its ``eta`` draws
+        (:func:`attnmodel.posterior.draws.p_above_from_draws`), with its
+        ``p_above_mcse``.
+    hdi_prob : float, optional
+        Mass of the highest-density interval. Default: 0.94 for an EMResult,
+        the tree's own for a tree (which holds intervals at that mass only).
 
     Returns
     -------
     xarray.Dataset
         Indexed by ``user`` (the input ids): ``eta_mean``, ``eta_sd``,
-        ``eta_map``, ``eta_hdi`` (dim ``ci_bound`` = lower, upper),
-        ``p_above``, ``n_votes`` and, for discrete families,
-        ``membership`` (dims ``user``, ``component``).
+        ``eta_map`` (EM), ``eta_hdi`` (dim ``ci_bound`` = lower, upper),
+        ``p_above``, ``n_votes``, ``p_above_mcse`` (trees) and, for discrete
+        families, ``membership`` (dims ``user``, ``component``). Attributes
+        ``family``, ``method``, ``eta_star``, ``hdi_prob`` (and those of the
+        tree's group).
+
+    Raises
+    ------
+    ValueError
+        A tree asked for another ``hdi_prob``, or for another ``eta_star``
+        without ``eta`` draws to estimate it from.
     """
+    if isinstance(result, xr.DataTree):
+        return _tree_posterior(result, eta_star, hdi_prob)
+    eta_star = 0.5 if eta_star is None else eta_star
+    hdi_prob = 0.94 if hdi_prob is None else hdi_prob
     rows = row_summaries(result, eta_star=eta_star, hdi_prob=hdi_prob)
     data = result.data
     idx = data.counts.user_row
@@ -329,3 +356,80 @@ def user_posterior(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> xr.
         ds["membership"] = (("user", "component"), rows["membership"][idx])
         ds = ds.assign_coords(component=np.arange(rows["membership"].shape[1]))
     return ds
+
+
+def _tree_posterior(dt: xr.DataTree, eta_star: float | None, hdi_prob: float | None) -> xr.Dataset:
+    """:func:`user_posterior` of a result tree: its ``attentiveness``, at another cut if asked."""
+    if "attentiveness" not in dt.children or "eta_star" not in dt.attrs:
+        raise ValueError("not an attnmodel result tree (no attentiveness group or eta_star)")
+    fitted_star, fitted_hdi = float(dt.attrs["eta_star"]), float(dt.attrs["hdi_prob"])
+    if hdi_prob is not None and float(hdi_prob) != fitted_hdi:
+        raise ValueError(
+            f"the result holds intervals at hdi_prob={fitted_hdi:g} only; refit with "
+            f"hdi_prob={float(hdi_prob):g}"
+        )
+    ds = dt["attentiveness"].to_dataset()
+    eta_star = fitted_star if eta_star is None else float(eta_star)
+    if eta_star != fitted_star:
+        p, mcse, _ = p_above_from_draws(dt, eta_star)
+        users = ds["user"].to_numpy()
+        ds = ds.assign(
+            p_above=("user", p.sel(user=users).to_numpy()),
+            p_above_mcse=("user", mcse.sel(user=users).to_numpy()),
+        )
+    ds.attrs = {
+        **ds.attrs,
+        "family": dt.attrs["family"],
+        "method": dt.attrs["method"],
+        "eta_star": eta_star,
+        "hdi_prob": fitted_hdi,
+    }
+    ds["p_above"].attrs["eta_star"] = eta_star
+    return ds
+
+
+def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """Exact draws of every user's ``eta`` from its posterior at an EM fit.
+
+    Discrete families: an atom per draw, picked with the user's membership
+    probabilities. Continuous families: the node masses of the final E-step
+    fix the posterior's log density in ``u = logit(eta)`` at the grid nodes;
+    a cell between two nodes is picked with its mass under the log-linear
+    interpolation of that density, and the draw's position within the cell by
+    the inverse CDF of the same interpolation (closed form). The draws are
+    continuous, and log-linear interpolation reproduces a smooth posterior's
+    mean and variance to the accuracy of the grid (a uniform jitter within the
+    cell would add ``h^2 / 12`` to the variance in ``u``).
+
+    Parameters
+    ----------
+    result : EMResult
+    n_draws : int
+        Draws per user.
+    seed : int, Generator or None
+
+    Returns
+    -------
+    ndarray, shape (n_draws, m)
+        ``eta`` draws, users in the order of ``result.data.users``.
+    """
+    rng = np.random.default_rng(seed)
+    post = _node_posterior(result)
+    user_row = np.asarray(result.data.counts.user_row, dtype=np.int64)
+    m = user_row.size
+    family = result.family
+    if family.discrete:
+        cells = AtomCells(post, family.components(result.params_)[1])
+    else:
+        cells = GridCells(result.problem.grid, post)
+    # Users are visited in the order of their rows: searchsorted is several
+    # times faster on keys that rise than on keys scattered over all rows.
+    by_row = np.argsort(user_row, kind="stable")
+    out = np.empty((n_draws, m))
+    step = max(1, _DRAW_CHUNK // max(n_draws, 1))
+    for start in range(0, m, step):
+        users = by_row[start : start + step]
+        rows = np.repeat(user_row[users], n_draws)
+        eta = cells.sample(rows, rng)
+        out[:, users] = eta.reshape(-1, n_draws).T
+    return out

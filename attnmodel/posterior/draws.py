@@ -1,0 +1,164 @@
+"""Per-user summaries from posterior draws.
+
+Two sources of draws:
+
+- draws of the global parameters (NUTS): each user's conditional given a draw
+  is exact up to quadrature (:func:`attnmodel.posterior.conditional.conditional_summaries`),
+  so ``eta_mean``, ``eta_sd`` and ``p_above`` are averages of conditional
+  moments and tail masses over the draws (Rao-Blackwellised: their Monte
+  Carlo error comes from the global parameters only), with ``p_above_mcse``
+  from ArviZ's MCSE of those averages (:func:`attentiveness_from_draws`);
+- stored ``eta`` draws of a result tree: ``P(eta_j >= eta_star)`` for a cut
+  other than the tree's (:func:`p_above_from_draws`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["SUMMARY_BUDGET", "summary_thin", "attentiveness_from_draws", "p_above_from_draws"]
+
+#: Per-row summaries are averaged over at most about this many (draw, distinct row)
+#: pairs: beyond it every k-th draw is used (unless per-user draws or pointwise
+#: log-likelihoods are stored, which need every draw).
+SUMMARY_BUDGET = 1_000_000
+
+
+def summary_thin(n_draws: int, n_rows: int, every_draw: bool) -> int:
+    """Stride over the draws for the per-row summaries (1: every draw).
+
+    The Rao-Blackwellised averages need far fewer draws than the global
+    parameters do; with many distinct rows, every k-th draw keeps their cost
+    within :data:`SUMMARY_BUDGET` (their MCSE is computed from the draws used).
+    ``every_draw`` (per-user draws or pointwise log-likelihoods are stored)
+    forces a stride of 1.
+    """
+    if every_draw or n_draws * n_rows <= SUMMARY_BUDGET:
+        return 1
+    return int(np.ceil(n_draws * n_rows / SUMMARY_BUDGET))
+
+
+def attentiveness_from_draws(
+    summ: dict[str, np.ndarray],
+    *,
+    user_row: np.ndarray,
+    users,
+    n_votes: np.ndarray,
+    chains: np.ndarray,
+    draws: np.ndarray,
+    eta_star: float,
+    hdi_prob: float,
+    thin: int,
+) -> xr.Dataset:
+    """The ``attentiveness`` group from per-row conditional summaries over draws.
+
+    Parameters
+    ----------
+    summ : dict
+        Output of :func:`attnmodel.posterior.conditional.conditional_summaries`
+        (``mean``, ``second``, ``tail``, ``eta_row`` and, for discrete families,
+        ``membership``), over the draws used.
+    user_row : ndarray of int
+        Each user's distinct count row.
+    users : sequence
+        User ids (the ``user`` coordinate).
+    n_votes : ndarray
+        Votes per user.
+    chains, draws : ndarray
+        Coordinates of the draws used (``draws`` already thinned).
+    eta_star, hdi_prob : float
+        The cut of ``p_above`` and the mass of ``eta_hdi`` (an HDI of the
+        per-row draws ``eta_row``).
+    thin : int
+        The stride the draws were taken with (recorded as ``summary_thin``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``eta_mean``, ``eta_sd``, ``eta_hdi``, ``p_above``, ``p_above_mcse``,
+        ``n_votes`` and ``membership`` (discrete families), dim ``user``.
+    """
+    import arviz as az
+
+    row_ds = xr.Dataset(
+        {
+            "tail": (("chain", "draw", "row"), summ["tail"]),
+            "eta_row": (("chain", "draw", "row"), summ["eta_row"]),
+        },
+        coords={"chain": chains, "draw": draws},
+    )
+    mean_row = summ["mean"].mean(axis=(0, 1))
+    second_row = summ["second"].mean(axis=(0, 1))
+    p_row = summ["tail"].mean(axis=(0, 1))
+    mcse_row = az.mcse(row_ds[["tail"]])["tail"].values
+    # A probability that every draw puts at exactly 0 or 1 has no Monte Carlo error.
+    mcse_row = np.where(np.ptp(summ["tail"], axis=(0, 1)) == 0, 0.0, mcse_row)
+    hdi_row = az.hdi(row_ds[["eta_row"]], prob=hdi_prob)["eta_row"].transpose("row", "ci_bound")
+    att = xr.Dataset(
+        {
+            "eta_mean": ("user", mean_row[user_row]),
+            "eta_sd": ("user", np.sqrt(np.maximum(second_row - mean_row**2, 0.0))[user_row]),
+            "eta_hdi": (("user", "ci_bound"), hdi_row.values[user_row]),
+            "p_above": ("user", p_row[user_row]),
+            "p_above_mcse": ("user", np.nan_to_num(mcse_row)[user_row]),
+            "n_votes": ("user", n_votes),
+        },
+        coords={"user": users, "ci_bound": ["lower", "upper"]},
+        attrs={"eta_star": float(eta_star), "hdi_prob": float(hdi_prob), "summary_thin": thin},
+    )
+    if "membership" in summ:
+        member = summ["membership"]
+        att["membership"] = (("user", "component"), member.mean(axis=(0, 1))[user_row])
+        att = att.assign_coords(component=np.arange(member.shape[-1]))
+    return att
+
+
+def p_above_from_draws(dt: xr.DataTree, eta_star: float):
+    """``P(eta_j >= eta_star | votes)`` and its Monte Carlo error from a tree's ``eta`` draws.
+
+    For a cut other than the one a result's ``p_above`` was computed at: the
+    share of each user's stored draws at or above ``eta_star``. Its Monte
+    Carlo standard error is ``sqrt(p (1 - p) / S)`` for an EM tree, whose
+    ``S`` draws are independent, and ArviZ's MCSE of the mean (which accounts
+    for autocorrelation) otherwise.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A result tree (:mod:`attnmodel.results.tree`).
+    eta_star : float
+
+    Returns
+    -------
+    p, mcse : xarray.DataArray
+        Dim ``user``, in the order of the tree's draws.
+    how : str
+        ``"eta draws (iid MCSE)"`` or ``"eta draws (ArviZ MCSE)"``.
+
+    Raises
+    ------
+    ValueError
+        The tree stores no ``eta`` draws.
+    """
+    post = dt["posterior"]
+    if "eta" not in post:
+        raise ValueError(
+            f"the result holds p_above for eta_star={float(dt.attrs['eta_star']):g} only and no "
+            f"eta draws to recompute it for eta_star={eta_star:g}; refit with "
+            f"eta_star={eta_star:g} (or store the eta draws)"
+        )
+    ind = (post["eta"] >= eta_star).astype(np.float64)
+    p = ind.mean(("chain", "draw"))
+    n = ind.sizes["chain"] * ind.sizes["draw"]
+    if dt.attrs.get("method") == "em":
+        return p, np.sqrt(p * (1.0 - p) / n), "eta draws (iid MCSE)"
+    import arviz_stats as azs
+
+    moving = (p > 0) & (p < 1)
+    mcse = xr.zeros_like(p)
+    if bool(moving.any()):
+        sub = ind.isel(user=np.flatnonzero(moving.to_numpy()))
+        est = azs.mcse(xr.Dataset({"ind": sub}), method="mean")["ind"]
+        mcse[np.flatnonzero(moving.to_numpy())] = est.to_numpy()
+    return p, mcse, "eta draws (ArviZ MCSE)"
