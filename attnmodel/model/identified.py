@@ -26,25 +26,14 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
+from attnmodel.model.coords import array_ops
 from attnmodel.model.priors import MuSpec, Prior, default_priors
 from attnmodel.model.pymc_mu import mu_prior_logp
 
 if TYPE_CHECKING:
     from attnmodel.model.families import Family
 
-__all__ = ["array_ops", "identified_globals", "identified_point", "logit_interval", "scale_bounds"]
-
-
-def logit_interval(lo, hi, z):
-    """``lo + (hi - lo) * sigmoid(z)`` (PyTensor): a free coordinate mapped into ``(lo, hi)``."""
-    return lo + (hi - lo) * pm.math.sigmoid(z)
-
-
-def array_ops(xp):
-    """(maximum, minimum, where, sqrt) for numpy or PyTensor."""
-    if xp is np:
-        return np.maximum, np.minimum, np.where, np.sqrt
-    return pt.maximum, pt.minimum, pt.switch, pt.sqrt
+__all__ = ["identified_globals", "identified_point", "scale_bounds"]
 
 
 def scale_bounds(spec: MuSpec, rho, xp):

@@ -464,7 +464,7 @@ class DiscreteFamily(Family):
         import pytensor.tensor as pt
         from pymc.distributions import transforms
 
-        from attnmodel.model.identified import logit_interval
+        from attnmodel.model.coords import logit_interval
 
         k = self.n_components
         logw, logdet, weight_params = self.identified_weights(z[: k - 1])

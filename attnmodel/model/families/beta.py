@@ -137,7 +137,7 @@ def beta_scale_range(d1, var, lo, hi, box, xp):
     ``alpha`` or ``beta`` is a bound on ``c``. ``xp`` is numpy or
     ``pytensor.tensor``. Returns ``(lo, hi, feasible)``.
     """
-    from attnmodel.model.identified import array_ops
+    from attnmodel.model.coords import array_ops
 
     maximum, minimum, where, sqrt = array_ops(xp)
     d2 = var + d1 * d1
@@ -237,7 +237,7 @@ class Beta(ContinuousFamily):
         import pymc as pm
         import pytensor.tensor as pt
 
-        from attnmodel.model.identified import logit_interval
+        from attnmodel.model.coords import logit_interval
 
         d1 = pm.math.sigmoid(z[0])
         var = pm.math.sigmoid(z[1]) * d1 * (1.0 - d1)
