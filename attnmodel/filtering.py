@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attnmodel.errors import AttnmodelWarning
+from attnmodel.errors import DiagnosticsError, DiagnosticsWarning, NotConvergedError
 
 __all__ = [
     "FilterResult",
@@ -67,18 +67,6 @@ __all__ = [
 ]
 
 RULES = ("prob", "top", "map", "quantile")
-
-
-class NotConvergedError(RuntimeError):
-    """Filtering was asked of a fit that did not converge."""
-
-
-class DiagnosticsError(NotConvergedError):
-    """A NUTS fit failed its convergence diagnostics (r_hat, ESS, divergences)."""
-
-
-class DiagnosticsWarning(AttnmodelWarning):
-    """A fit that failed its checks was filtered anyway (``force=True``)."""
 
 
 @dataclass

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from attnmodel.data.votes import _FILE_KINDS
-from attnmodel.errors import VoteDataError
+from attnmodel.errors import AttnmodelError, CommandError, VoteDataError
 
 __all__ = ["main", "build_parser", "CommandError", "Progress"]
 
@@ -42,10 +42,6 @@ PROG = "attnmodel"
 #: Table files by suffix: the formats votes are read from, and tables are written to.
 _TABLE_SUFFIXES = _FILE_KINDS
 _RESULT_SUFFIXES = (".nc", ".zarr")
-
-
-class CommandError(Exception):
-    """A problem with the user's input or files, reported as one line with exit status 1."""
 
 
 # ---------------------------------------------------------------------------
@@ -1540,8 +1536,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 on success, 1 for an error in the input, 130 when
         interrupted. Usage errors exit with status 2 through ``SystemExit``.
     """
-    from attnmodel.filtering import NotConvergedError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     progress = Progress(quiet=bool(getattr(args, "quiet", False)))
@@ -1549,7 +1543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning
         try:
             return int(args.func(args, progress))
-        except (CommandError, VoteDataError, NotConvergedError) as e:
+        except AttnmodelError as e:
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
