@@ -9,6 +9,8 @@ a ``RuntimeError``), so existing ``except ValueError`` clauses keep working.
 - :class:`AttnmodelError` (``Exception``): the base class of the exceptions.
 - :class:`VoteDataError` (also a ``ValueError``): votes or counts that cannot be
   used as given.
+- :class:`TableFileError` (also a ``ValueError``): a table file of unknown
+  type, missing or unreadable.
 - :class:`NotConvergedError` (also a ``RuntimeError``): filtering a fit that did
   not converge; :class:`DiagnosticsError`, one of them, for a NUTS fit that
   failed its diagnostics.
@@ -30,6 +32,7 @@ __all__ = [
     "DiagnosticsError",
     "DiagnosticsWarning",
     "NotConvergedError",
+    "TableFileError",
     "VoteDataError",
 ]
 
@@ -69,6 +72,22 @@ class VoteDataError(AttnmodelError, ValueError):
         self.column = column
         self.row = row
         self.value = value
+
+
+class TableFileError(AttnmodelError, ValueError):
+    """A table file whose name gives no known format, or that is missing or unreadable.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description, starting with the path.
+    path : str, optional
+        The file.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class NotConvergedError(AttnmodelError, RuntimeError):

@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from attnmodel.cli import commands as cli
+from attnmodel import cli
+from attnmodel.cli import commands
 
 MTBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "mtbench_human_judgments.csv"
 ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "default"}
@@ -437,10 +438,10 @@ def test_quiet_pymc_restores_the_logger_level():
     before = logger.level
     try:
         logger.setLevel(logging.DEBUG)
-        with cli._quiet_pymc(True):
+        with commands._quiet_pymc(True):
             assert logger.getEffectiveLevel() == logging.WARNING
         assert logger.level == logging.DEBUG
-        with cli._quiet_pymc(False):
+        with commands._quiet_pymc(False):
             assert logger.level == logging.DEBUG
     finally:
         logger.setLevel(before)

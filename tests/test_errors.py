@@ -15,6 +15,7 @@ PACKAGE = Path(attnmodel.__file__).resolve().parent
 
 EXCEPTIONS = {
     errors.VoteDataError: ValueError,
+    errors.TableFileError: ValueError,
     errors.NotConvergedError: RuntimeError,
     errors.DiagnosticsError: RuntimeError,
     errors.CommandError: Exception,

@@ -55,7 +55,7 @@ import pandas as pd
 import xarray as xr
 
 from attnmodel.posterior.conditional import AtomCells, GridCells
-from attnmodel.export import atomic_write
+from attnmodel.data.io import atomic_write
 
 __all__ = [
     "RESULT_MARKER",
