@@ -272,3 +272,26 @@ def test_tradeoff_plot_one_panel_per_rule():
     assert "eta_star" in prob_ax.get_title()
     assert prob_ax.get_ylabel().endswith("(eta < 0.3)")
     assert [t.get_text() for t in prob_ax.get_legend().get_texts()] == ["posterior", "truth"]
+
+
+def test_library_modules_do_not_import_the_paper():
+    import ast
+    from pathlib import Path
+
+    import attnmodel
+
+    package = Path(attnmodel.__file__).resolve().parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        part = path.relative_to(package).parts[0]
+        if part in ("paper", "cli"):  # the paper itself, and the demo's scoring of filters
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n == "attnmodel.paper" or n.startswith("attnmodel.paper.") for n in names):
+                offenders.append(str(path.relative_to(package)))
+    assert offenders == []
