@@ -13,68 +13,101 @@ and keeps the votes of attentive users.
 
 Both fitters return the same ArviZ ``DataTree`` through :func:`fit`
 (``method="em"`` or ``"nuts"``); the PyMC model is built by
-:func:`build_model` and sampled by :func:`sample_nuts` (both imported on
-first use, so that ``import attnmodel`` does not load PyMC).
+:func:`build_model` and sampled by :func:`sample_nuts`.
+
+Every name below is imported from its module on first use, so that
+``import attnmodel`` (and ``attnmodel --help``) costs almost nothing and MAP-EM
+never loads PyMC. The package's layers, in the order data flows through them:
+``data`` (votes in, tables), ``model`` (families, priors, the PyMC model),
+``inference`` (MAP-EM, NUTS, compiled kernels), ``posterior`` (per-user
+attentiveness), ``results`` (the result tree), then ``filtering``, ``export``,
+``compare`` and ``plots``; ``paper`` holds the paper's experiments and ``cli``
+the command line.
 """
 
-from attnmodel.compare import compare_fits
-from attnmodel.data.votes import VoteData
-from attnmodel.inference.em import ConvergenceWarning, EMResult, fit_em
-from attnmodel.errors import AttnmodelWarning, VoteDataError
-from attnmodel.export import to_dpo, write_dpo
-from attnmodel.model.families import FAMILY_NAMES, get_family
-from attnmodel.filtering import DiagnosticsError, FilterResult, NotConvergedError, filter_users
-from attnmodel.inference.fitting import fit
-from attnmodel.posterior.users import user_posterior
-from attnmodel.model.priors import DEFAULT_MU_PRIOR, BetaPrior, Prior
-from attnmodel.results import load, save, summarize
-from attnmodel.model.simulate import SimulatedVotes, simulate_counts, simulate_votes
+from attnmodel.errors import (
+    AttnmodelError,
+    AttnmodelWarning,
+    ConvergenceWarning,
+    DiagnosticsError,
+    DiagnosticsWarning,
+    NotConvergedError,
+    TableFileError,
+    VoteDataError,
+)
 
 __version__ = "0.1.0"
 
-# Names whose modules import PyMC, loaded on first access.
-_LAZY = {
-    "sample_nuts": "attnmodel.inference.nuts",
+#: Public name -> the module that defines it (imported on first access).
+_HOME = {
+    "VoteData": "attnmodel.data.votes",
+    "FAMILY_NAMES": "attnmodel.model.families",
+    "get_family": "attnmodel.model.families",
+    "DEFAULT_MU_PRIOR": "attnmodel.model.priors",
+    "BetaPrior": "attnmodel.model.priors",
+    "Prior": "attnmodel.model.priors",
+    "SimulatedVotes": "attnmodel.model.simulate",
+    "simulate_counts": "attnmodel.model.simulate",
+    "simulate_votes": "attnmodel.model.simulate",
     "build_model": "attnmodel.model.pymc_model",
+    "EMResult": "attnmodel.inference.em",
+    "fit_em": "attnmodel.inference.em",
+    "sample_nuts": "attnmodel.inference.nuts",
+    "fit": "attnmodel.inference.fitting",
+    "user_posterior": "attnmodel.posterior.users",
+    "load": "attnmodel.results.io",
+    "save": "attnmodel.results.io",
+    "summarize": "attnmodel.results.summary",
+    "FilterResult": "attnmodel.filtering",
+    "filter_users": "attnmodel.filtering",
+    "to_dpo": "attnmodel.export",
+    "write_dpo": "attnmodel.export",
+    "compare_fits": "attnmodel.compare",
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+#: Subpackages and modules reachable as attributes (``am.results.summarize``).
+_SUBMODULES = (
+    "cli",
+    "compare",
+    "data",
+    "export",
+    "filtering",
+    "inference",
+    "model",
+    "paper",
+    "plots",
+    "posterior",
+    "results",
+)
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'attnmodel' has no attribute {name!r}")
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"attnmodel.{name}")
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'attnmodel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME) | set(_SUBMODULES))
 
 
 __all__ = [
+    "AttnmodelError",
     "AttnmodelWarning",
-    "BetaPrior",
     "ConvergenceWarning",
-    "DEFAULT_MU_PRIOR",
     "DiagnosticsError",
-    "EMResult",
-    "FAMILY_NAMES",
-    "FilterResult",
+    "DiagnosticsWarning",
     "NotConvergedError",
-    "Prior",
-    "SimulatedVotes",
-    "VoteData",
+    "TableFileError",
     "VoteDataError",
-    "build_model",
-    "compare_fits",
-    "filter_users",
-    "fit",
-    "fit_em",
-    "get_family",
-    "load",
-    "sample_nuts",
-    "save",
-    "simulate_counts",
-    "simulate_votes",
-    "summarize",
-    "to_dpo",
-    "write_dpo",
-    "user_posterior",
+    *_HOME,
     "__version__",
 ]

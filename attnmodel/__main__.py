@@ -1,10 +1,10 @@
-"""``python -m attnmodel`` and the ``attnmodel`` console script; see :mod:`attnmodel.cli.commands`."""
+"""``python -m attnmodel`` and the ``attnmodel`` console script; see :mod:`attnmodel.cli`."""
 
 from __future__ import annotations
 
 import sys
 
-from attnmodel.cli.commands import main
+from attnmodel.cli import main
 
 __all__ = ["main"]
 

@@ -1,13 +1,47 @@
-"""Exception and warning types raised by attnmodel."""
+"""Every exception and warning attnmodel raises.
+
+All exceptions derive from :class:`AttnmodelError` and all warnings from
+:class:`AttnmodelWarning`, so that ``except AttnmodelError`` catches every
+problem the package reports on purpose. Each one also keeps the built-in class
+it has always been (``VoteDataError`` is a ``ValueError``, ``NotConvergedError``
+a ``RuntimeError``), so existing ``except ValueError`` clauses keep working.
+
+- :class:`AttnmodelError` (``Exception``): the base class of the exceptions.
+- :class:`VoteDataError` (also a ``ValueError``): votes or counts that cannot be
+  used as given.
+- :class:`TableFileError` (also a ``ValueError``): a table file of unknown
+  type, missing or unreadable.
+- :class:`NotConvergedError` (also a ``RuntimeError``): filtering a fit that did
+  not converge; :class:`DiagnosticsError`, one of them, for a NUTS fit that
+  failed its diagnostics.
+- :class:`CommandError`: a problem with the command line's input or files.
+- :class:`AttnmodelWarning` (``UserWarning``): the base class of the warnings.
+- :class:`ConvergenceWarning`: EM stopped at ``max_iter``.
+- :class:`DiagnosticsWarning`: a fit that failed its checks was filtered anyway.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AttnmodelWarning", "VoteDataError"]
+__all__ = [
+    "AttnmodelError",
+    "AttnmodelWarning",
+    "CommandError",
+    "ConvergenceWarning",
+    "DiagnosticsError",
+    "DiagnosticsWarning",
+    "NotConvergedError",
+    "TableFileError",
+    "VoteDataError",
+]
 
 
-class VoteDataError(ValueError):
+class AttnmodelError(Exception):
+    """Base class of every exception attnmodel raises on purpose."""
+
+
+class VoteDataError(AttnmodelError, ValueError):
     """Input votes or counts that cannot be used as given.
 
     The message is written for a person and names the offending column, row
@@ -40,5 +74,41 @@ class VoteDataError(ValueError):
         self.value = value
 
 
+class TableFileError(AttnmodelError, ValueError):
+    """A table file whose name gives no known format, or that is missing or unreadable.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description, starting with the path.
+    path : str, optional
+        The file.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class NotConvergedError(AttnmodelError, RuntimeError):
+    """Filtering was asked of a fit that did not converge."""
+
+
+class DiagnosticsError(NotConvergedError):
+    """A NUTS fit failed its convergence diagnostics (r_hat, ESS, divergences)."""
+
+
+class CommandError(AttnmodelError):
+    """A problem with the command line's input or files, reported as one line with exit status 1."""
+
+
 class AttnmodelWarning(UserWarning):
-    """Something in the input was handled in a way the caller may not expect."""
+    """Base class of attnmodel's warnings: something the caller may not expect."""
+
+
+class ConvergenceWarning(AttnmodelWarning):
+    """EM stopped at ``max_iter`` before meeting its tolerance."""
+
+
+class DiagnosticsWarning(AttnmodelWarning):
+    """A fit that failed its checks was filtered anyway (``force=True``)."""

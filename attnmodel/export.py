@@ -5,24 +5,24 @@ preference pair with ``prompt``, ``chosen`` and ``rejected``, either as plain
 strings (the standard layout) or as lists of ``{"role", "content"}`` messages
 (the conversational layout). The chosen side follows the user's vote.
 
-Files are written atomically: the rows go to a temporary file beside the
-target, which replaces the target only once it is complete, so a crash never
-leaves a half-written file, and an existing file is only replaced when asked.
+Files are written atomically by :func:`attnmodel.data.io.write_table`: a crash
+never leaves a half-written file, and an existing file is only replaced when
+asked.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from attnmodel.data.io import write_table
 from attnmodel.errors import VoteDataError
 
-__all__ = ["to_dpo", "write_dpo", "atomic_write"]
+__all__ = ["to_dpo", "write_dpo"]
 
 _A_WINS = "model_a"
 _B_WINS = "model_b"
@@ -131,49 +131,10 @@ def to_dpo(
     return out
 
 
-def atomic_write(
-    path: str | os.PathLike, write: Callable[[Path], None], *, force: bool = False
-) -> Path:
-    """Write a file through ``write(tmp_path)`` and move it into place.
-
-    Parameters
-    ----------
-    path : path-like
-        Target file.
-    write : callable
-        Writes the complete contents to the temporary path it is given.
-    force : bool
-        Replace an existing file; without it an existing file raises
-        :class:`FileExistsError` and is left untouched.
-    """
-    target = Path(path)
-    if target.exists() and not force:
-        raise FileExistsError(f"{str(target)!r} exists; pass force=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-    return target
-
-
 def write_dpo(frame: pd.DataFrame, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write DPO rows to ``.jsonl`` (one JSON object per line) or ``.parquet``, atomically."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".jsonl", ".parquet"):
         raise ValueError(f"{str(target)!r}: DPO rows are written as .jsonl or .parquet")
-    frame = frame.reset_index(drop=True)
-
-    def write(tmp: Path) -> None:
-        if suffix == ".jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-
-    return atomic_write(target, write, force=force)
+    return write_table(frame.reset_index(drop=True), target, force=force)

@@ -56,7 +56,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attnmodel.errors import AttnmodelWarning
+from attnmodel.errors import (
+    DiagnosticsError,
+    DiagnosticsWarning,
+    NotConvergedError,
+)
 from attnmodel.model.families import get_family
 from attnmodel.posterior.draws import p_above_from_draws
 from attnmodel.results.em import em_to_datatree
@@ -74,18 +78,6 @@ __all__ = [
 ]
 
 RULES = ("prob", "top", "map", "quantile")
-
-
-class NotConvergedError(RuntimeError):
-    """Filtering was asked of a fit that did not converge."""
-
-
-class DiagnosticsError(NotConvergedError):
-    """A NUTS fit failed its convergence diagnostics (r_hat, ESS, divergences)."""
-
-
-class DiagnosticsWarning(AttnmodelWarning):
-    """A fit that failed its checks was filtered anyway (``force=True``)."""
 
 
 @dataclass

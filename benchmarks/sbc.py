@@ -181,7 +181,7 @@ def ascii_histogram(ranks: np.ndarray, L: int, bins: int, width: int = 40) -> li
 def write_csv(rows: list[dict], path: Path) -> None:
     import pandas as pd
 
-    from attnmodel.export import atomic_write
+    from attnmodel.data.io import atomic_write
 
     frame = pd.DataFrame(rows).sort_values("dataset")
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), force=True)
@@ -247,7 +247,7 @@ def previous_rows(family: str, args) -> list[dict]:
 
 
 def run_family(family: str, args) -> list[dict]:
-    from attnmodel.export import atomic_write
+    from attnmodel.data.io import atomic_write
 
     path = CACHE / f"sbc_{family}.csv"
     rows = previous_rows(family, args)

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DOCS / "generated" / "cli")
     parser.add_argument("--force", action="store_true", help="replace existing transcripts")
     args = parser.parse_args(argv)
-    from attnmodel.export import atomic_write
+    from attnmodel.data.io import atomic_write
 
     data_dir = find_mtbench()
     steps = SIMULATED + (MTBENCH_STEPS if data_dir else [])

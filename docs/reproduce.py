@@ -116,7 +116,7 @@ class Writer:
         return self.out / name if name == "reproduce.md" else self.gen / name
 
     def _write(self, path: Path, write: Callable[[Path], None]) -> None:
-        from attnmodel.export import atomic_write
+        from attnmodel.data.io import atomic_write
 
         atomic_write(path, write, force=self.force)
 
@@ -151,14 +151,15 @@ def _jsonable(obj: Any) -> Any:
 
 def run_trajectories(w: Writer, size: dict[str, Any]) -> None:
     """Figure 3: EM paths from six starts on each of the paper's two truths."""
-    from attnmodel.paper import experiments as ex
     from attnmodel import plots
+    from attnmodel.paper import experiments as ex
+    from attnmodel.paper import plots as paper_plots
 
     trajs = [
         ex.em_trajectories(family, n_users=size["trajectory_users"], seed=0)
         for family in ("two_point", "beta")
     ]
-    w.figure("figure3_trajectories.png", plots.plot_trajectories(trajs))
+    w.figure("figure3_trajectories.png", paper_plots.plot_trajectories(trajs))
     w.figure("figure3_objective.png", plots.plot_em_objective(trajs[1]))
     rows = []
     for traj in trajs:
@@ -232,7 +233,7 @@ def oracle_errors(ms: list[int], reps: int = ORACLE_REPS) -> pd.DataFrame:
 def run_densities(w: Writer, size: dict[str, Any]) -> None:
     """Figures 4 and 7: fitted against true P_eta."""
     from attnmodel.paper import experiments as ex
-    from attnmodel import plots
+    from attnmodel.paper import plots
 
     fig4 = ex.misspecification(n_init=size["fit_starts"])
     fig7 = ex.logistic_normal_truths(n_users=4000, n_votes=500, n_init=size["fit_starts"])
@@ -261,7 +262,7 @@ def run_densities(w: Writer, size: dict[str, Any]) -> None:
 def run_figure8(w: Writer, size: dict[str, Any]) -> None:
     """Figure 8: recovering the users above the median of Beta(3, 5)."""
     from attnmodel.paper import experiments as ex
-    from attnmodel import plots
+    from attnmodel.paper import plots
 
     table = ex.accuracy_vs_mu(
         seeds=range(size["figure8_seeds"]),
@@ -275,7 +276,7 @@ def run_figure8(w: Writer, size: dict[str, Any]) -> None:
 def run_tradeoff(w: Writer, size: dict[str, Any]) -> None:
     """Section 4.2 without an LLM: votes kept against the casual share among them."""
     from attnmodel.paper import experiments as ex
-    from attnmodel import plots
+    from attnmodel.paper import plots
 
     table = ex.filter_tradeoff(n_init=size["fit_starts"])
     w.figure("tradeoff.png", plots.plot_tradeoff(table))
@@ -296,8 +297,8 @@ def _paper_setting_data():
 def run_em_vs_nuts(w: Writer, size: dict[str, Any]) -> None:
     """MAP-EM against NUTS on the paper's setting, mu under the paper's Beta(8, 2) prior."""
     import attnmodel as am
-    from attnmodel.paper import experiments as ex
     from attnmodel.compare import plot_comparison
+    from attnmodel.paper import experiments as ex
     from attnmodel.results.summary import diagnostic_checks
 
     _, data = _paper_setting_data()
@@ -874,7 +875,7 @@ def _section_figure8(gen: Path) -> str:
     n_seeds = t["seed"].nunique()
     mean = t.groupby(["selection", "mu_mode", "mu"])["recall"].mean().unstack("mu")
     prec = t.groupby(["selection", "mu_mode", "mu"])["precision"].mean().unstack("mu")
-    from attnmodel.plots import SELECTION_LABELS
+    from attnmodel.paper.plots import SELECTION_LABELS
 
     rows = []
     for (sel, mode), r in mean.iterrows():

@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from attnmodel.cli import commands as cli
+from attnmodel import cli
+from attnmodel.cli import commands
 
 MTBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "mtbench_human_judgments.csv"
 ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "default"}
@@ -437,10 +438,10 @@ def test_quiet_pymc_restores_the_logger_level():
     before = logger.level
     try:
         logger.setLevel(logging.DEBUG)
-        with cli._quiet_pymc(True):
+        with commands._quiet_pymc(True):
             assert logger.getEffectiveLevel() == logging.WARNING
         assert logger.level == logging.DEBUG
-        with cli._quiet_pymc(False):
+        with commands._quiet_pymc(False):
             assert logger.level == logging.DEBUG
     finally:
         logger.setLevel(before)
@@ -483,3 +484,26 @@ def test_nuts_summary_filter_gate_and_compare(work, nuts, capsys, monkeypatch):
     params = pd.read_csv(work / "cmp" / "params.csv")
     assert {"alpha", "beta"} <= set(params["parameter"])
     assert len(pd.read_csv(work / "cmp" / "users.csv")) == 60
+
+
+def test_help_loads_no_numerical_library():
+    # The package's top level imports numpy and pandas; with it left out, what
+    # `attnmodel --help` loads is the command line's own: argparse only.
+    package = Path(cli.__file__).resolve().parents[1]
+    code = (
+        "import sys, types\n"
+        "pkg = types.ModuleType('attnmodel'); pkg.__path__ = [sys.argv[1]]\n"
+        "pkg.__version__ = '0'; sys.modules['attnmodel'] = pkg\n"
+        "from attnmodel.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0\n"
+        "heavy = {'numpy', 'pandas', 'xarray', 'scipy', 'matplotlib', 'pymc', 'pytensor'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(package)], capture_output=True, text=True, check=True
+    )
+    assert "usage: attnmodel" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -318,3 +318,13 @@ def test_figure8_at_the_papers_size():
     assert mu_hat[0.6] > 0.75
     kept = table.groupby(["mu_mode", "selection", "mu"])["kept_fraction"].mean()
     assert kept[("prior", "map_threshold", 0.6)] < 0.05 < kept[("known", "map_threshold", 0.6)]
+
+
+def test_selection_scores_count_by_hand():
+    selected = np.array([True, True, False, False, True])
+    attentive = np.array([True, False, True, False, True])
+    s = ex.selection_scores(selected, attentive)
+    # 2 of the 3 selected are attentive; 2 of the 3 attentive are selected; 3 of 5 right.
+    assert s == {"kept_fraction": 0.6, "recall": 2 / 3, "precision": 2 / 3, "accuracy": 0.6}
+    none = ex.selection_scores(np.zeros(3, bool), np.array([True, False, False]))
+    assert none["recall"] == 0.0 and np.isnan(none["precision"]) and none["accuracy"] == 2 / 3

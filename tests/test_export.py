@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from attnmodel.errors import VoteDataError
-from attnmodel.export import atomic_write, to_dpo, write_dpo
+from attnmodel.export import to_dpo, write_dpo
 
 
 @pytest.fixture
@@ -85,20 +85,6 @@ def test_existing_file_is_kept_without_force(votes, tmp_path):
     assert path.read_text() == "precious\n"
     write_dpo(to_dpo(votes), path, force=True)
     assert path.read_text().count("\n") == 3
-
-
-def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path):
-    path = tmp_path / "out.jsonl"
-    path.write_text("old\n")
-
-    def crash(tmp):
-        tmp.write_text("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        atomic_write(path, crash, force=True)
-    assert path.read_text() == "old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
 def test_filtered_votes_export_end_to_end():

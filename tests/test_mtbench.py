@@ -22,7 +22,7 @@ import pytest
 
 from attnmodel import filter_users, fit_em
 from attnmodel.data.votes import VoteData
-from attnmodel.inference.em import ConvergenceWarning
+from attnmodel.errors import ConvergenceWarning
 
 FILE = "mtbench_human_judgments.csv"
 COLUMNS = ["user_id", "model_a", "model_b", "winner", "question_id", "turn"]

@@ -13,9 +13,10 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from attnmodel.paper import experiments as ex  # noqa: E402
 from attnmodel import plots  # noqa: E402
 from attnmodel.inference.em import fit_em  # noqa: E402
+from attnmodel.paper import experiments as ex  # noqa: E402
+from attnmodel.paper import plots as paper_plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -83,8 +84,22 @@ def test_objective_plot_reads_a_fit_and_its_result_tree(beta_fit):
         plots.plot_em_objective(xr.DataTree())
 
 
+def test_objective_plot_of_a_tree_without_runs_draws_the_best_start(beta_fit):
+    from attnmodel.results import em_to_datatree
+
+    res = fit_em(beta_fit[0].data, "beta", mu=0.8, n_init=3)
+    tree = em_to_datatree(res, n_draws=10)
+    single = tree.copy()
+    del single["em_runs"]
+    fig = plots.plot_em_objective(single)
+    (line,) = _data_lines(fig.axes[0])
+    # The best start's path, as EM recorded it.
+    np.testing.assert_allclose(line.get_ydata(), res.runs_[res.best_start_]["objective"])
+    np.testing.assert_allclose(line.get_ydata(), np.asarray(tree["em_trace"]["objective"]))
+
+
 def test_trajectory_plot_marks_truth_starts_and_optimum(two_point_traj):
-    fig = plots.plot_trajectories([two_point_traj, two_point_traj])
+    fig = paper_plots.plot_trajectories([two_point_traj, two_point_traj])
     assert len(fig.axes) == 2
     ax = fig.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("eta_low", "eta_high")
@@ -99,10 +114,10 @@ def test_trajectory_plot_marks_truth_starts_and_optimum(two_point_traj):
         i["eta_low"] for i in two_point_traj.inits
     )
     assert len(ax.get_legend().get_texts()) == 3
-    fig = plots.plot_trajectories(two_point_traj, axes=[("q_low", "eta_low")])
+    fig = paper_plots.plot_trajectories(two_point_traj, axes=[("q_low", "eta_low")])
     assert fig.axes[0].get_xlabel() == "q_low"
     with pytest.raises(ValueError, match="alpha"):
-        plots.plot_trajectories(two_point_traj, axes=[("alpha", "eta_low")])
+        paper_plots.plot_trajectories(two_point_traj, axes=[("alpha", "eta_low")])
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +126,7 @@ def density_fits():
 
 
 def test_density_plot_draws_true_and_fitted(density_fits):
-    fig = plots.plot_density_fit(density_fits)
+    fig = paper_plots.plot_density_fit(density_fits)
     # Two panels, and a twin axis for the two-point fit's atoms.
     assert len(fig.axes) == 3
     left, right, twin = fig.axes
@@ -130,14 +145,14 @@ def test_density_plot_draws_true_and_fitted(density_fits):
 
 
 def test_density_plot_cdf_kind(density_fits):
-    fig = plots.plot_density_fit(density_fits[0], kind="cdf")
+    fig = paper_plots.plot_density_fit(density_fits[0], kind="cdf")
     (ax,) = fig.axes
     assert len(ax.get_lines()) == 2
     # The two-point CDF is a staircase with two steps.
     y = np.asarray(ax.get_lines()[1].get_ydata())
     assert np.unique(np.round(y, 12)).size == 3
     with pytest.raises(ValueError, match="kind"):
-        plots.plot_density_fit(density_fits, kind="hist")
+        paper_plots.plot_density_fit(density_fits, kind="hist")
 
 
 def test_attentiveness_plot_from_user_posterior(beta_fit):
@@ -222,7 +237,7 @@ def test_accuracy_plot_draws_means_over_seeds():
                         }
                     )
     table = pd.DataFrame(rows)
-    fig = plots.plot_accuracy_vs_mu(table)
+    fig = paper_plots.plot_accuracy_vs_mu(table)
     assert len(fig.axes) == 2 and all(_labelled(ax) for ax in fig.axes)
     ax = fig.axes[0]
     assert len(ax.containers) == 4  # (known, prior) x (ranking, threshold)
@@ -233,7 +248,7 @@ def test_accuracy_plot_draws_means_over_seeds():
     assert ys == sorted([(0.55, 0.85)] * 2 + [(0.6, 0.9)] * 2)
     assert len(fig.axes[1].get_legend().get_texts()) == 4
     with pytest.raises(ValueError, match="recall"):
-        plots.plot_accuracy_vs_mu(table.drop(columns="recall"))
+        paper_plots.plot_accuracy_vs_mu(table.drop(columns="recall"))
 
 
 def test_tradeoff_plot_one_panel_per_rule():
@@ -247,7 +262,7 @@ def test_tradeoff_plot_one_panel_per_rule():
         }
     )
     table.attrs["casual_below"] = 0.3
-    fig = plots.plot_tradeoff(table)
+    fig = paper_plots.plot_tradeoff(table)
     assert len(fig.axes) == 2 and all(_labelled(ax) for ax in fig.axes)
     prob_ax = fig.axes[0]
     post_line, true_line = prob_ax.get_lines()
@@ -257,3 +272,26 @@ def test_tradeoff_plot_one_panel_per_rule():
     assert "eta_star" in prob_ax.get_title()
     assert prob_ax.get_ylabel().endswith("(eta < 0.3)")
     assert [t.get_text() for t in prob_ax.get_legend().get_texts()] == ["posterior", "truth"]
+
+
+def test_library_modules_do_not_import_the_paper():
+    import ast
+    from pathlib import Path
+
+    import attnmodel
+
+    package = Path(attnmodel.__file__).resolve().parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        part = path.relative_to(package).parts[0]
+        if part in ("paper", "cli"):  # the paper itself, and the demo's scoring of filters
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n == "attnmodel.paper" or n.startswith("attnmodel.paper.") for n in names):
+                offenders.append(str(path.relative_to(package)))
+    assert offenders == []

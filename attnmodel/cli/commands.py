@@ -1,17 +1,19 @@
-"""The ``attnmodel`` command line.
+"""The subcommands of the ``attnmodel`` command line and what they share.
 
 Subcommands follow the pipeline: ``simulate`` (or your own log) -> ``fit`` ->
 ``summary`` / ``users`` -> ``filter`` -> ``export``, with ``compare`` for an
-EM fit against a NUTS fit and ``demo`` running all of it on simulated votes.
+EM fit against a NUTS fit (``demo``, running all of it on simulated votes, is
+:mod:`attnmodel.cli.demo`). Each ``cmd_NAME(args, progress)`` runs one
+subcommand on the arguments of :func:`attnmodel.cli.parser.build_parser` and
+returns the exit status. The work is the library's: tables are read and
+written by :mod:`attnmodel.data.io`, votes by :class:`attnmodel.VoteData`,
+``mu`` is checked by :func:`attnmodel.model.priors.resolve_mu`; this module
+turns options into arguments, reports progress on stderr, prints results on
+stdout, and turns a problem the user can fix into a :class:`CommandError`.
 
-Errors a user can fix (a missing file, a bad column or value, an unknown
-family, a file that is not an attnmodel result, an output that exists) print
-one line ``attnmodel: error: ...`` naming the culprit and exit with status 1;
-malformed command lines exit with status 2 (argparse). Anything else is a bug
-and keeps its traceback. Progress goes to stderr and ``--quiet`` silences it;
-results go to stdout. Outputs are written atomically (a temporary file beside
-the target, renamed into place when complete) and never replace an existing
-file without ``--force``.
+Outputs are written atomically (a temporary file beside the target, renamed
+into place when complete) and never replace an existing file without
+``--force``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import math
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,20 +33,35 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from attnmodel.data.votes import _FILE_KINDS
-from attnmodel.errors import VoteDataError
+from attnmodel.cli.parser import COMPARE_FILES
+from attnmodel.data import io
+from attnmodel.errors import CommandError, TableFileError, VoteDataError
 
-__all__ = ["main", "build_parser", "CommandError", "Progress"]
+__all__ = [
+    "Progress",
+    "check_output",
+    "cmd_compare",
+    "cmd_export",
+    "cmd_filter",
+    "cmd_fit",
+    "cmd_simulate",
+    "cmd_summary",
+    "cmd_users",
+    "comparison_text",
+    "format_summary",
+    "json_safe",
+    "load_result",
+    "mu_arguments",
+    "read_table",
+    "read_votes",
+    "run_fit",
+    "save_result",
+    "write_figure",
+    "write_table",
+    "write_text",
+]
 
-PROG = "attnmodel"
-
-#: Table files by suffix: the formats votes are read from, and tables are written to.
-_TABLE_SUFFIXES = _FILE_KINDS
 _RESULT_SUFFIXES = (".nc", ".zarr")
-
-
-class CommandError(Exception):
-    """A problem with the user's input or files, reported as one line with exit status 1."""
 
 
 # ---------------------------------------------------------------------------
@@ -135,18 +151,7 @@ class Progress:
 # files
 
 
-def _kind(path: Path, kinds: dict[str, str], what: str) -> str:
-    name = path.name.lower()
-    for suffix, kind in kinds.items():
-        if name.endswith(suffix):
-            return kind
-    raise CommandError(
-        f"{str(path)!r}: unknown {what} file type; expected a name ending in "
-        + ", ".join(sorted(kinds))
-    )
-
-
-def _check_output(path: str | Path, force: bool) -> Path:
+def check_output(path: str | Path, force: bool) -> Path:
     """Refuse an existing output before any work is done, unless forced."""
     p = Path(path)
     if p.exists() and not force:
@@ -156,8 +161,17 @@ def _check_output(path: str | Path, force: bool) -> Path:
     return p
 
 
+@contextlib.contextmanager
+def _existing_output_is_a_user_error(path: Path) -> Iterator[None]:
+    """An output that appeared since :func:`check_output` as a one-line error."""
+    try:
+        yield
+    except FileExistsError as e:
+        raise CommandError(f"{str(path)!r} exists; pass --force to replace it") from e
+
+
 def read_table(path: str | Path, progress: Progress, *, what: str = "table") -> pd.DataFrame:
-    """Read a CSV, Parquet or JSONL table, reporting missing or unreadable files.
+    """Read a table with :func:`attnmodel.data.io.read_table`, with a progress line.
 
     Parameters
     ----------
@@ -173,19 +187,11 @@ def read_table(path: str | Path, progress: Progress, *, what: str = "table") -> 
     pandas.DataFrame
     """
     p = Path(path)
-    kind = _kind(p, _TABLE_SUFFIXES, what)
+    io.table_format(p, what)
     if not p.is_file():
         raise CommandError(f"{str(p)!r}: no such file")
     with progress.step(f"reading {p}") as info:
-        try:
-            if kind == "csv":
-                df = pd.read_csv(p)
-            elif kind == "parquet":
-                df = pd.read_parquet(p)
-            else:
-                df = pd.read_json(p, lines=True, dtype=False)
-        except (OSError, ValueError) as e:
-            raise CommandError(f"{str(p)!r}: could not be read as {kind}: {e}") from e
+        df = io.read_table(p, what=what)
         info["detail"] = f"{len(df)} rows"
     return df
 
@@ -193,7 +199,7 @@ def read_table(path: str | Path, progress: Progress, *, what: str = "table") -> 
 def write_table(
     frame: pd.DataFrame, path: str | Path, progress: Progress, *, force: bool = False
 ) -> Path:
-    """Write a table to CSV, Parquet or JSONL (by suffix), atomically.
+    """Write a table with :func:`attnmodel.data.io.write_table`, with a progress line.
 
     Parameters
     ----------
@@ -209,33 +215,15 @@ def write_table(
     Path
     """
     p = Path(path)
-    kind = _kind(p, _TABLE_SUFFIXES, "table")
-    compression = "gzip" if p.name.lower().endswith(".gz") else None
-
-    def write(tmp: Path) -> None:
-        if kind == "csv":
-            frame.to_csv(tmp, index=False, compression=compression)
-        elif kind == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_json(
-                tmp, orient="records", lines=True, force_ascii=False, compression=compression
-            )
-
-    with progress.step(f"writing {p}") as info:
-        _atomic(p, write, force)
+    with progress.step(f"writing {p}") as info, _existing_output_is_a_user_error(p):
+        io.write_table(frame, p, force=force)
         info["detail"] = f"{len(frame)} rows"
     return p
 
 
 def _atomic(path: Path, write: Callable[[Path], None], force: bool) -> Path:
-    """:func:`attnmodel.export.atomic_write`, with an existing target as a user error."""
-    from attnmodel.export import atomic_write
-
-    try:
-        return atomic_write(path, write, force=force)
-    except FileExistsError as e:
-        raise CommandError(f"{str(path)!r} exists; pass --force to replace it") from e
+    with _existing_output_is_a_user_error(path):
+        return io.atomic_write(path, write, force=force)
 
 
 def write_text(text: str, path: str | Path, *, force: bool = False) -> Path:
@@ -258,21 +246,6 @@ def write_figure(fig, path: str | Path, *, force: bool = False) -> Path:
     return p
 
 
-def _peek_columns(path: Path) -> list[str] | None:
-    """Column names of a table without reading it (None when that is not cheap or fails)."""
-    try:
-        kind = _kind(path, _TABLE_SUFFIXES, "votes")
-        if kind == "csv":
-            return list(pd.read_csv(path, nrows=0).columns)
-        if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            return list(pq.read_schema(path).names)
-        return list(pd.read_json(path, lines=True, nrows=1, dtype=False).columns)
-    except (CommandError, OSError, ValueError, ImportError):
-        return None
-
-
 # ---------------------------------------------------------------------------
 # votes in: column options
 
@@ -288,39 +261,6 @@ _COLUMN_KEYWORDS = {
     "ties": "ties",
     "stronger": "stronger",
 }
-
-
-def _add_vote_columns(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group(
-        "columns of VOTES",
-        "Raw layout: user, model_a, model_b, winner ('model_a', 'model_b' or 'tie'). "
-        "Oriented layout: user, z (1 = the pair's stronger model won) and optionally pair. "
-        "The layout is raw when the winner column exists.",
-    )
-    g.add_argument("--layout", choices=("raw", "oriented"), default=None, help="table layout")
-    g.add_argument("--user-col", metavar="COL", help="column of user ids (default user)")
-    g.add_argument(
-        "--pair-col",
-        metavar="COL",
-        help="oriented layout: column of pair labels (default pair, when it exists)",
-    )
-    g.add_argument("--z-col", metavar="COL", help="oriented layout: 0/1 label column (default z)")
-    g.add_argument("--model-a-col", metavar="COL", help="raw layout: first model shown")
-    g.add_argument("--model-b-col", metavar="COL", help="raw layout: second model shown")
-    g.add_argument("--winner-col", metavar="COL", help="raw layout: winner column")
-    g.add_argument(
-        "--stronger",
-        metavar="'X vs Y'",
-        action="append",
-        help="raw layout: model X is the stronger one of its pair with Y (repeatable); "
-        "other pairs are oriented by win rate",
-    )
-    g.add_argument(
-        "--ties",
-        choices=("drop", "error"),
-        default=None,
-        help="drop tie votes (default) or treat them as an error",
-    )
 
 
 def _stronger_mapping(items: Sequence[str]) -> dict[tuple[str, str], str]:
@@ -349,7 +289,7 @@ def read_votes(path: str | Path, options: dict[str, Any], progress: Progress):
     from attnmodel.data.votes import VoteData
 
     p = Path(path)
-    _kind(p, _TABLE_SUFFIXES, "votes")
+    io.table_format(p, "votes")
     if not p.is_file():
         raise CommandError(f"{str(p)!r}: no such file")
     kwargs = dict(options)
@@ -357,7 +297,7 @@ def read_votes(path: str | Path, options: dict[str, Any], progress: Progress):
         kwargs["stronger"] = _stronger_mapping(kwargs["stronger"])
     if "pair" not in kwargs and kwargs.get("layout") != "raw":
         # A 'pair' column in an oriented log is almost always meant as the pair.
-        cols = _peek_columns(p)
+        cols = io.peek_columns(p)
         if cols is not None and "pair" in cols and kwargs.get("winner", "winner") not in cols:
             kwargs["pair"] = "pair"
     with progress.step(f"reading {p}", live=True) as info:
@@ -395,34 +335,14 @@ def _beta_prior(values: Sequence[float], where: str):
         raise CommandError(f"{where}: {e}") from None
 
 
-def _add_mu_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group(
-        "win rate mu of each pair",
-        "Default: unknown with the prior 2 mu - 1 ~ Beta(2, 2).",
-    ).add_mutually_exclusive_group()
-    g.add_argument("--mu", type=float, metavar="X", help="known mu, the same for every pair")
-    g.add_argument(
-        "--mu-prior",
-        metavar="A,B[,LO,HI]",
-        help="prior of every pair's mu: LO + (HI - LO) * Beta(A, B) truncated to mu > 1/2 "
-        "(the paper: 8,2)",
-    )
-    g.add_argument(
-        "--mu-file",
-        metavar="PAIRS.csv",
-        help="per-pair mu: columns pair, mu and optionally prior_alpha, prior_beta "
-        "(a row with mu empty gets that prior; pairs not listed get the default prior)",
-    )
-
-
 def _mu_from_file(path: str, pairs: Sequence[str]) -> tuple[dict, dict]:
+    from attnmodel.model.priors import resolve_mu
+
     p = Path(path)
-    if not p.is_file():
-        raise CommandError(f"--mu-file {str(p)!r}: no such file")
     try:
-        df = pd.read_csv(p)
-    except (OSError, ValueError) as e:
-        raise CommandError(f"--mu-file {str(p)!r}: could not be read as CSV: {e}") from e
+        df = io.read_table(p, id_columns=("pair",), what="the mu file")
+    except TableFileError as e:
+        raise CommandError(f"--mu-file {e}") from e
     for col in ("pair", "mu"):
         if col not in df.columns:
             raise CommandError(
@@ -460,12 +380,10 @@ def _mu_from_file(path: str, pairs: Sequence[str]) -> tuple[dict, dict]:
         if not math.isnan(mu):
             if given:
                 raise CommandError(f"{where}: pair {pair!r} has both a known mu and a prior")
-            if not 0.5 < mu <= 1.0:
-                raise CommandError(
-                    f"{where}, column 'mu': value {mu!r} for pair {pair!r} must lie in (1/2, 1]; "
-                    "mu <= 1/2 means the models' labels are swapped or the models are "
-                    "equally strong"
-                )
+            try:
+                resolve_mu([pair], mu)
+            except ValueError as e:
+                raise CommandError(f"{where}, column 'mu': value {mu!r}: {e}") from None
             known[pair] = mu
         elif len(given) == 2:
             priors[pair] = _beta_prior(given, f"{where}, pair {pair!r}")
@@ -489,11 +407,6 @@ def mu_arguments(args: argparse.Namespace, pairs: Sequence[str]) -> dict[str, An
 
     out: dict[str, Any] = {}
     if args.mu is not None:
-        if not 0.5 < args.mu <= 1.0:
-            raise CommandError(
-                f"--mu {args.mu!r}: mu must lie in (1/2, 1]; mu <= 1/2 means the models' labels "
-                "are swapped or the models are equally strong"
-            )
         out["mu"] = float(args.mu)
     elif args.mu_prior is not None:
         values = _float_list(args.mu_prior, "--mu-prior", (2, 4))
@@ -507,16 +420,13 @@ def mu_arguments(args: argparse.Namespace, pairs: Sequence[str]) -> dict[str, An
     try:
         resolve_mu(list(pairs), out.get("mu"), out.get("mu_prior"))
     except ValueError as e:
-        raise CommandError(str(e)) from None
+        option = f"--mu {args.mu!r}: " if args.mu is not None else ""
+        raise CommandError(f"{option}{e}") from None
     return out
 
 
 # ---------------------------------------------------------------------------
 # results
-
-
-def _add_force(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true", help="replace output files that exist")
 
 
 def load_result(path: str | Path, progress: Progress):
@@ -536,7 +446,8 @@ def load_result(path: str | Path, progress: Progress):
             raise CommandError(msg) from e
 
 
-def _save_result(dt, path: Path, progress: Progress, force: bool) -> None:
+def save_result(dt, path: Path, progress: Progress, force: bool) -> None:
+    """Save a result tree with a progress line; an output that exists is a user error."""
     from attnmodel.results import save
 
     with progress.step(f"writing {path}"):
@@ -620,13 +531,14 @@ def format_summary(s: dict[str, Any], source: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy values as Python ones and non-finite floats as None, for JSON."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
+        return json_safe(obj.tolist())
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)
     if isinstance(obj, (np.integer,)):
@@ -641,9 +553,9 @@ def _json_safe(obj: Any) -> Any:
 # subcommands
 
 
-def _cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
-
-    out = _check_output(args.out, args.force)
+def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel fit``: fit a vote log and save the result."""
+    out = check_output(args.out, args.force)
     if out.suffix.lower() not in _RESULT_SUFFIXES:
         raise CommandError(f"--out {str(out)!r}: a result is saved as .nc or .zarr")
     family = _get_family(args.family, args.components)
@@ -652,16 +564,16 @@ def _cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     options = _vote_options(args)
     data = read_votes(args.votes, options, progress)
     mu_kw = mu_arguments(args, list(data.pairs))
-    kwargs: dict[str, Any] = {"hdi_prob": args.hdi_prob}
+    kwargs: dict[str, Any] = {
+        "hdi_prob": args.hdi_prob,
+        # Recorded in the result so that `filter` can read the same votes the same way.
+        "provenance": {"source": str(args.votes), "options": options},
+    }
     if args.method == "nuts":
         kwargs.update(draws=args.draws, tune=args.tune, chains=args.chains)
     what = f"fitting {family.name} by " + ("MAP-EM" if args.method == "em" else "NUTS")
-    dt = _run_fit(
-        data, family, args.method, mu_kw, args.eta_star, args.seed, kwargs, progress, what
-    )
-    dt.attrs["data_source"] = str(args.votes)
-    dt.attrs["data_options"] = json.dumps(options)
-    _save_result(dt, out, progress, args.force)
+    dt = run_fit(data, family, args.method, mu_kw, args.eta_star, args.seed, kwargs, progress, what)
+    save_result(dt, out, progress, args.force)
     from attnmodel.results import summarize
 
     print(format_summary(summarize(dt), source=str(out)))
@@ -692,7 +604,7 @@ def _quiet_pymc(quiet: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run_fit(data, family, method, mu_kw, eta_star, seed, kwargs, progress, what):
+def run_fit(data, family, method, mu_kw, eta_star, seed, kwargs, progress, what):
     """Fit with progress on stderr: a timed line for MAP-EM, PyMC's bar for NUTS."""
     from attnmodel.inference.fitting import fit
 
@@ -731,23 +643,25 @@ def _check_unit(option: str, value: float, *, closed: bool = False) -> None:
         raise CommandError(f"{option} {value!r}: must lie in {interval}")
 
 
-def _cmd_summary(args: argparse.Namespace, progress: Progress) -> int:
+def cmd_summary(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel summary``: print a result's parameters and diagnostics."""
     from attnmodel.results import summarize
 
     dt = load_result(args.result, progress)
     s = summarize(dt)
     if args.json:
-        print(json.dumps(_json_safe(s), indent=None))
+        print(json.dumps(json_safe(s), indent=None))
     else:
         print(format_summary(s, source=str(args.result)))
     return 0
 
 
-def _cmd_users(args: argparse.Namespace, progress: Progress) -> int:
+def cmd_users(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel users``: write the per-user table of a result."""
     from attnmodel.results import user_table
 
-    out = _check_output(args.out, args.force)
-    _kind(out, _TABLE_SUFFIXES, "users")
+    out = check_output(args.out, args.force)
+    io.table_format(out, "users")
     dt = load_result(args.result, progress)
     table = user_table(dt)
     fitted = float(dt.attrs["eta_star"])
@@ -771,15 +685,16 @@ def _cmd_users(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
-def _cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
+def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel filter``: keep the votes of attentive users."""
     from attnmodel.filtering import NotConvergedError, filter_users
 
-    out = _check_output(args.out, args.force)
-    _kind(out, _TABLE_SUFFIXES, "kept votes")
+    out = check_output(args.out, args.force)
+    io.table_format(out, "kept votes")
     decisions_out = None
     if args.decisions_out is not None:
-        decisions_out = _check_output(args.decisions_out, args.force)
-        _kind(decisions_out, _TABLE_SUFFIXES, "decisions")
+        decisions_out = check_output(args.decisions_out, args.force)
+        io.table_format(decisions_out, "decisions")
     dt = load_result(args.result, progress)
     stored = {}
     if "data_options" in dt.attrs:
@@ -852,10 +767,11 @@ def _rule_arguments(args: argparse.Namespace, fitted_eta_star: float) -> dict[st
     return kw
 
 
-def _cmd_export(args: argparse.Namespace, progress: Progress) -> int:
+def cmd_export(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel export``: write kept votes as DPO preference pairs."""
     from attnmodel.export import to_dpo, write_dpo
 
-    out = _check_output(args.out, args.force)
+    out = check_output(args.out, args.force)
     if out.suffix.lower() not in (".jsonl", ".parquet"):
         raise CommandError(f"--out {str(out)!r}: DPO rows are written as .jsonl or .parquet")
     votes = read_table(args.kept, progress, what="kept votes")
@@ -938,41 +854,17 @@ def _parse_sim_mu(items: Sequence[str]) -> float | dict[str, float]:
     return out
 
 
-def add_texts(votes: pd.DataFrame, seed: int | None, n_prompts: int = 200) -> pd.DataFrame:
-    """Add synthetic ``prompt``, ``response_a``, ``response_b`` columns to simulated votes.
-
-    ``response_a`` is the answer of the model shown first (``model_a`` in the
-    raw layout, the pair's stronger model in the oriented one), so that the
-    texts follow each vote into the DPO export.
-    """
-    rng = np.random.default_rng(seed)
-    q = rng.integers(1, n_prompts + 1, size=len(votes))
-    if "model_a" in votes.columns:
-        a = votes["model_a"].astype(str).to_numpy()
-        b = votes["model_b"].astype(str).to_numpy()
-    else:
-        split = votes["pair"].astype(str).str.split(" vs ", n=1, regex=False)
-        a = split.str[0].to_numpy()
-        b = split.str[-1].to_numpy()
-    out = votes.copy()
-    prompt = np.char.add("Question ", q.astype(str))
-    out["prompt"] = prompt.astype(object)
-    out["response_a"] = np.char.add(np.char.add(a.astype(str), "'s answer to q"), q.astype(str))
-    out["response_b"] = np.char.add(np.char.add(b.astype(str), "'s answer to q"), q.astype(str))
-    out["response_a"] = out["response_a"].astype(object)
-    out["response_b"] = out["response_b"].astype(object)
-    return out
-
-
-def _cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
+def cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel simulate``: write a simulated vote log."""
+    from attnmodel.data.texts import add_texts
     from attnmodel.model.simulate import simulate_votes
 
-    out = _check_output(args.out, args.force)
-    _kind(out, _TABLE_SUFFIXES, "votes")
+    out = check_output(args.out, args.force)
+    io.table_format(out, "votes")
     truth_out = None
     if args.truth_out is not None:
-        truth_out = _check_output(args.truth_out, args.force)
-        _kind(truth_out, _TABLE_SUFFIXES, "truth")
+        truth_out = check_output(args.truth_out, args.force)
+        io.table_format(truth_out, "truth")
     family = _get_family(args.family, None)
     params = _parse_params(args.params, family.name)
     n_votes = _parse_votes_per_user(args.votes)
@@ -1004,22 +896,23 @@ def _cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
-def _cmd_compare(args: argparse.Namespace, progress: Progress) -> int:
+def cmd_compare(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel compare``: EM against NUTS, as text, tables and a figure."""
     from attnmodel.compare import compare_fits, plot_comparison
 
     outdir = Path(args.out)
     if outdir.exists() and not outdir.is_dir():
         raise CommandError(f"--out {str(outdir)!r} exists and is not a directory")
-    files = {name: outdir / name for name in _COMPARE_FILES}
+    files = {name: outdir / name for name in COMPARE_FILES}
     for path in files.values():
-        _check_output(path, args.force)
+        check_output(path, args.force)
     em = load_result(args.em_result, progress)
     nuts = load_result(args.nuts_result, progress)
     try:
         comp = compare_fits(em, nuts)
     except ValueError as e:
         raise CommandError(str(e)) from None
-    text = _comparison_text(comp)
+    text = comparison_text(comp)
     print(text)
     with progress.step("plotting EM against NUTS"):
         fig = plot_comparison(em, nuts)
@@ -1030,10 +923,7 @@ def _cmd_compare(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
-_COMPARE_FILES = ("comparison.txt", "em_vs_nuts.png", "params.csv", "users.csv")
-
-
-def _comparison_text(comp) -> str:
+def comparison_text(comp) -> str:
     """The agreement summary and the table of global parameters."""
     return f"{comp.summary()}\nglobal parameters:\n{comp.params.to_string()}"
 
@@ -1043,515 +933,3 @@ def _write_comparison_tables(comp, files, force, progress) -> None:
         value = getattr(comp, name, None)
         if isinstance(value, pd.DataFrame):
             write_table(value.reset_index(), files[f"{name}.csv"], progress, force=force)
-
-
-# ---------------------------------------------------------------------------
-# parser
-
-
-def _quiet_parent() -> argparse.ArgumentParser:
-    # SUPPRESS: a subcommand without --quiet must not reset a --quiet given before it.
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="no progress output",
-    )
-    return parent
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``attnmodel`` command."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Infer how attentive each user of a comparison mode is from their votes, "
-        "and keep the votes of the attentive ones.",
-        epilog="Run 'attnmodel COMMAND --help' for the options of a command.",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    quiet = [_quiet_parent()]
-
-    p = sub.add_parser(
-        "demo",
-        parents=quiet,
-        help="simulate a vote log, fit EM and NUTS, filter, export, plot",
-        description="Simulate a vote log like the paper's synthetic setting (Beta(3, 5) "
-        "attentiveness, 50..100 votes per user), fit MAP-EM (mu known, and under a "
-        "Beta(8, 2) prior) and NUTS, filter, export DPO pairs, and write the summary, "
-        "results, tables and plots to DIR.",
-    )
-    p.add_argument(
-        "--out", metavar="DIR", default="demo-output", help="output folder (default demo-output)"
-    )
-    p.add_argument("--users", type=int, default=400, help="simulated users (default 400)")
-    p.add_argument(
-        "--mu", type=float, default=0.8, help="win rate of the stronger model (default 0.8)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--no-nuts", action="store_true", help="skip the NUTS fit")
-    p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain (default 500)")
-    p.add_argument("--tune", type=int, default=500, help="NUTS tuning steps (default 500)")
-    p.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
-    _add_force(p)
-    p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser(
-        "fit",
-        parents=quiet,
-        help="fit P_eta (and mu) to a vote log and save the result",
-        description="Fit the attentiveness distribution P_eta and each pair's mu to VOTES "
-        "(CSV, Parquet or JSONL) by MAP-EM or NUTS, and save the result (.nc or .zarr).",
-    )
-    p.add_argument("votes", metavar="VOTES", help="vote log (.csv, .parquet, .jsonl)")
-    p.add_argument(
-        "--family",
-        required=True,
-        metavar="F",
-        help="two_point, k_point, beta, beta_mixture or logistic_normal_mixture",
-    )
-    p.add_argument(
-        "--components",
-        type=int,
-        metavar="K",
-        help="components of k_point and the mixtures (default 3 and 2)",
-    )
-    p.add_argument("--method", choices=("em", "nuts"), default="em", help="default em")
-    p.add_argument(
-        "--eta-star",
-        type=float,
-        default=0.5,
-        metavar="E",
-        help="attentiveness cut of p_above = P(eta >= E) (default 0.5)",
-    )
-    p.add_argument(
-        "--hdi-prob",
-        type=float,
-        default=0.94,
-        metavar="P",
-        help="mass of the per-user intervals (default 0.94)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g = p.add_argument_group("NUTS")
-    g.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
-    g.add_argument("--tune", type=int, default=1000, help="tuning steps (default 1000)")
-    g.add_argument("--chains", type=int, default=4, help="chains (default 4)")
-    _add_mu_options(p)
-    _add_vote_columns(p)
-    p.add_argument("--out", required=True, metavar="RESULT", help="result file (.nc or .zarr)")
-    _add_force(p)
-    p.set_defaults(func=_cmd_fit)
-
-    p = sub.add_parser(
-        "summary",
-        parents=quiet,
-        help="print a fitted result's parameters and diagnostics",
-        description="Print the family, method, global parameters (NUTS: posterior means and "
-        "HDI), mu per pair, convergence or diagnostics, and the number of users.",
-    )
-    p.add_argument("result", metavar="RESULT", help="result of 'attnmodel fit'")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.set_defaults(func=_cmd_summary)
-
-    p = sub.add_parser(
-        "users",
-        parents=quiet,
-        help="write one row per user: attentiveness and P(eta >= E)",
-        description="Write the per-user table: user, eta_mean, eta_sd, the HDI, p_above "
-        "= P(eta >= eta_star | votes) and its Monte Carlo error, n_votes.",
-    )
-    p.add_argument("result", metavar="RESULT", help="result of 'attnmodel fit'")
-    p.add_argument(
-        "--eta-star",
-        type=float,
-        metavar="E",
-        help="cut of p_above (default: the one the result was fitted with)",
-    )
-    p.add_argument("--out", required=True, metavar="USERS", help=".csv, .parquet or .jsonl")
-    _add_force(p)
-    p.set_defaults(func=_cmd_users)
-
-    p = sub.add_parser(
-        "filter",
-        parents=quiet,
-        help="keep the votes of attentive users",
-        description="Apply a filtering rule to a fitted RESULT and write the kept rows of "
-        "VOTES with every input column. VOTES is read with the column options the result "
-        "was fitted with, unless given again.",
-    )
-    p.add_argument("result", metavar="RESULT", help="result of 'attnmodel fit'")
-    p.add_argument("votes", metavar="VOTES", help="the vote log the result was fitted to")
-    p.add_argument(
-        "--rule",
-        choices=("prob", "top", "map", "quantile"),
-        default="prob",
-        help="prob: P(eta >= E) >= PROB (default); top: top fraction by posterior "
-        "mean; map: posterior mode >= threshold; quantile: at or above a quantile "
-        "of the fitted P_eta",
-    )
-    p.add_argument("--eta-star", type=float, metavar="E", help="rule prob: the cut E")
-    p.add_argument("--prob", type=float, default=0.95, help="rule prob (default 0.95)")
-    p.add_argument("--top", type=float, metavar="FRACTION", help="rule top")
-    p.add_argument("--threshold", type=float, metavar="ETA", help="rule map")
-    p.add_argument("--quantile", type=float, metavar="LEVEL", help="rule quantile")
-    p.add_argument(
-        "--ignore-diagnostics",
-        action="store_true",
-        help="filter even if EM did not converge or NUTS diagnostics fail",
-    )
-    p.add_argument(
-        "--decisions-out",
-        metavar="FILE",
-        help="also write each user's decision (kept, dropped, undetermined)",
-    )
-    _add_vote_columns(p)
-    p.add_argument("--out", required=True, metavar="KEPT", help=".csv, .parquet or .jsonl")
-    _add_force(p)
-    p.set_defaults(func=_cmd_filter)
-
-    p = sub.add_parser(
-        "export",
-        parents=quiet,
-        help="turn kept votes into DPO preference pairs",
-        description="Write TRL's DPO columns prompt, chosen, rejected (the chosen side "
-        "follows the vote), as strings or, with --conversational, as lists of "
-        "{role, content} messages.",
-    )
-    p.add_argument("kept", metavar="KEPT", help="kept votes (.csv, .parquet, .jsonl)")
-    p.add_argument("--to", choices=("dpo",), default="dpo", help="output layout (dpo)")
-    p.add_argument("--conversational", action="store_true", help="message lists, not strings")
-    p.add_argument("--prompt-col", default="prompt", metavar="COL", help="default prompt")
-    p.add_argument(
-        "--response-a-col",
-        default="response_a",
-        metavar="COL",
-        help="answer of model_a (default response_a)",
-    )
-    p.add_argument(
-        "--response-b-col",
-        default="response_b",
-        metavar="COL",
-        help="answer of model_b (default response_b)",
-    )
-    p.add_argument(
-        "--winner-col",
-        default="winner",
-        metavar="COL",
-        help="'model_a' or 'model_b' per row (default winner)",
-    )
-    p.add_argument(
-        "--z-col",
-        metavar="COL",
-        help="use a 0/1 column instead of the winner (1: response A preferred)",
-    )
-    p.add_argument(
-        "--keep", action="append", metavar="COL", help="carry this column along (repeatable)"
-    )
-    p.add_argument("--out", required=True, metavar="FILE", help=".jsonl or .parquet")
-    _add_force(p)
-    p.set_defaults(func=_cmd_export)
-
-    p = sub.add_parser(
-        "simulate",
-        parents=quiet,
-        help="simulate a vote log with known attentiveness",
-        description="Draw users' attentiveness from a family and their votes from the model.",
-    )
-    p.add_argument("--family", required=True, metavar="F", help="family of P_eta")
-    p.add_argument(
-        "--params",
-        required=True,
-        nargs="+",
-        metavar="NAME=VALUE",
-        help="parameters, e.g. alpha=3 beta=5, or weights=0.6,0.4 locations=0.4,0.98",
-    )
-    p.add_argument("--users", type=int, required=True, metavar="M", help="number of users")
-    p.add_argument(
-        "--votes",
-        required=True,
-        metavar="N|LO..HI",
-        help="votes per user: a number or a range drawn uniformly",
-    )
-    p.add_argument(
-        "--mu",
-        nargs="+",
-        default=["0.8"],
-        metavar="MU",
-        help="win rate of the stronger model (default 0.8), or several pairs as "
-        "'X vs Y=0.9' 'Z vs W=0.7' (X, Z stronger)",
-    )
-    p.add_argument(
-        "--layout",
-        choices=("oriented", "raw"),
-        default="raw",
-        help="raw: model_a, model_b, winner (default); oriented: pair, z",
-    )
-    p.add_argument(
-        "--reward-scores",
-        action="store_true",
-        help="add reward scores; attentive votes pick the higher score",
-    )
-    p.add_argument(
-        "--texts", action="store_true", help="add synthetic prompt, response_a, response_b columns"
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--truth-out", metavar="FILE", help="also write each user's true eta")
-    p.add_argument("--out", required=True, metavar="VOTES", help=".csv, .parquet or .jsonl")
-    _add_force(p)
-    p.set_defaults(func=_cmd_simulate)
-
-    p = sub.add_parser(
-        "compare",
-        parents=quiet,
-        help="EM against NUTS: figures and tables",
-        description="Compare an EM fit with a NUTS fit of the same votes: global parameters "
-        "(EM estimate against NUTS mean and HDI), per-user P(eta >= eta_star), filter "
-        "decisions. Writes " + ", ".join(_COMPARE_FILES) + " to DIR.",
-    )
-    p.add_argument("em_result", metavar="EM_RESULT")
-    p.add_argument("nuts_result", metavar="NUTS_RESULT")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    _add_force(p)
-    p.set_defaults(func=_cmd_compare)
-    return parser
-
-
-def _version() -> str:
-    from attnmodel import __version__
-
-    return __version__
-
-
-# ---------------------------------------------------------------------------
-# demo
-
-#: Files the demo writes, in the order a reader looks at them.
-DEMO_FILES = (
-    "summary.txt",
-    "summary.json",
-    "votes.csv",
-    "em.nc",
-    "em_known_mu.nc",
-    "nuts.nc",
-    "users.csv",
-    "kept_votes.csv",
-    "dpo.jsonl",
-    "em_convergence.png",
-    "em_vs_nuts.png",
-    "attentiveness.png",
-)
-
-
-def _demo_files(outdir: Path, with_nuts: bool) -> dict[str, Path]:
-    skip = set() if with_nuts else {"nuts.nc", "em_vs_nuts.png"}
-    return {name: outdir / name for name in DEMO_FILES if name not in skip}
-
-
-def _cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
-    from attnmodel.data.votes import VoteData
-    from attnmodel.export import to_dpo, write_dpo
-    from attnmodel.filtering import filter_users
-    from attnmodel.model.priors import BetaPrior
-    from attnmodel.results import summarize, user_table
-    from attnmodel.model.simulate import simulate_votes
-
-    if args.users < 10:
-        raise CommandError(f"--users {args.users}: the demo needs at least 10 users")
-    if not 0.5 < args.mu <= 1.0:
-        raise CommandError(f"--mu {args.mu!r}: must lie in (1/2, 1]")
-    outdir = Path(args.out)
-    if outdir.exists() and not outdir.is_dir():
-        raise CommandError(f"--out {str(outdir)!r} exists and is not a directory")
-    files = _demo_files(outdir, not args.no_nuts)
-    for path in files.values():
-        _check_output(path, args.force)
-
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        lines.append(text)
-        print(text, flush=True)
-
-    truth = {"alpha": 3.0, "beta": 5.0}
-    pair = "strong-model vs weak-model"
-    say(
-        f"Simulating {args.users} users with 50..100 votes each on one pair ({pair}); "
-        f"attentiveness ~ Beta(3, 5), stronger model's win rate mu = {args.mu:g}"
-    )
-    sim = simulate_votes(
-        "beta",
-        truth,
-        args.users,
-        (50, 100),
-        mu=args.mu,
-        pairs=[pair],
-        layout="raw",
-        seed=args.seed,
-    )
-    votes = add_texts(sim.votes, args.seed)
-    data = VoteData.from_frame(votes)
-    say(f"  {data!r}")
-    eta_star = float(sim.family.ppf(np.array(0.5), sim.params))
-    say(f"  eta_star = {eta_star:.3f}, the median of the true P_eta\n")
-
-    fits: dict[str, Any] = {}
-    for key, label, mu_kw in (
-        ("em", "MAP-EM, mu ~ Beta(8, 2)", {"mu_prior": BetaPrior(8.0, 2.0)}),
-        ("em_known_mu", "MAP-EM, mu known", {"mu": args.mu}),
-    ):
-        fits[key] = _run_fit(
-            data, "beta", "em", mu_kw, eta_star, args.seed, {}, progress, f"fitting {label}"
-        )
-    if not args.no_nuts:
-        fits["nuts"] = _run_fit(
-            data,
-            "beta",
-            "nuts",
-            {"mu_prior": BetaPrior(8.0, 2.0)},
-            eta_star,
-            args.seed,
-            {"draws": args.draws, "tune": args.tune, "chains": args.chains},
-            progress,
-            "sampling with NUTS, mu ~ Beta(8, 2)",
-        )
-    summaries = {key: summarize(dt) for key, dt in fits.items()}
-    titles = {
-        "em": "MAP-EM, mu ~ Beta(8, 2)",
-        "em_known_mu": "MAP-EM, mu known",
-        "nuts": "NUTS, mu ~ Beta(8, 2)",
-    }
-    say("Truth: alpha = 3, beta = 5, mu = " + f"{args.mu:g}")
-    for key, s in summaries.items():
-        say(f"\n{titles[key]}:")
-        say("  " + format_summary(s).replace("\n", "\n  "))
-
-    true_eta = sim.eta.reindex(pd.Index(data.users)).to_numpy()
-    attentive = true_eta >= eta_star
-    say(f"\nFiltering the MAP-EM fit (mu ~ Beta(8, 2)) at eta_star = {eta_star:.3f}:")
-    filters = []
-    kept_main = None
-    for rule, kw in (
-        ("prob", {"eta_star": eta_star, "prob": 0.95}),
-        ("prob", {"eta_star": eta_star, "prob": 0.8}),
-        ("top", {"top": 0.5}),
-        ("quantile", {"quantile": 0.5}),
-    ):
-        res = filter_users(fits["em"], data, rule=rule, **kw)
-        kept = res.keep.reindex(pd.Index(data.users)).fillna(False).to_numpy(dtype=bool)
-        precision = float(attentive[kept].mean()) if kept.any() else float("nan")
-        recall = float(kept[attentive].mean()) if attentive.any() else float("nan")
-        say(f"  {res.summary()}")
-        say(f"    truly attentive among kept: {precision:.1%}; attentive users kept: {recall:.1%}")
-        filters.append({"rule": rule, **kw, **res.counts, "precision": precision, "recall": recall})
-        if kept_main is None:
-            kept_main = res
-    comparison = None
-    if "nuts" in fits:
-        from attnmodel.compare import compare_fits
-
-        comparison = compare_fits(fits["em"], fits["nuts"])
-        say("\nMAP-EM against NUTS (both mu ~ Beta(8, 2)):")
-        say("  " + _comparison_text(comparison).replace("\n", "\n  "))
-
-    assert kept_main is not None
-    pairs = to_dpo(kept_main.votes, keep=["user"])
-    say(f"\n{len(pairs)} DPO pairs (prompt, chosen, rejected) from the kept votes.")
-
-    # Outputs: results, tables, plots, then the summary that lists them.
-    outdir.mkdir(parents=True, exist_ok=True)
-    write_table(votes, files["votes.csv"], progress, force=args.force)
-    for key in fits:
-        _save_result(fits[key], files[f"{key}.nc"], progress, args.force)
-    write_table(user_table(fits["em"]), files["users.csv"], progress, force=args.force)
-    write_table(kept_main.votes, files["kept_votes.csv"], progress, force=args.force)
-    with progress.step(f"writing {files['dpo.jsonl']}"):
-        write_dpo(pairs, files["dpo.jsonl"], force=args.force)
-    with progress.step("plotting"):
-        from attnmodel.plots import plot_attentiveness
-
-        figs = {
-            "em_convergence.png": _plot_em_convergence(fits["em"]),
-            "attentiveness.png": plot_attentiveness(fits["em"], true_eta=true_eta),
-        }
-        if "nuts" in fits:
-            from attnmodel.compare import plot_comparison
-
-            figs["em_vs_nuts.png"] = plot_comparison(fits["em"], fits["nuts"])
-    for name, fig in figs.items():
-        write_figure(fig, files[name], force=args.force)
-
-    say(f"\nWritten to {outdir}/: " + ", ".join(files))
-    report = {
-        "truth": {"family": "beta", "params": truth, "mu": args.mu, "eta_star": eta_star},
-        "data": {"users": data.n_users, "votes": data.n_votes, "pairs": list(data.pairs)},
-        "fits": summaries,
-        "filters": filters,
-        "dpo_pairs": len(pairs),
-        "files": list(files),
-    }
-    write_text(
-        json.dumps(_json_safe(report), indent=2) + "\n", files["summary.json"], force=args.force
-    )
-    say("Done.")
-    write_text("\n".join(lines) + "\n", files["summary.txt"], force=args.force)
-    return 0
-
-
-def _plot_em_convergence(dt):
-    """The objective by iteration of every EM start of a result (``em_runs``, else ``em_trace``)."""
-    from attnmodel.plots import plot_em_objective
-
-    if "em_runs" in dt.children:
-        runs = dt["em_runs"].to_dataset()[["objective"]].to_dataframe().reset_index()
-        paths = runs.dropna(subset=["objective"])[["start", "iteration", "objective"]]
-    else:
-        trace = dt["em_trace"]
-        paths = pd.DataFrame(
-            {
-                "start": 0,
-                "iteration": np.asarray(trace["iteration"]),
-                "objective": np.asarray(trace["objective"]),
-            }
-        )
-    return plot_em_objective(paths)
-
-
-# ---------------------------------------------------------------------------
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``attnmodel`` command line.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Arguments after the program name (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success, 1 for an error in the input, 130 when
-        interrupted. Usage errors exit with status 2 through ``SystemExit``.
-    """
-    from attnmodel.filtering import NotConvergedError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    progress = Progress(quiet=bool(getattr(args, "quiet", False)))
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        try:
-            return int(args.func(args, progress))
-        except (CommandError, VoteDataError, NotConvergedError) as e:
-            print(f"{PROG}: error: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=sys.stderr)
-            return 130

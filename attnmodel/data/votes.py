@@ -22,14 +22,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Hashable, Iterable, Mapping
 from os import PathLike
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from attnmodel.data.counts import CountTable, collapse_counts
-from attnmodel.errors import AttnmodelWarning, VoteDataError
+from attnmodel.data.io import read_table
+from attnmodel.errors import AttnmodelWarning, TableFileError, VoteDataError
 
 __all__ = ["VoteData"]
 
@@ -39,16 +39,6 @@ SINGLE_PAIR_LABEL = "A vs B"
 _TIE = 2
 _WINNER_CODES = {"model_a": 0, "model_b": 1, "tie": _TIE, "tie (bothbad)": _TIE}
 _LABEL_HELP = "expected a 0/1 label (0, 1, False, True, 0.0, 1.0, '0' or '1')"
-_FILE_KINDS = {
-    ".csv": "csv",
-    ".csv.gz": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".jsonl.gz": "jsonl",
-    ".ndjson.gz": "jsonl",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -674,8 +664,10 @@ class VoteData:
         ----------
         path : str or path-like
             ``.csv``/``.csv.gz``, ``.parquet``/``.pq`` or
-            ``.jsonl``/``.ndjson`` (optionally ``.gz``). Columns keep the types
-            the format gives them; JSON values are not re-typed.
+            ``.jsonl``/``.ndjson`` (optionally ``.gz``), read by
+            :func:`attnmodel.data.io.read_table`: columns keep the types the
+            format gives them (JSON values are not re-typed), and CSV user
+            ids are read as strings.
         **kwargs
             Passed to :meth:`from_frame`.
 
@@ -690,29 +682,10 @@ class VoteData:
             Unknown suffix, missing or unreadable file, or bad contents (the
             message then starts with the path).
         """
-        p = Path(path)
-        name = p.name.lower()
-        kind = next((k for s, k in _FILE_KINDS.items() if name.endswith(s)), None)
-        if kind is None:
-            raise VoteDataError(
-                f"{str(path)!r}: unknown file type; expected one of {sorted(_FILE_KINDS)}",
-                value=str(path),
-            )
-        if not p.is_file():
-            raise VoteDataError(f"{str(path)!r}: no such file", value=str(path))
         try:
-            if kind == "csv":
-                # Ids are labels, not numbers: "007" and "7" are two users.
-                df = pd.read_csv(p, dtype={kwargs.get("user", "user"): str})
-            elif kind == "parquet":
-                df = pd.read_parquet(p)
-            else:
-                # dtype=False: "001" stays a string rather than becoming 1.
-                df = pd.read_json(p, lines=True, dtype=False)
-        except (OSError, ValueError) as e:
-            raise VoteDataError(
-                f"{str(path)!r}: could not be read as {kind}: {e}", value=str(path)
-            ) from e
+            df = read_table(path, id_columns=(kwargs.get("user", "user"),), what="votes")
+        except TableFileError as e:
+            raise VoteDataError(str(e), value=str(path)) from e
         try:
             data = cls.from_frame(df, **kwargs)
         except VoteDataError as e:

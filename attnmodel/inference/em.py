@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import sparse, special
 
 from attnmodel.data.counts import CountTable
+from attnmodel.errors import ConvergenceWarning
 from attnmodel.model.families import Family, get_family
 from attnmodel.model.grid import (
     LogitGrid,
@@ -46,10 +47,6 @@ __all__ = [
     "em_step",
     "fit_em",
 ]
-
-
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before meeting its tolerance."""
 
 
 class EMState(NamedTuple):

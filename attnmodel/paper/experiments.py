@@ -3,7 +3,7 @@
 Each function simulates votes, fits them with MAP-EM and returns tidy pandas
 tables (or a small dataclass of them); nothing here plots or writes files, so
 notebooks, docs and the command line call the same code at full size and the
-tests call it small. :mod:`attnmodel.plots` draws what these return.
+tests call it small. :mod:`attnmodel.paper.plots` draws what these return.
 
 ==============================  =============================================
 function                        paper
@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from attnmodel.data.votes import VoteData
+from attnmodel.filtering import filter_users
 from attnmodel.inference.em import fit_em
 from attnmodel.model.families import Family, family_for_params
-from attnmodel.filtering import filter_users
 from attnmodel.model.priors import BetaPrior
 from attnmodel.model.simulate import simulate_counts
 
@@ -54,6 +54,7 @@ __all__ = [
     "density_fit",
     "misspecification",
     "logistic_normal_truths",
+    "selection_scores",
     "accuracy_vs_mu",
     "filter_tradeoff",
 ]
@@ -672,7 +673,25 @@ def logistic_normal_truths(
 SELECTIONS = ("ranking", "threshold", "map_threshold")
 
 
-def _selection_scores(selected: np.ndarray, attentive: np.ndarray) -> dict[str, float]:
+def selection_scores(selected: np.ndarray, attentive: np.ndarray) -> dict[str, float]:
+    """How well a selection of users recovers the truly attentive ones.
+
+    Parameters
+    ----------
+    selected, attentive : numpy.ndarray of bool
+        Per user, in the same order: kept by a filter, and truly attentive
+        (``eta >= eta_star``).
+
+    Returns
+    -------
+    dict
+        ``kept_fraction`` (share of users selected), ``recall`` (share of the
+        attentive users selected; 0 when there are none), ``precision``
+        (share of the selected users that are attentive; NaN when none is
+        selected) and ``accuracy`` (share of users classified correctly).
+    """
+    selected = np.asarray(selected, dtype=bool)
+    attentive = np.asarray(attentive, dtype=bool)
     tp = float(np.sum(selected & attentive))
     return {
         "kept_fraction": float(selected.mean()),
@@ -773,7 +792,7 @@ def accuracy_vs_mu(
                             "selection": name,
                             "mu_hat": float(res.mu_.iloc[0]),
                             "converged": res.converged_,
-                            **_selection_scores(selected, attentive),
+                            **selection_scores(selected, attentive),
                         }
                     )
     return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from attnmodel.export import atomic_write
+from attnmodel.data.io import atomic_write
 from attnmodel.results.tree import plain_strings, require_result, validate_tree
 
 __all__ = ["SUFFIXES", "save", "load"]

@@ -1,0 +1,208 @@
+"""``attnmodel demo``: the whole pipeline on simulated votes, written to one folder.
+
+It simulates a vote log like the paper's synthetic setting, fits MAP-EM (``mu``
+known, and under a Beta(8, 2) prior) and NUTS, filters, scores each filter
+against the true attentiveness (:func:`attnmodel.paper.experiments.selection_scores`),
+exports DPO pairs and writes the summary, results, tables and plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attnmodel.cli.commands import (
+    Progress,
+    check_output,
+    comparison_text,
+    format_summary,
+    json_safe,
+    run_fit,
+    save_result,
+    write_figure,
+    write_table,
+    write_text,
+)
+from attnmodel.errors import CommandError
+
+__all__ = ["DEMO_FILES", "cmd_demo"]
+
+#: Files the demo writes, in the order a reader looks at them.
+DEMO_FILES = (
+    "summary.txt",
+    "summary.json",
+    "votes.csv",
+    "em.nc",
+    "em_known_mu.nc",
+    "nuts.nc",
+    "users.csv",
+    "kept_votes.csv",
+    "dpo.jsonl",
+    "em_convergence.png",
+    "em_vs_nuts.png",
+    "attentiveness.png",
+)
+
+
+def _demo_files(outdir: Path, with_nuts: bool) -> dict[str, Path]:
+    skip = set() if with_nuts else {"nuts.nc", "em_vs_nuts.png"}
+    return {name: outdir / name for name in DEMO_FILES if name not in skip}
+
+
+def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel demo``: run the whole pipeline on simulated votes."""
+    from attnmodel.data.texts import add_texts
+    from attnmodel.data.votes import VoteData
+    from attnmodel.export import to_dpo, write_dpo
+    from attnmodel.filtering import filter_users
+    from attnmodel.model.priors import BetaPrior, resolve_mu
+    from attnmodel.model.simulate import simulate_votes
+    from attnmodel.paper.experiments import selection_scores
+    from attnmodel.plots import plot_attentiveness, plot_em_objective
+    from attnmodel.results import summarize, user_table
+
+    if args.users < 10:
+        raise CommandError(f"--users {args.users}: the demo needs at least 10 users")
+    pair = "strong-model vs weak-model"
+    try:
+        resolve_mu([pair], args.mu)
+    except ValueError as e:
+        raise CommandError(f"--mu {args.mu!r}: {e}") from None
+    outdir = Path(args.out)
+    if outdir.exists() and not outdir.is_dir():
+        raise CommandError(f"--out {str(outdir)!r} exists and is not a directory")
+    files = _demo_files(outdir, not args.no_nuts)
+    for path in files.values():
+        check_output(path, args.force)
+
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        lines.append(text)
+        print(text, flush=True)
+
+    truth = {"alpha": 3.0, "beta": 5.0}
+    say(
+        f"Simulating {args.users} users with 50..100 votes each on one pair ({pair}); "
+        f"attentiveness ~ Beta(3, 5), stronger model's win rate mu = {args.mu:g}"
+    )
+    sim = simulate_votes(
+        "beta",
+        truth,
+        args.users,
+        (50, 100),
+        mu=args.mu,
+        pairs=[pair],
+        layout="raw",
+        seed=args.seed,
+    )
+    votes = add_texts(sim.votes, args.seed)
+    data = VoteData.from_frame(votes)
+    say(f"  {data!r}")
+    eta_star = float(sim.family.ppf(np.array(0.5), sim.params))
+    say(f"  eta_star = {eta_star:.3f}, the median of the true P_eta\n")
+
+    fits: dict[str, Any] = {}
+    for key, label, mu_kw in (
+        ("em", "MAP-EM, mu ~ Beta(8, 2)", {"mu_prior": BetaPrior(8.0, 2.0)}),
+        ("em_known_mu", "MAP-EM, mu known", {"mu": args.mu}),
+    ):
+        fits[key] = run_fit(
+            data, "beta", "em", mu_kw, eta_star, args.seed, {}, progress, f"fitting {label}"
+        )
+    if not args.no_nuts:
+        fits["nuts"] = run_fit(
+            data,
+            "beta",
+            "nuts",
+            {"mu_prior": BetaPrior(8.0, 2.0)},
+            eta_star,
+            args.seed,
+            {"draws": args.draws, "tune": args.tune, "chains": args.chains},
+            progress,
+            "sampling with NUTS, mu ~ Beta(8, 2)",
+        )
+    summaries = {key: summarize(dt) for key, dt in fits.items()}
+    titles = {
+        "em": "MAP-EM, mu ~ Beta(8, 2)",
+        "em_known_mu": "MAP-EM, mu known",
+        "nuts": "NUTS, mu ~ Beta(8, 2)",
+    }
+    say("Truth: alpha = 3, beta = 5, mu = " + f"{args.mu:g}")
+    for key, s in summaries.items():
+        say(f"\n{titles[key]}:")
+        say("  " + format_summary(s).replace("\n", "\n  "))
+
+    true_eta = sim.eta.reindex(pd.Index(data.users)).to_numpy()
+    attentive = true_eta >= eta_star
+    say(f"\nFiltering the MAP-EM fit (mu ~ Beta(8, 2)) at eta_star = {eta_star:.3f}:")
+    filters = []
+    kept_main = None
+    for rule, kw in (
+        ("prob", {"eta_star": eta_star, "prob": 0.95}),
+        ("prob", {"eta_star": eta_star, "prob": 0.8}),
+        ("top", {"top": 0.5}),
+        ("quantile", {"quantile": 0.5}),
+    ):
+        res = filter_users(fits["em"], data, rule=rule, **kw)
+        kept = res.keep.reindex(pd.Index(data.users)).fillna(False).to_numpy(dtype=bool)
+        scores = selection_scores(kept, attentive)
+        precision, recall = scores["precision"], scores["recall"]
+        say(f"  {res.summary()}")
+        say(f"    truly attentive among kept: {precision:.1%}; attentive users kept: {recall:.1%}")
+        filters.append({"rule": rule, **kw, **res.counts, "precision": precision, "recall": recall})
+        if kept_main is None:
+            kept_main = res
+    comparison = None
+    if "nuts" in fits:
+        from attnmodel.compare import compare_fits
+
+        comparison = compare_fits(fits["em"], fits["nuts"])
+        say("\nMAP-EM against NUTS (both mu ~ Beta(8, 2)):")
+        say("  " + comparison_text(comparison).replace("\n", "\n  "))
+
+    assert kept_main is not None
+    pairs = to_dpo(kept_main.votes, keep=["user"])
+    say(f"\n{len(pairs)} DPO pairs (prompt, chosen, rejected) from the kept votes.")
+
+    # Outputs: results, tables, plots, then the summary that lists them.
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_table(votes, files["votes.csv"], progress, force=args.force)
+    for key in fits:
+        save_result(fits[key], files[f"{key}.nc"], progress, args.force)
+    write_table(user_table(fits["em"]), files["users.csv"], progress, force=args.force)
+    write_table(kept_main.votes, files["kept_votes.csv"], progress, force=args.force)
+    with progress.step(f"writing {files['dpo.jsonl']}"):
+        write_dpo(pairs, files["dpo.jsonl"], force=args.force)
+    with progress.step("plotting"):
+        figs = {
+            "em_convergence.png": plot_em_objective(fits["em"]),
+            "attentiveness.png": plot_attentiveness(fits["em"], true_eta=true_eta),
+        }
+        if "nuts" in fits:
+            from attnmodel.compare import plot_comparison
+
+            figs["em_vs_nuts.png"] = plot_comparison(fits["em"], fits["nuts"])
+    for name, fig in figs.items():
+        write_figure(fig, files[name], force=args.force)
+
+    say(f"\nWritten to {outdir}/: " + ", ".join(files))
+    report = {
+        "truth": {"family": "beta", "params": truth, "mu": args.mu, "eta_star": eta_star},
+        "data": {"users": data.n_users, "votes": data.n_votes, "pairs": list(data.pairs)},
+        "fits": summaries,
+        "filters": filters,
+        "dpo_pairs": len(pairs),
+        "files": list(files),
+    }
+    write_text(
+        json.dumps(json_safe(report), indent=2) + "\n", files["summary.json"], force=args.force
+    )
+    say("Done.")
+    write_text("\n".join(lines) + "\n", files["summary.txt"], force=args.force)
+    return 0

@@ -1,0 +1,215 @@
+"""Table files: every format attnmodel reads and writes, chosen by the file's name.
+
+One module owns the formats, so that :meth:`attnmodel.VoteData.from_file`, the
+DPO export and the command line read and write the same files the same way.
+
+=========  ==============================================  ======================
+format     suffixes                                        types of the columns
+=========  ==============================================  ======================
+CSV        ``.csv``, ``.csv.gz``                           inferred, except ids
+Parquet    ``.parquet``, ``.pq``                           as stored
+JSONL      ``.jsonl``, ``.ndjson`` (optionally ``.gz``)    as stored (not re-typed)
+=========  ==============================================  ======================
+
+The rule for user ids: a CSV file carries no types, so the columns named in
+``id_columns`` (by default ``user``) are read as strings: ids are labels, and
+``"007"`` and ``"7"`` are two users. Parquet and JSONL files say what type a
+value has and keep it (a JSON ``7`` stays a number, ``"007"`` a string).
+
+Every file is written atomically (:func:`atomic_write`): the contents go to a
+temporary file beside the target, which replaces the target only once it is
+complete, so a crash never leaves a half-written file, and an existing file is
+only replaced when asked. A new format is one entry of :data:`TABLE_SUFFIXES`
+and one branch in each of :func:`read_table`, :func:`peek_columns` and
+:func:`write_table`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attnmodel.errors import TableFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "TABLE_SUFFIXES",
+    "atomic_write",
+    "peek_columns",
+    "read_table",
+    "table_format",
+    "write_table",
+]
+
+#: File name ending -> table format.
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
+}
+
+
+def table_format(path: str | os.PathLike, what: str = "table") -> str:
+    """The format of a table file, from its name (``"csv"``, ``"parquet"`` or ``"jsonl"``).
+
+    Parameters
+    ----------
+    path : path-like
+    what : str
+        What the table holds, for the message.
+
+    Raises
+    ------
+    TableFileError
+        The name ends in none of :data:`TABLE_SUFFIXES`.
+    """
+    name = Path(path).name.lower()
+    for suffix, kind in TABLE_SUFFIXES.items():
+        if name.endswith(suffix):
+            return kind
+    raise TableFileError(
+        f"{str(path)!r}: unknown file type for {what}; expected a name ending in "
+        + ", ".join(sorted(TABLE_SUFFIXES)),
+        path=str(path),
+    )
+
+
+def read_table(
+    path: str | os.PathLike, *, id_columns: Sequence[str] = ("user",), what: str = "table"
+) -> pd.DataFrame:
+    """Read a table file (format by suffix, see the module's table).
+
+    Parameters
+    ----------
+    path : path-like
+    id_columns : sequence of str
+        Columns of ids, read as strings from CSV (absent ones are ignored).
+    what : str
+        What the table holds, for messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    TableFileError
+        Unknown suffix, missing file, or contents the format's reader rejects;
+        the message starts with the path.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    kind = table_format(p, what)
+    if not p.is_file():
+        raise TableFileError(f"{str(path)!r}: no such file", path=str(path))
+    try:
+        if kind == "csv":
+            # Ids are labels, not numbers (absent columns are ignored).
+            return pd.read_csv(p, dtype=dict.fromkeys(id_columns, str))
+        if kind == "parquet":
+            return pd.read_parquet(p)
+        # dtype=False: "001" stays a string rather than becoming 1.
+        return pd.read_json(p, lines=True, dtype=False)
+    except (OSError, ValueError) as e:
+        raise TableFileError(
+            f"{str(path)!r}: could not be read as {kind}: {e}", path=str(path)
+        ) from e
+
+
+def peek_columns(path: str | os.PathLike) -> list[str] | None:
+    """Column names of a table file without reading its rows (None when that fails)."""
+    import pandas as pd
+
+    p = Path(path)
+    try:
+        kind = table_format(p)
+        if kind == "csv":
+            return list(pd.read_csv(p, nrows=0).columns)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(p).names)
+        return list(pd.read_json(p, lines=True, nrows=1, dtype=False).columns)
+    except (TableFileError, OSError, ValueError, ImportError):
+        return None
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write a table without its index, in the format its name asks for, atomically.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    path : path-like
+        A name ending in one of :data:`TABLE_SUFFIXES`; ``.gz`` compresses.
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TableFileError
+        Unknown suffix.
+    FileExistsError
+        The file exists and ``force`` is false.
+    """
+    p = Path(path)
+    kind = table_format(p)
+    compression = "gzip" if p.name.lower().endswith(".gz") else None
+
+    def write(tmp: Path) -> None:
+        if kind == "csv":
+            frame.to_csv(tmp, index=False, compression=compression)
+        elif kind == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_json(
+                tmp, orient="records", lines=True, force_ascii=False, compression=compression
+            )
+
+    return atomic_write(p, write, force=force)
+
+
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[Path], None], *, force: bool = False
+) -> Path:
+    """Write a file through ``write(tmp_path)`` and move it into place.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file.
+    write : callable
+        Writes the complete contents to the temporary path it is given.
+    force : bool
+        Replace an existing file; without it an existing file raises
+        :class:`FileExistsError` and is left untouched.
+    """
+    target = Path(path)
+    if target.exists() and not force:
+        raise FileExistsError(f"{str(target)!r} exists; pass force=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return target
