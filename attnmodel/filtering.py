@@ -1,7 +1,8 @@
 """From per-user posteriors to the votes worth training on.
 
 Rules (each keeps a set of users; their vote rows are returned with every
-input column):
+input column) are registered by name in :data:`RULES`: a new rule is a
+:class:`Rule` (its argument check and its decision) and one registration.
 
 ``prob``
     ``P(eta_j >= eta_star | votes) >= prob`` (the paper's rule, ``prob = 0.95``).
@@ -49,6 +50,7 @@ On a tree:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,14 +73,14 @@ __all__ = [
     "FilterResult",
     "filter_users",
     "RULES",
+    "Rule",
+    "RuleArgs",
+    "check_rule_args",
     "NotConvergedError",
     "DiagnosticsError",
     "DiagnosticsWarning",
     "prob_decisions",
 ]
-
-RULES = ("prob", "top", "map", "quantile")
-
 
 @dataclass
 class FilterResult:
@@ -168,22 +170,114 @@ def prob_decisions(
     return (p_above >= prob) & ~undetermined, undetermined
 
 
-def _check_rule_args(rule, prob, top, threshold, quantile, by, mcse_k) -> None:
+@dataclass(frozen=True)
+class RuleArgs:
+    """The arguments of :func:`filter_users` that rules read."""
+
+    eta_star: float
+    prob: float
+    top: float | None
+    threshold: float | None
+    quantile: float | None
+    by: str
+    mcse_k: float
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A filtering rule: how its arguments are checked and how it decides.
+
+    ``decide(summaries, ppf, extra, args)`` receives the tree's
+    ``attentiveness`` group aligned to the data, the fitted ``P_eta``'s quantile
+    function, the names of the summaries the tree offers (``extra``, see
+    :func:`filter_users`) and the :class:`RuleArgs`; it returns the boolean
+    arrays ``keep`` and ``undetermined`` and the settings to report.
+    """
+
+    name: str
+    check: Callable[[RuleArgs], None]
+    decide: Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]
+
+
+#: Filtering rules by name; a new rule is one :class:`Rule` registered here.
+RULES: dict[str, Rule] = {}
+
+
+def _register(name: str, check: Callable[[RuleArgs], None]):
+    def wrap(decide):
+        RULES[name] = Rule(name, check, decide)
+        return decide
+
+    return wrap
+
+
+def _check_prob(a: RuleArgs) -> None:
+    if not 0.0 < a.prob <= 1.0:
+        raise ValueError(f"prob must be in (0, 1], got {a.prob}")
+    if not a.mcse_k >= 0.0:
+        raise ValueError(f"mcse_k must be >= 0, got {a.mcse_k}")
+
+
+def _check_top(a: RuleArgs) -> None:
+    if a.top is None or not 0.0 < a.top <= 1.0:
+        raise ValueError(f"rule 'top' needs top in (0, 1], got {a.top}")
+
+
+def _check_map(a: RuleArgs) -> None:
+    if a.threshold is None or not 0.0 <= a.threshold <= 1.0:
+        raise ValueError(f"rule 'map' needs threshold in [0, 1], got {a.threshold}")
+
+
+def _check_quantile(a: RuleArgs) -> None:
+    if a.quantile is None or not 0.0 < a.quantile < 1.0:
+        raise ValueError(f"rule 'quantile' needs quantile in (0, 1), got {a.quantile}")
+    if a.by not in ("map", "mean"):
+        raise ValueError(f"by must be 'map' or 'mean', got {a.by!r}")
+
+
+@_register("prob", _check_prob)
+def _decide_prob(summaries, ppf, extra, a: RuleArgs):
+    p_above = summaries["p_above"].to_numpy()
+    settings: dict[str, Any] = {"eta_star": float(a.eta_star), "prob": float(a.prob)}
+    if "p_above_mcse" not in summaries:
+        return p_above >= a.prob, np.zeros(p_above.size, dtype=bool), settings
+    keep, undetermined = prob_decisions(
+        p_above, summaries["p_above_mcse"].to_numpy(), a.prob, a.mcse_k
+    )
+    settings["mcse_k"] = float(a.mcse_k)
+    return keep, undetermined, settings
+
+
+@_register("top", _check_top)
+def _decide_top(summaries, ppf, extra, a: RuleArgs):
+    mean = summaries["eta_mean"].to_numpy()
+    # Round away float noise first: 0.07 * 100 is 7.000000000000001, whose ceil is 8.
+    k = max(1, int(np.ceil(round(a.top * mean.size, 9))))
+    cut = np.sort(mean)[::-1][k - 1]
+    keep = mean >= cut
+    settings = {"top": float(a.top), "cut": float(cut), "kept_fraction": float(keep.mean())}
+    return keep, np.zeros(mean.size, dtype=bool), settings
+
+
+@_register("map", _check_map)
+def _decide_map(summaries, ppf, extra, a: RuleArgs):
+    keep = summaries[extra.get("map", "eta_map")].to_numpy() >= a.threshold
+    return keep, np.zeros(keep.size, dtype=bool), {"threshold": float(a.threshold)}
+
+
+@_register("quantile", _check_quantile)
+def _decide_quantile(summaries, ppf, extra, a: RuleArgs):
+    cut = float(ppf(a.quantile))
+    keep = summaries[extra.get(a.by, f"eta_{a.by}")].to_numpy() >= cut
+    settings = {"quantile": float(a.quantile), "by": a.by, "cut": cut}
+    return keep, np.zeros(keep.size, dtype=bool), settings
+
+
+def check_rule_args(rule: str, args: RuleArgs) -> None:
+    """Raise ``ValueError`` unless ``rule`` is registered and ``args`` suit it."""
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-    if rule == "prob" and not 0.0 < prob <= 1.0:
-        raise ValueError(f"prob must be in (0, 1], got {prob}")
-    if rule == "prob" and not mcse_k >= 0.0:
-        raise ValueError(f"mcse_k must be >= 0, got {mcse_k}")
-    if rule == "top" and (top is None or not 0.0 < top <= 1.0):
-        raise ValueError(f"rule 'top' needs top in (0, 1], got {top}")
-    if rule == "map" and (threshold is None or not 0.0 <= threshold <= 1.0):
-        raise ValueError(f"rule 'map' needs threshold in [0, 1], got {threshold}")
-    if rule == "quantile":
-        if quantile is None or not 0.0 < quantile < 1.0:
-            raise ValueError(f"rule 'quantile' needs quantile in (0, 1), got {quantile}")
-        if by not in ("map", "mean"):
-            raise ValueError(f"by must be 'map' or 'mean', got {by!r}")
+    RULES[rule].check(args)
 
 
 def filter_users(
@@ -243,7 +337,8 @@ def filter_users(
     -------
     FilterResult
     """
-    _check_rule_args(rule, prob, top, threshold, quantile, by, mcse_k)
+    args = RuleArgs(eta_star, prob, top, threshold, quantile, by, mcse_k)
+    check_rule_args(rule, args)
     if isinstance(result, xr.DataTree):
         if posterior is not None:
             raise ValueError("posterior= applies to an EMResult; a result tree carries its own")
@@ -258,33 +353,7 @@ def filter_users(
     gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
     summaries, ppf, diagnostics, extra = _tree_inputs(result, data, rule, eta_star, force, gate)
 
-    undetermined = np.zeros(summaries.sizes["user"], dtype=bool)
-    settings: dict[str, Any]
-    if rule == "prob":
-        mcse = summaries["p_above_mcse"] if "p_above_mcse" in summaries else None
-        if mcse is None:
-            keep = summaries["p_above"].to_numpy() >= prob
-        else:
-            keep, undetermined = prob_decisions(
-                summaries["p_above"].to_numpy(), mcse.to_numpy(), prob, mcse_k
-            )
-        settings = {"eta_star": float(eta_star), "prob": float(prob)}
-        if mcse is not None:
-            settings["mcse_k"] = float(mcse_k)
-    elif rule == "top":
-        mean = summaries["eta_mean"].to_numpy()
-        # Round away float noise first: 0.07 * 100 is 7.000000000000001, whose ceil is 8.
-        k = max(1, int(np.ceil(round(top * mean.size, 9))))
-        cut = np.sort(mean)[::-1][k - 1]
-        keep = mean >= cut
-        settings = {"top": float(top), "cut": float(cut), "kept_fraction": float(keep.mean())}
-    elif rule == "map":
-        keep = summaries[extra.get("map", "eta_map")].to_numpy() >= threshold
-        settings = {"threshold": float(threshold)}
-    else:
-        cut = float(ppf(quantile))
-        keep = summaries[extra.get(by, f"eta_{by}")].to_numpy() >= cut
-        settings = {"quantile": float(quantile), "by": by, "cut": cut}
+    keep, undetermined, settings = RULES[rule].decide(summaries, ppf, extra, args)
     if rule in ("map", "quantile") and extra.get("map") == "eta_mean":
         settings["summary"] = "eta_mean"
     settings.update({k: v for k, v in extra.items() if k == "p_above_from"})

@@ -514,3 +514,29 @@ def test_map_and_quantile_on_a_nuts_tree(sim_fit, nuts_good):
     out = filter_users(nuts_good, sim_fit.data, rule="quantile", quantile=0.4, by="mean")
     assert out.settings["cut"] == pytest.approx(stats.beta.ppf(0.4, a, b), rel=1e-12)
     np.testing.assert_array_equal(out.keep.to_numpy(), mean >= out.settings["cut"])
+
+
+def test_a_registered_rule_is_used_by_name(fit, frame, users, monkeypatch):
+    """A rule is one registry entry: filter_users finds it by name and reports its settings."""
+    from attnmodel import filtering
+
+    def check(args):
+        if args.threshold is None:
+            raise ValueError("rule 'first_half' needs threshold")
+
+    def decide(summaries, ppf, extra, args):
+        n = summaries.sizes["user"]
+        keep = np.arange(n) < n // 2
+        return keep, np.zeros(n, dtype=bool), {"threshold": args.threshold}
+
+    monkeypatch.setitem(
+        filtering.RULES, "first_half", filtering.Rule("first_half", check, decide)
+    )
+    out = filter_users(fit, rule="first_half", threshold=0.3)
+    assert out.settings["threshold"] == 0.3
+    assert out.keep.sum() == len(users) // 2
+    assert list(out.keep.index[out.keep]) == users[: len(users) // 2]
+    with pytest.raises(ValueError, match="needs threshold"):
+        filter_users(fit, rule="first_half")
+    with pytest.raises(ValueError, match="first_half"):  # listed among the choices
+        filter_users(fit, rule="no_such_rule")
