@@ -1,4 +1,4 @@
-"""Benchmark: NUTS fits (``attnmodel.inference.nuts.sample_nuts``) in the paper's setting and at 10^5 users.
+"""Benchmark: NUTS fits (``sample_nuts``) in the paper's setting and at 10^5 users.
 
 What is measured
 ----------------

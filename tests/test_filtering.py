@@ -18,8 +18,8 @@ from scipy import stats
 
 from attnmodel import NotConvergedError, filter_users, fit_em, simulate_votes
 from attnmodel.data.votes import VoteData
-from attnmodel.inference.em import ConvergenceWarning
 from attnmodel.filtering import DiagnosticsError, DiagnosticsWarning
+from attnmodel.inference.em import ConvergenceWarning
 from attnmodel.results.em import em_to_datatree
 from tests.nuts_trees import nuts_like
 

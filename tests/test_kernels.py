@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from attnmodel.inference.kernels import TABLE_MAX_COUNT, estep_stats
 from attnmodel.data.votes import VoteData
+from attnmodel.inference.kernels import TABLE_MAX_COUNT, estep_stats
 from attnmodel.model.families import get_family
 from attnmodel.model.grid import make_logit_grid, pair_log_probs
 
@@ -102,9 +102,9 @@ def test_compiled_row_summaries_equal_grid_cells(eta_star):
     Same posterior, same uniforms in the same order: equal to rounding. Rows
     with thousands of votes (log-space path) are included.
     """
-    from attnmodel.posterior.conditional import GridCells, grid_row_summaries
     from attnmodel.inference.em import EMProblem, EMState
     from attnmodel.model.priors import resolve_mu
+    from attnmodel.posterior.conditional import GridCells, grid_row_summaries
 
     counts = _table(np.random.default_rng(7), big=(4000,))
     data_pairs = [f"pair {i}" for i in range(counts.n_pairs)]

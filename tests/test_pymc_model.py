@@ -273,7 +273,12 @@ def test_identified_point_maps_back(two_pair_data, family):
 
 @pytest.mark.parametrize(
     ("family", "mode"),
-    [("beta", "default"), ("beta", "python"), ("two_point", "default"), ("beta_mixture", "default")],
+    [
+        ("beta", "default"),
+        ("beta", "python"),
+        ("two_point", "default"),
+        ("beta_mixture", "default"),
+    ],
 )
 def test_log_density_gradient_matches_finite_differences(two_pair_data, family, mode):
     """The likelihood Op's gradient (E-step sums, Fisher's identity) is the log density's.

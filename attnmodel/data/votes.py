@@ -110,7 +110,10 @@ def _bad_rows_error(
     )
 
 
-def _user_codes(df: pd.DataFrame, column: Hashable) -> tuple[np.ndarray, pd.Index]:
+def _label_codes(
+    df: pd.DataFrame, column: Hashable, what: str
+) -> tuple[pd.Series, np.ndarray, pd.Index]:
+    """The column, its codes and labels; rows whose label is missing or blank are an error."""
     col = _column(df, column)
     codes, uniques = _factorize(col)
     bad = codes < 0
@@ -118,7 +121,12 @@ def _user_codes(df: pd.DataFrame, column: Hashable) -> tuple[np.ndarray, pd.Inde
     if blank.any():
         bad |= blank[codes]
     if bad.any():
-        raise _bad_rows_error(df, column, col, bad, "user id is missing")
+        raise _bad_rows_error(df, column, col, bad, f"{what} is missing")
+    return col, codes, uniques
+
+
+def _user_codes(df: pd.DataFrame, column: Hashable) -> tuple[np.ndarray, pd.Index]:
+    _, codes, uniques = _label_codes(df, column, "user id")
     if uniques.dtype == object and pd.api.types.infer_dtype(uniques, skipna=True) not in (
         "string",
         "integer",
@@ -452,14 +460,7 @@ class VoteData:
             pair_codes = np.zeros(len(df), dtype=np.int64)
             pairs = pd.Index([SINGLE_PAIR_LABEL])
         else:
-            col = _column(df, pair)
-            pair_codes, pairs = _factorize(col)
-            bad = pair_codes < 0
-            blank = _blank_strings(pairs)
-            if blank.any():
-                bad |= blank[pair_codes]
-            if bad.any():
-                raise _bad_rows_error(df, pair, col, bad, "pair label is missing")
+            _, pair_codes, pairs = _label_codes(df, pair, "pair label")
         n_pairs = len(pairs)
         n_votes = np.bincount(pair_codes, minlength=n_pairs)
         wins = np.bincount(pair_codes, weights=labels, minlength=n_pairs)

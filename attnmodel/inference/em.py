@@ -640,7 +640,7 @@ class EMResult:
         return EMState(self.params_, self.mu_.to_numpy())
 
     def posterior(self, eta_star: float = 0.5, hdi_prob: float = 0.94):
-        """Per-user attentiveness summaries; see :func:`attnmodel.posterior.users.user_posterior`."""
+        """Per-user attentiveness summaries (:func:`attnmodel.posterior.users.user_posterior`)."""
         from attnmodel.posterior.users import user_posterior
 
         return user_posterior(self, eta_star=eta_star, hdi_prob=hdi_prob)

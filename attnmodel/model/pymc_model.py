@@ -217,7 +217,7 @@ def _mu_tensor(spec: MuSpec, unknown: np.ndarray, model: pm.Model):
 
 
 def _pair_log_probs_tensor(eta, one_minus_eta, mu):
-    """``log g`` and ``log(1 - g)`` per (pair, node), as :func:`attnmodel.model.grid.pair_log_probs`."""
+    """``log g`` and ``log(1 - g)`` per (pair, node) as tensors (see ``grid.pair_log_probs``)."""
     half = 0.5 * one_minus_eta[None, :]
     m = mu[:, None]
     return pt.log(half + eta[None, :] * m), pt.log(half + eta[None, :] * (1.0 - m))

@@ -66,6 +66,7 @@ def weights_bounds(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weighted_quantile(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Quantiles ``q`` of the values ``x`` with weights ``w`` (smallest x reaching each level)."""
     order = np.argsort(x)
     cw = np.cumsum(w[order])
     cw = cw / cw[-1]
@@ -73,6 +74,7 @@ def weighted_quantile(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> np.ndarray
 
 
 def logsumexp_last(x: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(x)))`` over the last axis, safe where a whole row is ``-inf``."""
     peak = np.max(x, axis=-1, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
     with np.errstate(divide="ignore"):
