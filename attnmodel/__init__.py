@@ -18,8 +18,8 @@ Both fitters return the same ArviZ ``DataTree`` through :func:`fit`
 Every name below is imported from its module on first use, so that
 ``import attnmodel`` (and ``attnmodel --help``) costs almost nothing and MAP-EM
 never loads PyMC. The package's layers, in the order data flows through them:
-``data`` (votes in, tables), ``model`` (families, priors, the PyMC model),
-``inference`` (MAP-EM, NUTS, compiled kernels), ``posterior`` (per-user
+``data`` (votes in, tables), ``model`` (families, priors, the compiled
+likelihood, the PyMC model), ``inference`` (MAP-EM, NUTS), ``posterior`` (per-user
 attentiveness), ``results`` (the result tree), then ``filtering``, ``export``,
 ``compare`` and ``plots``; ``paper`` holds the paper's experiments and ``cli``
 the command line.

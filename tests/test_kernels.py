@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from attnmodel.data.votes import VoteData
-from attnmodel.inference.kernels import TABLE_MAX_COUNT, estep_stats
 from attnmodel.model.families import get_family
 from attnmodel.model.grid import make_logit_grid, pair_log_probs
+from attnmodel.model.kernels import TABLE_MAX_COUNT, estep_stats
 
 
 def _table(rng, n_users=300, n_pairs=3, big=()):
@@ -77,7 +77,7 @@ def test_impossible_nodes_and_zero_mass():
 def test_ordinary_rows_take_the_table_path():
     # The comparison above is only meaningful if the tables are used: every row
     # of ordinary size must be formed from them (a return of -1 means log space).
-    from attnmodel.inference import kernels as k
+    from attnmodel.model import kernels as k
 
     counts = _table(np.random.default_rng(6), big=(5000,))
     log_g, log_1mg, log_mass = _inputs(counts, (0.8, 0.6, 0.95))

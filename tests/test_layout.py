@@ -173,3 +173,48 @@ def test_em_path_leaves_pymc_unloaded():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]", proc.stdout[-3000:]
+
+
+#: The layers from the bottom up. A module may import from its own layer and
+#: those below it, never from a layer above (the package root only re-exports).
+LAYERS = [
+    ("attnmodel.errors",),
+    ("attnmodel.data",),
+    ("attnmodel.model", "attnmodel.export", "attnmodel.plots"),
+    ("attnmodel.posterior",),
+    ("attnmodel.results",),
+    ("attnmodel.inference",),
+    ("attnmodel.filtering",),
+    ("attnmodel.compare",),
+    ("attnmodel.paper",),
+    ("attnmodel.cli",),
+    ("attnmodel.__main__",),
+]
+
+
+def _layer(module: str) -> int:
+    for rank, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    raise KeyError(module)
+
+
+def test_every_module_has_a_layer():
+    missing = [m for m in MODULES if m != "attnmodel" and not any(
+        m == p or m.startswith(p + ".") for layer in LAYERS for p in layer
+    )]
+    assert not missing, f"place these modules in LAYERS: {missing}"
+
+
+def test_imports_only_run_down_the_layers():
+    up = []
+    for name in MODULES:
+        if name == "attnmodel":
+            continue
+        for mod, _, line, _ in _imports(name):
+            target = _internal(mod) if mod.startswith("attnmodel") else None
+            if target is None or target == "attnmodel":
+                continue
+            if _layer(target) > _layer(name):
+                up.append(f"{name}:{line} imports {target}, a layer above it")
+    assert not up, "\n".join(up)

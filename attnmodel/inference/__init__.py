@@ -1,1 +1,1 @@
-"""Inference: MAP-EM, NUTS, and the compiled kernels they share."""
+"""Inference: MAP-EM, NUTS, and the registry of methods that turn a fit into a result tree."""

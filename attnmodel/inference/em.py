@@ -201,7 +201,7 @@ class EMProblem:
             self.engine == "auto" and counts.n_rows * eta.size >= COMPILED_ESTEP_CELLS
         )
         if use_kernel:
-            from attnmodel.inference.kernels import estep_stats
+            from attnmodel.model.kernels import estep_stats
 
             log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
             log_z, weight, s_stat, f_stat, post = estep_stats(

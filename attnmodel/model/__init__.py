@@ -1,1 +1,1 @@
-"""The statistical model: families of P_eta, priors, the PyMC model and simulation."""
+"""The statistical model: P_eta families, priors, the compiled likelihood, the PyMC model."""

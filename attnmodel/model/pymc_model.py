@@ -224,7 +224,7 @@ def _pair_log_probs_tensor(eta, one_minus_eta, mu):
 
 
 def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) -> None:
-    from attnmodel.inference.ops import marginal_votes
+    from attnmodel.model.ops import marginal_votes
 
     const = _binomial_log_const(counts)
     # Users per distinct row, as data: a model built on a table that lists every
@@ -248,7 +248,7 @@ def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) ->
                 pt.as_tensor_variable(grid.eta), pt.as_tensor_variable(grid.one_minus_eta), mu_t
             )
     # The E-step kernel gives the log-likelihood and, by Fisher's identity, its
-    # gradient in one pass over the rows (see attnmodel.inference.ops).
+    # gradient in one pass over the rows (see attnmodel.model.ops).
     total = marginal_votes(counts, weight, log_g, log_1mg, log_mass) + pt.dot(weight, const)
     if feasible is not None:
         # Outside the admissible set the parameters are meaningless (possibly NaN).

@@ -171,7 +171,7 @@ def grid_row_summaries(
 ) -> dict[str, np.ndarray]:
     """Everything :class:`GridCells` gives per row at one set of global parameters, compiled.
 
-    One pass of :func:`attnmodel.inference.kernels.grid_summaries` over the count
+    One pass of :func:`attnmodel.model.kernels.grid_summaries` over the count
     rows forms each row's posterior on the grid (as the E-step does) and its
     cells, for NUTS post-processing at every draw. Uniforms are taken from
     ``rng`` in the order :meth:`GridCells.sample` takes them (rows' cell
@@ -185,7 +185,7 @@ def grid_row_summaries(
     """
     import numba
 
-    from attnmodel.inference import kernels
+    from attnmodel.model import kernels
 
     n_rows = counts.n_rows
     pick_u, within_u = rng.random(n_rows), rng.random(n_rows)

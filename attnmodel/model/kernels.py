@@ -295,7 +295,7 @@ def _serial_clone(func, name):
 
     Numba cannot cache a function that calls a parallel one, and PyTensor
     caches the graphs it compiles only if every part can be cached; the Op of
-    :mod:`attnmodel.inference.ops` therefore calls this serial copy (``prange`` runs as
+    :mod:`attnmodel.model.ops` therefore calls this serial copy (``prange`` runs as
     ``range``). Chains running in parallel processes keep both cores busy.
     """
     clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)

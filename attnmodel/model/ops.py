@@ -12,7 +12,7 @@ The gradient needs no second pass: by Fisher's identity the derivative of
 ``total`` in ``log_mass_g`` is ``W_g``, in ``log g_pg`` it is ``S_pg`` and in
 ``log(1 - g_pg)`` it is ``F_pg``; PyTensor chains these to ``mu`` and to the
 family's parameters. Both the Python ``perform`` and the Numba
-implementation call the compiled kernel of :mod:`attnmodel.inference.kernels`, so the
+implementation call the compiled kernel of :mod:`attnmodel.model.kernels`, so the
 graph NUTS differentiates holds no (rows x nodes) tensor.
 """
 
@@ -29,7 +29,7 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from attnmodel.inference import kernels
+from attnmodel.model import kernels
 
 __all__ = ["MarginalVotes", "marginal_votes"]
 
