@@ -22,13 +22,21 @@ Cases: Beta ``P_eta`` with ``mu`` known (two pairs) and with ``mu`` under a
 
 from __future__ import annotations
 
+import json
+
 import arviz_stats as azs
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, special, stats
 
 import attnmodel as am
-from tests.reference_posterior import beta_reference, two_point_reference
+from tests.reference_posterior import (
+    BETA_SHAPE_LO,
+    beta_reference,
+    beta_shape_cap,
+    bernstein_log_coefs,
+    two_point_reference,
+)
 
 FAMILY_WISE = 0.01
 PROBS = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -107,7 +115,14 @@ def assert_matches_reference(tree, ref, names):
 
 def _fit(n, s, family, seed, **kw):
     data = am.VoteData.from_counts(n, s)
-    return am.fit(data, family, method="nuts", seed=seed, **kw, **NUTS)
+    tree = am.fit(data, family, method="nuts", seed=seed, **kw, **NUTS)
+    if family == "beta":
+        # The reference integrates over the box the package documents; the fit must state it.
+        cap = beta_shape_cap(int(n.sum(axis=1).max()))
+        box = f"Uniform(lower={BETA_SHAPE_LO}, upper={cap})"
+        priors = json.loads(tree.attrs["priors"])
+        assert priors["alpha"] == priors["beta"] == box, priors
+    return tree
 
 
 @pytest.mark.slow
@@ -139,17 +154,10 @@ def test_two_point_mu_known_matches_reference():
 
 def test_reference_is_exact_for_one_user():
     """The reference's closed-form marginal likelihood against adaptive quadrature (fast)."""
-    from scipy import integrate
-
-    from tests.reference_posterior import beta_reference as _  # noqa: F401  (import check)
-    from tests.reference_posterior import bernstein_log_coefs
-
     n_row, s_row, mu = np.array([7, 5]), np.array([5, 1]), np.array([0.8, 0.65])
     coefs = bernstein_log_coefs(n_row, s_row, (2 * mu - 1)[None, :])[0]
     big_n = int(n_row.sum())
     m = np.arange(big_n + 1)
-    from scipy import special
-
     for a, b in [(0.3, 2.0), (3.0, 5.0), (40.0, 20.0)]:
 
         def f(e, a=a, b=b):
