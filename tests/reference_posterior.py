@@ -52,7 +52,7 @@ def beta_shape_cap(max_user_votes: int) -> float:
 
 
 def log_mu_prior(mu: np.ndarray, a: float, b: float, lower: float = 0.0, upper: float = 1.0):
-    """Unnormalised log density of ``mu = lower + (upper - lower) X``, ``X ~ Beta(a, b)``, mu > 1/2."""
+    """Unnormalised log density of ``mu = lower + (upper - lower) X``, X ~ Beta(a, b), mu > 1/2."""
     x = (mu - lower) / (upper - lower)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = special.xlogy(a - 1, x) + special.xlog1py(b - 1, -x)
@@ -60,7 +60,7 @@ def log_mu_prior(mu: np.ndarray, a: float, b: float, lower: float = 0.0, upper: 
 
 
 def distinct_rows(n: np.ndarray, s: np.ndarray):
-    """Distinct ``(n, s)`` rows of shape (m, P): rows (R, 2P), their multiplicities and each user's row."""
+    """Distinct ``(n, s)`` rows of (m, P) counts: rows (R, 2P), multiplicities, each user's row."""
     both = np.concatenate([n, s], axis=1)
     rows, inverse, weight = np.unique(both, axis=0, return_inverse=True, return_counts=True)
     return rows, weight.astype(float), inverse.ravel()
@@ -81,7 +81,7 @@ def _log_binom_expansion(count: int, log_coef: np.ndarray) -> np.ndarray:
 
 
 def _log_convolve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Log of the convolution of ``exp(x)`` and ``exp(y)`` along the last axis (leading axes broadcast)."""
+    """Log of the convolution of ``exp(x)`` and ``exp(y)`` on the last axis (leading broadcast)."""
     nx, ny = x.shape[-1], y.shape[-1]
     out = np.full(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]) + (nx + ny - 1,), -np.inf)
     for i in range(nx):
@@ -260,7 +260,7 @@ def two_point_reference(
     size: int = 200,
     q_size: int = 100,
 ) -> Reference:
-    """Reference posterior of ``q_low``, ``eta_low``, ``eta_high`` for two-point ``P_eta``, mu known.
+    """Reference posterior of ``q_low``, ``eta_low``, ``eta_high`` (two-point ``P_eta``, mu known).
 
     ``eta_star`` must be an edge of the ``eta`` cells (``size * eta_star`` an integer),
     so that no cell straddles the cut.

@@ -71,16 +71,13 @@ def mle_beta(n, s, mu):
     cap = beta_shape_cap(total)
     bounds = [(np.log(BETA_SHAPE_LO), np.log(cap))] * 2
     starts = [np.log([1.0, 1.0]), np.log([5.0, 5.0]), np.log([2.0, 8.0]), np.log([20.0, 20.0])]
-    best = min(
-        (optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-10}) for x0 in starts),
-        key=lambda r: r.fun,
-    )
+    best = min((_minimize(nll, x0, bounds) for x0 in starts), key=lambda r: r.fun)
     a, b = np.exp(best.x)
     return {"alpha": float(a), "beta": float(b)}
 
 
 def mle_two_point(n, s, mu):
-    """Direct MLE of ``q_low delta(eta_low) + (1 - q_low) delta(eta_high)``, ``eta_low <= eta_high``."""
+    """Direct MLE of ``q_low delta(eta_low) + (1 - q_low) delta(eta_high)``, eta_low <= eta_high."""
     values, weight = np.unique(np.stack([n, s], axis=1), axis=0, return_counts=True)
     nv, sv = values[:, 0].astype(float), values[:, 1].astype(float)
 
@@ -99,14 +96,16 @@ def mle_two_point(n, s, mu):
         for q in (0.3, 0.5, 0.7)
         for lo, hi in ((0.1, 0.9), (0.3, 0.95), (0.5, 1.0))
     ]
-    best = min(
-        (optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-10}) for x0 in starts),
-        key=lambda r: r.fun,
-    )
+    best = min((_minimize(nll, x0, bounds) for x0 in starts), key=lambda r: r.fun)
     q, lo, hi = special.expit(best.x[0]), best.x[1], best.x[2]
     if lo > hi:
         q, lo, hi = 1.0 - q, hi, lo
     return {"q_low": float(q), "eta_low": float(lo), "eta_high": float(hi)}
+
+
+def _minimize(nll, x0, bounds):
+    options = {"ftol": 1e-15, "gtol": 1e-10}
+    return optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds, options=options)
 
 
 MLE = {"beta": mle_beta, "two_point": mle_two_point}
@@ -117,8 +116,11 @@ def cell_errors(family, m, n_votes, cell_index):
     truth = TRUTHS[family]
     em, ref = [], []
     for seed in SEEDS:
-        n, s, _ = am.simulate_counts(family, truth, m, n_votes, MU, seed=[seed, cell_index, len(family)])
-        fit = am.fit_em(am.VoteData.from_counts(n, s), family, mu=MU, n_init=2, seed=seed, warn=False)
+        n, s, _ = am.simulate_counts(
+            family, truth, m, n_votes, MU, seed=[seed, cell_index, len(family)]
+        )
+        data = am.VoteData.from_counts(n, s)
+        fit = am.fit_em(data, family, mu=MU, n_init=2, seed=seed, warn=False)
         assert fit.converged_
         em.append(relative_error({k: float(v) for k, v in fit.params_.items()}, truth))
         ref.append(relative_error(MLE[family](n, s, MU), truth))
@@ -148,7 +150,10 @@ def test_table4_recovery(family):
             f"per seed EM - MLE: {np.round(em - ref, 4).tolist()}"
         )
         medians[(m, n_votes)] = (med_em, med_ref)
-        print(f"{family} ({m}, {n_votes}): median Delta EM {med_em:.4f}, MLE {med_ref:.4f}, margin {margin:.4f}")
+        print(
+            f"{family} ({m}, {n_votes}): median Delta EM {med_em:.4f}, "
+            f"MLE {med_ref:.4f}, margin {margin:.4f}"
+        )
     # More users and more votes per user: both errors shrink.
     assert medians[CELLS[1]][1] < medians[CELLS[0]][1], medians
     assert medians[CELLS[1]][0] < medians[CELLS[0]][0], medians
