@@ -1,0 +1,185 @@
+"""NUTS against an independent reference posterior (quadrature of the global parameters).
+
+For small data (40-50 users, 20-30 votes each) the posterior of the global
+parameters is wide, and :mod:`tests.reference_posterior` computes it on a fine
+grid from the model's formulas, with numpy/scipy only (exact per-user marginal
+likelihoods, midpoint rule over the global parameters; its own discretisation
+error is below 1e-4 of each quantity's scale, checked by halving the cells).
+
+Each NUTS fit is compared with the reference on: the mean, the sd and the
+5/25/50/75/95% quantiles of every global parameter, and every user's
+``p_above``. Each comparison is a two-sided z-test of ``(NUTS - reference) /
+MCSE``, with the MCSE from ``arviz_stats.mcse`` on the NUTS draws (method
+``mean``, ``sd`` or ``quantile``) for the globals and the tree's
+``p_above_mcse`` for the users. The p-values of one fit are Holm-corrected at
+a family-wise level of 1% (seeds are fixed, so the test is deterministic; a
+correct sampler fails it with probability about 1% over seeds).
+
+Cases: Beta ``P_eta`` with ``mu`` known (two pairs) and with ``mu`` under a
+``BetaPrior(8, 2)`` (the identified parameterisation, one pair), two-point
+``P_eta`` with ``mu`` known.
+"""
+
+from __future__ import annotations
+
+import json
+
+import arviz_stats as azs
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+import attnmodel as am
+from tests.reference_posterior import (
+    BETA_SHAPE_LO,
+    beta_reference,
+    beta_shape_cap,
+    bernstein_log_coefs,
+    two_point_reference,
+)
+
+FAMILY_WISE = 0.01
+PROBS = (0.05, 0.25, 0.5, 0.75, 0.95)
+NUTS = {"draws": 1000, "tune": 1000, "chains": 4, "progressbar": False}
+
+
+def simulate(family, params, n_users, n_votes, mu, seed):
+    """Counts drawn with numpy from the model: ``(n, s)`` of shape (m, P)."""
+    rng = np.random.default_rng(seed)
+    if family == "beta":
+        eta = rng.beta(params["alpha"], params["beta"], size=n_users)
+    else:
+        low = rng.uniform(size=n_users) < params["q_low"]
+        eta = np.where(low, params["eta_low"], params["eta_high"])
+    mu = np.atleast_1d(np.asarray(mu, dtype=float))
+    n = np.full((n_users, mu.size), n_votes, dtype=np.int64)
+    s = rng.binomial(n, 0.5 + eta[:, None] * (mu[None, :] - 0.5))
+    return n, s
+
+
+def z_table(tree, ref, names):
+    """Rows ``(label, nuts, reference, mcse)`` of every comparison."""
+    post = tree["posterior"]
+    rows = []
+    for name in names:
+        x = post[name].values
+        if x.ndim == 3:  # mu (chain, draw, pair): the one unknown pair
+            x = x[..., 0]
+        rows.append((f"mean {name}", x.mean(), ref.mean(name), azs.mcse(x, method="mean")))
+        rows.append((f"sd {name}", x.std(), ref.sd(name), azs.mcse(x, method="sd")))
+        for p in PROBS:
+            rows.append(
+                (
+                    f"q{p:g} {name}",
+                    np.quantile(x, p),
+                    ref.quantile(name, p),
+                    azs.mcse(x, method="quantile", prob=p),
+                )
+            )
+    att = tree["attentiveness"]
+    users = att["user"].values
+    # The reference lists users in the order of the count arrays, which from_counts numbers 0..m-1.
+    np.testing.assert_array_equal(users, np.arange(ref.p_above.size))
+    p_nuts = att["p_above"].values
+    mcse = att["p_above_mcse"].values
+    for j, u in enumerate(users):
+        rows.append((f"p_above user {u}", p_nuts[j], ref.p_above[j], mcse[j]))
+    return [(lab, float(a), float(b), float(se)) for lab, a, b, se in rows]
+
+
+def holm_failures(rows, level=FAMILY_WISE):
+    """Comparisons rejected by Holm's step-down procedure at family-wise ``level``."""
+    z = np.array(
+        [abs(a - b) / se if se > 0 else (0.0 if a == b else np.inf) for _, a, b, se in rows]
+    )
+    p = 2.0 * stats.norm.sf(z)
+    order = np.argsort(p)
+    m = len(rows)
+    failed = []
+    for rank, i in enumerate(order):
+        if p[i] > level / (m - rank):
+            break
+        failed.append(i)
+    return [(rows[i], z[i], p[i]) for i in failed], z
+
+
+def assert_matches_reference(tree, ref, names):
+    rows = z_table(tree, ref, names)
+    failed, z = holm_failures(rows)
+    worst = [rows[i] + (round(float(z[i]), 2),) for i in np.argsort(-z)[:5]]
+    print(f"{len(rows)} comparisons, largest |z|: {worst}")
+    assert not failed, (
+        f"{len(failed)} of {len(rows)} comparisons reject at family-wise {FAMILY_WISE} (Holm): "
+        + "; ".join(
+            f"{lab}: NUTS {a:.5g} vs reference {b:.5g}, z = {zz:.2f}"
+            for (lab, a, b, _), zz, _ in failed
+        )
+        + f"; largest |z|: {worst}"
+    )
+    # The test has power only if the Monte Carlo error is small against the posterior's width.
+    for lab, _, _, se in rows:
+        if lab.startswith("mean "):
+            name = lab.split()[1]
+            assert se < 0.1 * ref.sd(name), (lab, se, ref.sd(name))
+
+
+def _fit(n, s, family, seed, **kw):
+    data = am.VoteData.from_counts(n, s)
+    tree = am.fit(data, family, method="nuts", seed=seed, **kw, **NUTS)
+    if family == "beta":
+        # The reference integrates over the box the package documents; the fit must state it.
+        cap = beta_shape_cap(int(n.sum(axis=1).max()))
+        box = f"Uniform(lower={BETA_SHAPE_LO}, upper={cap})"
+        priors = json.loads(tree.attrs["priors"])
+        assert priors["alpha"] == priors["beta"] == box, priors
+    return tree
+
+
+@pytest.mark.slow
+def test_beta_mu_known_matches_reference():
+    mu = [0.8, 0.7]
+    n, s = simulate("beta", {"alpha": 3.0, "beta": 5.0}, 40, 12, mu, seed=101)
+    tree = _fit(n, s, "beta", seed=1, mu={"pair 0": 0.8, "pair 1": 0.7})
+    ref = beta_reference(n, s, mu=mu)
+    assert_matches_reference(tree, ref, ["alpha", "beta"])
+
+
+@pytest.mark.slow
+def test_beta_mu_under_prior_matches_reference():
+    n, s = simulate("beta", {"alpha": 3.0, "beta": 5.0}, 40, 20, 0.8, seed=102)
+    tree = _fit(n, s, "beta", seed=2, mu_prior=am.BetaPrior(8.0, 2.0))
+    assert tree.attrs["parameterization"] == "identified"
+    ref = beta_reference(n, s, mu_prior=(8.0, 2.0, 0.0, 1.0))
+    assert_matches_reference(tree, ref, ["alpha", "beta", "mu"])
+
+
+@pytest.mark.slow
+def test_two_point_mu_known_matches_reference():
+    truth = {"q_low": 0.5, "eta_low": 0.1, "eta_high": 0.9}
+    n, s = simulate("two_point", truth, 50, 30, 0.85, seed=103)
+    tree = _fit(n, s, "two_point", seed=3, mu=0.85)
+    ref = two_point_reference(n, s, mu=0.85)
+    assert_matches_reference(tree, ref, ["q_low", "eta_low", "eta_high"])
+
+
+def test_reference_is_exact_for_one_user():
+    """The reference's closed-form marginal likelihood against adaptive quadrature (fast)."""
+    n_row, s_row, mu = np.array([7, 5]), np.array([5, 1]), np.array([0.8, 0.65])
+    coefs = bernstein_log_coefs(n_row, s_row, (2 * mu - 1)[None, :])[0]
+    big_n = int(n_row.sum())
+    m = np.arange(big_n + 1)
+    for a, b in [(0.3, 2.0), (3.0, 5.0), (40.0, 20.0)]:
+
+        def f(e, a=a, b=b):
+            g = 0.5 + e * (mu - 0.5)
+            return np.prod(g**s_row * (1 - g) ** (n_row - s_row)) * stats.beta.pdf(e, a, b)
+
+        full = integrate.quad(f, 0, 1, points=[0.5], epsrel=1e-12, epsabs=0, limit=200)[0]
+        tail = integrate.quad(f, 0.5, 1, epsrel=1e-12, epsabs=0, limit=200)[0]
+        lb = special.betaln(a + m, b + big_n - m) - special.betaln(a, b)
+        got = special.logsumexp(coefs + lb) - big_n * np.log(2)
+        got_tail = special.logsumexp(
+            coefs + lb + np.log(special.betaincc(a + m, b + big_n - m, 0.5))
+        ) - big_n * np.log(2)
+        assert np.exp(got) == pytest.approx(full, rel=1e-9)
+        assert np.exp(got_tail) == pytest.approx(tail, rel=1e-9)
