@@ -83,13 +83,6 @@ def test_pointwise_loglik_is_each_users_marginal(small_fit, small_data):
     assert got == pytest.approx(ll + const, rel=1e-6)
 
 
-def test_loo_ranks_families(small_fit, small_data):
-    other = sample_nuts(small_data, "two_point", mu=0.8, **SMALL)
-    cmp = az.compare({"beta": small_fit, "two_point": other})
-    assert set(cmp.index) == {"beta", "two_point"}
-    assert np.all(np.isfinite(cmp["elpd"]))
-
-
 def test_same_seed_same_draws(small_data, small_fit):
     provenance = {"source": "votes.csv", "options": {"user": "judge"}}
     again = sample_nuts(small_data, "beta", mu=0.8, provenance=provenance, **SMALL)

@@ -32,9 +32,9 @@ from scipy import integrate, special, stats
 import attnmodel as am
 from tests.reference_posterior import (
     BETA_SHAPE_LO,
+    bernstein_log_coefs,
     beta_reference,
     beta_shape_cap,
-    bernstein_log_coefs,
     two_point_reference,
 )
 
