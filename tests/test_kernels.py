@@ -195,3 +195,29 @@ def test_support_search_cuts_heavy_rows_and_keeps_their_mass():
     outside = np.r_[ref_post[:lo], ref_post[hi:]]
     # Left out: nodes more than 45 below the row's peak, i.e. below e^-45 each.
     assert outside.max() < np.exp(-45.0)
+
+
+def test_mu_derivatives_match_finite_differences():
+    """The compiled derivatives of the mu M-step's objective, against central differences."""
+    from attnmodel.inference.kernels import mu_derivatives
+
+    rng = np.random.default_rng(10)
+    grid = make_logit_grid(400)
+    eta, half = grid.eta, 0.5 * grid.one_minus_eta
+    s_stat = rng.gamma(2.0, 3.0, size=(5, grid.size))
+    f_stat = rng.gamma(2.0, 1.0, size=(5, grid.size))
+    x = np.array([0.55, 0.7, 0.8, 0.9, 0.99])
+
+    def q(xv):
+        g = half + eta * xv[:, None]
+        h = half + eta * (1.0 - xv[:, None])
+        return np.sum(s_stat * np.log(g) + f_stat * np.log(h), axis=1)
+
+    def grad(xv):
+        return mu_derivatives(xv, s_stat, f_stat, eta, half)[0]
+
+    step = 1e-6
+    grad_got, hess_got = mu_derivatives(x, s_stat, f_stat, eta, half)
+    # Central differences: truncation ~ step^2 * third derivative, rounding ~ eps * |q| / step.
+    np.testing.assert_allclose(grad_got, (q(x + step) - q(x - step)) / (2 * step), rtol=1e-6)
+    np.testing.assert_allclose(hess_got, (grad(x + step) - grad(x - step)) / (2 * step), rtol=1e-6)

@@ -46,7 +46,7 @@ import types
 import numba
 import numpy as np
 
-__all__ = ["estep_stats", "estep_serial", "TABLE_MAX_COUNT"]
+__all__ = ["estep_stats", "estep_serial", "mu_derivatives", "TABLE_MAX_COUNT"]
 
 #: Counts above this use the log-space path (the tables would grow past 130 rows per pair).
 TABLE_MAX_COUNT = 2048
@@ -414,6 +414,35 @@ def _estep_stats(
                 entry_f,
             )
     return log_z, w_c.sum(axis=0), s_c.sum(axis=0), f_c.sum(axis=0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def mu_derivatives(x, s_stat, f_stat, eta, half):
+    """Gradient and Hessian in ``mu_k = x_k`` of ``sum_g S_kg log g + F_kg log(1 - g)``.
+
+    ``g = half_g + eta_g x_k`` and ``1 - g = half_g + eta_g (1 - x_k)``, with
+    ``half = (1 - eta) / 2``: the M-step's objective for each unknown ``mu``
+    (without its prior), both derivatives in one pass over the nodes.
+    """
+    n_pairs, n_nodes = s_stat.shape
+    grad = np.empty(n_pairs)
+    hess = np.empty(n_pairs)
+    for k in range(n_pairs):
+        xk = x[k]
+        yk = 1.0 - xk
+        d1 = 0.0
+        d2 = 0.0
+        for g in range(n_nodes):
+            e = eta[g]
+            win = half[g] + e * xk
+            loss = half[g] + e * yk
+            a = s_stat[k, g] / win
+            b = f_stat[k, g] / loss
+            d1 += e * (a - b)
+            d2 += e * e * (a / win + b / loss)
+        grad[k] = d1
+        hess[k] = -d2
+    return grad, hess
 
 
 def _serial_clone(func, name):
