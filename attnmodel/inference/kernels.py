@@ -60,6 +60,9 @@ DENSE_FILL = 4
 DENSE_CELL_LIMIT = 30_000_000
 #: Grids of at least this many nodes have each log-space row cut to its support.
 SUPPORT_MIN_NODES = 64
+#: ... for rows with at least this many votes: fewer leave the likelihood too wide
+#: (and the prior's tails too heavy) for the search to pay.
+SUPPORT_MIN_VOTES = 100
 #: Nodes whose log weight is surely this far below a row's peak are skipped (the
 #: log-space path sets those more than 40 below to zero anyway).
 _SUPPORT_CUT = 45.0
@@ -194,6 +197,14 @@ def _row_loglik_at(g, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg
 
 
 @numba.njit(cache=True)
+def _row_votes(r, row_ptr, entry_s, entry_f):
+    total = 0
+    for e in range(row_ptr[r], row_ptr[r + 1]):
+        total += entry_s[e] + entry_f[e]
+    return total
+
+
+@numba.njit(cache=True)
 def _row_support(r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, log_mass, side_max):
     """Nodes ``lo..hi-1`` outside which row ``r``'s log weight is surely below its peak - 45.
 
@@ -246,32 +257,41 @@ def _row_support(r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, l
 
 @numba.njit(cache=True)
 def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, lo, hi):
-    """Fill ``x[lo:hi]`` with ``exp(a_g - peak)``; return ``(sum, peak)``."""
-    for g in range(lo, hi):
-        x[g] = log_mass[g]
+    """Fill ``x[lo:hi]`` with ``exp(a_g - peak)``; return ``(sum, peak)``.
+
+    The loops run over slices from index 0, which Numba compiles without
+    negative-index checks (and so vectorises).
+    """
+    xs = x[lo:hi]
+    n = xs.size
+    lm = log_mass[lo:hi]
+    for i in range(n):
+        xs[i] = lm[i]
     for e in range(row_ptr[r], row_ptr[r + 1]):
         p = entry_pair[e]
         s = entry_s[e]
         f = entry_f[e]
         # Skipping zero counts keeps 0 * log(0) out of the sum.
         if s > 0:
-            for g in range(lo, hi):
-                x[g] += s * log_g[p, g]
+            lg = log_g[p, lo:hi]
+            for i in range(n):
+                xs[i] += s * lg[i]
         if f > 0:
-            for g in range(lo, hi):
-                x[g] += f * log_1mg[p, g]
+            l1 = log_1mg[p, lo:hi]
+            for i in range(n):
+                xs[i] += f * l1[i]
     peak = -np.inf
-    for g in range(lo, hi):
-        if x[g] > peak:
-            peak = x[g]
+    for i in range(n):
+        if xs[i] > peak:
+            peak = xs[i]
     if peak == -np.inf:
         return 0.0, peak
-    for g in range(lo, hi):
-        d = x[g] - peak
+    for i in range(n):
+        d = xs[i] - peak
         # Nodes below exp(-40) of the peak add under 4e-18 each to a sum of at
         # least 1, i.e. less than rounding.
-        x[g] = np.exp(d) if d > -40.0 else 0.0
-    return _sum4(x[lo:hi]), peak
+        xs[i] = np.exp(d) if d > -40.0 else 0.0
+    return _sum4(xs), peak
 
 
 @numba.njit(cache=True)
@@ -331,7 +351,7 @@ def _row_weights(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, lo
         return total, np.log(total) + lmax, 0, n_nodes
     lo = 0
     hi = n_nodes
-    if side_max.shape[1] == n_nodes:
+    if side_max.shape[1] == n_nodes and _row_votes(r, row_ptr, entry_s, entry_f) >= SUPPORT_MIN_VOTES:
         lo, hi = _row_support(
             r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, log_mass, side_max
         )
@@ -346,16 +366,21 @@ def _row_weights(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, lo
 @numba.njit(cache=True, fastmath={"contract"})
 def _accumulate(x, lo, hi, scale, w_acc, s_acc, f_acc, r, row_ptr, entry_pair, entry_s, entry_f):
     """Add the row's ``scale * x[lo:hi]`` into the node weights and the per-pair win/loss sums."""
-    for g in range(lo, hi):
-        x[g] *= scale
-        w_acc[g] += x[g]
+    xs = x[lo:hi]
+    n = xs.size
+    ws = w_acc[lo:hi]
+    for i in range(n):
+        xs[i] *= scale
+        ws[i] += xs[i]
     for e in range(row_ptr[r], row_ptr[r + 1]):
         p = entry_pair[e]
         s = float(entry_s[e])
         f = float(entry_f[e])
-        for g in range(lo, hi):
-            s_acc[p, g] += s * x[g]
-            f_acc[p, g] += f * x[g]
+        sa = s_acc[p, lo:hi]
+        fa = f_acc[p, lo:hi]
+        for i in range(n):
+            sa[i] += s * xs[i]
+            fa[i] += f * xs[i]
 
 
 @numba.njit(cache=True, parallel=True)
