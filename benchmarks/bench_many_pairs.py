@@ -42,8 +42,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import warnings
 from types import SimpleNamespace
@@ -106,17 +104,8 @@ def run_estep_case(repeats: int) -> dict:
         t0 = time.perf_counter()
         estep = problem.e_step(state)
         times.append(time.perf_counter() - t0)
-    c = data.counts
     return {
-        "case": "pairs780-estep",
-        "n_users": n_users,
-        "n_pairs": c.n_pairs,
-        "n_votes": int(nv.sum()),
-        "max_votes": int(nv.max()),
-        "n_rows": int(c.n_rows),
-        "n_entries": int(c.entry_n.size),
-        "grid_size": int(problem.grid.size),
-        "build_s": build_s,
+        **_describe("pairs780-estep", data, nv, problem, build_s),
         "fit_all_s": times,
         "fit_s": statistics.median(times[1:]),
         "iters_per_start": [],
@@ -124,6 +113,22 @@ def run_estep_case(repeats: int) -> dict:
         "params": {k: round(float(v), 5) for k, v in state.params.items()},
         "warnings": 0,
         "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _describe(name: str, data, nv, problem, build_s: float) -> dict:
+    """The figures every case reports about its data."""
+    c = data.counts
+    return {
+        "case": name,
+        "n_users": int(c.n_users),
+        "n_pairs": c.n_pairs,
+        "n_votes": int(nv.sum()),
+        "max_votes": int(nv.max()),
+        "n_rows": int(c.n_rows),
+        "n_entries": int(c.entry_n.size),
+        "grid_size": int(problem.grid.size),
+        "build_s": build_s,
     }
 
 
@@ -147,17 +152,8 @@ def run_case(name: str, repeats: int) -> dict:
             fit_times.append(time.perf_counter() - t0)
         n_warn += len(caught)
     timed = fit_times[1:] if small else fit_times
-    c = data.counts
     return {
-        "case": name,
-        "n_users": n_users,
-        "n_pairs": c.n_pairs,
-        "n_votes": int(nv.sum()),
-        "max_votes": int(nv.max()),
-        "n_rows": int(c.n_rows),
-        "n_entries": int(c.entry_n.size),
-        "grid_size": int(fit.problem.grid.size),
-        "build_s": build_s,
+        **_describe(name, data, nv, fit.problem, build_s),
         "fit_all_s": fit_times,
         "fit_s": statistics.median(timed),
         "n_iter": int(fit.n_iter_),
@@ -168,25 +164,6 @@ def run_case(name: str, repeats: int) -> dict:
         "warnings": n_warn,
         "peak_rss_mb": peak_rss_mb(),
     }
-
-
-def child(script: str, args: list[str], timeout: float | None) -> dict | None:
-    """Run a case in a fresh interpreter; None (with a note) if it failed or timed out."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, os.path.abspath(script), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        print(f"  {args}: stopped after {timeout:.0f} s", flush=True)
-        return None
-    if proc.returncode != 0:
-        print(f"  {args}: FAILED\n{proc.stderr}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -209,7 +186,7 @@ def main() -> None:
             # The full 780-pair fit runs long; ask for it by name.
             continue
         extra = ["--repeats", str(args.repeats)] if args.repeats is not None else []
-        r = child(__file__, ["--case", name, *extra], args.timeout)
+        r = run_in_child(__file__, name, tuple(extra), args.timeout)
         if r is None:
             continue
         print(

@@ -296,10 +296,12 @@ def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, lo
 
 @numba.njit(cache=True)
 def _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap, cost_rows):
-    """What every row needs: the mass scale and normalised masses, the power tables
-    (see :func:`_table_plan` for ``cap`` and ``cost_rows``), and for the support
-    search the node-major logs and the running maxima of the log mass from
-    either end (or empty arrays on grids too small to search)."""
+    """What every row needs: mass scale and normalised masses, tables, support search.
+
+    The power tables follow :func:`_table_plan` (``cap``, ``cost_rows``); the
+    support search needs the node-major logs and the running maxima of the
+    log mass from either end (empty arrays on grids too small to search).
+    """
     n_nodes = log_mass.size
     lmax = -np.inf
     for g in range(n_nodes):
@@ -351,7 +353,8 @@ def _row_weights(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, lo
         return total, np.log(total) + lmax, 0, n_nodes
     lo = 0
     hi = n_nodes
-    if side_max.shape[1] == n_nodes and _row_votes(r, row_ptr, entry_s, entry_f) >= SUPPORT_MIN_VOTES:
+    searched = side_max.shape[1] == n_nodes
+    if searched and _row_votes(r, row_ptr, entry_s, entry_f) >= SUPPORT_MIN_VOTES:
         lo, hi = _row_support(
             r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, log_mass, side_max
         )
@@ -817,9 +820,7 @@ def grid_summaries(
     cum_all = np.empty((n_rows if keep_cells else 0, n_nodes))
     slope_all = np.empty((n_rows if keep_cells else 0, n_nodes))
     span = np.empty((n_rows, 2), dtype=np.int64)
-    prep = _prepare(
-        entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, TABLE_MAX_COUNT, n_rows
-    )
+    prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, TABLE_MAX_COUNT, n_rows)
     size = (n_rows + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         x = np.empty(n_nodes)
