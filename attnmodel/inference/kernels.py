@@ -532,7 +532,7 @@ def estep_stats(
     tables: bool | None = None,
     dense: bool | None = None,
 ):
-    """Row log-marginals and M-step statistics in one compiled pass.
+    """Row log-marginals and M-step statistics, in one compiled pass or as dense products.
 
     Parameters
     ----------
