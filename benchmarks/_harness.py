@@ -24,18 +24,26 @@ def banner(name: str) -> str:
     )
 
 
-def run_in_child(script: str, case: str) -> dict | None:
-    """Run ``script --case case`` in a fresh interpreter; its last stdout line is JSON.
+def run_in_child(
+    script: str, case: str, extra: tuple[str, ...] = (), timeout: float | None = None
+) -> dict | None:
+    """Run ``script --case case [extra]`` in a fresh interpreter; its last stdout line is JSON.
 
     A fresh process per case makes ``ru_maxrss`` that case's own peak.
-    Returns None (after printing the child's stderr) when the case failed.
+    Returns None (after printing the child's stderr, or a note after
+    ``timeout`` seconds) when the case failed or was stopped.
     """
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(script), "--case", case],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(script), "--case", case, *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"{case}: stopped after {timeout:g} s", file=sys.stderr)
+        return None
     if proc.returncode != 0:
         print(f"{case}: FAILED\n{proc.stderr}", file=sys.stderr)
         return None

@@ -42,7 +42,7 @@ def _inputs(counts, mu, family="beta", params=None):
 def test_tables_match_log_space(mu, big):
     counts = _table(np.random.default_rng(3), big=big)
     args = _inputs(counts, mu)
-    fast = estep_stats(counts, *args, posterior=True)
+    fast = estep_stats(counts, *args, posterior=True, tables=True)
     slow = estep_stats(counts, *args, posterior=True, tables=False)
     # Same products, formed as exp(sum of logs) or as products of exp's: both carry
     # relative errors of a few ulp times |log term| (< 1e3 here), so 1e-12 relative.
@@ -66,7 +66,7 @@ def test_impossible_nodes_and_zero_mass():
     log_g, log_1mg, log_mass = _inputs(counts, (0.8, 0.6, 0.95))
     log_mass = log_mass.copy()
     log_mass[::2] = -np.inf
-    fast = estep_stats(counts, log_g, log_1mg, log_mass, posterior=True)
+    fast = estep_stats(counts, log_g, log_1mg, log_mass, posterior=True, tables=True)
     slow = estep_stats(counts, log_g, log_1mg, log_mass, posterior=True, tables=False)
     np.testing.assert_allclose(fast[0], slow[0], rtol=1e-12)
     assert np.all(fast[4][:, ::2] == 0.0)
@@ -126,3 +126,98 @@ def test_compiled_row_summaries_equal_grid_cells(eta_star):
     np.testing.assert_allclose(new["mean"], estep.posterior @ eta, rtol=1e-12)
     np.testing.assert_allclose(new["second"], estep.posterior @ eta**2, rtol=1e-12)
     np.testing.assert_allclose(new["log_z"], estep.row_log_marginal, rtol=1e-13)
+
+
+def _many_pair_table(rng, n_users=60, n_pairs=12):
+    """Users on most of many pairs, votes per user heavy-tailed up to thousands."""
+    n_votes = np.minimum(np.exp(rng.normal(np.log(40.0), 1.5, n_users)), 6000).astype(int) + 5
+    n_votes[0] = 6000
+    n = np.stack([rng.multinomial(k, np.full(n_pairs, 1.0 / n_pairs)) for k in n_votes])
+    mu = np.linspace(0.55, 0.97, n_pairs)
+    s = rng.binomial(n, 0.5 + rng.beta(3, 1.5, n_users)[:, None] * (mu - 0.5))
+    return VoteData.from_counts(n, s).counts, mu
+
+
+def _reference_estep(counts, log_g, log_1mg, log_mass):
+    """The E-step written again with dense numpy arrays and scipy's logsumexp."""
+    from scipy.special import logsumexp
+
+    n_user, s_user = counts.user_counts()
+    rows = counts.user_row
+    first = np.unique(rows, return_index=True)[1]
+    n_row, s_row = n_user[first], s_user[first]
+    a = s_row @ log_g + (n_row - s_row) @ log_1mg + log_mass
+    log_z = logsumexp(a, axis=1)
+    post = np.exp(a - log_z[:, None])
+    wpost = post * counts.row_weight[:, None]
+    return log_z, wpost.sum(axis=0), s_row.T @ wpost, (n_row - s_row).T @ wpost, post
+
+
+@pytest.mark.parametrize("path", [{"dense": True}, {"tables": False}, {"tables": True}, {}])
+def test_every_path_matches_a_dense_reference_on_many_pairs(path):
+    """Dense products, log space cut to each row's support, tables: all equal a reference.
+
+    Rows with thousands of votes have supports of a few dozen nodes out of
+    hundreds, so the support search is exercised; the reference uses every node.
+    """
+    counts, mu = _many_pair_table(np.random.default_rng(8))
+    grid = make_logit_grid(6000)
+    log_mass = grid.log_weight + get_family("beta").log_density_logit(
+        grid.u, {"alpha": 2.0, "beta": 0.8}
+    )
+    log_g, log_1mg = pair_log_probs(grid.eta, grid.one_minus_eta, mu)
+    got = estep_stats(counts, log_g, log_1mg, log_mass, posterior=True, **path)
+    ref = _reference_estep(counts, log_g, log_1mg, log_mass)
+    # log-marginals of up to 6000 votes (|log Z| ~ 4e3): sums of that size carry
+    # ~1e-12 absolute rounding, i.e. well under 1e-13 relative.
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-13)
+    for x, y in zip(got[1:4], ref[1:4], strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
+    np.testing.assert_allclose(got[4], ref[4], rtol=1e-9, atol=1e-15)
+
+
+def test_support_search_cuts_heavy_rows_and_keeps_their_mass():
+    """A row with thousands of votes is evaluated on a narrow support only."""
+    from attnmodel.model import kernels as k
+
+    counts, mu = _many_pair_table(np.random.default_rng(9))
+    grid = make_logit_grid(6000)
+    log_mass = grid.log_weight + get_family("beta").log_density_logit(
+        grid.u, {"alpha": 3.0, "beta": 2.0}
+    )
+    log_g, log_1mg = pair_log_probs(grid.eta, grid.one_minus_eta, mu)
+    row_ptr, pair, s, f = k.count_arrays(counts)
+    prep = k._prepare(pair, s, f, log_g, log_1mg, log_mass, -1, 0)
+    heavy = counts.user_row[0]
+    lo, hi = k._row_support(heavy, row_ptr, pair, s, f, prep[9], prep[10], log_mass, prep[11])
+    assert 0 < hi - lo < grid.size // 4
+    ref_post = _reference_estep(counts, log_g, log_1mg, log_mass)[4][heavy]
+    outside = np.r_[ref_post[:lo], ref_post[hi:]]
+    # Left out: nodes more than 45 below the row's peak, i.e. below e^-45 each.
+    assert outside.max() < np.exp(-45.0)
+
+
+def test_mu_derivatives_match_finite_differences():
+    """The compiled derivatives of the mu M-step's objective, against central differences."""
+    from attnmodel.model.kernels import mu_derivatives
+
+    rng = np.random.default_rng(10)
+    grid = make_logit_grid(400)
+    eta, half = grid.eta, 0.5 * grid.one_minus_eta
+    s_stat = rng.gamma(2.0, 3.0, size=(5, grid.size))
+    f_stat = rng.gamma(2.0, 1.0, size=(5, grid.size))
+    x = np.array([0.55, 0.7, 0.8, 0.9, 0.99])
+
+    def q(xv):
+        g = half + eta * xv[:, None]
+        h = half + eta * (1.0 - xv[:, None])
+        return np.sum(s_stat * np.log(g) + f_stat * np.log(h), axis=1)
+
+    def grad(xv):
+        return mu_derivatives(xv, s_stat, f_stat, eta, half)[0]
+
+    step = 1e-6
+    grad_got, hess_got = mu_derivatives(x, s_stat, f_stat, eta, half)
+    # Central differences: truncation ~ step^2 * third derivative, rounding ~ eps * |q| / step.
+    np.testing.assert_allclose(grad_got, (q(x + step) - q(x - step)) / (2 * step), rtol=1e-6)
+    np.testing.assert_allclose(hess_got, (grad(x + step) - grad(x - step)) / (2 * step), rtol=1e-6)

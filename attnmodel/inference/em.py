@@ -96,6 +96,8 @@ class EStep(NamedTuple):
 
 #: Above this many (row, node) cells the compiled single-pass E-step is used.
 COMPILED_ESTEP_CELLS = 200_000
+#: Above this many (unknown pair, node) cells the ``mu`` M-step's derivatives are compiled.
+COMPILED_MU_CELLS = 20_000
 
 
 class EMProblem:
@@ -304,19 +306,43 @@ class EMProblem:
             def prior_d2(x):
                 return np.array([p.d2logpdf(xi) for p, xi in zip(priors, x, strict=True)])
 
-        def grad(x):
-            g = half + eta * x[:, None]
-            h = half + eta * (1.0 - x[:, None])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                val = np.sum(eta * (s / g - f / h), axis=1)
-            return val + prior_d1(x)
+        if self.engine == "numba" or (self.engine == "auto" and s.size >= COMPILED_MU_CELLS):
+            # One compiled pass gives both derivatives; Newton asks for the
+            # gradient and then the Hessian at the same point.
+            from attnmodel.model.kernels import mu_derivatives
 
-        def hess(x):
-            g = half + eta * x[:, None]
-            h = half + eta * (1.0 - x[:, None])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                val = -np.sum(eta**2 * (s / g**2 + f / h**2), axis=1)
-            return val + prior_d2(x)
+            s, f = np.ascontiguousarray(s), np.ascontiguousarray(f)
+            eta_c, half_c = np.ascontiguousarray(eta), np.ascontiguousarray(half)
+            last: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+            def derivatives(x):
+                key = x.tobytes()
+                if key not in last:
+                    last.clear()
+                    last[key] = mu_derivatives(np.ascontiguousarray(x), s, f, eta_c, half_c)
+                return last[key]
+
+            def grad(x):
+                return derivatives(x)[0] + prior_d1(x)
+
+            def hess(x):
+                return derivatives(x)[1] + prior_d2(x)
+
+        else:
+
+            def grad(x):
+                g = half + eta * x[:, None]
+                h = half + eta * (1.0 - x[:, None])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    val = np.sum(eta * (s / g - f / h), axis=1)
+                return val + prior_d1(x)
+
+            def hess(x):
+                g = half + eta * x[:, None]
+                h = half + eta * (1.0 - x[:, None])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    val = -np.sum(eta**2 * (s / g**2 + f / h**2), axis=1)
+                return val + prior_d2(x)
 
         lo = np.array([max(p.support[0], 0.5) for p in priors]) + 1e-12
         hi = np.array([p.support[1] for p in priors])

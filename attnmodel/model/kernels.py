@@ -7,46 +7,78 @@ sharing the row) into the sufficient statistics ``W``, ``S`` and ``F`` of the
 M-step. The same numbers are the log-likelihood's gradient (Fisher's identity),
 which is what :mod:`attnmodel.model.pymc_model` hands NUTS.
 
-Two ways to form ``x``, chosen per row:
+A row costs its entries times the nodes it needs; nothing grows with the
+largest count of a pair unless that is the cheaper way. Two ways to form ``x``:
 
-* **Power tables** (the common case). Every factor is at most 1, so ``x`` is
-  formed in linear space from tables of ``g ** k`` and ``(1 - g) ** k``: for
-  each pair, ``exp(j * log g)`` for ``j < 16`` and ``exp(16 i * log g)`` for
-  ``16 i`` up to the pair's largest count, so that ``g ** k`` is one product
-  of two table entries. A row then costs a few multiplications per node and
-  no ``exp``. A row is accepted when ``Z_r > 1e-250``: every product that
-  underflowed on the way is then below ``1e-58`` of ``Z_r``'s rounding error.
-* **Log space** (rows with a count above :data:`TABLE_MAX_COUNT`, or whose
-  ``Z_r`` would underflow, e.g. thousands of votes): ``a_g = log mass_g +
-  sum_e s_e log g_pg + f_e log(1 - g_pg)``, normalised by a log-sum-exp.
+* **Power tables**, when they cost fewer exponentials than the log-space path
+  spends on the rows (many rows, few pairs and moderate counts: 10^6
+  single-pair users). Every factor is at most 1, so ``x`` is formed in linear
+  space from tables of ``g ** k`` and ``(1 - g) ** k``: for each pair,
+  ``exp(j * log g)`` for ``j < 16`` and ``exp(16 i * log g)`` for ``16 i`` up
+  to the pair's largest count, so that ``g ** k`` is one product of two table
+  entries. A row then costs a few multiplications per node and no ``exp``. A
+  row is accepted when ``Z_r > 1e-250``: every product that underflowed on the
+  way is then below ``1e-58`` of ``Z_r``'s rounding error.
+* **Log space** (otherwise, and for rows with a count above
+  :data:`TABLE_MAX_COUNT` or whose ``Z_r`` would underflow, e.g. thousands of
+  votes): ``a_g = log mass_g + sum_e s_e log g_pg + f_e log(1 - g_pg)``,
+  normalised by a log-sum-exp, over the row's support only: the nodes outside
+  it, found by bisection (:func:`_row_support`), lie more than 45 below the
+  row's peak, where the pass would set them to zero anyway.
 
 Rows are split into chunks that run in parallel, each accumulating into its
 own slice, so the result does not depend on thread timing.
 
+When the rows fill most of the (rows, pairs) cells (a few hundred users on
+many pairs each), :func:`estep_stats` forms the same numbers as two dense
+matrix products instead (:func:`_dense_estep`), which BLAS runs faster per
+cell than the entry-by-entry pass.
+
 The numpy implementation in :mod:`attnmodel.inference.em` computes the same numbers
-(tests compare them, and both paths here against each other).
+(tests compare them, and the paths here against each other).
 """
 
 from __future__ import annotations
 
+import functools
 import types
 
 import numba
 import numpy as np
 
-__all__ = ["estep_stats", "estep_serial", "TABLE_MAX_COUNT"]
+__all__ = ["estep_stats", "estep_serial", "mu_derivatives", "TABLE_MAX_COUNT"]
 
 #: Counts above this use the log-space path (the tables would grow past 130 rows per pair).
 TABLE_MAX_COUNT = 2048
 #: Largest power tables built, in float64 values (64 MB); beyond it every row goes to log space.
 TABLE_BUDGET = 8_000_000
+#: Tables are built only when their exponentials number under 1/this of the log path's.
+TABLE_COST_RATIO = 4
+#: The dense E-step is used when rows x pairs is at most this many times the entries.
+DENSE_FILL = 4
+#: ... and rows x (2 pairs + nodes) at most this many values (the dense matrices' size).
+DENSE_CELL_LIMIT = 30_000_000
+#: Grids of at least this many nodes have each log-space row cut to its support.
+SUPPORT_MIN_NODES = 64
+#: ... for rows with at least this many votes: fewer leave the likelihood too wide
+#: (and the prior's tails too heavy) for the search to pay.
+SUPPORT_MIN_VOTES = 100
+#: Nodes whose log weight is surely this far below a row's peak are skipped (the
+#: log-space path sets those more than 40 below to zero anyway).
+_SUPPORT_CUT = 45.0
 #: A table row's sum must exceed this to be kept (see the module docstring).
 _TINY = 1e-250
 
 
 @numba.njit(cache=True)
-def _table_plan(entry_pair, entry_s, entry_f, n_pairs, n_nodes, cap):
-    """Largest tabulated count per pair and direction (``-1``: none), within the budget."""
+def _table_plan(entry_pair, entry_s, entry_f, n_pairs, n_nodes, cap, n_rows=0):
+    """Largest tabulated count per pair and direction (``-1``: none), within the budget.
+
+    With ``n_rows > 0`` the tables are built only when they cost fewer
+    exponentials than the log-space path spends on ``n_rows`` rows
+    (``n_nodes`` each): tables grow with the largest count per pair, the log
+    path with the rows.
+    """
     kmax = np.full((2, n_pairs), -1, dtype=np.int64)
     for e in range(entry_pair.size):
         p = entry_pair[e]
@@ -61,7 +93,7 @@ def _table_plan(entry_pair, entry_s, entry_f, n_pairs, n_nodes, cap):
         for p in range(n_pairs):
             if kmax[d, p] >= 0:
                 size += (16 + kmax[d, p] // 16 + 1) * n_nodes
-    if size > TABLE_BUDGET:
+    if size > TABLE_BUDGET or (n_rows > 0 and size * TABLE_COST_RATIO > n_rows * n_nodes):
         kmax[:, :] = -1
     return kmax
 
@@ -152,89 +184,206 @@ def _row_by_tables(
 
 
 @numba.njit(cache=True)
-def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass):
-    """Fill ``x`` with ``exp(a_g - peak)``; return ``(sum, peak)``."""
-    n_nodes = x.size
-    for g in range(n_nodes):
-        x[g] = log_mass[g]
+def _row_loglik_at(g, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t):
+    """Log-likelihood of row ``r`` at node ``g`` (from the node-major copies of the logs)."""
+    acc = 0.0
+    for e in range(row_ptr[r], row_ptr[r + 1]):
+        p = entry_pair[e]
+        if entry_s[e] > 0:
+            acc += entry_s[e] * log_g_t[g, p]
+        if entry_f[e] > 0:
+            acc += entry_f[e] * log_1mg_t[g, p]
+    return acc
+
+
+@numba.njit(cache=True)
+def _row_votes(r, row_ptr, entry_s, entry_f):
+    total = 0
+    for e in range(row_ptr[r], row_ptr[r + 1]):
+        total += entry_s[e] + entry_f[e]
+    return total
+
+
+@numba.njit(cache=True)
+def _row_support(r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, log_mass, side_max):
+    """Nodes ``lo..hi-1`` outside which row ``r``'s log weight is surely below its peak - 45.
+
+    The likelihood is concave in ``eta`` (a sum of logs of functions linear in
+    it), hence unimodal along the nodes: its peak node is found by bisection
+    on the sign of its differences between neighbours, and on either side of
+    it ``loglik(g) + (largest log mass from g outwards)`` falls monotonically,
+    so the edges are found by bisection too. ``best``, the log weight at the
+    likelihood's peak node, is at most the row's true peak, so no node left
+    out is above ``peak - 45``. About 45 likelihood evaluations (each one pass
+    over the row's entries) instead of one per node.
+    """
+    n_nodes = log_mass.size
+    a = 0
+    b = n_nodes - 1
+    while a < b:
+        mid = (a + b) // 2
+        up = _row_loglik_at(mid + 1, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t)
+        here = _row_loglik_at(mid, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t)
+        if up > here:
+            a = mid + 1
+        else:
+            b = mid
+    top = a
+    l_top = _row_loglik_at(top, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t)
+    cut = l_top + log_mass[top] - _SUPPORT_CUT
+    # Left edge: first node in 0..top whose bound reaches the cut (side_max[0] = max from the left).
+    a = 0
+    b = top
+    while a < b:
+        mid = (a + b) // 2
+        l_mid = _row_loglik_at(mid, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t)
+        if l_mid + side_max[0, mid] >= cut:
+            b = mid
+        else:
+            a = mid + 1
+    lo = a
+    # Right edge: last node in top..G-1 whose bound reaches the cut (side_max[1] = from the right).
+    a = top
+    b = n_nodes - 1
+    while a < b:
+        mid = (a + b + 1) // 2
+        l_mid = _row_loglik_at(mid, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t)
+        if l_mid + side_max[1, mid] >= cut:
+            a = mid
+        else:
+            b = mid - 1
+    return lo, a + 1
+
+
+@numba.njit(cache=True)
+def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, lo, hi):
+    """Fill ``x[lo:hi]`` with ``exp(a_g - peak)``; return ``(sum, peak)``.
+
+    The loops run over slices from index 0, which Numba compiles without
+    negative-index checks (and so vectorises).
+    """
+    xs = x[lo:hi]
+    n = xs.size
+    lm = log_mass[lo:hi]
+    for i in range(n):
+        xs[i] = lm[i]
     for e in range(row_ptr[r], row_ptr[r + 1]):
         p = entry_pair[e]
         s = entry_s[e]
         f = entry_f[e]
         # Skipping zero counts keeps 0 * log(0) out of the sum.
         if s > 0:
-            for g in range(n_nodes):
-                x[g] += s * log_g[p, g]
+            lg = log_g[p, lo:hi]
+            for i in range(n):
+                xs[i] += s * lg[i]
         if f > 0:
-            for g in range(n_nodes):
-                x[g] += f * log_1mg[p, g]
+            l1 = log_1mg[p, lo:hi]
+            for i in range(n):
+                xs[i] += f * l1[i]
     peak = -np.inf
-    for g in range(n_nodes):
-        if x[g] > peak:
-            peak = x[g]
+    for i in range(n):
+        if xs[i] > peak:
+            peak = xs[i]
     if peak == -np.inf:
         return 0.0, peak
-    for g in range(n_nodes):
-        d = x[g] - peak
+    for i in range(n):
+        d = xs[i] - peak
         # Nodes below exp(-40) of the peak add under 4e-18 each to a sum of at
         # least 1, i.e. less than rounding.
-        x[g] = np.exp(d) if d > -40.0 else 0.0
-    return _sum4(x), peak
+        xs[i] = np.exp(d) if d > -40.0 else 0.0
+    return _sum4(xs), peak
 
 
 @numba.njit(cache=True)
-def _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap):
-    """What every row needs: the mass scale and normalised masses, and the power tables."""
+def _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap, cost_rows):
+    """What every row needs: mass scale and normalised masses, tables, support search.
+
+    The power tables follow :func:`_table_plan` (``cap``, ``cost_rows``); the
+    support search needs the node-major logs and the running maxima of the
+    log mass from either end (empty arrays on grids too small to search).
+    """
     n_nodes = log_mass.size
     lmax = -np.inf
     for g in range(n_nodes):
         if log_mass[g] > lmax:
             lmax = log_mass[g]
     mass = np.exp(log_mass - lmax) if lmax > -np.inf else np.zeros(n_nodes)
-    kmax = _table_plan(entry_pair, entry_s, entry_f, log_g.shape[0], n_nodes, cap)
+    kmax = _table_plan(entry_pair, entry_s, entry_f, log_g.shape[0], n_nodes, cap, cost_rows)
     lo_g, hi_g, off_g = _power_tables(log_g, kmax[0])
     lo_1mg, hi_1mg, off_1mg = _power_tables(log_1mg, kmax[1])
-    return lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg
+    if n_nodes >= SUPPORT_MIN_NODES:
+        log_g_t = np.ascontiguousarray(log_g.T)
+        log_1mg_t = np.ascontiguousarray(log_1mg.T)
+        side_max = np.empty((2, n_nodes))
+        side_max[0, 0] = log_mass[0]
+        for g in range(1, n_nodes):
+            side_max[0, g] = max(side_max[0, g - 1], log_mass[g])
+        side_max[1, n_nodes - 1] = log_mass[n_nodes - 1]
+        for g in range(n_nodes - 2, -1, -1):
+            side_max[1, g] = max(side_max[1, g + 1], log_mass[g])
+    else:
+        log_g_t = np.empty((0, 0))
+        log_1mg_t = np.empty((0, 0))
+        side_max = np.empty((2, 0))
+    return (
+        lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg,
+        log_g_t, log_1mg_t, side_max,
+    )  # fmt: skip
 
 
 @numba.njit(cache=True)
 def _row_weights(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep):
-    """Fill ``x`` with row ``r``'s node weights; return ``(sum of x, log Z_r)``.
+    """Fill ``x[lo:hi]`` with row ``r``'s node weights; return ``(sum, log Z_r, lo, hi)``.
 
-    Tables where they serve, log space otherwise; a row no node can explain
-    returns ``(0, -inf)``.
+    Tables where they serve (all nodes), log space otherwise (the nodes of the
+    row's support, see :func:`_row_support`; the nodes left out weigh zero, as
+    the full log-space pass makes them); a row no node can explain returns
+    ``(0, -inf, 0, 0)``.
     """
-    lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg = prep
+    lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg = prep[:9]
+    log_g_t, log_1mg_t, side_max = prep[9:]
+    n_nodes = x.size
     if lmax == -np.inf:
-        return 0.0, -np.inf
+        return 0.0, -np.inf, 0, 0
     total = _row_by_tables(
         x, r, row_ptr, entry_pair, entry_s, entry_f, kmax,
         lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg, mass,
     )  # fmt: skip
     if total > 0.0:
-        return total, np.log(total) + lmax
+        return total, np.log(total) + lmax, 0, n_nodes
+    lo = 0
+    hi = n_nodes
+    searched = side_max.shape[1] == n_nodes
+    if searched and _row_votes(r, row_ptr, entry_s, entry_f) >= SUPPORT_MIN_VOTES:
+        lo, hi = _row_support(
+            r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, log_mass, side_max
+        )
     total, peak = _row_by_logs(
-        x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass
+        x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, lo, hi
     )
     if peak == -np.inf:
-        return 0.0, -np.inf
-    return total, np.log(total) + peak
+        return 0.0, -np.inf, 0, 0
+    return total, np.log(total) + peak, lo, hi
 
 
 @numba.njit(cache=True, fastmath={"contract"})
-def _accumulate(x, scale, w_acc, s_acc, f_acc, r, row_ptr, entry_pair, entry_s, entry_f):
-    """Add the row's ``scale * x`` into the node weights and the per-pair win/loss sums."""
-    n_nodes = x.size
-    for g in range(n_nodes):
-        x[g] *= scale
-        w_acc[g] += x[g]
+def _accumulate(x, lo, hi, scale, w_acc, s_acc, f_acc, r, row_ptr, entry_pair, entry_s, entry_f):
+    """Add the row's ``scale * x[lo:hi]`` into the node weights and the per-pair win/loss sums."""
+    xs = x[lo:hi]
+    n = xs.size
+    ws = w_acc[lo:hi]
+    for i in range(n):
+        xs[i] *= scale
+        ws[i] += xs[i]
     for e in range(row_ptr[r], row_ptr[r + 1]):
         p = entry_pair[e]
         s = float(entry_s[e])
         f = float(entry_f[e])
-        for g in range(n_nodes):
-            s_acc[p, g] += s * x[g]
-            f_acc[p, g] += f * x[g]
+        sa = s_acc[p, lo:hi]
+        fa = f_acc[p, lo:hi]
+        for i in range(n):
+            sa[i] += s * xs[i]
+            fa[i] += f * xs[i]
 
 
 @numba.njit(cache=True, parallel=True)
@@ -250,6 +399,7 @@ def _estep_stats(
     n_chunks,
     post,
     cap,
+    cost_rows,
 ):
     n_rows = row_ptr.size - 1
     keep_post = post.shape[0] == n_rows
@@ -259,12 +409,12 @@ def _estep_stats(
     w_c = np.zeros((n_chunks, n_nodes))
     s_c = np.zeros((n_chunks, n_pairs, n_nodes))
     f_c = np.zeros((n_chunks, n_pairs, n_nodes))
-    prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap)
+    prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap, cost_rows)
     size = (n_rows + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         x = np.empty(n_nodes)
         for r in range(c * size, min(n_rows, (c + 1) * size)):
-            total, log_z[r] = _row_weights(
+            total, log_z[r], lo, hi = _row_weights(
                 x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep
             )
             if total == 0.0:
@@ -273,10 +423,14 @@ def _estep_stats(
                 continue
             inv = 1.0 / total
             if keep_post:
-                for g in range(n_nodes):
+                post[r, :lo] = 0.0
+                for g in range(lo, hi):
                     post[r, g] = x[g] * inv
+                post[r, hi:] = 0.0
             _accumulate(
                 x,
+                lo,
+                hi,
                 row_weight[r] * inv,
                 w_c[c],
                 s_c[c],
@@ -288,6 +442,35 @@ def _estep_stats(
                 entry_f,
             )
     return log_z, w_c.sum(axis=0), s_c.sum(axis=0), f_c.sum(axis=0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def mu_derivatives(x, s_stat, f_stat, eta, half):
+    """Gradient and Hessian in ``mu_k = x_k`` of ``sum_g S_kg log g + F_kg log(1 - g)``.
+
+    ``g = half_g + eta_g x_k`` and ``1 - g = half_g + eta_g (1 - x_k)``, with
+    ``half = (1 - eta) / 2``: the M-step's objective for each unknown ``mu``
+    (without its prior), both derivatives in one pass over the nodes.
+    """
+    n_pairs, n_nodes = s_stat.shape
+    grad = np.empty(n_pairs)
+    hess = np.empty(n_pairs)
+    for k in range(n_pairs):
+        xk = x[k]
+        yk = 1.0 - xk
+        d1 = 0.0
+        d2 = 0.0
+        for g in range(n_nodes):
+            e = eta[g]
+            win = half[g] + e * xk
+            loss = half[g] + e * yk
+            a = s_stat[k, g] / win
+            b = f_stat[k, g] / loss
+            d1 += e * (a - b)
+            d2 += e * e * (a / win + b / loss)
+        grad[k] = d1
+        hess[k] = -d2
+    return grad, hess
 
 
 def _serial_clone(func, name):
@@ -325,6 +508,7 @@ def estep_serial(row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1
         1,
         post,
         TABLE_MAX_COUNT,
+        row_ptr.size - 1,
     )
 
 
@@ -345,9 +529,10 @@ def estep_stats(
     log_mass: np.ndarray,
     posterior: bool = False,
     *,
-    tables: bool = True,
+    tables: bool | None = None,
+    dense: bool | None = None,
 ):
-    """Row log-marginals and M-step statistics in one compiled pass.
+    """Row log-marginals and M-step statistics, in one compiled pass or as dense products.
 
     Parameters
     ----------
@@ -356,9 +541,17 @@ def estep_stats(
     log_mass : ndarray, shape (G,)
     posterior : bool
         Also return the posterior node probabilities per row.
-    tables : bool
-        Use the power tables where they apply (default); ``False`` forces the
-        log-space path for every row (the tests compare the two).
+    tables : bool, optional
+        ``None`` (default): power tables where they apply, if they cost fewer
+        exponentials than the log-space path (see :func:`_table_plan`);
+        ``True``: the tables wherever they apply; ``False``: the log-space
+        path for every row (the tests compare the paths).
+    dense : bool, optional
+        ``None`` (default): with ``tables=None``, the dense path of
+        :func:`_dense_estep` when the rows fill at least 1/:data:`DENSE_FILL`
+        of the (rows, pairs) cells, the tables are not chosen and the logs are
+        finite; ``True``: the dense path whenever the logs are finite;
+        ``False``: never.
 
     Returns
     -------
@@ -367,19 +560,90 @@ def estep_stats(
     s_stat, f_stat : ndarray, shape (P, G)
     post : ndarray, shape (R, G), or None
     """
+    arrays = count_arrays(counts)
+    log_g = np.ascontiguousarray(log_g, dtype=np.float64)
+    log_1mg = np.ascontiguousarray(log_1mg, dtype=np.float64)
+    log_mass = np.ascontiguousarray(log_mass, dtype=np.float64)
+    if dense is not False and _dense_pays(counts, arrays, log_g, log_1mg, tables, dense):
+        return _dense_estep(counts, log_g, log_1mg, log_mass, posterior)
     n_chunks = max(1, min(numba.get_num_threads() * 4, counts.n_rows))
     post = np.empty((counts.n_rows if posterior else 0, log_mass.size))
     out = _estep_stats(
-        *count_arrays(counts),
+        *arrays,
         np.ascontiguousarray(counts.row_weight, dtype=np.float64),
-        np.ascontiguousarray(log_g, dtype=np.float64),
-        np.ascontiguousarray(log_1mg, dtype=np.float64),
-        np.ascontiguousarray(log_mass, dtype=np.float64),
+        log_g,
+        log_1mg,
+        log_mass,
         n_chunks,
         post,
-        TABLE_MAX_COUNT if tables else -1,
+        -1 if tables is False else TABLE_MAX_COUNT,
+        counts.n_rows if tables is None else 0,
     )
     return (*out, post if posterior else None)
+
+
+def _dense_pays(counts, arrays, log_g, log_1mg, tables, dense) -> bool:
+    """Whether :func:`estep_stats` takes the dense path (see its ``dense`` parameter)."""
+    if not (np.isfinite(log_g).all() and np.isfinite(log_1mg).all()):
+        return False
+    if dense:
+        return True
+    n_rows, n_pairs, n_nodes = counts.n_rows, counts.n_pairs, log_g.shape[1]
+    if tables is not None or n_rows * n_pairs > DENSE_FILL * counts.entry_n.size:
+        return False
+    if n_rows * (2 * n_pairs + n_nodes) > DENSE_CELL_LIMIT:
+        return False
+    _, pair, s, f = arrays
+    kmax = _table_plan(pair, s, f, n_pairs, n_nodes, TABLE_MAX_COUNT, n_rows)
+    return bool(np.all(kmax < 0))
+
+
+def _dense_estep(counts, log_g, log_1mg, log_mass, posterior):
+    """The E-step as matrix products, for rows that fill most of the (rows, pairs) cells.
+
+    The rows' log weights are ``[S | F] @ [log g; log(1 - g)] + log mass``
+    with ``S``, ``F`` the (rows, pairs) wins and losses, and the statistics
+    ``[S | F].T @ (scaled posterior)``: two BLAS products in place of one pass
+    per entry and node. Nodes more than 40 below a row's peak weigh zero, as
+    in the compiled pass. The logs must be finite (``0 * log 0`` would give NaN).
+
+    The products run in one BLAS thread: they take milliseconds, and BLAS's
+    threads, which spin while they wait, cost more than they save when the
+    cores are shared (several times slower on a loaded 2-core machine).
+    """
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _dense_products(counts, log_g, log_1mg, log_mass, posterior)
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _dense_products(counts, log_g, log_1mg, log_mass, posterior):
+    n_rows, n_pairs = counts.n_rows, counts.n_pairs
+    sf = np.zeros((n_rows, 2 * n_pairs))
+    rows = counts.entry_row
+    sf[rows, counts.entry_pair] = counts.entry_s
+    sf[rows, n_pairs + counts.entry_pair] = counts.entry_n - counts.entry_s
+    a = sf @ np.concatenate([log_g, log_1mg])
+    a += log_mass
+    peak = a.max(axis=1)
+    ok = peak > -np.inf
+    a -= np.where(ok, peak, 0.0)[:, None]
+    a[a < -40.0] = -np.inf
+    np.exp(a, out=a)
+    total = a.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        log_z = np.where(ok, np.log(np.where(ok, total, 1.0)) + peak, -np.inf)
+    inv = np.where(ok, 1.0 / np.where(ok, total, 1.0), 0.0)
+    post = a * inv[:, None] if posterior else None
+    a *= (counts.row_weight * inv)[:, None]
+    weight = a.sum(axis=0)
+    stats = sf.T @ a
+    return log_z, weight, stats[:n_pairs], stats[n_pairs:], post
 
 
 # -- per-row conditional summaries on the grid (NUTS post-processing) ----------------
@@ -556,16 +820,18 @@ def grid_summaries(
     cum_all = np.empty((n_rows if keep_cells else 0, n_nodes))
     slope_all = np.empty((n_rows if keep_cells else 0, n_nodes))
     span = np.empty((n_rows, 2), dtype=np.int64)
-    prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, TABLE_MAX_COUNT)
+    prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, TABLE_MAX_COUNT, n_rows)
     size = (n_rows + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         x = np.empty(n_nodes)
         cum = np.empty(n_nodes)
         slope = np.empty(n_nodes)
         for r in range(c * size, min(n_rows, (c + 1) * size)):
-            total, log_z[r] = _row_weights(
+            total, log_z[r], lo, hi = _row_weights(
                 x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep
             )
+            x[:lo] = 0.0
+            x[hi:] = 0.0
             if total == 0.0:
                 # No node explains the row: nothing to summarise.
                 mean[r] = second[r] = tail[r] = eta_row[r] = np.nan
