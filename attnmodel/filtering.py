@@ -57,6 +57,7 @@ import pandas as pd
 import xarray as xr
 
 from attnmodel.errors import (
+    ArgumentError,
     DiagnosticsError,
     DiagnosticsWarning,
     NotConvergedError,
@@ -65,12 +66,14 @@ from attnmodel.model.families import get_family
 from attnmodel.posterior.draws import p_above_from_draws
 from attnmodel.results.em import em_to_datatree
 from attnmodel.results.summary import align_to_data, diagnostic_checks, family_params
-from attnmodel.results.tree import is_result
+from attnmodel.results.tree import check_same_data, is_result
 
 __all__ = [
     "FilterResult",
     "filter_users",
     "RULES",
+    "RULE_OPTIONS",
+    "check_rule_args",
     "NotConvergedError",
     "DiagnosticsError",
     "DiagnosticsWarning",
@@ -168,41 +171,142 @@ def prob_decisions(
     return (p_above >= prob) & ~undetermined, undetermined
 
 
-def _check_rule_args(rule, prob, top, threshold, quantile, by, mcse_k) -> None:
-    if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-    if rule == "prob" and not 0.0 < prob <= 1.0:
-        raise ValueError(f"prob must be in (0, 1], got {prob}")
-    if rule == "prob" and not mcse_k >= 0.0:
-        raise ValueError(f"mcse_k must be >= 0, got {mcse_k}")
-    if rule == "top" and (top is None or not 0.0 < top <= 1.0):
-        raise ValueError(f"rule 'top' needs top in (0, 1], got {top}")
-    if rule == "map" and (threshold is None or not 0.0 <= threshold <= 1.0):
-        raise ValueError(f"rule 'map' needs threshold in [0, 1], got {threshold}")
-    if rule == "quantile":
-        if quantile is None or not 0.0 < quantile < 1.0:
-            raise ValueError(f"rule 'quantile' needs quantile in (0, 1), got {quantile}")
-        if by not in ("map", "mean"):
-            raise ValueError(f"by must be 'map' or 'mean', got {by!r}")
+#: Keyword arguments that belong to each rule (``prob``'s have defaults).
+RULE_OPTIONS = {
+    "prob": ("eta_star", "prob", "mcse_k"),
+    "top": ("top",),
+    "map": ("threshold",),
+    "quantile": ("quantile", "by"),
+}
+#: Defaults of the rule options that have one (``eta_star``'s is the caller's).
+RULE_DEFAULTS = {"prob": 0.95, "mcse_k": 2.0, "by": "map"}
+#: The options a rule cannot do without, with what they are.
+_REQUIRED = {
+    "top": ("top", "FRACTION", "a fraction of users in (0, 1]"),
+    "map": ("threshold", "ETA", "an attentiveness in [0, 1]"),
+    "quantile": ("quantile", "LEVEL", "a level in (0, 1)"),
+}
+
+
+def check_rule_args(
+    rule: str | None = None,
+    *,
+    names: dict[str, str] | None = None,
+    **options: Any,
+) -> tuple[str, dict[str, Any]]:
+    """Resolve the filtering rule and check its arguments, before any work.
+
+    The one check of the rule arguments, used by :func:`filter_users` and the
+    command line. An option that belongs to another rule (``top`` with
+    ``rule="prob"``) is refused; without a rule, the rule is the one whose
+    options are given (``top=0.3`` selects ``top``), or ``prob`` when none is.
+
+    Parameters
+    ----------
+    rule : {"prob", "top", "map", "quantile"} or None
+        The rule asked for; None selects it from the options given.
+    names : dict, optional
+        How the caller spells each argument in messages (the command line
+        passes ``{"top": "--top", "rule": "--rule", ...}``); by default the
+        keyword names.
+    **options
+        ``eta_star``, ``prob``, ``mcse_k``, ``top``, ``threshold``,
+        ``quantile``, ``by`` (see :func:`filter_users`); None means not given.
+
+    Returns
+    -------
+    rule : str
+    kwargs : dict
+        The rule's own options, defaults filled in (``eta_star`` only when given).
+
+    Raises
+    ------
+    ArgumentError
+        Unknown rule or option, an option of another rule, options of several
+        rules, a missing or out-of-range value; the message names the argument
+        as the caller spells it.
+    """
+    owner = {opt: r for r, opts in RULE_OPTIONS.items() for opt in opts}
+    unknown = [k for k in options if k not in owner]
+    if unknown:
+        raise TypeError(f"unknown rule option(s) {unknown}; known: {sorted(owner)}")
+    names = names or {}
+    cli = bool(names)
+
+    def opt(name: str) -> str:
+        return names.get(name, name)
+
+    def given_as(name: str, value: Any) -> str:
+        return f"{opt(name)} {value!r}" if cli else f"{name}={value!r}"
+
+    def rule_as(r: str) -> str:
+        return f"{opt('rule')} {r}" if cli else f"rule={r!r}"
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if rule is not None and rule not in RULES:
+        raise ArgumentError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    rules_given = sorted({owner[k] for k in given}, key=RULES.index)
+    if rule is None:
+        if len(rules_given) > 1:
+            listed = ", ".join(opt(k) for k in given)
+            raise ArgumentError(
+                f"{listed} belong to different rules ({', '.join(rules_given)}); "
+                f"give the options of one rule, or choose it with {opt('rule')}"
+            )
+        rule = rules_given[0] if rules_given else "prob"
+    for k in given:
+        if owner[k] != rule:
+            raise ArgumentError(
+                f"{opt(k)} belongs to {rule_as(owner[k])}, not {rule_as(rule)}: "
+                f"choose {rule_as(owner[k])} or leave {opt(k)} out"
+            )
+    kw = {k: given.get(k, RULE_DEFAULTS.get(k)) for k in RULE_OPTIONS[rule]}
+    if rule == "prob":
+        if kw.get("eta_star") is None:
+            kw.pop("eta_star")
+        elif not 0.0 <= kw["eta_star"] <= 1.0:
+            raise ArgumentError(f"{given_as('eta_star', kw['eta_star'])}: must lie in [0, 1]")
+        if not 0.0 < kw["prob"] <= 1.0:
+            raise ArgumentError(f"{given_as('prob', kw['prob'])}: must lie in (0, 1]")
+        if not kw["mcse_k"] >= 0.0:
+            raise ArgumentError(f"{given_as('mcse_k', kw['mcse_k'])}: must be >= 0")
+        return rule, kw
+    name, metavar, what = _REQUIRED[rule]
+    value = kw[name]
+    if value is None:
+        needed = f"{opt(name)} {metavar}" if cli else f"{name}= ({what})"
+        raise ArgumentError(f"{rule_as(rule)} needs {needed} (for example 0.5)")
+    ok = {
+        "top": 0.0 < value <= 1.0,
+        "map": 0.0 <= value <= 1.0,
+        "quantile": 0.0 < value < 1.0,
+    }[rule]
+    if not ok:
+        interval = {"top": "(0, 1]", "map": "[0, 1]", "quantile": "(0, 1)"}[rule]
+        raise ArgumentError(f"{given_as(name, value)}: must lie in {interval}")
+    if rule == "quantile" and kw["by"] not in ("map", "mean"):
+        raise ArgumentError(f"{given_as('by', kw['by'])}: must be 'map' or 'mean'")
+    return rule, kw
 
 
 def filter_users(
     result,
     data=None,
     *,
-    rule: str = "prob",
-    eta_star: float = 0.5,
-    prob: float = 0.95,
+    rule: str | None = None,
+    eta_star: float | None = None,
+    prob: float | None = None,
     top: float | None = None,
     threshold: float | None = None,
     quantile: float | None = None,
-    by: str = "map",
+    by: str | None = None,
     posterior: xr.Dataset | None = None,
     force: bool = False,
-    mcse_k: float = 2.0,
+    mcse_k: float | None = None,
     rhat_max: float = 1.01,
     ess_min: float = 400,
     max_divergences: int = 0,
+    allow_other_data: bool = False,
 ) -> FilterResult:
     """Apply a filtering rule to a fitted model.
 
@@ -215,9 +319,12 @@ def filter_users(
     data : VoteData, optional
         The votes to filter; required with a tree (its users must be the
         tree's users), defaults to ``result.data`` for an EMResult.
-    rule : {"prob", "top", "map", "quantile"}
+    rule : {"prob", "top", "map", "quantile"}, optional
+        Default: the rule whose options are given, else ``prob``. An option
+        of another rule than the one named is refused (:func:`check_rule_args`).
     eta_star, prob : float
-        For ``prob``: keep users with ``P(eta >= eta_star) >= prob``.
+        For ``prob``: keep users with ``P(eta >= eta_star) >= prob``
+        (defaults 0.5 and 0.95).
     top : float
         For ``top``: fraction of users to keep, in (0, 1].
     threshold : float
@@ -225,7 +332,7 @@ def filter_users(
     quantile : float
         For ``quantile``: level of the fitted ``P_eta`` quantile used as cut.
     by : {"map", "mean"}
-        Summary compared with the cut by ``quantile``.
+        Summary compared with the cut by ``quantile`` (default ``"map"``).
     posterior : xarray.Dataset, optional
         With an EMResult only: precomputed
         :func:`~attnmodel.posterior.users.user_posterior`; for ``prob`` it is
@@ -235,15 +342,32 @@ def filter_users(
         (with a :class:`DiagnosticsWarning` for a failed NUTS fit).
     mcse_k : float
         For ``prob``: users within ``mcse_k`` Monte Carlo standard errors of
-        the cut are undetermined.
+        the cut are undetermined (default 2).
     rhat_max, ess_min, max_divergences
         Thresholds of the NUTS gate over the global parameters.
+    allow_other_data : bool
+        Filter ``data`` even when it is not the data the result was fitted to
+        (its fingerprint differs from the result's ``data_fingerprint``); by
+        default that is a :class:`~attnmodel.errors.DataMismatchError` naming
+        what differs.
 
     Returns
     -------
     FilterResult
     """
-    _check_rule_args(rule, prob, top, threshold, quantile, by, mcse_k)
+    rule, kw = check_rule_args(
+        rule,
+        eta_star=eta_star,
+        prob=prob,
+        mcse_k=mcse_k,
+        top=top,
+        threshold=threshold,
+        quantile=quantile,
+        by=by,
+    )
+    eta_star = kw.get("eta_star", 0.5)
+    prob, mcse_k, top = kw.get("prob"), kw.get("mcse_k"), kw.get("top")
+    threshold, quantile, by = kw.get("threshold"), kw.get("quantile"), kw.get("by", "map")
     if isinstance(result, xr.DataTree):
         if posterior is not None:
             raise ValueError("posterior= applies to an EMResult; a result tree carries its own")
@@ -252,9 +376,14 @@ def filter_users(
                 "filtering a result tree needs data=: the VoteData it was fitted to "
                 "(the tree holds no vote rows)"
             )
+        if not allow_other_data:
+            check_same_data(result, data)
     else:
+        own_data = data is None or data is result.data
         data = result.data if data is None else data
         result = _em_tree(result, rule, eta_star, posterior)
+        if not (allow_other_data or own_data):
+            check_same_data(result, data)
     gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
     summaries, ppf, diagnostics, extra = _tree_inputs(result, data, rule, eta_star, force, gate)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from attnmodel.errors import BoundaryWarning
 from attnmodel.inference.em import EMProblem, EMState
 from attnmodel.model.pymc_model import AttnModel, build_model
 from attnmodel.posterior.conditional import conditional_summaries
@@ -201,6 +203,9 @@ def sample_nuts(
     settings = json.loads(tree.attrs["settings"])
     settings["timings"] = {k: round(v, 3) for k, v in timings.items()}
     tree.attrs["settings"] = json.dumps(settings)
+    for note in json.loads(tree.attrs.get("fit_warnings", "[]")):
+        name = attn.family.name
+        warnings.warn(f"degenerate fit of {name}: {note}", BoundaryWarning, stacklevel=2)
     return tree
 
 
@@ -406,5 +411,6 @@ def _to_datatree(
     cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
     return build_tree(
         "nuts", attn.family, attn.mu_spec, attn.priors_json(), groups,
-        settings=info, attrs=own, provenance=provenance, **cuts
+        settings=info, attrs=own, provenance=provenance, counts=attn.counts,
+        grid=attn.grid, **cuts
     )  # fmt: skip

@@ -1,0 +1,339 @@
+"""Bad input, faults and pipes: every case ends in a clear error or a correct result.
+
+Each test here is one case of the catalogue of bad inputs and faults: a silent
+wrong answer or a lost file before, a one-line error (or a correct result)
+now. Command-line cases run in-process through :func:`attnmodel.cli.main`
+unless they need a real pipe or signal.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from attnmodel.errors import ArgumentError
+from attnmodel.filtering import check_rule_args
+
+CLI_NAMES = {"rule": "--rule", "top": "--top", "threshold": "--threshold", "prob": "--prob"}
+
+
+# ---------------------------------------------------------------------------
+# rule arguments: one check, before any work
+
+
+def test_an_option_of_another_rule_selects_that_rule():
+    assert check_rule_args(None, top=0.3) == ("top", {"top": 0.3})
+    assert check_rule_args(None, threshold=0.4) == ("map", {"threshold": 0.4})
+    assert check_rule_args(None, quantile=0.2) == ("quantile", {"quantile": 0.2, "by": "map"})
+    assert check_rule_args(None) == ("prob", {"prob": 0.95, "mcse_k": 2.0})
+
+
+@pytest.mark.parametrize(
+    ("rule", "options", "names", "message"),
+    [
+        ("prob", {"top": 0.3}, None, "top belongs to rule='top', not rule='prob'"),
+        ("prob", {"top": 0.3}, CLI_NAMES, "--top belongs to --rule top, not --rule prob"),
+        ("map", {"threshold": 0.5, "prob": 0.9}, CLI_NAMES, "--prob belongs to --rule prob"),
+        (None, {"top": 0.3, "threshold": 0.5}, CLI_NAMES, "--top, --threshold belong to"),
+        ("top", {}, CLI_NAMES, "--rule top needs --top FRACTION"),
+        ("top", {"top": 1.5}, CLI_NAMES, "--top 1.5: must lie in (0, 1]"),
+        ("top", {"top": 1.5}, None, "top=1.5: must lie in (0, 1]"),
+    ],
+)
+def test_rule_arguments_are_refused_naming_the_argument(rule, options, names, message):
+    with pytest.raises(ArgumentError) as info:
+        check_rule_args(rule, names=names, **options)
+    assert str(info.value).startswith(message)
+
+
+# ---------------------------------------------------------------------------
+# the command line on a small simulated log
+
+PAIRS = ("gpt vs llama=0.9", "claude vs alpaca=0.7")
+
+
+def cli_run(capsys, *args) -> tuple[int, str, str]:
+    """``attnmodel ARGS`` in-process: exit status, stdout, stderr."""
+    from attnmodel import cli
+
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def user_error(code: int, err: str, culprit: str) -> str:
+    """The one error line of a failed command, checked to name ``culprit``."""
+    assert code == 1, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("attnmodel: error: ")]
+    assert len(lines) == 1, err
+    assert culprit in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    from attnmodel import cli
+
+    d = tmp_path_factory.mktemp("hardening")
+    assert cli.main([
+        "-q", "simulate", "--family", "beta", "--params", "alpha=3", "beta=5", "--users", "60",
+        "--votes", "10..30", "--mu", *PAIRS, "--seed", "4", "--out", str(d / "votes.csv"),
+    ]) == 0  # fmt: skip
+    assert cli.main([
+        "-q", "fit", str(d / "votes.csv"), "--family", "beta", "--mu-prior", "8,2",
+        "--out", str(d / "em.nc"),
+    ]) == 0  # fmt: skip
+    return d
+
+
+def test_filter_top_without_rule_applies_rule_top(work, tmp_path, capsys):
+    code, out, err = cli_run(
+        capsys, "filter", work / "em.nc", work / "votes.csv", "--top", 0.3,
+        "--out", tmp_path / "kept.csv",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("rule top (top=0.3")
+    kept = pd.read_csv(tmp_path / "kept.csv")
+    assert kept["user"].nunique() == 18  # 30% of 60 users (no ties in eta_mean)
+
+
+def test_filter_option_of_another_rule_is_refused_before_reading(work, tmp_path, capsys):
+    code, _, err = cli_run(
+        capsys, "filter", work / "em.nc", work / "votes.csv", "--rule", "prob", "--top", 0.3,
+        "--out", tmp_path / "kept.csv",
+    )  # fmt: skip
+    user_error(code, err, "--top belongs to --rule top, not --rule prob")
+    assert "reading" not in err  # refused before any file was read
+    assert not (tmp_path / "kept.csv").exists()
+
+
+# ---------------------------------------------------------------------------
+# the data a result was fitted to
+
+
+@pytest.fixture(scope="module")
+def log(work) -> pd.DataFrame:
+    return pd.read_csv(work / "votes.csv", dtype={"user": str})
+
+
+def _flip(votes: pd.DataFrame) -> pd.DataFrame:
+    out = votes.copy()
+    out["winner"] = out["winner"].map({"model_a": "model_b", "model_b": "model_a"})
+    return out
+
+
+def test_fingerprint_ignores_row_order_and_sees_every_count(log):
+    from attnmodel.data.counts import counts_fingerprint
+    from attnmodel.data.votes import VoteData
+
+    def fp(frame):
+        d = VoteData.from_frame(frame)
+        return counts_fingerprint(d.counts, d.users, d.pairs)
+
+    base = fp(log)
+    assert fp(log.sample(frac=1.0, random_state=1)) == base
+    assert fp(pd.concat([log, log])) != base
+    one_vote_moved = log.copy()
+    one_vote_moved.loc[0, "user"] = "u59" if log.loc[0, "user"] != "u59" else "u58"
+    assert fp(one_vote_moved) != base
+    one_vote_flipped = log.copy()
+    one_vote_flipped.loc[[0], :] = _flip(log.loc[[0]])
+    assert fp(one_vote_flipped) != base
+
+
+@pytest.mark.parametrize("change", ["doubled", "flipped one user"])
+def test_filter_refuses_other_data_naming_what_differs(log, change):
+    from attnmodel import fit, filter_users
+    from attnmodel.data.votes import VoteData
+    from attnmodel.errors import DataMismatchError
+
+    data = VoteData.from_frame(log)
+    tree = fit(data, "beta")
+    if change == "doubled":
+        other, culprit = pd.concat([log, log]), "votes per user differ for 60 user(s)"
+    else:
+        flipped = log["user"] == "u03"
+        other = log.copy()
+        other.loc[flipped] = _flip(log.loc[flipped])
+        culprit = "pair 'gpt vs llama': the fit has 605 votes (400 for the stronger model)"
+    other = VoteData.from_frame(other)
+    with pytest.raises(DataMismatchError, match="allow_other_data=True") as info:
+        filter_users(tree, other, rule="top", top=0.5)
+    assert culprit in str(info.value)
+    # The same data passes, and the override filters the other data.
+    assert filter_users(tree, data, rule="top", top=0.5).counts["users_kept"] == 30
+    forced = filter_users(tree, other, rule="top", top=0.5, allow_other_data=True)
+    assert forced.counts["users_kept"] >= 30
+
+
+def test_cli_filter_refuses_doubled_votes(work, log, tmp_path, capsys):
+    pd.concat([log, log]).to_csv(tmp_path / "doubled.csv", index=False)
+    args = ("filter", work / "em.nc", tmp_path / "doubled.csv", "--top", 0.5)
+    code, _, err = cli_run(capsys, *args, "--out", tmp_path / "k.csv")
+    line = user_error(code, err, "doubled.csv' are not those")
+    assert "--allow-other-data" in line and "votes per user differ" in line
+    assert not (tmp_path / "k.csv").exists()
+    code, _, err = cli_run(capsys, *args, "--allow-other-data", "--out", tmp_path / "k.csv")
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "k.csv")["user"].nunique() == 30
+
+
+# ---------------------------------------------------------------------------
+# result files carry a checksum of their content
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_checksum_survives_the_round_trip(work, tmp_path, suffix):
+    from attnmodel.results import load, save
+    from attnmodel.results.io import CHECKSUM_ATTR, content_checksum
+
+    tree = load(work / "em.nc")
+    assert CHECKSUM_ATTR not in tree.attrs  # checked on load, then left out
+    with xr.open_datatree(work / "em.nc", engine="h5netcdf") as raw:
+        written = raw.attrs[CHECKSUM_ATTR]
+    assert written == content_checksum(tree)
+    save(tree, tmp_path / f"again{suffix}")
+    again = load(tmp_path / f"again{suffix}")
+    assert content_checksum(again) == written
+    changed = again.copy(deep=True)
+    changed["attentiveness"]["eta_mean"].values[0] += 1e-12
+    assert content_checksum(changed) != content_checksum(again)
+
+
+def test_a_damaged_result_is_refused_naming_the_file(work, tmp_path, capsys):
+    from attnmodel.errors import ResultFileError
+    from attnmodel.results import load
+
+    raw = bytearray((work / "em.nc").read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 256] = bytes(256)  # zeroed bytes inside the data
+    bad = tmp_path / "damaged.nc"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ResultFileError, match="damaged.nc.*does not match the checksum"):
+        load(bad)
+    code, _, err = cli_run(capsys, "summary", bad)
+    user_error(code, err, "damaged.nc': its content does not match the checksum")
+
+
+# ---------------------------------------------------------------------------
+# tables
+
+
+def test_csv_with_a_duplicate_column_is_refused(log, tmp_path, capsys):
+    from attnmodel.data.votes import VoteData
+    from attnmodel.errors import VoteDataError
+
+    path = tmp_path / "two_winners.csv"
+    twice = pd.concat([log[["user", "model_a", "model_b", "winner"]], _flip(log)[["winner"]]], axis=1)
+    twice.to_csv(path, index=False)
+    with pytest.raises(VoteDataError, match="column 'winner' appears 2 times"):
+        VoteData.from_file(path)
+    code, _, err = cli_run(capsys, "fit", path, "--family", "beta", "--out", tmp_path / "r.nc")
+    user_error(code, err, "two_winners.csv': column 'winner' appears 2 times in the header")
+    assert not (tmp_path / "r.nc").exists()
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_force(work, log, tmp_path, capsys):
+    votes = tmp_path / "votes.csv"
+    log.to_csv(votes, index=False)
+    before = votes.read_bytes()
+    (tmp_path / "link.csv").symlink_to(votes)
+    for out in (votes, tmp_path / "link.csv", tmp_path / "sub" / ".." / "votes.csv"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        code, _, err = cli_run(
+            capsys, "filter", work / "em.nc", votes, "--top", 0.5, "--out", out, "--force"
+        )
+        user_error(code, err, "is the input")
+        assert "reading" not in err
+    assert votes.read_bytes() == before
+    # The same for the file of decisions, and for `users` writing over its result.
+    code, _, err = cli_run(
+        capsys, "filter", work / "em.nc", votes, "--top", 0.5, "--out", tmp_path / "k.csv",
+        "--decisions-out", votes, "--force",
+    )  # fmt: skip
+    user_error(code, err, "is the input")
+    assert votes.read_bytes() == before and not (tmp_path / "k.csv").exists()
+
+
+# ---------------------------------------------------------------------------
+# degenerate fits
+
+
+def test_fit_warnings_reads_the_box_on_the_right_scale():
+    from attnmodel.data.votes import VoteData
+    from attnmodel.model.checks import fit_warnings
+    from attnmodel.model.families import get_family
+
+    beta = get_family("beta")  # box without a grid: [0.2, 50] for both shapes
+    rng = np.random.default_rng(0)
+    n = rng.integers(5, 30, size=200)
+    counts = VoteData.from_counts(n, rng.binomial(n, 0.7)).counts
+    assert fit_warnings(beta, {"alpha": 3.0, "beta": 5.0}, counts) == []
+    # Shapes are measured on the log scale: 0.25 is 4% of log(250) from 0.2, not "at" it,
+    # while 0.205 (0.5%) and 49.9 (0.04%) are.
+    assert fit_warnings(beta, {"alpha": 0.25, "beta": 45.0}, counts) == []
+    notes = fit_warnings(beta, {"alpha": 0.205, "beta": 49.9}, counts)
+    assert [note.split(" is at the ")[1][:5] for note in notes] == ["lower", "upper"]
+    assert notes[0].startswith("alpha = 0.205") and notes[1].startswith("beta = 49.9")
+    two_point = get_family("two_point")  # eta_low, eta_high in [0, 1] measured linearly
+    ok = {"q_low": 0.3, "eta_low": 0.02, "eta_high": 0.9}
+    assert fit_warnings(two_point, ok, counts) == []
+    assert "eta_high = 0.995" in fit_warnings(two_point, {**ok, "eta_high": 0.995}, counts)[0]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("one user", ["only 1 user(s)"]),
+        ("one vote", ["only 1 user(s)", "no user gave more than one vote", "every vote went"]),
+        ("200 identical votes", ["every vote went to the stronger model"]),
+    ],
+)
+def test_degenerate_fits_warn_store_and_show_it(case, expected, log, tmp_path, capsys):
+    from attnmodel import fit
+    from attnmodel.data.votes import VoteData
+    from attnmodel.errors import BoundaryWarning
+    from attnmodel.results import save, summarize
+
+    frame = {
+        "one user": log[log["user"] == "u00"],
+        "one vote": log.iloc[:1],
+        "200 identical votes": log.iloc[[0] * 200].assign(user=[f"v{i % 20}" for i in range(200)]),
+    }[case]
+    with pytest.warns(BoundaryWarning) as caught:
+        tree = fit(VoteData.from_frame(frame), "beta")
+    stored = json.loads(tree.attrs["fit_warnings"])
+    assert [str(w.message) for w in caught] == [f"degenerate fit of beta: {s}" for s in stored]
+    for text in expected:
+        assert any(note.startswith(text) for note in stored), stored
+    assert any(" is at the " in note for note in stored)  # and the shapes end at the box
+    assert summarize(tree)["warnings"] == stored
+    save(tree, tmp_path / "r.nc")
+    code, out, err = cli_run(capsys, "summary", tmp_path / "r.nc")
+    assert code == 0, err
+    assert [line for line in out.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {note}" for note in stored
+    ]
+
+
+def test_cli_fit_of_a_degenerate_log_prints_warning_lines(log, tmp_path, capsys):
+    log.iloc[[0] * 200].assign(user=[f"v{i % 20}" for i in range(200)]).to_csv(
+        tmp_path / "same.csv", index=False
+    )
+    code, _, err = cli_run(capsys, "fit", tmp_path / "same.csv", "--family", "beta",
+                           "--out", tmp_path / "r.nc")  # fmt: skip
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("attnmodel: warning: ")]
+    assert any("every vote went to the stronger model" in line for line in lines), err
+
+
+def test_a_healthy_fit_has_no_warnings(work):
+    from attnmodel.results import load, summarize
+
+    assert summarize(load(work / "em.nc"))["warnings"] == []
