@@ -111,11 +111,17 @@ class DiagnosticsError(NotConvergedError):
 
 
 class ArgumentError(AttnmodelError, ValueError):
-    """An argument value, or a combination of arguments, that cannot be used; the message names it."""
+    """An argument value, or a combination of arguments, that cannot be used.
+
+    The message names the argument as the caller spelled it.
+    """
 
 
 class DataMismatchError(AttnmodelError, ValueError):
-    """Votes (or a second result) other than those a result was fitted to; the message says what differs."""
+    """Votes (or a second result) other than those a result was fitted to.
+
+    The message says what differs: users, votes per user, per-pair totals.
+    """
 
 
 class ResultFileError(AttnmodelError, ValueError):

@@ -8,13 +8,21 @@ unless they need a real pipe or signal.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+from attnmodel.cli.parser import COMPARE_FILES
 from attnmodel.errors import ArgumentError
 from attnmodel.filtering import check_rule_args
 
@@ -149,7 +157,7 @@ def test_fingerprint_ignores_row_order_and_sees_every_count(log):
 
 @pytest.mark.parametrize("change", ["doubled", "flipped one user"])
 def test_filter_refuses_other_data_naming_what_differs(log, change):
-    from attnmodel import fit, filter_users
+    from attnmodel import filter_users, fit
     from attnmodel.data.votes import VoteData
     from attnmodel.errors import DataMismatchError
 
@@ -230,7 +238,9 @@ def test_csv_with_a_duplicate_column_is_refused(log, tmp_path, capsys):
     from attnmodel.errors import VoteDataError
 
     path = tmp_path / "two_winners.csv"
-    twice = pd.concat([log[["user", "model_a", "model_b", "winner"]], _flip(log)[["winner"]]], axis=1)
+    twice = pd.concat(
+        [log[["user", "model_a", "model_b", "winner"]], _flip(log)[["winner"]]], axis=1
+    )
     twice.to_csv(path, index=False)
     with pytest.raises(VoteDataError, match="column 'winner' appears 2 times"):
         VoteData.from_file(path)
@@ -337,3 +347,172 @@ def test_a_healthy_fit_has_no_warnings(work):
     from attnmodel.results import load, summarize
 
     assert summarize(load(work / "em.nc"))["warnings"] == []
+
+
+# ---------------------------------------------------------------------------
+# files: permissions, full disks, read-only folders
+
+
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_written_files_follow_the_umask_and_keep_an_existing_mode(work, tmp_path, umask_027):
+    from attnmodel.data.io import write_table
+    from attnmodel.results import load, save
+
+    def mode(p):
+        return stat.S_IMODE(os.stat(p).st_mode)
+
+    frame = pd.DataFrame({"a": [1, 2]})
+    write_table(frame, tmp_path / "new.csv")
+    assert mode(tmp_path / "new.csv") == 0o640  # 0o666 less the umask, as open() gives
+    (tmp_path / "old.csv").write_text("x\n")
+    os.chmod(tmp_path / "old.csv", 0o604)
+    write_table(frame, tmp_path / "old.csv", force=True)
+    assert mode(tmp_path / "old.csv") == 0o604  # a replaced file keeps its mode
+    tree = load(work / "em.nc")
+    save(tree, tmp_path / "r.nc")
+    save(tree, tmp_path / "r.zarr")
+    assert mode(tmp_path / "r.nc") == 0o640
+    assert mode(tmp_path / "r.zarr") == 0o750
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """Mount a small tmpfs (skipped where mounting is not permitted, e.g. without root)."""
+    mounted = []
+
+    def mount(name: str, options: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=False)
+
+
+def console(*args, cwd, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "attnmodel", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=300, **kwargs,
+    )  # fmt: skip
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(work, mount_tmpfs):
+    disk = mount_tmpfs("full", "size=64k")
+    runs = {
+        "csv": console("users", work / "em.nc", "--out", disk / "users.jsonl", cwd=work),
+        "nc": console("fit", "votes.csv", "--family", "beta", "--out", disk / "r.nc", cwd=work),
+        "log": console(
+            "simulate", "--family", "beta", "--params", "alpha=3", "beta=5", "--users", 3000,
+            "--votes", 20, "--mu", 0.8, "--out", disk / "big.csv", cwd=work,
+        ),
+    }  # fmt: skip
+    for name, proc in runs.items():
+        if name == "csv" and proc.returncode == 0:
+            continue  # 60 users fit in 64k
+        line = user_error(proc.returncode, proc.stderr, "could not be written (No space left")
+        assert str(disk) in line, name
+    assert sorted(p.name for p in disk.iterdir()) in ([], ["users.jsonl"])
+
+
+def test_a_read_only_folder_is_refused_before_any_work(work, mount_tmpfs):
+    folder = mount_tmpfs("ro", "ro,size=64k")
+    proc = console("fit", "votes.csv", "--family", "beta", "--out", folder / "r.nc", cwd=work)
+    user_error(proc.returncode, proc.stderr, f"cannot write in the folder {str(folder)!r}")
+    assert "reading" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# pipes and Ctrl-C
+
+
+def test_summary_into_a_closed_pipe_stops_quietly(work):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attnmodel", "summary", "em.nc"],
+        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    proc.stdout.close()  # the reader has gone before the first line (`| head -0`)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_compare_into_a_closed_pipe_still_writes_its_files(work, log, tmp_path, capsys):
+    from attnmodel import cli
+    from attnmodel.data.votes import VoteData
+    from attnmodel.inference.em import fit_em
+    from attnmodel.results import save
+    from attnmodel.results.em import em_to_datatree
+    from tests.nuts_trees import nuts_like
+
+    em = fit_em(VoteData.from_frame(log), "beta")
+    em_tree = em_to_datatree(em, n_draws=500, seed=4)
+    save(em_tree, tmp_path / "em.nc")
+    save(nuts_like(em, em_tree, seed=0), tmp_path / "nuts.nc")
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    capsys.readouterr()
+    with contextlib.redirect_stdout(ClosedPipe()):
+        code = cli.main(["-q", "compare", str(tmp_path / "em.nc"), str(tmp_path / "nuts.nc"),
+                         "--out", str(tmp_path / "cmp")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    written = sorted(p.name for p in (tmp_path / "cmp").iterdir())
+    assert written == sorted(COMPARE_FILES)
+
+
+def test_compare_refuses_results_of_different_votes(work, log, tmp_path, capsys):
+    from attnmodel.data.votes import VoteData
+    from attnmodel.inference.em import fit_em
+    from attnmodel.results import save
+    from attnmodel.results.em import em_to_datatree
+    from tests.nuts_trees import nuts_like
+
+    em = fit_em(VoteData.from_frame(log), "beta")
+    other = fit_em(VoteData.from_frame(pd.concat([log, log])), "beta")
+    save(em_to_datatree(em, n_draws=500), tmp_path / "em.nc")
+    other_tree = em_to_datatree(other, n_draws=500)
+    save(nuts_like(other, other_tree, seed=0), tmp_path / "nuts.nc")
+    code, _, err = cli_run(capsys, "compare", tmp_path / "em.nc", tmp_path / "nuts.nc",
+                           "--out", tmp_path / "cmp")  # fmt: skip
+    line = user_error(code, err, "nuts.nc' were fitted to different votes")
+    assert "--allow-other-data" in line
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_ctrl_c_while_the_libraries_load_exits_130_quietly(work, capsys, monkeypatch):
+    import importlib.abc
+
+    from attnmodel import cli
+
+    class Interrupt(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "attnmodel.cli.commands":
+                raise KeyboardInterrupt  # as Ctrl-C does in the middle of an import
+            return None
+
+    monkeypatch.delitem(sys.modules, "attnmodel.cli.commands")
+    monkeypatch.setattr(sys, "meta_path", [Interrupt(), *sys.meta_path])
+    capsys.readouterr()
+    assert cli.main(["summary", str(work / "em.nc")]) == 130
+    assert capsys.readouterr().err == "attnmodel: interrupted\n"

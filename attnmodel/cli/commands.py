@@ -167,8 +167,9 @@ def check_output(path: str | Path, force: bool, inputs: Sequence[str | Path | No
     """Refuse an unusable output before any work is done.
 
     Refused: an output that exists (unless forced), that is an input, or that
-    lies in a folder that cannot be written. An output naming one of ``inputs`` (the same file by any path or link) is
-    refused even with ``--force``: the input would be lost.
+    lies in a folder that cannot be written. An output naming one of
+    ``inputs`` (the same file by any path or link) is refused even with
+    ``--force``: the input would be lost.
     """
     p = Path(path)
     for given in inputs:
@@ -215,7 +216,7 @@ def _output_errors(path: Path) -> Iterator[None]:
     except FileExistsError as e:
         raise CommandError(f"{str(path)!r} exists; pass --force to replace it") from e
     except OSError as e:
-        reason = e.strerror or str(e)
+        reason = (e.strerror or str(e) or type(e).__name__).strip().splitlines()[0]
         raise CommandError(f"{str(path)!r}: could not be written ({reason})") from e
 
 
@@ -972,7 +973,8 @@ def cmd_compare(args: argparse.Namespace, progress: Progress) -> int:
         comp = compare_fits(em, nuts, allow_other_data=args.allow_other_data)
     except DataMismatchError as e:
         msg = str(e).replace("allow_other_data=True", "--allow-other-data")
-        for name, path in (("the EM result", args.em_result), ("the NUTS result", args.nuts_result)):
+        named = (("the EM result", args.em_result), ("the NUTS result", args.nuts_result))
+        for name, path in named:
             msg = msg.replace(name, f"{name} {str(path)!r}")
         raise CommandError(msg) from None
     except ValueError as e:

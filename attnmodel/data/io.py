@@ -242,6 +242,11 @@ def atomic_write(
 ) -> Path:
     """Write a file through ``write(tmp_path)`` and move it into place.
 
+    The file gets the permissions a plain ``open(path, "w")`` would give it
+    (:func:`output_mode`): those of the file it replaces, else ``0o666``
+    less the umask. If ``write`` or the move fails, the temporary file is
+    removed and the target left as it was.
+
     Parameters
     ----------
     path : path-like
@@ -251,11 +256,6 @@ def atomic_write(
     force : bool
         Replace an existing file; without it an existing file raises
         :class:`FileExistsError` and is left untouched.
-
-    The file gets the permissions a plain ``open(path, "w")`` would give it
-    (:func:`output_mode`): those of the file it replaces, else ``0o666``
-    less the umask. If ``write`` or the move fails, the temporary file is
-    removed and the target left as it was.
     """
     target = Path(path)
     if target.exists() and not force:

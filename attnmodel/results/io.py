@@ -9,6 +9,7 @@ other answers. Files written before checksums load unchecked.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -78,6 +79,35 @@ def content_checksum(dt: xr.DataTree) -> str:
     return "sha256:" + h.hexdigest()
 
 
+#: Room left for netCDF's own structures beyond the arrays' bytes.
+_NETCDF_OVERHEAD = 1 << 20
+
+
+def _require_space(dt: xr.DataTree, folder: Path) -> None:
+    """Refuse a netCDF write that cannot fit on its disk, before HDF5 starts it.
+
+    HDF5 may crash the process when the disk fills during a write, so the
+    free space is compared with the tree's size up front.
+    """
+    need = _NETCDF_OVERHEAD + sum(
+        int(var.nbytes)
+        for node in dt.subtree
+        for var in node.to_dataset(inherit=False).variables.values()
+    )
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if free < need:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: about {need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free",
+        )
+
+
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -120,6 +150,7 @@ def save(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Pa
     if suffix == ".nc":
         if target.is_dir():
             raise IsADirectoryError(f"{str(target)!r} is a directory, not a netCDF file")
+        _require_space(dt, target.parent)
         return atomic_write(
             target, lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf", mode="w"), force=force
         )
