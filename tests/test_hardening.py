@@ -516,3 +516,54 @@ def test_ctrl_c_while_the_libraries_load_exits_130_quietly(work, capsys, monkeyp
     capsys.readouterr()
     assert cli.main(["summary", str(work / "em.nc")]) == 130
     assert capsys.readouterr().err == "attnmodel: interrupted\n"
+
+
+# ---------------------------------------------------------------------------
+# messages that name what the user typed
+
+
+def test_a_negative_looking_option_value_is_read_as_the_value(work, tmp_path, capsys):
+    code, _, err = cli_run(capsys, "fit", work / "votes.csv", "--family", "beta",
+                           "--mu-prior", "-1,2", "--out", tmp_path / "r.nc")  # fmt: skip
+    user_error(code, err, "--mu-prior '-1,2': mu prior shapes must be >= 1")
+
+
+@pytest.mark.parametrize(
+    ("components", "culprit"),
+    [
+        (1000, "--components 1000: the votes have 60 users with 60 distinct count rows"),
+        (0, "--components must be >= 1, got 0"),
+    ],
+)
+def test_components_are_refused_naming_the_option(work, tmp_path, capsys, components, culprit):
+    code, _, err = cli_run(capsys, "fit", work / "votes.csv", "--family", "beta_mixture",
+                           "--components", components, "--out", tmp_path / "r.nc")  # fmt: skip
+    user_error(code, err, culprit)
+    assert not (tmp_path / "r.nc").exists()
+
+
+def test_fit_says_how_many_ties_it_dropped(log, tmp_path, capsys):
+    with_ties = log.copy()
+    with_ties.loc[:9, "winner"] = "tie"
+    with_ties.to_csv(tmp_path / "ties.csv", index=False)
+    code, _, err = cli_run(capsys, "fit", tmp_path / "ties.csv", "--family", "beta",
+                           "--out", tmp_path / "r.nc")  # fmt: skip
+    assert code == 0, err
+    assert f"{len(log) - 10} votes from 60 users on 2 pairs; 10 ties dropped" in err
+
+
+def test_export_messages_name_the_value_and_the_missing_column_first(log):
+    from attnmodel.errors import VoteDataError
+    from attnmodel.export import to_dpo
+
+    texts = log.assign(prompt="q", response_a="a", response_b="b")
+    with pytest.raises(VoteDataError) as info:
+        to_dpo(texts.assign(winner=["B"] + ["model_a"] * (len(log) - 1)))
+    assert str(info.value).endswith("value 'B' is not a preference ('model_a' or 'model_b')")
+    with pytest.raises(VoteDataError, match="drop ties first"):
+        to_dpo(texts.assign(winner=["tie"] + ["model_a"] * (len(log) - 1)))
+    with pytest.raises(VoteDataError, match=r"row 0: value 2 is not a 0/1 label$"):
+        to_dpo(texts.assign(z=[2] + [1] * (len(log) - 1)), z="z")
+    # A log without texts: the missing column is named, not the first tie.
+    with pytest.raises(VoteDataError, match="missing column 'prompt'"):
+        to_dpo(log.assign(winner=["tie"] + ["model_a"] * (len(log) - 1)))

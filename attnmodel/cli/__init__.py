@@ -19,6 +19,7 @@ usage errors answer without importing the numerical libraries.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -42,6 +43,32 @@ def _command(name: str):
     from attnmodel.cli import commands
 
     return getattr(commands, f"cmd_{name}")
+
+
+#: Options whose value may start with a minus sign (``--mu-prior -1,2``).
+_NUMERIC_OPTIONS = ("--mu-prior", "--mu", "--eta-star", "--params")
+
+
+def _attach_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--mu-prior -1,2`` as ``--mu-prior=-1,2``, so that the value is not read as an option.
+
+    argparse takes ``-1,2`` for an unknown option and reports the value as
+    missing; a number list after an option that takes numbers is its value
+    (and is then checked, with a message naming it).
+    """
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if a in _NUMERIC_OPTIONS and nxt is not None and re.match(r"-[\d.]", nxt):
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
 
 
 class _PipeGuard:
@@ -108,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         or stderr (``... | head``) is not an error: the text is dropped and
         the command finishes its files.
     """
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(
+        _attach_negative_values(sys.argv[1:] if argv is None else argv)
+    )
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _PipeGuard(out), _PipeGuard(err)
     try:

@@ -358,6 +358,8 @@ def read_votes(path: str | Path, options: dict[str, Any], progress: Progress):
                 raise
             raise CommandError(f"{str(p)!r}: {e}") from e
         info["detail"] = f"{data.n_votes} votes from {data.n_users} users on {data.n_pairs} pairs"
+        if data.n_ties_dropped:
+            info["detail"] += f"; {data.n_ties_dropped} ties dropped"
     return data
 
 
@@ -510,7 +512,8 @@ def _get_family(name: str, n_components: int | None):
     try:
         return get_family(name, n_components)
     except ValueError as e:
-        raise CommandError(str(e)) from None
+        # The option the user typed, not the keyword it becomes.
+        raise CommandError(str(e).replace("n_components", "--components")) from None
 
 
 def _fmt(x: Any) -> str:
@@ -611,6 +614,12 @@ def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     _check_unit("--hdi-prob", args.hdi_prob)
     options = _vote_options(args)
     data = read_votes(args.votes, options, progress)
+    if args.components is not None and args.components > data.counts.n_rows:
+        raise CommandError(
+            f"--components {args.components}: the votes have {data.n_users} users with "
+            f"{data.counts.n_rows} distinct count rows, so at most {data.counts.n_rows} "
+            "components can be told apart"
+        )
     mu_kw = mu_arguments(args, list(data.pairs))
     kwargs: dict[str, Any] = {
         "hdi_prob": args.hdi_prob,
