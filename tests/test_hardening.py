@@ -567,3 +567,26 @@ def test_export_messages_name_the_value_and_the_missing_column_first(log):
     # A log without texts: the missing column is named, not the first tie.
     with pytest.raises(VoteDataError, match="missing column 'prompt'"):
         to_dpo(log.assign(winner=["tie"] + ["model_a"] * (len(log) - 1)))
+
+
+def test_ctrl_c_during_nuts_exits_130_without_a_result(work, tmp_path, capsys, monkeypatch):
+    import signal
+    import time
+
+    import pymc
+
+    def interrupted_sample(**kwargs):
+        # What PyMC does at Ctrl-C: catch it, stop, and fail for lack of draws.
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+        raise ValueError("Not enough samples to build a trace.")
+
+    monkeypatch.setattr(pymc, "sample", interrupted_sample)
+    code, out, err = cli_run(capsys, "-q", "fit", work / "votes.csv", "--family", "beta",
+                             "--method", "nuts", "--out", tmp_path / "n.nc")  # fmt: skip
+    assert code == 130, err
+    assert err == "attnmodel: interrupted\n" and out == ""
+    assert list(tmp_path.iterdir()) == []

@@ -20,11 +20,14 @@ exact up to quadrature, so
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -165,8 +168,16 @@ def sample_nuts(
     kwargs.update(sample_kwargs)
     timings["start"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    with attn.model:
-        idata = pm.sample(**kwargs)
+    with attn.model, _interrupts() as interrupted:
+        try:
+            idata = pm.sample(**kwargs)
+        except Exception:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+    if interrupted:
+        # PyMC stops at Ctrl-C and returns what it drew so far: not a result.
+        raise KeyboardInterrupt
     wall = time.perf_counter() - clock
     timings["sample"] = wall
     clock = time.perf_counter()
@@ -207,6 +218,37 @@ def sample_nuts(
         name = attn.family.name
         warnings.warn(f"degenerate fit of {name}: {note}", BoundaryWarning, stacklevel=2)
     return tree
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[list[int]]:
+    """Record Ctrl-C (SIGINT) while sampling, passing it on as before.
+
+    :func:`pymc.sample` catches the ``KeyboardInterrupt`` and returns the
+    draws so far (or fails for lack of them); the list yielded tells the
+    caller that the user asked to stop. Outside the main thread, where no
+    handler can be set, or where SIGINT is ignored, nothing is recorded.
+    """
+    seen: list[int] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+    if previous is None or previous == signal.SIG_IGN:
+        yield seen  # no handler can be set, or Ctrl-C is ignored on purpose
+        return
+
+    def handler(signum, frame):
+        seen.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def default_cores(chains: int) -> int:
