@@ -341,6 +341,10 @@ def test_cli_fit_of_a_degenerate_log_prints_warning_lines(log, tmp_path, capsys)
     assert code == 0, err
     lines = [line for line in err.splitlines() if line.startswith("attnmodel: warning: ")]
     assert any("every vote went to the stronger model" in line for line in lines), err
+    # Each warning on a line of its own, not in the middle of the progress line.
+    assert len(lines) == err.count("attnmodel: warning: ") >= 3, err
+    assert "fitting beta by MAP-EM...\n" in err
+    assert "fitting beta by MAP-EM... done in " in err
 
 
 def test_a_healthy_fit_has_no_warnings(work):

@@ -30,8 +30,19 @@ from attnmodel.errors import AttnmodelError
 __all__ = ["main"]
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
+def _warning_printer(progress):
+    """``warnings.showwarning`` for the command line: one ``attnmodel: warning:`` line.
+
+    A progress line still open ("fitting beta by MAP-EM...") is ended first,
+    so that the warning does not land in its middle.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if progress is not None:
+            progress.break_line()
+        print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def _command(name: str):
@@ -142,12 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout, sys.stderr = _PipeGuard(out), _PipeGuard(err)
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _warning_printer(None)
             try:
                 # Inside the try: Ctrl-C while the libraries load is an interruption too.
                 from attnmodel.cli.commands import Progress
 
                 progress = Progress(quiet=bool(getattr(args, "quiet", False)))
+                warnings.showwarning = _warning_printer(progress)
                 return int(_command(args.command)(args, progress))
             except AttnmodelError as e:
                 print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -84,6 +84,18 @@ class Progress:
     def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.quiet = quiet
         self.stream = sys.stderr if stream is None else stream
+        self._open: str | None = None  # the step whose line awaits its "done"
+        self._broken = False
+
+    def break_line(self) -> None:
+        """End an open step line, so that a message (a warning) starts on its own line.
+
+        The step then reports its time on a line of its own, repeating what it does.
+        """
+        if self._open is not None and not self._broken:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._broken = True
 
     @property
     def enabled(self) -> bool:
@@ -118,6 +130,7 @@ class Progress:
         t0 = time.perf_counter()
         self.stream.write(f"{what}...")
         self.stream.flush()
+        self._open, self._broken = what, False
         stop = threading.Event()
         ticker = None
         tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -136,13 +149,18 @@ class Progress:
             stop.set()
             if ticker is not None:
                 ticker.join()
-            self.stream.write(" failed\n")
+            self.stream.write(f"{what}... failed\n" if self._broken else " failed\n")
             self.stream.flush()
+            self._open = None
             raise
         stop.set()
         if ticker is not None:
             ticker.join()
-            self.stream.write(f"\r{what}...")
+            if not self._broken:
+                self.stream.write(f"\r{what}...")
+        if self._broken:
+            self.stream.write(f"{what}...")
+        self._open = None
         seconds = time.perf_counter() - t0
         detail = f" ({info['detail']})" if info.get("detail") else ""
         self.stream.write(f" done in {seconds:.1f} s{detail}\n")
