@@ -152,8 +152,8 @@ def counts_fingerprint(counts: CountTable, users, pairs) -> str:
     """
     import hashlib
 
-    user_text = np.array([str(u) for u in users], dtype=object)
-    pair_text = np.array([str(p) for p in pairs], dtype=object)
+    user_text = np.asarray(users).astype(str)
+    pair_text = np.asarray(pairs).astype(str)
     if user_text.size != counts.n_users or pair_text.size != counts.n_pairs:
         raise ValueError("users and pairs must label the count table's users and pairs")
     user_order = np.argsort(user_text, kind="stable")
@@ -162,21 +162,19 @@ def counts_fingerprint(counts: CountTable, users, pairs) -> str:
     user_rank[user_order] = np.arange(user_order.size)
     pair_rank = np.empty_like(pair_order)
     pair_rank[pair_order] = np.arange(pair_order.size)
-    # Every (user, entry of its row), as (user rank, pair rank, n, s) sorted by the ranks.
+    # Every (user, entry of its row), keyed by (user rank, pair rank) and sorted by the key.
     lens = np.diff(counts.row_ptr)[counts.user_row]
     start = counts.row_ptr[:-1][counts.user_row]
     owner = np.repeat(np.arange(counts.n_users), lens)
     offset = np.arange(owner.size) - np.repeat(np.cumsum(lens) - lens, lens)
     entry = start[owner] + offset
-    cells = np.stack(
-        [user_rank[owner], pair_rank[counts.entry_pair[entry]],
-         counts.entry_n[entry], counts.entry_s[entry]], axis=1,
-    ).astype(np.int64)  # fmt: skip
-    cells = cells[np.lexsort((cells[:, 1], cells[:, 0]))]
+    key = user_rank[owner] * max(counts.n_pairs, 1) + pair_rank[counts.entry_pair[entry]]
+    order = np.argsort(key, kind="stable")
     h = hashlib.sha256()
-    h.update("\x1f".join(user_text[user_order]).encode("utf-8") + b"\x1e")
-    h.update("\x1f".join(pair_text[pair_order]).encode("utf-8") + b"\x1e")
-    h.update(np.ascontiguousarray(cells, dtype="<i8").tobytes())
+    h.update("\x1f".join(user_text[user_order].tolist()).encode("utf-8") + b"\x1e")
+    h.update("\x1f".join(pair_text[pair_order].tolist()).encode("utf-8") + b"\x1e")
+    for column in (key[order], counts.entry_n[entry][order], counts.entry_s[entry][order]):
+        h.update(np.ascontiguousarray(column, dtype="<i8").tobytes())
     return "sha256:" + h.hexdigest()
 
 
