@@ -27,7 +27,12 @@ from attnmodel.results.summary import (
     point_estimate,
     scalar_hdi,
 )
-from attnmodel.results.tree import SAMPLE_DIMS, require_result
+from attnmodel.results.tree import (
+    SAMPLE_DIMS,
+    check_same_data,
+    check_same_fit_data,
+    require_result,
+)
 
 __all__ = ["Comparison", "arviz_pair", "compare_fits", "plot_comparison"]
 
@@ -126,6 +131,7 @@ def compare_fits(
     hdi_prob: float = 0.94,
     tol: float = 0.05,
     mcse_k: float = 2.0,
+    allow_other_data: bool = False,
 ) -> Comparison:
     """Compare an EM result tree with a NUTS result tree of the same data.
 
@@ -146,12 +152,25 @@ def compare_fits(
     mcse_k : float
         Users within ``mcse_k`` Monte Carlo standard errors of ``prob`` are
         undetermined (as in :func:`attnmodel.filtering.filter_users`).
+    allow_other_data : bool
+        Compare fits whose recorded data fingerprints differ (or that were
+        fitted to other votes than ``data``); by default that is an error
+        (:func:`attnmodel.results.tree.check_same_fit_data`).
 
     Returns
     -------
     Comparison
+
+    Raises
+    ------
+    DataMismatchError
+        The two results, or a result and ``data``, record different data.
     """
     _require_em_and_nuts(em, nuts)
+    if not allow_other_data:
+        check_same_fit_data(em, nuts, names=("the EM result", "the NUTS result"))
+        if data is not None:
+            check_same_data(em, data)
     if float(em.attrs["eta_star"]) != float(nuts.attrs["eta_star"]):
         raise ValueError(
             f"the fits' p_above use different cuts: eta_star={em.attrs['eta_star']} (em) and "

@@ -14,10 +14,18 @@ a ``RuntimeError``), so existing ``except ValueError`` clauses keep working.
 - :class:`NotConvergedError` (also a ``RuntimeError``): filtering a fit that did
   not converge; :class:`DiagnosticsError`, one of them, for a NUTS fit that
   failed its diagnostics.
+- :class:`ArgumentError` (also a ``ValueError``): an argument value or a
+  combination of arguments a function cannot use.
+- :class:`DataMismatchError` (also a ``ValueError``): data, or a second
+  result, other than the data a result was fitted to.
+- :class:`ResultFileError` (also a ``ValueError``): a result file that cannot
+  be read, is not an attnmodel result, or whose content fails its checksum.
 - :class:`CommandError`: a problem with the command line's input or files.
 - :class:`AttnmodelWarning` (``UserWarning``): the base class of the warnings.
 - :class:`ConvergenceWarning`: EM stopped at ``max_iter``.
 - :class:`DiagnosticsWarning`: a fit that failed its checks was filtered anyway.
+- :class:`BoundaryWarning`: a degenerate fit, with an estimate at a bound of
+  its admissible range or data too thin to inform the family.
 """
 
 from __future__ import annotations
@@ -27,7 +35,11 @@ from typing import Any
 __all__ = [
     "AttnmodelError",
     "AttnmodelWarning",
+    "BoundaryWarning",
+    "ArgumentError",
     "CommandError",
+    "DataMismatchError",
+    "ResultFileError",
     "ConvergenceWarning",
     "DiagnosticsError",
     "DiagnosticsWarning",
@@ -98,6 +110,36 @@ class DiagnosticsError(NotConvergedError):
     """A NUTS fit failed its convergence diagnostics (r_hat, ESS, divergences)."""
 
 
+class ArgumentError(AttnmodelError, ValueError):
+    """An argument value, or a combination of arguments, that cannot be used.
+
+    The message names the argument as the caller spelled it.
+    """
+
+
+class DataMismatchError(AttnmodelError, ValueError):
+    """Votes (or a second result) other than those a result was fitted to.
+
+    The message says what differs: users, votes per user, per-pair totals.
+    """
+
+
+class ResultFileError(AttnmodelError, ValueError):
+    """A result file that cannot be read, is not an attnmodel result, or fails its checksum.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description, naming the file.
+    path : str, optional
+        The file.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class CommandError(AttnmodelError):
     """A problem with the command line's input or files, reported as one line with exit status 1."""
 
@@ -112,3 +154,11 @@ class ConvergenceWarning(AttnmodelWarning):
 
 class DiagnosticsWarning(AttnmodelWarning):
     """A fit that failed its checks was filtered anyway (``force=True``)."""
+
+
+class BoundaryWarning(AttnmodelWarning):
+    """A degenerate fit: an estimate at a bound of its admissible range, or data too thin.
+
+    The reasons are also stored in the result (root attribute ``fit_warnings``)
+    and shown by ``summary``; see :mod:`attnmodel.model.checks`.
+    """

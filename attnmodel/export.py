@@ -28,6 +28,11 @@ _A_WINS = "model_a"
 _B_WINS = "model_b"
 
 
+def _plain(value):
+    """A numpy scalar as the Python value it holds (``2``, not ``np.int64(2)``, in messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _require(votes: pd.DataFrame, column) -> pd.Series:
     if column not in votes.columns:
         raise VoteDataError(
@@ -88,6 +93,8 @@ def to_dpo(
         Columns ``prompt``, ``chosen``, ``rejected`` and then ``keep``, with
         the input's index.
     """
+    for column in (prompt, response_a, response_b):
+        _require(votes, column)  # a missing column first, before any row's label
     if z is not None:
         labels = _require(votes, z)
         a_won = labels.to_numpy()
@@ -95,10 +102,10 @@ def to_dpo(
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
             raise VoteDataError(
-                f"column {z!r}, row {pos}: value {a_won[pos]!r} is not a 0/1 label",
+                f"column {z!r}, row {pos}: value {_plain(a_won[pos])!r} is not a 0/1 label",
                 column=z,
                 row=pos,
-                value=a_won[pos],
+                value=_plain(a_won[pos]),
             )
         a_won = a_won.astype(bool)
     else:
@@ -107,8 +114,9 @@ def to_dpo(
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
             raise VoteDataError(
-                f"column {winner!r}, row {pos} (index label {votes.index[pos]!r}): value "
-                f"{w[pos]!r} is not a preference ('model_a' or 'model_b'); drop ties first",
+                f"column {winner!r}, row {pos} (index label {_plain(votes.index[pos])!r}): "
+                f"value {w[pos]!r} is not a preference ('model_a' or 'model_b')"
+                + ("; drop ties first" if "tie" in str(w[pos]).lower() else ""),
                 column=winner,
                 row=pos,
                 value=w[pos],

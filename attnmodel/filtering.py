@@ -59,6 +59,7 @@ import pandas as pd
 import xarray as xr
 
 from attnmodel.errors import (
+    ArgumentError,
     DiagnosticsError,
     DiagnosticsWarning,
     NotConvergedError,
@@ -67,12 +68,13 @@ from attnmodel.model.families import get_family
 from attnmodel.posterior.draws import p_above_from_draws
 from attnmodel.results.em import em_to_datatree
 from attnmodel.results.summary import align_to_data, diagnostic_checks, family_params
-from attnmodel.results.tree import is_result
+from attnmodel.results.tree import check_same_data, is_result
 
 __all__ = [
     "FilterResult",
     "filter_users",
     "RULES",
+    "RULE_DEFAULTS",
     "Rule",
     "RuleArgs",
     "check_rule_args",
@@ -175,67 +177,83 @@ class RuleArgs:
     """The arguments of :func:`filter_users` that rules read."""
 
     eta_star: float
-    prob: float
+    prob: float | None
     top: float | None
     threshold: float | None
     quantile: float | None
     by: str
-    mcse_k: float
+    mcse_k: float | None
+
+
+#: How a check spells an argument and its value in a message (``top=1.5`` in
+#: Python, ``--top 1.5`` on the command line).
+Spelling = Callable[[str, Any], str]
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A filtering rule: how its arguments are checked and how it decides.
+    """A filtering rule: its options, how they are checked and how it decides.
 
-    ``decide(summaries, ppf, extra, args)`` receives the tree's
-    ``attentiveness`` group aligned to the data, the fitted ``P_eta``'s quantile
-    function, the names of the summaries the tree offers (``extra``, see
-    :func:`filter_users`) and the :class:`RuleArgs`; it returns the boolean
-    arrays ``keep`` and ``undetermined`` and the settings to report.
+    ``options`` are the keyword arguments of :func:`filter_users` that belong
+    to the rule (each to one rule only: giving one selects its rule);
+    ``needs`` names the option the rule cannot do without, as
+    ``(option, metavar, what it is)``. ``check(kw, given_as)`` raises
+    :class:`~attnmodel.errors.ArgumentError` for a bad value, naming it with
+    ``given_as(option, value)``. ``decide(summaries, ppf, extra, args)``
+    receives the tree's ``attentiveness`` group aligned to the data, the fitted
+    ``P_eta``'s quantile function, the names of the summaries the tree offers
+    (``extra``, see :func:`filter_users`) and the :class:`RuleArgs`; it returns
+    the boolean arrays ``keep`` and ``undetermined`` and the settings to report.
     """
 
     name: str
-    check: Callable[[RuleArgs], None]
+    options: tuple[str, ...]
+    check: Callable[[dict[str, Any], Spelling], None]
     decide: Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]
+    needs: tuple[str, str, str] | None = None
 
 
 #: Filtering rules by name; a new rule is one :class:`Rule` registered here.
 RULES: dict[str, Rule] = {}
+#: Defaults of the rule options that have one (``eta_star``'s is the caller's).
+RULE_DEFAULTS = {"prob": 0.95, "mcse_k": 2.0, "by": "map"}
 
 
-def _register(name: str, check: Callable[[RuleArgs], None]):
+def _register(name: str, options: tuple[str, ...], check, needs=None):
     def wrap(decide):
-        RULES[name] = Rule(name, check, decide)
+        RULES[name] = Rule(name, options, check, decide, needs)
         return decide
 
     return wrap
 
 
-def _check_prob(a: RuleArgs) -> None:
-    if not 0.0 < a.prob <= 1.0:
-        raise ValueError(f"prob must be in (0, 1], got {a.prob}")
-    if not a.mcse_k >= 0.0:
-        raise ValueError(f"mcse_k must be >= 0, got {a.mcse_k}")
+def _check_prob(kw: dict[str, Any], given_as: Spelling) -> None:
+    if kw.get("eta_star") is not None and not 0.0 <= kw["eta_star"] <= 1.0:
+        raise ArgumentError(f"{given_as('eta_star', kw['eta_star'])}: must lie in [0, 1]")
+    if not 0.0 < kw["prob"] <= 1.0:
+        raise ArgumentError(f"{given_as('prob', kw['prob'])}: must lie in (0, 1]")
+    if not kw["mcse_k"] >= 0.0:
+        raise ArgumentError(f"{given_as('mcse_k', kw['mcse_k'])}: must be >= 0")
 
 
-def _check_top(a: RuleArgs) -> None:
-    if a.top is None or not 0.0 < a.top <= 1.0:
-        raise ValueError(f"rule 'top' needs top in (0, 1], got {a.top}")
+def _check_top(kw: dict[str, Any], given_as: Spelling) -> None:
+    if not 0.0 < kw["top"] <= 1.0:
+        raise ArgumentError(f"{given_as('top', kw['top'])}: must lie in (0, 1]")
 
 
-def _check_map(a: RuleArgs) -> None:
-    if a.threshold is None or not 0.0 <= a.threshold <= 1.0:
-        raise ValueError(f"rule 'map' needs threshold in [0, 1], got {a.threshold}")
+def _check_map(kw: dict[str, Any], given_as: Spelling) -> None:
+    if not 0.0 <= kw["threshold"] <= 1.0:
+        raise ArgumentError(f"{given_as('threshold', kw['threshold'])}: must lie in [0, 1]")
 
 
-def _check_quantile(a: RuleArgs) -> None:
-    if a.quantile is None or not 0.0 < a.quantile < 1.0:
-        raise ValueError(f"rule 'quantile' needs quantile in (0, 1), got {a.quantile}")
-    if a.by not in ("map", "mean"):
-        raise ValueError(f"by must be 'map' or 'mean', got {a.by!r}")
+def _check_quantile(kw: dict[str, Any], given_as: Spelling) -> None:
+    if not 0.0 < kw["quantile"] < 1.0:
+        raise ArgumentError(f"{given_as('quantile', kw['quantile'])}: must lie in (0, 1)")
+    if kw["by"] not in ("map", "mean"):
+        raise ArgumentError(f"{given_as('by', kw['by'])}: must be 'map' or 'mean'")
 
 
-@_register("prob", _check_prob)
+@_register("prob", ("eta_star", "prob", "mcse_k"), _check_prob)
 def _decide_prob(summaries, ppf, extra, a: RuleArgs):
     p_above = summaries["p_above"].to_numpy()
     settings: dict[str, Any] = {"eta_star": float(a.eta_star), "prob": float(a.prob)}
@@ -248,7 +266,7 @@ def _decide_prob(summaries, ppf, extra, a: RuleArgs):
     return keep, undetermined, settings
 
 
-@_register("top", _check_top)
+@_register("top", ("top",), _check_top, needs=("top", "FRACTION", "a fraction in (0, 1]"))
 def _decide_top(summaries, ppf, extra, a: RuleArgs):
     mean = summaries["eta_mean"].to_numpy()
     # Round away float noise first: 0.07 * 100 is 7.000000000000001, whose ceil is 8.
@@ -259,13 +277,17 @@ def _decide_top(summaries, ppf, extra, a: RuleArgs):
     return keep, np.zeros(mean.size, dtype=bool), settings
 
 
-@_register("map", _check_map)
+@_register(
+    "map", ("threshold",), _check_map, needs=("threshold", "ETA", "an attentiveness in [0, 1]")
+)
 def _decide_map(summaries, ppf, extra, a: RuleArgs):
     keep = summaries[extra.get("map", "eta_map")].to_numpy() >= a.threshold
     return keep, np.zeros(keep.size, dtype=bool), {"threshold": float(a.threshold)}
 
 
-@_register("quantile", _check_quantile)
+@_register(
+    "quantile", ("quantile", "by"), _check_quantile, needs=("quantile", "LEVEL", "a level in (0, 1)")
+)
 def _decide_quantile(summaries, ppf, extra, a: RuleArgs):
     cut = float(ppf(a.quantile))
     keep = summaries[extra.get(a.by, f"eta_{a.by}")].to_numpy() >= cut
@@ -273,30 +295,111 @@ def _decide_quantile(summaries, ppf, extra, a: RuleArgs):
     return keep, np.zeros(keep.size, dtype=bool), settings
 
 
-def check_rule_args(rule: str, args: RuleArgs) -> None:
-    """Raise ``ValueError`` unless ``rule`` is registered and ``args`` suit it."""
-    if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-    RULES[rule].check(args)
+
+
+def check_rule_args(
+    rule: str | None = None,
+    *,
+    names: dict[str, str] | None = None,
+    **options: Any,
+) -> tuple[str, dict[str, Any]]:
+    """Resolve the filtering rule and check its arguments, before any work.
+
+    The one check of the rule arguments, used by :func:`filter_users` and the
+    command line. An option that belongs to another rule (``top`` with
+    ``rule="prob"``) is refused; without a rule, the rule is the one whose
+    options are given (``top=0.3`` selects ``top``), or ``prob`` when none is.
+
+    Parameters
+    ----------
+    rule : str or None
+        A name in :data:`RULES`; None selects it from the options given.
+    names : dict, optional
+        How the caller spells each argument in messages (the command line
+        passes ``{"top": "--top", "rule": "--rule", ...}``); by default the
+        keyword names.
+    **options
+        The rules' options (``eta_star``, ``prob``, ``mcse_k``, ``top``,
+        ``threshold``, ``quantile``, ``by``; see :func:`filter_users`); None
+        means not given.
+
+    Returns
+    -------
+    rule : str
+    kwargs : dict
+        The rule's own options, defaults filled in (``eta_star`` only when given).
+
+    Raises
+    ------
+    ArgumentError
+        Unknown rule, an option of another rule, options of several rules, a
+        missing or out-of-range value; the message names the argument as the
+        caller spells it.
+    """
+    owner = {opt: r.name for r in RULES.values() for opt in r.options}
+    unknown = [k for k in options if k not in owner]
+    if unknown:
+        raise TypeError(f"unknown rule option(s) {unknown}; known: {sorted(owner)}")
+    names = names or {}
+    cli = bool(names)
+
+    def opt(name: str) -> str:
+        return names.get(name, name)
+
+    def given_as(name: str, value: Any) -> str:
+        return f"{opt(name)} {value!r}" if cli else f"{name}={value!r}"
+
+    def rule_as(r: str) -> str:
+        return f"{opt('rule')} {r}" if cli else f"rule={r!r}"
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if rule is not None and rule not in RULES:
+        raise ArgumentError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    rules_given = sorted({owner[k] for k in given}, key=list(RULES).index)
+    if rule is None:
+        if len(rules_given) > 1:
+            listed = ", ".join(opt(k) for k in given)
+            raise ArgumentError(
+                f"{listed} belong to different rules ({', '.join(rules_given)}); "
+                f"give the options of one rule, or choose it with {opt('rule')}"
+            )
+        rule = rules_given[0] if rules_given else "prob"
+    for k in given:
+        if owner[k] != rule:
+            raise ArgumentError(
+                f"{opt(k)} belongs to {rule_as(owner[k])}, not {rule_as(rule)}: "
+                f"choose {rule_as(owner[k])} or leave {opt(k)} out"
+            )
+    spec = RULES[rule]
+    kw = {k: given.get(k, RULE_DEFAULTS.get(k)) for k in spec.options}
+    if "eta_star" in kw and kw["eta_star"] is None:
+        kw.pop("eta_star")
+    if spec.needs is not None and kw[spec.needs[0]] is None:
+        name, metavar, what = spec.needs
+        needed = f"{opt(name)} {metavar}" if cli else f"{name}= ({what})"
+        raise ArgumentError(f"{rule_as(rule)} needs {needed} (for example 0.5)")
+    spec.check(kw, given_as)
+    return rule, kw
 
 
 def filter_users(
     result,
     data=None,
     *,
-    rule: str = "prob",
-    eta_star: float = 0.5,
-    prob: float = 0.95,
+    rule: str | None = None,
+    eta_star: float | None = None,
+    prob: float | None = None,
     top: float | None = None,
     threshold: float | None = None,
     quantile: float | None = None,
-    by: str = "map",
+    by: str | None = None,
     posterior: xr.Dataset | None = None,
     force: bool = False,
-    mcse_k: float = 2.0,
+    mcse_k: float | None = None,
     rhat_max: float = 1.01,
     ess_min: float = 400,
     max_divergences: int = 0,
+    allow_other_data: bool = False,
 ) -> FilterResult:
     """Apply a filtering rule to a fitted model.
 
@@ -309,9 +412,12 @@ def filter_users(
     data : VoteData, optional
         The votes to filter; required with a tree (its users must be the
         tree's users), defaults to ``result.data`` for an EMResult.
-    rule : {"prob", "top", "map", "quantile"}
+    rule : {"prob", "top", "map", "quantile"}, optional
+        Default: the rule whose options are given, else ``prob``. An option
+        of another rule than the one named is refused (:func:`check_rule_args`).
     eta_star, prob : float
-        For ``prob``: keep users with ``P(eta >= eta_star) >= prob``.
+        For ``prob``: keep users with ``P(eta >= eta_star) >= prob``
+        (defaults 0.5 and 0.95).
     top : float
         For ``top``: fraction of users to keep, in (0, 1].
     threshold : float
@@ -319,7 +425,7 @@ def filter_users(
     quantile : float
         For ``quantile``: level of the fitted ``P_eta`` quantile used as cut.
     by : {"map", "mean"}
-        Summary compared with the cut by ``quantile``.
+        Summary compared with the cut by ``quantile`` (default ``"map"``).
     posterior : xarray.Dataset, optional
         With an EMResult only: precomputed
         :func:`~attnmodel.posterior.users.user_posterior`; for ``prob`` it is
@@ -329,16 +435,39 @@ def filter_users(
         (with a :class:`DiagnosticsWarning` for a failed NUTS fit).
     mcse_k : float
         For ``prob``: users within ``mcse_k`` Monte Carlo standard errors of
-        the cut are undetermined.
+        the cut are undetermined (default 2).
     rhat_max, ess_min, max_divergences
         Thresholds of the NUTS gate over the global parameters.
+    allow_other_data : bool
+        Filter ``data`` even when it is not the data the result was fitted to
+        (its fingerprint differs from the result's ``data_fingerprint``); by
+        default that is a :class:`~attnmodel.errors.DataMismatchError` naming
+        what differs.
 
     Returns
     -------
     FilterResult
     """
-    args = RuleArgs(eta_star, prob, top, threshold, quantile, by, mcse_k)
-    check_rule_args(rule, args)
+    rule, kw = check_rule_args(
+        rule,
+        eta_star=eta_star,
+        prob=prob,
+        mcse_k=mcse_k,
+        top=top,
+        threshold=threshold,
+        quantile=quantile,
+        by=by,
+    )
+    eta_star = kw.get("eta_star", 0.5)
+    args = RuleArgs(
+        eta_star=eta_star,
+        prob=kw.get("prob"),
+        top=kw.get("top"),
+        threshold=kw.get("threshold"),
+        quantile=kw.get("quantile"),
+        by=kw.get("by", "map"),
+        mcse_k=kw.get("mcse_k"),
+    )
     if isinstance(result, xr.DataTree):
         if posterior is not None:
             raise ValueError("posterior= applies to an EMResult; a result tree carries its own")
@@ -347,9 +476,14 @@ def filter_users(
                 "filtering a result tree needs data=: the VoteData it was fitted to "
                 "(the tree holds no vote rows)"
             )
+        if not allow_other_data:
+            check_same_data(result, data)
     else:
+        own_data = data is None or data is result.data
         data = result.data if data is None else data
         result = _em_tree(result, rule, eta_star, posterior)
+        if not (allow_other_data or own_data):
+            check_same_data(result, data)
     gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
     summaries, ppf, diagnostics, extra = _tree_inputs(result, data, rule, eta_star, force, gate)
 

@@ -520,23 +520,18 @@ def test_a_registered_rule_is_used_by_name(fit, frame, users, monkeypatch):
     """A rule is one registry entry: filter_users finds it by name and reports its settings."""
     from attnmodel import filtering
 
-    def check(args):
-        if args.threshold is None:
-            raise ValueError("rule 'first_half' needs threshold")
-
     def decide(summaries, ppf, extra, args):
         n = summaries.sizes["user"]
         keep = np.arange(n) < n // 2
-        return keep, np.zeros(n, dtype=bool), {"threshold": args.threshold}
+        return keep, np.zeros(n, dtype=bool), {"half": n // 2}
 
-    monkeypatch.setitem(
-        filtering.RULES, "first_half", filtering.Rule("first_half", check, decide)
-    )
-    out = filter_users(fit, rule="first_half", threshold=0.3)
-    assert out.settings["threshold"] == 0.3
+    rule = filtering.Rule("first_half", (), lambda kw, given_as: None, decide)
+    monkeypatch.setitem(filtering.RULES, "first_half", rule)
+    out = filter_users(fit, rule="first_half")
+    assert out.settings["half"] == len(users) // 2
     assert out.keep.sum() == len(users) // 2
     assert list(out.keep.index[out.keep]) == users[: len(users) // 2]
-    with pytest.raises(ValueError, match="needs threshold"):
-        filter_users(fit, rule="first_half")
+    with pytest.raises(ValueError, match="top belongs to rule='top'"):
+        filter_users(fit, rule="first_half", top=0.3)
     with pytest.raises(ValueError, match="first_half"):  # listed among the choices
         filter_users(fit, rule="no_such_rule")

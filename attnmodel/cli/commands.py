@@ -23,7 +23,9 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +37,7 @@ import pandas as pd
 
 from attnmodel.cli.parser import COMPARE_FILES
 from attnmodel.data import io
-from attnmodel.errors import CommandError, TableFileError, VoteDataError
+from attnmodel.errors import CommandError, DataMismatchError, TableFileError, VoteDataError
 
 __all__ = [
     "Progress",
@@ -82,6 +84,18 @@ class Progress:
     def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.quiet = quiet
         self.stream = sys.stderr if stream is None else stream
+        self._open: str | None = None  # the step whose line awaits its "done"
+        self._broken = False
+
+    def break_line(self) -> None:
+        """End an open step line, so that a message (a warning) starts on its own line.
+
+        The step then reports its time on a line of its own, repeating what it does.
+        """
+        if self._open is not None and not self._broken:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._broken = True
 
     @property
     def enabled(self) -> bool:
@@ -116,6 +130,7 @@ class Progress:
         t0 = time.perf_counter()
         self.stream.write(f"{what}...")
         self.stream.flush()
+        self._open, self._broken = what, False
         stop = threading.Event()
         ticker = None
         tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -134,13 +149,18 @@ class Progress:
             stop.set()
             if ticker is not None:
                 ticker.join()
-            self.stream.write(" failed\n")
+            self.stream.write(f"{what}... failed\n" if self._broken else " failed\n")
             self.stream.flush()
+            self._open = None
             raise
         stop.set()
         if ticker is not None:
             ticker.join()
-            self.stream.write(f"\r{what}...")
+            if not self._broken:
+                self.stream.write(f"\r{what}...")
+        if self._broken:
+            self.stream.write(f"{what}...")
+        self._open = None
         seconds = time.perf_counter() - t0
         detail = f" ({info['detail']})" if info.get("detail") else ""
         self.stream.write(f" done in {seconds:.1f} s{detail}\n")
@@ -151,23 +171,71 @@ class Progress:
 # files
 
 
-def check_output(path: str | Path, force: bool) -> Path:
-    """Refuse an existing output before any work is done, unless forced."""
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links and relative paths resolved)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_output(path: str | Path, force: bool, inputs: Sequence[str | Path | None] = ()) -> Path:
+    """Refuse an unusable output before any work is done.
+
+    Refused: an output that exists (unless forced), that is an input, or that
+    lies in a folder that cannot be written. An output naming one of
+    ``inputs`` (the same file by any path or link) is refused even with
+    ``--force``: the input would be lost.
+    """
     p = Path(path)
+    for given in inputs:
+        if given is not None and _same_file(p, Path(given)):
+            raise CommandError(
+                f"{str(p)!r} is the input {str(given)!r}; write the output to another file "
+                "(--force never replaces an input)"
+            )
     if p.exists() and not force:
         raise CommandError(f"{str(p)!r} exists; pass --force to replace it")
     if p.exists() and p.is_dir() and p.suffix.lower() != ".zarr":
         raise CommandError(f"{str(p)!r} is a directory, not a file")
+    _check_writable(p)
     return p
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse an output whose folder cannot be written, before any work is done."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # created on writing: its first existing ancestor must be writable
+    if not folder.is_dir():
+        raise CommandError(f"{str(path)!r}: {str(folder)!r} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise CommandError(
+            f"{str(path)!r}: cannot write in the folder {str(folder)!r} ({e.strerror})"
+        ) from None
+
+
 @contextlib.contextmanager
-def _existing_output_is_a_user_error(path: Path) -> Iterator[None]:
-    """An output that appeared since :func:`check_output` as a one-line error."""
+def _output_errors(path: Path) -> Iterator[None]:
+    """Write errors as one line naming the output and the reason.
+
+    An output that appeared since :func:`check_output` is refused; a full
+    disk, a missing permission and the like are reported with their reason
+    (the temporary file is already gone: :func:`attnmodel.data.io.atomic_write`
+    removes it).
+    """
     try:
         yield
     except FileExistsError as e:
         raise CommandError(f"{str(path)!r} exists; pass --force to replace it") from e
+    except OSError as e:
+        reason = (e.strerror or str(e) or type(e).__name__).strip().splitlines()[0]
+        raise CommandError(f"{str(path)!r}: could not be written ({reason})") from e
 
 
 def read_table(path: str | Path, progress: Progress, *, what: str = "table") -> pd.DataFrame:
@@ -215,14 +283,14 @@ def write_table(
     Path
     """
     p = Path(path)
-    with progress.step(f"writing {p}") as info, _existing_output_is_a_user_error(p):
+    with progress.step(f"writing {p}") as info, _output_errors(p):
         io.write_table(frame, p, force=force)
         info["detail"] = f"{len(frame)} rows"
     return p
 
 
 def _atomic(path: Path, write: Callable[[Path], None], force: bool) -> Path:
-    with _existing_output_is_a_user_error(path):
+    with _output_errors(path):
         return io.atomic_write(path, write, force=force)
 
 
@@ -308,6 +376,8 @@ def read_votes(path: str | Path, options: dict[str, Any], progress: Progress):
                 raise
             raise CommandError(f"{str(p)!r}: {e}") from e
         info["detail"] = f"{data.n_votes} votes from {data.n_users} users on {data.n_pairs} pairs"
+        if data.n_ties_dropped:
+            info["detail"] += f"; {data.n_ties_dropped} ties dropped"
     return data
 
 
@@ -450,11 +520,8 @@ def save_result(dt, path: Path, progress: Progress, force: bool) -> None:
     """Save a result tree with a progress line; an output that exists is a user error."""
     from attnmodel.results import save
 
-    with progress.step(f"writing {path}"):
-        try:
-            save(dt, path, force=force)
-        except FileExistsError as e:
-            raise CommandError(f"{str(path)!r} exists; pass --force to replace it") from e
+    with progress.step(f"writing {path}"), _output_errors(path):
+        save(dt, path, force=force)
 
 
 def _get_family(name: str, n_components: int | None):
@@ -463,7 +530,8 @@ def _get_family(name: str, n_components: int | None):
     try:
         return get_family(name, n_components)
     except ValueError as e:
-        raise CommandError(str(e)) from None
+        # The option the user typed, not the keyword it becomes.
+        raise CommandError(str(e).replace("n_components", "--components")) from None
 
 
 def _fmt(x: Any) -> str:
@@ -528,6 +596,7 @@ def format_summary(s: dict[str, Any], source: str | None = None) -> str:
     width = max((len(str(k)) for k in s["mu"]), default=0)
     for pair, value in s["mu"].items():
         lines.append(f"  {str(pair):<{width}}  {_fmt(value)}")
+    lines.extend(f"warning: {note}" for note in s.get("warnings") or ())
     return "\n".join(lines)
 
 
@@ -555,7 +624,7 @@ def json_safe(obj: Any) -> Any:
 
 def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel fit``: fit a vote log and save the result."""
-    out = check_output(args.out, args.force)
+    out = check_output(args.out, args.force, (args.votes, args.mu_file))
     if out.suffix.lower() not in _RESULT_SUFFIXES:
         raise CommandError(f"--out {str(out)!r}: a result is saved as .nc or .zarr")
     family = _get_family(args.family, args.components)
@@ -563,6 +632,12 @@ def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     _check_unit("--hdi-prob", args.hdi_prob)
     options = _vote_options(args)
     data = read_votes(args.votes, options, progress)
+    if args.components is not None and args.components > data.counts.n_rows:
+        raise CommandError(
+            f"--components {args.components}: the votes have {data.n_users} users with "
+            f"{data.counts.n_rows} distinct count rows, so at most {data.counts.n_rows} "
+            "components can be told apart"
+        )
     mu_kw = mu_arguments(args, list(data.pairs))
     kwargs: dict[str, Any] = {
         "hdi_prob": args.hdi_prob,
@@ -660,7 +735,7 @@ def cmd_users(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel users``: write the per-user table of a result."""
     from attnmodel.results import user_table
 
-    out = check_output(args.out, args.force)
+    out = check_output(args.out, args.force, (args.result,))
     io.table_format(out, "users")
     dt = load_result(args.result, progress)
     table = user_table(dt)
@@ -689,25 +764,42 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel filter``: keep the votes of attentive users."""
     from attnmodel.filtering import NotConvergedError, filter_users
 
-    out = check_output(args.out, args.force)
+    rule, kw = _rule_arguments(args)
+    out = check_output(args.out, args.force, (args.result, args.votes))
     io.table_format(out, "kept votes")
     decisions_out = None
     if args.decisions_out is not None:
-        decisions_out = check_output(args.decisions_out, args.force)
+        decisions_out = check_output(
+            args.decisions_out, args.force, (args.result, args.votes, args.out)
+        )
         io.table_format(decisions_out, "decisions")
     dt = load_result(args.result, progress)
     stored = {}
     if "data_options" in dt.attrs:
         stored = json.loads(dt.attrs["data_options"])
     data = read_votes(args.votes, _vote_options(args, stored), progress)
-    kw = _rule_arguments(args, float(dt.attrs["eta_star"]))
+    if rule == "prob" and "eta_star" not in kw:
+        # The result's own p_above is exact (EM) or has its MCSE; another cut is
+        # recomputed from the eta draws.
+        kw["eta_star"] = float(dt.attrs["eta_star"])
     try:
-        res = filter_users(dt, data, rule=args.rule, force=args.ignore_diagnostics, **kw)
+        res = filter_users(
+            dt,
+            data,
+            rule=rule,
+            force=args.ignore_diagnostics,
+            allow_other_data=args.allow_other_data,
+            **kw,
+        )
     except NotConvergedError as e:
         msg = str(e).replace("pass force=True", "pass --ignore-diagnostics")
         if "--ignore-diagnostics" not in msg:
             msg += " (--ignore-diagnostics filters anyway)"
         raise CommandError(f"{str(args.result)!r}: {msg}") from None
+    except DataMismatchError as e:
+        msg = str(e).replace("allow_other_data=True", "--allow-other-data")
+        msg = msg.replace("the votes are not", f"the votes in {str(args.votes)!r} are not", 1)
+        raise CommandError(f"{msg.replace('the result', repr(str(args.result)), 1)}") from None
     except ValueError as e:
         raise CommandError(f"{str(args.result)!r} with {str(args.votes)!r}: {e}") from None
     print(res.summary())
@@ -737,41 +829,40 @@ def _describe_checks(report: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def _rule_arguments(args: argparse.Namespace, fitted_eta_star: float) -> dict[str, Any]:
-    rule = args.rule
-    kw: dict[str, Any] = {}
-    if rule == "prob":
-        kw["prob"] = args.prob
-        # The result's own p_above is exact (EM) or has its MCSE; another cut is
-        # recomputed from the eta draws.
-        kw["eta_star"] = fitted_eta_star if args.eta_star is None else args.eta_star
-        _check_unit("--eta-star", kw["eta_star"], closed=True)
-        if not 0.0 < args.prob <= 1.0:
-            raise CommandError(f"--prob {args.prob!r}: must lie in (0, 1]")
-    elif rule == "top":
-        if args.top is None:
-            raise CommandError("--rule top needs --top FRACTION (for example 0.5)")
-        if not 0.0 < args.top <= 1.0:
-            raise CommandError(f"--top {args.top!r}: must lie in (0, 1]")
-        kw["top"] = args.top
-    elif rule == "map":
-        if args.threshold is None:
-            raise CommandError("--rule map needs --threshold ETA (for example 0.5)")
-        _check_unit("--threshold", args.threshold, closed=True)
-        kw["threshold"] = args.threshold
-    else:
-        if args.quantile is None:
-            raise CommandError("--rule quantile needs --quantile LEVEL (for example 0.5)")
-        _check_unit("--quantile", args.quantile)
-        kw["quantile"] = args.quantile
-    return kw
+#: How the command line spells the arguments of :func:`attnmodel.filtering.check_rule_args`.
+_RULE_OPTION_NAMES = {
+    "rule": "--rule",
+    "eta_star": "--eta-star",
+    "prob": "--prob",
+    "top": "--top",
+    "threshold": "--threshold",
+    "quantile": "--quantile",
+}
+
+
+def _rule_arguments(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The rule and its keyword arguments, checked before any file is read."""
+    from attnmodel.filtering import check_rule_args
+
+    try:
+        return check_rule_args(
+            args.rule,
+            names=_RULE_OPTION_NAMES,
+            eta_star=args.eta_star,
+            prob=args.prob,
+            top=args.top,
+            threshold=args.threshold,
+            quantile=args.quantile,
+        )
+    except ValueError as e:
+        raise CommandError(str(e)) from None
 
 
 def cmd_export(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel export``: write kept votes as DPO preference pairs."""
     from attnmodel.export import to_dpo, write_dpo
 
-    out = check_output(args.out, args.force)
+    out = check_output(args.out, args.force, (args.kept,))
     if out.suffix.lower() not in (".jsonl", ".parquet"):
         raise CommandError(f"--out {str(out)!r}: DPO rows are written as .jsonl or .parquet")
     votes = read_table(args.kept, progress, what="kept votes")
@@ -790,11 +881,8 @@ def cmd_export(args: argparse.Namespace, progress: Progress) -> int:
         raise CommandError(f"{str(args.kept)!r}: {e}") from None
     except ValueError as e:
         raise CommandError(str(e)) from None
-    with progress.step(f"writing {out}") as info:
-        try:
-            write_dpo(pairs, out, force=args.force)
-        except FileExistsError as e:
-            raise CommandError(f"{str(out)!r} exists; pass --force to replace it") from e
+    with progress.step(f"writing {out}") as info, _output_errors(out):
+        write_dpo(pairs, out, force=args.force)
         info["detail"] = f"{len(pairs)} pairs"
     layout = "conversational" if args.conversational else "standard"
     print(f"{len(pairs)} preference pairs ({layout} DPO layout) written to {out}")
@@ -863,7 +951,7 @@ def cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
     io.table_format(out, "votes")
     truth_out = None
     if args.truth_out is not None:
-        truth_out = check_output(args.truth_out, args.force)
+        truth_out = check_output(args.truth_out, args.force, (args.out,))
         io.table_format(truth_out, "truth")
     family = _get_family(args.family, None)
     params = _parse_params(args.params, family.name)
@@ -905,11 +993,17 @@ def cmd_compare(args: argparse.Namespace, progress: Progress) -> int:
         raise CommandError(f"--out {str(outdir)!r} exists and is not a directory")
     files = {name: outdir / name for name in COMPARE_FILES}
     for path in files.values():
-        check_output(path, args.force)
+        check_output(path, args.force, (args.em_result, args.nuts_result))
     em = load_result(args.em_result, progress)
     nuts = load_result(args.nuts_result, progress)
     try:
-        comp = compare_fits(em, nuts)
+        comp = compare_fits(em, nuts, allow_other_data=args.allow_other_data)
+    except DataMismatchError as e:
+        msg = str(e).replace("allow_other_data=True", "--allow-other-data")
+        named = (("the EM result", args.em_result), ("the NUTS result", args.nuts_result))
+        for name, path in named:
+            msg = msg.replace(name, f"{name} {str(path)!r}")
+        raise CommandError(msg) from None
     except ValueError as e:
         raise CommandError(str(e)) from None
     text = comparison_text(comp)

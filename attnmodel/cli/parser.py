@@ -217,13 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rule",
         choices=("prob", "top", "map", "quantile"),
-        default="prob",
         help="prob: P(eta >= E) >= PROB (default); top: top fraction by posterior "
         "mean; map: posterior mode >= threshold; quantile: at or above a quantile "
-        "of the fitted P_eta",
+        "of the fitted P_eta. Default: the rule whose option is given (--top selects "
+        "top), else prob; an option of another rule is refused",
     )
     p.add_argument("--eta-star", type=float, metavar="E", help="rule prob: the cut E")
-    p.add_argument("--prob", type=float, default=0.95, help="rule prob (default 0.95)")
+    p.add_argument("--prob", type=float, help="rule prob (default 0.95)")
     p.add_argument("--top", type=float, metavar="FRACTION", help="rule top")
     p.add_argument("--threshold", type=float, metavar="ETA", help="rule map")
     p.add_argument("--quantile", type=float, metavar="LEVEL", help="rule quantile")
@@ -231,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ignore-diagnostics",
         action="store_true",
         help="filter even if EM did not converge or NUTS diagnostics fail",
+    )
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="filter VOTES even if they are not the votes RESULT was fitted to",
     )
     p.add_argument(
         "--decisions-out",
@@ -340,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("em_result", metavar="EM_RESULT")
     p.add_argument("nuts_result", metavar="NUTS_RESULT")
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="compare even if the two results were fitted to different votes",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_force(p)
     return parser

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CountTable", "collapse_counts"]
+__all__ = ["CountTable", "collapse_counts", "counts_fingerprint", "pair_totals"]
 
 #: Grouping methods for users with entries on several pairs, see :func:`collapse_counts`.
 COLLAPSE_METHODS = ("hash", "dense", "sort")
@@ -120,6 +120,62 @@ class CountTable:
         """Total votes of each user, shape (m,)."""
         per_row = np.bincount(self.entry_row, weights=self.entry_n, minlength=self.n_rows)
         return per_row[self.user_row].astype(np.int64)
+
+
+def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
+    """Votes and votes for the stronger model on each pair, summed over users, each shape (P,)."""
+    users_per_entry = counts.row_weight[counts.entry_row]
+    pair, p = counts.entry_pair, counts.n_pairs
+    n = np.bincount(pair, weights=counts.entry_n * users_per_entry, minlength=p)
+    s = np.bincount(pair, weights=counts.entry_s * users_per_entry, minlength=p)
+    return np.rint(n).astype(np.int64), np.rint(s).astype(np.int64)
+
+
+def counts_fingerprint(counts: CountTable, users, pairs) -> str:
+    """SHA-256 of every user's counts, whatever the order of users and pairs.
+
+    Two data sets share it exactly when they hold the same users (by their
+    text), the same pairs (by label, which carries the orientation) and, for
+    every user and pair, the same ``n`` and ``s``: votes doubled, flipped or
+    moved between users all change it.
+
+    Parameters
+    ----------
+    counts : CountTable
+    users, pairs : sequence
+        Labels of the table's users and pairs (compared as text).
+
+    Returns
+    -------
+    str
+        ``"sha256:"`` followed by 64 hex digits.
+    """
+    import hashlib
+
+    user_text = np.asarray(users).astype(str)
+    pair_text = np.asarray(pairs).astype(str)
+    if user_text.size != counts.n_users or pair_text.size != counts.n_pairs:
+        raise ValueError("users and pairs must label the count table's users and pairs")
+    user_order = np.argsort(user_text, kind="stable")
+    pair_order = np.argsort(pair_text, kind="stable")
+    user_rank = np.empty_like(user_order)
+    user_rank[user_order] = np.arange(user_order.size)
+    pair_rank = np.empty_like(pair_order)
+    pair_rank[pair_order] = np.arange(pair_order.size)
+    # Every (user, entry of its row), keyed by (user rank, pair rank) and sorted by the key.
+    lens = np.diff(counts.row_ptr)[counts.user_row]
+    start = counts.row_ptr[:-1][counts.user_row]
+    owner = np.repeat(np.arange(counts.n_users), lens)
+    offset = np.arange(owner.size) - np.repeat(np.cumsum(lens) - lens, lens)
+    entry = start[owner] + offset
+    key = user_rank[owner] * max(counts.n_pairs, 1) + pair_rank[counts.entry_pair[entry]]
+    order = np.argsort(key, kind="stable")
+    h = hashlib.sha256()
+    h.update("\x1f".join(user_text[user_order].tolist()).encode("utf-8") + b"\x1e")
+    h.update("\x1f".join(pair_text[pair_order].tolist()).encode("utf-8") + b"\x1e")
+    for column in (key[order], counts.entry_n[entry][order], counts.entry_s[entry][order]):
+        h.update(np.ascontiguousarray(column, dtype="<i8").tobytes())
+    return "sha256:" + h.hexdigest()
 
 
 def collapse_counts(

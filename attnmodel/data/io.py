@@ -27,6 +27,7 @@ and one branch in each of :func:`read_table`, :func:`peek_columns` and
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "TABLE_SUFFIXES",
     "atomic_write",
+    "current_umask",
+    "output_mode",
     "peek_columns",
     "read_table",
     "table_format",
@@ -115,16 +118,39 @@ def read_table(
         raise TableFileError(f"{str(path)!r}: no such file", path=str(path))
     try:
         if kind == "csv":
+            _refuse_duplicate_csv_columns(p)
             # Ids are labels, not numbers (absent columns are ignored).
             return pd.read_csv(p, dtype=dict.fromkeys(id_columns, str))
         if kind == "parquet":
             return pd.read_parquet(p)
         # dtype=False: "001" stays a string rather than becoming 1.
         return pd.read_json(p, lines=True, dtype=False)
+    except TableFileError:
+        raise
     except (OSError, ValueError) as e:
         raise TableFileError(
             f"{str(path)!r}: could not be read as {kind}: {e}", path=str(path)
         ) from e
+
+
+def _refuse_duplicate_csv_columns(path: Path) -> None:
+    """Refuse a CSV header naming a column twice (pandas would rename the copy ``NAME.1``)."""
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
+    except (pd.errors.EmptyDataError, IndexError):
+        return
+    seen: dict[str, int] = {}
+    for name in header:
+        seen[str(name)] = seen.get(str(name), 0) + 1
+    twice = [name for name, k in seen.items() if k > 1]
+    if twice:
+        raise TableFileError(
+            f"{str(path)!r}: column {twice[0]!r} appears {seen[twice[0]]} times in the header; "
+            "rename or drop the copies (which one is meant cannot be told)",
+            path=str(path),
+        )
 
 
 def peek_columns(path: str | os.PathLike) -> list[str] | None:
@@ -184,10 +210,42 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, force: bool = F
     return atomic_write(p, write, force=force)
 
 
+def current_umask() -> int:
+    """The process's umask (read without changing it where the system tells it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def output_mode(target: str | os.PathLike, *, directory: bool = False) -> int:
+    """Permission bits for a file (or directory) written at ``target`` as a plain ``open`` would.
+
+    An existing target keeps its mode; a new one gets ``0o666`` (``0o777``
+    for a directory) less the umask. Temporary files are created ``0o600``,
+    so :func:`atomic_write` applies this before moving one into place.
+    """
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[Path], None], *, force: bool = False
 ) -> Path:
     """Write a file through ``write(tmp_path)`` and move it into place.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it
+    (:func:`output_mode`): those of the file it replaces, else ``0o666``
+    less the umask. If ``write`` or the move fails, the temporary file is
+    removed and the target left as it was.
 
     Parameters
     ----------
@@ -203,11 +261,13 @@ def atomic_write(
     if target.exists() and not force:
         raise FileExistsError(f"{str(target)!r} exists; pass force=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode = output_mode(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -27,8 +27,9 @@ import pandas as pd
 from scipy import sparse, special
 
 from attnmodel.data.counts import CountTable
-from attnmodel.errors import ConvergenceWarning
+from attnmodel.errors import BoundaryWarning, ConvergenceWarning
 from attnmodel.model.families import Family, get_family
+from attnmodel.model.checks import fit_warnings
 from attnmodel.model.grid import (
     LogitGrid,
     make_logit_grid,
@@ -767,7 +768,9 @@ def fit_em(
     engine : {"auto", "numpy", "numba"}
         E-step implementation (``"auto"`` compiles only for large tables).
     warn : bool
-        Emit a :class:`ConvergenceWarning` when the best start did not converge.
+        Emit a :class:`ConvergenceWarning` when the best start did not converge,
+        and a :class:`~attnmodel.errors.BoundaryWarning` for each reason the
+        fit may be degenerate (:func:`attnmodel.model.checks.fit_warnings`).
 
     Returns
     -------
@@ -823,6 +826,9 @@ def fit_em(
             ConvergenceWarning,
             stacklevel=2,
         )
+    if warn:
+        for note in fit_warnings(fam, state.params, data.counts, problem.grid):
+            warnings.warn(f"degenerate fit of {fam.name}: {note}", BoundaryWarning, stacklevel=2)
     history = runs[k_best]
     return EMResult(
         family=fam,

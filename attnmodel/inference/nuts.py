@@ -20,16 +20,21 @@ exact up to quadrature, so
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import signal
+import threading
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pymc as pm
 import xarray as xr
 
+from attnmodel.errors import BoundaryWarning
 from attnmodel.inference.em import EMProblem, EMState
 from attnmodel.model.pymc_model import AttnModel, build_model
 from attnmodel.posterior.conditional import conditional_summaries
@@ -163,8 +168,16 @@ def sample_nuts(
     kwargs.update(sample_kwargs)
     timings["start"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    with attn.model:
-        idata = pm.sample(**kwargs)
+    with attn.model, _interrupts() as interrupted:
+        try:
+            idata = pm.sample(**kwargs)
+        except Exception:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+    if interrupted:
+        # PyMC stops at Ctrl-C and returns what it drew so far: not a result.
+        raise KeyboardInterrupt
     wall = time.perf_counter() - clock
     timings["sample"] = wall
     clock = time.perf_counter()
@@ -201,7 +214,41 @@ def sample_nuts(
     settings = json.loads(tree.attrs["settings"])
     settings["timings"] = {k: round(v, 3) for k, v in timings.items()}
     tree.attrs["settings"] = json.dumps(settings)
+    for note in json.loads(tree.attrs.get("fit_warnings", "[]")):
+        name = attn.family.name
+        warnings.warn(f"degenerate fit of {name}: {note}", BoundaryWarning, stacklevel=2)
     return tree
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[list[int]]:
+    """Record Ctrl-C (SIGINT) while sampling, passing it on as before.
+
+    :func:`pymc.sample` catches the ``KeyboardInterrupt`` and returns the
+    draws so far (or fails for lack of them); the list yielded tells the
+    caller that the user asked to stop. Outside the main thread, where no
+    handler can be set, or where SIGINT is ignored, nothing is recorded.
+    """
+    seen: list[int] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+    if previous is None or previous == signal.SIG_IGN:
+        yield seen  # no handler can be set, or Ctrl-C is ignored on purpose
+        return
+
+    def handler(signum, frame):
+        seen.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def default_cores(chains: int) -> int:
@@ -406,5 +453,6 @@ def _to_datatree(
     cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
     return build_tree(
         "nuts", attn.family, attn.mu_spec, attn.priors_json(), groups,
-        settings=info, attrs=own, provenance=provenance, **cuts
+        settings=info, attrs=own, provenance=provenance, counts=attn.counts,
+        grid=attn.grid, **cuts
     )  # fmt: skip

@@ -203,5 +203,7 @@ def em_to_datatree(
     cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
     return build_tree(
         "em", family, spec, _priors_json(em_result), groups,
-        settings=settings, attrs=own, provenance=provenance, **cuts
+        settings=settings, attrs=own, provenance=provenance, counts=em_result.data.counts,
+        grid=em_result.problem.grid,
+        **cuts
     )  # fmt: skip

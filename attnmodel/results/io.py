@@ -1,7 +1,17 @@
-"""Result trees in files: ``.nc`` (netCDF via h5netcdf) or ``.zarr`` (a directory)."""
+"""Result trees in files: ``.nc`` (netCDF via h5netcdf) or ``.zarr`` (a directory).
+
+:func:`save` writes the root attribute ``content_sha256``, a checksum of the
+tree's content (:func:`content_checksum`: every group, variable, coordinate,
+value and attribute), and :func:`load` recomputes it: a file damaged or edited
+after it was saved is an error naming it, never a result that silently gives
+other answers. Files written before checksums load unchecked.
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -10,21 +20,101 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from attnmodel.data.io import atomic_write
-from attnmodel.results.tree import plain_strings, require_result, validate_tree
+from attnmodel.data.io import atomic_write, output_mode
+from attnmodel.errors import ResultFileError
+from attnmodel.results.tree import json_safe, plain_strings, require_result, validate_tree
 
-__all__ = ["SUFFIXES", "save", "load"]
+__all__ = ["SUFFIXES", "CHECKSUM_ATTR", "content_checksum", "save", "load"]
+
+#: Root attribute holding :func:`content_checksum` of a saved result.
+CHECKSUM_ATTR = "content_sha256"
 
 #: Suffixes :func:`save` and :func:`load` understand.
 SUFFIXES = (".nc", ".zarr")
 
 
+def _canonical_bytes(values: np.ndarray) -> bytes:
+    """Values as bytes that survive a round trip through netCDF or zarr unchanged."""
+    kind = values.dtype.kind
+    if kind == "f":
+        return np.ascontiguousarray(values, dtype="<f8").tobytes()
+    if kind in "iu":
+        return np.ascontiguousarray(values, dtype="<i8").tobytes()
+    if kind == "b":
+        return np.ascontiguousarray(values, dtype="u1").tobytes()
+    if kind in "mM":
+        ns = values.astype(f"{values.dtype.str[:2]}8[ns]")
+        return np.ascontiguousarray(ns.view("<i8")).tobytes()
+    if kind == "S":
+        values = np.char.decode(values, "utf-8")
+    return json.dumps([str(v) for v in values.reshape(-1).tolist()]).encode("utf-8")
+
+
+def _canonical_attrs(attrs) -> bytes:
+    return json.dumps(json_safe(dict(attrs)), sort_keys=True).encode("utf-8")
+
+
+def content_checksum(dt: xr.DataTree) -> str:
+    """SHA-256 of a result's content, the same before :func:`save` and after :func:`load`.
+
+    Covers every group (by path), its attributes and each of its variables
+    and coordinates (name, dims, shape, values, attributes); numbers are taken
+    as 64-bit and text as UTF-8, so the file format's choice of types does not
+    change it. The root attribute :data:`CHECKSUM_ATTR` itself is left out:
+    :func:`save` writes it, :func:`load` checks it and returns the tree
+    without it, as it was given to :func:`save`.
+    """
+    h = hashlib.sha256()
+    for node in sorted(dt.subtree, key=lambda n: n.path):
+        h.update(b"\x1dgroup " + node.path.encode("utf-8"))
+        attrs = {k: v for k, v in node.attrs.items() if k != CHECKSUM_ATTR}
+        h.update(_canonical_attrs(attrs))
+        ds = node.to_dataset(inherit=False)
+        for name in sorted(ds.variables, key=str):
+            var = ds.variables[name]
+            head = json.dumps([str(name), list(map(str, var.dims)), list(var.shape)])
+            h.update(b"\x1dvar " + head.encode("utf-8"))
+            h.update(_canonical_bytes(np.asarray(var.values)))
+            h.update(_canonical_attrs(var.attrs))
+    return "sha256:" + h.hexdigest()
+
+
+#: Room left for netCDF's own structures beyond the arrays' bytes.
+_NETCDF_OVERHEAD = 1 << 20
+
+
+def _require_space(dt: xr.DataTree, folder: Path) -> None:
+    """Refuse a netCDF write that cannot fit on its disk, before HDF5 starts it.
+
+    HDF5 may crash the process when the disk fills during a write, so the
+    free space is compared with the tree's size up front.
+    """
+    need = _NETCDF_OVERHEAD + sum(
+        int(var.nbytes)
+        for node in dt.subtree
+        for var in node.to_dataset(inherit=False).variables.values()
+    )
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if free < need:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: about {need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free",
+        )
+
+
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(
+        raise ResultFileError(
             f"{str(path)!r}: an attnmodel result is saved as .nc (netCDF) or .zarr, "
-            f"not {suffix or 'a name without suffix'!r}"
+            f"not {suffix or 'a name without suffix'!r}",
+            path=str(path),
         )
     return suffix
 
@@ -51,6 +141,8 @@ def save(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Pa
     pathlib.Path
     """
     require_result(dt)
+    dt = dt.copy(deep=False)
+    dt.attrs = {**dt.attrs, CHECKSUM_ATTR: content_checksum(dt)}
     target = Path(path)
     suffix = _suffix(target)
     if target.exists() and not force:
@@ -58,6 +150,7 @@ def save(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Pa
     if suffix == ".nc":
         if target.is_dir():
             raise IsADirectoryError(f"{str(target)!r} is a directory, not a netCDF file")
+        _require_space(dt, target.parent)
         return atomic_write(
             target, lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf", mode="w"), force=force
         )
@@ -69,6 +162,7 @@ def save(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Pa
     try:
         store = tmp_dir / "store.zarr"
         dt.to_zarr(store, mode="w", consolidated=False)
+        os.chmod(store, output_mode(target, directory=True))
         if target.exists():
             old = Path(
                 tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
@@ -89,10 +183,11 @@ def load(path: str | os.PathLike) -> xr.DataTree:
     ------
     FileNotFoundError
         ``path`` does not exist.
-    ValueError
-        ``path`` has another suffix, cannot be read, or is not an attnmodel
-        result (no marker, or a required group missing); the message names
-        the file.
+    ResultFileError
+        ``path`` has another suffix, cannot be read, is not an attnmodel
+        result (no marker, or a required group missing) or its content does
+        not match the checksum it was saved with; the message names the file.
+        A :class:`ValueError`, as before.
     """
     source = Path(path)
     suffix = _suffix(source)
@@ -106,12 +201,24 @@ def load(path: str | os.PathLike) -> xr.DataTree:
             with xr.open_datatree(source, engine="zarr", consolidated=False) as opened:
                 dt = opened.load()
     except Exception as err:  # the backends raise many types for a file they cannot read
-        raise ValueError(
-            f"{str(source)!r} could not be read as a {suffix} attnmodel result: {err}"
+        raise ResultFileError(
+            f"{str(source)!r} could not be read as a {suffix} attnmodel result: {err}",
+            path=str(source),
         ) from err
-    validate_tree(dt, repr(str(source)))
+    try:
+        validate_tree(dt, repr(str(source)))
+    except ValueError as err:
+        raise ResultFileError(str(err), path=str(source)) from None
     # netCDF returns integer attributes as numpy scalars; make them plain.
     attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dt.attrs.items()}
     out = dt.map_over_datasets(plain_strings)
+    expected = attrs.pop(CHECKSUM_ATTR, None)
     out.attrs = attrs
+    if expected is not None and content_checksum(out) != expected:
+        raise ResultFileError(
+            f"{str(source)!r}: its content does not match the checksum it was saved with "
+            f"({CHECKSUM_ATTR}); the file is damaged or was changed after it was written. "
+            "Refit, or restore it from a copy",
+            path=str(source),
+        )
     return out

@@ -5,6 +5,7 @@ Every function takes a result tree of any method (:mod:`attnmodel.results.tree`)
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -185,7 +186,8 @@ def summarize(dt: xr.DataTree) -> dict[str, Any]:
         diagnostic checks pass at their default thresholds),
         ``diagnostics`` (EM: ``n_iter``, ``objective``; NUTS: ``max_rhat``,
         ``min_ess_bulk``, ``min_ess_tail``, ``divergences``), ``n_users``,
-        ``eta_star``.
+        ``eta_star`` and ``warnings`` (the tree's ``fit_warnings``: why the
+        fit may be degenerate; empty when none, or when the tree predates them).
     """
     require_result(dt)
     method = dt.attrs["method"]
@@ -225,6 +227,7 @@ def summarize(dt: xr.DataTree) -> dict[str, Any]:
         "diagnostics": diagnostics,
         "n_users": int(dt["attentiveness"].sizes["user"]),
         "eta_star": float(dt.attrs["eta_star"]),
+        "warnings": list(json.loads(dt.attrs.get("fit_warnings", "[]"))),
     }
 
 

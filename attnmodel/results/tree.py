@@ -18,7 +18,18 @@ root attributes
     :func:`build_tree` and :func:`attnmodel.inference.fitting.fit`):
     ``data_source`` (where the votes were read from, as text) and
     ``data_options`` (JSON: the options they were read with, so that the same
-    votes can be read again to filter them). netCDF attributes cannot be bool
+    votes can be read again to filter them). What the data was, whenever the
+    builder is given its counts (``counts=``; both methods pass them):
+    ``data_fingerprint`` (``"sha256:..."`` of every user's per-pair counts,
+    :func:`attnmodel.data.counts.counts_fingerprint`) and ``data_counts``
+    (JSON: ``{"users": m, "votes": N, "pairs": {pair: [votes, votes for the
+    stronger model]}}``); with the per-user ``n_votes`` of ``attentiveness``
+    they let :func:`check_same_data` refuse other data and say what differs.
+    ``fit_warnings`` (JSON list of sentences, empty when none): why the fit
+    may be degenerate (an estimate at a bound of the family's box, data too
+    thin to inform it; :func:`attnmodel.model.checks.fit_warnings`), written
+    with the counts and shown by ``summary``.
+    netCDF attributes cannot be bool
     or None, so flags are 0/1 integers and missing values are absent.
 ``posterior``
     dims ``(chain, draw[, component][, pair][, user])``: one variable per
@@ -71,6 +82,8 @@ __all__ = [
     "plain_strings",
     "json_safe",
     "mu_spec_to_json",
+    "check_same_data",
+    "check_same_fit_data",
 ]
 
 #: Root attribute that marks a tree as an attnmodel result.
@@ -157,6 +170,8 @@ def build_tree(
     settings: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    counts=None,
+    grid=None,
 ) -> xr.DataTree:
     """Assemble a result tree and write every root attribute of the schema.
 
@@ -184,6 +199,13 @@ def build_tree(
         Where the data came from: ``source`` (written as text to
         ``data_source``) and ``options`` (written as JSON to
         ``data_options``); keys that are absent or None are not written.
+    counts : CountTable, optional
+        The fitted counts, users in the order of ``attentiveness`` and pairs
+        in the order of ``mu_spec``: written as ``data_fingerprint`` and
+        ``data_counts``, and checked with the family parameters' estimates
+        (mean over ``posterior``) for ``fit_warnings``.
+    grid : LogitGrid, optional
+        The fit's quadrature (it sets the box of continuous families).
 
     Returns
     -------
@@ -220,6 +242,17 @@ def build_tree(
         root["data_source"] = str(provenance["source"])
     if provenance.get("options") is not None:
         root["data_options"] = json.dumps(json_safe(provenance["options"]))
+    if counts is not None:
+        from attnmodel.model.checks import fit_warnings
+
+        root.update(_data_record(counts, groups["attentiveness"]["user"].values, mu_spec.pairs))
+        post = groups["posterior"]
+        estimate = {
+            name: post[name].mean([d for d in SAMPLE_DIMS if d in post[name].dims]).values
+            for name in family.param_names
+            if name in post
+        }
+        root["fit_warnings"] = json.dumps(fit_warnings(family, estimate, counts, grid))
     tree = {"/": xr.Dataset(attrs=root), **groups}
     return xr.DataTree.from_dict(tree).map_over_datasets(plain_strings)
 
@@ -269,3 +302,133 @@ def validate_tree(dt, source: str) -> None:
             f"{source} is an incomplete attnmodel result (method {method!r}): "
             f"group(s) {missing} missing"
         )
+
+
+# ---------------------------------------------------------------------------
+# The data a result was fitted to
+# ---------------------------------------------------------------------------
+
+
+def _data_record(counts, users, pairs) -> dict[str, str]:
+    """The ``data_fingerprint`` and ``data_counts`` root attributes of counts."""
+    from attnmodel.data.counts import counts_fingerprint, pair_totals
+
+    n, s = pair_totals(counts)
+    summary = {
+        "users": int(counts.n_users),
+        "votes": int(n.sum()),
+        "pairs": {str(p): [int(a), int(b)] for p, a, b in zip(pairs, n, s, strict=True)},
+    }
+    return {
+        "data_fingerprint": counts_fingerprint(counts, users, pairs),
+        "data_counts": json.dumps(summary),
+    }
+
+
+def _differences(
+    fit: Mapping[str, Any], other: Mapping[str, Any], other_name: str, fit_name: str = "the fit"
+) -> list[str]:
+    """What differs between two data records (``counts``, ``users`` -> ``n_votes``)."""
+    out = []
+    a_users, b_users = fit["users"], other["users"]
+    missing = [u for u in b_users if u not in a_users]
+    extra = [u for u in a_users if u not in b_users]
+    if missing or extra:
+        out.append(
+            f"users: {len(missing)} of {other_name} are not in {fit_name} (e.g. {missing[:3]}), "
+            f"{len(extra)} of {fit_name} are not in {other_name} (e.g. {extra[:3]})"
+        )
+    changed = [u for u in b_users if u in a_users and a_users[u] != b_users[u]]
+    if changed:
+        shown = ", ".join(
+            f"{u!r}: {a_users[u]} in {fit_name}, {b_users[u]} in {other_name}" for u in changed[:3]
+        )
+        out.append(f"votes per user differ for {len(changed)} user(s) ({shown})")
+    a_pairs, b_pairs = fit["counts"]["pairs"], other["counts"]["pairs"]
+    if set(a_pairs) != set(b_pairs):
+        out.append(f"pairs: {fit_name} has {sorted(a_pairs)}, {other_name} {sorted(b_pairs)}")
+    else:
+        for pair in a_pairs:
+            (n0, s0), (n1, s1) = a_pairs[pair], b_pairs[pair]
+            if (n0, s0) != (n1, s1):
+                out.append(
+                    f"pair {pair!r}: {fit_name} has {n0} votes ({s0} for the stronger "
+                    f"model), {other_name} {n1} ({s1})"
+                )
+    if not out:
+        out.append("the same users, votes per user and per-pair totals, but other per-user counts")
+    return out
+
+
+def _record_of_tree(dt) -> dict[str, Any] | None:
+    if "data_fingerprint" not in dt.attrs:
+        return None
+    att = dt["attentiveness"]
+    users = {str(u): int(n) for u, n in zip(att["user"].values, att["n_votes"].values, strict=True)}
+    return {
+        "fingerprint": str(dt.attrs["data_fingerprint"]),
+        "counts": json.loads(dt.attrs["data_counts"]),
+        "users": users,
+    }
+
+
+def check_same_data(dt, data, *, allow: str = "allow_other_data=True") -> None:
+    """Raise unless ``data`` is the data the result ``dt`` was fitted to.
+
+    Compares the tree's ``data_fingerprint`` with that of ``data``'s counts;
+    a tree without one (written before fingerprints) is not checked.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+    data : VoteData
+    allow : str
+        How the caller overrides the check, for the message.
+
+    Raises
+    ------
+    DataMismatchError
+        The data differ; the message names what differs (users, votes per
+        user, per-pair totals).
+    """
+    from attnmodel.errors import DataMismatchError
+
+    fit = _record_of_tree(dt)
+    if fit is None:
+        return
+    given = _data_record(data.counts, data.users, data.pairs)
+    if given["data_fingerprint"] == fit["fingerprint"]:
+        return
+    per_user = data.counts.votes_per_user()
+    other = {
+        "counts": json.loads(given["data_counts"]),
+        "users": {str(u): int(n) for u, n in zip(data.users, per_user, strict=True)},
+    }
+    raise DataMismatchError(
+        "the votes are not those the result was fitted to: "
+        + "; ".join(_differences(fit, other, "the votes"))
+        + f" (pass {allow} to use them anyway)"
+    )
+
+
+def check_same_fit_data(
+    a, b, *, names=("the first result", "the second result"), allow: str = "allow_other_data=True"
+) -> None:
+    """Raise unless results ``a`` and ``b`` were fitted to the same data (when both record it).
+
+    Raises
+    ------
+    DataMismatchError
+        The fingerprints differ; the message names the two results and what differs.
+    """
+    from attnmodel.errors import DataMismatchError
+
+    ra, rb = _record_of_tree(a), _record_of_tree(b)
+    if ra is None or rb is None or ra["fingerprint"] == rb["fingerprint"]:
+        return
+    diffs = _differences(ra, rb, names[1], names[0])
+    raise DataMismatchError(
+        f"{names[0]} and {names[1]} were fitted to different votes: "
+        + "; ".join(diffs)
+        + f" (pass {allow} to compare them anyway)"
+    )
