@@ -105,3 +105,45 @@ def test_tail_matches_quadrature(mu, eta_star):
     print(f"mu={mu} eta_star={eta_star} max |tail - quad| = {err.max():.3e}")
     assert err.max() < 1e-6, list(zip(USERS, err, strict=True))
     np.testing.assert_allclose(numpy_twin, compiled, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("eta_star", [0.3, 0.4, 0.5, 0.98, 0.99])
+def test_two_point_tail_is_exact(eta_star):
+    """Two-point family: the tail is the membership of the atoms at or above the cut.
+
+    Bayes' rule by hand over the two atoms (log space, max shift) against the
+    per-draw tails of NUTS post-processing, two draws of the globals; no
+    quadrature, so equal to rounding (1e-12). A cut at an atom includes it.
+    """
+    from attnmodel.posterior.conditional import conditional_summaries
+
+    users = USERS + [(5, 0), (2000, 1000)]
+    n = np.array([[k] for k, _ in users])
+    s = np.array([[j] for _, j in users])
+    counts = VoteData.from_counts(n, s).counts
+    family = get_family("two_point")
+    problem = EMProblem(counts, family, resolve_mu(["p"], None))
+    draws = [
+        ({"q_low": 0.6, "eta_low": 0.4, "eta_high": 0.98}, 0.8),
+        ({"q_low": 0.3, "eta_low": 0.05, "eta_high": 0.5}, 0.99),
+    ]
+    states = [[EMState(p, np.array([mu])) for p, mu in draws]]
+    out = conditional_summaries(
+        problem,
+        states,
+        eta_star=eta_star,
+        store_eta=False,
+        log_likelihood=False,
+        rng=np.random.default_rng(0),
+    )
+    for d, (p, mu) in enumerate(draws):
+        w = np.array([p["q_low"], 1.0 - p["q_low"]])
+        loc = np.array([p["eta_low"], p["eta_high"]])
+        g = 0.5 + loc * (mu - 0.5)
+        n_votes, wins = np.array(users, dtype=float).T
+        log_post = np.log(w) + wins[:, None] * np.log(g) + (n_votes - wins)[:, None] * np.log1p(-g)
+        log_post -= log_post.max(axis=1, keepdims=True)
+        member = np.exp(log_post) / np.exp(log_post).sum(axis=1, keepdims=True)
+        expected = member[:, loc >= eta_star].sum(axis=1)
+        got = out["tail"][0, d][counts.user_row]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
