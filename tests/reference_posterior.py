@@ -163,6 +163,15 @@ def _midpoints(lo: float, hi: float, size: int):
     return edges, 0.5 * (edges[:-1] + edges[1:])
 
 
+def _mu_cells(n_pairs: int, mu_prior: tuple[float, float, float, float], size: int):
+    """Cell edges, midpoints and log prior of one pair's unknown ``mu``."""
+    if n_pairs != 1:
+        raise ValueError("the reference handles an unknown mu for one pair only")
+    pa, pb, plo, pup = mu_prior
+    edges, mids = _midpoints(max(plo, 0.5), pup, size)
+    return edges, mids, log_mu_prior(mids, pa, pb, plo, pup)
+
+
 def beta_reference(
     n: np.ndarray,
     s: np.ndarray,
@@ -191,11 +200,7 @@ def beta_reference(
         c = np.broadcast_to(2.0 * np.asarray(mu, dtype=float) - 1.0, (n_pairs,))[None, :]
         log_prior_mu = np.zeros(1)
     else:
-        if n_pairs != 1:
-            raise ValueError("the reference handles an unknown mu for one pair only")
-        pa, pb, plo, pup = mu_prior
-        mu_edges, mu_mids = _midpoints(max(plo, 0.5), pup, mu_size)
-        log_prior_mu = log_mu_prior(mu_mids, pa, pb, plo, pup)
+        mu_edges, mu_mids, log_prior_mu = _mu_cells(n_pairs, mu_prior, mu_size)
         c = 2.0 * mu_mids[:, None] - 1.0  # (C, 1)
     n_cells = a.size
     # Log-likelihood and log tail mass per (mu cell, (a, b) cell, row).
@@ -277,11 +282,7 @@ def two_point_reference(
     if mu is not None:
         mus, log_prior_mu = np.array([float(mu)]), np.zeros(1)
     else:
-        if n_pairs != 1:
-            raise ValueError("the reference handles an unknown mu for one pair only")
-        pa, pb, plo, pup = mu_prior
-        mu_edges, mus = _midpoints(max(plo, 0.5), pup, mu_size)
-        log_prior_mu = log_mu_prior(mus, pa, pb, plo, pup)
+        mu_edges, mus, log_prior_mu = _mu_cells(n_pairs, mu_prior, mu_size)
     eta_edges, eta = _midpoints(0.0, 1.0, size)
     q_edges, q = _midpoints(0.0, 1.0, q_size)
     il, ih = np.triu_indices(size)  # eta_low cell <= eta_high cell

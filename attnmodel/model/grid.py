@@ -169,7 +169,7 @@ def tail_rule(grid: LogitGrid, eta_star: float) -> TailRule:
     the cut, takes ``TAIL_NODES`` Gauss-Legendre nodes per side of the exact
     posterior density. Against adaptive quadrature the tail is within about
     1e-11 for users with up to 2000 votes (tests/test_tail.py); a
-    piecewise log-linear density between the nodes was off by up to 1e-3.
+    piecewise log-linear density between the nodes is off by up to 1e-3 there.
     """
     a = LOGIT_STRETCH
     t_star = a * np.arcsinh(float(np.log(eta_star) - np.log1p(-eta_star)) / a)
