@@ -24,7 +24,8 @@ Per-user marginal likelihood, without quadrature error:
   integral against ``Beta(a, b)`` is exact:
   ``sum_m beta_m B(a + m, b + N - m) / B(a, b)``; the mass above ``eta_star``
   adds the factor ``P(Beta(a + m, b + N - m) > eta_star)`` to each term.
-- two-point ``P_eta``: a sum over the two atoms.
+- two-point ``P_eta``: a sum over the two atoms; an unknown ``mu`` (one pair)
+  adds an axis of ``mu`` cells.
 
 The global parameters are integrated by the midpoint rule on a fine regular
 grid of cells (in ``log alpha``, ``log beta`` for Beta, whose box is a
@@ -162,6 +163,15 @@ def _midpoints(lo: float, hi: float, size: int):
     return edges, 0.5 * (edges[:-1] + edges[1:])
 
 
+def _mu_cells(n_pairs: int, mu_prior: tuple[float, float, float, float], size: int):
+    """Cell edges, midpoints and log prior of one pair's unknown ``mu``."""
+    if n_pairs != 1:
+        raise ValueError("the reference handles an unknown mu for one pair only")
+    pa, pb, plo, pup = mu_prior
+    edges, mids = _midpoints(max(plo, 0.5), pup, size)
+    return edges, mids, log_mu_prior(mids, pa, pb, plo, pup)
+
+
 def beta_reference(
     n: np.ndarray,
     s: np.ndarray,
@@ -190,11 +200,7 @@ def beta_reference(
         c = np.broadcast_to(2.0 * np.asarray(mu, dtype=float) - 1.0, (n_pairs,))[None, :]
         log_prior_mu = np.zeros(1)
     else:
-        if n_pairs != 1:
-            raise ValueError("the reference handles an unknown mu for one pair only")
-        pa, pb, plo, pup = mu_prior
-        mu_edges, mu_mids = _midpoints(max(plo, 0.5), pup, mu_size)
-        log_prior_mu = log_mu_prior(mu_mids, pa, pb, plo, pup)
+        mu_edges, mu_mids, log_prior_mu = _mu_cells(n_pairs, mu_prior, mu_size)
         c = 2.0 * mu_mids[:, None] - 1.0  # (C, 1)
     n_cells = a.size
     # Log-likelihood and log tail mass per (mu cell, (a, b) cell, row).
@@ -255,54 +261,82 @@ def two_point_reference(
     n: np.ndarray,
     s: np.ndarray,
     *,
-    mu: float,
+    mu: float | None = None,
+    mu_prior: tuple[float, float, float, float] | None = None,
     eta_star: float = 0.5,
     size: int = 200,
     q_size: int = 100,
+    mu_size: int = 40,
 ) -> Reference:
-    """Reference posterior of ``q_low``, ``eta_low``, ``eta_high`` (two-point ``P_eta``, mu known).
+    """Reference posterior of ``q_low``, ``eta_low``, ``eta_high`` (and ``mu``): two-point.
 
-    ``eta_star`` must be an edge of the ``eta`` cells (``size * eta_star`` an integer),
-    so that no cell straddles the cut.
+    ``mu`` known (one value for all pairs) or, with one pair, under
+    ``mu_prior = (a, b, lower, upper)`` (``mu_size`` midpoint cells in ``mu``).
+    ``eta_star`` must be an edge of the ``eta`` cells (``size * eta_star`` an
+    integer), so that no cell straddles the cut.
     """
     if abs(size * eta_star - round(size * eta_star)) > 1e-9:
         raise ValueError("eta_star must fall on a cell edge")
     rows, weight, inverse = distinct_rows(n, s)
     n_pairs = n.shape[1]
+    if mu is not None:
+        mus, log_prior_mu = np.array([float(mu)]), np.zeros(1)
+    else:
+        mu_edges, mus, log_prior_mu = _mu_cells(n_pairs, mu_prior, mu_size)
     eta_edges, eta = _midpoints(0.0, 1.0, size)
     q_edges, q = _midpoints(0.0, 1.0, q_size)
-    lf = two_point_log_lik(rows, n_pairs, eta, mu)  # (R, G)
     il, ih = np.triu_indices(size)  # eta_low cell <= eta_high cell
     tri_w = np.where(il == ih, 0.5, 1.0)
-    lq, l1q = np.log(q), np.log1p(-q)
-    log_post = np.zeros((q_size, il.size))
-    log_low = np.zeros((q_size, il.size, rows.shape[0]))
-    for r in range(rows.shape[0]):
-        low = lq[:, None] + lf[r, il][None, :]
-        high = l1q[:, None] + lf[r, ih][None, :]
-        tot = np.logaddexp(low, high)
-        log_post += weight[r] * tot
-        log_low[:, :, r] = low - tot
-    log_post += np.log(tri_w)[None, :]
+    # Likelihoods scaled by each row's largest over the eta cells (a few votes per
+    # user: the ratio stays far above underflow), so mixtures need no logaddexp.
+    lik, log_scale = [], np.zeros(mus.size)
+    for k, m in enumerate(mus):
+        lf = two_point_log_lik(rows, n_pairs, eta, m)  # (R, G)
+        peak = lf.max(axis=1)
+        lik.append(np.exp(lf - peak[:, None]))
+        log_scale[k] = weight @ peak
+    q_col = q[:, None]
+
+    def per_row(like, r):
+        low = q_col * like[r, il][None, :]
+        return low, low + (1.0 - q_col) * like[r, ih][None, :]
+
+    # Pass 1: the posterior mass of every (mu, q_low, triangle) cell.
+    log_post = np.zeros((mus.size, q_size, il.size))
+    for k, like in enumerate(lik):
+        for r in range(rows.shape[0]):
+            log_post[k] += weight[r] * np.log(per_row(like, r)[1])
+    log_post += np.log(tri_w)[None, None, :] + (log_prior_mu + log_scale)[:, None, None]
     log_post -= log_post.max()
     mass = np.exp(log_post)
     mass /= mass.sum()
-    low_above = (eta[il] >= eta_star)[None, :, None]
-    high_above = (eta[ih] >= eta_star)[None, :, None]
-    member_low = np.exp(log_low)
-    p_cond = member_low * low_above + (1.0 - member_low) * high_above
-    p_row = np.einsum("qt,qtr->r", mass, p_cond)
+    # Pass 2: each row's P(eta >= eta_star), averaged over the cells.
+    low_above = (eta[il] >= eta_star)[None, :]
+    high_above = (eta[ih] >= eta_star)[None, :]
+    p_row = np.zeros(rows.shape[0])
+    for k, like in enumerate(lik):
+        for r in range(rows.shape[0]):
+            low, tot = per_row(like, r)
+            member_low = low / tot
+            p_cond = np.where(low_above, member_low, 0.0) + np.where(
+                high_above, 1.0 - member_low, 0.0
+            )
+            p_row[r] += np.sum(mass[k] * p_cond)
     shape = mass.shape
     values = {
-        "q_low": np.broadcast_to(q[:, None], shape).ravel(),
-        "eta_low": np.broadcast_to(eta[il][None, :], shape).ravel(),
-        "eta_high": np.broadcast_to(eta[ih][None, :], shape).ravel(),
+        "q_low": np.broadcast_to(q[None, :, None], shape).ravel(),
+        "eta_low": np.broadcast_to(eta[il][None, None, :], shape).ravel(),
+        "eta_high": np.broadcast_to(eta[ih][None, None, :], shape).ravel(),
     }
     axis = {
-        "q_low": np.broadcast_to(np.arange(q_size)[:, None], shape).ravel(),
-        "eta_low": np.broadcast_to(il[None, :], shape).ravel(),
-        "eta_high": np.broadcast_to(ih[None, :], shape).ravel(),
+        "q_low": np.broadcast_to(np.arange(q_size)[None, :, None], shape).ravel(),
+        "eta_low": np.broadcast_to(il[None, None, :], shape).ravel(),
+        "eta_high": np.broadcast_to(ih[None, None, :], shape).ravel(),
     }
     edges = {"q_low": q_edges, "eta_low": eta_edges, "eta_high": eta_edges}
+    if mu is None:
+        values["mu"] = np.broadcast_to(mus[:, None, None], shape).ravel()
+        axis["mu"] = np.broadcast_to(np.arange(mus.size)[:, None, None], shape).ravel()
+        edges["mu"] = mu_edges
     transform = {k: float for k in values}
     return Reference(values, edges, axis, transform, mass.ravel(), p_row[inverse])

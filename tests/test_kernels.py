@@ -104,23 +104,21 @@ def test_compiled_row_summaries_equal_grid_cells(eta_star):
     """
     from attnmodel.inference.em import EMProblem, EMState
     from attnmodel.model.priors import resolve_mu
-    from attnmodel.posterior.conditional import GridCells, grid_row_summaries
+    from attnmodel.posterior.conditional import GridCells, grid_row_summaries, row_log_density
 
     counts = _table(np.random.default_rng(7), big=(4000,))
     data_pairs = [f"pair {i}" for i in range(counts.n_pairs)]
     problem = EMProblem(counts, get_family("beta"), resolve_mu(data_pairs, None))
     state = EMState({"alpha": 2.0, "beta": 3.0}, np.array([0.8, 0.6, 0.95]))
     estep = problem.e_step(state, posterior=True)
-    eta, one_minus_eta, log_mass = problem.nodes(state.params)
-    log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+    eta = problem.grid.eta
     cells = GridCells(problem.grid, estep.posterior)
     rng_old, rng_new = np.random.default_rng(11), np.random.default_rng(11)
     old_rows = cells.sample(np.arange(counts.n_rows), rng_old)
     old_users = cells.sample(counts.user_row, rng_old)
-    new = grid_row_summaries(
-        counts, problem.grid, log_g, log_1mg, log_mass, eta_star, rng_new, counts.user_row
-    )
-    np.testing.assert_allclose(new["tail"], cells.tail(eta_star), rtol=0, atol=1e-13)
+    new = grid_row_summaries(problem, state, eta_star, rng_new, counts.user_row)
+    old_tail = cells.tail(eta_star, row_log_density(problem, state, estep.row_log_marginal))
+    np.testing.assert_allclose(new["tail"], old_tail, rtol=0, atol=1e-13)
     np.testing.assert_allclose(new["eta_row"], old_rows, rtol=1e-12)
     np.testing.assert_allclose(new["eta_user"], old_users, rtol=1e-12)
     np.testing.assert_allclose(new["mean"], estep.posterior @ eta, rtol=1e-12)

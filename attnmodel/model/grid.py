@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, log_expit
+from scipy.special import expit, log_expit, ndtr
 
 from attnmodel.data.counts import CountTable
 
@@ -32,6 +32,8 @@ __all__ = [
     "pair_log_probs",
     "row_loglik",
     "maximize_concave_1d",
+    "TailRule",
+    "tail_rule",
 ]
 
 #: Half-width of the logit grid.
@@ -121,6 +123,65 @@ def make_logit_grid(max_votes: int = 1, spacing: float | None = None) -> LogitGr
     w[0] *= 0.5
     w[-1] *= 0.5
     return LogitGrid(u=u, log_weight=np.log(w), spacing=h)
+
+
+#: Width of the smoothed step of :func:`tail_rule`, in node spacings (of ``t``).
+TAIL_SMOOTH = 2.0
+#: Gauss-Legendre nodes on each side of the cut in :func:`tail_rule`.
+TAIL_NODES = 24
+
+
+@dataclass(frozen=True)
+class TailRule:
+    """Quadrature of ``P(u >= u_star)`` from the grid's node masses and a few exact values.
+
+    ``P(u >= u_star) = sum_g post_g * step_g + sum_k weight_k * p(u_k)``, where
+    ``post`` are a row's normalised node masses and ``p(u_k)`` its normalised
+    posterior density in ``u`` at the extra nodes ``u_k``.
+
+    Attributes
+    ----------
+    step : ndarray, shape (G,)
+        The smoothed step at the grid nodes.
+    u : ndarray, shape (2 K,)
+        Extra nodes around the cut.
+    weight : ndarray, shape (2 K,)
+        Their weights (in ``u``).
+    """
+
+    step: np.ndarray
+    u: np.ndarray
+    weight: np.ndarray
+
+
+def tail_rule(grid: LogitGrid, eta_star: float) -> TailRule:
+    """The rule of :class:`TailRule` for the cut ``eta_star`` (strictly inside (0, 1)).
+
+    The indicator ``1[t >= t_star]`` (in the grid's coordinate ``t``, where the
+    nodes are equally spaced) is split into a smooth step
+    ``S(t) = Phi((t - t_star) / w)`` with ``w = TAIL_SMOOTH * h`` and the
+    remainder ``1[t >= t_star] - S(t)``, which is concentrated within ``8.5 w``
+    of the cut. The posterior times ``S`` is as smooth as the posterior at the
+    scale of ``h`` (the trapezoid rule's aliasing error for a Gaussian of
+    standard deviation ``s`` times ``S`` is about ``exp(-2 pi^2 / (h^2 / s^2 +
+    h^2 / w^2))``), so the grid's node masses integrate it as accurately as
+    they integrate the posterior itself; the remainder, smooth on each side of
+    the cut, takes ``TAIL_NODES`` Gauss-Legendre nodes per side of the exact
+    posterior density. Against adaptive quadrature the tail is within about
+    1e-11 for users with up to 2000 votes (tests/test_tail.py); a
+    piecewise log-linear density between the nodes is off by up to 1e-3 there.
+    """
+    a = LOGIT_STRETCH
+    t_star = a * np.arcsinh(float(np.log(eta_star) - np.log1p(-eta_star)) / a)
+    w = TAIL_SMOOTH * grid.spacing
+    half = 0.5 * 8.5 * w
+    x, gw = np.polynomial.legendre.leggauss(TAIL_NODES)
+    tau = half * (x + 1.0)
+    rest = half * gw * ndtr(-tau / w)
+    t_sub = np.concatenate([t_star + tau, t_star - tau])
+    weight = np.concatenate([rest, -rest]) * np.cosh(t_sub / a)
+    step = ndtr((a * np.arcsinh(grid.u / a) - t_star) / w)
+    return TailRule(step=step, u=a * np.sinh(t_sub / a), weight=weight)
 
 
 def pair_log_probs(

@@ -677,14 +677,30 @@ def _within_cell(unif, slope):
 
 
 @numba.njit(cache=True)
-def _cell_cdf(x, slope):
-    if abs(slope) < 1e-9:
-        return x
-    if slope > 0:
-        out = 1.0 - (-np.expm1(-slope * (1.0 - x))) / (-np.expm1(-slope))
-    else:
-        out = np.expm1(slope * x) / np.expm1(slope)
-    return min(max(out, 0.0), 1.0)
+def _dot(x, y):
+    acc = 0.0
+    for g in range(x.size):
+        acc += x[g] * y[g]
+    return acc
+
+
+@numba.njit(cache=True)
+def _sub_node_mass(
+    r, row_ptr, entry_pair, entry_s, entry_f, weight, log_prior, log_g, log_1mg, log_z
+):
+    """``sum_k weight_k * p_r(u_k)``: the row's normalised posterior density at extra nodes."""
+    acc = 0.0
+    for k in range(weight.size):
+        a = log_prior[k] - log_z
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            p = entry_pair[e]
+            # Zero counts stay out of the sum (0 * log 0).
+            if entry_s[e] > 0:
+                a += entry_s[e] * log_g[p, k]
+            if entry_f[e] > 0:
+                a += entry_f[e] * log_1mg[p, k]
+        acc += weight[k] * np.exp(a)
+    return acc
 
 
 @numba.njit(cache=True)
@@ -788,7 +804,11 @@ def grid_summaries(
     u,
     log_weight,
     eta,
-    u_star,
+    step,
+    sub_weight,
+    sub_log_prior,
+    sub_log_g,
+    sub_log_1mg,
     unif_pick,
     unif_within,
     user_row,
@@ -798,7 +818,11 @@ def grid_summaries(
 ):
     """Per-row conditional summaries at one global draw, on the logit grid.
 
-    Returns ``log_z``, ``mean``, ``second``, ``tail`` (``P(u >= u_star)``),
+    Returns ``log_z``, ``mean``, ``second``, ``tail`` (``P(u >= u_star)`` by the
+    rule of :func:`attnmodel.model.grid.tail_rule`: ``step`` at the nodes,
+    ``sub_weight`` at its extra nodes, where the prior's log density is
+    ``sub_log_prior`` and the pairs' vote log probabilities ``sub_log_g`` /
+    ``sub_log_1mg``),
     ``eta_row`` (one draw per row from ``unif_pick`` / ``unif_within``) and
     ``eta_user`` (one draw per entry of ``user_row`` from the user uniforms;
     empty when those are).
@@ -807,10 +831,6 @@ def grid_summaries(
     n_nodes = log_mass.size
     width = u[1:] - u[:-1]
     inv_weight = np.exp(-log_weight)
-    # The cell holding u_star, and u_star's place in it, as GridCells.tail finds them.
-    i_star = np.searchsorted(u, u_star, side="right") - 1
-    i_star = min(max(i_star, 0), n_nodes - 2)
-    x_star = min(max((u_star - u[i_star]) / width[i_star], 0.0), 1.0)
     log_z = np.empty(n_rows)
     mean = np.empty(n_rows)
     second = np.empty(n_rows)
@@ -847,15 +867,11 @@ def grid_summaries(
             second[r] = m2 / total
             span[r, 0] = c0
             span[r, 1] = c1
-            if i_star < c0:
-                tail[r] = 1.0
-            elif i_star >= c1:
-                tail[r] = 0.0
-            else:
-                below = cum[i_star - 1] if i_star > c0 else 0.0
-                cell = cum[i_star] - below
-                t = 1.0 - below - cell * _cell_cdf(x_star, slope[i_star])
-                tail[r] = min(max(t, 0.0), 1.0)
+            t = _dot(x, step) / total + _sub_node_mass(
+                r, row_ptr, entry_pair, entry_s, entry_f,
+                sub_weight, sub_log_prior, sub_log_g, sub_log_1mg, log_z[r],
+            )  # fmt: skip
+            tail[r] = min(max(t, 0.0), 1.0)
             k = _pick_cell(cum, c0, c1, unif_pick[r])
             eta_row[r] = _expit(u[k] + _within_cell(unif_within[r], slope[k]) * width[k])
             if keep_cells:

@@ -7,6 +7,11 @@ row (see :meth:`attnmodel.inference.em.EMProblem.e_step`). MAP-EM's result (at i
 estimate) and NUTS post-processing (at every posterior draw) both turn those
 masses into tail probabilities and draws here, on plain arrays.
 
+Tail probabilities on the grid combine the node masses with the exact
+posterior density at a few nodes around the cut
+(:func:`attnmodel.model.grid.tail_rule`); they agree with adaptive quadrature
+to about 1e-11.
+
 On the grid, the log density in ``u = logit(eta)`` is interpolated linearly
 between nodes. Cells are picked with their exact mass under that
 interpolation and a draw's place within its cell follows the same
@@ -22,13 +27,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
-from attnmodel.model.grid import LogitGrid, pair_log_probs
+from attnmodel.model.grid import LogitGrid, pair_log_probs, row_loglik, tail_rule
 
 __all__ = [
     "AtomCells",
     "GridCells",
     "pick",
     "grid_row_summaries",
+    "row_log_density",
     "conditional_summaries",
     "binomial_log_const",
 ]
@@ -75,19 +81,6 @@ def within_cell(unif: np.ndarray, slope: np.ndarray) -> np.ndarray:
     return np.clip(np.where(small, unif, x), 0.0, 1.0)
 
 
-def _cell_cdf(x: float, slope: np.ndarray) -> np.ndarray:
-    """Share of a cell's mass below ``x`` in [0, 1] under the density ``∝ exp(slope * t)``."""
-    small = np.abs(slope) < 1e-9
-    safe = np.where(small, 1.0, slope)
-    with np.errstate(over="ignore", invalid="ignore"):
-        # Written from the cell's upper end for rising slopes so nothing overflows.
-        up = np.where(safe > 0, -np.expm1(-safe * (1 - x)) / -np.expm1(-safe), 0.0)
-        rising = 1.0 - up
-        falling = np.expm1(safe * x) / np.expm1(safe)
-    out = np.where(safe > 0, rising, falling)
-    return np.clip(np.where(small, x, out), 0.0, 1.0)
-
-
 class GridCells:
     """Per-row posterior on the logit grid, log-linear between nodes.
 
@@ -99,6 +92,8 @@ class GridCells:
     """
 
     def __init__(self, grid: LogitGrid, post: np.ndarray) -> None:
+        self.grid = grid
+        self.post = post
         self.u = grid.u
         with np.errstate(divide="ignore"):
             log_dens = np.log(post) - grid.log_weight[None, :]
@@ -111,19 +106,22 @@ class GridCells:
         self.flat = _offset(self.cum)
         self.slope = log_dens[:, 1:] - log_dens[:, :-1]
 
-    def tail(self, eta_star: float) -> np.ndarray:
-        """``P(eta >= eta_star)`` per row, shape (R,)."""
-        n_rows = self.cum.shape[0]
+    def tail(self, eta_star: float, log_density) -> np.ndarray:
+        """``P(eta >= eta_star)`` per row, shape (R,).
+
+        By :func:`attnmodel.model.grid.tail_rule`: the node masses and the
+        exact posterior at a few nodes around the cut, ``log_density(u)``
+        (shape (R, len(u)): each row's normalised log posterior density in
+        ``u``, see :func:`row_log_density`).
+        """
+        n_rows = self.post.shape[0]
         if eta_star <= 0.0:
             return np.ones(n_rows)
         if eta_star >= 1.0:
             return np.zeros(n_rows)
-        u_star = special.logit(eta_star)
-        i = int(np.clip(np.searchsorted(self.u, u_star, side="right") - 1, 0, self.width.size - 1))
-        x = float(np.clip((u_star - self.u[i]) / self.width[i], 0.0, 1.0))
-        below = self.cum[:, i - 1] if i > 0 else np.zeros(n_rows)
-        cell = self.cum[:, i] - below
-        return np.clip(1.0 - below - cell * _cell_cdf(x, self.slope[:, i]), 0.0, 1.0)
+        rule = tail_rule(self.grid, eta_star)
+        t = self.post @ rule.step + np.exp(log_density(rule.u)) @ rule.weight
+        return np.clip(t, 0.0, 1.0)
 
     def sample(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One draw of ``eta`` for each entry of ``rows`` (row indices)."""
@@ -159,21 +157,40 @@ class AtomCells:
         return self.locations[pick(self.flat, self.locations.size, rows, rng.random(rows.shape))]
 
 
+def row_log_density(problem, state, row_log_marginal: np.ndarray):
+    """Each row's normalised log posterior density in ``u``, as a function of ``u``.
+
+    ``log p(u) + log L_r(u) - log Z_r`` (prior density of ``u``, the row's
+    likelihood without binomial constants, its log marginal from the E-step),
+    for :meth:`GridCells.tail`; returns a callable of ``u`` (shape (K,)) giving
+    shape (R, K).
+    """
+
+    def log_density(u: np.ndarray) -> np.ndarray:
+        eta, one_minus_eta = special.expit(u), special.expit(-u)
+        ll = row_loglik(problem.counts, *pair_log_probs(eta, one_minus_eta, state.mu))
+        log_prior = problem.family.log_density_logit(u, state.params)
+        return log_prior[None, :] + ll - row_log_marginal[:, None]
+
+    return log_density
+
+
 def grid_row_summaries(
-    counts,
-    grid: LogitGrid,
-    log_g: np.ndarray,
-    log_1mg: np.ndarray,
-    log_mass: np.ndarray,
+    problem,
+    state,
     eta_star: float,
     rng: np.random.Generator,
     user_row: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Everything :class:`GridCells` gives per row at one set of global parameters, compiled.
 
-    One pass of :func:`attnmodel.model.kernels.grid_summaries` over the count
-    rows forms each row's posterior on the grid (as the E-step does) and its
-    cells, for NUTS post-processing at every draw. Uniforms are taken from
+    ``problem`` is the :class:`attnmodel.inference.em.EMProblem` (continuous
+    family), ``state`` the global parameters (an
+    :class:`attnmodel.inference.em.EMState`). One pass of
+    :func:`attnmodel.model.kernels.grid_summaries` over the count rows forms
+    each row's posterior on the grid (as the E-step does), its cells and its
+    tail (:func:`attnmodel.model.grid.tail_rule`), for NUTS post-processing at
+    every draw. Uniforms are taken from
     ``rng`` in the order :meth:`GridCells.sample` takes them (rows' cell
     picks, rows' places within cells, then the same for ``user_row``), so
     the draws equal those of ``GridCells`` on the same posterior.
@@ -187,6 +204,13 @@ def grid_row_summaries(
 
     from attnmodel.model import kernels
 
+    counts, grid = problem.counts, problem.grid
+    eta, one_minus_eta, log_mass = problem.nodes(state.params)
+    log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+    inside = 0.0 < eta_star < 1.0
+    # Outside (0, 1) the tail is 1 or 0 (set below); any rule serves the pass.
+    rule = tail_rule(grid, eta_star if inside else 0.5)
+    sub_log_g, sub_log_1mg = pair_log_probs(special.expit(rule.u), special.expit(-rule.u), state.mu)
     n_rows = counts.n_rows
     pick_u, within_u = rng.random(n_rows), rng.random(n_rows)
     if user_row is None:
@@ -195,7 +219,6 @@ def grid_row_summaries(
     else:
         user_row = np.ascontiguousarray(user_row, dtype=np.int64)
         user_pick, user_within = rng.random(user_row.size), rng.random(user_row.size)
-    u_star = float(special.logit(min(max(eta_star, 0.0), 1.0)))
     n_chunks = max(1, min(numba.get_num_threads() * 4, n_rows))
     row_ptr, pair, s, f = kernels.count_arrays(counts)
     out = kernels.grid_summaries(
@@ -209,7 +232,11 @@ def grid_row_summaries(
         grid.u,
         grid.log_weight,
         grid.eta,
-        u_star,
+        rule.step,
+        rule.weight,
+        np.ascontiguousarray(problem.family.log_density_logit(rule.u, state.params)),
+        np.ascontiguousarray(sub_log_g),
+        np.ascontiguousarray(sub_log_1mg),
         pick_u,
         within_u,
         user_row,
@@ -310,17 +337,8 @@ def conditional_summaries(
                 if store_eta:
                     row["eta_user"] = cells.sample(counts.user_row, rng)
             else:
-                eta, one_minus_eta, log_mass = problem.nodes(state.params)
-                log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
                 row = grid_row_summaries(
-                    counts,
-                    problem.grid,
-                    log_g,
-                    log_1mg,
-                    log_mass,
-                    eta_star,
-                    rng,
-                    counts.user_row if store_eta else None,
+                    problem, state, eta_star, rng, counts.user_row if store_eta else None
                 )
             for name in ("mean", "second", "tail", "eta_row"):
                 out[name][c, d] = row[name]
@@ -329,4 +347,3 @@ def conditional_summaries(
             if log_likelihood:
                 out["loglik_row"][c, d] = row["log_z"] + const
     return out
-
