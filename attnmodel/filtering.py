@@ -286,7 +286,10 @@ def _decide_map(summaries, ppf, extra, a: RuleArgs):
 
 
 @_register(
-    "quantile", ("quantile", "by"), _check_quantile, needs=("quantile", "LEVEL", "a level in (0, 1)")
+    "quantile",
+    ("quantile", "by"),
+    _check_quantile,
+    needs=("quantile", "LEVEL", "a level in (0, 1)"),
 )
 def _decide_quantile(summaries, ppf, extra, a: RuleArgs):
     cut = float(ppf(a.quantile))

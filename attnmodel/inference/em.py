@@ -28,8 +28,8 @@ from scipy import sparse, special
 
 from attnmodel.data.counts import CountTable
 from attnmodel.errors import BoundaryWarning, ConvergenceWarning
-from attnmodel.model.families import Family, get_family
 from attnmodel.model.checks import fit_warnings
+from attnmodel.model.families import Family, get_family
 from attnmodel.model.grid import (
     LogitGrid,
     make_logit_grid,
