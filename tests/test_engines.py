@@ -357,3 +357,94 @@ def test_memory_options_reach_duckdb(tmp_path):
     assert_same(data, VoteData.from_frame(df))
     with pytest.raises(ValueError, match="memory_limit"):
         VoteData.from_file(path, engine="duckdb", memory_limit="plenty")
+
+
+# --------------------------------------------------------------------------
+# Dask
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def raw_with_everything(seed: int) -> pd.DataFrame:
+    """A random raw log plus swapped models, a tie-only user and a tie-only pair."""
+    from tests.test_data import random_raw
+
+    df = random_raw(seed, n_rows=400, n_users=40).reset_index(drop=True)
+    extra = pd.DataFrame(
+        [("only-ties", "m1", "m2", "tie"), ("u1", "zz", "m1", "tie (bothbad)")],
+        columns=["user", "model_a", "model_b", "winner"],
+    )
+    return pd.concat([df[extra.columns], extra], ignore_index=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("npartitions", [1, 3, 7])
+def test_dask_counts_equal_the_pandas_reader(dask_client, seed, npartitions):
+    dd = pytest.importorskip("dask.dataframe")
+    df = raw_with_everything(seed)
+    ddf = dd.from_pandas(df, npartitions=npartitions, sort=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        got = VoteData.from_dask(ddf, scheduler=dask_client)
+        want = VoteData.from_frame(df)
+    assert_same(got, want)
+    assert "only-ties" in list(got.dropped_users)
+
+
+def test_dask_oriented_with_numeric_ids_and_pairs(dask_client):
+    dd = pytest.importorskip("dask.dataframe")
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame(
+        {
+            "user": rng.integers(0, 30, 300),
+            "z": rng.integers(0, 2, 300),
+            "pair": rng.choice(["p", "q", "r"], 300),
+        }
+    )
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    assert_same(
+        VoteData.from_dask(ddf, pair="pair", scheduler=dask_client),
+        VoteData.from_frame(df, pair="pair"),
+    )
+
+
+def test_dask_engine_reads_a_hive_folder(dask_client, tmp_path):
+    df = raw_with_everything(4)
+    split_log(df, tmp_path / "logs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        got = VoteData.from_file(tmp_path / "logs", engine="dask", scheduler=dask_client)
+        duck = VoteData.from_file(tmp_path / "logs", engine="duckdb")
+        want = VoteData.from_frame(df)
+    assert_same(got, want)
+    assert_same(duck, want)
+    assert len(got.votes) == want.n_votes  # rows read with pandas when asked for
+
+
+def test_dask_bad_row_names_partition_row_and_value(dask_client):
+    dd = pytest.importorskip("dask.dataframe")
+    df = pd.DataFrame(
+        {
+            "user": list("abcdef"),
+            "model_a": ["x"] * 6,
+            "model_b": ["y"] * 6,
+            "winner": ["model_a", "model_b", "model_a", "model_a", "banana", "model_a"],
+        }
+    )
+    ddf = dd.from_pandas(df, npartitions=3, sort=False)
+    with pytest.raises(VoteDataError) as info:
+        VoteData.from_dask(ddf, scheduler=dask_client)
+    assert info.value.row == (2, 0) and info.value.value == "banana"
+    assert "column 'winner', partition 2, row 0, value 'banana'" in str(info.value)
+    with pytest.raises(VoteDataError, match="missing column 'judge'"):
+        VoteData.from_dask(ddf, user="judge", scheduler=dask_client)

@@ -54,9 +54,9 @@ ENGINES = ("auto", "duckdb", "pandas", "dask")
 #: ``engine="auto"`` reads a single file smaller than this with pandas.
 SMALL_FILE_BYTES = 8 * 2**20
 
-#: DuckDB's memory limit unless one is given: enough for tens of millions of
+#: DuckDB's memory limit unless one is given: enough for millions of
 #: (user, pair) cells in memory; beyond it DuckDB spills to its temporary folder.
-DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 #: What pandas reads as missing in a CSV file (``pandas.read_csv``'s default
 #: ``na_values``), so that DuckDB reads the same cells as missing.
@@ -328,18 +328,19 @@ def _stripped(expr: str, kind: str | None) -> str:
 
 
 class _Problems:
-    """Collects (first row, count) of each check from one aggregate query."""
+    """Checks on a table of distinct values (columns ``first`` and ``rows``)."""
 
     def __init__(self) -> None:
-        self.checks: list[tuple[str, str, str]] = []
+        self.checks: list[tuple[str, str]] = []
 
     def add(self, name: str, condition: str) -> None:
-        self.checks.append((name, condition, name))
+        self.checks.append((name, condition))
 
     def select(self) -> str:
         return ", ".join(
-            f"min(_ord) FILTER (WHERE {c}) AS {n}_first, count(*) FILTER (WHERE {c}) AS {n}_count"
-            for n, c, _ in self.checks
+            f"min(first) FILTER (WHERE {c}) AS {n}_first, "
+            f"coalesce(sum(rows) FILTER (WHERE {c}), 0) AS {n}_count"
+            for n, c in self.checks
         )
 
 
@@ -370,6 +371,9 @@ def _user_index(src: _Source, user: Hashable, table: str) -> tuple[pd.Index, np.
         "(row_number() OVER (ORDER BY first) - 1) AS idx "
         f"FROM (SELECT u, min(first) AS first FROM {table} GROUP BY u)"
     )
+    bad = _blank("u", src.types[str(user)])
+    if src.sql(f"SELECT count(*) FROM user_rank WHERE {bad}").fetchall()[0][0]:
+        _raise_missing_users(src, user)
     arrow = src.arrow("SELECT u, first FROM user_rank ORDER BY idx")
     first = arrow.column("first").to_numpy()
     if src.types[str(user)] == "JSON":
@@ -498,6 +502,18 @@ def duckdb_cells(
         src.con.close()
 
 
+# Counts of a cell are summed as one 128-bit integer with 40 bits per count
+# (one addition per row instead of three): votes, wins of the pair's first
+# model, ties.
+_FIELD = 40
+_ONE_WIN = f"((1::HUGEINT << {_FIELD}) + 1)"
+_ONE_TIE = f"(1::HUGEINT << {2 * _FIELD})"
+_UNPACK = ", ".join(
+    f"((packed >> {k * _FIELD}) & ((1::HUGEINT << {_FIELD}) - 1))::BIGINT AS {name}"
+    for k, name in enumerate(("n", "a", "t"))
+)
+
+
 def _raw_cells(
     src: _Source,
     user: Hashable,
@@ -510,52 +526,36 @@ def _raw_cells(
     _require(src, model_a, model_b, winner)
     t = src.types
     ka, kb, kw = t[str(model_a)], t[str(model_b)], t[str(winner)]
-    a = _stripped(_quote(model_a), ka)
-    b = _stripped(_quote(model_b), kb)
+    # The checks run on the distinct (model_a, model_b, winner) combinations,
+    # a few hundred rows however long the log.
+    src.sql(
+        "CREATE TEMP TABLE combos AS SELECT "
+        f"{_quote(model_a)} AS ma, {_quote(model_b)} AS mb, {_quote(winner)} AS mw, "
+        "min(_ord) AS first, count(*) AS rows FROM log GROUP BY ALL"
+    )
+    a, b = _stripped("ma", ka), _stripped("mb", kb)
     if ka != kb:
         # One name type for both columns, so that a pair is one pair.
         a, b = f"CAST({a} AS VARCHAR)", f"CAST({b} AS VARCHAR)"
     if kw in _STRING_TYPES:
-        w = f"trim({_quote(winner)}, {_SPACE})"
         cases = " ".join(f"WHEN {_literal(k)} THEN {v}" for k, v in WINNER_CODES.items())
-        code = f"CASE {w} {cases} ELSE -1 END"
+        code = f"CASE trim(mw, {_SPACE}) {cases} ELSE -1 END"
     else:
         code = "-1"
+    bad_a, bad_b = _blank("ma", ka), _blank("mb", kb)
     prob = _Problems()
-    prob.add("user_missing", "bad_user")
-    prob.add("a_missing", "bad_a")
-    prob.add("b_missing", "bad_b")
-    prob.add("same", "NOT bad_a AND NOT bad_b AND a = b")
-    prob.add("winner", "wc < 0")
-    prob.add("tie", "wc = 2")
-    src.sql(
-        f"""
-        CREATE TEMP TABLE cells AS
-        WITH v AS (
-            SELECT _ord, {_quote(user)} AS u, {_blank(_quote(user), t[str(user)])} AS bad_user,
-                   {a} AS a, {b} AS b,
-                   {_blank(_quote(model_a), ka)} AS bad_a, {_blank(_quote(model_b), kb)} AS bad_b,
-                   {code} AS wc
-            FROM log
-        ), o AS (
-            SELECT *, least(a, b) AS lo, greatest(a, b) AS hi,
-                   CASE WHEN wc = 0 THEN a WHEN wc = 1 THEN b END AS won
-            FROM v
-        )
-        SELECT u, lo, hi,
-               count(*) FILTER (WHERE wc IN (0, 1)) AS n,
-               count(*) FILTER (WHERE wc IN (0, 1) AND won = lo) AS a,
-               count(*) FILTER (WHERE wc = 2) AS t,
-               count(*) AS rows,
-               min(_ord) AS first,
-               {prob.select()}
-        FROM o GROUP BY u, lo, hi
-        """
-    )
-    checks = _check_results(src, prob)
+    prob.add("a_missing", bad_a)
+    prob.add("b_missing", bad_b)
+    prob.add("same", f"NOT {bad_a} AND NOT {bad_b} AND {a} = {b}")
+    prob.add("winner", f"{code} < 0")
+    if ties == "error":
+        prob.add("tie", f"{code} = 2")
+    checks = _check_results(src, prob, "combos")
     if checks["rows"] == 0:
         raise VoteDataError("the table has no rows")
-    _raise_first(src, checks, "user_missing", user, "user id is missing")
+    if any(checks[f"{name}_count"] for name, _ in prob.checks):
+        # A missing user id is reported first, as by the pandas reader.
+        _raise_missing_users(src, user)
     _raise_first(src, checks, "a_missing", model_a, "model name is missing")
     _raise_first(src, checks, "b_missing", model_b, "model name is missing")
     if checks["same_count"]:
@@ -578,24 +578,64 @@ def _raw_cells(
     )
     if ties == "error":
         _raise_first(src, checks, "tie", winner, "tie votes are not allowed (ties='error')")
+
+    # Models get integer ids in name order, a pair is lo * k + hi, and each
+    # combination says what one of its votes adds to its cell's counts.
+    src.sql(
+        "CREATE TEMP TABLE models AS SELECT name, (row_number() OVER (ORDER BY name) - 1) AS id "
+        f"FROM (SELECT {a} AS name FROM combos UNION SELECT {b} AS name FROM combos)"
+    )
+    names = src.arrow("SELECT name FROM models ORDER BY id").column("name").to_pylist()
+    k = max(len(names), 1)
+    src.sql(
+        f"""
+        CREATE TEMP TABLE combo_codes AS
+        SELECT ma, mb, mw, least(x.id, y.id) * {k} + greatest(x.id, y.id) AS pr,
+               CASE WHEN {code} = 2 THEN {_ONE_TIE}
+                    WHEN ({code} = 0 AND x.id < y.id) OR ({code} = 1 AND y.id < x.id)
+                    THEN {_ONE_WIN}
+                    ELSE 1::HUGEINT END AS add
+        FROM combos JOIN models x ON {a} = x.name JOIN models y ON {b} = y.name
+        """
+    )
+    src.sql(
+        f"""
+        CREATE TEMP TABLE cells AS
+        SELECT {_quote(user)} AS u, c.pr, sum(c.add) AS packed, min(_ord) AS first
+        FROM log JOIN combo_codes c
+          ON {_quote(model_a)} = c.ma AND {_quote(model_b)} = c.mb AND {_quote(winner)} = c.mw
+        GROUP BY u, c.pr
+        """
+    )
+    users, pair_codes, cells = _ranked_cells(src, user)
+    pairs = [(names[int(c) // k], names[int(c) % k]) for c in pair_codes]
+    return _cells("raw", users, pairs, cells, checks["rows"], src.columns)
+
+
+def _raise_missing_users(src: _Source, user: Hashable) -> None:
+    """Raise for missing or blank user ids (one pass over the log), if there are any."""
+    bad = _blank(_quote(user), src.types[str(user)])
+    first, count = src.sql(
+        f"SELECT min(_ord) FILTER (WHERE {bad}), count(*) FILTER (WHERE {bad}) FROM log"
+    ).fetchall()[0]
+    if count:
+        _raise_rows(src, user, first, int(count), "user id is missing")
+
+
+def _ranked_cells(src: _Source, user: Hashable) -> tuple[pd.Index, list, dict]:
+    """Users and pairs of ``cells`` in order of first appearance, and the cells' counts."""
     users, _ = _user_index(src, user, "cells")
     src.sql(
-        "CREATE TEMP TABLE pair_rank AS SELECT lo, hi, "
-        "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM cells GROUP BY lo, hi"
+        "CREATE TEMP TABLE pair_rank AS SELECT pr, "
+        "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM cells GROUP BY pr"
     )
-    pairs_tab = src.arrow("SELECT lo, hi FROM pair_rank ORDER BY idx")
-    pairs = list(
-        zip(
-            pairs_tab.column("lo").to_pylist(),
-            pairs_tab.column("hi").to_pylist(),
-            strict=True,
-        )
+    pair_codes = src.arrow("SELECT pr FROM pair_rank ORDER BY idx").column("pr").to_pylist()
+    table = src.arrow(
+        f"SELECT r.idx AS ui, p.idx AS pi, {_UNPACK} FROM cells c "
+        "JOIN user_rank r ON c.u = r.u JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi"
     )
-    cells = src.sql(
-        "SELECT r.idx AS ui, p.idx AS pi, c.n, c.a, c.t FROM cells c "
-        "JOIN user_rank r ON c.u = r.u JOIN pair_rank p ON c.lo = p.lo AND c.hi = p.hi"
-    ).fetchnumpy()
-    return _cells("raw", users, pairs, cells, checks["rows"], src.columns)
+    cells = {name: table.column(name).to_numpy() for name in table.column_names}
+    return users, pair_codes, cells
 
 
 def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | None) -> VoteCells:
@@ -603,69 +643,54 @@ def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | 
     _require(src, z)
     t = src.types
     kz = t[str(z)]
-    zq = _quote(z)
     if kz == "BOOLEAN":
-        label = f"CAST({zq} AS INTEGER)"
+        label = "CAST(zv AS INTEGER)"
     elif kz in _NUMBER_TYPES or kz.startswith("DECIMAL"):
-        label = f"CASE WHEN {zq} = 0 THEN 0 WHEN {zq} = 1 THEN 1 END"
+        label = "CASE WHEN zv = 0 THEN 0 WHEN zv = 1 THEN 1 END"
     elif kz in _STRING_TYPES:
-        label = f"CASE trim({zq}, {_SPACE}) WHEN '0' THEN 0 WHEN '1' THEN 1 END"
+        label = f"CASE trim(zv, {_SPACE}) WHEN '0' THEN 0 WHEN '1' THEN 1 END"
     else:
         label = "CAST(NULL AS INTEGER)"
-    prob = _Problems()
-    prob.add("user_missing", "bad_user")
-    prob.add("label", "zl IS NULL")
     if pair is not None:
         _require(src, pair)
-        pr = _quote(pair)
-        bad_pair = _blank(pr, t[str(pair)])
-        prob.add("pair_missing", "bad_pair")
-    else:
-        pr, bad_pair = "0", "false"
+    pr = "0" if pair is None else _quote(pair)
+    # The checks run on the distinct (z, pair) combinations.
     src.sql(
-        f"""
-        CREATE TEMP TABLE cells AS
-        WITH v AS (
-            SELECT _ord, {_quote(user)} AS u, {_blank(_quote(user), t[str(user)])} AS bad_user,
-                   {label} AS zl, {pr} AS pr, {bad_pair} AS bad_pair
-            FROM log
-        )
-        SELECT u, pr, count(*) AS n, count(*) FILTER (WHERE zl = 1) AS a, 0 AS t,
-               count(*) AS rows, min(_ord) AS first, {prob.select()}
-        FROM v GROUP BY u, pr
-        """
+        f"CREATE TEMP TABLE combos AS SELECT {_quote(z)} AS zv, {pr} AS pv, "
+        "min(_ord) AS first, count(*) AS rows FROM log GROUP BY ALL"
     )
-    checks = _check_results(src, prob)
+    prob = _Problems()
+    prob.add("label", f"({label}) IS NULL")
+    if pair is not None:
+        prob.add("pair_missing", _blank("pv", t[str(pair)]))
+    checks = _check_results(src, prob, "combos")
     if checks["rows"] == 0:
         raise VoteDataError("the table has no rows")
-    _raise_first(src, checks, "user_missing", user, "user id is missing")
+    if any(checks[f"{name}_count"] for name, _ in prob.checks):
+        _raise_missing_users(src, user)
     _raise_first(src, checks, "label", z, LABEL_HELP)
     if pair is not None:
         _raise_first(src, checks, "pair_missing", pair, "pair label is missing")
-    users, _ = _user_index(src, user, "cells")
+    one = label.replace("zv", _quote(z))
     src.sql(
-        "CREATE TEMP TABLE pair_rank AS SELECT pr, "
-        "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM cells GROUP BY pr"
+        f"""
+        CREATE TEMP TABLE cells AS
+        SELECT {_quote(user)} AS u, {pr} AS pr,
+               sum(CASE WHEN {one} = 1 THEN {_ONE_WIN} ELSE 1::HUGEINT END) AS packed,
+               min(_ord) AS first
+        FROM log GROUP BY u, pr
+        """
     )
-    pairs = pd.Index(src.arrow("SELECT pr FROM pair_rank ORDER BY idx").column("pr").to_pandas())
-    cells = src.sql(
-        "SELECT r.idx AS ui, p.idx AS pi, c.n, c.a, c.t FROM cells c "
-        "JOIN user_rank r ON c.u = r.u JOIN pair_rank p ON c.pr = p.pr"
-    ).fetchnumpy()
-    return _cells("oriented", users, pairs, cells, checks["rows"], src.columns)
+    users, pair_codes, cells = _ranked_cells(src, user)
+    return _cells("oriented", users, pd.Index(pair_codes), cells, checks["rows"], src.columns)
 
 
-def _check_results(src: _Source, prob: _Problems) -> dict[str, Any]:
-    parts = ", ".join(
-        f"min({n}_first) AS {n}_first, sum({n}_count) AS {n}_count" for n, _, _ in prob.checks
-    )
-    rel = src.sql(f"SELECT sum(rows) AS rows, {parts} FROM cells")
+def _check_results(src: _Source, prob: _Problems, table: str) -> dict[str, Any]:
+    """Rows, and the first bad row and the count of bad rows of each check."""
+    rel = src.sql(f"SELECT coalesce(sum(rows), 0) AS rows, {prob.select()} FROM {table}")
     names = [d[0] for d in rel.description]
     values = rel.fetchall()[0]
-    return {
-        k: (0 if v is None and not k.endswith("_first") else v)
-        for k, v in zip(names, values, strict=True)
-    }
+    return dict(zip(names, values, strict=True))
 
 
 def _raise_first(

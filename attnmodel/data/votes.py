@@ -741,10 +741,11 @@ class VoteData:
         cls,
         path: str | PathLike[str],
         *,
-        engine: Literal["auto", "duckdb", "pandas"] = "auto",
+        engine: Literal["auto", "duckdb", "pandas", "dask"] = "auto",
         memory_limit: str | None = None,
         temp_directory: str | PathLike[str] | None = None,
         threads: int | None = None,
+        scheduler: Any = None,
         progress: Callable[[float], None] | None = None,
         **kwargs: Any,
     ) -> VoteData:
@@ -761,18 +762,23 @@ class VoteData:
             keep the types the format gives them (JSON values are not
             re-typed), and CSV user ids are read as strings
             (:mod:`attnmodel.data.io`).
-        engine : {"auto", "duckdb", "pandas"}
+        engine : {"auto", "duckdb", "pandas", "dask"}
             ``"duckdb"`` checks and counts the votes inside DuckDB, out of
             core: only the per-(user, pair) counts reach Python, so a log
             larger than memory can be read. ``"pandas"`` reads the whole
             table into memory (:func:`attnmodel.data.io.read_table`) and
-            passes it to :meth:`from_frame`. Both give the same result.
+            passes it to :meth:`from_frame`. ``"dask"`` counts the file's
+            partitions on a Dask cluster (:meth:`from_dask`). All give the
+            same result.
             ``"auto"`` (default): pandas for one file smaller than
             :data:`attnmodel.data.engines.SMALL_FILE_BYTES` (where DuckDB's
             start-up would cost more than the reading), else DuckDB.
         memory_limit, temp_directory, threads
             DuckDB's memory limit (e.g. ``"4GB"``), the folder it spills to,
             and its threads (:func:`attnmodel.data.engines.duckdb_cells`).
+        scheduler : str or distributed.Client, optional
+            Dask: the scheduler's address (``"tcp://10.0.0.5:8786"``) or a
+            client; default Dask's current scheduler.
         progress : callable, optional
             DuckDB: called with the percentage of the log scanned.
         **kwargs
@@ -782,8 +788,8 @@ class VoteData:
         Returns
         -------
         VoteData
-            With ``source`` set to ``str(path)``. With the DuckDB engine,
-            ``votes`` and the ``vote_*`` arrays are read from the
+            With ``source`` set to ``str(path)``. With the DuckDB and Dask
+            engines, ``votes`` and the ``vote_*`` arrays are read from the
             file with pandas when first asked for.
 
         Raises
@@ -792,8 +798,8 @@ class VoteData:
             Unknown suffix, missing or unreadable file, or bad contents (the
             message then starts with the path).
         """
-        if engine not in ("auto", "duckdb", "pandas"):
-            raise ValueError(f"engine must be 'auto', 'duckdb' or 'pandas', got {engine!r}")
+        if engine not in ("auto", "duckdb", "pandas", "dask"):
+            raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'dask', got {engine!r}")
         try:
             if engine == "auto":
                 from attnmodel.data.engines import choose_engine
@@ -802,6 +808,12 @@ class VoteData:
             if engine == "pandas":
                 df = read_table(path, id_columns=(kwargs.get("user", "user"),), what="votes")
                 data = cls.from_frame(df, **kwargs)
+            elif engine == "dask":
+                from attnmodel.data.dask_engine import read_dask
+
+                ddf = read_dask(path, user=kwargs.get("user", "user"))
+                data = cls.from_dask(ddf, scheduler=scheduler, **kwargs)
+                data._rows_from = (str(path), kwargs)
             else:
                 data = cls._from_engine(
                     path,
@@ -822,6 +834,60 @@ class VoteData:
             ) from e
         data.source = str(path)
         return data
+
+    @classmethod
+    def from_dask(cls, ddf: Any, *, scheduler: Any = None, **kwargs: Any) -> VoteData:
+        """Check and count a Dask DataFrame of votes on a Dask cluster.
+
+        Each partition is checked and counted per (user, pair) where it lies;
+        the partial counts are summed on the workers and only the final counts
+        reach this process (:mod:`attnmodel.data.dask_engine`). The result is
+        the one :meth:`from_frame` gives for ``ddf.compute()``.
+
+        Parameters
+        ----------
+        ddf : dask.dataframe.DataFrame
+            One row per vote, in any storage Dask reads.
+        scheduler : str or distributed.Client, optional
+            The scheduler's address (``"tcp://10.0.0.5:8786"``) or a client;
+            default Dask's current scheduler (the client made last, if any).
+        **kwargs
+            Column options of :meth:`from_frame`.
+
+        Returns
+        -------
+        VoteData
+            ``votes`` and the ``vote_*`` arrays are None.
+
+        Raises
+        ------
+        VoteDataError
+            A missing column, or a bad row named by its partition and its
+            position in the partition.
+        """
+        from attnmodel.data.dask_engine import dask_cells
+
+        names = _options(**kwargs)
+        layout = _layout_of(
+            list(ddf.columns),
+            names["layout"],
+            names["user"],
+            names["z"],
+            names["model_a"],
+            names["model_b"],
+            names["winner"],
+        )
+        client = scheduler
+        if isinstance(scheduler, str):
+            from distributed import Client
+
+            client = Client(scheduler)
+        try:
+            cells = dask_cells(ddf, layout, names, client=client)
+        finally:
+            if isinstance(scheduler, str):
+                client.close()
+        return cls._from_cells(cells, names)
 
     @classmethod
     def _from_engine(
@@ -928,10 +994,7 @@ class VoteData:
         users = user_ids.rename("user")
         pairs = pairs.rename("pair")
         report.index = pairs
-        order = np.lexsort((pair_new, cell_user))
-        counts = collapse_counts(
-            cell_user[order], pair_new[order], n[order], s[order], len(users), len(pairs)
-        )
+        counts = collapse_counts(cell_user, pair_new, n, s, len(users), len(pairs))
         return cls(
             users=users,
             pairs=pairs,
