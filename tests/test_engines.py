@@ -448,3 +448,34 @@ def test_dask_bad_row_names_partition_row_and_value(dask_client):
     assert "column 'winner', partition 2, row 0, value 'banana'" in str(info.value)
     with pytest.raises(VoteDataError, match="missing column 'judge'"):
         VoteData.from_dask(ddf, user="judge", scheduler=dask_client)
+
+
+# --------------------------------------------------------------------------
+# the documented warehouse recipe
+
+
+def test_warehouse_sql_recipe_gives_the_counts_of_the_reader():
+    import duckdb
+
+    df = raw_with_everything(9).rename(columns={"user": "user_id"})
+    sql = (Path(__file__).resolve().parents[1] / "docs" / "warehouse_counts.sql").read_text()
+    con = duckdb.connect()
+    con.register("votes", df)
+    counts = con.sql(sql).df()
+    n = counts.pivot(index="user_id", columns="pair", values="n").fillna(0).astype("int64")
+    s = counts.pivot(index="user_id", columns="pair", values="s").reindex_like(n)
+    data = VoteData.from_counts(
+        n.to_numpy(), s.fillna(0).astype("int64").to_numpy(), users=n.index, pairs=n.columns
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        want = VoteData.from_frame(df, user="user_id")
+    got_n, got_s = data.user_counts()
+    want_n, want_s = want.user_counts()
+    order = (want_n.index, want_n.columns)
+    pd.testing.assert_frame_equal(
+        got_n.loc[order].rename_axis(index="user", columns="pair"), want_n, check_names=False
+    )
+    pd.testing.assert_frame_equal(
+        got_s.loc[order].rename_axis(index="user", columns="pair"), want_s, check_names=False
+    )
