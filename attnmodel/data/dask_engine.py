@@ -260,28 +260,34 @@ def dask_cells(ddf: Any, layout: str, names: dict[str, Any], client: Any = None)
 
 def _to_cells(cells: pd.DataFrame, layout: str, columns: list) -> VoteCells:
     """Number users and pairs in order of first appearance."""
-    user_first = cells.groupby("u", sort=False, dropna=False)["first"].min().sort_values()
-    users = pd.Index(user_first.index.to_numpy(), dtype=cells["u"].dtype)
-    pair_first = cells.groupby(["lo", "hi"], sort=False)["first"].min().sort_values()
-    user_pos = pd.Series(np.arange(len(users)), index=user_first.index)
-    pair_pos = pd.Series(np.arange(len(pair_first)), index=pair_first.index)
-    cell_user = user_pos.reindex(cells["u"]).to_numpy(dtype=np.int64)
-    cell_pair = pair_pos.reindex(pd.MultiIndex.from_frame(cells[["lo", "hi"]])).to_numpy(
-        dtype=np.int64
+    by_user = cells.groupby("u", sort=False, dropna=False).agg(
+        first=("first", "min"), n=("n", "sum")
     )
+    by_user = by_user.sort_values("first")
+    users = pd.Index(by_user.index.to_numpy(), dtype=cells["u"].dtype)
+    has_votes = by_user["n"].to_numpy() > 0
+    by_pair = cells.groupby(["lo", "hi"], sort=False).agg(first=("first", "min"), t=("t", "sum"))
+    by_pair = by_pair.sort_values("first")
+    kept_pos = pd.Series(np.cumsum(has_votes) - 1, index=by_user.index)
+    pair_pos = pd.Series(np.arange(len(by_pair)), index=by_pair.index)
+    voted = cells[cells["n"] > 0]
+    cell_user = kept_pos.reindex(voted["u"]).to_numpy(dtype=np.int64)
+    keys = pd.MultiIndex.from_frame(voted[["lo", "hi"]])
+    cell_pair = pair_pos.reindex(keys).to_numpy(dtype=np.int64)
     if layout == "raw":
-        pairs: Any = list(pair_first.index)
+        pairs: Any = list(by_pair.index)
     else:
-        pairs = pd.Index(pair_first.index.get_level_values(0).to_numpy())
+        pairs = pd.Index(by_pair.index.get_level_values(0).to_numpy())
     return VoteCells(
         layout=layout,
         users=users,
+        user_has_votes=has_votes,
         pairs=pairs,
+        pair_ties=by_pair["t"].to_numpy(dtype=np.int64),
         cell_user=cell_user,
         cell_pair=cell_pair,
-        cell_n=cells["n"].to_numpy(dtype=np.int64),
-        cell_a=cells["a"].to_numpy(dtype=np.int64),
-        cell_ties=cells["t"].to_numpy(dtype=np.int64),
+        cell_n=voted["n"].to_numpy(dtype=np.int64),
+        cell_a=voted["a"].to_numpy(dtype=np.int64),
         n_rows=int(cells["n"].sum() + cells["t"].sum()),
         columns=columns,
     )

@@ -54,9 +54,10 @@ ENGINES = ("auto", "duckdb", "pandas", "dask")
 #: ``engine="auto"`` reads a single file smaller than this with pandas.
 SMALL_FILE_BYTES = 8 * 2**20
 
-#: DuckDB's memory limit unless one is given: enough for millions of
-#: (user, pair) cells in memory; beyond it DuckDB spills to its temporary folder.
-DEFAULT_MEMORY_LIMIT = "1GB"
+#: DuckDB's memory limit unless one is given: a 10^7-row log (5 million
+#: (user, pair) cells) is counted within it; a bigger one spills to the
+#: temporary folder, and the whole read stays near a gigabyte.
+DEFAULT_MEMORY_LIMIT = "512MB"
 
 #: What pandas reads as missing in a CSV file (``pandas.read_csv``'s default
 #: ``na_values``), so that DuckDB reads the same cells as missing.
@@ -114,18 +115,23 @@ class VoteCells:
     layout : {"raw", "oriented"}
     users : pd.Index, shape (m_all,)
         Every user, tie-only ones included, in order of first appearance.
+    user_has_votes : ndarray of bool, shape (m_all,)
+        False for users whose votes are all ties.
     pairs : list of tuple or pd.Index, length P_all
-        Raw layout: ``(x, y)``, the pair's two model names with ``x < y``, in
+        Raw layout: ``(x, y)``, the pair's two model names in name order, in
         order of the pair's first appearance (ties included). Oriented layout:
         the pair labels in order of first appearance.
-    cell_user, cell_pair : ndarray of int64, shape (C,)
-        Position of the cell's user in ``users`` and pair in ``pairs``.
+    pair_ties : ndarray of int64, shape (P_all,)
+        Ties of each pair (raw layout; zeros otherwise).
+    cell_user : ndarray of int64, shape (C,)
+        Position of the cell's user among the users with votes
+        (``users[user_has_votes]``).
+    cell_pair : ndarray of int64, shape (C,)
+        Position of the cell's pair in ``pairs``.
     cell_n : ndarray of int64, shape (C,)
-        Votes other than ties.
+        Votes other than ties, at least 1 (cells of ties only are left out).
     cell_a : ndarray of int64, shape (C,)
         Raw: of them, votes won by ``x``. Oriented: votes with ``z = 1``.
-    cell_ties : ndarray of int64, shape (C,)
-        Ties (raw layout; zeros otherwise).
     n_rows : int
         Rows scanned.
     columns : list of str
@@ -134,12 +140,13 @@ class VoteCells:
 
     layout: str
     users: pd.Index
+    user_has_votes: np.ndarray
     pairs: Any
+    pair_ties: np.ndarray
     cell_user: np.ndarray
     cell_pair: np.ndarray
     cell_n: np.ndarray
     cell_a: np.ndarray
-    cell_ties: np.ndarray
     n_rows: int
     columns: list
 
@@ -364,17 +371,22 @@ def _require(src: _Source, *names: Hashable) -> None:
             )
 
 
-def _user_index(src: _Source, user: Hashable, table: str) -> tuple[pd.Index, np.ndarray]:
-    """Distinct users of ``table`` (columns u, first) in order of first appearance."""
+def _user_index(src: _Source, user: Hashable) -> tuple[pd.Index, np.ndarray]:
+    """Distinct users of ``cells`` in order of first appearance, and which have votes.
+
+    Creates ``user_rank`` (``u``, ``idx``; ``kidx``: position among the users
+    with votes).
+    """
     src.sql(
-        "CREATE TEMP TABLE user_rank AS SELECT u, first, "
-        "(row_number() OVER (ORDER BY first) - 1) AS idx "
-        f"FROM (SELECT u, min(first) AS first FROM {table} GROUP BY u)"
+        "CREATE TEMP TABLE user_rank AS SELECT u, first, has, "
+        "(row_number() OVER (ORDER BY first) - 1) AS idx, "
+        "(sum(has::BIGINT) OVER (ORDER BY first ROWS UNBOUNDED PRECEDING) - 1)::BIGINT AS kidx "
+        f"FROM (SELECT u, min(first) AS first, bool_or({_N} > 0) AS has FROM cells GROUP BY u)"
     )
     bad = _blank("u", src.types[str(user)])
     if src.sql(f"SELECT count(*) FROM user_rank WHERE {bad}").fetchall()[0][0]:
         _raise_missing_users(src, user)
-    arrow = src.arrow("SELECT u, first FROM user_rank ORDER BY idx")
+    arrow = src.arrow("SELECT u, first, has FROM user_rank ORDER BY idx")
     first = arrow.column("first").to_numpy()
     if src.types[str(user)] == "JSON":
         values = [json.loads(v) for v in arrow.column("u").to_pylist()]
@@ -382,7 +394,7 @@ def _user_index(src: _Source, user: Hashable, table: str) -> tuple[pd.Index, np.
         _check_one_type(src, user, users, first)
     else:
         users = pd.Index(arrow.column("u").to_pandas())
-    return users, first
+    return users, arrow.column("has").to_numpy(zero_copy_only=False)
 
 
 def _check_one_type(src: _Source, user: Hashable, users: pd.Index, first: np.ndarray) -> None:
@@ -508,10 +520,8 @@ def duckdb_cells(
 _FIELD = 40
 _ONE_WIN = f"((1::HUGEINT << {_FIELD}) + 1)"
 _ONE_TIE = f"(1::HUGEINT << {2 * _FIELD})"
-_UNPACK = ", ".join(
-    f"((packed >> {k * _FIELD}) & ((1::HUGEINT << {_FIELD}) - 1))::BIGINT AS {name}"
-    for k, name in enumerate(("n", "a", "t"))
-)
+_MASK = f"((1::HUGEINT << {_FIELD}) - 1)"
+_N, _A, _T = (f"((packed >> {k * _FIELD}) & {_MASK})::BIGINT" for k in range(3))
 
 
 def _raw_cells(
@@ -607,9 +617,9 @@ def _raw_cells(
         GROUP BY u, c.pr
         """
     )
-    users, pair_codes, cells = _ranked_cells(src, user)
+    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user)
     pairs = [(names[int(c) // k], names[int(c) % k]) for c in pair_codes]
-    return _cells("raw", users, pairs, cells, checks["rows"], src.columns)
+    return _cells("raw", users, has_votes, pairs, ties, cells, checks["rows"], src.columns)
 
 
 def _raise_missing_users(src: _Source, user: Hashable) -> None:
@@ -622,20 +632,26 @@ def _raise_missing_users(src: _Source, user: Hashable) -> None:
         _raise_rows(src, user, first, int(count), "user id is missing")
 
 
-def _ranked_cells(src: _Source, user: Hashable) -> tuple[pd.Index, list, dict]:
-    """Users and pairs of ``cells`` in order of first appearance, and the cells' counts."""
-    users, _ = _user_index(src, user, "cells")
+def _ranked_cells(src: _Source, user: Hashable) -> tuple:
+    """Users and pairs of ``cells`` in order of first appearance, and the cells' counts.
+
+    Returns users, which users have votes, the pairs' codes, their ties, and
+    the cells with votes (``ui``: position among the users with votes).
+    """
+    users, has_votes = _user_index(src, user)
     src.sql(
-        "CREATE TEMP TABLE pair_rank AS SELECT pr, "
+        f"CREATE TEMP TABLE pair_rank AS SELECT pr, sum({_T})::BIGINT AS ties, "
         "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM cells GROUP BY pr"
     )
-    pair_codes = src.arrow("SELECT pr FROM pair_rank ORDER BY idx").column("pr").to_pylist()
+    pair_tab = src.arrow("SELECT pr, ties FROM pair_rank ORDER BY idx")
     table = src.arrow(
-        f"SELECT r.idx AS ui, p.idx AS pi, {_UNPACK} FROM cells c "
-        "JOIN user_rank r ON c.u = r.u JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi"
+        f"SELECT r.kidx AS ui, p.idx AS pi, {_N} AS n, {_A} AS a FROM cells c "
+        f"JOIN user_rank r ON c.u = r.u JOIN pair_rank p ON c.pr = p.pr WHERE {_N} > 0 "
+        "ORDER BY ui, pi"
     )
     cells = {name: table.column(name).to_numpy() for name in table.column_names}
-    return users, pair_codes, cells
+    ties = pair_tab.column("ties").to_numpy()
+    return users, has_votes, pair_tab.column("pr").to_pylist(), ties, cells
 
 
 def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | None) -> VoteCells:
@@ -681,8 +697,9 @@ def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | 
         FROM log GROUP BY u, pr
         """
     )
-    users, pair_codes, cells = _ranked_cells(src, user)
-    return _cells("oriented", users, pd.Index(pair_codes), cells, checks["rows"], src.columns)
+    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user)
+    pairs = pd.Index(pair_codes)
+    return _cells("oriented", users, has_votes, pairs, ties, cells, checks["rows"], src.columns)
 
 
 def _check_results(src: _Source, prob: _Problems, table: str) -> dict[str, Any]:
@@ -701,20 +718,28 @@ def _raise_first(
 
 
 def _cells(
-    layout: str, users: pd.Index, pairs: Any, cells: dict, n_rows: int, columns: list
+    layout: str,
+    users: pd.Index,
+    has_votes: np.ndarray,
+    pairs: Any,
+    ties: np.ndarray,
+    cells: dict,
+    n_rows: int,
+    columns: list,
 ) -> VoteCells:
-    def ints(name: str) -> np.ndarray:
-        return np.asarray(cells[name], dtype=np.int64)
+    def ints(values: Any) -> np.ndarray:
+        return np.asarray(values, dtype=np.int64)
 
     return VoteCells(
         layout=layout,
         users=users,
+        user_has_votes=np.asarray(has_votes, dtype=bool),
         pairs=pairs,
-        cell_user=ints("ui"),
-        cell_pair=ints("pi"),
-        cell_n=ints("n"),
-        cell_a=ints("a"),
-        cell_ties=ints("t"),
+        pair_ties=ints(ties),
+        cell_user=ints(cells["ui"]),
+        cell_pair=ints(cells["pi"]),
+        cell_n=ints(cells["n"]),
+        cell_a=ints(cells["a"]),
         n_rows=int(n_rows),
         columns=list(columns),
     )

@@ -924,9 +924,9 @@ class VoteData:
     @classmethod
     def _from_cells(cls, cells: Any, names: dict[str, Any]) -> VoteData:
         """A VoteData from an engine's :class:`~attnmodel.data.engines.VoteCells`."""
-        n = cells.cell_n
+        n, a = cells.cell_n, cells.cell_a
         if cells.layout == "raw":
-            if names["ties"] == "error" and cells.cell_ties.any():
+            if names["ties"] == "error" and cells.pair_ties.any():
                 raise VoteDataError("tie votes are not allowed (ties='error')")
             models = sorted(
                 {m for pr in cells.pairs for m in pr}, key=lambda v: (str(v), type(v).__name__)
@@ -936,39 +936,32 @@ class VoteData:
             pair_hi = np.array([model_id[y] for _, y in cells.pairs], dtype=np.int64)
             n_all = len(cells.pairs)
             n_votes = np.bincount(cells.cell_pair, weights=n, minlength=n_all).astype(np.int64)
-            n_ties = np.bincount(cells.cell_pair, weights=cells.cell_ties, minlength=n_all)
-            lo_wins = np.bincount(cells.cell_pair, weights=cells.cell_a, minlength=n_all)
+            lo_wins = np.bincount(cells.cell_pair, weights=a, minlength=n_all).astype(np.int64)
             strong, has_votes, pairs, report = _designate(
-                models,
-                pair_lo,
-                pair_hi,
-                n_votes,
-                n_ties.astype(np.int64),
-                lo_wins.astype(np.int64),
-                names["stronger"],
+                models, pair_lo, pair_hi, n_votes, cells.pair_ties, lo_wins, names["stronger"]
             )
-            lo_strong = strong[cells.cell_pair] == pair_lo[cells.cell_pair]
-            s = np.where(lo_strong, cells.cell_a, n - cells.cell_a)
-            pair_new = (np.cumsum(has_votes) - 1)[cells.cell_pair]
-            n_ties_dropped = int(cells.cell_ties.sum())
+            s = np.where((strong == pair_lo)[cells.cell_pair], a, n - a)
+            pair_new = cells.cell_pair
+            if not has_votes.all():
+                pair_new = (np.cumsum(has_votes) - 1)[pair_new]
+            n_ties_dropped = int(cells.pair_ties.sum())
         else:
             if names["stronger"] is not None:
                 raise ValueError("stronger applies to the raw layout only")
-            if names["pair"] is None and "pair" in cells.columns:
-                warnings.warn(
-                    "the table has a 'pair' column but pair=None, so all votes are treated as "
-                    "one pair; pass pair='pair' to use it",
-                    AttnmodelWarning,
-                    stacklevel=4,
-                )
-                pairs = pd.Index([SINGLE_PAIR_LABEL])
-            elif names["pair"] is None:
+            if names["pair"] is None:
+                if "pair" in cells.columns:
+                    warnings.warn(
+                        "the table has a 'pair' column but pair=None, so all votes are "
+                        "treated as one pair; pass pair='pair' to use it",
+                        AttnmodelWarning,
+                        stacklevel=4,
+                    )
                 pairs = pd.Index([SINGLE_PAIR_LABEL])
             else:
                 pairs = cells.pairs
             n_pairs = len(pairs)
             n_votes = np.bincount(cells.cell_pair, weights=n, minlength=n_pairs).astype(np.int64)
-            wins = np.bincount(cells.cell_pair, weights=cells.cell_a, minlength=n_pairs)
+            wins = np.bincount(cells.cell_pair, weights=a, minlength=n_pairs)
             report = pd.DataFrame(
                 {
                     "stronger": pd.Series([None] * n_pairs, dtype=object),
@@ -979,22 +972,12 @@ class VoteData:
                     "designated_by": ["input"] * n_pairs,
                 }
             )
-            s = cells.cell_a
-            pair_new = cells.cell_pair
-            n_ties_dropped = 0
-        keep = n > 0
-        cell_user, pair_new, n, s = cells.cell_user[keep], pair_new[keep], n[keep], s[keep]
-        user_ids = cells.users
-        has_vote = np.zeros(len(user_ids), dtype=bool)
-        has_vote[cell_user] = True
-        dropped = user_ids[~has_vote]
-        if dropped.size:
-            cell_user = (np.cumsum(has_vote) - 1)[cell_user]
-            user_ids = user_ids[has_vote]
-        users = user_ids.rename("user")
+            s, pair_new, n_ties_dropped = a, cells.cell_pair, 0
+        users = cells.users[cells.user_has_votes].rename("user")
+        dropped = cells.users[~cells.user_has_votes]
         pairs = pairs.rename("pair")
         report.index = pairs
-        counts = collapse_counts(cell_user, pair_new, n, s, len(users), len(pairs))
+        counts = collapse_counts(cells.cell_user, pair_new, n, s, len(users), len(pairs))
         return cls(
             users=users,
             pairs=pairs,
