@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from attnmodel.data.engines import VoteCells
-from attnmodel.data.spellings import LABEL_HELP, TIE, WINNER_CODES
+from attnmodel.data.spellings import LABEL_HELP, TIE, WINNER_CODES, label_code
 from attnmodel.errors import VoteDataError
 
 __all__ = ["dask_cells", "read_dask"]
@@ -67,16 +67,7 @@ def _label_codes(col: pd.Series) -> np.ndarray:
         arr = col.to_numpy()
         return np.where(arr == 1, 1, np.where(arr == 0, 0, -1)).astype(np.int8)
 
-    def one(v: Any) -> int:
-        if isinstance(v, (bool, np.bool_)):
-            return int(v)
-        if isinstance(v, (int, np.integer, float, np.floating)):
-            return int(v) if v in (0, 1) else -1
-        if isinstance(v, str):
-            return {"0": 0, "1": 1}.get(v.strip(), -1)
-        return -1
-
-    return np.fromiter((one(v) for v in col), dtype=np.int8, count=len(col))
+    return np.fromiter((label_code(v) for v in col), dtype=np.int8, count=len(col))
 
 
 def _partition(df: pd.DataFrame, k: int, layout: str, names: dict[str, Any]) -> tuple:

@@ -445,15 +445,8 @@ def _progress_thread(con, report: Callable[[float], None] | None):
 
 def duckdb_cells(
     path: str | os.PathLike,
+    names: dict[str, Any],
     *,
-    layout: str | None,
-    user: Hashable = "user",
-    z: Hashable = "z",
-    pair: Hashable | None = None,
-    model_a: Hashable = "model_a",
-    model_b: Hashable = "model_b",
-    winner: Hashable = "winner",
-    ties: str = "drop",
     memory_limit: str | None = None,
     temp_directory: str | os.PathLike | None = None,
     threads: int | None = None,
@@ -466,10 +459,10 @@ def duckdb_cells(
     ----------
     path : path-like
         A file, glob or folder (:func:`attnmodel.data.io.expand_table_path`).
-    layout : {"raw", "oriented"} or None
-        None: ``resolve_layout(columns)`` decides.
-    user, z, pair, model_a, model_b, winner, ties
-        As in :meth:`attnmodel.data.votes.VoteData.from_frame`.
+    names : dict
+        Column options (:data:`attnmodel.data.spellings.COLUMN_DEFAULTS`), as
+        for :meth:`attnmodel.data.votes.VoteData.from_frame`; a ``layout`` of
+        None lets ``resolve_layout(columns)`` decide.
     memory_limit : str, optional
         DuckDB's memory limit (e.g. ``"4GB"``); default :data:`DEFAULT_MEMORY_LIMIT`.
     temp_directory : path-like, optional
@@ -493,9 +486,11 @@ def duckdb_cells(
     VoteDataError
         Bad contents, with the message of the pandas reader.
     """
+    user = names["user"]
     src = _Source(
         path, user=user, memory_limit=memory_limit, temp_directory=temp_directory, threads=threads
     )
+    layout = names["layout"]
     try:
         if layout is None:
             if resolve_layout is None:
@@ -504,8 +499,10 @@ def duckdb_cells(
         stop, thread = _progress_thread(src.con, progress)
         try:
             if layout == "raw":
-                return _raw_cells(src, user, model_a, model_b, winner, ties)
-            return _oriented_cells(src, user, z, pair)
+                return _raw_cells(
+                    src, user, names["model_a"], names["model_b"], names["winner"], names["ties"]
+                )
+            return _oriented_cells(src, user, names["z"], names["pair"])
         finally:
             stop.set()
             if thread is not None:

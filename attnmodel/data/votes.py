@@ -29,7 +29,14 @@ import pandas as pd
 
 from attnmodel.data.counts import CountTable, collapse_counts
 from attnmodel.data.io import read_table
-from attnmodel.data.spellings import LABEL_HELP, SINGLE_PAIR_LABEL, TIE, WINNER_CODES
+from attnmodel.data.spellings import (
+    COLUMN_DEFAULTS,
+    LABEL_HELP,
+    SINGLE_PAIR_LABEL,
+    TIE,
+    WINNER_CODES,
+    label_code,
+)
 from attnmodel.errors import AttnmodelWarning, TableFileError, VoteDataError
 
 __all__ = ["VoteData"]
@@ -138,17 +145,6 @@ def _user_codes(df: pd.DataFrame, column: Hashable) -> tuple[np.ndarray, pd.Inde
     return codes, uniques
 
 
-def _as_label(v: Any) -> int:
-    """0 or 1 for an accepted label spelling, -1 otherwise."""
-    if isinstance(v, (bool, np.bool_)):
-        return int(v)
-    if isinstance(v, (int, np.integer, float, np.floating)):
-        return int(v) if v in (0, 1) else -1
-    if isinstance(v, str):
-        return {"0": 0, "1": 1}.get(v.strip(), -1)
-    return -1
-
-
 def _labels01(df: pd.DataFrame, column: Hashable) -> np.ndarray:
     col = _column(df, column)
     dtype = col.dtype
@@ -161,7 +157,7 @@ def _labels01(df: pd.DataFrame, column: Hashable) -> np.ndarray:
         return arr.astype(np.int8)
     codes, uniques = _factorize(col)
     # The trailing -1 is what code -1 (a missing value) looks up.
-    lookup = np.array([_as_label(v) for v in uniques] + [-1], dtype=np.int8)
+    lookup = np.array([label_code(v) for v in uniques] + [-1], dtype=np.int8)
     z = lookup[codes]
     bad = z < 0
     if bad.any():
@@ -264,36 +260,20 @@ def _caller_stronger(
     return chosen
 
 
-def _options(
-    *,
-    layout: str | None = None,
-    user: Hashable = "user",
-    z: Hashable = "z",
-    pair: Hashable | None = None,
-    model_a: Hashable = "model_a",
-    model_b: Hashable = "model_b",
-    winner: Hashable = "winner",
-    stronger: Mapping[Any, Any] | None = None,
-    ties: str = "drop",
-) -> dict[str, Any]:
+def _options(**kwargs: Any) -> dict[str, Any]:
     """The column options of :meth:`VoteData.from_frame` with their defaults, checked."""
+    unknown = sorted(set(kwargs) - set(COLUMN_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown column options {unknown}; known: {sorted(COLUMN_DEFAULTS)}")
+    names = {**COLUMN_DEFAULTS, **kwargs}
+    ties, layout, stronger = names["ties"], names["layout"], names["stronger"]
     if ties not in ("drop", "error"):
         raise ValueError(f"ties must be 'drop' or 'error', got {ties!r}")
     if layout not in (None, "raw", "oriented"):
         raise ValueError(f"layout must be 'raw', 'oriented' or None, got {layout!r}")
     if layout == "oriented" and stronger is not None:
         raise ValueError("stronger applies to the raw layout only")
-    return dict(
-        layout=layout,
-        user=user,
-        z=z,
-        pair=pair,
-        model_a=model_a,
-        model_b=model_b,
-        winner=winner,
-        stronger=stronger,
-        ties=ties,
-    )
+    return names
 
 
 def _layout_of(
@@ -898,14 +878,7 @@ class VoteData:
         names = _options(**kwargs)
         cells = duckdb_cells(
             path,
-            layout=names["layout"],
-            user=names["user"],
-            z=names["z"],
-            pair=names["pair"],
-            model_a=names["model_a"],
-            model_b=names["model_b"],
-            winner=names["winner"],
-            ties=names["ties"],
+            names,
             resolve_layout=lambda columns: _layout_of(
                 columns,
                 None,
