@@ -22,7 +22,9 @@ Cases, each run 3 times, every run in a fresh subprocess whose peak RSS
 * ``raw-duckdb`` / ``oriented-duckdb``: ``VoteData.from_file(path,
   user="user_id", engine="duckdb")`` end to end (DuckDB reads, checks, orients
   and counts per (user, pair); then the pair designation and the collapse to
-  distinct count rows), with DuckDB's default memory limit.
+  distinct count rows), with DuckDB's default memory limit (1GB);
+  ``raw-duckdb-512MB`` with ``memory_limit="512MB"`` (DuckDB spills part of
+  its work to disk).
 * ``raw-pandas`` / ``oriented-pandas``: the same with ``engine="pandas"``
   (the whole table in pandas, then ``from_frame``).
 * ``raw-read``: ``pandas.read_parquet(path)`` alone, to split reading from the rest.
@@ -73,6 +75,7 @@ REPEATS = 3
 
 CASES = {
     "raw-duckdb": (RAW, "duckdb"),
+    "raw-duckdb-512MB": (RAW, "duckdb-512MB"),
     "raw-pandas": (RAW, "pandas"),
     "raw-read": (RAW, "read"),
     "oriented-duckdb": (ORIENTED, "duckdb"),
@@ -184,7 +187,9 @@ def run_case(name: str) -> dict:
 
         data_mod.collapse_counts = timed_collapse
         t0 = time.perf_counter()
-        data = VoteData.from_file(path, user="user_id", engine=what)
+        engine, _, limit = what.partition("-")
+        extra = {"memory_limit": limit} if limit else {}
+        data = VoteData.from_file(path, user="user_id", engine=engine, **extra)
         out["time_s"] = time.perf_counter() - t0
         out["collapse_s"] = sum(collapse_time)
         out["rows"] = int(data.n_votes + data.n_ties_dropped)

@@ -70,7 +70,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786)"
     )
-    g.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit (default 512MB)")
+    g.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit (default 1GB)")
     g.add_argument("--temp-dir", metavar="DIR", help="where DuckDB spills beyond its memory limit")
 
 

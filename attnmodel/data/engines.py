@@ -55,9 +55,9 @@ ENGINES = ("auto", "duckdb", "pandas", "dask")
 SMALL_FILE_BYTES = 8 * 2**20
 
 #: DuckDB's memory limit unless one is given: a 10^7-row log (5 million
-#: (user, pair) cells) is counted within it; a bigger one spills to the
-#: temporary folder, and the whole read stays near a gigabyte.
-DEFAULT_MEMORY_LIMIT = "512MB"
+#: (user, pair) cells) is counted within it without spilling; a bigger one
+#: spills to the temporary folder. A lower limit saves memory for time.
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 #: What pandas reads as missing in a CSV file (``pandas.read_csv``'s default
 #: ``na_values``), so that DuckDB reads the same cells as missing.
