@@ -479,3 +479,14 @@ def test_warehouse_sql_recipe_gives_the_counts_of_the_reader():
     pd.testing.assert_frame_equal(
         got_s.loc[order].rename_axis(index="user", columns="pair"), want_s, check_names=False
     )
+
+
+def test_dask_same_model_on_both_sides(dask_client):
+    dd = pytest.importorskip("dask.dataframe")
+    df = pd.DataFrame(
+        {"user": ["a", "b", "c"], "model_a": ["x", "x", " y"], "model_b": ["y", "y", "y "]}
+    ).assign(winner="model_a")
+    with pytest.raises(VoteDataError) as info:
+        VoteData.from_dask(dd.from_pandas(df, npartitions=2, sort=False), scheduler=dask_client)
+    assert info.value.row == (1, 0) and info.value.value == "y"
+    assert "partition 1, row 0: columns 'model_a' and 'model_b' are both 'y'" in str(info.value)

@@ -226,12 +226,15 @@ def dask_cells(ddf: Any, layout: str, names: dict[str, Any], client: Any = None)
     if layout == "raw":
         _raise(problems, "a", names["model_a"], "model name is missing")
         _raise(problems, "b", names["model_b"], "model name is missing")
-        _raise(
-            problems,
-            "same",
-            names["model_a"],
-            f"columns {names['model_a']!r} and {names['model_b']!r} are the same model",
-        )
+        if problems.get("same"):
+            place, _, value = problems["same"]
+            k, pos = place >> _ROW_BITS, place & ((1 << _ROW_BITS) - 1)
+            raise VoteDataError(
+                f"partition {k}, row {pos}: columns {names['model_a']!r} and "
+                f"{names['model_b']!r} are both {value!r}; a vote compares two different models",
+                row=(int(k), int(pos)),
+                value=value,
+            )
         _raise(
             problems,
             "winner",
