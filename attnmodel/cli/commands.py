@@ -50,6 +50,7 @@ __all__ = [
     "cmd_summary",
     "cmd_users",
     "comparison_text",
+    "engine_options",
     "format_summary",
     "json_safe",
     "load_result",
@@ -121,7 +122,8 @@ class Progress:
         Yields
         ------
         dict
-            Set ``"detail"`` to add a few words after the time.
+            Set ``"detail"`` to add a few words after the time, and
+            ``"status"`` to show how far a live step has got.
         """
         info: dict[str, str] = {}
         if self.quiet:
@@ -138,7 +140,8 @@ class Progress:
 
             def tick() -> None:
                 while not stop.wait(0.5):
-                    self.stream.write(f"\r{what}... {time.perf_counter() - t0:.0f} s")
+                    status = f", {info['status']}" if info.get("status") else ""
+                    self.stream.write(f"\r{what}... {time.perf_counter() - t0:.0f} s{status}")
                     self.stream.flush()
 
             ticker = threading.Thread(target=tick, daemon=True)
@@ -352,30 +355,64 @@ def _vote_options(args: argparse.Namespace, stored: dict[str, Any] | None = None
     return opts
 
 
-def read_votes(path: str | Path, options: dict[str, Any], progress: Progress):
-    """Read and validate votes with column options; returns a VoteData."""
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of VoteData.from_file that choose and tune the reading engine."""
+    engine = getattr(args, "engine", "auto")
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler is not None:
+        if engine not in ("auto", "dask"):
+            raise CommandError(f"--scheduler is for --engine dask, not --engine {engine}")
+        engine = "dask"
+    opts: dict[str, Any] = {"engine": engine}
+    if scheduler is not None:
+        opts["scheduler"] = scheduler
+    if getattr(args, "memory_limit", None) is not None:
+        opts["memory_limit"] = args.memory_limit
+    if getattr(args, "temp_dir", None) is not None:
+        opts["temp_directory"] = args.temp_dir
+    return opts
+
+
+def read_votes(
+    path: str | Path,
+    options: dict[str, Any],
+    progress: Progress,
+    engine: dict[str, Any] | None = None,
+):
+    """Read and validate votes with column options; returns a VoteData.
+
+    ``path`` may be a file, a glob or a folder; ``engine`` holds the reading
+    options of :func:`engine_options`.
+    """
     from attnmodel.data.votes import VoteData
 
-    p = Path(path)
-    io.table_format(p, "votes")
-    if not p.is_file():
-        raise CommandError(f"{str(p)!r}: no such file")
+    try:
+        _, files = io.expand_table_path(path, "votes")
+    except TableFileError as e:
+        raise CommandError(str(e)) from None
     kwargs = dict(options)
     if "stronger" in kwargs:
         kwargs["stronger"] = _stronger_mapping(kwargs["stronger"])
     if "pair" not in kwargs and kwargs.get("layout") != "raw":
         # A 'pair' column in an oriented log is almost always meant as the pair.
-        cols = io.peek_columns(p)
+        cols = io.peek_columns(files[0])
         if cols is not None and "pair" in cols and kwargs.get("winner", "winner") not in cols:
             kwargs["pair"] = "pair"
-    with progress.step(f"reading {p}", live=True) as info:
+    read_opts = dict(engine or {})
+    with progress.step(f"reading {path}", live=True) as info:
+        if read_opts.get("engine", "auto") in ("auto", "duckdb"):
+            read_opts["progress"] = lambda pct: info.__setitem__("status", f"{pct:.0f}% scanned")
         try:
-            data = VoteData.from_file(p, **kwargs)
+            data = VoteData.from_file(path, **kwargs, **read_opts)
         except ValueError as e:
             if isinstance(e, VoteDataError):
                 raise
-            raise CommandError(f"{str(p)!r}: {e}") from e
-        info["detail"] = f"{data.n_votes} votes from {data.n_users} users on {data.n_pairs} pairs"
+            raise CommandError(f"{str(path)!r}: {e}") from e
+        rows = data.n_votes + data.n_ties_dropped
+        info["detail"] = (
+            f"{rows} rows scanned: {data.n_votes} votes from {data.n_users} users "
+            f"on {data.n_pairs} pairs"
+        )
         if data.n_ties_dropped:
             info["detail"] += f"; {data.n_ties_dropped} ties dropped"
     return data
@@ -631,7 +668,7 @@ def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     _check_unit("--eta-star", args.eta_star, closed=True)
     _check_unit("--hdi-prob", args.hdi_prob)
     options = _vote_options(args)
-    data = read_votes(args.votes, options, progress)
+    data = read_votes(args.votes, options, progress, engine_options(args))
     if args.components is not None and args.components > data.counts.n_rows:
         raise CommandError(
             f"--components {args.components}: the votes have {data.n_users} users with "

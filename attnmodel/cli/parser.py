@@ -55,6 +55,25 @@ def _add_vote_columns(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "reading VOTES",
+        "DuckDB counts the votes out of core, so a log larger than memory can be read; "
+        "pandas holds the whole table; Dask counts on a cluster.",
+    )
+    g.add_argument(
+        "--engine",
+        choices=("auto", "duckdb", "pandas", "dask"),
+        default="auto",
+        help="default auto: pandas for one file under 8 MB, else duckdb (dask with --scheduler)",
+    )
+    g.add_argument(
+        "--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786)"
+    )
+    g.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit (default 1GB)")
+    g.add_argument("--temp-dir", metavar="DIR", help="where DuckDB spills beyond its memory limit")
+
+
 def _add_mu_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "win rate mu of each pair",
@@ -139,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit the attentiveness distribution P_eta and each pair's mu to VOTES "
         "(CSV, Parquet or JSONL) by MAP-EM or NUTS, and save the result (.nc or .zarr).",
     )
-    p.add_argument("votes", metavar="VOTES", help="vote log (.csv, .parquet, .jsonl)")
+    p.add_argument(
+        "votes",
+        metavar="VOTES",
+        help="vote log (.csv, .parquet, .jsonl), a quoted glob of them "
+        "('logs/date=*/part-*.parquet') or a folder",
+    )
     p.add_argument(
         "--family",
         required=True,
@@ -174,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     _add_mu_options(p)
     _add_vote_columns(p)
+    _add_engine_options(p)
     p.add_argument("--out", required=True, metavar="RESULT", help="result file (.nc or .zarr)")
     _add_force(p)
 

@@ -11,6 +11,11 @@ Parquet    ``.parquet``, ``.pq``                           as stored
 JSONL      ``.jsonl``, ``.ndjson`` (optionally ``.gz``)    as stored (not re-typed)
 =========  ==============================================  ======================
 
+A vote log may also be spread over many files of one format: a glob
+(``logs/date=*/part-*.parquet``) or a folder, read recursively, whose
+sub-folders may be Hive partitions (``date=2026-11-30/``).
+:func:`expand_table_path` turns such a path into its files.
+
 The rule for user ids: a CSV file carries no types, so the columns named in
 ``id_columns`` (by default ``user``) are read as strings: ids are labels, and
 ``"007"`` and ``"7"`` are two users. Parquet and JSONL files say what type a
@@ -26,6 +31,7 @@ and one branch in each of :func:`read_table`, :func:`peek_columns` and
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
 import tempfile
@@ -43,6 +49,8 @@ __all__ = [
     "atomic_write",
     "current_umask",
     "output_mode",
+    "expand_table_path",
+    "is_multi_file",
     "peek_columns",
     "read_table",
     "table_format",
@@ -87,6 +95,78 @@ def table_format(path: str | os.PathLike, what: str = "table") -> str:
     )
 
 
+def is_multi_file(path: str | os.PathLike) -> bool:
+    """True for a glob pattern or a folder, which may stand for many table files."""
+    text = str(path)
+    return glob.has_magic(text) or Path(text).is_dir()
+
+
+def expand_table_path(path: str | os.PathLike, what: str = "table") -> tuple[str, list[Path]]:
+    """The format and the files of a table path: one file, a glob or a folder.
+
+    Parameters
+    ----------
+    path : path-like
+        A file; a glob pattern (``**`` matches folders at any depth); or a
+        folder, searched recursively for files of the known formats (hidden
+        files and folders, and names starting with ``_``, are left out).
+    what : str
+        What the table holds, for messages.
+
+    Returns
+    -------
+    kind : str
+        ``"csv"``, ``"parquet"`` or ``"jsonl"``, one for all files.
+    files : list of pathlib.Path
+        Sorted by name.
+
+    Raises
+    ------
+    TableFileError
+        Unknown suffix, no such file, nothing matched, or files of several formats.
+    """
+    text = str(path)
+    p = Path(text)
+    if not is_multi_file(text):
+        kind = table_format(p, what)
+        if not p.is_file():
+            raise TableFileError(f"{text!r}: no such file", path=text)
+        return kind, [p]
+    if p.is_dir():
+        found = [
+            f
+            for f in sorted(p.rglob("*"))
+            if f.is_file()
+            and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
+        ]
+        files = [f for f in found if _known(f)]
+        if not files:
+            raise TableFileError(
+                f"{text!r}: the folder holds no file of {what} (names ending in "
+                + ", ".join(sorted(TABLE_SUFFIXES))
+                + ")",
+                path=text,
+            )
+    else:
+        files = [Path(f) for f in sorted(glob.glob(text, recursive=True)) if Path(f).is_file()]
+        if not files:
+            raise TableFileError(f"{text!r}: no file matches the pattern", path=text)
+        for f in files:
+            table_format(f, what)
+    kinds = sorted({table_format(f, what) for f in files})
+    if len(kinds) > 1:
+        raise TableFileError(
+            f"{text!r}: files of several formats ({', '.join(kinds)}); give one format",
+            path=text,
+        )
+    return kinds[0], files
+
+
+def _known(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in TABLE_SUFFIXES)
+
+
 def read_table(
     path: str | os.PathLike, *, id_columns: Sequence[str] = ("user",), what: str = "table"
 ) -> pd.DataFrame:
@@ -95,6 +175,8 @@ def read_table(
     Parameters
     ----------
     path : path-like
+        A file, or a glob or folder (:func:`expand_table_path`) whose files are
+        read in name order and stacked, with a fresh 0-based index.
     id_columns : sequence of str
         Columns of ids, read as strings from CSV (absent ones are ignored).
     what : str
@@ -112,6 +194,10 @@ def read_table(
     """
     import pandas as pd
 
+    if is_multi_file(path):
+        _, files = expand_table_path(path, what)
+        parts = [read_table(f, id_columns=id_columns, what=what) for f in files]
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     p = Path(path)
     kind = table_format(p, what)
     if not p.is_file():

@@ -20,7 +20,7 @@ loop over rows.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from os import PathLike
 from typing import Any, Literal
 
@@ -29,16 +29,17 @@ import pandas as pd
 
 from attnmodel.data.counts import CountTable, collapse_counts
 from attnmodel.data.io import read_table
+from attnmodel.data.spellings import (
+    COLUMN_DEFAULTS,
+    LABEL_HELP,
+    SINGLE_PAIR_LABEL,
+    TIE,
+    WINNER_CODES,
+    label_code,
+)
 from attnmodel.errors import AttnmodelWarning, TableFileError, VoteDataError
 
 __all__ = ["VoteData"]
-
-#: Pair label used when the votes carry no pair information.
-SINGLE_PAIR_LABEL = "A vs B"
-
-_TIE = 2
-_WINNER_CODES = {"model_a": 0, "model_b": 1, "tie": _TIE, "tie (bothbad)": _TIE}
-_LABEL_HELP = "expected a 0/1 label (0, 1, False, True, 0.0, 1.0, '0' or '1')"
 
 
 # ---------------------------------------------------------------------------
@@ -152,17 +153,6 @@ def _user_codes(df: pd.DataFrame, column: Hashable) -> tuple[np.ndarray, pd.Inde
     return codes, uniques
 
 
-def _as_label(v: Any) -> int:
-    """0 or 1 for an accepted label spelling, -1 otherwise."""
-    if isinstance(v, (bool, np.bool_)):
-        return int(v)
-    if isinstance(v, (int, np.integer, float, np.floating)):
-        return int(v) if v in (0, 1) else -1
-    if isinstance(v, str):
-        return {"0": 0, "1": 1}.get(v.strip(), -1)
-    return -1
-
-
 def _labels01(df: pd.DataFrame, column: Hashable) -> np.ndarray:
     col = _column(df, column)
     dtype = col.dtype
@@ -171,15 +161,15 @@ def _labels01(df: pd.DataFrame, column: Hashable) -> np.ndarray:
         if dtype.kind != "b":
             bad = (arr != 0) & (arr != 1)  # NaN fails both comparisons
             if bad.any():
-                raise _bad_rows_error(df, column, col, bad, _LABEL_HELP)
+                raise _bad_rows_error(df, column, col, bad, LABEL_HELP)
         return arr.astype(np.int8)
     codes, uniques = _factorize(col)
     # The trailing -1 is what code -1 (a missing value) looks up.
-    lookup = np.array([_as_label(v) for v in uniques] + [-1], dtype=np.int8)
+    lookup = np.array([label_code(v) for v in uniques] + [-1], dtype=np.int8)
     z = lookup[codes]
     bad = z < 0
     if bad.any():
-        raise _bad_rows_error(df, column, col, bad, _LABEL_HELP)
+        raise _bad_rows_error(df, column, col, bad, LABEL_HELP)
     return z
 
 
@@ -187,14 +177,14 @@ def _winner_codes(df: pd.DataFrame, column: Hashable) -> np.ndarray:
     col = _column(df, column)
     codes, uniques = _factorize(col)
     lookup = np.array(
-        [_WINNER_CODES.get(v.strip(), -1) if isinstance(v, str) else -1 for v in uniques] + [-1],
+        [WINNER_CODES.get(v.strip(), -1) if isinstance(v, str) else -1 for v in uniques] + [-1],
         dtype=np.int8,
     )
     w = lookup[codes]
     bad = w < 0
     if bad.any():
         raise _bad_rows_error(
-            df, column, col, bad, f"unknown winner; expected one of {sorted(_WINNER_CODES)}"
+            df, column, col, bad, f"unknown winner; expected one of {sorted(WINNER_CODES)}"
         )
     return w
 
@@ -278,6 +268,125 @@ def _caller_stronger(
     return chosen
 
 
+def _options(**kwargs: Any) -> dict[str, Any]:
+    """The column options of :meth:`VoteData.from_frame` with their defaults, checked."""
+    unknown = sorted(set(kwargs) - set(COLUMN_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown column options {unknown}; known: {sorted(COLUMN_DEFAULTS)}")
+    names = {**COLUMN_DEFAULTS, **kwargs}
+    ties, layout, stronger = names["ties"], names["layout"], names["stronger"]
+    if ties not in ("drop", "error"):
+        raise ValueError(f"ties must be 'drop' or 'error', got {ties!r}")
+    if layout not in (None, "raw", "oriented"):
+        raise ValueError(f"layout must be 'raw', 'oriented' or None, got {layout!r}")
+    if layout == "oriented" and stronger is not None:
+        raise ValueError("stronger applies to the raw layout only")
+    return names
+
+
+def _layout_of(
+    columns: list[Any],
+    layout: str | None,
+    user: Hashable,
+    z: Hashable,
+    model_a: Hashable,
+    model_b: Hashable,
+    winner: Hashable,
+) -> str:
+    """The layout asked for, or the one the columns show."""
+    if layout is None:
+        if winner in columns:
+            layout = "raw"
+        elif z in columns:
+            layout = "oriented"
+        else:
+            raise VoteDataError(
+                f"cannot tell the layout: there is neither a {winner!r} column (raw "
+                f"layout, with {user!r}, {model_a!r}, {model_b!r}) nor a {z!r} column "
+                f"(oriented layout, with {user!r}); available columns: {columns}"
+            )
+    if layout not in ("raw", "oriented"):
+        raise ValueError(f"layout must be 'raw', 'oriented' or None, got {layout!r}")
+    return layout
+
+
+def _designate(
+    models: list[Any],
+    pair_lo: np.ndarray,
+    pair_hi: np.ndarray,
+    n_votes: np.ndarray,
+    n_ties: np.ndarray,
+    lo_wins: np.ndarray,
+    stronger: Mapping[Any, Any] | None,
+) -> tuple[np.ndarray, np.ndarray, pd.Index, pd.DataFrame]:
+    """Designate each pair's stronger model; the pairs kept and their report.
+
+    Parameters
+    ----------
+    models : list
+        Model names; ``pair_lo``/``pair_hi`` index it (the two models of each pair).
+    n_votes, n_ties, lo_wins : ndarray of int, shape (P_all,)
+        Per pair: votes other than ties, ties, and votes won by ``pair_lo``.
+    stronger : mapping or None
+        The caller's designations (see :meth:`VoteData.from_frame`).
+
+    Returns
+    -------
+    strong : ndarray of int64, shape (P_all,)
+        Index of the stronger model of each pair.
+    has_votes : ndarray of bool, shape (P_all,)
+        Pairs kept (those with votes other than ties).
+    pairs : pd.Index, shape (P,)
+        Labels ``"stronger vs weaker"`` of the kept pairs.
+    report : pd.DataFrame
+        The per-pair report of :class:`VoteData`, without its index.
+    """
+    n_all = len(n_votes)
+    # Integer comparisons: 2 * wins vs votes decides the majority exactly.
+    strong = np.where(2 * lo_wins >= n_votes, pair_lo, pair_hi)
+    for p in np.flatnonzero(2 * lo_wins == n_votes):
+        a, b = models[pair_lo[p]], models[pair_hi[p]]
+        strong[p] = pair_lo[p] if str(a) <= str(b) else pair_hi[p]
+    designated_by = np.full(n_all, "win rate", dtype=object)
+    if stronger is not None:
+        for p, g in _caller_stronger(stronger, models, pair_lo, pair_hi).items():
+            strong[p] = g
+            designated_by[p] = "caller"
+    weak = pair_lo + pair_hi - strong
+    strong_wins = np.where(strong == pair_lo, lo_wins, n_votes - lo_wins)
+
+    if not n_votes.any():
+        raise VoteDataError(f"no votes left after dropping {int(n_ties.sum())} ties")
+    has_votes = n_votes > 0
+    if not has_votes.all():
+        # Named as a kept pair would be (the alphabetically first model first).
+        gone = [f"{models[strong[p]]} vs {models[weak[p]]}" for p in np.flatnonzero(~has_votes)]
+        warnings.warn(
+            f"{len(gone)} pair(s) have only tie votes and were left out: {gone[:5]}",
+            AttnmodelWarning,
+            stacklevel=4,
+        )
+    kept = np.flatnonzero(has_votes)
+    labels = [f"{models[strong[p]]} vs {models[weak[p]]}" for p in kept]
+    pairs = pd.Index(labels)
+    if not pairs.is_unique:
+        raise VoteDataError(
+            f"pair labels {pairs[pairs.duplicated()].tolist()} are not unique; "
+            "model names containing ' vs ' make labels ambiguous"
+        )
+    report = pd.DataFrame(
+        {
+            "stronger": [models[strong[p]] for p in kept],
+            "weaker": [models[weak[p]] for p in kept],
+            "n_votes": n_votes[kept].astype(np.int64),
+            "n_ties": n_ties[kept].astype(np.int64),
+            "win_rate": strong_wins[kept] / n_votes[kept],
+            "designated_by": designated_by[kept].tolist(),
+        }
+    )
+    return strong, has_votes, pairs, report
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -344,9 +453,11 @@ class VoteData:
         self._frame = frame
         self._vote_rows = vote_rows
         self._votes: pd.DataFrame | None = None
-        self.vote_user = vote_user
-        self.vote_pair = vote_pair
-        self.vote_z = vote_z
+        self._vote_user = vote_user
+        self._vote_pair = vote_pair
+        self._vote_z = vote_z
+        # (path, options) to read the vote rows from when they are first asked for.
+        self._rows_from: tuple[str, dict[str, Any]] | None = None
         self.n_ties_dropped = int(n_ties_dropped)
         if dropped_users is None:
             dropped_users = pd.Index([], dtype=users.dtype, name="user")
@@ -415,19 +526,7 @@ class VoteData:
             raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
         if ties not in ("drop", "error"):
             raise ValueError(f"ties must be 'drop' or 'error', got {ties!r}")
-        if layout is None:
-            if winner in df.columns:
-                layout = "raw"
-            elif z in df.columns:
-                layout = "oriented"
-            else:
-                raise VoteDataError(
-                    f"cannot tell the layout: there is neither a {winner!r} column (raw "
-                    f"layout, with {user!r}, {model_a!r}, {model_b!r}) nor a {z!r} column "
-                    f"(oriented layout, with {user!r}); available columns: {list(df.columns)}"
-                )
-        if layout not in ("raw", "oriented"):
-            raise ValueError(f"layout must be 'raw', 'oriented' or None, got {layout!r}")
+        layout = _layout_of(list(df.columns), layout, user, z, model_a, model_b, winner)
         if layout == "oriented" and stronger is not None:
             raise ValueError("stronger applies to the raw layout only")
         if len(df) == 0:
@@ -510,7 +609,7 @@ class VoteData:
                 value=value,
             )
         w = _winner_codes(df, winner)
-        is_tie = w == _TIE
+        is_tie = w == TIE
         if ties == "error" and is_tie.any():
             raise _bad_rows_error(
                 df, winner, _column(df, winner), is_tie, "tie votes are not allowed (ties='error')"
@@ -531,53 +630,14 @@ class VoteData:
         n_ties = np.bincount(pair_codes[is_tie], minlength=n_all)
         lo_wins = np.bincount(pair_codes[keep & (winner_model == lo)], minlength=n_all)
 
-        # Integer comparisons: 2 * wins vs votes decides the majority exactly.
-        strong = np.where(2 * lo_wins >= n_votes, pair_lo, pair_hi)
-        for p in np.flatnonzero(2 * lo_wins == n_votes):
-            a, b = models[pair_lo[p]], models[pair_hi[p]]
-            strong[p] = pair_lo[p] if str(a) <= str(b) else pair_hi[p]
-        designated_by = np.full(n_all, "win rate", dtype=object)
-        if stronger is not None:
-            for p, g in _caller_stronger(stronger, models, pair_lo, pair_hi).items():
-                strong[p] = g
-                designated_by[p] = "caller"
-        weak = pair_lo + pair_hi - strong
-        strong_wins = np.where(strong == pair_lo, lo_wins, n_votes - lo_wins)
-
-        if not keep.any():
-            raise VoteDataError(f"no votes left after dropping {int(is_tie.sum())} ties")
+        strong, has_votes, pairs, report = _designate(
+            models, pair_lo, pair_hi, n_votes, n_ties, lo_wins, stronger
+        )
         z_all = (winner_model == strong[pair_codes]).astype(np.int8)
-        has_votes = n_votes > 0
         if not has_votes.all():
-            gone = [
-                f"{models[pair_lo[p]]} vs {models[pair_hi[p]]}" for p in np.flatnonzero(~has_votes)
-            ]
-            warnings.warn(
-                f"{len(gone)} pair(s) have only tie votes and were left out: {gone[:5]}",
-                AttnmodelWarning,
-                stacklevel=3,
-            )
             # Rows of dropped pairs are all ties and never reach the counts, so
             # the code they get here does not matter.
             pair_codes = (np.cumsum(has_votes) - 1)[pair_codes]
-        kept = np.flatnonzero(has_votes)
-        labels = [f"{models[strong[p]]} vs {models[weak[p]]}" for p in kept]
-        pairs = pd.Index(labels)
-        if not pairs.is_unique:
-            raise VoteDataError(
-                f"pair labels {pairs[pairs.duplicated()].tolist()} are not unique; "
-                "model names containing ' vs ' make labels ambiguous"
-            )
-        report = pd.DataFrame(
-            {
-                "stronger": [models[strong[p]] for p in kept],
-                "weaker": [models[weak[p]] for p in kept],
-                "n_votes": n_votes[kept].astype(np.int64),
-                "n_ties": n_ties[kept].astype(np.int64),
-                "win_rate": strong_wins[kept] / n_votes[kept],
-                "designated_by": designated_by[kept].tolist(),
-            }
-        )
         return cls._from_rows(
             df,
             user_codes=user_codes,
@@ -658,24 +718,60 @@ class VoteData:
         )
 
     @classmethod
-    def from_file(cls, path: str | PathLike[str], **kwargs: Any) -> VoteData:
-        """Read votes from a file and pass them to :meth:`from_frame`.
+    def from_file(
+        cls,
+        path: str | PathLike[str],
+        *,
+        engine: Literal["auto", "duckdb", "pandas", "dask"] = "auto",
+        memory_limit: str | None = None,
+        temp_directory: str | PathLike[str] | None = None,
+        threads: int | None = None,
+        scheduler: Any = None,
+        progress: Callable[[float], None] | None = None,
+        **kwargs: Any,
+    ) -> VoteData:
+        """Read votes from a file, a glob of files or a folder, and count them.
 
         Parameters
         ----------
         path : str or path-like
             ``.csv``/``.csv.gz``, ``.parquet``/``.pq`` or
-            ``.jsonl``/``.ndjson`` (optionally ``.gz``), read by
-            :func:`attnmodel.data.io.read_table`: columns keep the types the
-            format gives them (JSON values are not re-typed), and CSV user
-            ids are read as strings.
+            ``.jsonl``/``.ndjson`` (optionally ``.gz``); or a glob such as
+            ``"logs/date=*/part-*.parquet"``, or a folder read recursively
+            (Hive partition folders ``key=value`` add their columns), all of
+            one format (:func:`attnmodel.data.io.expand_table_path`). Columns
+            keep the types the format gives them (JSON values are not
+            re-typed), and CSV user ids are read as strings
+            (:mod:`attnmodel.data.io`).
+        engine : {"auto", "duckdb", "pandas", "dask"}
+            ``"duckdb"`` checks and counts the votes inside DuckDB, out of
+            core: only the per-(user, pair) counts reach Python, so a log
+            larger than memory can be read. ``"pandas"`` reads the whole
+            table into memory (:func:`attnmodel.data.io.read_table`) and
+            passes it to :meth:`from_frame`. ``"dask"`` counts the file's
+            partitions on a Dask cluster (:meth:`from_dask`). All give the
+            same result.
+            ``"auto"`` (default): pandas for one file smaller than
+            :data:`attnmodel.data.engines.SMALL_FILE_BYTES` (where DuckDB's
+            start-up would cost more than the reading), else DuckDB.
+        memory_limit, temp_directory, threads
+            DuckDB's memory limit (e.g. ``"4GB"``), the folder it spills to,
+            and its threads (:func:`attnmodel.data.engines.duckdb_cells`).
+        scheduler : str or distributed.Client, optional
+            Dask: the scheduler's address (``"tcp://10.0.0.5:8786"``) or a
+            client; default Dask's current scheduler.
+        progress : callable, optional
+            DuckDB: called with the percentage of the log scanned.
         **kwargs
-            Passed to :meth:`from_frame`.
+            Passed to :meth:`from_frame` (column names, ``layout``,
+            ``stronger``, ``ties``).
 
         Returns
         -------
         VoteData
-            With ``source`` set to ``str(path)``.
+            With ``source`` set to ``str(path)``. With the DuckDB and Dask
+            engines, ``votes`` and the ``vote_*`` arrays are read from the
+            file with pandas when first asked for.
 
         Raises
         ------
@@ -683,18 +779,188 @@ class VoteData:
             Unknown suffix, missing or unreadable file, or bad contents (the
             message then starts with the path).
         """
+        if engine not in ("auto", "duckdb", "pandas", "dask"):
+            raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'dask', got {engine!r}")
         try:
-            df = read_table(path, id_columns=(kwargs.get("user", "user"),), what="votes")
+            if engine == "auto":
+                from attnmodel.data.engines import choose_engine
+
+                engine = choose_engine(path)
+            if engine == "pandas":
+                df = read_table(path, id_columns=(kwargs.get("user", "user"),), what="votes")
+                data = cls.from_frame(df, **kwargs)
+            elif engine == "dask":
+                from attnmodel.data.dask_engine import read_dask
+
+                ddf = read_dask(path, user=kwargs.get("user", "user"))
+                data = cls.from_dask(ddf, scheduler=scheduler, **kwargs)
+                data._rows_from = (str(path), kwargs)
+            else:
+                data = cls._from_engine(
+                    path,
+                    engine,
+                    dict(
+                        memory_limit=memory_limit,
+                        temp_directory=temp_directory,
+                        threads=threads,
+                        progress=progress,
+                    ),
+                    kwargs,
+                )
         except TableFileError as e:
             raise VoteDataError(str(e), value=str(path)) from e
-        try:
-            data = cls.from_frame(df, **kwargs)
         except VoteDataError as e:
             raise VoteDataError(
                 f"{str(path)!r}: {e}", column=e.column, row=e.row, value=e.value
             ) from e
         data.source = str(path)
         return data
+
+    @classmethod
+    def from_dask(cls, ddf: Any, *, scheduler: Any = None, **kwargs: Any) -> VoteData:
+        """Check and count a Dask DataFrame of votes on a Dask cluster.
+
+        Each partition is checked and counted per (user, pair) where it lies;
+        the partial counts are summed on the workers and only the final counts
+        reach this process (:mod:`attnmodel.data.dask_engine`). The result is
+        the one :meth:`from_frame` gives for ``ddf.compute()``.
+
+        Parameters
+        ----------
+        ddf : dask.dataframe.DataFrame
+            One row per vote, in any storage Dask reads.
+        scheduler : str or distributed.Client, optional
+            The scheduler's address (``"tcp://10.0.0.5:8786"``) or a client;
+            default Dask's current scheduler (the client made last, if any).
+        **kwargs
+            Column options of :meth:`from_frame`.
+
+        Returns
+        -------
+        VoteData
+            ``votes`` and the ``vote_*`` arrays are None.
+
+        Raises
+        ------
+        VoteDataError
+            A missing column, or a bad row named by its partition and its
+            position in the partition.
+        """
+        from attnmodel.data.dask_engine import dask_cells
+
+        names = _options(**kwargs)
+        layout = _layout_of(
+            list(ddf.columns),
+            names["layout"],
+            names["user"],
+            names["z"],
+            names["model_a"],
+            names["model_b"],
+            names["winner"],
+        )
+        client = scheduler
+        if isinstance(scheduler, str):
+            from distributed import Client
+
+            client = Client(scheduler)
+        try:
+            cells = dask_cells(ddf, layout, names, client=client)
+        finally:
+            if isinstance(scheduler, str):
+                client.close()
+        return cls._from_cells(cells, names)
+
+    @classmethod
+    def _from_engine(
+        cls, path: str | PathLike[str], engine: str, engine_options: dict, kwargs: dict
+    ) -> VoteData:
+        from attnmodel.data.engines import duckdb_cells
+
+        names = _options(**kwargs)
+        cells = duckdb_cells(
+            path,
+            names,
+            resolve_layout=lambda columns: _layout_of(
+                columns,
+                None,
+                names["user"],
+                names["z"],
+                names["model_a"],
+                names["model_b"],
+                names["winner"],
+            ),
+            **engine_options,
+        )
+        data = cls._from_cells(cells, names)
+        data._rows_from = (str(path), kwargs)
+        return data
+
+    @classmethod
+    def _from_cells(cls, cells: Any, names: dict[str, Any]) -> VoteData:
+        """A VoteData from an engine's :class:`~attnmodel.data.engines.VoteCells`."""
+        n, a = cells.cell_n, cells.cell_a
+        if cells.layout == "raw":
+            if names["ties"] == "error" and cells.pair_ties.any():
+                raise VoteDataError("tie votes are not allowed (ties='error')")
+            models = sorted(
+                {m for pr in cells.pairs for m in pr}, key=lambda v: (str(v), type(v).__name__)
+            )
+            model_id = {m: i for i, m in enumerate(models)}
+            pair_lo = np.array([model_id[x] for x, _ in cells.pairs], dtype=np.int64)
+            pair_hi = np.array([model_id[y] for _, y in cells.pairs], dtype=np.int64)
+            n_all = len(cells.pairs)
+            n_votes = np.bincount(cells.cell_pair, weights=n, minlength=n_all).astype(np.int64)
+            lo_wins = np.bincount(cells.cell_pair, weights=a, minlength=n_all).astype(np.int64)
+            strong, has_votes, pairs, report = _designate(
+                models, pair_lo, pair_hi, n_votes, cells.pair_ties, lo_wins, names["stronger"]
+            )
+            s = np.where((strong == pair_lo)[cells.cell_pair], a, n - a)
+            pair_new = cells.cell_pair
+            if not has_votes.all():
+                pair_new = (np.cumsum(has_votes) - 1)[pair_new]
+            n_ties_dropped = int(cells.pair_ties.sum())
+        else:
+            if names["stronger"] is not None:
+                raise ValueError("stronger applies to the raw layout only")
+            if names["pair"] is None:
+                if "pair" in cells.columns:
+                    warnings.warn(
+                        "the table has a 'pair' column but pair=None, so all votes are "
+                        "treated as one pair; pass pair='pair' to use it",
+                        AttnmodelWarning,
+                        stacklevel=4,
+                    )
+                pairs = pd.Index([SINGLE_PAIR_LABEL])
+            else:
+                pairs = cells.pairs
+            n_pairs = len(pairs)
+            n_votes = np.bincount(cells.cell_pair, weights=n, minlength=n_pairs).astype(np.int64)
+            wins = np.bincount(cells.cell_pair, weights=a, minlength=n_pairs)
+            report = pd.DataFrame(
+                {
+                    "stronger": pd.Series([None] * n_pairs, dtype=object),
+                    "weaker": pd.Series([None] * n_pairs, dtype=object),
+                    "n_votes": n_votes,
+                    "n_ties": np.zeros(n_pairs, dtype=np.int64),
+                    "win_rate": wins / n_votes,
+                    "designated_by": ["input"] * n_pairs,
+                }
+            )
+            s, pair_new, n_ties_dropped = a, cells.cell_pair, 0
+        users = cells.users[cells.user_has_votes].rename("user")
+        dropped = cells.users[~cells.user_has_votes]
+        pairs = pairs.rename("pair")
+        report.index = pairs
+        counts = collapse_counts(cells.cell_user, pair_new, n, s, len(users), len(pairs))
+        return cls(
+            users=users,
+            pairs=pairs,
+            counts=counts,
+            report=report,
+            layout=cells.layout,
+            n_ties_dropped=n_ties_dropped,
+            dropped_users=dropped.rename("user"),
+        )
 
     @classmethod
     def from_counts(
@@ -803,12 +1069,47 @@ class VoteData:
         None when built from counts. Taken from the input on first access,
         since copying ten million rows of strings costs seconds.
         """
+        self._load_rows()
         if self._votes is None and self._frame is not None:
             if self._vote_rows is None:
                 self._votes = self._frame
             else:
                 self._votes = self._frame.iloc[self._vote_rows]
         return self._votes
+
+    def _load_rows(self) -> None:
+        """Read the vote rows of a log counted by an engine, on first use."""
+        if self._frame is not None or self._rows_from is None:
+            return
+        path, kwargs = self._rows_from
+        with warnings.catch_warnings():
+            # Anything worth a warning was said when the log was counted.
+            warnings.simplefilter("ignore", AttnmodelWarning)
+            full = VoteData.from_file(path, engine="pandas", **kwargs)
+        self._frame, self._vote_rows = full._frame, full._vote_rows
+        self._vote_user, self._vote_pair, self._vote_z = (
+            full._vote_user,
+            full._vote_pair,
+            full._vote_z,
+        )
+
+    @property
+    def vote_user(self) -> np.ndarray | None:
+        """Position of each vote's user in ``users``, shape (N,); None when built from counts."""
+        self._load_rows()
+        return self._vote_user
+
+    @property
+    def vote_pair(self) -> np.ndarray | None:
+        """Position of each vote's pair in ``pairs``, shape (N,); None when built from counts."""
+        self._load_rows()
+        return self._vote_pair
+
+    @property
+    def vote_z(self) -> np.ndarray | None:
+        """1 when the vote went to the pair's stronger model, else 0; shape (N,)."""
+        self._load_rows()
+        return self._vote_z
 
     @property
     def n_users(self) -> int:
@@ -871,6 +1172,7 @@ class VoteData:
             For an id that never occurred in the data (often a type mismatch
             such as ``"1"`` for ``1``).
         """
+        self._load_rows()
         if self._frame is None:
             raise VoteDataError("built from counts: there are no vote rows")
         if isinstance(user_ids, (str, bytes)) or not isinstance(user_ids, Iterable):

@@ -1,0 +1,742 @@
+"""Counting votes outside pandas: DuckDB for files of any size, Dask for clusters.
+
+Fitting needs only the per-(user, pair) counts, so an engine reads the log,
+checks it, orients every vote to its pair and aggregates it to
+:class:`VoteCells`: one row per (user, pair) that occurs, with the votes, the
+votes won by the pair's first model (in name order) and the ties. Only these
+counts, the distinct users and the pairs reach Python; the memory they take
+grows with the number of (user, pair) cells, not with the number of votes.
+:meth:`attnmodel.data.votes.VoteData.from_file` then designates each pair's
+stronger model exactly as the pandas reader does, so that every engine gives
+the same :class:`~attnmodel.data.votes.VoteData`.
+
+The checks are those of the pandas reader (:meth:`VoteData.from_frame
+<attnmodel.data.votes.VoteData.from_frame>`), with the same messages naming the
+column, the row and the value. A row is its 0-based position in its file; the
+message names the file too when the log has several.
+
+DuckDB runs out of core: it keeps at most ``memory_limit`` in memory and spills
+the rest of its work to ``temp_directory`` (defaults:
+:data:`DEFAULT_MEMORY_LIMIT` and a folder in the system's temporary folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attnmodel.data.io import expand_table_path
+from attnmodel.data.spellings import LABEL_HELP, WINNER_CODES
+from attnmodel.errors import TableFileError, VoteDataError
+
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "ENGINES",
+    "SMALL_FILE_BYTES",
+    "VoteCells",
+    "choose_engine",
+    "duckdb_cells",
+    "table_columns",
+]
+
+#: Engines of :meth:`attnmodel.data.votes.VoteData.from_file`.
+ENGINES = ("auto", "duckdb", "pandas", "dask")
+
+#: ``engine="auto"`` reads a single file smaller than this with pandas.
+SMALL_FILE_BYTES = 8 * 2**20
+
+#: DuckDB's memory limit unless one is given: a 10^7-row log (5 million
+#: (user, pair) cells) is counted within it without spilling; a bigger one
+#: spills to the temporary folder. A lower limit saves memory for time.
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+#: What pandas reads as missing in a CSV file (``pandas.read_csv``'s default
+#: ``na_values``), so that DuckDB reads the same cells as missing.
+CSV_NA_VALUES = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
+
+# Python's str.strip() removes these (and more exotic spaces, rare in logs).
+_SPACE = "' \t\n\r' || chr(11) || chr(12)"
+
+# A row's place in the log: file index in the high bits, row in the file below.
+_ROW_BITS = 40
+
+_STRING_TYPES = ("VARCHAR",)
+_NUMBER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+)
+
+
+@dataclass(frozen=True)
+class VoteCells:
+    """Votes aggregated per (user, pair): what an engine hands to :class:`VoteData`.
+
+    Attributes
+    ----------
+    layout : {"raw", "oriented"}
+    users : pd.Index, shape (m_all,)
+        Every user, tie-only ones included, in order of first appearance.
+    user_has_votes : ndarray of bool, shape (m_all,)
+        False for users whose votes are all ties.
+    pairs : list of tuple or pd.Index, length P_all
+        Raw layout: ``(x, y)``, the pair's two model names in name order, in
+        order of the pair's first appearance (ties included). Oriented layout:
+        the pair labels in order of first appearance.
+    pair_ties : ndarray of int64, shape (P_all,)
+        Ties of each pair (raw layout; zeros otherwise).
+    cell_user : ndarray of int64, shape (C,)
+        Position of the cell's user among the users with votes
+        (``users[user_has_votes]``).
+    cell_pair : ndarray of int64, shape (C,)
+        Position of the cell's pair in ``pairs``.
+    cell_n : ndarray of int64, shape (C,)
+        Votes other than ties, at least 1 (cells of ties only are left out).
+    cell_a : ndarray of int64, shape (C,)
+        Raw: of them, votes won by ``x``. Oriented: votes with ``z = 1``.
+    n_rows : int
+        Rows scanned.
+    columns : list of str
+        The log's columns.
+    """
+
+    layout: str
+    users: pd.Index
+    user_has_votes: np.ndarray
+    pairs: Any
+    pair_ties: np.ndarray
+    cell_user: np.ndarray
+    cell_pair: np.ndarray
+    cell_n: np.ndarray
+    cell_a: np.ndarray
+    n_rows: int
+    columns: list
+
+
+def choose_engine(path: str | os.PathLike) -> str:
+    """The engine ``"auto"`` stands for: pandas for one small file, else DuckDB.
+
+    Raises
+    ------
+    TableFileError
+        The path names no table file.
+    """
+    _, files = expand_table_path(path, "votes")
+    if (
+        len(files) == 1
+        and str(files[0]) == str(path)
+        and files[0].stat().st_size < SMALL_FILE_BYTES
+    ):
+        return "pandas"
+    return "duckdb"
+
+
+def _quote(name: Hashable) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class _Source:
+    """A DuckDB connection with the log as the view ``log`` (columns + ``_ord``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        user: Hashable,
+        memory_limit: str | None,
+        temp_directory: str | os.PathLike | None,
+        threads: int | None,
+    ) -> None:
+        import duckdb
+
+        self.path = str(path)
+        self.kind, files = expand_table_path(path, "votes")
+        self.files = [str(f) for f in files]
+        self.multi = len(self.files) > 1 or Path(self.path).is_dir() or self.path != self.files[0]
+        config: dict[str, Any] = {
+            "memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
+            "temp_directory": str(
+                temp_directory or Path(tempfile.gettempdir()) / "attnmodel-duckdb"
+            ),
+            # Row order decides the order of users and pairs.
+            "preserve_insertion_order": True,
+        }
+        if threads:
+            config["threads"] = int(threads)
+        try:
+            self.con = duckdb.connect(config=config)
+        except duckdb.Error as e:
+            raise ValueError(
+                f"DuckDB refused memory_limit={memory_limit!r}, "
+                f"temp_directory={temp_directory!r} or threads={threads!r}: {e}"
+            ) from e
+        file_list = "[" + ", ".join(_literal(f) for f in self.files) + "]"
+        hive = any("=" in part for f in files for part in Path(f).parent.parts)
+        opts = f"hive_partitioning = {str(hive).lower()}, union_by_name = true"
+        if self.kind == "parquet":
+            reader = f"read_parquet({file_list}, {opts})"
+            order = f"file_index * {2**_ROW_BITS} + file_row_number"
+        elif self.kind == "csv":
+            na = "[" + ", ".join(_literal(v) for v in CSV_NA_VALUES) + "]"
+            reader = f"read_csv({file_list}, {opts}, nullstr = {na}"
+            try:
+                names = [
+                    r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {reader})").fetchall()
+                ]
+            except duckdb.Error as e:
+                raise TableFileError(
+                    f"{self.path!r}: could not be read as csv: {e}", path=self.path
+                ) from e
+            if str(user) in names:
+                reader += f", types = {{{_literal(str(user))}: 'VARCHAR'}}"
+            reader += ")"
+            order = "row_number() OVER () - 1"
+        else:
+            reader = f"read_json({file_list}, {opts}, format = 'newline_delimited')"
+            order = "row_number() OVER () - 1"
+        try:
+            described = self.con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+            self.types = {name: str(kind) for name, kind, *_ in described}
+            if self.kind == "jsonl" and str(user) in self.types:
+                # JSON values keep their own type: 7 and "007" are two users.
+                columns = {name: kind for name, kind in self.types.items()}
+                columns[str(user)] = "JSON"
+                spec = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in columns.items())
+                reader = (
+                    f"read_json({file_list}, {opts}, format = 'newline_delimited', "
+                    f"columns = {{{spec}}})"
+                )
+                self.types[str(user)] = "JSON"
+            self.con.execute(
+                f"CREATE TEMP VIEW log AS SELECT *, file_index AS _file, {order} AS _ord "
+                f"FROM {reader}"
+            )
+        except duckdb.Error as e:
+            raise TableFileError(
+                f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
+            ) from e
+        self._file_starts: list[int] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.types)
+
+    def sql(self, query: str):
+        import duckdb
+
+        try:
+            return self.con.execute(query)
+        except duckdb.Error as e:
+            raise TableFileError(
+                f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
+            ) from e
+
+    def arrow(self, query: str):
+        """A query's result as a pyarrow Table."""
+        import duckdb
+
+        try:
+            return self.con.sql(query).to_arrow_table()
+        except duckdb.Error as e:
+            raise TableFileError(
+                f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
+            ) from e
+
+    def where(self, ord_: int) -> tuple[str, Any]:
+        """Words and ``row`` attribute for a row's ``_ord``."""
+        if self.kind == "parquet":
+            f, pos = ord_ >> _ROW_BITS, ord_ & ((1 << _ROW_BITS) - 1)
+        else:
+            if self._file_starts is None:
+                rows = self.sql("SELECT _file, min(_ord) FROM log GROUP BY _file").fetchall()
+                starts = dict(rows)
+                self._file_starts = [starts.get(k, 0) for k in range(len(self.files))]
+            f = max(k for k, s in enumerate(self._file_starts) if s <= ord_)
+            pos = ord_ - self._file_starts[f]
+        if not self.multi:
+            return f"row {pos} (index label {pos})", pos
+        return f"file {self.files[f]!r}, row {pos}", (self.files[f], pos)
+
+    def value(self, column: Hashable, ord_: int) -> Any:
+        """A cell's value as pandas would read it."""
+        kind = self.types.get(str(column))
+        q = f"SELECT {_quote(column)} AS v FROM log WHERE _ord = {int(ord_)}"
+        table = self.arrow(q)
+        if kind == "JSON":
+            raw = table.column("v")[0].as_py()
+            decoded = None if raw is None else json.loads(raw)
+            # pandas reads a missing JSON value as NaN (as in a column of strings).
+            return float("nan") if decoded is None else decoded
+        v = table.column("v").to_pandas().iloc[0]
+        return v.item() if isinstance(v, np.generic) else v
+
+
+def table_columns(source: _Source) -> list[str]:
+    """Column names of an opened log."""
+    return source.columns
+
+
+def _blank(expr: str, kind: str | None) -> str:
+    """SQL: the value is missing, or a string empty after stripping."""
+    if kind in _STRING_TYPES:
+        return f"({expr} IS NULL OR trim({expr}, {_SPACE}) = '')"
+    if kind == "JSON":
+        return (
+            f"({expr} IS NULL OR json_type({expr}) = 'NULL' OR (json_type({expr}) = 'VARCHAR' "
+            f"AND trim({expr} ->> '$', {_SPACE}) = ''))"
+        )
+    return f"({expr} IS NULL)"
+
+
+def _stripped(expr: str, kind: str | None) -> str:
+    return f"trim({expr}, {_SPACE})" if kind in _STRING_TYPES else expr
+
+
+class _Problems:
+    """Checks on a table of distinct values (columns ``first`` and ``rows``)."""
+
+    def __init__(self) -> None:
+        self.checks: list[tuple[str, str]] = []
+
+    def add(self, name: str, condition: str) -> None:
+        self.checks.append((name, condition))
+
+    def select(self) -> str:
+        return ", ".join(
+            f"min(first) FILTER (WHERE {c}) AS {n}_first, "
+            f"coalesce(sum(rows) FILTER (WHERE {c}), 0) AS {n}_count"
+            for n, c in self.checks
+        )
+
+
+def _raise_rows(src: _Source, column: Hashable, first: int, count: int, problem: str) -> None:
+    words, row = src.where(int(first))
+    value = src.value(column, int(first))
+    more = f" ({count - 1} more rows like it)" if count > 1 else ""
+    raise VoteDataError(
+        f"column {column!r}, {words}, value {value!r}: {problem}{more}",
+        column=column,
+        row=row,
+        value=value,
+    )
+
+
+def _require(src: _Source, *names: Hashable) -> None:
+    for name in names:
+        if str(name) not in src.types:
+            raise VoteDataError(
+                f"missing column {name!r}; available columns: {src.columns}", column=name
+            )
+
+
+def _user_index(src: _Source, user: Hashable) -> tuple[pd.Index, np.ndarray]:
+    """Distinct users of ``cells`` in order of first appearance, and which have votes.
+
+    Creates ``user_rank`` (``u``, ``idx``; ``kidx``: position among the users
+    with votes).
+    """
+    src.sql(
+        "CREATE TEMP TABLE user_rank AS SELECT u, first, has, "
+        "(row_number() OVER (ORDER BY first) - 1) AS idx, "
+        "(sum(has::BIGINT) OVER (ORDER BY first ROWS UNBOUNDED PRECEDING) - 1)::BIGINT AS kidx "
+        f"FROM (SELECT u, min(first) AS first, bool_or({_N} > 0) AS has FROM cells GROUP BY u)"
+    )
+    bad = _blank("u", src.types[str(user)])
+    if src.sql(f"SELECT count(*) FROM user_rank WHERE {bad}").fetchall()[0][0]:
+        _raise_missing_users(src, user)
+    arrow = src.arrow("SELECT u, first, has FROM user_rank ORDER BY idx")
+    first = arrow.column("first").to_numpy()
+    if src.types[str(user)] == "JSON":
+        values = [json.loads(v) for v in arrow.column("u").to_pylist()]
+        users = pd.Index(values)
+        _check_one_type(src, user, users, first)
+    else:
+        users = pd.Index(arrow.column("u").to_pandas())
+    return users, arrow.column("has").to_numpy(zero_copy_only=False)
+
+
+def _check_one_type(src: _Source, user: Hashable, users: pd.Index, first: np.ndarray) -> None:
+    """1 and "1" are different values with the same text: refuse to guess."""
+    if users.dtype != object or pd.api.types.infer_dtype(users, skipna=True) in (
+        "string",
+        "integer",
+        "boolean",
+        "floating",
+    ):
+        return
+    text = pd.Index([str(v) for v in users])
+    dup = text.duplicated(keep=False)
+    if not dup.any():
+        return
+    clash = np.flatnonzero(text == text[dup][0])[:2]
+    places = [src.where(int(first[k])) for k in clash]
+    values = tuple(users[k] for k in clash)
+    raise VoteDataError(
+        f"column {user!r}: user ids {values[0]!r} ({places[0][0]}) and "
+        f"{values[1]!r} ({places[1][0]}) are different values with the same "
+        f"text {text[clash[0]]!r}; give the column a single type",
+        column=user,
+        row=tuple(p[1] for p in places),
+        value=values,
+    )
+
+
+def _progress_thread(con, report: Callable[[float], None] | None):
+    """Poll DuckDB's query progress into ``report`` until the returned event is set."""
+    stop = threading.Event()
+    if report is None:
+        return stop, None
+
+    def run() -> None:
+        while not stop.wait(0.5):
+            try:
+                p = con.query_progress()
+            except Exception:  # noqa: BLE001 - progress is best effort
+                return
+            if p is not None and p >= 0:
+                report(float(p))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return stop, t
+
+
+def duckdb_cells(
+    path: str | os.PathLike,
+    names: dict[str, Any],
+    *,
+    memory_limit: str | None = None,
+    temp_directory: str | os.PathLike | None = None,
+    threads: int | None = None,
+    resolve_layout: Callable[[Sequence[str]], str] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> VoteCells:
+    """Read, check and aggregate a vote log with DuckDB.
+
+    Parameters
+    ----------
+    path : path-like
+        A file, glob or folder (:func:`attnmodel.data.io.expand_table_path`).
+    names : dict
+        Column options (:data:`attnmodel.data.spellings.COLUMN_DEFAULTS`), as
+        for :meth:`attnmodel.data.votes.VoteData.from_frame`; a ``layout`` of
+        None lets ``resolve_layout(columns)`` decide.
+    memory_limit : str, optional
+        DuckDB's memory limit (e.g. ``"4GB"``); default :data:`DEFAULT_MEMORY_LIMIT`.
+    temp_directory : path-like, optional
+        Where DuckDB spills; default ``attnmodel-duckdb`` in the system's
+        temporary folder.
+    threads : int, optional
+        DuckDB's threads; default one per core.
+    resolve_layout : callable, optional
+        Column names -> layout, when ``layout`` is None.
+    progress : callable, optional
+        Called with the fraction (0..100) of the scan done, about twice a second.
+
+    Returns
+    -------
+    VoteCells
+
+    Raises
+    ------
+    TableFileError
+        The files cannot be found or read.
+    VoteDataError
+        Bad contents, with the message of the pandas reader.
+    """
+    user = names["user"]
+    src = _Source(
+        path, user=user, memory_limit=memory_limit, temp_directory=temp_directory, threads=threads
+    )
+    layout = names["layout"]
+    try:
+        if layout is None:
+            if resolve_layout is None:
+                raise ValueError("layout is None and there is no resolve_layout")
+            layout = resolve_layout(src.columns)
+        stop, thread = _progress_thread(src.con, progress)
+        try:
+            if layout == "raw":
+                return _raw_cells(
+                    src, user, names["model_a"], names["model_b"], names["winner"], names["ties"]
+                )
+            return _oriented_cells(src, user, names["z"], names["pair"])
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
+    finally:
+        src.con.close()
+
+
+# Counts of a cell are summed as one 128-bit integer with 40 bits per count
+# (one addition per row instead of three): votes, wins of the pair's first
+# model, ties.
+_FIELD = 40
+_ONE_WIN = f"((1::HUGEINT << {_FIELD}) + 1)"
+_ONE_TIE = f"(1::HUGEINT << {2 * _FIELD})"
+_MASK = f"((1::HUGEINT << {_FIELD}) - 1)"
+_N, _A, _T = (f"((packed >> {k * _FIELD}) & {_MASK})::BIGINT" for k in range(3))
+
+
+def _raw_cells(
+    src: _Source,
+    user: Hashable,
+    model_a: Hashable,
+    model_b: Hashable,
+    winner: Hashable,
+    ties: str,
+) -> VoteCells:
+    _require(src, user)
+    _require(src, model_a, model_b, winner)
+    t = src.types
+    ka, kb, kw = t[str(model_a)], t[str(model_b)], t[str(winner)]
+    # The checks run on the distinct (model_a, model_b, winner) combinations,
+    # a few hundred rows however long the log.
+    src.sql(
+        "CREATE TEMP TABLE combos AS SELECT "
+        f"{_quote(model_a)} AS ma, {_quote(model_b)} AS mb, {_quote(winner)} AS mw, "
+        "min(_ord) AS first, count(*) AS rows FROM log GROUP BY ALL"
+    )
+    a, b = _stripped("ma", ka), _stripped("mb", kb)
+    if ka != kb:
+        # One name type for both columns, so that a pair is one pair.
+        a, b = f"CAST({a} AS VARCHAR)", f"CAST({b} AS VARCHAR)"
+    if kw in _STRING_TYPES:
+        cases = " ".join(f"WHEN {_literal(k)} THEN {v}" for k, v in WINNER_CODES.items())
+        code = f"CASE trim(mw, {_SPACE}) {cases} ELSE -1 END"
+    else:
+        code = "-1"
+    bad_a, bad_b = _blank("ma", ka), _blank("mb", kb)
+    prob = _Problems()
+    prob.add("a_missing", bad_a)
+    prob.add("b_missing", bad_b)
+    prob.add("same", f"NOT {bad_a} AND NOT {bad_b} AND {a} = {b}")
+    prob.add("winner", f"{code} < 0")
+    if ties == "error":
+        prob.add("tie", f"{code} = 2")
+    checks = _check_results(src, prob, "combos")
+    if checks["rows"] == 0:
+        raise VoteDataError("the table has no rows")
+    if any(checks[f"{name}_count"] for name, _ in prob.checks):
+        # A missing user id is reported first, as by the pandas reader.
+        _raise_missing_users(src, user)
+    _raise_first(src, checks, "a_missing", model_a, "model name is missing")
+    _raise_first(src, checks, "b_missing", model_b, "model name is missing")
+    if checks["same_count"]:
+        first = int(checks["same_first"])
+        words, row = src.where(first)
+        value = src.value(model_a, first)
+        value = value.strip() if isinstance(value, str) else value
+        raise VoteDataError(
+            f"{words}: columns {model_a!r} and {model_b!r} are both {value!r}; "
+            f"a vote compares two different models",
+            row=row,
+            value=value,
+        )
+    _raise_first(
+        src,
+        checks,
+        "winner",
+        winner,
+        f"unknown winner; expected one of {sorted(WINNER_CODES)}",
+    )
+    if ties == "error":
+        _raise_first(src, checks, "tie", winner, "tie votes are not allowed (ties='error')")
+
+    # Models get integer ids in name order, a pair is lo * k + hi, and each
+    # combination says what one of its votes adds to its cell's counts.
+    src.sql(
+        "CREATE TEMP TABLE models AS SELECT name, (row_number() OVER (ORDER BY name) - 1) AS id "
+        f"FROM (SELECT {a} AS name FROM combos UNION SELECT {b} AS name FROM combos)"
+    )
+    names = src.arrow("SELECT name FROM models ORDER BY id").column("name").to_pylist()
+    k = max(len(names), 1)
+    src.sql(
+        f"""
+        CREATE TEMP TABLE combo_codes AS
+        SELECT ma, mb, mw, least(x.id, y.id) * {k} + greatest(x.id, y.id) AS pr,
+               CASE WHEN {code} = 2 THEN {_ONE_TIE}
+                    WHEN ({code} = 0 AND x.id < y.id) OR ({code} = 1 AND y.id < x.id)
+                    THEN {_ONE_WIN}
+                    ELSE 1::HUGEINT END AS add
+        FROM combos JOIN models x ON {a} = x.name JOIN models y ON {b} = y.name
+        """
+    )
+    src.sql(
+        f"""
+        CREATE TEMP TABLE cells AS
+        SELECT {_quote(user)} AS u, c.pr, sum(c.add) AS packed, min(_ord) AS first
+        FROM log JOIN combo_codes c
+          ON {_quote(model_a)} = c.ma AND {_quote(model_b)} = c.mb AND {_quote(winner)} = c.mw
+        GROUP BY u, c.pr
+        """
+    )
+    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user)
+    pairs = [(names[int(c) // k], names[int(c) % k]) for c in pair_codes]
+    return _cells("raw", users, has_votes, pairs, ties, cells, checks["rows"], src.columns)
+
+
+def _raise_missing_users(src: _Source, user: Hashable) -> None:
+    """Raise for missing or blank user ids (one pass over the log), if there are any."""
+    bad = _blank(_quote(user), src.types[str(user)])
+    first, count = src.sql(
+        f"SELECT min(_ord) FILTER (WHERE {bad}), count(*) FILTER (WHERE {bad}) FROM log"
+    ).fetchall()[0]
+    if count:
+        _raise_rows(src, user, first, int(count), "user id is missing")
+
+
+def _ranked_cells(src: _Source, user: Hashable) -> tuple:
+    """Users and pairs of ``cells`` in order of first appearance, and the cells' counts.
+
+    Returns users, which users have votes, the pairs' codes, their ties, and
+    the cells with votes (``ui``: position among the users with votes).
+    """
+    users, has_votes = _user_index(src, user)
+    src.sql(
+        f"CREATE TEMP TABLE pair_rank AS SELECT pr, sum({_T})::BIGINT AS ties, "
+        "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM cells GROUP BY pr"
+    )
+    pair_tab = src.arrow("SELECT pr, ties FROM pair_rank ORDER BY idx")
+    table = src.arrow(
+        f"SELECT r.kidx AS ui, p.idx AS pi, {_N} AS n, {_A} AS a FROM cells c "
+        f"JOIN user_rank r ON c.u = r.u JOIN pair_rank p ON c.pr = p.pr WHERE {_N} > 0 "
+        "ORDER BY ui, pi"
+    )
+    cells = {name: table.column(name).to_numpy() for name in table.column_names}
+    ties = pair_tab.column("ties").to_numpy()
+    return users, has_votes, pair_tab.column("pr").to_pylist(), ties, cells
+
+
+def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | None) -> VoteCells:
+    _require(src, user)
+    _require(src, z)
+    t = src.types
+    kz = t[str(z)]
+    if kz == "BOOLEAN":
+        label = "CAST(zv AS INTEGER)"
+    elif kz in _NUMBER_TYPES or kz.startswith("DECIMAL"):
+        label = "CASE WHEN zv = 0 THEN 0 WHEN zv = 1 THEN 1 END"
+    elif kz in _STRING_TYPES:
+        label = f"CASE trim(zv, {_SPACE}) WHEN '0' THEN 0 WHEN '1' THEN 1 END"
+    else:
+        label = "CAST(NULL AS INTEGER)"
+    if pair is not None:
+        _require(src, pair)
+    pr = "0" if pair is None else _quote(pair)
+    # The checks run on the distinct (z, pair) combinations.
+    src.sql(
+        f"CREATE TEMP TABLE combos AS SELECT {_quote(z)} AS zv, {pr} AS pv, "
+        "min(_ord) AS first, count(*) AS rows FROM log GROUP BY ALL"
+    )
+    prob = _Problems()
+    prob.add("label", f"({label}) IS NULL")
+    if pair is not None:
+        prob.add("pair_missing", _blank("pv", t[str(pair)]))
+    checks = _check_results(src, prob, "combos")
+    if checks["rows"] == 0:
+        raise VoteDataError("the table has no rows")
+    if any(checks[f"{name}_count"] for name, _ in prob.checks):
+        _raise_missing_users(src, user)
+    _raise_first(src, checks, "label", z, LABEL_HELP)
+    if pair is not None:
+        _raise_first(src, checks, "pair_missing", pair, "pair label is missing")
+    one = label.replace("zv", _quote(z))
+    src.sql(
+        f"""
+        CREATE TEMP TABLE cells AS
+        SELECT {_quote(user)} AS u, {pr} AS pr,
+               sum(CASE WHEN {one} = 1 THEN {_ONE_WIN} ELSE 1::HUGEINT END) AS packed,
+               min(_ord) AS first
+        FROM log GROUP BY u, pr
+        """
+    )
+    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user)
+    pairs = pd.Index(pair_codes)
+    return _cells("oriented", users, has_votes, pairs, ties, cells, checks["rows"], src.columns)
+
+
+def _check_results(src: _Source, prob: _Problems, table: str) -> dict[str, Any]:
+    """Rows, and the first bad row and the count of bad rows of each check."""
+    rel = src.sql(f"SELECT coalesce(sum(rows), 0) AS rows, {prob.select()} FROM {table}")
+    names = [d[0] for d in rel.description]
+    values = rel.fetchall()[0]
+    return dict(zip(names, values, strict=True))
+
+
+def _raise_first(
+    src: _Source, checks: dict[str, Any], name: str, column: Hashable, problem: str
+) -> None:
+    if checks[f"{name}_count"]:
+        _raise_rows(src, column, checks[f"{name}_first"], int(checks[f"{name}_count"]), problem)
+
+
+def _cells(
+    layout: str,
+    users: pd.Index,
+    has_votes: np.ndarray,
+    pairs: Any,
+    ties: np.ndarray,
+    cells: dict,
+    n_rows: int,
+    columns: list,
+) -> VoteCells:
+    def ints(values: Any) -> np.ndarray:
+        return np.asarray(values, dtype=np.int64)
+
+    return VoteCells(
+        layout=layout,
+        users=users,
+        user_has_votes=np.asarray(has_votes, dtype=bool),
+        pairs=pairs,
+        pair_ties=ints(ties),
+        cell_user=ints(cells["ui"]),
+        cell_pair=ints(cells["pi"]),
+        cell_n=ints(cells["n"]),
+        cell_a=ints(cells["a"]),
+        n_rows=int(n_rows),
+        columns=list(columns),
+    )
