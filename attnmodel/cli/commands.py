@@ -638,21 +638,10 @@ def format_summary(s: dict[str, Any], source: str | None = None) -> str:
 
 
 def json_safe(obj: Any) -> Any:
-    """``obj`` with numpy values as Python ones and non-finite floats as None, for JSON."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    return obj
+    """``obj`` for ``--json`` output: plain JSON types, non-finite floats as null."""
+    from attnmodel.results.tree import json_safe as to_json
+
+    return to_json(obj, nonfinite=None)
 
 
 # ---------------------------------------------------------------------------

@@ -101,22 +101,26 @@ SAMPLE_DIMS = ("chain", "draw")
 # ---------------------------------------------------------------------------
 
 
-def json_safe(value: Any) -> Any:
+def json_safe(value: Any, *, nonfinite: str | None = "text") -> Any:
     """``value`` as plain JSON types (numpy scalars and arrays, paths, tuples, non-finite floats).
 
-    Mappings and sequences are converted element by element; non-finite
-    floats and objects JSON has no type for become their text.
+    Mappings and sequences are converted element by element; objects JSON has
+    no type for become their text. Non-finite floats become their text
+    (``nonfinite="text"``, what result attributes store) or None, JSON's null
+    (``nonfinite=None``, what the command line's ``--json`` output prints).
     """
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, nonfinite=nonfinite) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, nonfinite=nonfinite) for v in value]
     if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
+        return [json_safe(v, nonfinite=nonfinite) for v in value.tolist()]
     if isinstance(value, np.generic):
-        return json_safe(value.item())
+        return json_safe(value.item(), nonfinite=nonfinite)
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        if math.isfinite(value):
+            return value
+        return str(value) if nonfinite == "text" else None
     if value is None or isinstance(value, bool | int | str):
         return value
     return str(value)
