@@ -68,6 +68,7 @@ _HOME = {
 
 #: Subpackages and modules reachable as attributes (``am.results.summarize``).
 _SUBMODULES = (
+    "baselines",
     "cli",
     "compare",
     "data",

@@ -185,7 +185,7 @@ LAYERS = [
     ("attnmodel.results",),
     ("attnmodel.inference",),
     ("attnmodel.filtering",),
-    ("attnmodel.compare",),
+    ("attnmodel.compare", "attnmodel.baselines"),
     ("attnmodel.paper",),
     ("attnmodel.cli",),
     ("attnmodel.__main__",),
