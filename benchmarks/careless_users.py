@@ -1,0 +1,366 @@
+"""Benchmark: finding careless users injected into real votes (MT-Bench).
+
+What is measured
+----------------
+The real votes are the 3,355 human judgments of MT-Bench (65 judges, 15 model
+pairs, 780 ties; Zheng et al. 2023, "Judging LLM-as-a-Judge with MT-Bench and
+Chatbot Arena", arXiv:2306.05685, the ``human`` split of
+``lmsys/mt_bench_human_judgments``, CC-BY-4.0). Into them each run injects
+``--inject`` careless users (default 16, i.e. 16 of 81 users, 20%) of one
+kind:
+
+``coin``
+    every vote a coin flip between the two answers shown, no ties;
+``tie``
+    a tie spammer: each vote a tie with probability 0.8, else a coin flip;
+``left``
+    an always-left clicker: every vote ``model_a``, the answer shown first;
+``mix``
+    the three kinds together (16 users: the kinds in turn, in random order,
+    so 6/5/5 or 5/6/5 or 5/5/6).
+
+An injected user's number of votes is drawn (with replacement) from the real
+judges' numbers of votes (ties included: 4 to 205, median 44), and their
+items from the real log's distinct shown items (question, turn, ``model_a``,
+``model_b`` in the order shown), without replacement within the user. So
+they vote on what real judges saw, in the order the judges saw it.
+
+Each user gets a score, higher meaning more attentive:
+
+* ``agreement score``: :func:`attnmodel.baselines.agreement_score`, the
+  moment estimator of ``eta_j`` from each pair's majority direction weighted
+  by ``|2 mu_hat - 1|``, ``mu_hat`` leave-one-user-out, ties left out;
+* ``tie rate``: minus :func:`attnmodel.baselines.tie_rate`;
+* for each attnmodel variant in :data:`VARIANTS`: the posterior mean
+  ``eta_mean`` and ``p_above = P(eta >= 0.5 | votes)`` of ``attnmodel.fit(...,
+  method="em")``.
+
+A user a scorer cannot score (all their votes ties, so absent from the data
+attnmodel and the agreement score see; or no vote on a pair with a
+direction) ranks below every scored user: with ties dropped nothing of theirs
+reaches the training data, and ``filter_users`` does not keep them.
+
+Metrics, per run, then median and 10th-90th percentiles over ``--seeds``
+runs (seeds 0, 1, ...):
+
+* AUC of separating real from injected users: the Mann-Whitney probability
+  that a real user scores above an injected one, ties counting one half;
+* precision and recall of keeping real users: attnmodel's default filter
+  (``filter_users(fit, data)``: rule ``prob``, ``P(eta >= 0.5) >= 0.95``);
+  the baselines keep as many users as the first variant's filter keeps, the
+  top of their ranking (equal scores at the cut broken at random).
+
+Run
+---
+``PYTHONPATH=. .venv/bin/python benchmarks/careless_users.py`` (20 seeds; add
+``--seeds 3`` while developing, ``--figure PATH`` for the figure, default
+``benchmarks/.cache/careless_users.png``). The per-run numbers go to
+``benchmarks/.cache/careless_users.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attnmodel.baselines import agreement_score, tie_rate
+from attnmodel.data.votes import VoteData
+from attnmodel.filtering import filter_users
+from attnmodel.inference.fitting import fit
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _harness import banner  # noqa: E402
+
+MTBENCH = Path("/work/shared/data/mtbench_human_judgments.csv")
+CACHE = HERE / ".cache"
+
+#: Kinds of careless users; ``mix`` takes them in turn.
+KINDS = ("coin", "tie", "left")
+CASES = (*KINDS, "mix")
+#: Injected users per run (16 of 81 users, 20%).
+N_INJECT = 16
+#: A tie spammer's probability of a tie on each vote.
+TIE_SHARE = 0.8
+#: What makes a shown item: the question, its turn, and the two answers in the order shown.
+ITEM = ("question_id", "turn", "model_a", "model_b")
+
+#: attnmodel's variants: each is keyword arguments of ``attnmodel.fit`` (method "em"),
+#: with an optional ``"data"`` dict of keyword arguments of ``VoteData.from_frame``.
+#: The filter's number of kept users of the first variant sets the baselines'.
+VARIANTS: dict[str, dict] = {
+    "attnmodel (independent, ties dropped)": dict(family="beta"),
+}
+
+
+# ---------------------------------------------------------------------------
+# injection
+
+
+def inject(real: pd.DataFrame, case: str, n_users: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Vote rows of ``n_users`` careless users of ``case``, drawn from the real log.
+
+    Returns the columns of ``real`` (``user_id``, ``model_a``, ``model_b``,
+    ``winner``, ``question_id``, ``turn``) and ``kind`` (the user's kind);
+    users are named ``careless-<kind>-<i>``.
+    """
+    if case == "mix":
+        kinds = rng.permutation(np.resize(np.array(KINDS), n_users))
+    elif case in KINDS:
+        kinds = np.full(n_users, case)
+    else:
+        raise ValueError(f"unknown case {case!r}; choose one of {CASES}")
+    items = real.drop_duplicates(list(ITEM))[list(ITEM)].reset_index(drop=True)
+    counts = real.groupby("user_id", sort=False).size().to_numpy()
+    frames = []
+    for i, kind in enumerate(kinds):
+        n = int(rng.choice(counts))
+        rows = items.iloc[rng.choice(len(items), size=n, replace=False)].copy()
+        side = np.where(rng.random(n) < 0.5, "model_a", "model_b")
+        if kind == "coin":
+            winner = side
+        elif kind == "tie":
+            winner = np.where(rng.random(n) < TIE_SHARE, "tie", side)
+        else:
+            winner = np.full(n, "model_a")
+        rows["winner"] = winner
+        rows["user_id"] = f"careless-{kind}-{i}"
+        rows["kind"] = kind
+        frames.append(rows)
+    out = pd.concat(frames, ignore_index=True)
+    return out[[*real.columns, "kind"]]
+
+
+# ---------------------------------------------------------------------------
+# metrics
+
+
+def auc(score_pos: np.ndarray, score_neg: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties one half (the Mann-Whitney AUC).
+
+    ``-inf`` is a valid score (ranks below everything else); NaN is not.
+    """
+    pos = np.asarray(score_pos, dtype=float)
+    neg = np.asarray(score_neg, dtype=float)
+    if np.isnan(pos).any() or np.isnan(neg).any():
+        raise ValueError("scores must not be NaN; give unscored users -inf")
+    neg_sorted = np.sort(neg)
+    below = np.searchsorted(neg_sorted, pos, side="left")
+    equal = np.searchsorted(neg_sorted, pos, side="right") - below
+    return float((below.sum() + 0.5 * equal.sum()) / (pos.size * neg.size))
+
+
+def top_k(score: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Mask of the ``k`` highest scores, equal scores at the cut broken at random."""
+    order = np.lexsort((rng.random(score.size), -score))
+    keep = np.zeros(score.size, dtype=bool)
+    keep[order[:k]] = True
+    return keep
+
+
+def precision_recall(keep: np.ndarray, is_real: np.ndarray) -> tuple[float, float]:
+    """Of the kept users, the share real; of the real users, the share kept."""
+    n_kept = int(keep.sum())
+    hits = int((keep & is_real).sum())
+    return (hits / n_kept if n_kept else float("nan"), hits / int(is_real.sum()))
+
+
+# ---------------------------------------------------------------------------
+# one run
+
+
+def _scored(users: pd.Index, values: pd.Series) -> np.ndarray:
+    """Scores in the order of ``users``; users without one get -inf."""
+    out = values.reindex(users).to_numpy(dtype=float)
+    return np.where(np.isnan(out), -np.inf, out)
+
+
+def run_one(real: pd.DataFrame, case: str, seed: int, n_inject: int = N_INJECT) -> list[dict]:
+    """Inject, score, fit and measure once; one dict per scorer."""
+    rng = np.random.default_rng([seed, CASES.index(case)])
+    careless = inject(real, case, n_inject, rng)
+    votes = pd.concat([real.assign(kind="real"), careless], ignore_index=True)
+    kind_of = votes.groupby("user_id", sort=False)["kind"].first()
+    users = kind_of.index
+    is_real = (kind_of == "real").to_numpy()
+    columns = dict(user="user_id")
+
+    scores: dict[str, np.ndarray] = {}
+    kept: dict[str, np.ndarray] = {}
+    fits: dict[str, dict] = {}
+    data_cache: dict[tuple, VoteData] = {}
+    with warnings.catch_warnings():
+        # Fit warnings (an estimate on a bound, ...) are part of what is measured, not noise
+        # for the table; the count of fits that warned goes to the csv.
+        warnings.simplefilter("ignore")
+        for name, spec in VARIANTS.items():
+            spec = dict(spec)
+            data_kw = spec.pop("data", {})
+            key = tuple(sorted(data_kw.items()))
+            if key not in data_cache:
+                data_cache[key] = VoteData.from_frame(votes, **columns, **data_kw)
+            data = data_cache[key]
+            start = time.perf_counter()
+            tree = fit(data, method="em", seed=seed, **spec)
+            seconds = time.perf_counter() - start
+            attn = tree["attentiveness"].to_dataset()
+            at = pd.Index(attn["user"].to_numpy())
+            scores[f"{name}: eta_mean"] = _scored(users, pd.Series(attn["eta_mean"].values, at))
+            scores[f"{name}: p_above"] = _scored(users, pd.Series(attn["p_above"].values, at))
+            keep = users.isin(filter_users(tree, data).kept_users)
+            kept[f"{name}: eta_mean"] = kept[f"{name}: p_above"] = keep
+            said = json.loads(tree.attrs.get("fit_warnings", "[]"))
+            fits[name] = dict(seconds=seconds, warned=bool(said), fit_warnings=" | ".join(said))
+    first = next(iter(VARIANTS))
+    k = int(kept[f"{first}: eta_mean"].sum())
+    plain = VoteData.from_frame(votes, **columns)
+    baselines = {
+        "agreement score": _scored(users, agreement_score(plain)),
+        "tie rate": _scored(users, -tie_rate(votes, **columns)["tie_rate"]),
+    }
+    for name, score in baselines.items():
+        scores[name] = score
+        kept[name] = top_k(score, k, rng)
+
+    rows = []
+    for name, score in scores.items():
+        prec, rec = precision_recall(kept[name], is_real)
+        variant = name.split(": ")[0]
+        rows.append(
+            dict(
+                case=case,
+                seed=seed,
+                scorer=name,
+                auc=auc(score[is_real], score[~is_real]),
+                precision=prec,
+                recall=rec,
+                n_kept=int(kept[name].sum()),
+                n_unscored=int(np.isneginf(score).sum()),
+                **fits.get(variant, {}),
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# report
+
+
+def _band(x: pd.Series) -> str:
+    q10, q50, q90 = np.percentile(x, [10, 50, 90])
+    return f"{q50:.3f} [{q10:.3f}, {q90:.3f}]"
+
+
+def table(results: pd.DataFrame) -> str:
+    """AUC, precision and recall per case and scorer: median [p10, p90]."""
+    lines = []
+    head = f"{'case':<5} {'scorer':<48} {'AUC':<22} {'precision':<22} {'recall':<22} kept"
+    lines += [head, "-" * len(head)]
+    for case in CASES:
+        sub = results[results["case"] == case]
+        if sub.empty:
+            continue
+        for scorer, g in sub.groupby("scorer", sort=False):
+            lines.append(
+                f"{case:<5} {scorer:<48} {_band(g['auc']):<22} {_band(g['precision']):<22} "
+                f"{_band(g['recall']):<22} {np.median(g['n_kept']):g}"
+            )
+    return "\n".join(lines)
+
+
+def figure(results: pd.DataFrame, path: Path) -> None:
+    """AUC and precision of every run, one panel per case, median marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scorers = list(dict.fromkeys(results["scorer"]))
+    cases = [c for c in CASES if c in set(results["case"])]
+    fig, axes = plt.subplots(
+        2, len(cases), figsize=(3.2 * len(cases) + 2.5, 1.0 + 0.55 * len(scorers) * 2),
+        sharey=True, squeeze=False, layout="constrained",
+    )
+    y = np.arange(len(scorers))[::-1]
+    for col, case in enumerate(cases):
+        sub = results[results["case"] == case]
+        for row, metric in enumerate(("auc", "precision")):
+            ax = axes[row, col]
+            for yi, scorer in zip(y, scorers):
+                vals = sub.loc[sub["scorer"] == scorer, metric].to_numpy()
+                jitter = np.random.default_rng(0).uniform(-0.15, 0.15, vals.size)
+                ax.plot(vals, yi + jitter, "o", ms=3, alpha=0.45, color=f"C{scorers.index(scorer)}")
+                ax.plot(np.median(vals), yi, "|", ms=16, mew=2.5, color="black")
+            ax.set_title(f"{case}: {'AUC' if metric == 'auc' else 'precision (real kept)'}")
+            ax.grid(axis="x", alpha=0.3)
+    for row in range(2):
+        axes[row, 0].set_yticks(y, scorers)
+    fig.suptitle(
+        f"Careless users injected into MT-Bench human judgments ({results['seed'].nunique()} "
+        "seeds; bar: median)", fontsize=10,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    tmp.replace(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--votes", type=Path, default=MTBENCH, help="the MT-Bench vote file")
+    parser.add_argument("--seeds", type=int, default=20, help="runs per case (default 20)")
+    parser.add_argument("--inject", type=int, default=N_INJECT, help="careless users per run")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--figure", type=Path, default=CACHE / "careless_users.png")
+    parser.add_argument("--csv", type=Path, default=CACHE / "careless_users.csv")
+    args = parser.parse_args(argv)
+
+    print(banner("careless_users"))
+    real = pd.read_csv(args.votes)
+    n_real = real["user_id"].nunique()
+    print(
+        f"real: {len(real)} votes of {n_real} users ({int((real['winner'] == 'tie').sum())} "
+        f"ties); injected per run: {args.inject} users ({args.inject / (n_real + args.inject):.0%}"
+        f" of {n_real + args.inject}); {args.seeds} seeds per case"
+    )
+    start = time.perf_counter()
+    rows = []
+    for case in args.cases:
+        for seed in range(args.seeds):
+            rows += run_one(real, case, seed, args.inject)
+    results = pd.DataFrame(rows)
+    elapsed = time.perf_counter() - start
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.csv.with_name(f".{args.csv.name}.tmp")
+    results.to_csv(tmp, index=False)
+    tmp.replace(args.csv)
+    figure(results, args.figure)
+    print()
+    print("AUC (real vs injected), precision and recall of keeping real users: "
+          "median [10th, 90th percentile] over seeds")
+    print(table(results))
+    fitted = results.dropna(subset=["seconds"]).drop_duplicates(["case", "seed", "scorer"])
+    fitted = fitted[fitted["scorer"].str.endswith(": eta_mean")]
+    print()
+    unscored = results[results["scorer"] == "agreement score"].groupby("case")["n_unscored"]
+    print(
+        "users without a non-tie vote (unscored but by the tie rate), per run: "
+        + ", ".join(f"{c} {v:g}" for c, v in unscored.median().items())
+        + " (median); "
+        f"fits that warned: {int(fitted['warned'].sum())} of {len(fitted)}; "
+        f"median fit {fitted['seconds'].median():.2f} s"
+    )
+    print(f"total {elapsed:.0f} s; per-run rows: {args.csv}; figure: {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

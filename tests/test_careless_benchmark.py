@@ -1,0 +1,132 @@
+"""benchmarks/careless_users.py: the injected users are what they say, and its AUC is right.
+
+The injection is checked on the MT-Bench file when it is there (the benchmark's
+own input), otherwise on a small log of the same columns.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+MTBENCH = Path("/work/shared/data/mtbench_human_judgments.csv")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "careless_users", ROOT / "benchmarks" / "careless_users.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def real():
+    if MTBENCH.is_file():
+        return pd.read_csv(MTBENCH)
+    rng = np.random.default_rng(0)
+    models = ["m0", "m1", "m2", "m3"]
+    rows = []
+    for u in range(30):
+        for _ in range(rng.integers(4, 60)):
+            a, b = rng.choice(models, 2, replace=False)
+            rows.append(
+                (f"judge_{u}", a, b, rng.choice(["model_a", "model_b", "tie"]),
+                 int(rng.integers(81, 161)), int(rng.integers(1, 3)))
+            )
+    return pd.DataFrame(
+        rows, columns=["user_id", "model_a", "model_b", "winner", "question_id", "turn"]
+    )
+
+
+def _check_common(bench, real, out, n_users):
+    assert list(out.columns) == [*real.columns, "kind"]
+    per_user = out.groupby("user_id", sort=False)
+    assert per_user.ngroups == n_users
+    assert not set(out["user_id"]) & set(real["user_id"])
+    # Vote counts come from the real users' counts (ties included).
+    assert set(per_user.size()) <= set(real.groupby("user_id").size())
+    # Every item is one the real log showed, in the order it showed it ...
+    shown = set(map(tuple, real[list(bench.ITEM)].itertuples(index=False)))
+    assert set(map(tuple, out[list(bench.ITEM)].itertuples(index=False))) <= shown
+    # ... and no user sees an item twice.
+    assert not out.duplicated(["user_id", *bench.ITEM]).any()
+    # One kind per user, named in the id.
+    kinds = per_user["kind"].agg(["nunique", "first"])
+    assert (kinds["nunique"] == 1).all()
+    assert all(u.startswith(f"careless-{k}-") for u, k in kinds["first"].items())
+
+
+@pytest.mark.parametrize("case", ["coin", "tie", "left"])
+def test_injected_users_of_each_kind(bench, real, case):
+    out = bench.inject(real, case, 40, np.random.default_rng(1))
+    _check_common(bench, real, out, 40)
+    assert set(out["kind"]) == {case}
+    w = out["winner"]
+    n = len(w)
+    if case == "left":
+        assert (w == "model_a").all()
+    elif case == "coin":
+        assert set(w) == {"model_a", "model_b"}
+        # Binomial(n, 1/2) share of model_a: within 4 standard deviations.
+        assert abs((w == "model_a").mean() - 0.5) < 4 * np.sqrt(0.25 / n)
+    else:
+        share = bench.TIE_SHARE
+        assert abs((w == "tie").mean() - share) < 4 * np.sqrt(share * (1 - share) / n)
+        rest = w[w != "tie"]
+        assert abs((rest == "model_a").mean() - 0.5) < 4 * np.sqrt(0.25 / len(rest))
+
+
+def test_mix_takes_the_kinds_in_turn(bench, real):
+    out = bench.inject(real, "mix", 16, np.random.default_rng(2))
+    _check_common(bench, real, out, 16)
+    per_kind = out.groupby("kind")["user_id"].nunique()
+    assert sorted(per_kind.index) == sorted(bench.KINDS)
+    assert sorted(per_kind) == [5, 5, 6]
+
+
+def test_unknown_case_is_refused(bench, real):
+    with pytest.raises(ValueError, match="unknown case 'sloppy'"):
+        bench.inject(real, "sloppy", 3, np.random.default_rng(0))
+
+
+def test_auc_matches_mann_whitney(bench):
+    rng = np.random.default_rng(5)
+    # Integer scores make many ties, within and between the groups.
+    pos = rng.integers(0, 6, 37).astype(float)
+    neg = rng.integers(0, 4, 11).astype(float)
+    u = stats.mannwhitneyu(pos, neg, alternative="two-sided").statistic
+    assert bench.auc(pos, neg) == pytest.approx(u / (pos.size * neg.size), rel=1e-12)
+    # Unscored users (-inf) rank below every scored one and tie among themselves.
+    pos_inf, neg_inf = pos.copy(), neg.copy()
+    pos_inf[:2] = neg_inf[:3] = -np.inf
+    lowest = min(pos.min(), neg.min()) - 1.0
+    u = stats.mannwhitneyu(
+        np.where(np.isinf(pos_inf), lowest, pos_inf),
+        np.where(np.isinf(neg_inf), lowest, neg_inf),
+        alternative="two-sided",
+    ).statistic
+    assert bench.auc(pos_inf, neg_inf) == pytest.approx(u / (pos.size * neg.size), rel=1e-12)
+    # A toy case by hand: pos {3, 1}, neg {2, 1}: pairs (3>2) 1, (3>1) 1, (1<2) 0, (1=1) 1/2.
+    assert bench.auc(np.array([3.0, 1.0]), np.array([2.0, 1.0])) == pytest.approx(2.5 / 4)
+    with pytest.raises(ValueError, match="NaN"):
+        bench.auc(np.array([np.nan]), np.array([1.0]))
+
+
+def test_top_k_and_precision_recall(bench):
+    score = np.array([0.9, 0.1, 0.5, 0.5, 0.5, -np.inf])
+    is_real = np.array([True, False, True, False, True, True])
+    for seed in range(5):
+        keep = bench.top_k(score, 3, np.random.default_rng(seed))
+        # 0.9 always; two of the three users at 0.5.
+        assert keep.sum() == 3 and keep[0] and keep[2:5].sum() == 2
+    keep = np.array([True, False, True, True, False, False])
+    assert bench.precision_recall(keep, is_real) == (2 / 3, 2 / 4)
