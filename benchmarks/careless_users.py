@@ -16,8 +16,8 @@ kind:
 ``left``
     an always-left clicker: every vote ``model_a``, the answer shown first;
 ``mix``
-    the three kinds together (16 users: the kinds in turn, in random order,
-    so 6/5/5 or 5/6/5 or 5/5/6).
+    the three kinds together, taken in turn (of 16 users: 6 coin flippers,
+    5 tie spammers, 5 always-left clickers), in random order.
 
 An injected user's number of votes is drawn (with replacement) from the real
 judges' numbers of votes (ties included: 4 to 205, median 44), and their
@@ -29,11 +29,13 @@ Each user gets a score, higher meaning more attentive:
 
 * ``agreement score``: :func:`attnmodel.baselines.agreement_score`, the
   moment estimator of ``eta_j`` from each pair's majority direction weighted
-  by ``|2 mu_hat - 1|``, ``mu_hat`` leave-one-user-out, ties left out;
+  by ``|2 mu_hat - 1|``, ``mu_hat`` leave-one-user-out, ties left out; and
+  the same with ``mu_hat`` from all votes (``in-sample``);
 * ``tie rate``: minus :func:`attnmodel.baselines.tie_rate`;
-* for each attnmodel variant in :data:`VARIANTS`: the posterior mean
-  ``eta_mean`` and ``p_above = P(eta >= 0.5 | votes)`` of ``attnmodel.fit(...,
-  method="em")``.
+* for each attnmodel variant in :data:`VARIANTS` (today: the Beta and the
+  two-point family, independent ``mu`` per pair, ties dropped): the posterior
+  mean ``eta_mean`` and ``p_above = P(eta >= 0.5 | votes)`` of
+  ``attnmodel.fit(..., method="em", seed=seed)``.
 
 A user a scorer cannot score (all their votes ties, so absent from the data
 attnmodel and the agreement score see; or no vote on a pair with a
@@ -96,7 +98,8 @@ ITEM = ("question_id", "turn", "model_a", "model_b")
 #: with an optional ``"data"`` dict of keyword arguments of ``VoteData.from_frame``.
 #: The filter's number of kept users of the first variant sets the baselines'.
 VARIANTS: dict[str, dict] = {
-    "attnmodel (independent, ties dropped)": dict(family="beta"),
+    "attnmodel beta (independent, ties dropped)": dict(family="beta"),
+    "attnmodel two_point (independent, ties dropped)": dict(family="two_point"),
 }
 
 
@@ -223,6 +226,7 @@ def run_one(real: pd.DataFrame, case: str, seed: int, n_inject: int = N_INJECT) 
     plain = VoteData.from_frame(votes, **columns)
     baselines = {
         "agreement score": _scored(users, agreement_score(plain)),
+        "agreement score (in-sample)": _scored(users, agreement_score(plain, leave_one_out=False)),
         "tie rate": _scored(users, -tie_rate(votes, **columns)["tie_rate"]),
     }
     for name, score in baselines.items():
@@ -261,7 +265,7 @@ def _band(x: pd.Series) -> str:
 def table(results: pd.DataFrame) -> str:
     """AUC, precision and recall per case and scorer: median [p10, p90]."""
     lines = []
-    head = f"{'case':<5} {'scorer':<48} {'AUC':<22} {'precision':<22} {'recall':<22} kept"
+    head = f"{'case':<5} {'scorer':<58} {'AUC':<22} {'precision':<22} {'recall':<22} kept"
     lines += [head, "-" * len(head)]
     for case in CASES:
         sub = results[results["case"] == case]
@@ -269,14 +273,18 @@ def table(results: pd.DataFrame) -> str:
             continue
         for scorer, g in sub.groupby("scorer", sort=False):
             lines.append(
-                f"{case:<5} {scorer:<48} {_band(g['auc']):<22} {_band(g['precision']):<22} "
+                f"{case:<5} {scorer:<58} {_band(g['auc']):<22} {_band(g['precision']):<22} "
                 f"{_band(g['recall']):<22} {np.median(g['n_kept']):g}"
             )
     return "\n".join(lines)
 
 
-def figure(results: pd.DataFrame, path: Path) -> None:
-    """AUC and precision of every run, one panel per case, median marked."""
+def figure(results: pd.DataFrame, path: Path, lo: float = 0.85) -> None:
+    """AUC and precision of every run, one panel per case, median marked.
+
+    The axes start at ``lo``, where the scorers differ; a run below it is drawn at
+    the edge as ``<`` and the scorer's median is written beside it.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -285,23 +293,36 @@ def figure(results: pd.DataFrame, path: Path) -> None:
     scorers = list(dict.fromkeys(results["scorer"]))
     cases = [c for c in CASES if c in set(results["case"])]
     fig, axes = plt.subplots(
-        2, len(cases), figsize=(3.2 * len(cases) + 2.5, 1.0 + 0.55 * len(scorers) * 2),
+        2, len(cases), figsize=(3.0 * len(cases) + 3.5, 1.2 + 0.45 * len(scorers) * 2),
         sharey=True, squeeze=False, layout="constrained",
     )
     y = np.arange(len(scorers))[::-1]
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, results["seed"].nunique())
     for col, case in enumerate(cases):
         sub = results[results["case"] == case]
         for row, metric in enumerate(("auc", "precision")):
             ax = axes[row, col]
-            for yi, scorer in zip(y, scorers):
+            for i, (yi, scorer) in enumerate(zip(y, scorers)):
                 vals = sub.loc[sub["scorer"] == scorer, metric].to_numpy()
-                jitter = np.random.default_rng(0).uniform(-0.15, 0.15, vals.size)
-                ax.plot(vals, yi + jitter, "o", ms=3, alpha=0.45, color=f"C{scorers.index(scorer)}")
-                ax.plot(np.median(vals), yi, "|", ms=16, mew=2.5, color="black")
-            ax.set_title(f"{case}: {'AUC' if metric == 'auc' else 'precision (real kept)'}")
+                below = vals < lo
+                color = f"C{i}"
+                ax.plot(vals[~below], yi + jitter[: vals.size][~below], "o", ms=3, alpha=0.45,
+                        color=color)
+                if below.any():
+                    ax.plot(np.full(below.sum(), lo), yi + jitter[: vals.size][below], "<",
+                            ms=5, alpha=0.6, color=color)
+                med = float(np.median(vals))
+                if med >= lo:
+                    ax.plot(med, yi, "|", ms=16, mew=2.5, color="black")
+                else:
+                    ax.annotate(f"median {med:.3f}", (lo, yi), xytext=(10, -3),
+                                textcoords="offset points", fontsize=7)
+            ax.set_xlim(lo - 0.005, 1.005)
+            ax.set_title(f"{case}: {'AUC' if metric == 'auc' else 'precision (real kept)'}",
+                         fontsize=9)
             ax.grid(axis="x", alpha=0.3)
     for row in range(2):
-        axes[row, 0].set_yticks(y, scorers)
+        axes[row, 0].set_yticks(y, scorers, fontsize=8)
     fig.suptitle(
         f"Careless users injected into MT-Bench human judgments ({results['seed'].nunique()} "
         "seeds; bar: median)", fontsize=10,
@@ -321,44 +342,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--figure", type=Path, default=CACHE / "careless_users.png")
     parser.add_argument("--csv", type=Path, default=CACHE / "careless_users.csv")
+    parser.add_argument(
+        "--from-csv", action="store_true",
+        help="print the table and draw the figure from the per-run rows of --csv, no runs",
+    )
     args = parser.parse_args(argv)
 
     print(banner("careless_users"))
-    real = pd.read_csv(args.votes)
-    n_real = real["user_id"].nunique()
-    print(
-        f"real: {len(real)} votes of {n_real} users ({int((real['winner'] == 'tie').sum())} "
-        f"ties); injected per run: {args.inject} users ({args.inject / (n_real + args.inject):.0%}"
-        f" of {n_real + args.inject}); {args.seeds} seeds per case"
-    )
-    start = time.perf_counter()
-    rows = []
-    for case in args.cases:
-        for seed in range(args.seeds):
-            rows += run_one(real, case, seed, args.inject)
-    results = pd.DataFrame(rows)
-    elapsed = time.perf_counter() - start
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.csv.with_name(f".{args.csv.name}.tmp")
-    results.to_csv(tmp, index=False)
-    tmp.replace(args.csv)
+    if args.from_csv:
+        results = pd.read_csv(args.csv)
+        print(f"per-run rows read from {args.csv}")
+    else:
+        real = pd.read_csv(args.votes)
+        n_real = real["user_id"].nunique()
+        print(
+            f"real: {len(real)} votes of {n_real} users "
+            f"({int((real['winner'] == 'tie').sum())} ties); injected per run: {args.inject} "
+            f"users ({args.inject / (n_real + args.inject):.0%} of {n_real + args.inject}); "
+            f"{args.seeds} seeds per case"
+        )
+        start = time.perf_counter()
+        rows = []
+        for case in args.cases:
+            for seed in range(args.seeds):
+                rows += run_one(real, case, seed, args.inject)
+        results = pd.DataFrame(rows)
+        elapsed = time.perf_counter() - start
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.csv.with_name(f".{args.csv.name}.tmp")
+        results.to_csv(tmp, index=False)
+        tmp.replace(args.csv)
     figure(results, args.figure)
     print()
-    print("AUC (real vs injected), precision and recall of keeping real users: "
-          "median [10th, 90th percentile] over seeds")
+    print(
+        "AUC (real vs injected), precision and recall of keeping real users: "
+        "median [10th, 90th percentile] over seeds"
+    )
     print(table(results))
-    fitted = results.dropna(subset=["seconds"]).drop_duplicates(["case", "seed", "scorer"])
-    fitted = fitted[fitted["scorer"].str.endswith(": eta_mean")]
     print()
     unscored = results[results["scorer"] == "agreement score"].groupby("case")["n_unscored"]
     print(
-        "users without a non-tie vote (unscored but by the tie rate), per run: "
+        "users without a non-tie vote (unscored but by the tie rate), median per run: "
         + ", ".join(f"{c} {v:g}" for c, v in unscored.median().items())
-        + " (median); "
-        f"fits that warned: {int(fitted['warned'].sum())} of {len(fitted)}; "
-        f"median fit {fitted['seconds'].median():.2f} s"
     )
-    print(f"total {elapsed:.0f} s; per-run rows: {args.csv}; figure: {args.figure}")
+    fitted = results[results["scorer"].str.endswith(": eta_mean")]
+    for scorer, g in fitted.groupby("scorer", sort=False):
+        # One count per kind of warning: the sentence up to its colon, without the value.
+        said = (
+            g["fit_warnings"].dropna().str.split(" | ", regex=False).explode()
+            .str.split(":").str[0].str.replace(r" = \S+ is", " is", regex=True).value_counts()
+        )
+        print(
+            f"{scorer.removesuffix(': eta_mean')}: median fit {g['seconds'].median():.2f} s; "
+            f"{int(g['warned'].astype(bool).sum())} of {len(g)} fits warned"
+            + "".join(f"; {n}x '{w}'" for w, n in said.items())
+        )
+    if not args.from_csv:
+        print(f"total {elapsed:.0f} s; per-run rows: {args.csv}; figure: {args.figure}")
     return 0
 
 
