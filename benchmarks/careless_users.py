@@ -279,6 +279,38 @@ def table(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+#: The baselines attnmodel must match: the better of them (by median AUC) per case.
+BASELINES = ("agreement score", "tie rate")
+
+
+def paired(results: pd.DataFrame) -> str:
+    """Per seed, each attnmodel scorer's AUC minus the better baseline's, per case.
+
+    The better baseline is the one of :data:`BASELINES` with the higher median
+    AUC in the case; the same seed means the same injected users, so the
+    difference is paired.
+    """
+    lines = []
+    head = f"{'case':<5} {'scorer':<58} {'better baseline':<16} {'AUC difference':<24} seeds >= 0"
+    lines += [head, "-" * len(head)]
+    for case in CASES:
+        sub = results[results["case"] == case]
+        if sub.empty:
+            continue
+        auc_by = sub.pivot(index="seed", columns="scorer", values="auc")
+        best = max(BASELINES, key=lambda b: auc_by[b].median())
+        for scorer in auc_by.columns:
+            if not scorer.startswith("attnmodel"):
+                continue
+            diff = auc_by[scorer] - auc_by[best]
+            q10, q50, q90 = np.percentile(diff, [10, 50, 90])
+            lines.append(
+                f"{case:<5} {scorer:<58} {best:<16} {q50:+.3f} [{q10:+.3f}, {q90:+.3f}]"
+                f"{'':<3} {int((diff >= 0).sum())} of {len(diff)}"
+            )
+    return "\n".join(lines)
+
+
 def figure(results: pd.DataFrame, path: Path, lo: float = 0.85) -> None:
     """AUC and precision of every run, one panel per case, median marked.
 
@@ -379,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         "median [10th, 90th percentile] over seeds"
     )
     print(table(results))
+    print()
+    print("Paired by seed: attnmodel's AUC minus the better baseline's, median [10th, 90th]")
+    print(paired(results))
     print()
     unscored = results[results["scorer"] == "agreement score"].groupby("case")["n_unscored"]
     print(
