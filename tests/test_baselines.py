@@ -9,6 +9,7 @@ import pytest
 from attnmodel.baselines import agreement_score, tie_rate
 from attnmodel.data.votes import VoteData
 from attnmodel.errors import VoteDataError
+from tests.test_data import random_raw
 
 
 def _votes(rows):
@@ -86,14 +87,7 @@ def _loop_reference(votes: pd.DataFrame, leave_one_out: bool) -> pd.Series:
 
 @pytest.mark.parametrize("leave_one_out", [True, False])
 def test_agreement_score_matches_a_plain_loop(leave_one_out):
-    rng = np.random.default_rng(3)
-    models = ["m0", "m1", "m2", "m3"]
-    rows = []
-    for u in range(25):
-        for _ in range(rng.integers(1, 9)):
-            a, b = rng.choice(models, 2, replace=False)
-            rows.append((f"u{u}", a, b, rng.choice(["model_a", "model_b", "tie"], p=[0.5, 0.3, 0.2])))
-    votes = _votes(rows)
+    votes = random_raw(3, n_rows=150, n_users=25, uniform=True)
     got = agreement_score(VoteData.from_frame(votes), leave_one_out=leave_one_out)
     ref = _loop_reference(votes, leave_one_out).reindex(got.index)
     np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-10, atol=1e-12)

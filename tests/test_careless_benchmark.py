@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tests.test_data import random_raw
+
 ROOT = Path(__file__).resolve().parents[1]
 MTBENCH = Path("/work/shared/data/mtbench_human_judgments.csv")
 
@@ -32,18 +34,10 @@ def bench():
 def real():
     if MTBENCH.is_file():
         return pd.read_csv(MTBENCH)
+    votes = random_raw(0, n_rows=1500, n_users=30, uniform=True).drop(columns="extra")
     rng = np.random.default_rng(0)
-    models = ["m0", "m1", "m2", "m3"]
-    rows = []
-    for u in range(30):
-        for _ in range(rng.integers(4, 60)):
-            a, b = rng.choice(models, 2, replace=False)
-            rows.append(
-                (f"judge_{u}", a, b, rng.choice(["model_a", "model_b", "tie"]),
-                 int(rng.integers(81, 161)), int(rng.integers(1, 3)))
-            )
-    return pd.DataFrame(
-        rows, columns=["user_id", "model_a", "model_b", "winner", "question_id", "turn"]
+    return votes.rename(columns={"user": "user_id"}).assign(
+        question_id=rng.integers(81, 161, len(votes)), turn=rng.integers(1, 3, len(votes))
     )
 
 
