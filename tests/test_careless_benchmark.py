@@ -124,3 +124,20 @@ def test_top_k_and_precision_recall(bench):
         assert keep.sum() == 3 and keep[0] and keep[2:5].sum() == 2
     keep = np.array([True, False, True, True, False, False])
     assert bench.precision_recall(keep, is_real) == (2 / 3, 2 / 4)
+
+
+def test_run_one_scores_every_user_and_keeps_as_many(bench, real):
+    rows = pd.DataFrame(bench.run_one(real, "mix", 0, n_inject=8))
+    names = [f"{v}: {s}" for v in bench.VARIANTS for s in ("eta_mean", "p_above")]
+    assert list(rows["scorer"]) == [
+        *names, "agreement score", "agreement score (in-sample)", "tie rate"
+    ]
+    assert rows["auc"].between(0, 1).all()
+    # The baselines keep as many users as the first variant's filter.
+    first = rows.loc[rows["scorer"] == names[0], "n_kept"].item()
+    assert (rows.loc[~rows["scorer"].str.startswith("attnmodel"), "n_kept"] == first).all()
+    # Precision and recall count whole users: 8 injected, the rest real.
+    n_real = real["user_id"].nunique()
+    hits = rows["recall"] * n_real
+    np.testing.assert_allclose(hits, np.round(hits), atol=1e-9)
+    np.testing.assert_allclose(rows["precision"] * rows["n_kept"], hits, atol=1e-9)
