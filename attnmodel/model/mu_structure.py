@@ -359,7 +359,8 @@ def resolve_mu_structure(value, data, mu=None, mu_prior=None):
 
     ``mu`` and ``mu_prior`` are the fit's known win rates and independent
     prior: Bradley-Terry needs every ``mu`` unknown, pooled at least one, and
-    ``mu_prior`` belongs to ``"independent"`` alone.
+    ``mu_prior`` belongs to ``"independent"`` alone (so ``"auto"`` with a
+    ``mu_prior`` is ``"independent"``).
 
     Returns
     -------
@@ -368,7 +369,9 @@ def resolve_mu_structure(value, data, mu=None, mu_prior=None):
     reason : str
         ``"chosen by the caller"`` or the rule's reason (:func:`choose_mu_structure`).
     """
-    if value is None or (isinstance(value, str) and value == "auto"):
+    if (value is None or (isinstance(value, str) and value == "auto")) and mu_prior is not None:
+        structure, reason = IndependentMu(), "chosen from the data: a mu prior was given"
+    elif value is None or (isinstance(value, str) and value == "auto"):
         name, reason = choose_mu_structure(data, mu)
         structure = get_mu_structure(name)
         reason = f"chosen from the data: {reason}"
