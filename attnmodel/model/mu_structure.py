@@ -16,10 +16,16 @@ the command line's ``--mu-structure``):
 
     where ``m`` is the population's mode of ``2 mu - 1`` and ``c >= 0`` its
     concentration (``c = 0``: uniform; large ``c``: every pair near ``m``).
-    The shapes stay >= 1, so each pair's log prior is concave and bounded (no
-    pull towards ``mu = 1/2`` or 1). Pairs with few votes borrow strength from
-    the others; the scale prior acts once, on the population. Known ``mu``
-    stay fixed and outside the population.
+    Pairs with few votes borrow strength from the others; the scale prior acts
+    once, on the population. Known ``mu`` stay fixed and outside the population.
+
+    The model is stated in the coordinates ``z_k = logit(2 mu_k - 1)`` (the
+    free variable of the PyMC model, what MAP-EM maximises over): the density
+    of ``z`` is ``x^a (1 - x)^b / B(a, b)`` with ``x = 2 mu - 1`` and ``a, b``
+    the shapes above, log-concave in ``z`` and bounded in the hyperparameters
+    at either end. (In ``mu`` itself the density of a population with mode at
+    1 grows without bound as it concentrates, and a joint MAP over ``mu`` would
+    run there whenever the votes leave the scale of ``eta`` loose.)
 
     *The joint MAP of a hierarchical model*: raising ``c`` while every ``mu_k``
     moves to ``m`` raises the population density by about ``(K/2) log c``
@@ -89,9 +95,6 @@ MU_STRUCTURES = ("independent", "pooled", "bradley_terry")
 POOL_MIN_PAIRS = 3
 #: The default is ``"pooled"`` only when the median unknown pair has fewer votes than this.
 POOL_MAX_MEDIAN_VOTES = 100
-
-LOG2 = float(np.log(2.0))
-
 
 @dataclass(frozen=True)
 class IndependentMu:
@@ -174,16 +177,11 @@ class PooledMu:
         )
 
     def mu_logp(self, mu: np.ndarray, hyper: np.ndarray) -> np.ndarray:
-        """Log density of each ``mu`` (on ``(1/2, 1)``, Jacobian 2 included)."""
+        """Log density of each ``z = logit(2 mu - 1)``, as a function of ``mu``."""
         a, b = self.shapes(hyper)
         x = 2.0 * np.asarray(mu, dtype=float) - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = (
-                special.xlogy(a - 1, x)
-                + special.xlog1py(b - 1, -x)
-                - special.betaln(a, b)
-                + LOG2
-            )
+            out = special.xlogy(a, x) + special.xlog1py(b, -x) - special.betaln(a, b)
         return np.where((x > 0) & (x < 1), out, -np.inf)
 
     def mu_dlogp(self, mu: np.ndarray, hyper: np.ndarray) -> np.ndarray:
@@ -191,14 +189,14 @@ class PooledMu:
         a, b = self.shapes(hyper)
         x = 2.0 * np.asarray(mu, dtype=float) - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            return 2.0 * ((a - 1) / x - (b - 1) / (1 - x))
+            return 2.0 * (a / x - b / (1 - x))
 
     def mu_d2logp(self, mu: np.ndarray, hyper: np.ndarray) -> np.ndarray:
-        """Second derivative of :meth:`mu_logp` in ``mu``."""
+        """Second derivative of :meth:`mu_logp` in ``mu`` (negative: concave)."""
         a, b = self.shapes(hyper)
         x = 2.0 * np.asarray(mu, dtype=float) - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -4.0 * ((a - 1) / x**2 + (b - 1) / (1 - x) ** 2)
+            return -4.0 * (a / x**2 + b / (1 - x) ** 2)
 
     def log_prior(self, mu: np.ndarray, hyper: np.ndarray) -> float:
         """Population log density of the unknown ``mu`` plus the hyperprior."""

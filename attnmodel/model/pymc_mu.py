@@ -84,25 +84,24 @@ def mu_prior_logp(priors: list[BetaPrior], mu):
 
 
 def _pooled_logp(value, a, b):
-    """Log density of ``mu`` when ``2 mu - 1 ~ Beta(a, b)`` (Jacobian 2 included)."""
-    x = 2.0 * value - 1.0
+    """Log density of ``z = logit(x)`` when ``x ~ Beta(a, b)``: ``a log x + b log(1 - x) - log B``."""
     log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
-    dens = (a - 1) * pt.log(x) + (b - 1) * pt.log1p(-x) - log_beta + np.log(2.0)
-    return pt.switch(pt.and_(pt.gt(x, 0.0), pt.lt(x, 1.0)), dens, -np.inf)
+    return -a * pt.softplus(-value) - b * pt.softplus(value) - log_beta
 
 
 def _pooled_random(a, b, rng=None, size=None):
     rng = np.random.default_rng(rng)
-    return 0.5 + 0.5 * rng.beta(a, b, size=size)
+    x = rng.beta(a, b, size=size)
+    return np.log(x) - np.log1p(-x)
 
 
 def structured_mu(structure, spec, model: pm.Model):
     """``mu`` (dims ``pair``) under a pooled or Bradley-Terry structure, and the new globals.
 
     Pooled: ``mu_pop_mode ~ Beta(mode_prior)``, ``mu_pop_concentration ~
-    Gamma(shape, rate)``, their stack as ``mu_hyper`` (dims ``hyper``) and the
-    unknown ``mu`` from the population (a random variable ``mu``, or
-    ``mu_unknown`` when some are known). Bradley-Terry: ``theta ~
+    Gamma(shape, rate)``, their stack as ``mu_hyper`` (dims ``hyper``), the
+    unknown pairs' ``mu_logit = logit(2 mu - 1)`` from the population and ``mu``
+    deterministic. Bradley-Terry: ``theta ~
     ZeroSumNormal(sigma)`` (dims ``model``) and ``mu`` deterministic. See
     :mod:`attnmodel.model.mu_structure`.
 
@@ -130,21 +129,20 @@ def structured_mu(structure, spec, model: pm.Model):
     pm.Deterministic("mu_hyper", pt.stack([m, c]), dims="hyper")
     a, b = 1.0 + m * c, 1.0 + (1.0 - m) * c
     unknown, pairs = spec.unknown, spec.pairs
-    lo, hi = np.full(unknown.size, 0.5), np.full(unknown.size, 1.0)
     all_unknown = unknown.size == len(pairs)
     if not all_unknown:
         model.add_coord("pair_unknown", [pairs[k] for k in unknown])
-    free = pm.CustomDist(
-        "mu" if all_unknown else "mu_unknown",
+    z = pm.CustomDist(
+        "mu_logit",
         a,
         b,
         logp=_pooled_logp,
         random=_pooled_random,
         dims="pair" if all_unknown else "pair_unknown",
-        default_transform=_vector_interval(lo, hi),
-        initval=np.full(unknown.size, 0.75),
+        initval=np.zeros(unknown.size),
     )
+    free = 0.5 + 0.5 * pt.sigmoid(z)
     if all_unknown:
-        return free, ["mu_hyper"]
+        return pm.Deterministic("mu", free, dims="pair"), ["mu_hyper"]
     full = pt.set_subtensor(pt.as_tensor_variable(spec.known.copy())[unknown], free)
     return pm.Deterministic("mu", full, dims="pair"), ["mu_hyper"]
