@@ -7,6 +7,11 @@ The objective is the log posterior up to a constant,
 
 with ``g_k(eta) = 1/2 + eta (mu_k - 1/2)``, summed over distinct count rows
 weighted by the number of users that share each row. EM never decreases it.
+Under a structure on ``mu`` (:mod:`attnmodel.model.mu_structure`) the prior
+term is the structure's: the population density of the unknown pairs plus the
+hyperprior (``"pooled"``, with an M-step for the hyperparameters), or the
+prior of the model strengths from which every ``mu`` follows
+(``"bradley_terry"``, whose M-step moves the strengths).
 
 The loop is split BlackJAX-style into a pure :func:`em_step` and a driver
 (:func:`fit_em`) that keeps the history. The driver accelerates EM with
@@ -403,7 +408,7 @@ class EMProblem:
         """Generalised M-step of the Bradley-Terry strengths.
 
         Maximises ``sum_k sum_g S log g + F log(1 - g)`` plus the strengths' log
-        prior over the sum-zero plane by L-BFGS with the analytic gradient; the
+        prior over the sum-zero plane by BFGS with the analytic gradient; the
         result is kept only if it does not lower that sum below the current one.
         """
         from scipy import optimize
@@ -434,7 +439,7 @@ class EMProblem:
             return -val, -(jac.T @ g_th)
 
         v0 = np.asarray(theta, dtype=float)[:-1]
-        res = optimize.minimize(neg, v0, jac=True, method="L-BFGS-B")
+        res = optimize.minimize(neg, v0, jac=True, method="BFGS", options={"gtol": 1e-9})
         return bt.from_free(res.x) if res.fun <= neg(v0)[0] else np.asarray(theta, dtype=float)
 
     # -- gradient by Fisher's identity -----------------------------------

@@ -207,16 +207,35 @@ class PooledMu:
         x = np.clip(2.0 * np.asarray(mu, dtype=float) - 1.0, 1e-300, 1.0 - 1e-16)
         lx, l1x, k = float(np.sum(np.log(x))), float(np.sum(np.log1p(-x))), x.size
 
+        a0, b0 = self.mode_prior
+        shape, rate = self.concentration_shape, self.concentration_rate
+
         def neg(v):
             m, c = v
-            val = m * c * lx + (1 - m) * c * l1x - k * special.betaln(1 + m * c, 1 + (1 - m) * c)
+            a, b = 1 + m * c, 1 + (1 - m) * c
+            val = m * c * lx + (1 - m) * c * l1x - k * special.betaln(a, b)
             val += self.hyper_logp(np.array([m, c]))
-            return -val if np.isfinite(val) else 1e300
+            if not np.isfinite(val):
+                return 1e300, np.zeros(2)
+            psi_a, psi_b, psi_ab = special.digamma([a, b, a + b])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d_m = c * (lx - l1x - k * (psi_a - psi_b)) + (a0 - 1) / m - (b0 - 1) / (1 - m)
+                d_c = m * lx + (1 - m) * l1x - k * (m * psi_a + (1 - m) * psi_b - psi_ab)
+                d_c += (shape - 1) / c - rate if c > 0 else (0.0 if shape == 1 else np.inf) - rate
+            return -val, -np.array([d_m, d_c])
 
-        bounds = [(1e-9, 1 - 1e-9), (0.0, self.max_concentration)]
-        start = np.clip(hyper, [b[0] for b in bounds], [b[1] for b in bounds])
-        res = optimize.minimize(neg, start, method="L-BFGS-B", bounds=bounds)
-        return res.x if res.fun <= neg(start) else np.asarray(hyper, dtype=float)
+        # BFGS in (logit m, log c), then the cap: a 2-D problem, where L-BFGS-B's
+        # Fortran driver costs more than the objective.
+        def neg_free(w):
+            m, c = special.expit(w[0]), np.exp(w[1])
+            val, (g_m, g_c) = neg(np.array([m, c]))
+            return val, np.array([g_m * m * (1 - m), g_c * c])
+
+        start = np.asarray(hyper, dtype=float)
+        w0 = np.array([special.logit(np.clip(start[0], 1e-9, 1 - 1e-9)), np.log(max(start[1], 1e-8))])
+        res = optimize.minimize(neg_free, w0, jac=True, method="BFGS", options={"gtol": 1e-9})
+        new = np.array([special.expit(res.x[0]), min(np.exp(res.x[1]), self.max_concentration)])
+        return new if neg(new)[0] <= neg(start)[0] else start
 
     def at_cap(self, hyper: np.ndarray, tolerance: float) -> bool:
         """True when ``c`` lies within ``tolerance`` (a fraction) of ``max_concentration``."""
