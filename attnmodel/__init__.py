@@ -21,7 +21,7 @@ never loads PyMC. The package's layers, in the order data flows through them:
 ``data`` (votes in, tables), ``model`` (families, priors, the compiled
 likelihood, the PyMC model), ``inference`` (MAP-EM, NUTS), ``posterior`` (per-user
 attentiveness), ``results`` (the result tree), then ``filtering``, ``export``,
-``compare`` and ``plots``; ``paper`` holds the paper's experiments and ``cli``
+``compare``, ``leaderboard`` and ``plots``; ``paper`` holds the paper's experiments and ``cli``
 the command line.
 """
 
@@ -46,6 +46,8 @@ _HOME = {
     "DEFAULT_MU_PRIOR": "attnmodel.model.priors",
     "BetaPrior": "attnmodel.model.priors",
     "Prior": "attnmodel.model.priors",
+    "PooledMu": "attnmodel.model.mu_structure",
+    "BradleyTerryMu": "attnmodel.model.mu_structure",
     "SimulatedVotes": "attnmodel.model.simulate",
     "simulate_counts": "attnmodel.model.simulate",
     "simulate_votes": "attnmodel.model.simulate",
@@ -75,6 +77,7 @@ _SUBMODULES = (
     "export",
     "filtering",
     "inference",
+    "leaderboard",
     "model",
     "paper",
     "plots",

@@ -507,3 +507,45 @@ def test_help_loads_no_numerical_library():
     )
     assert "usage: attnmodel" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_mu_structure_and_leaderboard(tmp_path, capsys):
+    # Three models in a triangle; fit under auto (printed), then Bradley-Terry and its board.
+    votes = tmp_path / "tri.csv"
+    assert cli.main(["--quiet", "simulate", "--family", "beta", "--params", "alpha=4",
+                     "beta=1.5", "--users", "60", "--votes", "10..20", "--mu", "a vs b=0.8",
+                     "b vs c=0.7", "a vs c=0.85", "--seed", "3", "--out", str(votes)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["--quiet", "fit", str(votes), "--family", "beta",
+                     "--out", str(tmp_path / "auto.nc")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "mu structure: independent (chosen from the data: 3 pairs with a median of" in out
+    assert cli.main(["--quiet", "fit", str(votes), "--family", "beta", "--mu-structure",
+                     "bradley_terry", "--out", str(tmp_path / "bt.nc")]) == 0  # fmt: skip
+    assert "mu structure: bradley_terry (chosen by the caller)" in capsys.readouterr().out
+    plot = tmp_path / "board.png"
+    assert cli.main(["--quiet", "leaderboard", str(tmp_path / "bt.nc"), "--plot", str(plot)]) == 0
+    text = capsys.readouterr().out
+    lines = [ln.split() for ln in text.splitlines()[2:5]]
+    # Ranked a, b, c: the simulated order (a beats b beats c).
+    assert [ln[1] for ln in lines] == ["a", "b", "c"], text
+    assert "plain BT" in text and plot.stat().st_size > 0
+    assert cli.main(["leaderboard", str(tmp_path / "bt.nc"), "--json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    rows = {r["model"]: r for r in board["models"]}
+    assert abs(sum(r["strength"] for r in rows.values())) < 1e-9
+    # Careless votes dilute plain Bradley-Terry: its spread is the smaller one.
+    assert rows["a"]["strength"] - rows["c"]["strength"] > rows["a"]["plain"] - rows["c"]["plain"]
+    for r in rows.values():
+        assert r["lower"] < r["strength"] < r["upper"]
+    # A result of another structure has no leaderboard: one line naming the option.
+    assert cli.main(["--quiet", "leaderboard", str(tmp_path / "auto.nc")]) == 1
+    err = capsys.readouterr().err
+    assert "mu_structure='bradley_terry'" in err and "Traceback" not in err
+    # The plot is not overwritten without --force.
+    assert cli.main(["--quiet", "leaderboard", str(tmp_path / "bt.nc"), "--plot", str(plot)]) == 1
+    assert "exists" in capsys.readouterr().err
+    # Bradley-Terry with known mu is a user error, named.
+    assert cli.main(["--quiet", "fit", str(votes), "--family", "beta", "--mu", "0.8",
+                     "--mu-structure", "bradley_terry", "--out", str(tmp_path / "x.nc")]) == 1  # fmt: skip
+    assert "--mu-structure bradley_terry" in capsys.readouterr().err

@@ -181,7 +181,7 @@ LAYERS = [
     ("attnmodel.errors",),
     ("attnmodel.data",),
     ("attnmodel.model", "attnmodel.export", "attnmodel.plots"),
-    ("attnmodel.posterior",),
+    ("attnmodel.posterior", "attnmodel.leaderboard"),
     ("attnmodel.results",),
     ("attnmodel.inference",),
     ("attnmodel.filtering",),

@@ -665,7 +665,9 @@ def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
             "components can be told apart"
         )
     mu_kw = mu_arguments(args, list(data.pairs))
+    structure_line = mu_structure_choice(args, data, mu_kw)
     kwargs: dict[str, Any] = {
+        "mu_structure": args.mu_structure,
         "hdi_prob": args.hdi_prob,
         # Recorded in the result so that `filter` can read the same votes the same way.
         "provenance": {"source": str(args.votes), "options": options},
@@ -678,6 +680,57 @@ def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
     from attnmodel.results import summarize
 
     print(format_summary(summarize(dt), source=str(out)))
+    print(structure_line)
+    return 0
+
+
+def mu_structure_choice(args: argparse.Namespace, data, mu_kw: dict[str, Any]) -> str:
+    """The line ``fit`` prints about ``--mu-structure``; a choice the data cannot take is an error."""
+    from attnmodel.model.mu_structure import resolve_mu_structure
+
+    try:
+        structure, reason = resolve_mu_structure(
+            args.mu_structure, data, mu_kw.get("mu"), mu_kw.get("mu_prior")
+        )
+    except ValueError as e:
+        raise CommandError(f"--mu-structure {args.mu_structure}: {e}") from e
+    return f"mu structure: {structure.name} ({reason})"
+
+
+def cmd_leaderboard(args: argparse.Namespace, progress: Progress) -> int:
+    """``attnmodel leaderboard``: model strengths beside plain Bradley-Terry."""
+    from attnmodel.leaderboard import leaderboard, plot_leaderboard
+
+    if args.plot:
+        check_output(args.plot, args.force, (args.result,))
+    dt = load_result(args.result, progress)
+    try:
+        table = leaderboard(dt)
+    except ValueError as e:
+        raise CommandError(f"{args.result!r}: {e}") from e
+    if args.json:
+        rows = table.reset_index().to_dict(orient="records")
+        print(json.dumps(json_safe({"hdi_prob": float(dt.attrs["hdi_prob"]), "models": rows})))
+    else:
+        prob = float(dt.attrs["hdi_prob"])
+        print(f"leaderboard of {args.result} (strength theta, sum zero; {prob:g} intervals)")
+        print(
+            f"{'rank':>4}  {'model':<20} {'attnmodel':>9} {'interval':>17}   "
+            f"{'plain BT':>8} {'interval':>17} {'votes':>8}"
+        )
+        for model, r in table.iterrows():
+            print(
+                f"{int(r['rank']):>4}  {str(model):<20} {r['strength']:>9.3f} "
+                f"[{r['lower']:>7.3f}, {r['upper']:>7.3f}]   {r['plain']:>8.3f} "
+                f"[{r['plain_lower']:>7.3f}, {r['plain_upper']:>7.3f}] {int(r['votes']):>8}"
+            )
+        print(
+            "attnmodel: strengths among attentive users; plain BT: every vote weighted "
+            "equally (careless votes shrink it towards 0)"
+        )
+    if args.plot:
+        with progress.step(f"writing {args.plot}"):
+            write_figure(plot_leaderboard(table), args.plot, force=args.force)
     return 0
 
 

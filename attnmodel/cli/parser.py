@@ -94,6 +94,33 @@ def _add_mu_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_mu_structure(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mu-structure",
+        choices=("auto", "independent", "pooled", "bradley_terry"),
+        default="auto",
+        help="structure on mu across pairs: independent (each its own prior), pooled (one "
+        "population of pairs), bradley_terry (one strength per model; see 'attnmodel "
+        "leaderboard'). Default auto: pooled for 3 or more pairs with a median under 100 "
+        "votes each, else independent; the choice is printed",
+    )
+
+
+def _add_leaderboard(sub, quiet) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        parents=quiet,
+        help="model strengths of a Bradley-Terry fit beside plain Bradley-Terry",
+        description="Print the models ranked by their strength theta with intervals, from a "
+        "result fitted with --mu-structure bradley_terry, beside plain Bradley-Terry with "
+        "every vote weighted equally (fitted on the vote totals the result stores).",
+    )
+    p.add_argument("result", metavar="RESULT")
+    p.add_argument("--plot", metavar="FILE", help="also draw the leaderboard (.png, .pdf, .svg)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _add_force(p)
+
+
 def _add_force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace output files that exist")
 
@@ -197,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tune", type=int, default=1000, help="tuning steps (default 1000)")
     g.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     _add_mu_options(p)
+    _add_mu_structure(p)
     _add_vote_columns(p)
     _add_engine_options(p)
     p.add_argument("--out", required=True, metavar="RESULT", help="result file (.nc or .zarr)")
@@ -377,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_force(p)
+    _add_leaderboard(sub, quiet)
     return parser
 
 

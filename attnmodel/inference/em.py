@@ -7,6 +7,11 @@ The objective is the log posterior up to a constant,
 
 with ``g_k(eta) = 1/2 + eta (mu_k - 1/2)``, summed over distinct count rows
 weighted by the number of users that share each row. EM never decreases it.
+Under a structure on ``mu`` (:mod:`attnmodel.model.mu_structure`) the prior
+term is the structure's: the population density of the unknown pairs plus the
+hyperprior (``"pooled"``, with an M-step for the hyperparameters), or the
+prior of the model strengths from which every ``mu`` follows
+(``"bradley_terry"``, whose M-step moves the strengths).
 
 The loop is split BlackJAX-style into a pure :func:`em_step` and a driver
 (:func:`fit_em`) that keeps the history. The driver accelerates EM with
@@ -37,6 +42,14 @@ from attnmodel.model.grid import (
     pair_log_probs,
     row_loglik,
 )
+from attnmodel.model.mu_structure import (
+    BradleyTerryMu,
+    IndependentMu,
+    PooledMu,
+    plain_bradley_terry,
+    resolve_mu_structure,
+    structure_warnings,
+)
 from attnmodel.model.priors import ModelPrior, MuSpec, resolve_mu
 
 __all__ = [
@@ -59,10 +72,15 @@ class EMState(NamedTuple):
         Family parameters.
     mu : ndarray, shape (P,)
         Win rate of each pair (known ones included).
+    mu_hyper : ndarray or None
+        Parameters of the ``mu`` structure (:mod:`attnmodel.model.mu_structure`):
+        ``[m, c]`` for ``"pooled"``, the sum-zero strengths ``theta`` (one per
+        model) for ``"bradley_terry"``, None for ``"independent"``.
     """
 
     params: dict[str, Any]
     mu: np.ndarray
+    mu_hyper: np.ndarray | None = None
 
 
 class EStep(NamedTuple):
@@ -117,6 +135,10 @@ class EMProblem:
         Log prior of ``mu`` and of the family parameters (the PyMC model's
         priors, evaluated with numpy). Without it the ``mu`` priors of
         ``mu_spec`` are used and the family prior is flat.
+    structure : IndependentMu, PooledMu or BradleyTerryMu, optional
+        Structure on ``mu`` across pairs (:mod:`attnmodel.model.mu_structure`);
+        default independent. Bradley-Terry must be bound to the data's models
+        and needs every ``mu`` unknown.
     """
 
     def __init__(
@@ -127,6 +149,7 @@ class EMProblem:
         grid: LogitGrid | None = None,
         engine: str = "auto",
         prior=None,
+        structure=None,
     ) -> None:
         if engine not in ("auto", "numpy", "numba"):
             raise ValueError(f"engine must be 'auto', 'numpy' or 'numba', got {engine!r}")
@@ -154,16 +177,33 @@ class EMProblem:
         )
         self._cached_ll: tuple[np.ndarray, np.ndarray] | None = None
         self.prior = prior
+        self.structure = IndependentMu() if structure is None else structure
+        if isinstance(self.structure, BradleyTerryMu):
+            if self.unknown.size != counts.n_pairs:
+                raise ValueError("mu_structure='bradley_terry' needs every mu unknown")
+            if len(self.structure.pair_a) != counts.n_pairs:
+                raise ValueError("the Bradley-Terry structure is not bound to these pairs")
 
     # -- prior -----------------------------------------------------------
     def log_prior(self, state: EMState) -> float:
         """Log prior of the unknown ``mu`` and, when it is not flat, of the family parameters.
 
-        A flat family prior adds a constant, which is left out.
+        A flat family prior adds a constant, which is left out. Under a pooled
+        or Bradley-Terry structure the ``mu`` term is the structure's: the
+        population density of the unknown ``mu`` plus the hyperprior, or the
+        prior of the strengths.
         """
-        if self.prior is None:
+        structure = self.structure
+        if isinstance(structure, PooledMu):
+            total = structure.log_prior(state.mu[self.unknown], state.mu_hyper)
+        elif isinstance(structure, BradleyTerryMu):
+            total = structure.theta_logp(state.mu_hyper)
+        elif self.prior is None:
             return self.mu_spec.log_prior(state.mu)
-        total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])))
+        else:
+            total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])))
+        if self.prior is None:
+            return total
         if not self.prior.flat:
             total += self.prior.family_logp(state.params)
         return total
@@ -257,9 +297,15 @@ class EMProblem:
                 # The refinement moves atoms a little; the statistics keep their order.
                 _, loc = self.family.components(params)
                 eta, one_minus_eta = loc, 1.0 - loc
-        if self.unknown.size:
-            mu[self.unknown] = self._update_mu(s_stat, f_stat, eta, one_minus_eta, mu)
-        return EMState(params, mu)
+        hyper = state.mu_hyper
+        if isinstance(self.structure, BradleyTerryMu):
+            hyper = self._update_theta(s_stat, f_stat, eta, one_minus_eta, hyper)
+            mu = self.structure.mu(hyper)
+        elif self.unknown.size:
+            mu[self.unknown] = self._update_mu(s_stat, f_stat, eta, one_minus_eta, mu, hyper)
+            if isinstance(self.structure, PooledMu):
+                hyper = self.structure.update_hyper(mu[self.unknown], hyper)
+        return EMState(params, mu, hyper)
 
     def _refine_family(self, params, state: EMState, estep: EStep):
         """Generalised M-step for the family under a non-flat prior.
@@ -292,12 +338,21 @@ class EMProblem:
             chosen = base[:k]
         return self.family.from_vector(chosen, self.grid)
 
-    def _update_mu(self, s_stat, f_stat, eta, one_minus_eta, mu) -> np.ndarray:
+    def _update_mu(self, s_stat, f_stat, eta, one_minus_eta, mu, hyper=None) -> np.ndarray:
         idx = self.unknown
         s, f = s_stat[idx], f_stat[idx]
         priors = [self.mu_spec.priors[k] for k in idx]
         half = 0.5 * one_minus_eta
-        if self.prior is not None:
+        if isinstance(self.structure, PooledMu):
+            pooled = self.structure
+
+            def prior_d1(x):
+                return pooled.mu_dlogp(x, hyper)
+
+            def prior_d2(x):
+                return pooled.mu_d2logp(x, hyper)
+
+        elif self.prior is not None:
             prior_d1, prior_d2 = self.prior.mu_dlogp, self.prior.mu_d2logp
         else:
 
@@ -349,6 +404,44 @@ class EMProblem:
         hi = np.array([p.support[1] for p in priors])
         return maximize_concave_1d(grad, hess, lo, hi, mu[idx])
 
+    def _update_theta(self, s_stat, f_stat, eta, one_minus_eta, theta) -> np.ndarray:
+        """Generalised M-step of the Bradley-Terry strengths.
+
+        Maximises ``sum_k sum_g S log g + F log(1 - g)`` plus the strengths' log
+        prior over the sum-zero plane by BFGS with the analytic gradient; the
+        result is kept only if it does not lower that sum below the current one.
+        """
+        from scipy import optimize
+
+        bt = self.structure
+        a, b = bt.index_a, bt.index_b
+        n_models = len(bt.models)
+        jac = bt.free_jacobian(n_models)
+        half = 0.5 * one_minus_eta
+        s, f = s_stat, f_stat
+
+        def neg(v):
+            th = jac @ v
+            m = special.expit(th[a] - th[b])[:, None]
+            g, h = half + eta * m, half + eta * (1.0 - m)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                val = np.where(s > 0, s * np.log(g), 0.0).sum()
+                val += np.where(f > 0, f * np.log(h), 0.0).sum()
+                d_mu = np.sum(np.where(s > 0, eta * s / g, 0.0), axis=1)
+                d_mu -= np.sum(np.where(f > 0, eta * f / h, 0.0), axis=1)
+            d_d = d_mu * (m[:, 0] * (1.0 - m[:, 0]))
+            g_th = -th / bt.sigma**2
+            np.add.at(g_th, a, d_d)
+            np.subtract.at(g_th, b, d_d)
+            val += bt.theta_logp(th)
+            if not np.isfinite(val):
+                return 1e300, np.zeros_like(v)
+            return -val, -(jac.T @ g_th)
+
+        v0 = np.asarray(theta, dtype=float)[:-1]
+        res = optimize.minimize(neg, v0, jac=True, method="BFGS", options={"gtol": 1e-9})
+        return bt.from_free(res.x) if res.fun <= neg(v0)[0] else np.asarray(theta, dtype=float)
+
     # -- gradient by Fisher's identity -----------------------------------
     def q_value(self, vec: np.ndarray, estep: EStep) -> float:
         """``Q(theta | theta_t)`` plus the log prior, for ``theta = from_vector(vec)``.
@@ -389,8 +482,13 @@ class EMProblem:
     def vector_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Box of the admissible set in the coordinates of :meth:`to_vector`."""
         lo, hi = self.family.vector_bounds(self.grid)
-        k = self.unknown.size
-        return np.concatenate([lo, np.full(k, -np.inf)]), np.concatenate([hi, np.full(k, np.inf)])
+        structure = self.structure
+        k = len(structure.models) - 1 if isinstance(structure, BradleyTerryMu) else self.unknown.size
+        lo, hi = np.concatenate([lo, np.full(k, -np.inf)]), np.concatenate([hi, np.full(k, np.inf)])
+        if isinstance(structure, PooledMu):
+            lo = np.concatenate([lo, [-np.inf, 0.0]])
+            hi = np.concatenate([hi, [np.inf, structure.max_concentration]])
+        return lo, hi
 
     def is_stationary(self, state: EMState, estep: EStep, scale: float, gtol: float = 1e-7) -> bool:
         """No coordinate can still climb: the projected gradient per vote is below ``gtol``.
@@ -407,35 +505,82 @@ class EMProblem:
 
     # -- coordinates for extrapolation ----------------------------------
     def to_vector(self, state: EMState) -> np.ndarray:
-        """Unconstrained coordinates of a state."""
+        """Unconstrained coordinates of a state.
+
+        The family's coordinates, then: ``logit(2 mu - 1)`` of the unknown
+        ``mu`` (independent, pooled) followed, for pooled, by ``logit(m)`` and
+        ``c``; or, for Bradley-Terry, the strengths but the last (sum zero).
+        """
+        fam = self.family.to_vector(state.params)
+        if isinstance(self.structure, BradleyTerryMu):
+            return np.concatenate([fam, np.asarray(state.mu_hyper, dtype=float)[:-1]])
         t = np.clip(2.0 * state.mu[self.unknown] - 1.0, 1e-12, 1 - 1e-12)
-        return np.concatenate([self.family.to_vector(state.params), special.logit(t)])
+        out = np.concatenate([fam, special.logit(t)])
+        if isinstance(self.structure, PooledMu):
+            m, c = state.mu_hyper
+            out = np.concatenate([out, [special.logit(np.clip(m, 1e-12, 1 - 1e-12)), c]])
+        return out
 
     def from_vector(self, vec: np.ndarray) -> EMState:
         """Inverse of :meth:`to_vector`, projected onto the admissible set."""
-        k = vec.size - self.unknown.size
+        structure = self.structure
+        if isinstance(structure, BradleyTerryMu):
+            k = vec.size - (len(structure.models) - 1)
+            params = self.family.from_vector(vec[:k], self.grid)
+            theta = structure.from_free(vec[k:])
+            return EMState(params, structure.mu(theta), theta)
+        n_hyper = 2 if isinstance(structure, PooledMu) else 0
+        k = vec.size - self.unknown.size - n_hyper
         params = self.family.from_vector(vec[:k], self.grid)
         mu = self.mu_spec.initial()
         if self.unknown.size:
             lo = np.array([self.mu_spec.priors[i].support[0] for i in self.unknown])
             hi = np.array([self.mu_spec.priors[i].support[1] for i in self.unknown])
-            mu[self.unknown] = np.clip(0.5 + 0.5 * special.expit(vec[k:]), lo + 1e-12, hi)
-        return EMState(params, mu)
+            free = vec[k : k + self.unknown.size]
+            mu[self.unknown] = np.clip(0.5 + 0.5 * special.expit(free), lo + 1e-12, hi)
+        hyper = None
+        if n_hyper:
+            m, c = vec[-2:]
+            hyper = np.array([special.expit(m), np.clip(c, 0.0, structure.max_concentration)])
+        return EMState(params, mu, hyper)
 
     # -- starting points -------------------------------------------------
     def initial_state(self, start: int, rng: np.random.Generator) -> EMState:
         """Start 0 is moment-based and deterministic; later starts are random."""
         mu = self.mu_spec.initial()
-        if start > 0 and self.unknown.size:
+        c = self.counts
+        structure = self.structure
+        hyper = None
+        if isinstance(structure, BradleyTerryMu):
+            # Plain Bradley-Terry on the vote totals, stretched at random for later starts.
+            w = c.row_weight[c.entry_row]
+            wins = np.bincount(c.entry_pair, weights=w * c.entry_s, minlength=c.n_pairs)
+            n = np.bincount(c.entry_pair, weights=w * c.entry_n, minlength=c.n_pairs)
+            hyper, _ = plain_bradley_terry(
+                wins, n, structure.index_a, structure.index_b, len(structure.models)
+            )
+            if start > 0:
+                hyper = hyper * rng.uniform(1.0, 3.0) + rng.normal(0.0, 0.3, hyper.size)
+                hyper = hyper - hyper.mean()
+            mu = structure.mu(hyper)
+        elif isinstance(structure, PooledMu):
+            hyper = structure.initial_hyper()
+            x_mode = hyper[0]
+            mu[self.unknown] = 0.5 + 0.5 * x_mode
+            if start > 0 and self.unknown.size:
+                a, b = structure.shapes(hyper)
+                mu[self.unknown] = 0.5 + 0.5 * rng.beta(a, b, self.unknown.size)
+        elif start > 0 and self.unknown.size:
             for k in self.unknown:
                 mu[k] = float(self.mu_spec.priors[k].sample(1, rng)[0])
-        c = self.counts
         # Crude per-row attentiveness: excess wins over the coin-flip rate,
         # scaled by what a fully attentive user would show.
         excess = c.row_sum((c.entry_s - 0.5 * c.entry_n).astype(float))
         scale = c.row_sum(c.entry_n * (mu[c.entry_pair] - 0.5))
-        eta_hat = np.clip(excess / scale, 0.0, 1.0)
-        return EMState(self.family.init_params(eta_hat, c.row_weight, rng, start), mu)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(scale > 0, excess / scale, 0.5)
+        eta_hat = np.clip(ratio, 0.0, 1.0)
+        return EMState(self.family.init_params(eta_hat, c.row_weight, rng, start), mu, hyper)
 
 
 def _normalise_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -512,7 +657,18 @@ def _record(problem: EMProblem, run: _Run, state: EMState, estep: EStep, kind: s
     row.update(problem.family.flat(state.params))
     for pair, value in zip(problem.mu_spec.pairs, state.mu, strict=True):
         row[f"mu[{pair}]"] = float(value)
+    for name, value in zip(hyper_labels(problem.structure), np.ravel(state.mu_hyper), strict=False):
+        row[name] = float(value)
     run.records.append(row)
+
+
+def hyper_labels(structure) -> list[str]:
+    """History column of each element of ``mu_hyper``: ``theta[model]`` or ``mu_hyper[name]``."""
+    if isinstance(structure, BradleyTerryMu):
+        return [f"theta[{m}]" for m in structure.models]
+    if isinstance(structure, PooledMu):
+        return [f"mu_hyper[{h}]" for h in structure.hyper_names]
+    return []
 
 
 def _run_em(
@@ -642,6 +798,12 @@ class EMResult:
     data : object
         The data the model was fitted to (a :class:`attnmodel.data.votes.VoteData`).
     settings : dict
+    mu_structure : IndependentMu, PooledMu or BradleyTerryMu
+        Structure on ``mu`` (:mod:`attnmodel.model.mu_structure`).
+    mu_hyper_ : ndarray or None
+        Its parameters at the estimate (see :class:`EMState`).
+    mu_structure_reason : str
+        Why this structure: chosen by the caller or by the data's rule.
     """
 
     family: Family
@@ -660,11 +822,14 @@ class EMResult:
     problem: EMProblem
     data: Any
     settings: dict[str, Any]
+    mu_structure: Any = None
+    mu_hyper_: np.ndarray | None = None
+    mu_structure_reason: str = ""
 
     @property
     def state_(self) -> EMState:
         """The fitted parameters as an :class:`EMState`."""
-        return EMState(self.params_, self.mu_.to_numpy())
+        return EMState(self.params_, self.mu_.to_numpy(), self.mu_hyper_)
 
     def posterior(self, eta_star: float = 0.5, hdi_prob: float = 0.94):
         """Per-user attentiveness summaries (:func:`attnmodel.posterior.users.user_posterior`)."""
@@ -689,8 +854,15 @@ class EMResult:
         ]
         lines += [f"    {k} = {v:.6g}" for k, v in self.family.flat(self.params_).items()]
         lines.append("  mu:")
-        desc = self.mu_spec.describe()
-        lines += [f"    {p} = {v:.6g}  ({desc[p]})" for p, v in self.mu_.items()]
+        structure = self.mu_structure or IndependentMu()
+        if isinstance(structure, IndependentMu):
+            desc = self.mu_spec.describe()
+            lines += [f"    {p} = {v:.6g}  ({desc[p]})" for p, v in self.mu_.items()]
+        else:
+            lines += [f"    {p} = {v:.6g}" for p, v in self.mu_.items()]
+            lines.append(f"  mu structure {structure.name} ({self.mu_structure_reason}):")
+            labels = hyper_labels(structure)
+            lines += [f"    {k} = {v:.6g}" for k, v in zip(labels, self.mu_hyper_, strict=True)]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -707,6 +879,7 @@ def fit_em(
     mu: float | dict[str, float] | None = None,
     mu_prior=None,
     priors=None,
+    mu_structure=None,
     n_components: int | None = None,
     n_init: int = 4,
     max_iter: int = 5000,
@@ -742,6 +915,11 @@ def fit_em(
         posterior that NUTS samples without importing PyMC (a distribution
         without a numpy density in :data:`attnmodel.model.priors.NUMPY_PRIORS`
         is evaluated by PyMC's ``logp``, which then imports PyMC).
+    mu_structure : {"independent", "pooled", "bradley_terry", "auto"} or structure, optional
+        Structure on ``mu`` across pairs (:mod:`attnmodel.model.mu_structure`);
+        None or ``"auto"`` chooses from the data
+        (:func:`~attnmodel.model.mu_structure.choose_mu_structure`). ``mu_prior``
+        applies to ``"independent"`` only.
     n_components : int, optional
         Components of ``k_point`` and the mixtures.
     n_init : int
@@ -778,7 +956,8 @@ def fit_em(
     """
     fam = get_family(family, n_components)
     spec = resolve_mu(list(data.pairs), mu, mu_prior)
-    problem = EMProblem(data.counts, fam, spec, grid, engine)
+    structure, structure_reason = resolve_mu_structure(mu_structure, data, mu, mu_prior)
+    problem = EMProblem(data.counts, fam, spec, grid, engine, structure=structure)
     problem.prior = ModelPrior(fam, spec, problem.grid, priors)
     if n_init < 1:
         raise ValueError("n_init must be >= 1")
@@ -787,11 +966,14 @@ def fit_em(
     if init is not None:
         init = dict(init)
         mu_init = init.pop("mu", None)
-        m0 = spec.initial()
+        first = problem.initial_state(0, np.random.default_rng(0))
+        m0 = first.mu.copy()
         if mu_init is not None:
+            if isinstance(structure, BradleyTerryMu):
+                raise ValueError("init cannot give mu under mu_structure='bradley_terry'")
             for p, v in mu_init.items():
                 m0[spec.pairs.index(str(p))] = float(v)
-        starts.append(EMState(fam.validate(init), m0))
+        starts.append(EMState(fam.validate(init), m0, first.mu_hyper))
     for k in range(n_init):
         starts.append(problem.initial_state(k, np.random.default_rng(seeds[k])))
 
@@ -829,6 +1011,8 @@ def fit_em(
     if warn:
         for note in fit_warnings(fam, state.params, data.counts, problem.grid):
             warnings.warn(f"degenerate fit of {fam.name}: {note}", BoundaryWarning, stacklevel=2)
+        for note in structure_warnings(structure, state.mu_hyper):
+            warnings.warn(note, BoundaryWarning, stacklevel=2)
     history = runs[k_best]
     return EMResult(
         family=fam,
@@ -860,4 +1044,7 @@ def fit_em(
             "fit_seconds": time.perf_counter() - t0,
             "all_converged": all_converged,
         },
+        mu_structure=structure,
+        mu_hyper_=None if state.mu_hyper is None else np.asarray(state.mu_hyper, dtype=float),
+        mu_structure_reason=structure_reason,
     )

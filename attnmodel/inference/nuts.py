@@ -36,10 +36,12 @@ import xarray as xr
 
 from attnmodel.errors import BoundaryWarning
 from attnmodel.inference.em import EMProblem, EMState
+from attnmodel.leaderboard import leaderboard_dataset
+from attnmodel.model.mu_structure import BradleyTerryMu, mu_structure_json
 from attnmodel.model.pymc_model import AttnModel, build_model
 from attnmodel.posterior.conditional import conditional_summaries
 from attnmodel.posterior.draws import attentiveness_from_draws, summary_thin
-from attnmodel.results.tree import build_tree
+from attnmodel.results.tree import SAMPLE_DIMS, build_tree
 
 __all__ = ["SAMPLERS", "sample_nuts"]
 
@@ -70,6 +72,7 @@ def sample_nuts(
     mu=None,
     mu_prior=None,
     priors=None,
+    mu_structure=None,
     n_components: int | None = None,
     variant: str = "marginal",
     parameterization: str = "auto",
@@ -94,7 +97,7 @@ def sample_nuts(
     ----------
     data : VoteData
     family : str or Family
-    mu, mu_prior, priors, n_components
+    mu, mu_prior, priors, mu_structure, n_components
         As in :func:`attnmodel.model.pymc_model.build_model`.
     variant : {"marginal", "latent"}
         ``"marginal"`` (default) integrates each user's ``eta`` out and samples
@@ -139,7 +142,14 @@ def sample_nuts(
     timings: dict[str, float] = {}
     # What both the model and the MAP-EM start are built from.
     model_kw = {"mu": mu, "mu_prior": mu_prior, "priors": priors, "n_components": n_components}
-    attn = build_model(data, family, **model_kw, variant=variant, parameterization=parameterization)
+    attn = build_model(
+        data,
+        family,
+        **model_kw,
+        mu_structure=mu_structure,
+        variant=variant,
+        parameterization=parameterization,
+    )
     kwargs: dict[str, Any] = {
         "draws": draws,
         "tune": tune,
@@ -418,6 +428,7 @@ def _to_datatree(
     chain_draw = {"chain": draws["chain"].values, "draw": draws["draw"].values}
     posterior = draws.copy()
     posterior["mu"] = posterior["mu"].astype(float)
+    structure = attn.mu_structure
     if latent_eta:
         posterior["eta"] = posterior_in["eta"].assign_coords(user=users)
     elif store_eta:
@@ -436,6 +447,16 @@ def _to_datatree(
         thin=thin,
     )
     groups: dict[str, xr.Dataset] = {"posterior": posterior, "attentiveness": att}
+    if isinstance(structure, BradleyTerryMu):
+        theta = posterior["theta"].stack(sample=SAMPLE_DIMS).values
+        tail = 0.5 * (1.0 - hdi_prob)
+        groups["leaderboard"] = leaderboard_dataset(
+            structure.models,
+            theta.mean(axis=1),
+            theta.std(axis=1, ddof=1),
+            np.quantile(theta, tail, axis=1),
+            np.quantile(theta, 1.0 - tail, axis=1),
+        )
     if "sample_stats" in idata.children:
         groups["sample_stats"] = idata["sample_stats"].to_dataset()
     if log_likelihood:
@@ -449,6 +470,7 @@ def _to_datatree(
             }
         )
     own = {k: info[k] for k in ("sampler", "variant", "parameterization")}
+    own["mu_structure"] = mu_structure_json(structure, attn.mu_structure_reason)
     own.update({k: int(info[k]) for k in ("chains", "draws", "tune", "seed")})
     cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
     return build_tree(

@@ -3,7 +3,8 @@
 For data with users ``j``, pairs ``k``, counts ``n_jk`` and wins ``s_jk`` of the
 stronger model::
 
-    mu_k        ~ prior on (1/2, 1]               (or known)
+    mu_k        ~ prior on (1/2, 1]               (or known; or a structure across
+                                                   pairs, attnmodel.model.mu_structure)
     theta       ~ prior of the family's parameters (flat on the admissible box by default)
     eta_j       ~ P_eta(theta)
     s_jk | eta_j ~ Binomial(n_jk, 1/2 + eta_j (mu_k - 1/2))
@@ -42,7 +43,8 @@ from attnmodel.model.families import FAMILIES, Family, get_family
 from attnmodel.model.grid import LogitGrid, make_logit_grid
 from attnmodel.model.identified import identified_globals
 from attnmodel.model.priors import MuSpec, Prior, check_priors, default_priors, resolve_mu
-from attnmodel.model.pymc_mu import mu_rv
+from attnmodel.model.mu_structure import IndependentMu, describe_mu_priors, resolve_mu_structure
+from attnmodel.model.pymc_mu import mu_rv, structured_mu
 
 __all__ = ["AttnModel", "build_model"]
 
@@ -89,11 +91,13 @@ class AttnModel:
     users: Any
     global_names: list[str]
     parameterization: str = "standard"
+    mu_structure: Any = None
+    mu_structure_reason: str = ""
 
     def priors_json(self) -> str:
         """Family priors and ``mu`` priors as a JSON object of strings."""
         out = {k: str(v) for k, v in self.priors.items()}
-        out.update({f"mu[{p}]": d for p, d in self.mu_spec.describe().items()})
+        out.update(describe_mu_priors(self.mu_structure, self.mu_spec))
         return json.dumps(out)
 
 
@@ -104,6 +108,7 @@ def build_model(
     mu: float | Mapping[str, float] | None = None,
     mu_prior=None,
     priors: Mapping[str, Prior] | None = None,
+    mu_structure=None,
     n_components: int | None = None,
     variant: str = "marginal",
     parameterization: str = "auto",
@@ -122,12 +127,18 @@ def build_model(
     priors : mapping of str to Prior, optional
         Priors of the family's parameters; those not given are flat on the
         admissible box (Dirichlet(1) for weights).
+    mu_structure : str or structure, optional
+        Structure on ``mu`` across pairs, as in :func:`attnmodel.fit_em`
+        (:mod:`attnmodel.model.mu_structure`; None or ``"auto"`` chooses from
+        the data). Pooled adds ``mu_pop_mode``, ``mu_pop_concentration`` and
+        their stack ``mu_hyper`` (dims ``hyper``); Bradley-Terry adds ``theta``
+        (dims ``model``) and makes ``mu`` deterministic.
     n_components : int, optional
     variant : {"marginal", "latent"}
     parameterization : {"auto", "identified", "standard"}
         Coordinates the sampler moves in. ``"identified"`` (what ``"auto"`` picks
         for the marginal variant of the beta, two_point and k_point families when
-        every ``mu`` is unknown) samples the quantities the votes determine
+        every ``mu`` is unknown and independent) samples the quantities the votes determine
         (moments or atoms of ``eta (2 mu - 1)``, ratios between pairs) and the
         overall scale within the range they leave; the prior is the same, carried
         over with the Jacobian of the change of variables. ``"standard"`` samples
@@ -152,6 +163,8 @@ def build_model(
     fam = get_family(family, n_components)
     counts = data.counts
     spec = resolve_mu(data.pairs, mu, mu_prior)
+    structure, structure_reason = resolve_mu_structure(mu_structure, data, mu, mu_prior)
+    independent = isinstance(structure, IndependentMu)
     if not fam.discrete and grid is None:
         grid = make_logit_grid(int(counts.row_sum(counts.entry_n.astype(np.float64)).max()))
     if fam.discrete:
@@ -169,17 +182,21 @@ def build_model(
         and parameterization != "standard"
         and unknown.size == len(spec.pairs)
         and fam.identified
+        and independent
     )
     if parameterization == "identified" and not identified:
         names = [name for name, cls in FAMILIES.items() if cls.identified]
         raise ValueError(
             "the identified parameterization needs the marginal variant, a family among "
-            f"{tuple(names)} and every mu unknown"
+            f"{tuple(names)} and every mu unknown and independent"
         )
     with pm.Model(coords=coords) as model:
         feasible = None
         if identified:
             params, mu_t, feasible = identified_globals(fam, grid, chosen, spec)
+        elif not independent:
+            params = fam.pymc_params(grid, chosen)
+            mu_t, structure_names = structured_mu(structure, spec, model)
         else:
             params = fam.pymc_params(grid, chosen)
             mu_t = _mu_tensor(spec, unknown, model)
@@ -190,6 +207,8 @@ def build_model(
         else:
             _latent_likelihood(fam, params, mu_t, data, spec)
     names = list(fam.param_names) + ["mu"]
+    if not independent:
+        names += structure_names
     return AttnModel(
         model,
         fam,
@@ -201,6 +220,8 @@ def build_model(
         users,
         names,
         "identified" if identified else "standard",
+        structure,
+        structure_reason,
     )
 
 

@@ -17,6 +17,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from attnmodel.leaderboard import laplace_strengths, leaderboard_dataset, normal_interval
+from attnmodel.model.mu_structure import (
+    BradleyTerryMu,
+    PooledMu,
+    describe_mu_priors,
+    mu_structure_json,
+)
 from attnmodel.posterior.users import draw_eta, user_posterior
 from attnmodel.results.tree import build_tree
 
@@ -34,7 +41,7 @@ def _priors_json(em_result) -> str:
     """
     prior = getattr(em_result.problem, "prior", None)
     out = {str(k): str(v) for k, v in (getattr(prior, "priors", None) or {}).items()}
-    out.update({f"mu[{p}]": d for p, d in em_result.mu_spec.describe().items()})
+    out.update(describe_mu_priors(em_result.mu_structure, em_result.mu_spec))
     return json.dumps(out)
 
 
@@ -72,12 +79,19 @@ def _trace_dataset(frame: pd.DataFrame, family, pairs) -> xr.Dataset:
     if all(c in frame for c in mu_cols):
         data["mu"] = (("iteration", "pair"), frame[mu_cols].to_numpy(dtype=np.float64))
         used.update(mu_cols)
+    extra_coords: dict[str, Any] = {}
+    for name, dim in (("theta", "model"), ("mu_hyper", "hyper")):
+        cols = [c for c in frame.columns if str(c).startswith(f"{name}[")]
+        if cols:
+            data[name] = (("iteration", dim), frame[cols].to_numpy(dtype=np.float64))
+            extra_coords[dim] = [str(c)[len(name) + 1 : -1] for c in cols]
+            used.update(cols)
     # Columns added to the history later keep a valid variable name.
     for col in frame.columns:
         if col not in used and pd.api.types.is_numeric_dtype(frame[col]):
             name = "".join(ch if ch.isalnum() else "_" for ch in str(col))
             data[name] = ("iteration", frame[col].to_numpy(dtype=np.float64))
-    coords: dict[str, Any] = {"iteration": np.arange(n), "pair": list(pairs)}
+    coords: dict[str, Any] = {"iteration": np.arange(n), "pair": list(pairs), **extra_coords}
     if any(family.param_dims.values()):
         coords["component"] = np.arange(family.n_components)
     return xr.Dataset(data, coords=coords)
@@ -170,6 +184,15 @@ def em_to_datatree(
         )
     mu = em_result.mu_.reindex(pairs).to_numpy(dtype=np.float64)
     posterior["mu"] = (("chain", "draw", "pair"), np.broadcast_to(mu, (*shape, mu.size)).copy())
+    structure = em_result.mu_structure
+    extra_coords: dict[str, Any] = {}
+    hyper = em_result.mu_hyper_
+    if isinstance(structure, BradleyTerryMu):
+        posterior["theta"] = (("chain", "draw", "model"), np.broadcast_to(hyper, (*shape, hyper.size)).copy())
+        extra_coords["model"] = list(structure.models)
+    elif isinstance(structure, PooledMu):
+        posterior["mu_hyper"] = (("chain", "draw", "hyper"), np.broadcast_to(hyper, (*shape, hyper.size)).copy())
+        extra_coords["hyper"] = list(structure.hyper_names)
     keep_eta = store_eta is True or (store_eta == "auto" and m * n_draws <= AUTO_ETA_LIMIT)
     if keep_eta:
         posterior["eta"] = (("chain", "draw", "user"), draw_eta(em_result, n_draws, seed)[None])
@@ -178,6 +201,7 @@ def em_to_datatree(
         "draw": np.arange(n_draws),
         "pair": pairs,
         "user": users,
+        **extra_coords,
     }
     if any(family.param_dims.values()):
         coords["component"] = np.arange(family.n_components)
@@ -194,11 +218,17 @@ def em_to_datatree(
     }
     if len(em_result.runs_) > 0:
         groups["em_runs"] = _runs_dataset(em_result.runs_, family, pairs)
+    if isinstance(structure, BradleyTerryMu):
+        sd = laplace_strengths(em_result.problem, em_result.state_)
+        groups["leaderboard"] = leaderboard_dataset(
+            structure.models, hyper, sd, *normal_interval(hyper, sd, hdi_prob)
+        )
     own = {
         "converged": int(bool(em_result.converged_)),
         "n_iter": int(em_result.n_iter_),
         "objective": float(em_result.objective_),
         "best_start": int(em_result.best_start_),
+        "mu_structure": mu_structure_json(structure, em_result.mu_structure_reason),
     }
     cuts = {"eta_star": eta_star, "hdi_prob": hdi_prob}
     return build_tree(

@@ -29,11 +29,20 @@ root attributes
     may be degenerate (an estimate at a bound of the family's box, data too
     thin to inform it; :func:`attnmodel.model.checks.fit_warnings`), written
     with the counts and shown by ``summary``.
+    ``mu_structure`` (JSON: the structure on ``mu`` across pairs,
+    :mod:`attnmodel.model.mu_structure`: ``name``, its settings, ``reason``
+    (chosen by the caller or by the data's rule) and, for Bradley-Terry,
+    ``models`` and ``pair_models``, each pair's first and second model as
+    indices into ``models``); results written before it existed lack it and
+    read as ``"independent"``.
     netCDF attributes cannot be bool
     or None, so flags are 0/1 integers and missing values are absent.
 ``posterior``
-    dims ``(chain, draw[, component][, pair][, user])``: one variable per
-    family parameter, ``mu`` (dim ``pair``, known pairs constant) and ``eta``
+    dims ``(chain, draw[, component][, pair][, hyper][, model][, user])``: one
+    variable per family parameter, ``mu`` (dim ``pair``, known pairs constant),
+    ``mu_hyper`` (dim ``hyper`` = ``mode``, ``concentration``) under
+    ``mu_structure="pooled"``, ``theta`` (dim ``model``, the strengths, sum
+    zero) under ``"bradley_terry"``, and ``eta``
     (dim ``user``) when per-user draws are stored. The *global parameters* are
     the variables without a ``user`` dim
     (:func:`attnmodel.results.summary.global_vars`).
@@ -46,8 +55,12 @@ root attributes
     dim ``iteration``: ``objective``, ``log_likelihood``, ``log_prior``,
     ``step`` and the parameters of every iterate of the best start; vector
     parameters keep their dim (``weights`` is ``(iteration, component)``,
-    ``mu`` is ``(iteration, pair)``). ``em_runs`` holds the same for every
+    ``mu`` is ``(iteration, pair)``, ``theta`` ``(iteration, model)``,
+    ``mu_hyper`` ``(iteration, hyper)``). ``em_runs`` holds the same for every
     start, dims ``(start, iteration)``, shorter runs padded with NaN.
+``leaderboard`` (``mu_structure="bradley_terry"``)
+    dim ``model``: ``strength``, ``strength_sd``, ``strength_lower``,
+    ``strength_upper`` (:mod:`attnmodel.leaderboard`).
 ``sample_stats``, ``log_likelihood`` (NUTS)
     The sampler's statistics (``diverging``) and each user's marginal
     log-likelihood (variable ``votes``).
