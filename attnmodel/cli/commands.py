@@ -780,6 +780,8 @@ def cmd_users(args: argparse.Namespace, progress: Progress) -> int:
         order = pd.Index(p["user"].to_numpy()).get_indexer(table["user"])
         table["p_above"] = p.to_numpy()[order]
         table["p_above_mcse"] = mcse.to_numpy()[order]
+        # The stored evidence is for the fitted cut.
+        table = table.drop(columns="log_bf", errors="ignore")
     table.insert(table.columns.get_loc("p_above"), "eta_star", eta_star)
     write_table(table, out, progress, force=args.force)
     print(f"{len(table)} users written to {out} (p_above = P(eta >= {eta_star:g} | votes))")
@@ -827,7 +829,9 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         msg = msg.replace("the votes are not", f"the votes in {str(args.votes)!r} are not", 1)
         raise CommandError(f"{msg.replace('the result', repr(str(args.result)), 1)}") from None
     except ValueError as e:
-        raise CommandError(f"{str(args.result)!r} with {str(args.votes)!r}: {e}") from None
+        msg = str(e).replace("min_evidence=0", "--min-evidence 0")
+        msg = msg.replace("refit with eta_star=", "refit with --eta-star ")
+        raise CommandError(f"{str(args.result)!r} with {str(args.votes)!r}: {msg}") from None
     print(res.summary())
     if res.diagnostics is not None and len(res.diagnostics):
         print("checks of the fit: " + _describe_checks(res.diagnostics))
@@ -836,6 +840,8 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         decision = np.where(res.keep.to_numpy(), "kept", "dropped").astype(object)
         if res.undetermined is not None:
             decision[res.undetermined.to_numpy()] = "undetermined"
+        if res.little_evidence is not None:
+            decision[res.little_evidence.to_numpy()] = "too_little_evidence"
         table = pd.DataFrame({"user": res.keep.index.to_numpy(), "decision": decision})
         write_table(table, decisions_out, progress, force=args.force)
     return 0
@@ -863,6 +869,7 @@ _RULE_OPTION_NAMES = {
     "top": "--top",
     "threshold": "--threshold",
     "quantile": "--quantile",
+    "min_evidence": "--min-evidence",
 }
 
 
@@ -879,6 +886,7 @@ def _rule_arguments(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             top=args.top,
             threshold=args.threshold,
             quantile=args.quantile,
+            min_evidence=args.min_evidence,
         )
     except ValueError as e:
         raise CommandError(str(e)) from None

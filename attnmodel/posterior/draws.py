@@ -7,7 +7,9 @@ Two sources of draws:
   so ``eta_mean``, ``eta_sd`` and ``p_above`` are averages of conditional
   moments and tail masses over the draws (Rao-Blackwellised: their Monte
   Carlo error comes from the global parameters only), with ``p_above_mcse``
-  from :func:`mean_mcse` (:func:`attentiveness_from_draws`);
+  from :func:`mean_mcse`, and ``log_bf`` compares the averaged posterior odds
+  of ``eta >= eta_star`` with the odds under ``P_eta`` averaged over the same
+  draws (:func:`attentiveness_from_draws`);
 - stored ``eta`` draws of a result tree: ``P(eta_j >= eta_star)`` for a cut
   other than the tree's (:func:`p_above_from_draws`).
 
@@ -36,6 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy import special
+
+from attnmodel.posterior.conditional import log_bayes_factor
 
 __all__ = [
     "SUMMARY_BUDGET",
@@ -132,8 +137,9 @@ def attentiveness_from_draws(
     ----------
     summ : dict
         Output of :func:`attnmodel.posterior.conditional.conditional_summaries`
-        (``mean``, ``second``, ``tail``, ``eta_row`` and, for discrete families,
-        ``membership``), over the draws used.
+        (``mean``, ``second``, ``tail``, ``log_above``, ``log_below``,
+        ``prior_log_above``, ``prior_log_below``, ``eta_row`` and, for
+        discrete families, ``membership``), over the draws used.
     user_row : ndarray of int
         Each user's distinct count row.
     users : sequence
@@ -152,7 +158,11 @@ def attentiveness_from_draws(
     -------
     xarray.Dataset
         ``eta_mean``, ``eta_sd``, ``eta_hdi``, ``p_above``, ``p_above_mcse``,
-        ``n_votes`` and ``membership`` (discrete families), dim ``user``.
+        ``log_bf``, ``n_votes`` and ``membership`` (discrete families), dim
+        ``user``. ``log_bf`` is :func:`~attnmodel.posterior.conditional.log_bayes_factor`
+        of the sides' masses averaged over the draws (in log space): the
+        marginal posterior odds of ``eta >= eta_star`` against the odds of a new
+        user's ``eta`` under the fitted population.
     """
     import arviz as az
 
@@ -164,6 +174,13 @@ def attentiveness_from_draws(
     second_row = summ["second"].mean(axis=(0, 1))
     p_row = summ["tail"].mean(axis=(0, 1))
     mcse_row = mean_mcse(summ["tail"])
+    # Averages over draws in log space; the count of draws cancels from each odds.
+    with np.errstate(divide="ignore"):
+        lse = {k: special.logsumexp(summ[k], axis=(0, 1)) for k in (
+            "log_above", "log_below", "prior_log_above", "prior_log_below")}  # fmt: skip
+    log_bf_row = log_bayes_factor(
+        lse["log_above"], lse["log_below"], lse["prior_log_above"], lse["prior_log_below"]
+    )
     hdi_row = az.hdi(row_ds[["eta_row"]], prob=hdi_prob)["eta_row"].transpose("row", "ci_bound")
     att = xr.Dataset(
         {
@@ -172,6 +189,7 @@ def attentiveness_from_draws(
             "eta_hdi": (("user", "ci_bound"), hdi_row.values[user_row]),
             "p_above": ("user", p_row[user_row]),
             "p_above_mcse": ("user", mcse_row[user_row]),
+            "log_bf": ("user", np.broadcast_to(log_bf_row, p_row.shape)[user_row]),
             "n_votes": ("user", n_votes),
         },
         coords={"user": users, "ci_bound": ["lower", "upper"]},

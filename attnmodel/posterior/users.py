@@ -15,6 +15,20 @@ lower tail mass; the shortest one for unimodal posteriors, which every
 single-component family gives). The MAP is refined from the best node by a
 golden-section search on the exact log density. For discrete families the
 posterior is a membership probability per atom and every summary is exact.
+
+``log_bf`` is the evidence of a user's own votes for ``eta >= eta_star``: the
+log Bayes factor of that side of the cut against the other
+(:func:`attnmodel.posterior.conditional.log_bayes_factor`), the log of the
+factor by which the votes multiplied the population's odds. ``p_above`` mixes
+it with those odds: a user with one or two votes has ``p_above`` close to
+``P_eta``'s share above the cut and ``log_bf`` close to 0, whatever that share
+is. Each side's mass is summed on its own (so that a side far in a tail
+keeps its digits), by the tail rule of :func:`attnmodel.model.grid.tail_rule`
+on the grid, in posterior and prior alike. Against adaptive quadrature it
+agrees to about 1e-6 (tests/test_evidence.py) unless ``P_eta`` puts a mass
+below about e^-30 on one side and falls steeply there (a fit at the edge of
+its box, such as Beta(50, 0.2) with the cut at 0.5): the grid's quadrature of
+so steep a tail then limits ``log_bf`` to within about 0.1.
 """
 
 from __future__ import annotations
@@ -23,7 +37,13 @@ import numpy as np
 import xarray as xr
 from scipy import interpolate, special
 
-from attnmodel.posterior.conditional import AtomCells, GridCells
+from attnmodel.posterior.conditional import (
+    AtomCells,
+    GridCells,
+    log_bayes_factor,
+    posterior_side_log_masses,
+    prior_side_log_masses,
+)
 from attnmodel.posterior.draws import p_above_from_draws
 
 __all__ = ["user_posterior", "row_summaries", "draw_eta"]
@@ -179,8 +199,8 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     -------
     dict
         ``eta_mean``, ``eta_sd``, ``eta_map``, ``hdi_lower``, ``hdi_upper``,
-        ``p_above`` (each shape (R,)) and, for discrete families,
-        ``membership`` of shape (R, K).
+        ``p_above``, ``log_bf`` (each shape (R,)) and, for discrete
+        families, ``membership`` of shape (R, K).
     """
     if not 0.0 < eta_star < 1.0:
         raise ValueError(f"eta_star must be in (0, 1), got {eta_star}")
@@ -189,7 +209,12 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     problem = result.problem
     family = result.family
     post = _node_posterior(result)
-    out: dict[str, np.ndarray] = {}
+    state = result.state_
+    marginal = problem.e_step(state).row_log_marginal
+    sides = posterior_side_log_masses(problem, state, post, marginal, eta_star)
+    out: dict[str, np.ndarray] = {
+        "log_bf": log_bayes_factor(*sides, *prior_side_log_masses(problem, state, eta_star))
+    }
     if family.discrete:
         _, loc = family.components(result.params_)
         # Memberships sum to 1 only up to rounding: keep the sums inside their ranges
@@ -312,7 +337,8 @@ def user_posterior(
     xarray.Dataset
         Indexed by ``user`` (the input ids): ``eta_mean``, ``eta_sd``,
         ``eta_map`` (EM), ``eta_hdi`` (dim ``ci_bound`` = lower, upper),
-        ``p_above``, ``n_votes``, ``p_above_mcse`` (trees) and, for discrete
+        ``p_above``, ``log_bf`` (see the module notes; trees written before
+        it lack it), ``n_votes``, ``p_above_mcse`` (trees) and, for discrete
         families, ``membership`` (dims ``user``, ``component``). Attributes
         ``family``, ``method``, ``eta_star``, ``hdi_prob`` (and those of the
         tree's group).
@@ -341,6 +367,7 @@ def user_posterior(
                 np.stack([rows["hdi_lower"][idx], rows["hdi_upper"][idx]], axis=1),
             ),
             "p_above": ("user", rows["p_above"][idx]),
+            "log_bf": ("user", rows["log_bf"][idx]),
             "n_votes": ("user", data.counts.votes_per_user()),
         },
         coords={"user": users, "ci_bound": ["lower", "upper"]},
@@ -373,6 +400,8 @@ def _tree_posterior(dt: xr.DataTree, eta_star: float | None, hdi_prob: float | N
     if eta_star != fitted_star:
         p, mcse, _ = p_above_from_draws(dt, eta_star)
         users = ds["user"].to_numpy()
+        # The stored log_bf is that of the fitted cut.
+        ds = ds.drop_vars("log_bf", errors="ignore")
         ds = ds.assign(
             p_above=("user", p.sel(user=users).to_numpy()),
             p_above_mcse=("user", mcse.sel(user=users).to_numpy()),
