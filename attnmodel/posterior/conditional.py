@@ -9,8 +9,9 @@ masses into tail probabilities and draws here, on plain arrays.
 
 The evidence a row's votes give for ``eta >= eta_star`` is the Bayes factor
 of that side of the cut against the other, ``(posterior odds) / (odds under
-P_eta)`` (:func:`log_bayes_factor`), computed from each side's mass in log
-space, so that a side far in the tail keeps its digits.
+P_eta)`` (:func:`log_bayes_factor`), in logs, from each side's mass summed
+on its own (:func:`side_log_masses`), so that a side far in the tail keeps
+its digits.
 
 Tail probabilities on the grid combine the node masses with the exact
 posterior density at a few nodes around the cut

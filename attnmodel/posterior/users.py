@@ -59,16 +59,20 @@ _LOG_FLOOR = -60.0
 _DRAW_CHUNK = 2_000_000
 
 
-def _node_posterior(result) -> np.ndarray:
-    """Posterior node masses per distinct row, shape (R, G).
+def _final_estep(result):
+    """The E-step at the fitted state with its posterior node masses (shape (R, G)).
 
-    Taken from the fit's final E-step when it kept them; otherwise (an E-step
-    that returns only sufficient statistics) recomputed at the fitted state.
+    The fit's final E-step when it kept them; otherwise (an E-step that
+    returns only sufficient statistics) recomputed at the fitted state.
     """
-    post = getattr(result.estep_, "posterior", None)
-    if post is None:
-        post = result.problem.e_step(result.state_, posterior=True).posterior
-    return np.asarray(post, dtype=np.float64)
+    if getattr(result.estep_, "posterior", None) is not None:
+        return result.estep_
+    return result.problem.e_step(result.state_, posterior=True)
+
+
+def _node_posterior(result) -> np.ndarray:
+    """Posterior node masses per distinct row, shape (R, G) (:func:`_final_estep`)."""
+    return np.asarray(_final_estep(result).posterior, dtype=np.float64)
 
 
 def _golden_min(fun, lo: np.ndarray, hi: np.ndarray, n_iter: int = 80) -> np.ndarray:
@@ -208,10 +212,10 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
         raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob}")
     problem = result.problem
     family = result.family
-    post = _node_posterior(result)
+    estep = _final_estep(result)
+    post = np.asarray(estep.posterior, dtype=np.float64)
     state = result.state_
-    marginal = problem.e_step(state).row_log_marginal
-    sides = posterior_side_log_masses(problem, state, post, marginal, eta_star)
+    sides = posterior_side_log_masses(problem, state, post, estep.row_log_marginal, eta_star)
     out: dict[str, np.ndarray] = {
         "log_bf": log_bayes_factor(*sides, *prior_side_log_masses(problem, state, eta_star))
     }
