@@ -73,7 +73,7 @@ from attnmodel.errors import (
     NotConvergedError,
 )
 from attnmodel.model.families import get_family
-from attnmodel.posterior.draws import p_above_from_draws
+from attnmodel.posterior.draws import log_bf_from_draws, p_above_from_draws
 from attnmodel.results.em import em_to_datatree
 from attnmodel.results.summary import align_to_data, diagnostic_checks, family_params
 from attnmodel.results.tree import check_same_data, is_result
@@ -504,10 +504,13 @@ def filter_users(
         votes for the side of the cut it is kept (dropped) for; users below
         it have too little evidence (:func:`evidence_decisions`). Default 1
         (a factor of e = 2.7, where Kass and Raftery's "positive" evidence
-        starts); 0 turns the screen off. It needs the tree's ``log_bf`` at
-        ``eta_star``: a tree fitted at another cut, or written before
-        ``log_bf`` was stored, is refused (:class:`~attnmodel.errors.ArgumentError`)
-        unless ``min_evidence=0``.
+        starts); 0 turns the screen off. A tree holds ``log_bf`` at the
+        ``eta_star`` it was fitted with; at another cut, or in a result
+        written before ``log_bf`` was stored, it is estimated from the
+        tree's ``eta`` draws (:func:`attnmodel.posterior.draws.log_bf_from_draws`;
+        the settings say so as ``log_bf_from``), and a tree without them is
+        refused (:class:`~attnmodel.errors.ArgumentError`) unless
+        ``min_evidence=0``.
     rhat_max, ess_min, max_divergences
         Thresholds of the NUTS gate over the global parameters.
     allow_other_data : bool
@@ -559,12 +562,15 @@ def filter_users(
         if not (allow_other_data or own_data):
             check_same_data(result, data)
     gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
-    summaries, ppf, diagnostics, extra = _tree_inputs(result, data, rule, eta_star, force, gate)
+    evidence = bool(args.min_evidence)
+    summaries, ppf, diagnostics, extra = _tree_inputs(
+        result, data, rule, eta_star, force, gate, evidence
+    )
 
     keep, undetermined, settings = RULES[rule].decide(summaries, ppf, extra, args)
     little = np.zeros(keep.size, dtype=bool)
     if args.min_evidence is not None:
-        log_bf = _evidence(summaries, args.min_evidence, result.attrs["eta_star"], eta_star)
+        log_bf = _evidence(summaries, args.min_evidence)
         keep, little = evidence_decisions(keep | undetermined, log_bf, args.min_evidence)
         # Too little evidence comes first: more draws would not decide those users.
         keep &= ~undetermined
@@ -572,26 +578,19 @@ def filter_users(
         settings["min_evidence"] = float(args.min_evidence)
     if rule in ("map", "quantile") and extra.get("map") == "eta_mean":
         settings["summary"] = "eta_mean"
-    settings.update({k: v for k, v in extra.items() if k == "p_above_from"})
+    settings.update({k: v for k, v in extra.items() if k in ("p_above_from", "log_bf_from")})
     return _result(rule, settings, keep, undetermined, data, diagnostics, little)
 
 
-def _evidence(summaries, min_evidence: float, fitted_star: float, eta_star: float):
+def _evidence(summaries, min_evidence: float):
     """The summaries' ``log_bf`` for the evidence screen (None when it is off)."""
     if not min_evidence > 0.0:
         return None
     if "log_bf" not in summaries:
         raise ArgumentError(
             "the result holds no log_bf (the evidence of each user's votes; results written "
-            "by older versions of attnmodel lack it): refit, or pass min_evidence=0 to filter "
-            "without the evidence screen"
-        )
-    if float(fitted_star) != float(eta_star):
-        raise ArgumentError(
-            f"the result holds log_bf (the evidence of each user's votes) for "
-            f"eta_star={float(fitted_star):g} only, not for eta_star={float(eta_star):g}: "
-            f"refit with eta_star={float(eta_star):g}, or pass min_evidence=0 to filter "
-            "without the evidence screen"
+            "by older versions of attnmodel lack it) and no eta draws to estimate it from: "
+            "refit, or pass min_evidence=0 to filter without the evidence screen"
         )
     return summaries["log_bf"].to_numpy()
 
@@ -661,8 +660,13 @@ def _em_tree(result, rule, eta_star, posterior) -> xr.DataTree:
     return em_to_datatree(result, eta_star=eta_star, n_draws=1, store_eta=False)
 
 
-def _tree_inputs(dt, data, rule, eta_star, force, gate):
-    """Summaries, quantile function, gate report and rule notes of a result tree."""
+def _tree_inputs(dt, data, rule, eta_star, force, gate, evidence=False):
+    """Summaries, quantile function, gate report and rule notes of a result tree.
+
+    With ``evidence`` (rule ``prob`` with the evidence screen on), ``log_bf``
+    at a cut the tree holds none for is estimated from its draws
+    (:func:`attnmodel.posterior.draws.log_bf_from_draws`) when it has them.
+    """
     if not is_result(dt) or "attentiveness" not in dt.children:
         raise ValueError("not an attnmodel result tree (no attentiveness group or marker)")
     method = dt.attrs.get("method")
@@ -686,13 +690,20 @@ def _tree_inputs(dt, data, rule, eta_star, force, gate):
     extra: dict[str, Any] = {}
     if "eta_map" not in summaries:
         extra["map"] = "eta_mean"
-    if rule == "prob" and float(dt.attrs["eta_star"]) != float(eta_star):
+    other_cut = float(dt.attrs["eta_star"]) != float(eta_star)
+    if rule == "prob" and other_cut:
         p, mcse, how = p_above_from_draws(dt, eta_star)
         summaries = summaries.assign(
             p_above=("user", align_to_data(p, pd.Index(data.users)).to_numpy()),
             p_above_mcse=("user", align_to_data(mcse, pd.Index(data.users)).to_numpy()),
         )
         extra["p_above_from"] = how
+        # The stored evidence is that of the fitted cut.
+        summaries = summaries.drop_vars("log_bf", errors="ignore")
+    if rule == "prob" and evidence and "log_bf" not in summaries and "eta" in dt["posterior"]:
+        bf = align_to_data(log_bf_from_draws(dt, eta_star), pd.Index(data.users))
+        summaries = summaries.assign(log_bf=("user", bf.to_numpy()))
+        extra["log_bf_from"] = "eta draws"
     fam = get_family(dt.attrs["family"], int(dt.attrs["n_components"]))
     params = family_params(dt)
 

@@ -77,12 +77,20 @@ def _beta_log_bf(n, s, alpha, beta, cut, mu=MU):
 # ---------------------------------------------------------------------------
 
 
+SMALL_N = np.array([1, 2, 30, 30, 12, 5, 1])
+SMALL_S = np.array([0, 2, 27, 15, 10, 1, 1])
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Seven users whose posteriors straddle the cuts (P_eta fitted U-shaped)."""
+    data = VoteData.from_counts(SMALL_N[:, None], SMALL_S[:, None], users=list("abcdefg"))
+    return fit_em(data, "beta", mu=MU, n_init=1, warn=False)
+
+
 @pytest.mark.parametrize("eta_star", [0.5, 0.7])
-def test_log_bf_equals_direct_integration_beta(eta_star):
-    n = np.array([1, 2, 30, 30, 12, 5, 1])
-    s = np.array([0, 2, 27, 15, 10, 1, 1])
-    data = VoteData.from_counts(n[:, None], s[:, None], users=list("abcdefg"))
-    res = fit_em(data, "beta", mu=MU, n_init=1, warn=False)
+def test_log_bf_equals_direct_integration_beta(small, eta_star):
+    n, s, res = SMALL_N, SMALL_S, small
     a, b = res.params_["alpha"], res.params_["beta"]
     post = res.posterior(eta_star=eta_star)
     ref = np.array([_beta_log_bf(nn, ss, a, b, eta_star) for nn, ss in zip(n, s, strict=True)])
@@ -226,16 +234,55 @@ def test_log_bf_round_trips_and_old_results_are_refused(data, tmp_path):
     )
     a, b = filter_users(tree, data), filter_users(back, data)
     assert a.counts == b.counts and a.counts["users_little_evidence"] > 0
-    # A result written before log_bf was stored: filtering says what to do.
+    # A result written before log_bf was stored: estimated from its eta draws ...
     old = back.copy()
     old["attentiveness"] = back["attentiveness"].to_dataset().drop_vars("log_bf")
+    est = filter_users(old, data)
+    assert est.settings["log_bf_from"] == "eta draws"
+    # ... and without them, filtering says what to do.
+    bare = old.copy()
+    bare["posterior"] = old["posterior"].to_dataset().drop_vars("eta")
     with pytest.raises(ArgumentError, match=r"holds no log_bf.*refit, or pass min_evidence=0"):
-        filter_users(old, data)
-    plain = filter_users(old, data, min_evidence=0)
+        filter_users(bare, data)
+    plain = filter_users(bare, data, min_evidence=0)
     assert plain.counts["users_kept"] >= a.counts["users_kept"]
     from attnmodel.results import user_table
 
     assert "log_bf" not in user_table(old) and "log_bf" in user_table(back)
+
+
+def test_log_bf_from_draws_estimates_the_exact_value(small):
+    from attnmodel.posterior.draws import log_bf_from_draws
+    from attnmodel.results.em import em_to_datatree
+
+    cut, n_draws = 0.7, 4000
+    tree = em_to_datatree(small, n_draws=n_draws, seed=1)  # fitted at eta_star = 0.5
+    exact = small.posterior(eta_star=cut)
+    p = exact["p_above"].to_numpy()
+    got = log_bf_from_draws(tree, cut).sel(user=exact["user"].to_numpy()).to_numpy()
+    want = exact["log_bf"].to_numpy()
+    # The estimated log odds have standard error sqrt(1 / (S p (1 - p))) (delta method),
+    # where both sides hold at least 50 draws; tolerance 4.5 of them plus the half-count
+    # smoothing (below 1 / (S min(p, 1 - p)) = 0.02 there).
+    both = n_draws * np.minimum(p, 1 - p) >= 50
+    assert both.sum() >= 3
+    se = np.sqrt(1.0 / (n_draws * p * (1 - p)))
+    assert np.all(np.abs(got - want)[both] <= 4.5 * se[both] + 0.02)
+
+
+def test_log_bf_from_draws_never_overstates_when_the_draws_fall_on_one_side(em):
+    from attnmodel.posterior.draws import log_bf_from_draws
+    from attnmodel.results.em import em_to_datatree
+
+    cut = 0.7
+    tree = em_to_datatree(em, n_draws=500, seed=1)
+    users = list(em.data.users)
+    share = (tree["posterior"]["eta"] >= cut).mean(("chain", "draw")).sel(user=users).to_numpy()
+    got = log_bf_from_draws(tree, cut).sel(user=users).to_numpy()
+    want = em.posterior(eta_star=cut)["log_bf"].to_numpy()
+    one_side = (share == 0) | (share == 1)
+    assert one_side.sum() >= 10  # the 40-vote users: every draw above the cut
+    assert np.all(got[one_side] <= want[one_side] + 1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -269,12 +316,12 @@ def test_cli_min_evidence(cli_work, capsys):
     dec0 = pd.read_csv(d / "dec0.csv").set_index("user")["decision"]
     assert dec0["one_against"] == "kept" and "too_little_evidence" not in set(dec0)
 
-    # Bad values and a cut the result holds no evidence for name the option to change.
+    # A bad value names the option.
     assert _filter(d, "--min-evidence", -1, "--out", d / "x.csv") == 1
     assert "--min-evidence -1.0: must be" in capsys.readouterr().err
-    assert _filter(d, "--eta-star", 0.7, "--out", d / "x.csv") == 1
-    err = capsys.readouterr().err
-    assert "refit with --eta-star 0.7, or pass --min-evidence 0" in err
+    # Another cut than the fitted one: the evidence is estimated from the eta draws.
+    assert _filter(d, "--eta-star", 0.7, "--out", d / "x.csv") == 0
+    assert "log_bf_from=eta draws" in capsys.readouterr().out
 
 
 def test_users_command_shows_log_bf(cli_work):
@@ -284,7 +331,13 @@ def test_users_command_shows_log_bf(cli_work):
     table = pd.read_csv(d / "users.csv").set_index("user")
     assert table.loc["one_against", "log_bf"] < 0 < table.loc["c00", "log_bf"]
     assert np.isfinite(table["log_bf"]).all()
-    # Another cut: the stored evidence is for the fitted one, so it is left out.
+    # Another cut: the stored evidence is for the fitted one, so it is estimated from
+    # the eta draws, as the filter estimates it.
     other = [*args[:-1], "--eta-star", "0.7", "--force"]
     assert cli.main(other) == 0
-    assert "log_bf" not in pd.read_csv(d / "users.csv").columns
+    from attnmodel.posterior.draws import log_bf_from_draws
+
+    tree = load(d / "fit.nc")
+    table = pd.read_csv(d / "users.csv").set_index("user")
+    want = log_bf_from_draws(tree, 0.7).sel(user=table.index.to_numpy()).to_numpy()
+    np.testing.assert_allclose(table["log_bf"].to_numpy(), want, rtol=1e-12)

@@ -18,7 +18,6 @@ from scipy import stats
 
 from attnmodel import NotConvergedError, filter_users, fit_em, simulate_votes
 from attnmodel.data.votes import VoteData
-from attnmodel.errors import ArgumentError
 from attnmodel.filtering import DiagnosticsError, DiagnosticsWarning
 from attnmodel.inference.em import ConvergenceWarning
 from attnmodel.results.em import em_to_datatree
@@ -426,13 +425,14 @@ def test_other_eta_star_recomputes_p_above_from_the_draws(sim_fit, em_tree):
     se = np.sqrt(exact * (1 - exact) / n)
     assert np.all(np.abs(p.to_numpy() - exact) <= 4.5 * se + 1e-9)
 
-    # The tree's log_bf is for its own cut: the evidence screen needs a refit ...
-    with pytest.raises(ArgumentError, match=r"log_bf .* for eta_star=0.5 only.*min_evidence=0"):
-        filter_users(em_tree, sim_fit.data, rule="prob", eta_star=eta_star, prob=prob)
-    # ... or is turned off.
+    # The tree's log_bf is for its own cut: at another, the evidence is estimated from
+    # the draws too, and the screen only ever takes users out of the kept set.
+    screened = filter_users(em_tree, sim_fit.data, rule="prob", eta_star=eta_star, prob=prob)
+    assert screened.settings["log_bf_from"] == "eta draws"
     out = filter_users(
         em_tree, sim_fit.data, rule="prob", eta_star=eta_star, prob=prob, min_evidence=0
     )
+    assert set(screened.kept_users) <= set(out.kept_users)
     assert out.settings["p_above_from"] == how and out.settings["eta_star"] == eta_star
     users = list(sim_fit.data.users)
     margin = np.abs(exact - prob)

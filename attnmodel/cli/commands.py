@@ -771,7 +771,7 @@ def cmd_users(args: argparse.Namespace, progress: Progress) -> int:
     if eta_star != fitted:
         # The stored p_above is for the fitted cut; another cut is estimated from
         # the eta draws, with its Monte Carlo error.
-        from attnmodel.posterior.draws import p_above_from_draws
+        from attnmodel.posterior.draws import log_bf_from_draws, p_above_from_draws
 
         try:
             p, mcse, _ = p_above_from_draws(dt, eta_star)
@@ -780,8 +780,12 @@ def cmd_users(args: argparse.Namespace, progress: Progress) -> int:
         order = pd.Index(p["user"].to_numpy()).get_indexer(table["user"])
         table["p_above"] = p.to_numpy()[order]
         table["p_above_mcse"] = mcse.to_numpy()[order]
-        # The stored evidence is for the fitted cut.
-        table = table.drop(columns="log_bf", errors="ignore")
+        # The stored evidence is for the fitted cut: estimated from the draws too.
+        bf = log_bf_from_draws(dt, eta_star).to_numpy()[order]
+        if "log_bf" in table:
+            table["log_bf"] = bf
+        else:
+            table.insert(table.columns.get_loc("n_votes"), "log_bf", bf)
     table.insert(table.columns.get_loc("p_above"), "eta_star", eta_star)
     write_table(table, out, progress, force=args.force)
     print(f"{len(table)} users written to {out} (p_above = P(eta >= {eta_star:g} | votes))")

@@ -44,7 +44,7 @@ from attnmodel.posterior.conditional import (
     posterior_side_log_masses,
     prior_side_log_masses,
 )
-from attnmodel.posterior.draws import p_above_from_draws
+from attnmodel.posterior.draws import log_bf_from_draws, p_above_from_draws
 
 __all__ = ["user_posterior", "row_summaries", "draw_eta"]
 
@@ -331,7 +331,8 @@ def user_posterior(
         for an EMResult, the tree's own cut for a tree; another cut on a tree
         is estimated from its ``eta`` draws
         (:func:`attnmodel.posterior.draws.p_above_from_draws`), with its
-        ``p_above_mcse``.
+        ``p_above_mcse``, and so is ``log_bf``
+        (:func:`attnmodel.posterior.draws.log_bf_from_draws`).
     hdi_prob : float, optional
         Mass of the highest-density interval. Default: 0.94 for an EMResult,
         the tree's own for a tree (which holds intervals at that mass only).
@@ -404,11 +405,11 @@ def _tree_posterior(dt: xr.DataTree, eta_star: float | None, hdi_prob: float | N
     if eta_star != fitted_star:
         p, mcse, _ = p_above_from_draws(dt, eta_star)
         users = ds["user"].to_numpy()
-        # The stored log_bf is that of the fitted cut.
-        ds = ds.drop_vars("log_bf", errors="ignore")
+        # The stored log_bf is that of the fitted cut: estimated from the draws too.
         ds = ds.assign(
             p_above=("user", p.sel(user=users).to_numpy()),
             p_above_mcse=("user", mcse.sel(user=users).to_numpy()),
+            log_bf=("user", log_bf_from_draws(dt, eta_star).sel(user=users).to_numpy()),
         )
     ds.attrs = {
         **ds.attrs,
