@@ -9,7 +9,15 @@ input column) are registered by name in :data:`RULES`: a new rule is a
     A user whose probability is a Monte Carlo estimate within ``mcse_k``
     standard errors of ``prob`` is *undetermined*: neither kept nor dropped,
     and reported as such. Exact probabilities (MAP-EM) leave nobody
-    undetermined.
+    undetermined. A decision must also rest on the user's own votes: a user
+    is kept only when its votes favour ``eta >= eta_star`` by a Bayes factor
+    of at least ``exp(min_evidence)`` (``log_bf >= min_evidence``, see
+    :mod:`attnmodel.posterior.users`), and dropped only when they favour the
+    other side by as much; anyone else has *too little evidence*, neither
+    kept nor dropped (:func:`evidence_decisions`; ``min_evidence=0`` turns
+    this off). Without it, a user with one vote is kept whenever ``P_eta``
+    has 95% of its mass above the cut, even when that vote went against the
+    majority.
 ``top``
     The top fraction ``top`` of users by posterior mean attentiveness. Users
     with identical count rows have identical posteriors, so a tie at the cut is
@@ -65,7 +73,7 @@ from attnmodel.errors import (
     NotConvergedError,
 )
 from attnmodel.model.families import get_family
-from attnmodel.posterior.draws import p_above_from_draws
+from attnmodel.posterior.draws import log_bf_from_draws, p_above_from_draws
 from attnmodel.results.em import em_to_datatree
 from attnmodel.results.summary import align_to_data, diagnostic_checks, family_params
 from attnmodel.results.tree import check_same_data, is_result
@@ -82,6 +90,7 @@ __all__ = [
     "DiagnosticsError",
     "DiagnosticsWarning",
     "prob_decisions",
+    "evidence_decisions",
 ]
 
 @dataclass
@@ -99,10 +108,13 @@ class FilterResult:
         Kept vote rows with every input column (None when the data holds only counts).
     counts : dict
         ``users_kept``, ``users_dropped``, ``users_undetermined``,
-        ``votes_kept``, ``votes_dropped``, ``votes_undetermined``.
+        ``users_little_evidence``, and the same for ``votes_``.
     undetermined : pandas.Series of bool or None
         Users whose ``p_above`` lies within ``mcse_k`` Monte Carlo standard
         errors of the cut (rule ``prob``); None means nobody.
+    little_evidence : pandas.Series of bool or None
+        Users whose own votes do not favour the rule's decision by a Bayes
+        factor of ``exp(min_evidence)`` (rule ``prob``); None means nobody.
     diagnostics : pandas.DataFrame or None
         The checks of the gate: index ``check``; columns ``variable``,
         ``value``, ``threshold``, ``passed``.
@@ -115,11 +127,17 @@ class FilterResult:
     counts: dict[str, int] = field(default_factory=dict)
     undetermined: pd.Series | None = None
     diagnostics: pd.DataFrame | None = None
+    little_evidence: pd.Series | None = None
 
     def _undetermined_mask(self) -> np.ndarray:
         if self.undetermined is None:
             return np.zeros(len(self.keep), dtype=bool)
         return self.undetermined.to_numpy(dtype=bool)
+
+    def _little_mask(self) -> np.ndarray:
+        if self.little_evidence is None:
+            return np.zeros(len(self.keep), dtype=bool)
+        return self.little_evidence.to_numpy(dtype=bool)
 
     @property
     def kept_users(self) -> pd.Index:
@@ -128,21 +146,29 @@ class FilterResult:
 
     @property
     def dropped_users(self) -> pd.Index:
-        """Ids of the dropped users (undetermined ones excluded)."""
-        return self.keep.index[~self.keep.to_numpy() & ~self._undetermined_mask()]
+        """Ids of the dropped users (undetermined ones and those short of evidence excluded)."""
+        undecided = self._undetermined_mask() | self._little_mask()
+        return self.keep.index[~self.keep.to_numpy() & ~undecided]
 
     @property
     def undetermined_users(self) -> pd.Index:
         """Ids of the users the rule could not decide (empty unless Monte Carlo error)."""
         return self.keep.index[self._undetermined_mask()]
 
+    @property
+    def little_evidence_users(self) -> pd.Index:
+        """Ids of the users whose own votes were too little evidence for a decision."""
+        return self.keep.index[self._little_mask()]
+
     def summary(self) -> str:
         """One paragraph on what was kept, dropped and left undetermined."""
         c = self.counts
         und_u = c.get("users_undetermined", 0)
         und_v = c.get("votes_undetermined", 0)
-        total_u = c["users_kept"] + c["users_dropped"] + und_u
-        total_v = c["votes_kept"] + c["votes_dropped"] + und_v
+        few_u = c.get("users_little_evidence", 0)
+        few_v = c.get("votes_little_evidence", 0)
+        total_u = c["users_kept"] + c["users_dropped"] + und_u + few_u
+        total_v = c["votes_kept"] + c["votes_dropped"] + und_v + few_v
         desc = ", ".join(
             f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.settings.items()
         )
@@ -151,6 +177,11 @@ class FilterResult:
             f"({c['users_kept'] / max(total_u, 1):.1%}) and {c['votes_kept']} of {total_v} votes "
             f"({c['votes_kept'] / max(total_v, 1):.1%}); dropped {c['users_dropped']} users "
             f"({c['votes_dropped']} votes); undetermined {und_u} users ({und_v} votes)"
+            + (
+                f"; too little evidence {few_u} users ({few_v} votes)"
+                if "min_evidence" in self.settings
+                else ""
+            )
         )
 
     def __repr__(self) -> str:
@@ -172,6 +203,26 @@ def prob_decisions(
     return (p_above >= prob) & ~undetermined, undetermined
 
 
+def evidence_decisions(
+    keep: np.ndarray, log_bf: np.ndarray, min_evidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep and too-little-evidence masks: a decision must rest on the user's own votes.
+
+    A user the rule keeps stays kept only when its votes favour the side it
+    was kept for by a Bayes factor of at least ``exp(min_evidence)``
+    (``log_bf >= min_evidence``); a user it does not keep is dropped only
+    when ``log_bf <= -min_evidence``. The others (and any with an undefined
+    ``log_bf``) have too little evidence. ``min_evidence=0`` screens nobody.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    if not min_evidence > 0.0:
+        return keep, np.zeros(keep.size, dtype=bool)
+    log_bf = np.asarray(log_bf, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        little = np.where(keep, ~(log_bf >= min_evidence), ~(log_bf <= -min_evidence))
+    return keep & ~little, little
+
+
 @dataclass(frozen=True)
 class RuleArgs:
     """The arguments of :func:`filter_users` that rules read."""
@@ -183,6 +234,7 @@ class RuleArgs:
     quantile: float | None
     by: str
     mcse_k: float | None
+    min_evidence: float | None = None
 
 
 #: How a check spells an argument and its value in a message (``top=1.5`` in
@@ -197,7 +249,9 @@ class Rule:
     ``options`` are the keyword arguments of :func:`filter_users` that belong
     to the rule (each to one rule only: giving one selects its rule);
     ``needs`` names the option the rule cannot do without, as
-    ``(option, metavar, what it is)``. ``check(kw, given_as)`` raises
+    ``(option, metavar, what it is)``. The decisions of a rule with the
+    option ``min_evidence`` are then screened by :func:`evidence_decisions`
+    (the summaries must hold ``log_bf`` at the rule's ``eta_star``). ``check(kw, given_as)`` raises
     :class:`~attnmodel.errors.ArgumentError` for a bad value, naming it with
     ``given_as(option, value)``. ``decide(summaries, ppf, extra, args)``
     receives the tree's ``attentiveness`` group aligned to the data, the fitted
@@ -216,7 +270,7 @@ class Rule:
 #: Filtering rules by name; a new rule is one :class:`Rule` registered here.
 RULES: dict[str, Rule] = {}
 #: Defaults of the rule options that have one (``eta_star``'s is the caller's).
-RULE_DEFAULTS = {"prob": 0.95, "mcse_k": 2.0, "by": "map"}
+RULE_DEFAULTS = {"prob": 0.95, "mcse_k": 2.0, "by": "map", "min_evidence": 1.0}
 
 
 def _register(name: str, options: tuple[str, ...], check, needs=None):
@@ -234,6 +288,11 @@ def _check_prob(kw: dict[str, Any], given_as: Spelling) -> None:
         raise ArgumentError(f"{given_as('prob', kw['prob'])}: must lie in (0, 1]")
     if not kw["mcse_k"] >= 0.0:
         raise ArgumentError(f"{given_as('mcse_k', kw['mcse_k'])}: must be >= 0")
+    if not 0.0 <= kw["min_evidence"] < np.inf:
+        raise ArgumentError(
+            f"{given_as('min_evidence', kw['min_evidence'])}: must be a finite log Bayes "
+            "factor >= 0 (0 turns the evidence screen off)"
+        )
 
 
 def _check_top(kw: dict[str, Any], given_as: Spelling) -> None:
@@ -253,7 +312,7 @@ def _check_quantile(kw: dict[str, Any], given_as: Spelling) -> None:
         raise ArgumentError(f"{given_as('by', kw['by'])}: must be 'map' or 'mean'")
 
 
-@_register("prob", ("eta_star", "prob", "mcse_k"), _check_prob)
+@_register("prob", ("eta_star", "prob", "mcse_k", "min_evidence"), _check_prob)
 def _decide_prob(summaries, ppf, extra, a: RuleArgs):
     p_above = summaries["p_above"].to_numpy()
     settings: dict[str, Any] = {"eta_star": float(a.eta_star), "prob": float(a.prob)}
@@ -322,9 +381,9 @@ def check_rule_args(
         passes ``{"top": "--top", "rule": "--rule", ...}``); by default the
         keyword names.
     **options
-        The rules' options (``eta_star``, ``prob``, ``mcse_k``, ``top``,
-        ``threshold``, ``quantile``, ``by``; see :func:`filter_users`); None
-        means not given.
+        The rules' options (``eta_star``, ``prob``, ``mcse_k``,
+        ``min_evidence``, ``top``, ``threshold``, ``quantile``, ``by``; see
+        :func:`filter_users`); None means not given.
 
     Returns
     -------
@@ -399,6 +458,7 @@ def filter_users(
     posterior: xr.Dataset | None = None,
     force: bool = False,
     mcse_k: float | None = None,
+    min_evidence: float | None = None,
     rhat_max: float = 1.01,
     ess_min: float = 400,
     max_divergences: int = 0,
@@ -439,6 +499,18 @@ def filter_users(
     mcse_k : float
         For ``prob``: users within ``mcse_k`` Monte Carlo standard errors of
         the cut are undetermined (default 2).
+    min_evidence : float
+        For ``prob``: the smallest log Bayes factor (nats) of a user's own
+        votes for the side of the cut it is kept (dropped) for; users below
+        it have too little evidence (:func:`evidence_decisions`). Default 1
+        (a factor of e = 2.7, where Kass and Raftery's "positive" evidence
+        starts); 0 turns the screen off. A tree holds ``log_bf`` at the
+        ``eta_star`` it was fitted with; at another cut, or in a result
+        written before ``log_bf`` was stored, it is estimated from the
+        tree's ``eta`` draws (:func:`attnmodel.posterior.draws.log_bf_from_draws`;
+        the settings say so as ``log_bf_from``), and a tree without them is
+        refused (:class:`~attnmodel.errors.ArgumentError`) unless
+        ``min_evidence=0``.
     rhat_max, ess_min, max_divergences
         Thresholds of the NUTS gate over the global parameters.
     allow_other_data : bool
@@ -456,6 +528,7 @@ def filter_users(
         eta_star=eta_star,
         prob=prob,
         mcse_k=mcse_k,
+        min_evidence=min_evidence,
         top=top,
         threshold=threshold,
         quantile=quantile,
@@ -470,6 +543,7 @@ def filter_users(
         quantile=kw.get("quantile"),
         by=kw.get("by", "map"),
         mcse_k=kw.get("mcse_k"),
+        min_evidence=kw.get("min_evidence"),
     )
     if isinstance(result, xr.DataTree):
         if posterior is not None:
@@ -488,27 +562,53 @@ def filter_users(
         if not (allow_other_data or own_data):
             check_same_data(result, data)
     gate = {"rhat_max": rhat_max, "ess_min": ess_min, "max_divergences": max_divergences}
-    summaries, ppf, diagnostics, extra = _tree_inputs(result, data, rule, eta_star, force, gate)
+    evidence = bool(args.min_evidence)
+    summaries, ppf, diagnostics, extra = _tree_inputs(
+        result, data, rule, eta_star, force, gate, evidence
+    )
 
     keep, undetermined, settings = RULES[rule].decide(summaries, ppf, extra, args)
+    little = np.zeros(keep.size, dtype=bool)
+    if args.min_evidence is not None:
+        log_bf = _evidence(summaries, args.min_evidence)
+        keep, little = evidence_decisions(keep | undetermined, log_bf, args.min_evidence)
+        # Too little evidence comes first: more draws would not decide those users.
+        keep &= ~undetermined
+        undetermined = undetermined & ~little
+        settings["min_evidence"] = float(args.min_evidence)
     if rule in ("map", "quantile") and extra.get("map") == "eta_mean":
         settings["summary"] = "eta_mean"
-    settings.update({k: v for k, v in extra.items() if k == "p_above_from"})
-    return _result(rule, settings, keep, undetermined, data, diagnostics)
+    settings.update({k: v for k, v in extra.items() if k in ("p_above_from", "log_bf_from")})
+    return _result(rule, settings, keep, undetermined, data, diagnostics, little)
 
 
-def _result(rule, settings, keep, undetermined, data, diagnostics) -> FilterResult:
+def _evidence(summaries, min_evidence: float):
+    """The summaries' ``log_bf`` for the evidence screen (None when it is off)."""
+    if not min_evidence > 0.0:
+        return None
+    if "log_bf" not in summaries:
+        raise ArgumentError(
+            "the result holds no log_bf (the evidence of each user's votes; results written "
+            "by older versions of attnmodel lack it) and no eta draws to estimate it from: "
+            "refit, or pass min_evidence=0 to filter without the evidence screen"
+        )
+    return summaries["log_bf"].to_numpy()
+
+
+def _result(rule, settings, keep, undetermined, data, diagnostics, little) -> FilterResult:
     users = pd.Index(data.users, name="user")
     keep_s = pd.Series(keep, index=users, name="keep")
-    dropped = ~keep & ~undetermined
+    dropped = ~keep & ~undetermined & ~little
     n_votes = np.asarray(data.counts.votes_per_user())
     counts = {
         "users_kept": int(keep.sum()),
         "users_dropped": int(dropped.sum()),
         "users_undetermined": int(undetermined.sum()),
+        "users_little_evidence": int(little.sum()),
         "votes_kept": int(n_votes[keep].sum()),
         "votes_dropped": int(n_votes[dropped].sum()),
         "votes_undetermined": int(n_votes[undetermined].sum()),
+        "votes_little_evidence": int(n_votes[little].sum()),
     }
     votes = None
     if getattr(data, "votes", None) is not None:
@@ -523,6 +623,9 @@ def _result(rule, settings, keep, undetermined, data, diagnostics) -> FilterResu
         if undetermined.any()
         else None,
         diagnostics=diagnostics,
+        little_evidence=pd.Series(little, index=users, name="little_evidence")
+        if little.any()
+        else None,
     )
 
 
@@ -557,8 +660,13 @@ def _em_tree(result, rule, eta_star, posterior) -> xr.DataTree:
     return em_to_datatree(result, eta_star=eta_star, n_draws=1, store_eta=False)
 
 
-def _tree_inputs(dt, data, rule, eta_star, force, gate):
-    """Summaries, quantile function, gate report and rule notes of a result tree."""
+def _tree_inputs(dt, data, rule, eta_star, force, gate, evidence=False):
+    """Summaries, quantile function, gate report and rule notes of a result tree.
+
+    With ``evidence`` (rule ``prob`` with the evidence screen on), ``log_bf``
+    at a cut the tree holds none for is estimated from its draws
+    (:func:`attnmodel.posterior.draws.log_bf_from_draws`) when it has them.
+    """
     if not is_result(dt) or "attentiveness" not in dt.children:
         raise ValueError("not an attnmodel result tree (no attentiveness group or marker)")
     method = dt.attrs.get("method")
@@ -582,13 +690,20 @@ def _tree_inputs(dt, data, rule, eta_star, force, gate):
     extra: dict[str, Any] = {}
     if "eta_map" not in summaries:
         extra["map"] = "eta_mean"
-    if rule == "prob" and float(dt.attrs["eta_star"]) != float(eta_star):
+    other_cut = float(dt.attrs["eta_star"]) != float(eta_star)
+    if rule == "prob" and other_cut:
         p, mcse, how = p_above_from_draws(dt, eta_star)
         summaries = summaries.assign(
             p_above=("user", align_to_data(p, pd.Index(data.users)).to_numpy()),
             p_above_mcse=("user", align_to_data(mcse, pd.Index(data.users)).to_numpy()),
         )
         extra["p_above_from"] = how
+        # The stored evidence is that of the fitted cut.
+        summaries = summaries.drop_vars("log_bf", errors="ignore")
+    if rule == "prob" and evidence and "log_bf" not in summaries and "eta" in dt["posterior"]:
+        bf = align_to_data(log_bf_from_draws(dt, eta_star), pd.Index(data.users))
+        summaries = summaries.assign(log_bf=("user", bf.to_numpy()))
+        extra["log_bf_from"] = "eta draws"
     fam = get_family(dt.attrs["family"], int(dt.attrs["n_components"]))
     params = family_params(dt)
 

@@ -474,7 +474,7 @@ def test_nuts_summary_filter_gate_and_compare(work, nuts, capsys, monkeypatch):
     assert "warning" in forced.stderr  # filtered anyway, said so
     decisions = pd.read_csv(work / "nuts_decisions.csv")
     kept = pd.read_csv(work / "nuts_kept.csv")
-    assert set(decisions["decision"]) <= {"kept", "dropped", "undetermined"}
+    assert set(decisions["decision"]) <= {"kept", "dropped", "undetermined", "too_little_evidence"}
     assert set(kept["user"]) == set(decisions.loc[decisions["decision"] == "kept", "user"])
 
     comp = ok(res["compare"])

@@ -146,13 +146,14 @@ def test_prob_rule_keeps_the_boundary(fit, frame, users):
     p = np.linspace(0.0, 1.0, m)
     p[:5] = [0.95, np.nextafter(0.95, 0.0), 0.9500001, 1.0, 0.0]
     post = _posterior(users, eta_star=0.5, p_above=p)
-    out = filter_users(fit, rule="prob", eta_star=0.5, prob=0.95, posterior=post)
+    # The synthetic posterior has no log_bf: the rule alone (no evidence screen).
+    out = filter_users(fit, rule="prob", eta_star=0.5, prob=0.95, posterior=post, min_evidence=0)
     expected = [u for u, v in zip(users, p, strict=True) if v >= 0.95]
     assert users[0] in expected and users[1] not in expected
     _check_kept(out, fit, frame, expected)
     assert out.rule == "prob"
     # An EMResult is filtered as its tree: exact probabilities, MCSE 0, nobody undetermined.
-    assert out.settings == {"eta_star": 0.5, "prob": 0.95, "mcse_k": 2.0}
+    assert out.settings == {"eta_star": 0.5, "prob": 0.95, "mcse_k": 2.0, "min_evidence": 0.0}
     assert out.undetermined_users.empty
 
 
@@ -243,8 +244,18 @@ def test_posterior_in_another_user_order_is_aligned(fit, frame, users):
 def test_default_posterior_is_the_fits_own(fit, frame):
     post = fit.posterior(eta_star=0.4)
     out = filter_users(fit, rule="prob", eta_star=0.4, prob=0.5)
-    expected = list(post.user.values[post.p_above.values >= 0.5])
-    _check_kept(out, fit, frame, expected)
+    # Kept: p_above >= 0.5 and the user's votes favour eta >= 0.4 by a factor e (the
+    # default min_evidence 1); dropped: p_above < 0.5 and the votes favour eta < 0.4 by e.
+    p, bf, ids = post.p_above.values, post.log_bf.values, post.user.values
+    kept, dropped = (p >= 0.5) & (bf >= 1.0), (p < 0.5) & (bf <= -1.0)
+    assert list(out.kept_users) == list(ids[kept])
+    assert list(out.dropped_users) == list(ids[dropped])
+    assert list(out.little_evidence_users) == list(ids[~kept & ~dropped])
+    # P_eta sits below the cut and users have 2 to 8 votes: the screen has work to do.
+    assert out.counts["users_little_evidence"] > 0
+    pd.testing.assert_frame_equal(out.votes, _expected_votes(frame, ids[kept]))
+    plain = filter_users(fit, rule="prob", eta_star=0.4, prob=0.5, min_evidence=0)
+    _check_kept(plain, fit, frame, ids[p >= 0.5])
     out_top = filter_users(fit, rule="top", top=0.5)
     assert (
         out_top.settings["cut"]
@@ -312,6 +323,8 @@ def test_count_data_gives_no_vote_rows():
         "votes_kept": 10 + 9 + 18,
         "votes_dropped": 8 + 1,
         "votes_undetermined": 0,
+        "users_little_evidence": 0,
+        "votes_little_evidence": 0,
     }
 
 
@@ -412,7 +425,14 @@ def test_other_eta_star_recomputes_p_above_from_the_draws(sim_fit, em_tree):
     se = np.sqrt(exact * (1 - exact) / n)
     assert np.all(np.abs(p.to_numpy() - exact) <= 4.5 * se + 1e-9)
 
-    out = filter_users(em_tree, sim_fit.data, rule="prob", eta_star=eta_star, prob=prob)
+    # The tree's log_bf is for its own cut: at another, the evidence is estimated from
+    # the draws too, and the screen only ever takes users out of the kept set.
+    screened = filter_users(em_tree, sim_fit.data, rule="prob", eta_star=eta_star, prob=prob)
+    assert screened.settings["log_bf_from"] == "eta draws"
+    out = filter_users(
+        em_tree, sim_fit.data, rule="prob", eta_star=eta_star, prob=prob, min_evidence=0
+    )
+    assert set(screened.kept_users) <= set(out.kept_users)
     assert out.settings["p_above_from"] == how and out.settings["eta_star"] == eta_star
     users = list(sim_fit.data.users)
     margin = np.abs(exact - prob)
@@ -480,7 +500,8 @@ def test_users_within_mcse_of_the_cut_are_undetermined(sim_fit, nuts_good):
     tree["attentiveness"] = (
         tree["attentiveness"].to_dataset().assign(p_above=("user", p), p_above_mcse=("user", mcse))
     )
-    out = filter_users(tree, sim_fit.data, rule="prob", prob=0.95)
+    # The synthetic p_above do not go with the tree's log_bf: no evidence screen.
+    out = filter_users(tree, sim_fit.data, rule="prob", prob=0.95, min_evidence=0)
     # |p - 0.95| < 2 MCSE: users 0 and 2; user 5 is 1.9 MCSE below: also undetermined.
     assert list(out.undetermined_users) == [users[0], users[2], users[5]]
     assert list(out.kept_users) == [users[1], users[3], users[4]]
@@ -495,7 +516,7 @@ def test_users_within_mcse_of_the_cut_are_undetermined(sim_fit, nuts_good):
     assert f"undetermined 3 users ({c['votes_undetermined']} votes)" in out.summary()
     assert f"kept 3 of {m} users" in out.summary()
     # With mcse_k = 0 every user is decided.
-    strict = filter_users(tree, sim_fit.data, rule="prob", prob=0.95, mcse_k=0.0)
+    strict = filter_users(tree, sim_fit.data, rule="prob", prob=0.95, mcse_k=0.0, min_evidence=0)
     assert strict.undetermined_users.empty
     assert list(strict.kept_users) == [users[0], users[1], users[3], users[4]]
     with pytest.raises(ValueError, match="mcse_k"):

@@ -37,7 +37,7 @@ def test_an_option_of_another_rule_selects_that_rule():
     assert check_rule_args(None, top=0.3) == ("top", {"top": 0.3})
     assert check_rule_args(None, threshold=0.4) == ("map", {"threshold": 0.4})
     assert check_rule_args(None, quantile=0.2) == ("quantile", {"quantile": 0.2, "by": "map"})
-    assert check_rule_args(None) == ("prob", {"prob": 0.95, "mcse_k": 2.0})
+    assert check_rule_args(None) == ("prob", {"prob": 0.95, "mcse_k": 2.0, "min_evidence": 1.0})
 
 
 @pytest.mark.parametrize(

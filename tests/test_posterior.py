@@ -561,7 +561,9 @@ def test_mean_mcse_is_honest_for_rare_clumps(phi, cut, upper):
     # The attentiveness group reports exactly this MCSE, one row per replicate.
     few = tails[:, :, :5]
     chains, draws = np.arange(few.shape[0]), np.arange(few.shape[1])
-    summ = {"mean": few, "second": few**2, "tail": few, "eta_row": few}
+    flat = np.zeros(few.shape[:2])
+    summ = {"mean": few, "second": few**2, "tail": few, "eta_row": few, "log_above": few,
+            "log_below": few, "prior_log_above": flat, "prior_log_below": flat}  # fmt: skip
     att = attentiveness_from_draws(
         summ,
         user_row=np.arange(5),

@@ -335,9 +335,11 @@ def test_user_table(kpoint_fit):
         "eta_hdi_upper",
         "p_above",
         "p_above_mcse",
+        "log_bf",
         "n_votes",
     ]
     post = user_posterior(kpoint_fit)
+    np.testing.assert_array_equal(table["log_bf"], post["log_bf"].to_numpy())
     assert list(table["user"]) == list(kpoint_fit.data.users)
     np.testing.assert_array_equal(table["eta_hdi_upper"], post["eta_hdi"].to_numpy()[:, 1])
     np.testing.assert_array_equal(table["n_votes"], kpoint_fit.data.votes_per_user().to_numpy())

@@ -824,7 +824,7 @@ def cmd_users(args: argparse.Namespace, progress: Progress) -> int:
     if eta_star != fitted:
         # The stored p_above is for the fitted cut; another cut is estimated from
         # the eta draws, with its Monte Carlo error.
-        from attnmodel.posterior.draws import p_above_from_draws
+        from attnmodel.posterior.draws import log_bf_from_draws, p_above_from_draws
 
         try:
             p, mcse, _ = p_above_from_draws(dt, eta_star)
@@ -833,6 +833,12 @@ def cmd_users(args: argparse.Namespace, progress: Progress) -> int:
         order = pd.Index(p["user"].to_numpy()).get_indexer(table["user"])
         table["p_above"] = p.to_numpy()[order]
         table["p_above_mcse"] = mcse.to_numpy()[order]
+        # The stored evidence is for the fitted cut: estimated from the draws too.
+        bf = log_bf_from_draws(dt, eta_star).to_numpy()[order]
+        if "log_bf" in table:
+            table["log_bf"] = bf
+        else:
+            table.insert(table.columns.get_loc("n_votes"), "log_bf", bf)
     table.insert(table.columns.get_loc("p_above"), "eta_star", eta_star)
     write_table(table, out, progress, force=args.force)
     print(f"{len(table)} users written to {out} (p_above = P(eta >= {eta_star:g} | votes))")
@@ -880,7 +886,9 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         msg = msg.replace("the votes are not", f"the votes in {str(args.votes)!r} are not", 1)
         raise CommandError(f"{msg.replace('the result', repr(str(args.result)), 1)}") from None
     except ValueError as e:
-        raise CommandError(f"{str(args.result)!r} with {str(args.votes)!r}: {e}") from None
+        msg = str(e).replace("min_evidence=0", "--min-evidence 0")
+        msg = msg.replace("refit with eta_star=", "refit with --eta-star ")
+        raise CommandError(f"{str(args.result)!r} with {str(args.votes)!r}: {msg}") from None
     print(res.summary())
     if res.diagnostics is not None and len(res.diagnostics):
         print("checks of the fit: " + _describe_checks(res.diagnostics))
@@ -889,6 +897,8 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         decision = np.where(res.keep.to_numpy(), "kept", "dropped").astype(object)
         if res.undetermined is not None:
             decision[res.undetermined.to_numpy()] = "undetermined"
+        if res.little_evidence is not None:
+            decision[res.little_evidence.to_numpy()] = "too_little_evidence"
         table = pd.DataFrame({"user": res.keep.index.to_numpy(), "decision": decision})
         write_table(table, decisions_out, progress, force=args.force)
     return 0
@@ -916,6 +926,7 @@ _RULE_OPTION_NAMES = {
     "top": "--top",
     "threshold": "--threshold",
     "quantile": "--quantile",
+    "min_evidence": "--min-evidence",
 }
 
 
@@ -932,6 +943,7 @@ def _rule_arguments(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             top=args.top,
             threshold=args.threshold,
             quantile=args.quantile,
+            min_evidence=args.min_evidence,
         )
     except ValueError as e:
         raise CommandError(str(e)) from None

@@ -277,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eta-star", type=float, metavar="E", help="rule prob: the cut E")
     p.add_argument("--prob", type=float, help="rule prob (default 0.95)")
+    p.add_argument(
+        "--min-evidence",
+        type=float,
+        metavar="NATS",
+        help="rule prob: keep (drop) a user only when its own votes favour that side of E "
+        "by a log Bayes factor of at least NATS; the others have too little evidence "
+        "(default 1; 0 turns this off)",
+    )
     p.add_argument("--top", type=float, metavar="FRACTION", help="rule top")
     p.add_argument("--threshold", type=float, metavar="ETA", help="rule map")
     p.add_argument("--quantile", type=float, metavar="LEVEL", help="rule quantile")
@@ -293,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--decisions-out",
         metavar="FILE",
-        help="also write each user's decision (kept, dropped, undetermined)",
+        help="also write each user's decision (kept, dropped, undetermined, "
+        "too_little_evidence)",
     )
     _add_vote_columns(p)
     p.add_argument("--out", required=True, metavar="KEPT", help=".csv, .parquet or .jsonl")

@@ -184,6 +184,24 @@ def tail_rule(grid: LogitGrid, eta_star: float) -> TailRule:
     return TailRule(step=step, u=a * np.sinh(t_sub / a), weight=weight)
 
 
+#: Smooth-step values within this of 0 or 1 count as exactly 0 or 1 in :func:`side_weights`.
+SIDE_ROUND = 1e-12
+
+
+def side_weights(step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each node's share of the two sides of a cut, from the smooth step of :func:`tail_rule`.
+
+    A node's mass goes above the cut with weight ``step`` and below it with
+    ``1 - step``, so that the cut is blurred symmetrically over a few nodes
+    rather than moved to a cell edge. Far from the cut the weights are
+    exactly 0 and 1 (values within :data:`SIDE_ROUND` of them are rounded),
+    so that a side far in a tail is the sum of its own nodes' masses and not
+    a rounding residue of ``1 - step``.
+    """
+    above = np.where(step > 1.0 - SIDE_ROUND, 1.0, np.where(step < SIDE_ROUND, 0.0, step))
+    return above, 1.0 - above
+
+
 def pair_log_probs(
     eta: np.ndarray, one_minus_eta: np.ndarray, mu: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,8 @@ import types
 import numba
 import numpy as np
 
+from attnmodel.model.grid import SIDE_ROUND
+
 __all__ = ["estep_stats", "estep_serial", "mu_derivatives", "TABLE_MAX_COUNT"]
 
 #: Counts above this use the log-space path (the tables would grow past 130 rows per pair).
@@ -818,7 +820,11 @@ def grid_summaries(
 ):
     """Per-row conditional summaries at one global draw, on the logit grid.
 
-    Returns ``log_z``, ``mean``, ``second``, ``tail`` (``P(u >= u_star)`` by the
+    Returns ``log_z``, ``mean``, ``second``, ``log_above`` and ``log_below``
+    (the logs of the posterior mass on either side of the cut: each node
+    weighted as :func:`attnmodel.model.grid.side_weights` weights it, plus the
+    tail rule's remainder; ``-inf`` for a side without mass),
+    ``tail`` (``P(u >= u_star)`` by the
     rule of :func:`attnmodel.model.grid.tail_rule`: ``step`` at the nodes,
     ``sub_weight`` at its extra nodes, where the prior's log density is
     ``sub_log_prior`` and the pairs' vote log probabilities ``sub_log_g`` /
@@ -835,6 +841,8 @@ def grid_summaries(
     mean = np.empty(n_rows)
     second = np.empty(n_rows)
     tail = np.empty(n_rows)
+    log_above = np.empty(n_rows)
+    log_below = np.empty(n_rows)
     eta_row = np.empty(n_rows)
     keep_cells = unif_user_pick.size > 0
     cum_all = np.empty((n_rows if keep_cells else 0, n_nodes))
@@ -855,6 +863,7 @@ def grid_summaries(
             if total == 0.0:
                 # No node explains the row: nothing to summarise.
                 mean[r] = second[r] = tail[r] = eta_row[r] = np.nan
+                log_above[r] = log_below[r] = np.nan
                 span[r, 0] = span[r, 1] = 0
                 continue
             c0, c1 = _row_cells(x, inv_weight, width, cum, slope)
@@ -865,13 +874,36 @@ def grid_summaries(
                 m2 += x[g] * eta[g] * eta[g]
             mean[r] = m1 / total
             second[r] = m2 / total
+            # Each side summed over its own nodes: a small side keeps its digits.
+            up = 0.0
+            down = 0.0
+            for g in range(lo, hi):
+                w = step[g]
+                if w > 1.0 - SIDE_ROUND:
+                    up += x[g]
+                elif w < SIDE_ROUND:
+                    down += x[g]
+                else:
+                    up += x[g] * w
+                    down += x[g] * (1.0 - w)
             span[r, 0] = c0
             span[r, 1] = c1
-            t = _dot(x, step) / total + _sub_node_mass(
+            rest = _sub_node_mass(
                 r, row_ptr, entry_pair, entry_s, entry_f,
                 sub_weight, sub_log_prior, sub_log_g, sub_log_1mg, log_z[r],
             )  # fmt: skip
+            t = _dot(x, step) / total + rest
             tail[r] = min(max(t, 0.0), 1.0)
+            # The tail rule's remainder moves mass across the cut, unless it would
+            # empty a side (as attnmodel.posterior.conditional.side_log_masses).
+            up /= total
+            down /= total
+            if up + rest > 0.0:
+                up += rest
+            if down - rest > 0.0:
+                down -= rest
+            log_above[r] = np.log(up) if up > 0.0 else -np.inf
+            log_below[r] = np.log(down) if down > 0.0 else -np.inf
             k = _pick_cell(cum, c0, c1, unif_pick[r])
             eta_row[r] = _expit(u[k] + _within_cell(unif_within[r], slope[k]) * width[k])
             if keep_cells:
@@ -886,7 +918,7 @@ def grid_summaries(
             continue
         k = _pick_cell(cum_all[r], span[r, 0], span[r, 1], unif_user_pick[j])
         eta_user[j] = _expit(u[k] + _within_cell(unif_user_within[j], slope_all[r, k]) * width[k])
-    return log_z, mean, second, tail, eta_row, eta_user
+    return log_z, mean, second, log_above, log_below, tail, eta_row, eta_user
 
 
 @numba.njit(cache=True)

@@ -778,7 +778,8 @@ def accuracy_vs_mu(
                 post = res.posterior(eta_star=cut)
                 rules = {
                     "ranking": {"rule": "top", "top": 1.0 - quantile},
-                    "threshold": {"rule": "prob", "eta_star": cut, "prob": prob},
+                    # The paper's rule, without the evidence screen it predates.
+                    "threshold": {"rule": "prob", "eta_star": cut, "prob": prob, "min_evidence": 0},
                     "map_threshold": {"rule": "map", "threshold": cut},
                 }
                 for name, kw in rules.items():
@@ -887,7 +888,8 @@ def filter_tradeoff(
 
     rows = []
     for e in sorted(float(x) for x in eta_stars):
-        kept = filter_users(res, rule="prob", eta_star=e, prob=prob, force=True)
+        # The paper's rule, without the evidence screen it predates.
+        kept = filter_users(res, rule="prob", eta_star=e, prob=prob, min_evidence=0, force=True)
         rows.append(row("prob", e, kept.keep.to_numpy()))
     post = res.posterior()
     for t in sorted((float(x) for x in tops), reverse=True):

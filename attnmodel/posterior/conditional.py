@@ -7,6 +7,12 @@ row (see :meth:`attnmodel.inference.em.EMProblem.e_step`). MAP-EM's result (at i
 estimate) and NUTS post-processing (at every posterior draw) both turn those
 masses into tail probabilities and draws here, on plain arrays.
 
+The evidence a row's votes give for ``eta >= eta_star`` is the Bayes factor
+of that side of the cut against the other, ``(posterior odds) / (odds under
+P_eta)`` (:func:`log_bayes_factor`), in logs, from each side's mass summed
+on its own (:func:`side_log_masses`), so that a side far in the tail keeps
+its digits.
+
 Tail probabilities on the grid combine the node masses with the exact
 posterior density at a few nodes around the cut
 (:func:`attnmodel.model.grid.tail_rule`); they agree with adaptive quadrature
@@ -27,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
-from attnmodel.model.grid import LogitGrid, pair_log_probs, row_loglik, tail_rule
+from attnmodel.model.grid import LogitGrid, pair_log_probs, row_loglik, side_weights, tail_rule
 
 __all__ = [
     "AtomCells",
@@ -37,7 +43,17 @@ __all__ = [
     "row_log_density",
     "conditional_summaries",
     "binomial_log_const",
+    "LOG_ODDS_LIMIT",
+    "above_nodes",
+    "side_log_masses",
+    "prior_side_log_masses",
+    "posterior_side_log_masses",
+    "log_bayes_factor",
 ]
+
+#: Posterior log odds are resolved to this many nats: the E-step leaves out nodes
+#: more than 45 nats below a row's peak (:mod:`attnmodel.model.kernels`).
+LOG_ODDS_LIMIT = 45.0
 
 
 def normalised_cum(prob: np.ndarray) -> np.ndarray:
@@ -157,6 +173,101 @@ class AtomCells:
         return self.locations[pick(self.flat, self.locations.size, rows, rng.random(rows.shape))]
 
 
+def above_nodes(problem, state, eta_star: float) -> np.ndarray:
+    """Each node's share of the side at or above the cut (the rest is below it).
+
+    Atoms of a discrete family (in the order of its components): 1 at or
+    above ``eta_star``, else 0. Grid nodes:
+    :func:`attnmodel.model.grid.side_weights` of the smooth step of
+    :func:`attnmodel.model.grid.tail_rule`, as
+    :func:`attnmodel.model.kernels.grid_summaries` weights them.
+    """
+    family = problem.family
+    if family.discrete:
+        return (family.components(state.params)[1] >= eta_star).astype(np.float64)
+    if not 0.0 < eta_star < 1.0:
+        return np.full(problem.grid.eta.size, float(eta_star <= 0.0))
+    return side_weights(tail_rule(problem.grid, eta_star).step)[0]
+
+
+def side_log_masses(mass: np.ndarray, above: np.ndarray, correction=0.0):
+    """Log of the mass on each side of the cut, each side summed on its own.
+
+    Parameters
+    ----------
+    mass : ndarray, shape (..., G)
+        Masses per node, each row summing to 1.
+    above : ndarray, shape (G,)
+        Each node's share of the upper side (:func:`above_nodes`).
+    correction : float or ndarray, shape (...)
+        Mass moved from the lower side to the upper one: the remainder of the
+        tail rule (:func:`attnmodel.model.grid.tail_rule`), which turns the
+        smooth step's shares into the sides of the sharp cut. Where it would
+        empty a side (rounding), the side keeps its share.
+
+    Returns
+    -------
+    log_above, log_below : ndarray, shape (...)
+        ``log P(side)``; ``-inf`` for a side without mass.
+    """
+    up_w = np.asarray(above, dtype=np.float64)
+    up, down = mass @ up_w, mass @ (1.0 - up_w)
+    up = np.where(up + correction > 0.0, up + correction, up)
+    down = np.where(down - correction > 0.0, down - correction, down)
+    with np.errstate(divide="ignore"):
+        return np.log(up), np.log(down)
+
+
+def _cut_correction(problem, state, eta_star: float, log_density) -> np.ndarray | float:
+    """The tail rule's remainder for log densities ``log_density(u)``; 0 off the grid."""
+    if problem.family.discrete or not 0.0 < eta_star < 1.0:
+        return 0.0
+    rule = tail_rule(problem.grid, eta_star)
+    return np.exp(log_density(rule.u)) @ rule.weight
+
+
+def prior_side_log_masses(problem, state, eta_star: float):
+    """:func:`side_log_masses` of ``P_eta`` at ``state``: ``log P_eta(side of eta_star)``."""
+    log_mass = problem.nodes(state.params)[2]
+    log_total = special.logsumexp(log_mass)
+    with np.errstate(under="ignore"):
+        mass = np.exp(log_mass - log_total)
+
+    def log_density(u):
+        return problem.family.log_density_logit(u, state.params) - log_total
+
+    correction = _cut_correction(problem, state, eta_star, log_density)
+    return side_log_masses(mass, above_nodes(problem, state, eta_star), correction)
+
+
+def posterior_side_log_masses(problem, state, post, row_log_marginal, eta_star: float):
+    """:func:`side_log_masses` of each row's posterior (node masses ``post``, shape (R, G))."""
+    log_density = row_log_density(problem, state, row_log_marginal)
+    correction = _cut_correction(problem, state, eta_star, log_density)
+    return side_log_masses(post, above_nodes(problem, state, eta_star), correction)
+
+
+def log_bayes_factor(post_above, post_below, prior_above, prior_below) -> np.ndarray:
+    """Log Bayes factor of ``eta >= eta_star`` against ``eta < eta_star`` from a user's votes.
+
+    ``log(posterior odds) - log(odds under P_eta)``, from the log masses of the
+    two sides (:func:`side_log_masses`): the factor by which the user's own
+    votes multiplied the population's odds of being above the cut. It does not
+    depend on how much of ``P_eta`` lies above the cut, only on how the votes'
+    likelihood compares across the two sides. A posterior side without mass
+    (the E-step leaves out nodes far below a row's peak) counts as
+    :data:`LOG_ODDS_LIMIT` nats below the other, a bound that never overstates
+    the factor. Where ``P_eta`` puts no mass on one side, no votes can move
+    the odds: 0.
+    """
+    with np.errstate(invalid="ignore"):
+        post = np.asarray(post_above, dtype=np.float64) - np.asarray(post_below)
+        post = np.where(np.isinf(post), np.sign(post) * LOG_ODDS_LIMIT, post)
+        prior = np.asarray(prior_above, dtype=np.float64) - np.asarray(prior_below)
+        out = post - prior
+    return np.where(np.isfinite(prior), out, 0.0)
+
+
 def row_log_density(problem, state, row_log_marginal: np.ndarray):
     """Each row's normalised log posterior density in ``u``, as a function of ``u``.
 
@@ -197,8 +308,9 @@ def grid_row_summaries(
 
     Returns
     -------
-    dict with ``log_z``, ``mean``, ``second``, ``tail``, ``eta_row`` (shape (R,)) and
-    ``eta_user`` (shape of ``user_row``, when given).
+    dict with ``log_z``, ``mean``, ``second``, ``log_above``, ``log_below``
+    (:func:`side_log_masses` of the posterior), ``tail``, ``eta_row`` (shape
+    (R,)) and ``eta_user`` (shape of ``user_row``, when given).
     """
     import numba
 
@@ -244,7 +356,7 @@ def grid_row_summaries(
         user_within,
         n_chunks,
     )
-    names = ("log_z", "mean", "second", "tail", "eta_row", "eta_user")
+    names = ("log_z", "mean", "second", "log_above", "log_below", "tail", "eta_row", "eta_user")
     result = dict(zip(names, out, strict=True))
     if eta_star <= 0.0:
         result["tail"] = np.ones(n_rows)
@@ -292,8 +404,11 @@ def conditional_summaries(
     -------
     dict
         Arrays of shape (chain, draw, R): ``mean``, ``second`` (the second
-        moment), ``tail``, ``eta_row`` (one draw per row) and ``loglik_row``
-        (when asked for); (chain, draw, R, K) ``membership`` (atoms in
+        moment), ``tail``, ``log_above`` and ``log_below`` (the posterior's
+        :func:`side_log_masses` at ``eta_star``), ``eta_row`` (one draw per
+        row) and ``loglik_row`` (when asked for); (chain, draw)
+        ``prior_log_above`` and ``prior_log_below`` (the same for ``P_eta``);
+        (chain, draw, R, K) ``membership`` (atoms in
         increasing order) for discrete families; (chain, draw, n_users)
         ``eta_user`` (float32) when asked for. On the grid, one compiled pass
         per draw does all of it (:func:`grid_row_summaries`).
@@ -307,6 +422,10 @@ def conditional_summaries(
         "mean": np.empty(shape),
         "second": np.empty(shape),
         "tail": np.empty(shape),
+        "log_above": np.empty(shape),
+        "log_below": np.empty(shape),
+        "prior_log_above": np.empty(shape[:2]),
+        "prior_log_below": np.empty(shape[:2]),
         "eta_row": np.empty(shape),
     }
     if log_likelihood:
@@ -320,6 +439,8 @@ def conditional_summaries(
     for c in range(n_chain):
         for d in range(n_draw):
             state = states[c][d]
+            prior_sides = prior_side_log_masses(problem, state, eta_star)
+            out["prior_log_above"][c, d], out["prior_log_below"][c, d] = prior_sides
             if family.discrete:
                 estep = problem.e_step(state, posterior=True)
                 post = estep.posterior
@@ -334,13 +455,15 @@ def conditional_summaries(
                     "tail": cells.tail(eta_star),
                     "eta_row": cells.sample(all_rows, rng),
                 }
+                sides = side_log_masses(post, above_nodes(problem, state, eta_star))
+                row["log_above"], row["log_below"] = sides
                 if store_eta:
                     row["eta_user"] = cells.sample(counts.user_row, rng)
             else:
                 row = grid_row_summaries(
                     problem, state, eta_star, rng, counts.user_row if store_eta else None
                 )
-            for name in ("mean", "second", "tail", "eta_row"):
+            for name in ("mean", "second", "tail", "log_above", "log_below", "eta_row"):
                 out[name][c, d] = row[name]
             if store_eta:
                 out["eta_user"][c, d] = row["eta_user"]

@@ -7,9 +7,12 @@ Two sources of draws:
   so ``eta_mean``, ``eta_sd`` and ``p_above`` are averages of conditional
   moments and tail masses over the draws (Rao-Blackwellised: their Monte
   Carlo error comes from the global parameters only), with ``p_above_mcse``
-  from :func:`mean_mcse` (:func:`attentiveness_from_draws`);
+  from :func:`mean_mcse`, and ``log_bf`` compares the averaged posterior odds
+  of ``eta >= eta_star`` with the odds under ``P_eta`` averaged over the same
+  draws (:func:`attentiveness_from_draws`);
 - stored ``eta`` draws of a result tree: ``P(eta_j >= eta_star)`` for a cut
-  other than the tree's (:func:`p_above_from_draws`).
+  other than the tree's (:func:`p_above_from_draws`), and the evidence
+  ``log_bf`` there (:func:`log_bf_from_draws`).
 
 ``p_above_mcse`` is a one-sigma upper confidence bound on the Monte Carlo
 standard error rather than its point estimate (:func:`mean_mcse`). A user's
@@ -36,6 +39,9 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy import special
+
+from attnmodel.posterior.conditional import log_bayes_factor
 
 __all__ = [
     "SUMMARY_BUDGET",
@@ -43,6 +49,7 @@ __all__ = [
     "mean_mcse",
     "attentiveness_from_draws",
     "p_above_from_draws",
+    "log_bf_from_draws",
 ]
 
 #: One-sided level of the upper confidence bound :func:`mean_mcse` puts on the
@@ -132,8 +139,9 @@ def attentiveness_from_draws(
     ----------
     summ : dict
         Output of :func:`attnmodel.posterior.conditional.conditional_summaries`
-        (``mean``, ``second``, ``tail``, ``eta_row`` and, for discrete families,
-        ``membership``), over the draws used.
+        (``mean``, ``second``, ``tail``, ``log_above``, ``log_below``,
+        ``prior_log_above``, ``prior_log_below``, ``eta_row`` and, for
+        discrete families, ``membership``), over the draws used.
     user_row : ndarray of int
         Each user's distinct count row.
     users : sequence
@@ -152,7 +160,11 @@ def attentiveness_from_draws(
     -------
     xarray.Dataset
         ``eta_mean``, ``eta_sd``, ``eta_hdi``, ``p_above``, ``p_above_mcse``,
-        ``n_votes`` and ``membership`` (discrete families), dim ``user``.
+        ``log_bf``, ``n_votes`` and ``membership`` (discrete families), dim
+        ``user``. ``log_bf`` is :func:`~attnmodel.posterior.conditional.log_bayes_factor`
+        of the sides' masses averaged over the draws (in log space): the
+        marginal posterior odds of ``eta >= eta_star`` against the odds of a new
+        user's ``eta`` under the fitted population.
     """
     import arviz as az
 
@@ -164,6 +176,13 @@ def attentiveness_from_draws(
     second_row = summ["second"].mean(axis=(0, 1))
     p_row = summ["tail"].mean(axis=(0, 1))
     mcse_row = mean_mcse(summ["tail"])
+    # Averages over draws in log space; the count of draws cancels from each odds.
+    with np.errstate(divide="ignore"):
+        lse = {k: special.logsumexp(summ[k], axis=(0, 1)) for k in (
+            "log_above", "log_below", "prior_log_above", "prior_log_below")}  # fmt: skip
+    log_bf_row = log_bayes_factor(
+        lse["log_above"], lse["log_below"], lse["prior_log_above"], lse["prior_log_below"]
+    )
     hdi_row = az.hdi(row_ds[["eta_row"]], prob=hdi_prob)["eta_row"].transpose("row", "ci_bound")
     att = xr.Dataset(
         {
@@ -172,6 +191,7 @@ def attentiveness_from_draws(
             "eta_hdi": (("user", "ci_bound"), hdi_row.values[user_row]),
             "p_above": ("user", p_row[user_row]),
             "p_above_mcse": ("user", mcse_row[user_row]),
+            "log_bf": ("user", np.broadcast_to(log_bf_row, p_row.shape)[user_row]),
             "n_votes": ("user", n_votes),
         },
         coords={"user": users, "ci_bound": ["lower", "upper"]},
@@ -232,3 +252,64 @@ def p_above_from_draws(dt: xr.DataTree, eta_star: float):
         est = azs.mcse(xr.Dataset({"ind": sub}), method="mean")["ind"]
         mcse[np.flatnonzero(moving.to_numpy())] = est.to_numpy()
     return p, mcse, "eta draws (ArviZ MCSE)"
+
+
+def log_bf_from_draws(dt: xr.DataTree, eta_star: float) -> xr.DataArray:
+    """Each user's ``log_bf`` at ``eta_star`` estimated from a tree's draws.
+
+    For a cut the tree holds no ``log_bf`` for (another cut, or a result
+    written before ``log_bf`` was stored). The posterior odds of ``eta >=
+    eta_star`` are ``(k + 1/2) / (S - k + 1/2)`` for ``k`` of a user's ``S``
+    ``eta`` draws at or above the cut (the half counts keep a user whose draws
+    all fall on one side finite: odds of at most ``2 S + 1`` to 1, which never
+    overstates the evidence of a run of ``S`` draws); the population's odds are
+    those of ``P_eta`` averaged over the draws of the family parameters. Refit
+    with that ``eta_star`` for the exact value.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A result tree (:mod:`attnmodel.results.tree`) with ``eta`` draws.
+    eta_star : float
+
+    Returns
+    -------
+    xarray.DataArray
+        Dim ``user``, in the order of the tree's draws.
+
+    Raises
+    ------
+    ValueError
+        The tree stores no ``eta`` draws.
+    """
+    from attnmodel.model.families import get_family
+
+    post = dt["posterior"]
+    if "eta" not in post:
+        raise ValueError(
+            f"the result holds no eta draws to estimate log_bf (the evidence of each user's "
+            f"votes) for eta_star={eta_star:g} from; refit with eta_star={eta_star:g} (or "
+            "store the eta draws)"
+        )
+    ind = (post["eta"] >= eta_star).astype(np.float64)
+    n = ind.sizes["chain"] * ind.sizes["draw"]
+    k = ind.sum(("chain", "draw"))
+    fam = get_family(dt.attrs["family"], int(dt.attrs["n_components"]))
+    stacked = {key: post[key].stack(sample=("chain", "draw")) for key in fam.param_dims}
+    up = np.empty(n)
+    for i in range(n):
+        params = {key: stacked[key].isel(sample=i).to_numpy() for key in stacked}
+        params = {key: (float(v) if v.ndim == 0 else v) for key, v in params.items()}
+        if fam.discrete:
+            w, loc = fam.components(params)
+            up[i] = float(np.sum(w[loc >= eta_star]))
+        else:
+            up[i] = 1.0 - float(fam.cdf(np.array(eta_star), params))
+    with np.errstate(divide="ignore"):
+        log_bf = log_bayes_factor(
+            np.log(k.to_numpy() + 0.5),
+            np.log(n - k.to_numpy() + 0.5),
+            np.log(np.mean(up)),
+            np.log(np.mean(1.0 - up)),
+        )
+    return xr.DataArray(log_bf, dims=("user",), coords={"user": post["eta"]["user"].to_numpy()})

@@ -15,6 +15,20 @@ lower tail mass; the shortest one for unimodal posteriors, which every
 single-component family gives). The MAP is refined from the best node by a
 golden-section search on the exact log density. For discrete families the
 posterior is a membership probability per atom and every summary is exact.
+
+``log_bf`` is the evidence of a user's own votes for ``eta >= eta_star``: the
+log Bayes factor of that side of the cut against the other
+(:func:`attnmodel.posterior.conditional.log_bayes_factor`), the log of the
+factor by which the votes multiplied the population's odds. ``p_above`` mixes
+it with those odds: a user with one or two votes has ``p_above`` close to
+``P_eta``'s share above the cut and ``log_bf`` close to 0, whatever that share
+is. Each side's mass is summed on its own (so that a side far in a tail
+keeps its digits), by the tail rule of :func:`attnmodel.model.grid.tail_rule`
+on the grid, in posterior and prior alike. Against adaptive quadrature it
+agrees to about 1e-6 (tests/test_evidence.py) unless ``P_eta`` puts a mass
+below about e^-30 on one side and falls steeply there (a fit at the edge of
+its box, such as Beta(50, 0.2) with the cut at 0.5): the grid's quadrature of
+so steep a tail then limits ``log_bf`` to within about 0.1.
 """
 
 from __future__ import annotations
@@ -23,8 +37,14 @@ import numpy as np
 import xarray as xr
 from scipy import interpolate, special
 
-from attnmodel.posterior.conditional import AtomCells, GridCells
-from attnmodel.posterior.draws import p_above_from_draws
+from attnmodel.posterior.conditional import (
+    AtomCells,
+    GridCells,
+    log_bayes_factor,
+    posterior_side_log_masses,
+    prior_side_log_masses,
+)
+from attnmodel.posterior.draws import log_bf_from_draws, p_above_from_draws
 
 __all__ = ["user_posterior", "row_summaries", "draw_eta"]
 
@@ -39,16 +59,20 @@ _LOG_FLOOR = -60.0
 _DRAW_CHUNK = 2_000_000
 
 
-def _node_posterior(result) -> np.ndarray:
-    """Posterior node masses per distinct row, shape (R, G).
+def _final_estep(result):
+    """The E-step at the fitted state with its posterior node masses (shape (R, G)).
 
-    Taken from the fit's final E-step when it kept them; otherwise (an E-step
-    that returns only sufficient statistics) recomputed at the fitted state.
+    The fit's final E-step when it kept them; otherwise (an E-step that
+    returns only sufficient statistics) recomputed at the fitted state.
     """
-    post = getattr(result.estep_, "posterior", None)
-    if post is None:
-        post = result.problem.e_step(result.state_, posterior=True).posterior
-    return np.asarray(post, dtype=np.float64)
+    if getattr(result.estep_, "posterior", None) is not None:
+        return result.estep_
+    return result.problem.e_step(result.state_, posterior=True)
+
+
+def _node_posterior(result) -> np.ndarray:
+    """Posterior node masses per distinct row, shape (R, G) (:func:`_final_estep`)."""
+    return np.asarray(_final_estep(result).posterior, dtype=np.float64)
 
 
 def _golden_min(fun, lo: np.ndarray, hi: np.ndarray, n_iter: int = 80) -> np.ndarray:
@@ -179,8 +203,8 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     -------
     dict
         ``eta_mean``, ``eta_sd``, ``eta_map``, ``hdi_lower``, ``hdi_upper``,
-        ``p_above`` (each shape (R,)) and, for discrete families,
-        ``membership`` of shape (R, K).
+        ``p_above``, ``log_bf`` (each shape (R,)) and, for discrete
+        families, ``membership`` of shape (R, K).
     """
     if not 0.0 < eta_star < 1.0:
         raise ValueError(f"eta_star must be in (0, 1), got {eta_star}")
@@ -188,8 +212,13 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
         raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob}")
     problem = result.problem
     family = result.family
-    post = _node_posterior(result)
-    out: dict[str, np.ndarray] = {}
+    estep = _final_estep(result)
+    post = np.asarray(estep.posterior, dtype=np.float64)
+    state = result.state_
+    sides = posterior_side_log_masses(problem, state, post, estep.row_log_marginal, eta_star)
+    out: dict[str, np.ndarray] = {
+        "log_bf": log_bayes_factor(*sides, *prior_side_log_masses(problem, state, eta_star))
+    }
     if family.discrete:
         _, loc = family.components(result.params_)
         # Memberships sum to 1 only up to rounding: keep the sums inside their ranges
@@ -302,7 +331,8 @@ def user_posterior(
         for an EMResult, the tree's own cut for a tree; another cut on a tree
         is estimated from its ``eta`` draws
         (:func:`attnmodel.posterior.draws.p_above_from_draws`), with its
-        ``p_above_mcse``.
+        ``p_above_mcse``, and so is ``log_bf``
+        (:func:`attnmodel.posterior.draws.log_bf_from_draws`).
     hdi_prob : float, optional
         Mass of the highest-density interval. Default: 0.94 for an EMResult,
         the tree's own for a tree (which holds intervals at that mass only).
@@ -312,7 +342,8 @@ def user_posterior(
     xarray.Dataset
         Indexed by ``user`` (the input ids): ``eta_mean``, ``eta_sd``,
         ``eta_map`` (EM), ``eta_hdi`` (dim ``ci_bound`` = lower, upper),
-        ``p_above``, ``n_votes``, ``p_above_mcse`` (trees) and, for discrete
+        ``p_above``, ``log_bf`` (see the module notes; trees written before
+        it lack it), ``n_votes``, ``p_above_mcse`` (trees) and, for discrete
         families, ``membership`` (dims ``user``, ``component``). Attributes
         ``family``, ``method``, ``eta_star``, ``hdi_prob`` (and those of the
         tree's group).
@@ -341,6 +372,7 @@ def user_posterior(
                 np.stack([rows["hdi_lower"][idx], rows["hdi_upper"][idx]], axis=1),
             ),
             "p_above": ("user", rows["p_above"][idx]),
+            "log_bf": ("user", rows["log_bf"][idx]),
             "n_votes": ("user", data.counts.votes_per_user()),
         },
         coords={"user": users, "ci_bound": ["lower", "upper"]},
@@ -373,9 +405,11 @@ def _tree_posterior(dt: xr.DataTree, eta_star: float | None, hdi_prob: float | N
     if eta_star != fitted_star:
         p, mcse, _ = p_above_from_draws(dt, eta_star)
         users = ds["user"].to_numpy()
+        # The stored log_bf is that of the fitted cut: estimated from the draws too.
         ds = ds.assign(
             p_above=("user", p.sel(user=users).to_numpy()),
             p_above_mcse=("user", mcse.sel(user=users).to_numpy()),
+            log_bf=("user", log_bf_from_draws(dt, eta_star).sel(user=users).to_numpy()),
         )
     ds.attrs = {
         **ds.attrs,

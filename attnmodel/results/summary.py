@@ -252,12 +252,15 @@ def user_table(dt: xr.DataTree) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``user``, ``eta_mean``, ``eta_sd``, ``eta_hdi_lower``,
-        ``eta_hdi_upper``, ``p_above``, ``p_above_mcse``, ``n_votes``.
+        ``eta_hdi_upper``, ``p_above``, ``p_above_mcse``, ``log_bf`` (the
+        evidence of the user's own votes for ``eta >= eta_star``, see
+        :mod:`attnmodel.posterior.users`; absent from results written before
+        it was stored), ``n_votes``.
     """
     require_result(dt)
     a = dt["attentiveness"]
     hdi = a["eta_hdi"]
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "user": a["user"].to_numpy(),
             "eta_mean": a["eta_mean"].to_numpy(),
@@ -269,6 +272,9 @@ def user_table(dt: xr.DataTree) -> pd.DataFrame:
             "n_votes": a["n_votes"].to_numpy().astype(np.int64),
         }
     )
+    if "log_bf" in a:
+        table.insert(table.columns.get_loc("n_votes"), "log_bf", a["log_bf"].to_numpy())
+    return table
 
 
 def align_to_data(summaries, users: pd.Index, what: str = "fitted data"):

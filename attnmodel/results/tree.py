@@ -49,8 +49,13 @@ root attributes
 ``attentiveness``
     dims ``user[, ci_bound][, component]``: ``eta_mean``, ``eta_sd``,
     ``eta_hdi``, ``p_above`` (``P(eta_j >= eta_star | votes)``),
-    ``p_above_mcse`` (its Monte Carlo standard error), ``n_votes`` and, for
-    discrete families, ``membership``. EM trees also hold ``eta_map``.
+    ``p_above_mcse`` (its Monte Carlo standard error), ``log_bf`` (the
+    evidence of the user's own votes for ``eta_j >= eta_star``: the log
+    Bayes factor of that side of the cut against the other, in nats,
+    :mod:`attnmodel.posterior.users`; NUTS: from the posterior and
+    population odds averaged over the draws; results written before it was
+    stored lack it), ``n_votes`` and, for discrete families,
+    ``membership``. EM trees also hold ``eta_map``.
 ``em_trace`` (EM)
     dim ``iteration``: ``objective``, ``log_likelihood``, ``log_prior``,
     ``step`` and the parameters of every iterate of the best start; vector
