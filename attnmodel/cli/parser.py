@@ -138,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         "results, tables and plots to DIR.",
     )
     p.add_argument(
-        "--out", metavar="DIR", default="demo-output", help="output folder (default demo-output)"
+        "--out",
+        metavar="DIR",
+        default="demo-output",
+        help="output folder (default demo-output), the demo's own: an earlier demo run there "
+        "is replaced when the new one is complete; a folder with other files is refused",
     )
     p.add_argument("--users", type=int, default=400, help="simulated users (default 400)")
     p.add_argument(
@@ -149,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain (default 500)")
     p.add_argument("--tune", type=int, default=500, help="NUTS tuning steps (default 500)")
     p.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
-    _add_force(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write the demo's files into a folder that holds other files too (those stay)",
+    )
 
     p = sub.add_parser(
         "fit",
