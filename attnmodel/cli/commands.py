@@ -970,7 +970,6 @@ def _parse_sim_mu(items: Sequence[str]) -> float | dict[str, float]:
 
 def cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel simulate``: write a simulated vote log."""
-    from attnmodel.data.texts import add_texts
     from attnmodel.model.simulate import simulate_votes
 
     out = check_output(args.out, args.force)
@@ -996,11 +995,12 @@ def cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
                 layout=args.layout,
                 reward_scores=args.reward_scores,
                 seed=args.seed,
+                texts=args.texts,
             )
         except ValueError as e:
             raise CommandError(str(e)) from None
         info["detail"] = f"{len(sim.votes)} votes"
-    votes = add_texts(sim.votes, args.seed) if args.texts else sim.votes
+    votes = sim.votes
     write_table(votes, out, progress, force=args.force)
     if truth_out is not None:
         truth = sim.eta.rename("eta").reset_index()

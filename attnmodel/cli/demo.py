@@ -120,7 +120,6 @@ def _publish(stage: Path, outdir: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel demo``: run the whole pipeline on simulated votes."""
-    from attnmodel.data.texts import add_texts
     from attnmodel.data.votes import VoteData
     from attnmodel.export import to_dpo, write_dpo
     from attnmodel.filtering import filter_users
@@ -166,8 +165,9 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
         pairs=[pair],
         layout="raw",
         seed=args.seed,
+        texts=True,
     )
-    votes = add_texts(sim.votes, args.seed)
+    votes = sim.votes
     data = VoteData.from_frame(votes)
     say(f"  {data!r}")
     eta_star = float(sim.family.ppf(np.array(0.5), sim.params))
