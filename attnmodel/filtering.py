@@ -82,6 +82,7 @@ __all__ = [
     "DiagnosticsError",
     "DiagnosticsWarning",
     "prob_decisions",
+    "diagnostics_message",
 ]
 
 @dataclass
@@ -566,9 +567,7 @@ def _tree_inputs(dt, data, rule, eta_star, force, gate):
         report = diagnostic_checks(dt, **gate)
         failed = report[~report["passed"]]
         if len(failed):
-            msg = "NUTS diagnostics failed: " + "; ".join(
-                _describe(c, row) for c, row in failed.iterrows()
-            )
+            msg = diagnostics_message(failed)
             if not force:
                 raise DiagnosticsError(msg + "; sample longer or pass force=True to filter anyway")
             warnings.warn(msg + " (filtering anyway: force=True)", DiagnosticsWarning, stacklevel=3)
@@ -604,3 +603,16 @@ def _describe(check: str, row: pd.Series) -> str:
     if check == "r_hat":
         return f"r_hat of {row['variable']} is {row['value']:.4g} > {row['threshold']:g}"
     return f"{check} of {row['variable']} is {row['value']:.0f} < {row['threshold']:g}"
+
+
+def diagnostics_message(failed: pd.DataFrame) -> str:
+    """``"NUTS diagnostics failed: ..."``, naming each failed check, its variable and value.
+
+    Parameters
+    ----------
+    failed : pandas.DataFrame
+        The failed rows of :func:`attnmodel.results.summary.diagnostic_checks`.
+    """
+    return "NUTS diagnostics failed: " + "; ".join(
+        _describe(c, row) for c, row in failed.iterrows()
+    )

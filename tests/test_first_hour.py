@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -99,3 +100,79 @@ def test_simulate_votes_with_texts_is_the_command_lines_log(tmp_path):
     # Without texts= the log has no text columns (the default stays as it was).
     plain = am.simulate_votes("beta", {"alpha": 3, "beta": 5}, 30, (5, 9), layout="raw", seed=7)
     assert "prompt" not in plain.votes.columns
+
+
+# ---------------------------------------------------------------------------
+# figures
+
+
+@pytest.fixture(scope="module")
+def attentive_fit(tmp_path_factory):
+    """A fit where nearly everybody is attentive, as on MT-Bench, read from a file."""
+    sim = am.simulate_votes(
+        "beta", {"alpha": 10.0, "beta": 0.5}, 65, (20, 80),
+        mu={"gpt-4 vs llama-13b": 0.9, "claude-v1 vs alpaca-13b": 0.75}, layout="raw", seed=3,
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("votes") / "judges.csv"
+    sim.votes.to_csv(path, index=False)
+    data = am.VoteData.from_file(path)
+    return data, am.fit_em(data, "beta", n_init=1, warn=False)
+
+
+def test_convergence_plot_is_titled_with_family_and_data(attentive_fit):
+    data, fit = attentive_fit
+    fig = am.plots.plot_em_objective(fit)
+    title = fig.get_suptitle()
+    assert title.startswith("MAP-EM, family beta: ")
+    assert "judges.csv" in title
+    assert f"{data.n_users} users, {data.n_votes} votes, {data.n_pairs} pairs" in title
+    # The result tree gives the same description (its data_source is the file).
+    tree = am.fit(data, "beta", n_init=1, warn=False)
+    assert am.plots.plot_em_objective(tree).get_suptitle() == title
+    # A title given wins; a bare table of paths has none by default.
+    assert am.plots.plot_em_objective(fit, title="mine").get_suptitle() == "mine"
+    paths = fit.runs_[0].assign(start=0)
+    assert am.plots.plot_em_objective(paths).get_suptitle() == ""
+
+
+def test_attentiveness_legend_covers_no_user(attentive_fit):
+    """The legend stands beside the axes: no plotted user lies under it."""
+    import matplotlib.pyplot as plt
+
+    data, fit = attentive_fit
+    post = am.user_posterior(fit, eta_star=0.5)
+    fig = am.plots.plot_attentiveness(post, prob=0.95)
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    points = np.vstack([line.get_xydata() for line in ax.get_lines() if line.get_marker() == "o"])
+    shown = ax.transData.transform(points)
+    inside = (
+        (shown[:, 0] >= legend.x0) & (shown[:, 0] <= legend.x1)
+        & (shown[:, 1] >= legend.y0) & (shown[:, 1] <= legend.y1)
+    )  # fmt: skip
+    assert len(points) == data.n_users and not inside.any()
+    plt.close(fig)
+
+
+def test_em_vs_nuts_figure_says_when_nuts_failed_its_diagnostics(attentive_fit):
+    import matplotlib.pyplot as plt
+
+    from tests.nuts_trees import nuts_like
+
+    _, fit = attentive_fit
+    em = am.results.em.em_to_datatree(fit, n_draws=50)
+    good = nuts_like(fit, em, chains=4, draws=250, jitter=0.05, seed=1)
+    bad = nuts_like(fit, em, chains=4, draws=250, jitter=0.05, divergences=7, seed=1)
+    ok_title = am.compare.plot_comparison(em, good).get_suptitle()
+    assert ok_title == "MAP-EM against NUTS: family beta, 65 users"
+    fig = am.compare.plot_comparison(em, bad)
+    title = fig.get_suptitle()
+    assert title.startswith(ok_title + "\n")
+    assert "NUTS diagnostics failed: 7 divergent transitions (allowed 0)" in title
+    assert "not to be trusted" in title
+    assert fig._suptitle.get_color() != "black"
+    # The same words as the filter's refusal of that fit.
+    with pytest.raises(am.DiagnosticsError, match="7 divergent transitions"):
+        am.filter_users(bad, fit.data, rule="prob")
+    plt.close("all")
