@@ -421,7 +421,13 @@ def filter_users(
         of another rule than the one named is refused (:func:`check_rule_args`).
     eta_star, prob : float
         For ``prob``: keep users with ``P(eta >= eta_star) >= prob``
-        (defaults 0.5 and 0.95).
+        (defaults 0.5 and 0.95). Given an EMResult, ``P(eta >= eta_star)`` is
+        exact at any cut. Given a result tree (a saved result, and what the
+        command line's ``filter`` reads), a cut other than the tree's own
+        ``eta_star`` is estimated from its stored ``eta`` draws, with Monte
+        Carlo error, and users within ``mcse_k`` errors are undetermined: at
+        such a cut the two can decide differently. Fit with that ``eta_star``
+        (``attnmodel fit --eta-star``) for exact values in the tree.
     top : float
         For ``top``: fraction of users to keep, in (0, 1].
     threshold : float

@@ -176,3 +176,63 @@ def test_em_vs_nuts_figure_says_when_nuts_failed_its_diagnostics(attentive_fit):
     with pytest.raises(am.DiagnosticsError, match="7 divergent transitions"):
         am.filter_users(bad, fit.data, rule="prob")
     plt.close("all")
+
+
+# ---------------------------------------------------------------------------
+# the command line and the API at a cut other than the fitted one
+
+
+def _decisions(res) -> pd.Series:
+    out = pd.Series("dropped", index=res.keep.index.astype(str), dtype=object)
+    out[res.keep.to_numpy()] = "kept"
+    if res.undetermined is not None:
+        out[res.undetermined.to_numpy()] = "undetermined"
+    return out.sort_index()
+
+
+def test_cli_and_api_decide_alike_at_a_cut_other_than_the_fitted_one(tmp_path):
+    sim = am.simulate_votes(
+        "beta", {"alpha": 4.0, "beta": 2.0}, 150, (20, 60),
+        mu={"gpt-4 vs llama-13b": 0.85, "claude-v1 vs alpaca-13b": 0.7}, layout="raw", seed=11,
+    )  # fmt: skip
+    sim.votes.to_csv(tmp_path / "votes.csv", index=False)
+    data = am.VoteData.from_file(tmp_path / "votes.csv")
+
+    def cli_decisions(result, *extra):
+        proc = cli(
+            "filter", result, "votes.csv", *extra, "--out", f"kept-{result}.csv",
+            "--decisions-out", f"decisions-{result}.csv", cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        table = pd.read_csv(tmp_path / f"decisions-{result}.csv", dtype={"user": str})
+        return table.set_index("user")["decision"].sort_index(), proc.stderr
+
+    fitted = cli("-q", "fit", "votes.csv", "--family", "beta", "--out", "fit.nc", cwd=tmp_path)
+    assert fitted.returncode == 0, fitted.stderr
+    # At another cut the saved result is filtered from its eta draws, by the CLI and the
+    # API alike (one code path), and the CLI says so and how to get exact values.
+    from_cli, stderr = cli_decisions("fit.nc", "--eta-star", "0.7")
+    assert "note: --eta-star 0.7 is not the cut the result was fitted at (0.5)" in stderr
+    assert "--eta-star 0.7' gives the values at that cut (exact for MAP-EM)" in stderr
+    tree = am.load(tmp_path / "fit.nc")
+    api_tree = am.filter_users(tree, data, rule="prob", eta_star=0.7)
+    assert "eta draws" in api_tree.settings["p_above_from"]
+    assert _decisions(api_tree).to_dict() == from_cli.to_dict()
+    # The EMResult is exact at any cut: the same decisions as the CLI's fit at that cut.
+    exact = am.filter_users(am.fit_em(data, "beta", seed=0), rule="prob", eta_star=0.7)
+    cmd = ("-q", "fit", "votes.csv", "--family", "beta", "--eta-star", 0.7, "--out", "fit07.nc")
+    assert cli(*cmd, cwd=tmp_path).returncode == 0
+    from_cli_exact, stderr = cli_decisions("fit07.nc", "--eta-star", "0.7")
+    assert "note:" not in stderr
+    assert _decisions(exact).to_dict() == from_cli_exact.to_dict()
+    assert (from_cli_exact != "undetermined").all()
+
+
+def test_the_difference_is_documented_in_help_and_docstring(tmp_path):
+    proc = cli("filter", "--help", cwd=tmp_path)
+    text = " ".join(proc.stdout.split())
+    assert "Another cut is estimated from RESULT's stored eta draws" in text
+    assert "filter_users(fit, eta_star=E) given the EMResult itself is exact" in text
+    doc = " ".join(am.filter_users.__doc__.split())
+    assert "at such a cut the two can decide differently" in doc
+    assert "attnmodel fit --eta-star" in doc

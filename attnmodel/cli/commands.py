@@ -808,6 +808,7 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         # The result's own p_above is exact (EM) or has its MCSE; another cut is
         # recomputed from the eta draws.
         kw["eta_star"] = float(dt.attrs["eta_star"])
+    _note_other_cut(dt, rule, kw, progress)
     try:
         res = filter_users(
             dt,
@@ -839,6 +840,21 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         table = pd.DataFrame({"user": res.keep.index.to_numpy(), "decision": decision})
         write_table(table, decisions_out, progress, force=args.force)
     return 0
+
+
+def _note_other_cut(dt, rule: str, kw: dict[str, Any], progress: Progress) -> None:
+    """Say when ``--eta-star`` is not the cut the result was fitted at, and what that costs."""
+    fitted = float(dt.attrs["eta_star"])
+    if rule != "prob" or float(kw["eta_star"]) == fitted:
+        return
+    cut = f"{kw['eta_star']:g}"
+    exact = " (exact for MAP-EM)" if dt.attrs.get("method") == "em" else ""
+    progress.note(
+        f"note: --eta-star {cut} is not the cut the result was fitted at ({fitted:g}): "
+        f"P(eta >= {cut}) is estimated from its eta draws, with Monte Carlo error; "
+        f"'attnmodel fit ... --eta-star {cut}' gives the values at that cut{exact}, as the "
+        "Python API's filter_users does given the fit itself"
+    )
 
 
 def _describe_checks(report: pd.DataFrame) -> str:

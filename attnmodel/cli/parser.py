@@ -255,7 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
         "of the fitted P_eta. Default: the rule whose option is given (--top selects "
         "top), else prob; an option of another rule is refused",
     )
-    p.add_argument("--eta-star", type=float, metavar="E", help="rule prob: the cut E")
+    p.add_argument(
+        "--eta-star",
+        type=float,
+        metavar="E",
+        help="rule prob: the cut E (default: the one RESULT was fitted at, where P(eta >= E) "
+        "is exact for MAP-EM). Another cut is estimated from RESULT's stored eta draws, with "
+        "Monte Carlo error: users within two standard errors are undetermined. The Python "
+        "API's filter_users(fit, eta_star=E) given the EMResult itself is exact at any cut, "
+        "and so is 'fit --eta-star E' here; given the saved result, it decides as this does",
+    )
     p.add_argument("--prob", type=float, help="rule prob (default 0.95)")
     p.add_argument("--top", type=float, metavar="FRACTION", help="rule top")
     p.add_argument("--threshold", type=float, metavar="ETA", help="rule map")
