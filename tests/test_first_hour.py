@@ -236,3 +236,46 @@ def test_the_difference_is_documented_in_help_and_docstring(tmp_path):
     doc = " ".join(am.filter_users.__doc__.split())
     assert "at such a cut the two can decide differently" in doc
     assert "attnmodel fit --eta-star" in doc
+
+
+# ---------------------------------------------------------------------------
+# reading: a user called NA, a broken JSON line
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_a_user_called_na_is_a_user_and_only_empty_ids_are_missing(tmp_path, engine):
+    path = tmp_path / "votes.csv"
+    path.write_text(
+        "user,model_a,model_b,winner\n"
+        "NA,x,y,model_a\nnull,x,y,model_b\nNA,y,x,model_b\nb,x,y,model_a\n"
+    )
+    data = am.VoteData.from_file(path, engine=engine)
+    assert list(data.users) == ["NA", "null", "b"]
+    n, _ = data.user_counts()
+    assert n.loc["NA"].sum() == 2
+    # Another column keeps its missing cells: a winner NA is missing, named by its row.
+    path.write_text("user,model_a,model_b,winner\na,x,y,model_a\nb,x,y,NA\n")
+    with pytest.raises(am.VoteDataError, match=r"column 'winner', row 1"):
+        am.VoteData.from_file(path, engine=engine)
+    # An empty cell is the one missing id, named by its row.
+    path.write_text("user,model_a,model_b,winner\nNA,x,y,model_a\n,x,y,model_b\n")
+    with pytest.raises(am.VoteDataError, match=r"column 'user', row 1 .*user id is missing"):
+        am.VoteData.from_file(path, engine=engine)
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_a_broken_json_line_is_named_by_its_line_number(tmp_path, engine):
+    good = '{"user": "a", "model_a": "x", "model_b": "y", "winner": "model_a"}'
+    path = tmp_path / "votes.jsonl"
+    path.write_text(f"{good}\n\n{good}\n" + '{"user": "c", "model_a": "x" "model_b": "y"}\n')
+    with pytest.raises(am.VoteDataError, match=r"'.*votes\.jsonl': line 4 is not valid JSON"):
+        am.VoteData.from_file(path, engine=engine)
+
+
+def test_cli_names_the_broken_json_line(tmp_path):
+    good = '{"user": "a", "model_a": "x", "model_b": "y", "winner": "model_a"}'
+    (tmp_path / "votes.jsonl").write_text(f"{good}\n{good}\n{{oops\n")
+    proc = cli("fit", "votes.jsonl", "--family", "beta", "--out", "fit.nc", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "attnmodel: error: 'votes.jsonl': line 3 is not valid JSON" in proc.stderr
+    assert not (tmp_path / "fit.nc").exists()
