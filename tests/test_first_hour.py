@@ -279,3 +279,27 @@ def test_cli_names_the_broken_json_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "attnmodel: error: 'votes.jsonl': line 3 is not valid JSON" in proc.stderr
     assert not (tmp_path / "fit.nc").exists()
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+@pytest.mark.parametrize("n_tie_pairs", [2, 8])
+def test_tie_only_pairs_are_listed_and_a_cut_list_says_so(tmp_path, engine, n_tie_pairs):
+    rows = ["user,model_a,model_b,winner", "u1,x,y,model_a", "u2,x,y,model_b", "u2,y,x,model_a"]
+    rows += [f"u1,m{k},n{k},tie" for k in range(n_tie_pairs)]
+    path = tmp_path / "votes.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.warns(am.AttnmodelWarning, match="only tie votes") as caught:
+        data = am.VoteData.from_file(path, engine=engine)
+    assert list(data.pairs) == ["x vs y"] or list(data.pairs) == ["y vs x"]
+    (message,) = [str(w.message) for w in caught if "only tie votes" in str(w.message)]
+    named = [f"m{k} vs n{k}" for k in range(n_tie_pairs)]
+    shown = [
+        p
+        for p in named
+        if repr(p) in message or repr(" vs ".join(p.split(" vs ")[::-1])) in message
+    ]
+    assert message.startswith(f"{n_tie_pairs} pair(s) have only tie votes and were left out: ")
+    if n_tie_pairs > 5:
+        assert len(shown) == 5 and message.endswith(f" and {n_tie_pairs - 5} more")
+    else:
+        assert len(shown) == n_tie_pairs and "more" not in message

@@ -361,8 +361,10 @@ def _designate(
     if not has_votes.all():
         # Named as a kept pair would be (the alphabetically first model first).
         gone = [f"{models[strong[p]]} vs {models[weak[p]]}" for p in np.flatnonzero(~has_votes)]
+        shown = ", ".join(repr(g) for g in gone[:5])
+        more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
         warnings.warn(
-            f"{len(gone)} pair(s) have only tie votes and were left out: {gone[:5]}",
+            f"{len(gone)} pair(s) have only tie votes and were left out: {shown}{more}",
             AttnmodelWarning,
             stacklevel=4,
         )
