@@ -8,16 +8,23 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ENV = {**os.environ, "MPLBACKEND": "Agg"}
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {
+    **os.environ,
+    "MPLBACKEND": "Agg",
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
 
 
-def demo(*args, cwd):
+def attnmodel(*args, cwd):
+    """``python -m attnmodel ARGS`` of this checkout, run in ``cwd``."""
     return subprocess.run(
-        [sys.executable, "-m", "attnmodel", "demo", *map(str, args)],
+        [sys.executable, "-m", "attnmodel", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -25,6 +32,10 @@ def demo(*args, cwd):
         cwd=cwd,
         env=ENV,
     )
+
+
+def demo(*args, cwd):
+    return attnmodel("demo", *args, cwd=cwd)
 
 
 def check_demo(tmp_path, *args, nuts: bool):

@@ -180,9 +180,10 @@ def transcript(body: str) -> list[tuple[str, list[str]]]:
     return steps
 
 
-def check_command(block: Block, command: str, shown: list[str], work: Path) -> None:
-    proc = subprocess.run(
-        ["bash", "-c", command],
+def bash(args: list[str], work: Path) -> subprocess.CompletedProcess:
+    """``bash ARGS`` in ``work``, with the ``attnmodel`` command of this checkout."""
+    return subprocess.run(
+        ["bash", *args],
         cwd=work,
         env=shell_env(work),
         capture_output=True,
@@ -190,6 +191,10 @@ def check_command(block: Block, command: str, shown: list[str], work: Path) -> N
         timeout=1800,
         check=False,
     )
+
+
+def check_command(block: Block, command: str, shown: list[str], work: Path) -> None:
+    proc = bash(["-c", command], work)
     printed = proc.stdout.splitlines() + proc.stderr.splitlines()
     head = f"{block.where}: $ {command}\n"
     if "Traceback" in proc.stderr:
@@ -236,15 +241,7 @@ def run_block(block: Block, namespace: dict, work: Path) -> None:
         for command, shown in steps:
             check_command(block, command, shown, work)
     else:
-        proc = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", block.body],
-            cwd=work,
-            env=shell_env(work),
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
+        proc = bash(["-euo", "pipefail", "-c", block.body], work)
         if proc.returncode != 0:
             raise ExampleFailed(f"{block.where}: exit status {proc.returncode}:\n{proc.stderr}")
 

@@ -9,36 +9,13 @@ and the API decide alike at a cut other than the fitted one.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import attnmodel as am
 from attnmodel.errors import VoteDataTypeError
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {
-    **os.environ,
-    "MPLBACKEND": "Agg",
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-}
-
-
-def cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "attnmodel", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        cwd=cwd,
-        env=ENV,
-    )
+from tests.test_demo import attnmodel as cli
 
 
 @pytest.fixture(scope="module")
