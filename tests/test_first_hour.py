@@ -48,7 +48,7 @@ def test_a_path_is_refused_naming_from_file(fitter, tmp_path):
 
 def test_simulated_votes_are_refused_naming_to_data():
     sim = am.simulate_votes("beta", {"alpha": 3.0, "beta": 5.0}, 200, 30, seed=0)
-    with pytest.raises(VoteDataTypeError, match=r"sim\.to_data\(\)"):
+    with pytest.raises(am.VoteDataTypeError, match=r"sim\.to_data\(\)"):
         am.fit_em(sim, "beta")
     assert am.fit_em(sim.to_data(), "beta", mu=0.8, n_init=1).converged_
 
