@@ -34,6 +34,7 @@ from attnmodel.errors import (
     NotConvergedError,
     TableFileError,
     VoteDataError,
+    VoteDataTypeError,
 )
 
 __version__ = "0.1.0"
@@ -112,6 +113,7 @@ __all__ = [
     "NotConvergedError",
     "TableFileError",
     "VoteDataError",
+    "VoteDataTypeError",
     *_HOME,
     "__version__",
 ]

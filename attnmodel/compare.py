@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attnmodel.filtering import prob_decisions
+from attnmodel.filtering import diagnostics_message, prob_decisions
 from attnmodel.results.summary import (
     align_to_data,
+    diagnostic_checks,
     flat_globals,
     global_vars,
     point_estimate,
@@ -342,7 +343,10 @@ def plot_comparison(
     (``mu`` lives in (0, 1), ``alpha`` and ``beta`` can be tens), one row
     per element: NUTS's mean with its 50% and ``hdi_prob`` HDIs, and EM's
     estimate. Right: ``p_above`` under NUTS against EM, one point per user,
-    with the line ``y = x`` and the ``prob`` cut on both axes.
+    with the line ``y = x`` and the ``prob`` cut on both axes. The title names
+    the family and the users; when the NUTS fit fails the filter's checks
+    (:func:`attnmodel.results.summary.diagnostic_checks` at their defaults), a
+    red line under it says which, since its intervals are then not to be trusted.
 
     Returns
     -------
@@ -398,4 +402,15 @@ def plot_comparison(
     ax.set_aspect("equal", adjustable="box")
     ax.legend(loc="upper left", fontsize="small")
     ax.set_gid("p_above_scatter")
+    title = f"MAP-EM against NUTS: family {em.attrs.get('family', '?')}, {len(users)} users"
+    failed = diagnostic_checks(nuts)
+    failed = failed[~failed["passed"]]
+    if len(failed):
+        fig.suptitle(
+            f"{title}\n{diagnostics_message(failed)}: the NUTS intervals are not to be trusted",
+            color="C3",
+            gid="nuts_failed",
+        )
+    else:
+        fig.suptitle(title)
     return fig

@@ -20,6 +20,8 @@ a ``RuntimeError``), so existing ``except ValueError`` clauses keep working.
   result, other than the data a result was fitted to.
 - :class:`ResultFileError` (also a ``ValueError``): a result file that cannot
   be read, is not an attnmodel result, or whose content fails its checksum.
+- :class:`VoteDataTypeError` (also a ``TypeError``): a table or a path where
+  a function needs :class:`~attnmodel.data.votes.VoteData`.
 - :class:`CommandError`: a problem with the command line's input or files.
 - :class:`AttnmodelWarning` (``UserWarning``): the base class of the warnings.
 - :class:`ConvergenceWarning`: EM stopped at ``max_iter``.
@@ -46,6 +48,7 @@ __all__ = [
     "NotConvergedError",
     "TableFileError",
     "VoteDataError",
+    "VoteDataTypeError",
 ]
 
 
@@ -138,6 +141,13 @@ class ResultFileError(AttnmodelError, ValueError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class VoteDataTypeError(AttnmodelError, TypeError):
+    """A table, a path or simulated votes given where a function needs ``VoteData``.
+
+    The message names the constructor that turns what was given into votes.
+    """
 
 
 class CommandError(AttnmodelError):

@@ -91,6 +91,7 @@ __all__ = [
     "DiagnosticsWarning",
     "prob_decisions",
     "evidence_decisions",
+    "diagnostics_message",
 ]
 
 @dataclass
@@ -480,7 +481,13 @@ def filter_users(
         of another rule than the one named is refused (:func:`check_rule_args`).
     eta_star, prob : float
         For ``prob``: keep users with ``P(eta >= eta_star) >= prob``
-        (defaults 0.5 and 0.95).
+        (defaults 0.5 and 0.95). Given an EMResult, ``P(eta >= eta_star)`` is
+        exact at any cut. Given a result tree (a saved result, and what the
+        command line's ``filter`` reads), a cut other than the tree's own
+        ``eta_star`` is estimated from its stored ``eta`` draws, with Monte
+        Carlo error, and users within ``mcse_k`` errors are undetermined: at
+        such a cut the two can decide differently. Fit with that ``eta_star``
+        (``attnmodel fit --eta-star``) for exact values in the tree.
     top : float
         For ``top``: fraction of users to keep, in (0, 1].
     threshold : float
@@ -674,9 +681,7 @@ def _tree_inputs(dt, data, rule, eta_star, force, gate, evidence=False):
         report = diagnostic_checks(dt, **gate)
         failed = report[~report["passed"]]
         if len(failed):
-            msg = "NUTS diagnostics failed: " + "; ".join(
-                _describe(c, row) for c, row in failed.iterrows()
-            )
+            msg = diagnostics_message(failed)
             if not force:
                 raise DiagnosticsError(msg + "; sample longer or pass force=True to filter anyway")
             warnings.warn(msg + " (filtering anyway: force=True)", DiagnosticsWarning, stacklevel=3)
@@ -719,3 +724,16 @@ def _describe(check: str, row: pd.Series) -> str:
     if check == "r_hat":
         return f"r_hat of {row['variable']} is {row['value']:.4g} > {row['threshold']:g}"
     return f"{check} of {row['variable']} is {row['value']:.0f} < {row['threshold']:g}"
+
+
+def diagnostics_message(failed: pd.DataFrame) -> str:
+    """``"NUTS diagnostics failed: ..."``, naming each failed check, its variable and value.
+
+    Parameters
+    ----------
+    failed : pandas.DataFrame
+        The failed rows of :func:`attnmodel.results.summary.diagnostic_checks`.
+    """
+    return "NUTS diagnostics failed: " + "; ".join(
+        _describe(c, row) for c, row in failed.iterrows()
+    )

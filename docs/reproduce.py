@@ -1131,6 +1131,8 @@ def render_page(gen: Path) -> str:
         "",
         "This page is generated: every number and figure on it comes from",
         "",
+        "<!-- example: skip the whole reproduction (7 minutes); "
+        "tests/test_docs.py runs it small -->",
         "```console",
         f"$ {COMMAND}",
         "```",

@@ -8,16 +8,23 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ENV = {**os.environ, "MPLBACKEND": "Agg"}
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {
+    **os.environ,
+    "MPLBACKEND": "Agg",
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
 
 
-def demo(*args, cwd):
+def attnmodel(*args, cwd):
+    """``python -m attnmodel ARGS`` of this checkout, run in ``cwd``."""
     return subprocess.run(
-        [sys.executable, "-m", "attnmodel", "demo", *map(str, args)],
+        [sys.executable, "-m", "attnmodel", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -25,6 +32,10 @@ def demo(*args, cwd):
         cwd=cwd,
         env=ENV,
     )
+
+
+def demo(*args, cwd):
+    return attnmodel("demo", *args, cwd=cwd)
 
 
 def check_demo(tmp_path, *args, nuts: bool):
@@ -69,11 +80,38 @@ def check_demo(tmp_path, *args, nuts: bool):
 def test_demo_runs_end_to_end(tmp_path):
     # MAP-EM only: the NUTS half of the demo is the slow test below, and NUTS
     # with compare runs in tests/test_cli.py on a tiny log.
-    out, _ = check_demo(tmp_path, "--users", 150, "--seed", 3, "--no-nuts", nuts=False)
-    # A second run refuses to overwrite, before doing any work.
-    again = demo("--users", 150, "--no-nuts", "--out", out, cwd=tmp_path)
-    assert again.returncode == 1
-    assert "exists; pass --force" in again.stderr and "Traceback" not in again.stderr
+    check_demo(tmp_path, "--users", 150, "--seed", 3, "--no-nuts", nuts=False)
+
+
+def test_demo_run_twice_replaces_its_own_folder_and_says_so(tmp_path):
+    """The quick start run twice: the second run replaces the first run's folder whole."""
+    out, first = check_demo(tmp_path, "--users", 150, "--seed", 3, "--no-nuts", nuts=False)
+    assert "earlier demo run" not in first.stderr
+    before = (out / "summary.txt").read_text()
+    out, again = check_demo(tmp_path, "--users", 150, "--seed", 4, "--no-nuts", nuts=False)
+    assert f"{out}/ holds an earlier demo run: it is replaced" in again.stderr
+    assert f"replaced the earlier demo run in {out}/" in again.stderr
+    assert (out / "summary.txt").read_text() != before  # the new run's, not the old one's
+    # Nothing is left beside the folder (no staging or old copies).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_demo_refuses_a_folder_with_files_it_did_not_write(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    (out / "summary.txt").write_text("mine too")
+    refused = demo("--users", 60, "--no-nuts", "--out", out, cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "holds files the demo does not write ('mine.txt')" in refused.stderr
+    assert "--force" in refused.stderr
+    assert (out / "summary.txt").read_text() == "mine too"
+    # --force writes the demo's files among the others and leaves those alone.
+    forced = demo("--users", 60, "--no-nuts", "--out", out, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert (out / "summary.txt").read_text() == forced.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
 @pytest.mark.slow

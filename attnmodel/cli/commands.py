@@ -867,6 +867,7 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         # The result's own p_above is exact (EM) or has its MCSE; another cut is
         # recomputed from the eta draws.
         kw["eta_star"] = float(dt.attrs["eta_star"])
+    _note_other_cut(dt, rule, kw, progress)
     try:
         res = filter_users(
             dt,
@@ -902,6 +903,21 @@ def cmd_filter(args: argparse.Namespace, progress: Progress) -> int:
         table = pd.DataFrame({"user": res.keep.index.to_numpy(), "decision": decision})
         write_table(table, decisions_out, progress, force=args.force)
     return 0
+
+
+def _note_other_cut(dt, rule: str, kw: dict[str, Any], progress: Progress) -> None:
+    """Say when ``--eta-star`` is not the cut the result was fitted at, and what that costs."""
+    fitted = float(dt.attrs["eta_star"])
+    if rule != "prob" or float(kw["eta_star"]) == fitted:
+        return
+    cut = f"{kw['eta_star']:g}"
+    exact = " (exact for MAP-EM)" if dt.attrs.get("method") == "em" else ""
+    progress.note(
+        f"note: --eta-star {cut} is not the cut the result was fitted at ({fitted:g}): "
+        f"P(eta >= {cut}) is estimated from its eta draws, with Monte Carlo error; "
+        f"'attnmodel fit ... --eta-star {cut}' gives the values at that cut{exact}, as the "
+        "Python API's filter_users does given the fit itself"
+    )
 
 
 def _describe_checks(report: pd.DataFrame) -> str:
@@ -1035,7 +1051,6 @@ def _parse_sim_mu(items: Sequence[str]) -> float | dict[str, float]:
 
 def cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel simulate``: write a simulated vote log."""
-    from attnmodel.data.texts import add_texts
     from attnmodel.model.simulate import simulate_votes
 
     out = check_output(args.out, args.force)
@@ -1061,11 +1076,12 @@ def cmd_simulate(args: argparse.Namespace, progress: Progress) -> int:
                 layout=args.layout,
                 reward_scores=args.reward_scores,
                 seed=args.seed,
+                texts=args.texts,
             )
         except ValueError as e:
             raise CommandError(str(e)) from None
         info["detail"] = f"{len(sim.votes)} votes"
-    votes = add_texts(sim.votes, args.seed) if args.texts else sim.votes
+    votes = sim.votes
     write_table(votes, out, progress, force=args.force)
     if truth_out is not None:
         truth = sim.eta.rename("eta").reset_index()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from attnmodel.cli.commands import (
     write_table,
     write_text,
 )
+from attnmodel.data.io import output_mode
 from attnmodel.errors import CommandError
 
 __all__ = ["DEMO_FILES", "cmd_demo"]
@@ -54,9 +58,68 @@ def _demo_files(outdir: Path, with_nuts: bool) -> dict[str, Path]:
     return {name: outdir / name for name in DEMO_FILES if name not in skip}
 
 
+def _other_files(outdir: Path) -> list[str]:
+    """Names in ``outdir`` that the demo does not write (none when it does not exist)."""
+    if not outdir.is_dir():
+        return []
+    return sorted(p.name for p in outdir.iterdir() if p.name not in DEMO_FILES)
+
+
+def _check_demo_folder(outdir: Path, force: bool) -> bool:
+    """Refuse an output folder the demo may not use; return whether it holds an earlier run.
+
+    The demo owns its folder: one holding nothing but the demo's own files (an
+    earlier run) is replaced whole once the new run is complete. A folder with
+    other files is refused, unless ``force``, which writes the demo's files
+    among them and leaves the others alone.
+    """
+    if outdir.exists() and not outdir.is_dir():
+        raise CommandError(f"--out {str(outdir)!r} exists and is not a directory")
+    others = _other_files(outdir)
+    if others and not force:
+        shown = ", ".join(repr(n) for n in others[:3]) + (", ..." if len(others) > 3 else "")
+        raise CommandError(
+            f"--out {str(outdir)!r} holds files the demo does not write ({shown}); choose "
+            "another folder, or pass --force to write the demo's files among them"
+        )
+    return outdir.is_dir() and not others and any(outdir.iterdir())
+
+
+def _stage(outdir: Path) -> Path:
+    """A new empty folder beside ``outdir`` to write a run into, with the mode ``outdir`` gets."""
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=outdir.parent))
+    os.chmod(stage, output_mode(outdir, directory=True))
+    return stage
+
+
+def _publish(stage: Path, outdir: Path) -> None:
+    """Move a complete run from ``stage`` to ``outdir``.
+
+    A folder holding only an earlier run is swapped out whole (renamed aside,
+    then removed); into a folder with other files (``--force``), each of the
+    demo's files is moved on its own, replacing the one of the same name.
+    """
+    if not outdir.exists():
+        os.rename(stage, outdir)
+        return
+    if _other_files(outdir):
+        for path in stage.iterdir():
+            os.replace(path, outdir / path.name)
+        stage.rmdir()
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".old", dir=outdir.parent))
+    os.rename(outdir, old)
+    try:
+        os.rename(stage, outdir)
+    except OSError:
+        os.rename(old, outdir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel demo``: run the whole pipeline on simulated votes."""
-    from attnmodel.data.texts import add_texts
     from attnmodel.data.votes import VoteData
     from attnmodel.export import to_dpo, write_dpo
     from attnmodel.filtering import filter_users
@@ -74,11 +137,13 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
     except ValueError as e:
         raise CommandError(f"--mu {args.mu!r}: {e}") from None
     outdir = Path(args.out)
-    if outdir.exists() and not outdir.is_dir():
-        raise CommandError(f"--out {str(outdir)!r} exists and is not a directory")
-    files = _demo_files(outdir, not args.no_nuts)
-    for path in files.values():
-        check_output(path, args.force)
+    earlier = _check_demo_folder(outdir, args.force)
+    for path in _demo_files(outdir, not args.no_nuts).values():
+        check_output(path, True)  # the folder is writable
+    if earlier:
+        progress.note(
+            f"{outdir}/ holds an earlier demo run: it is replaced when this run is complete"
+        )
 
     lines: list[str] = []
 
@@ -100,8 +165,9 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
         pairs=[pair],
         layout="raw",
         seed=args.seed,
+        texts=True,
     )
-    votes = add_texts(sim.votes, args.seed)
+    votes = sim.votes
     data = VoteData.from_frame(votes)
     say(f"  {data!r}")
     eta_star = float(sim.family.ppf(np.array(0.5), sim.params))
@@ -170,15 +236,6 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
     pairs = to_dpo(kept_main.votes, keep=["user"])
     say(f"\n{len(pairs)} DPO pairs (prompt, chosen, rejected) from the kept votes.")
 
-    # Outputs: results, tables, plots, then the summary that lists them.
-    outdir.mkdir(parents=True, exist_ok=True)
-    write_table(votes, files["votes.csv"], progress, force=args.force)
-    for key in fits:
-        save_result(fits[key], files[f"{key}.nc"], progress, args.force)
-    write_table(user_table(fits["em"]), files["users.csv"], progress, force=args.force)
-    write_table(kept_main.votes, files["kept_votes.csv"], progress, force=args.force)
-    with progress.step(f"writing {files['dpo.jsonl']}"):
-        write_dpo(pairs, files["dpo.jsonl"], force=args.force)
     with progress.step("plotting"):
         figs = {
             "em_convergence.png": plot_em_objective(fits["em"]),
@@ -188,21 +245,39 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
             from attnmodel.compare import plot_comparison
 
             figs["em_vs_nuts.png"] = plot_comparison(fits["em"], fits["nuts"])
-    for name, fig in figs.items():
-        write_figure(fig, files[name], force=args.force)
-
-    say(f"\nWritten to {outdir}/: " + ", ".join(files))
+    names = list(_demo_files(outdir, "nuts" in fits))
+    say(f"\nWritten to {outdir}/: " + ", ".join(names))
     report = {
         "truth": {"family": "beta", "params": truth, "mu": args.mu, "eta_star": eta_star},
         "data": {"users": data.n_users, "votes": data.n_votes, "pairs": list(data.pairs)},
         "fits": summaries,
         "filters": filters,
         "dpo_pairs": len(pairs),
-        "files": list(files),
+        "files": names,
     }
-    write_text(
-        json.dumps(json_safe(report), indent=2) + "\n", files["summary.json"], force=args.force
-    )
     say("Done.")
-    write_text("\n".join(lines) + "\n", files["summary.txt"], force=args.force)
+
+    # Every file is written to a new folder beside --out, moved there when complete.
+    quiet = Progress(quiet=True)
+    with progress.step(f"writing {outdir}/") as info:
+        stage = _stage(outdir)
+        files = _demo_files(stage, "nuts" in fits)
+        try:
+            write_table(votes, files["votes.csv"], quiet)
+            for key in fits:
+                save_result(fits[key], files[f"{key}.nc"], quiet, False)
+            write_table(user_table(fits["em"]), files["users.csv"], quiet)
+            write_table(kept_main.votes, files["kept_votes.csv"], quiet)
+            write_dpo(pairs, files["dpo.jsonl"])
+            for name, fig in figs.items():
+                write_figure(fig, files[name])
+            write_text(json.dumps(json_safe(report), indent=2) + "\n", files["summary.json"])
+            write_text("\n".join(lines) + "\n", files["summary.txt"])
+            _publish(stage, outdir)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        info["detail"] = f"{len(files)} files"
+    if earlier:
+        progress.note(f"replaced the earlier demo run in {outdir}/")
     return 0

@@ -165,7 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         "results, tables and plots to DIR.",
     )
     p.add_argument(
-        "--out", metavar="DIR", default="demo-output", help="output folder (default demo-output)"
+        "--out",
+        metavar="DIR",
+        default="demo-output",
+        help="output folder (default demo-output), the demo's own: an earlier demo run there "
+        "is replaced when the new one is complete; a folder with other files is refused",
     )
     p.add_argument("--users", type=int, default=400, help="simulated users (default 400)")
     p.add_argument(
@@ -176,7 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain (default 500)")
     p.add_argument("--tune", type=int, default=500, help="NUTS tuning steps (default 500)")
     p.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
-    _add_force(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write the demo's files into a folder that holds other files too (those stay)",
+    )
 
     p = sub.add_parser(
         "fit",
@@ -275,7 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
         "of the fitted P_eta. Default: the rule whose option is given (--top selects "
         "top), else prob; an option of another rule is refused",
     )
-    p.add_argument("--eta-star", type=float, metavar="E", help="rule prob: the cut E")
+    p.add_argument(
+        "--eta-star",
+        type=float,
+        metavar="E",
+        help="rule prob: the cut E (default: the one RESULT was fitted at, where P(eta >= E) "
+        "is exact for MAP-EM). Another cut is estimated from RESULT's stored eta draws, with "
+        "Monte Carlo error: users within two standard errors are undetermined. The Python "
+        "API's filter_users(fit, eta_star=E) given the EMResult itself is exact at any cut, "
+        "and so is 'fit --eta-star E' here; given the saved result, it decides as this does",
+    )
     p.add_argument("--prob", type=float, help="rule prob (default 0.95)")
     p.add_argument(
         "--min-evidence",

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attnmodel.data.io import expand_table_path
+from attnmodel.data.io import expand_table_path, first_bad_jsonl_line
 from attnmodel.data.spellings import LABEL_HELP, WINNER_CODES
 from attnmodel.errors import TableFileError, VoteDataError
 
@@ -232,6 +232,8 @@ class _Source:
             if str(user) in names:
                 reader += f", types = {{{_literal(str(user))}: 'VARCHAR'}}"
             reader += ")"
+            if str(user) in names:
+                reader = self._literal_ids_csv(file_list, opts, reader, str(user), na)
             order = "row_number() OVER () - 1"
         else:
             reader = f"read_json({file_list}, {opts}, format = 'newline_delimited')"
@@ -239,6 +241,8 @@ class _Source:
         try:
             described = self.con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
             self.types = {name: str(kind) for name, kind, *_ in described}
+            if reader.startswith("(SELECT"):
+                self.types.pop("file_index", None)  # carried by _literal_ids_csv, not a column
             if self.kind == "jsonl" and str(user) in self.types:
                 # JSON values keep their own type: 7 and "007" are two users.
                 columns = {name: kind for name, kind in self.types.items()}
@@ -254,10 +258,44 @@ class _Source:
                 f"FROM {reader}"
             )
         except duckdb.Error as e:
+            bad = first_bad_jsonl_line(self.files) if self.kind == "jsonl" else None
+            if bad is not None:
+                raise TableFileError(
+                    f"{str(bad[0])!r}: line {bad[1]} is not valid JSON ({bad[2]})",
+                    path=str(bad[0]),
+                ) from e
             raise TableFileError(
                 f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
             ) from e
         self._file_starts: list[int] | None = None
+
+    def _literal_ids_csv(self, file_list: str, opts: str, reader: str, user: str, na: str) -> str:
+        """A CSV reader whose user column has only empty cells missing (a user ``NA`` is a user).
+
+        Every cell is read as written, and each other column is read as ``reader``
+        reads it: the missing-value spellings become NULL, then the type DuckDB
+        found for that column.
+        """
+        import duckdb
+
+        try:
+            described = self.con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+        except duckdb.Error as e:
+            raise TableFileError(
+                f"{self.path!r}: could not be read as csv: {e}", path=self.path
+            ) from e
+        raw = f"read_csv({file_list}, {opts}, all_varchar = true, nullstr = [''])"
+        columns = []
+        for name, kind, *_ in described:
+            col = _quote(name)
+            if name == user:
+                columns.append(col)
+            else:
+                columns.append(
+                    f"CAST(CASE WHEN list_contains({na}, {col}) THEN NULL ELSE {col} END "
+                    f"AS {kind}) AS {col}"
+                )
+        return f"(SELECT {', '.join(columns)}, file_index FROM {raw})"
 
     @property
     def columns(self) -> list[str]:

@@ -50,6 +50,7 @@ __all__ = [
     "current_umask",
     "output_mode",
     "expand_table_path",
+    "first_bad_jsonl_line",
     "is_multi_file",
     "peek_columns",
     "read_table",
@@ -206,7 +207,7 @@ def read_table(
         if kind == "csv":
             _refuse_duplicate_csv_columns(p)
             # Ids are labels, not numbers (absent columns are ignored).
-            return pd.read_csv(p, dtype=dict.fromkeys(id_columns, str))
+            return _literal_ids(pd.read_csv(p, dtype=dict.fromkeys(id_columns, str)), p, id_columns)
         if kind == "parquet":
             return pd.read_parquet(p)
         # dtype=False: "001" stays a string rather than becoming 1.
@@ -214,9 +215,53 @@ def read_table(
     except TableFileError:
         raise
     except (OSError, ValueError) as e:
+        bad = first_bad_jsonl_line([p]) if kind == "jsonl" else None
+        if bad is not None:
+            raise TableFileError(
+                f"{str(bad[0])!r}: line {bad[1]} is not valid JSON ({bad[2]})", path=str(bad[0])
+            ) from e
         raise TableFileError(
             f"{str(path)!r}: could not be read as {kind}: {e}", path=str(path)
         ) from e
+
+
+def _literal_ids(frame, path: Path, id_columns: Sequence[str]):
+    """Id columns of a CSV with only empty cells missing: a user called ``NA`` is a user.
+
+    pandas reads ``NA``, ``null``, ``NaN`` and the like as missing; for ids they
+    are labels. The id columns holding any such cell are read again as written.
+    """
+    import pandas as pd
+
+    again = [c for c in id_columns if c in frame.columns and frame[c].isna().any()]
+    if again:
+        raw = pd.read_csv(path, usecols=again, dtype=str, keep_default_na=False, na_values=[""])
+        for column in again:
+            frame[column] = raw[column].to_numpy()
+    return frame
+
+
+def first_bad_jsonl_line(files: Sequence[str | os.PathLike]) -> tuple[Path, int, str] | None:
+    """The first line of JSON-lines files that is not a JSON value: ``(file, line, reason)``.
+
+    Lines count from 1; blank lines are skipped, as the readers skip them. None
+    when every line parses. Compressed (``.gz``) files are read through gzip.
+    """
+    import gzip
+    import json
+
+    for f in files:
+        path = Path(f)
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
+            for number, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    json.loads(line)
+                except ValueError as e:
+                    return path, number, f"{e.msg} at column {e.colno}"
+    return None
 
 
 def _refuse_duplicate_csv_columns(path: Path) -> None:

@@ -37,9 +37,9 @@ from attnmodel.data.spellings import (
     WINNER_CODES,
     label_code,
 )
-from attnmodel.errors import AttnmodelWarning, TableFileError, VoteDataError
+from attnmodel.errors import AttnmodelWarning, TableFileError, VoteDataError, VoteDataTypeError
 
-__all__ = ["VoteData"]
+__all__ = ["VoteData", "require_vote_data"]
 
 
 # ---------------------------------------------------------------------------
@@ -361,8 +361,10 @@ def _designate(
     if not has_votes.all():
         # Named as a kept pair would be (the alphabetically first model first).
         gone = [f"{models[strong[p]]} vs {models[weak[p]]}" for p in np.flatnonzero(~has_votes)]
+        shown = ", ".join(repr(g) for g in gone[:5])
+        more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
         warnings.warn(
-            f"{len(gone)} pair(s) have only tie votes and were left out: {gone[:5]}",
+            f"{len(gone)} pair(s) have only tie votes and were left out: {shown}{more}",
             AttnmodelWarning,
             stacklevel=4,
         )
@@ -1230,3 +1232,42 @@ def _as_int_counts(a: np.ndarray, name: str) -> np.ndarray:
             value=a[idx],
         )
     raise VoteDataError(f"{name} must hold integers, got dtype {a.dtype}")
+
+
+def require_vote_data(data: Any, where: str) -> Any:
+    """Refuse a table, a path or simulated votes where votes (``VoteData``) are needed.
+
+    Parameters
+    ----------
+    data : object
+        What the caller gave.
+    where : str
+        The function that needs the votes (``"fit_em"``), named in the message.
+
+    Returns
+    -------
+    object
+        ``data`` itself, when it is none of those.
+
+    Raises
+    ------
+    VoteDataTypeError
+        Naming the constructor to use: :meth:`VoteData.from_frame` for a
+        DataFrame, :meth:`VoteData.from_file` for a path,
+        ``SimulatedVotes.to_data()`` for simulated votes.
+    """
+    if isinstance(data, pd.DataFrame):
+        hint = (
+            "a DataFrame of votes; build the votes first with "
+            'am.VoteData.from_frame(df, user="user")'
+        )
+    elif isinstance(data, (str, PathLike)):
+        hint = (
+            f"a path ({str(data)!r}); read the votes first with "
+            f'am.VoteData.from_file({str(data)!r}, user="user")'
+        )
+    elif type(data).__name__ == "SimulatedVotes" and hasattr(data, "to_data"):
+        hint = "simulated votes; pass sim.to_data()"
+    else:
+        return data
+    raise VoteDataTypeError(f"{where}() needs VoteData, got {hint} (the column names are options)")

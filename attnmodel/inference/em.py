@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import sparse, special
 
 from attnmodel.data.counts import CountTable
+from attnmodel.data.votes import require_vote_data
 from attnmodel.errors import BoundaryWarning, ConvergenceWarning
 from attnmodel.model.checks import fit_warnings
 from attnmodel.model.families import Family, get_family
@@ -898,7 +899,9 @@ def fit_em(
     Parameters
     ----------
     data : VoteData
-        Votes (anything with ``counts`` and ``pairs`` attributes).
+        Votes (anything with ``counts`` and ``pairs`` attributes). A DataFrame
+        or a path is refused with a :class:`~attnmodel.errors.VoteDataTypeError`
+        naming :meth:`VoteData.from_frame` or :meth:`VoteData.from_file`.
     family : str or Family
         ``"two_point"``, ``"k_point"``, ``"beta"``, ``"beta_mixture"`` or
         ``"logistic_normal_mixture"``.
@@ -954,6 +957,7 @@ def fit_em(
     -------
     EMResult
     """
+    data = require_vote_data(data, "fit_em")
     fam = get_family(family, n_components)
     spec = resolve_mu(list(data.pairs), mu, mu_prior)
     structure, structure_reason = resolve_mu_structure(mu_structure, data, mu, mu_prior)

@@ -16,6 +16,7 @@ from typing import Any
 
 import xarray as xr
 
+from attnmodel.data.votes import require_vote_data
 from attnmodel.inference.registry import METHODS
 
 __all__ = ["fit", "data_provenance"]
@@ -55,6 +56,9 @@ def fit(
     Parameters
     ----------
     data : VoteData
+        The votes (:meth:`VoteData.from_file`, :meth:`VoteData.from_frame`); a
+        DataFrame or a path is refused with a
+        :class:`~attnmodel.errors.VoteDataTypeError` naming them.
     family : str or Family
         ``"two_point"``, ``"k_point"``, ``"beta"``, ``"beta_mixture"`` or
         ``"logistic_normal_mixture"``.
@@ -87,6 +91,7 @@ def fit(
     -------
     xarray.DataTree
     """
+    data = require_vote_data(data, "fit")
     if method not in METHODS:
         raise ValueError(
             f"unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}"

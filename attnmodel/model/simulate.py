@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attnmodel.data.texts import add_texts
 from attnmodel.model.families import Family, family_for_params
 
 __all__ = ["SimulatedVotes", "simulate_votes", "simulate_counts", "draw_n_votes"]
@@ -122,6 +123,7 @@ def simulate_votes(
     layout: str = "oriented",
     reward_scores: bool = False,
     seed: int | None = None,
+    texts: bool = False,
 ) -> SimulatedVotes:
     """Simulate a vote log.
 
@@ -142,9 +144,16 @@ def simulate_votes(
         Probability that a vote concerns each pair (default uniform).
     layout : {"oriented", "raw"}
         Raw rows show the two models in random order with a ``winner`` column.
+        The default here is ``"oriented"``; the command line's ``simulate``
+        writes ``"raw"`` unless given ``--layout oriented``.
     reward_scores : bool
         Use the reward-score scheme and add ``reward_a``, ``reward_b``.
     seed : int, optional
+    texts : bool
+        Add synthetic ``prompt``, ``response_a`` and ``response_b`` columns
+        (:func:`attnmodel.data.texts.add_texts`, seeded with ``seed``), as the
+        command line's ``simulate --texts`` does, so that the votes can be
+        exported as DPO pairs.
 
     Returns
     -------
@@ -196,6 +205,8 @@ def simulate_votes(
             frame["reward_a"] = np.where(swap, base, reward_strong)
             frame["reward_b"] = np.where(swap, reward_strong, base)
     votes = pd.DataFrame(frame)
+    if texts:
+        votes = add_texts(votes, seed)
     return SimulatedVotes(
         votes=votes,
         eta=pd.Series(eta, index=pd.Index(users, name="user"), name="eta"),
