@@ -170,6 +170,11 @@ def em_to_datatree(
         )
     mu = em_result.mu_.reindex(pairs).to_numpy(dtype=np.float64)
     posterior["mu"] = (("chain", "draw", "pair"), np.broadcast_to(mu, (*shape, mu.size)).copy())
+    ties = getattr(em_result, "ties_", None)
+    if ties is not None:
+        # Ties modelled: kappa and the population of tie propensities (attnmodel.model.ties).
+        for key, value in ties.flat().items():
+            posterior[key] = (("chain", "draw"), np.full(shape, float(value)))
     keep_eta = store_eta is True or (store_eta == "auto" and m * n_draws <= AUTO_ETA_LIMIT)
     if keep_eta:
         posterior["eta"] = (("chain", "draw", "user"), draw_eta(em_result, n_draws, seed)[None])
@@ -187,6 +192,7 @@ def em_to_datatree(
 
     settings = dict(em_result.settings)
     settings.update({"n_draws": n_draws, "store_eta": keep_eta, "draw_seed": seed})
+    settings["ties"] = "model" if ties is not None else "drop"
     groups = {
         "posterior": post_ds,
         "attentiveness": attn,
