@@ -408,13 +408,16 @@ def read_votes(
             if isinstance(e, VoteDataError):
                 raise
             raise CommandError(f"{str(path)!r}: {e}") from e
-        rows = data.n_votes + data.n_ties_dropped
+        modelled = int(data.report["n_ties"].sum()) if data.counts.has_ties else 0
+        rows = data.n_votes + data.n_ties_dropped + modelled
         info["detail"] = (
             f"{rows} rows scanned: {data.n_votes} votes from {data.n_users} users "
             f"on {data.n_pairs} pairs"
         )
         if data.n_ties_dropped:
             info["detail"] += f"; {data.n_ties_dropped} ties dropped"
+        if modelled:
+            info["detail"] += f"; {modelled} ties modelled"
     return data
 
 

@@ -49,9 +49,11 @@ def _add_vote_columns(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--ties",
-        choices=("drop", "error"),
+        choices=("drop", "error", "model"),
         default=None,
-        help="drop tie votes (default) or treat them as an error",
+        help="drop tie votes (default), treat them as an error, or model them as evidence "
+        "(a tie propensity per user, careless votes tying extra; MAP-EM with a continuous "
+        "family)",
     )
 
 

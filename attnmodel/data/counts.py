@@ -5,6 +5,10 @@ for each model pair (``n`` votes, ``s`` of them for the pair's stronger model).
 Users with identical count rows share one likelihood and one posterior, so all
 fitting works on the distinct rows, weighted by how many users share each.
 
+With ties modelled (``ties="model"``) each entry also carries ``t``, the tie
+votes of the user on the pair, and two users share a row only when their ties
+agree too; an entry may then hold ties only (``n == 0``, ``t >= 1``).
+
 Users with a single entry are grouped by an exact integer key. Users with
 entries on several pairs are grouped by two independent 64-bit hashes of their
 (pair, n, s) entries; every user is then compared entry by entry with the first
@@ -62,6 +66,9 @@ class CountTable:
         Number of users sharing each distinct row.
     user_row : ndarray of int64, shape (m,)
         Distinct row of each user.
+    entry_t : ndarray of int64, shape (E,), or None
+        Tie votes of each entry when ties are modelled (then ``n + t >= 1``
+        and ``n`` may be 0); None when ties were dropped.
     """
 
     n_pairs: int
@@ -71,6 +78,7 @@ class CountTable:
     entry_s: np.ndarray
     row_weight: np.ndarray
     user_row: np.ndarray
+    entry_t: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -116,6 +124,34 @@ class CountTable:
         s_rows[rows, self.entry_pair] = self.entry_s
         return n_rows[self.user_row], s_rows[self.user_row]
 
+    @property
+    def has_ties(self) -> bool:
+        """True when the table carries tie votes per entry (``ties="model"``)."""
+        return self.entry_t is not None
+
+    def row_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: votes other than ties ``m_r`` and ties ``T_r``, each shape (R,), int64.
+
+        ``T_r`` is zero when the table carries no ties.
+        """
+        rows = self.entry_row
+        m = np.bincount(rows, weights=self.entry_n, minlength=self.n_rows)
+        if self.entry_t is None:
+            return np.rint(m).astype(np.int64), np.zeros(self.n_rows, dtype=np.int64)
+        t = np.bincount(rows, weights=self.entry_t, minlength=self.n_rows)
+        return np.rint(m).astype(np.int64), np.rint(t).astype(np.int64)
+
+    def user_ties(self) -> np.ndarray:
+        """Dense per-user tie votes, shape (m, P) (zeros when the table carries no ties)."""
+        t_rows = np.zeros((self.n_rows, self.n_pairs), dtype=np.int64)
+        if self.entry_t is not None:
+            t_rows[self.entry_row, self.entry_pair] = self.entry_t
+        return t_rows[self.user_row]
+
+    def ties_per_user(self) -> np.ndarray:
+        """Tie votes of each user, shape (m,) (zeros when the table carries no ties)."""
+        return self.row_totals()[1][self.user_row]
+
     def votes_per_user(self) -> np.ndarray:
         """Total votes of each user, shape (m,)."""
         per_row = np.bincount(self.entry_row, weights=self.entry_n, minlength=self.n_rows)
@@ -136,7 +172,8 @@ def counts_fingerprint(counts: CountTable, users, pairs) -> str:
 
     Two data sets share it exactly when they hold the same users (by their
     text), the same pairs (by label, which carries the orientation) and, for
-    every user and pair, the same ``n`` and ``s``: votes doubled, flipped or
+    every user and pair, the same ``n`` and ``s`` (and ``t`` when ties are
+    modelled): votes doubled, flipped or
     moved between users all change it.
 
     Parameters
@@ -173,7 +210,12 @@ def counts_fingerprint(counts: CountTable, users, pairs) -> str:
     h = hashlib.sha256()
     h.update("\x1f".join(user_text[user_order].tolist()).encode("utf-8") + b"\x1e")
     h.update("\x1f".join(pair_text[pair_order].tolist()).encode("utf-8") + b"\x1e")
-    for column in (key[order], counts.entry_n[entry][order], counts.entry_s[entry][order]):
+    columns = [key[order], counts.entry_n[entry][order], counts.entry_s[entry][order]]
+    if counts.entry_t is not None:
+        # Modelled ties are data too; tables without them keep their old fingerprint.
+        h.update(b"ties\x1e")
+        columns.append(counts.entry_t[entry][order])
+    for column in columns:
         h.update(np.ascontiguousarray(column, dtype="<i8").tobytes())
     return "sha256:" + h.hexdigest()
 
@@ -187,6 +229,7 @@ def collapse_counts(
     n_pairs: int,
     *,
     method: str = "hash",
+    t: np.ndarray | None = None,
 ) -> CountTable:
     """Collapse per-(user, pair) counts to distinct count rows.
 
@@ -210,6 +253,9 @@ def collapse_counts(
         (users x 2*pairs) matrix, and switches to ``"sort"`` above
         ``_DENSE_CELL_LIMIT`` cells; ``"sort"`` refines groups one entry
         position at a time. Both are exact without a check, but slower.
+    t : ndarray of int, shape (K,), optional
+        Tie votes of each entry (ties modelled). Entries with ``n == 0`` are
+        then kept when ``t > 0``, and every user needs a vote or a tie.
 
     Returns
     -------
@@ -226,6 +272,8 @@ def collapse_counts(
     """
     if method not in COLLAPSE_METHODS:
         raise ValueError(f"method must be one of {COLLAPSE_METHODS}, got {method!r}")
+    if t is not None:
+        return _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method)
     given = (user, pair, n, s)
     user = np.asarray(user, dtype=np.int64).reshape(-1)
     pair = np.asarray(pair, dtype=np.int64).reshape(-1)
@@ -368,6 +416,38 @@ def collapse_counts(
         entries,
         np.concatenate([weight_single, weight_multi]),
         user_row,
+    )
+
+
+def _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method) -> CountTable:
+    """:func:`collapse_counts` with ties: ``(n, s, t)`` rides as ``(n B + t, s B + t)``.
+
+    With ``B = max t + 1`` the map is one-to-one and keeps ``0 <= s' <= n'``,
+    so the grouping above (exact) groups users whose ``(n, s, t)`` agree on
+    every pair; the entries are decoded afterwards.
+    """
+    t = np.asarray(t, dtype=np.int64).reshape(-1)
+    n = np.asarray(n, dtype=np.int64).reshape(-1)
+    s = np.asarray(s, dtype=np.int64).reshape(-1)
+    if t.size != n.size:
+        raise ValueError("user, pair, n, s and t must have the same length")
+    if t.size and t.min() < 0:
+        raise ValueError("tie counts must satisfy t >= 0")
+    if n.size and (s.min() < 0 or np.any(s > n)):
+        raise ValueError("counts must satisfy 0 <= s <= n")
+    base = np.int64(int(t.max()) + 1 if t.size else 1)
+    if n.size and (int(n.max()) + 1) * int(base) >= _PACK_LIMIT:
+        raise ValueError("vote and tie counts too large to group exactly")
+    table = collapse_counts(user, pair, n * base + t, s * base + t, n_users, n_pairs, method=method)
+    return CountTable(
+        n_pairs=table.n_pairs,
+        row_ptr=table.row_ptr,
+        entry_pair=table.entry_pair,
+        entry_n=table.entry_n // base,
+        entry_s=table.entry_s // base,
+        row_weight=table.row_weight,
+        user_row=table.user_row,
+        entry_t=table.entry_n % base,
     )
 
 

@@ -39,7 +39,10 @@ from attnmodel.data.spellings import (
 )
 from attnmodel.errors import AttnmodelWarning, TableFileError, VoteDataError, VoteDataTypeError
 
-__all__ = ["VoteData", "require_vote_data"]
+__all__ = ["VoteData", "TIE_OPTIONS", "require_vote_data"]
+
+#: What to do with tie votes: leave them out, refuse them, or keep them as evidence.
+TIE_OPTIONS = ("drop", "error", "model")
 
 
 # ---------------------------------------------------------------------------
@@ -275,13 +278,24 @@ def _options(**kwargs: Any) -> dict[str, Any]:
         raise TypeError(f"unknown column options {unknown}; known: {sorted(COLUMN_DEFAULTS)}")
     names = {**COLUMN_DEFAULTS, **kwargs}
     ties, layout, stronger = names["ties"], names["layout"], names["stronger"]
-    if ties not in ("drop", "error"):
-        raise ValueError(f"ties must be 'drop' or 'error', got {ties!r}")
+    if ties not in TIE_OPTIONS:
+        raise ValueError(f"ties must be 'drop', 'error' or 'model', got {ties!r}")
     if layout not in (None, "raw", "oriented"):
         raise ValueError(f"layout must be 'raw', 'oriented' or None, got {layout!r}")
     if layout == "oriented" and stronger is not None:
         raise ValueError("stronger applies to the raw layout only")
     return names
+
+
+def _engine_ties(names: dict[str, Any], engine: str) -> None:
+    """The out-of-core engines count ties per pair, not per user: refuse ``ties="model"``."""
+    if names["ties"] == "model":
+        raise VoteDataError(
+            f"ties='model' needs the ties of every user and pair, which the {engine} engine "
+            "does not count; read the votes with engine='pandas' (the default for "
+            "ties='model')",
+            value=engine,
+        )
 
 
 def _layout_of(
@@ -482,7 +496,7 @@ class VoteData:
         model_b: Hashable = "model_b",
         winner: Hashable = "winner",
         stronger: Mapping[Any, Any] | None = None,
-        ties: Literal["drop", "error"] = "drop",
+        ties: Literal["drop", "error", "model"] = "drop",
     ) -> VoteData:
         """Validate a table of votes and count them per user and pair.
 
@@ -511,8 +525,12 @@ class VoteData:
             ``frozenset({x, y})``, a tuple ``(x, y)`` in either order or the
             pair label ``"x vs y"``. Pairs not given are oriented by win rate
             over non-tie votes (equal rates: the alphabetically first model).
-        ties : {"drop", "error"}
-            Drop tie votes (counted in the report), or raise on the first one.
+        ties : {"drop", "error", "model"}
+            Drop tie votes (counted in the report), raise on the first one, or
+            keep them per user and pair as evidence (``counts.entry_t``; see
+            :mod:`attnmodel.model.ties`). With ``"model"``, users whose votes
+            are all ties stay in; pairs with ties only are still left out
+            (they have no direction).
 
         Returns
         -------
@@ -526,8 +544,8 @@ class VoteData:
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
-        if ties not in ("drop", "error"):
-            raise ValueError(f"ties must be 'drop' or 'error', got {ties!r}")
+        if ties not in TIE_OPTIONS:
+            raise ValueError(f"ties must be 'drop', 'error' or 'model', got {ties!r}")
         layout = _layout_of(list(df.columns), layout, user, z, model_a, model_b, winner)
         if layout == "oriented" and stronger is not None:
             raise ValueError("stronger applies to the raw layout only")
@@ -536,7 +554,7 @@ class VoteData:
 
         user_codes, user_ids = _user_codes(df, user)
         if layout == "oriented":
-            return cls._oriented(df, user_codes, user_ids, z, pair)
+            return cls._oriented(df, user_codes, user_ids, z, pair, ties == "model")
         return cls._raw(df, user_codes, user_ids, model_a, model_b, winner, stronger, ties)
 
     @classmethod
@@ -547,6 +565,7 @@ class VoteData:
         user_ids: pd.Index,
         z: Hashable,
         pair: Hashable | None,
+        ties_model: bool = False,
     ) -> VoteData:
         labels = _labels01(df, z)
         if pair is None and "pair" in df.columns:
@@ -585,6 +604,7 @@ class VoteData:
             pairs=pairs,
             report=report,
             layout="oriented",
+            tie_rows=np.zeros(0, dtype=np.int64) if ties_model else None,
         )
 
     @classmethod
@@ -636,6 +656,10 @@ class VoteData:
             models, pair_lo, pair_hi, n_votes, n_ties, lo_wins, stronger
         )
         z_all = (winner_model == strong[pair_codes]).astype(np.int8)
+        tie_rows = None
+        if ties == "model":
+            # Ties of pairs left out (ties only) have no direction to weigh against.
+            tie_rows = np.flatnonzero(is_tie & has_votes[pair_codes])
         if not has_votes.all():
             # Rows of dropped pairs are all ties and never reach the counts, so
             # the code they get here does not matter.
@@ -650,6 +674,7 @@ class VoteData:
             pairs=pairs,
             report=report,
             layout="raw",
+            tie_rows=tie_rows,
         )
 
     @classmethod
@@ -665,8 +690,13 @@ class VoteData:
         pairs: pd.Index,
         report: pd.DataFrame,
         layout: str,
+        tie_rows: np.ndarray | None = None,
     ) -> VoteData:
-        """Shared tail: drop ties and tie-only users, aggregate, collapse."""
+        """Shared tail: drop ties and tie-only users, aggregate, collapse.
+
+        ``tie_rows`` (ties modelled): the input rows of ties to count per user
+        and pair; users with ties only then stay.
+        """
         n_ties = 0 if keep is None else int(keep.size - np.count_nonzero(keep))
         rows = None
         if n_ties:
@@ -677,9 +707,14 @@ class VoteData:
         z = np.ascontiguousarray(z, dtype=np.int8)
 
         has_vote = np.bincount(u, minlength=len(user_ids)) > 0
+        if tie_rows is not None:
+            tie_u, tie_p = user_codes[tie_rows], pair_codes[tie_rows]
+            has_vote |= np.bincount(tie_u, minlength=len(user_ids)) > 0
         dropped = user_ids[~has_vote]
         if dropped.size:
             u = (np.cumsum(has_vote) - 1)[u]
+            if tie_rows is not None:
+                tie_u = (np.cumsum(has_vote) - 1)[tie_u]
             user_ids = user_ids[has_vote]
         users = user_ids.rename("user")
         pairs = pairs.rename("pair")
@@ -687,7 +722,16 @@ class VoteData:
         m, n_pairs = len(users), len(pairs)
 
         cell = u * n_pairs + p
-        if m * n_pairs <= cell.size:
+        t_k = None
+        if tie_rows is not None:
+            # Cells of votes and cells of ties, one sorted list of both.
+            occupied, inv = np.unique(
+                np.concatenate([cell, tie_u * n_pairs + tie_p]), return_inverse=True
+            )
+            n_k = np.bincount(inv[: cell.size], minlength=occupied.size)
+            s_k = np.bincount(inv[: cell.size][z == 1], minlength=occupied.size)
+            t_k = np.bincount(inv[cell.size :], minlength=occupied.size)
+        elif m * n_pairs <= cell.size:
             n_cell = np.bincount(cell, minlength=m * n_pairs)
             s_cell = np.bincount(cell[z == 1], minlength=m * n_pairs)
             occupied = np.flatnonzero(n_cell)
@@ -702,7 +746,11 @@ class VoteData:
             occupied = cell_sorted[start]
             n_k = np.diff(np.append(start, key.size))
             s_k = np.add.reduceat(key & 1, start)
-        counts = collapse_counts(occupied // n_pairs, occupied % n_pairs, n_k, s_k, m, n_pairs)
+        counts = collapse_counts(
+            occupied // n_pairs, occupied % n_pairs, n_k, s_k, m, n_pairs, t=t_k
+        )
+        if tie_rows is not None:
+            n_ties = 0  # modelled, not dropped
         return cls(
             users=users,
             pairs=pairs,
@@ -784,7 +832,9 @@ class VoteData:
         if engine not in ("auto", "duckdb", "pandas", "dask"):
             raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'dask', got {engine!r}")
         try:
-            if engine == "auto":
+            if engine == "auto" and kwargs.get("ties") == "model":
+                engine = "pandas"  # the engines count ties per pair only
+            elif engine == "auto":
                 from attnmodel.data.engines import choose_engine
 
                 engine = choose_engine(path)
@@ -851,6 +901,7 @@ class VoteData:
         from attnmodel.data.dask_engine import dask_cells
 
         names = _options(**kwargs)
+        _engine_ties(names, "dask")
         layout = _layout_of(
             list(ddf.columns),
             names["layout"],
@@ -879,6 +930,7 @@ class VoteData:
         from attnmodel.data.engines import duckdb_cells
 
         names = _options(**kwargs)
+        _engine_ties(names, engine)
         cells = duckdb_cells(
             path,
             names,
@@ -972,6 +1024,7 @@ class VoteData:
         *,
         users: Iterable[Hashable] | None = None,
         pairs: Iterable[Hashable] | None = None,
+        t: np.ndarray | None = None,
     ) -> VoteData:
         """Build from per-user counts, e.g. from a simulator.
 
@@ -986,6 +1039,9 @@ class VoteData:
         pairs : iterable of hashable, length P, optional
             Distinct pair labels; default ``["A vs B"]`` when ``P == 1``,
             else ``["pair 0", ..., "pair P-1"]``.
+        t : array_like of int, shape like ``n``, optional
+            Tie votes of each user (per pair), kept as evidence (as
+            ``ties="model"`` does); every user then needs a vote or a tie.
 
         Returns
         -------
@@ -999,6 +1055,12 @@ class VoteData:
             raise VoteDataError(f"n must have shape (m,) or (m, P), got {n_arr.shape}")
         n2 = _as_int_counts(n_arr, "n").reshape(n_arr.shape[0], -1)
         s2 = _as_int_counts(s_arr, "s").reshape(n2.shape)
+        t2 = None
+        if t is not None:
+            t_arr = np.asarray(t)
+            if t_arr.shape != n_arr.shape:
+                raise VoteDataError(f"n and t differ in shape: {n_arr.shape} vs {t_arr.shape}")
+            t2 = _as_int_counts(t_arr, "t").reshape(n2.shape)
         m, n_pairs = n2.shape
         if m == 0 or n_pairs == 0:
             raise VoteDataError(f"no counts: n has shape {n_arr.shape}")
@@ -1027,7 +1089,15 @@ class VoteData:
                 row=i,
                 value=(int(n2[i, k]), int(s2[i, k])),
             )
-        empty = n2.sum(axis=1) == 0
+        if t2 is not None and np.any(t2 < 0):
+            i, k = (int(x[0]) for x in np.nonzero(t2 < 0))
+            raise VoteDataError(
+                f"user {user_ids[i]!r} (row {i}), pair {pair_ids[k]!r}: t={t2[i, k]} is negative",
+                row=i,
+                value=int(t2[i, k]),
+            )
+        total = n2 if t2 is None else n2 + t2
+        empty = total.sum(axis=1) == 0
         if empty.any():
             i = int(np.argmax(empty))
             raise VoteDataError(
@@ -1036,8 +1106,10 @@ class VoteData:
                 value=user_ids[i],
             )
 
-        ui, pk = np.nonzero(n2)
-        counts = collapse_counts(ui, pk, n2[ui, pk], s2[ui, pk], m, n_pairs)
+        ui, pk = np.nonzero(total)
+        counts = collapse_counts(
+            ui, pk, n2[ui, pk], s2[ui, pk], m, n_pairs, t=None if t2 is None else t2[ui, pk]
+        )
         n_votes = n2.sum(axis=0)
         wins = s2.sum(axis=0)
         win_rate = np.full(n_pairs, np.nan)
@@ -1047,7 +1119,7 @@ class VoteData:
                 "stronger": pd.Series([None] * n_pairs, dtype=object),
                 "weaker": pd.Series([None] * n_pairs, dtype=object),
                 "n_votes": n_votes.astype(np.int64),
-                "n_ties": np.zeros(n_pairs, dtype=np.int64),
+                "n_ties": (np.zeros(n_pairs) if t2 is None else t2.sum(axis=0)).astype(np.int64),
                 "win_rate": win_rate,
                 "designated_by": ["input"] * n_pairs,
             }
@@ -1194,10 +1266,20 @@ class VoteData:
             rows = self._vote_rows[rows]
         return self._frame.iloc[rows]
 
+    @property
+    def ties(self) -> str:
+        """``"model"`` when the counts carry ties as evidence, else ``"drop"``."""
+        return "model" if self.counts.has_ties else "drop"
+
     def __repr__(self) -> str:
+        tie_note = (
+            f"{int(self.report['n_ties'].sum())} ties modelled"
+            if self.counts.has_ties
+            else f"{self.n_ties_dropped} ties dropped"
+        )
         return (
             f"VoteData({self.n_users} users, {self.n_pairs} pairs, {self.n_votes} votes, "
-            f"{self.n_ties_dropped} ties dropped, layout={self.layout!r})"
+            f"{tie_note}, layout={self.layout!r})"
         )
 
     def summary(self) -> str:
@@ -1206,8 +1288,12 @@ class VoteData:
         lines = [
             f"{self.n_votes} votes from {self.n_users} users on {self.n_pairs} pair(s)"
             f" (layout {self.layout!r}" + (f", from {self.source}" if self.source else "") + ")",
-            f"ties dropped: {self.n_ties_dropped}; users dropped for having only ties: "
-            f"{len(self.dropped_users)}",
+            (
+                f"ties modelled: {int(self.report['n_ties'].sum())}"
+                if self.counts.has_ties
+                else f"ties dropped: {self.n_ties_dropped}; users dropped for having only "
+                f"ties: {len(self.dropped_users)}"
+            ),
             f"votes per user: min {per_user.min()}, median {per_user.median():g}, "
             f"max {per_user.max()}",
             f"distinct count rows: {self.counts.n_rows}",

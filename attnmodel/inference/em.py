@@ -13,6 +13,15 @@ hyperprior (``"pooled"``, with an M-step for the hyperparameters), or the
 prior of the model strengths from which every ``mu`` follows
 (``"bradley_terry"``, whose M-step moves the strengths).
 
+With ties modelled (counts that carry ties, ``ties="model"``; see
+:mod:`attnmodel.model.ties`) each row's likelihood at a node is the tie-free
+one at the transformed attentiveness ``eta' = eta / c(eta)`` times the tie
+factor of the row's ``(m, T)``, integrated over the tie propensity ``tau``
+exactly; the latent variable of EM is still ``eta`` alone. The M-step then
+also raises ``Q`` in the tie parameters ``(kappa, tau_mean, tau_conc)`` (by
+L-BFGS with the exact gradient, kept only when ``Q`` does not drop), and their
+prior (:data:`attnmodel.model.ties.TIE_PRIORS`) joins the objective.
+
 The loop is split BlackJAX-style into a pure :func:`em_step` and a driver
 (:func:`fit_em`) that keeps the history. The driver accelerates EM with
 SQUAREM (Varadhan and Roland, 2008), taking an extrapolated point only when
@@ -52,6 +61,15 @@ from attnmodel.model.mu_structure import (
     structure_warnings,
 )
 from attnmodel.model.priors import ModelPrior, MuSpec, resolve_mu
+from attnmodel.model.ties import (
+    TieParams,
+    TieTerm,
+    direction_nodes,
+    direction_q,
+    tie_log_prior,
+    tie_q,
+    tie_vector_bounds,
+)
 
 __all__ = [
     "ConvergenceWarning",
@@ -77,11 +95,14 @@ class EMState(NamedTuple):
         Parameters of the ``mu`` structure (:mod:`attnmodel.model.mu_structure`):
         ``[m, c]`` for ``"pooled"``, the sum-zero strengths ``theta`` (one per
         model) for ``"bradley_terry"``, None for ``"independent"``.
+    ties : TieParams or None
+        Tie parameters when ties are modelled (:mod:`attnmodel.model.ties`).
     """
 
     params: dict[str, Any]
     mu: np.ndarray
     mu_hyper: np.ndarray | None = None
+    ties: Any = None
 
 
 class EStep(NamedTuple):
@@ -102,6 +123,8 @@ class EStep(NamedTuple):
         Expected votes for / against each pair's stronger model at each node.
     posterior : ndarray, shape (R, G), or None
         Posterior probability of each node per row, when asked for.
+    tie_weight : ndarray, shape (D, G), or None
+        Ties modelled: expected users per distinct ``(m, T)`` and node.
     """
 
     objective: float
@@ -112,6 +135,7 @@ class EStep(NamedTuple):
     s_stat: np.ndarray
     f_stat: np.ndarray
     posterior: np.ndarray | None
+    tie_weight: np.ndarray | None = None
 
 
 #: Above this many (row, node) cells the compiled single-pass E-step is used.
@@ -161,11 +185,26 @@ class EMProblem:
         self.family = family
         self.mu_spec = mu_spec
         self.unknown = mu_spec.unknown
+        self.tie_term: TieTerm | None = None
+        if counts.has_ties:
+            if family.discrete:
+                raise ValueError(
+                    f"ties='model' needs a continuous family (beta, beta_mixture, "
+                    f"logistic_normal_mixture), got {family.name!r}"
+                )
+            m_r, t_r = counts.row_totals()
+            self.tie_term = TieTerm(m_r, t_r)
+            self._key_rows = sparse.csr_matrix(
+                (counts.row_weight, (self.tie_term.row_key, np.arange(counts.n_rows))),
+                shape=(self.tie_term.n_keys, counts.n_rows),
+            )
         if family.discrete:
             self.grid = None
         else:
-            # A user's posterior narrows with all of its votes, across pairs.
-            most_votes = int(counts.row_sum(counts.entry_n.astype(np.float64)).max())
+            # A user's posterior narrows with all of its votes, across pairs (and
+            # with its ties when they are evidence).
+            votes = counts.entry_n if counts.entry_t is None else counts.entry_n + counts.entry_t
+            most_votes = int(counts.row_sum(votes.astype(np.float64)).max())
             self.grid = grid if grid is not None else make_logit_grid(most_votes)
         c_entry = counts.row_weight[counts.entry_row]
         shape = (counts.n_pairs, counts.entry_n.size)
@@ -194,20 +233,37 @@ class EMProblem:
         population density of the unknown ``mu`` plus the hyperprior, or the
         prior of the strengths.
         """
+        ties = 0.0 if self.tie_term is None else tie_log_prior(state.ties)
         structure = self.structure
         if isinstance(structure, PooledMu):
             total = structure.log_prior(state.mu[self.unknown], state.mu_hyper)
         elif isinstance(structure, BradleyTerryMu):
             total = structure.theta_logp(state.mu_hyper)
         elif self.prior is None:
-            return self.mu_spec.log_prior(state.mu)
+            return self.mu_spec.log_prior(state.mu) + ties
         else:
             total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])))
         if self.prior is None:
-            return total
+            return total + ties
         if not self.prior.flat:
             total += self.prior.family_logp(state.params)
-        return total
+        return total + ties
+
+    @property
+    def ties_modelled(self) -> bool:
+        """True when the counts carry ties as evidence."""
+        return self.tie_term is not None
+
+    def direction_nodes(self, eta, one_minus_eta, state: EMState):
+        """The nodes the direction part sees: ``eta'`` and ``1 - eta'`` with ties, else ``eta``."""
+        if self.tie_term is None:
+            return eta, one_minus_eta
+        return direction_nodes(eta, one_minus_eta, state.ties.kappa)[:2]
+
+    def tie_log_factor(self, eta, one_minus_eta, ties: TieParams) -> np.ndarray:
+        """Tie factor per distinct ``(m, T)`` and node, shape (D, G)."""
+        _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
+        return self.tie_term.log_factor(log_c[None, :], log_1mc[None, :], ties.a, ties.b)
 
     # -- nodes -----------------------------------------------------------
     def nodes(self, params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -244,7 +300,22 @@ class EMProblem:
         use_kernel = self.engine == "numba" or (
             self.engine == "auto" and counts.n_rows * eta.size >= COMPILED_ESTEP_CELLS
         )
-        if use_kernel:
+        tie_weight = None
+        if self.tie_term is not None:
+            # The compiled pass takes one prior mass for all rows; the tie factor
+            # differs per row, so ties take the numpy path.
+            d_eta, d_om = self.direction_nodes(eta, one_minus_eta, state)
+            a = row_loglik(counts, *pair_log_probs(d_eta, d_om, state.mu))
+            a += log_mass[None, :]
+            a += self.tie_log_factor(eta, one_minus_eta, state.ties)[self.tie_term.row_key]
+            log_z, post = _normalise_rows(a)
+            del a
+            weight = counts.row_weight @ post
+            post_e = post if counts.one_entry_per_row else post[counts.entry_row]
+            s_stat = np.asarray(self._m_s @ post_e)
+            f_stat = np.asarray(self._m_f @ post_e)
+            tie_weight = np.asarray(self._key_rows @ post)
+        elif use_kernel:
             from attnmodel.model.kernels import estep_stats
 
             log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
@@ -269,6 +340,7 @@ class EMProblem:
             s_stat,
             f_stat,
             post if posterior else None,
+            tie_weight,
         )
 
     def objective(self, state: EMState) -> float:
@@ -299,14 +371,57 @@ class EMProblem:
                 _, loc = self.family.components(params)
                 eta, one_minus_eta = loc, 1.0 - loc
         hyper = state.mu_hyper
+        # With ties modelled the direction of a vote sees the transformed nodes.
+        if self.tie_term is None:
+            d_eta, d_om = eta, one_minus_eta
+        else:
+            d_eta, d_om = self.direction_nodes(eta, one_minus_eta, state)
         if isinstance(self.structure, BradleyTerryMu):
-            hyper = self._update_theta(s_stat, f_stat, eta, one_minus_eta, hyper)
+            hyper = self._update_theta(s_stat, f_stat, d_eta, d_om, hyper)
             mu = self.structure.mu(hyper)
         elif self.unknown.size:
-            mu[self.unknown] = self._update_mu(s_stat, f_stat, eta, one_minus_eta, mu, hyper)
+            mu[self.unknown] = self._update_mu(s_stat, f_stat, d_eta, d_om, mu, hyper)
             if isinstance(self.structure, PooledMu):
                 hyper = self.structure.update_hyper(mu[self.unknown], hyper)
-        return EMState(params, mu, hyper)
+        if self.tie_term is None:
+            return EMState(params, mu, hyper)
+        # Then the tie parameters given the new mu; each update raises Q
+        # (coordinate ascent).
+        ties = self._update_ties(estep, eta, one_minus_eta, mu, state.ties)
+        return EMState(params, mu, hyper, ties)
+
+    def _update_ties(self, estep: EStep, eta, one_minus_eta, mu, ties: TieParams) -> TieParams:
+        """Raise ``Q`` in the tie parameters by L-BFGS-B; keep the old ones if it did not."""
+        from scipy import optimize
+
+        def neg(v):
+            val, grad = tie_q(
+                self.tie_term,
+                estep.tie_weight,
+                estep.s_stat,
+                estep.f_stat,
+                eta,
+                one_minus_eta,
+                mu,
+                TieParams.from_vector(v),
+            )
+            if not np.isfinite(val):
+                return 1e300, np.zeros(3)
+            return -val, -grad
+
+        v0 = ties.to_vector()
+        lo, hi = tie_vector_bounds()
+        res = optimize.minimize(
+            neg,
+            np.clip(v0, lo, hi),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=optimize.Bounds(lo, hi),
+            options={"maxiter": 8},
+        )
+        if np.isfinite(res.fun) and res.fun <= neg(v0)[0]:
+            return TieParams.from_vector(res.x)
+        return ties
 
     def _refine_family(self, params, state: EMState, estep: EStep):
         """Generalised M-step for the family under a non-flat prior.
@@ -451,6 +566,13 @@ class EMProblem:
         """
         state = self.from_vector(vec)
         eta, one_minus_eta, log_mass = self.nodes(state.params)
+        if self.tie_term is not None:
+            value = direction_q(
+                estep.s_stat, estep.f_stat, eta, one_minus_eta, state.mu, state.ties.kappa
+            ) + self.tie_term.weighted(estep.tie_weight, eta, one_minus_eta, state.ties)
+            with np.errstate(invalid="ignore"):
+                value += np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum()
+            return float(value) + self.log_prior(state)
         log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
         with np.errstate(invalid="ignore"):
             terms = (
@@ -489,6 +611,9 @@ class EMProblem:
         if isinstance(structure, PooledMu):
             lo = np.concatenate([lo, [-np.inf, 0.0]])
             hi = np.concatenate([hi, [np.inf, structure.max_concentration]])
+        if self.tie_term is not None:
+            t_lo, t_hi = tie_vector_bounds()
+            lo, hi = np.concatenate([lo, t_lo]), np.concatenate([hi, t_hi])
         return lo, hi
 
     def is_stationary(self, state: EMState, estep: EStep, scale: float, gtol: float = 1e-7) -> bool:
@@ -524,12 +649,16 @@ class EMProblem:
 
     def from_vector(self, vec: np.ndarray) -> EMState:
         """Inverse of :meth:`to_vector`, projected onto the admissible set."""
+        ties = None
+        if self.tie_term is not None:
+            ties = TieParams.from_vector(vec[-3:])
+            vec = vec[:-3]
         structure = self.structure
         if isinstance(structure, BradleyTerryMu):
             k = vec.size - (len(structure.models) - 1)
             params = self.family.from_vector(vec[:k], self.grid)
             theta = structure.from_free(vec[k:])
-            return EMState(params, structure.mu(theta), theta)
+            return EMState(params, structure.mu(theta), theta, ties)
         n_hyper = 2 if isinstance(structure, PooledMu) else 0
         k = vec.size - self.unknown.size - n_hyper
         params = self.family.from_vector(vec[:k], self.grid)
@@ -543,7 +672,7 @@ class EMProblem:
         if n_hyper:
             m, c = vec[-2:]
             hyper = np.array([special.expit(m), np.clip(c, 0.0, structure.max_concentration)])
-        return EMState(params, mu, hyper)
+        return EMState(params, mu, hyper, ties)
 
     # -- starting points -------------------------------------------------
     def initial_state(self, start: int, rng: np.random.Generator) -> EMState:
@@ -581,7 +710,17 @@ class EMProblem:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(scale > 0, excess / scale, 0.5)
         eta_hat = np.clip(ratio, 0.0, 1.0)
-        return EMState(self.family.init_params(eta_hat, c.row_weight, rng, start), mu, hyper)
+        params = self.family.init_params(eta_hat, c.row_weight, rng, start)
+        if self.tie_term is None:
+            return EMState(params, mu, hyper)
+        # Ties: the population mean at the overall tie rate, kappa in the middle
+        # (random starts: anywhere in (0.05, 0.95)).
+        m_r, t_r = c.row_totals()
+        rate = float(
+            np.clip((c.row_weight @ t_r + 0.5) / (c.row_weight @ (m_r + t_r) + 1.0), 0.01, 0.99)
+        )
+        kappa = 0.5 if start == 0 else float(rng.uniform(0.05, 0.95))
+        return EMState(params, mu, hyper, TieParams(kappa, rate, 5.0))
 
 
 def _normalise_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -660,6 +799,8 @@ def _record(problem: EMProblem, run: _Run, state: EMState, estep: EStep, kind: s
         row[f"mu[{pair}]"] = float(value)
     for name, value in zip(hyper_labels(problem.structure), np.ravel(state.mu_hyper), strict=False):
         row[name] = float(value)
+    if state.ties is not None:
+        row.update(state.ties.flat())
     run.records.append(row)
 
 
@@ -805,6 +946,8 @@ class EMResult:
         Its parameters at the estimate (see :class:`EMState`).
     mu_structure_reason : str
         Why this structure: chosen by the caller or by the data's rule.
+    ties_ : TieParams or None
+        Tie parameters when ties are modelled (:mod:`attnmodel.model.ties`).
     """
 
     family: Family
@@ -826,11 +969,12 @@ class EMResult:
     mu_structure: Any = None
     mu_hyper_: np.ndarray | None = None
     mu_structure_reason: str = ""
+    ties_: Any = None
 
     @property
     def state_(self) -> EMState:
         """The fitted parameters as an :class:`EMState`."""
-        return EMState(self.params_, self.mu_.to_numpy(), self.mu_hyper_)
+        return EMState(self.params_, self.mu_.to_numpy(), self.mu_hyper_, self.ties_)
 
     def posterior(self, eta_star: float = 0.5, hdi_prob: float = 0.94):
         """Per-user attentiveness summaries (:func:`attnmodel.posterior.users.user_posterior`)."""
@@ -864,6 +1008,9 @@ class EMResult:
             lines.append(f"  mu structure {structure.name} ({self.mu_structure_reason}):")
             labels = hyper_labels(structure)
             lines += [f"    {k} = {v:.6g}" for k, v in zip(labels, self.mu_hyper_, strict=True)]
+        if self.ties_ is not None:
+            lines.append("  ties (modelled):")
+            lines += [f"    {k} = {v:.6g}" for k, v in self.ties_.flat().items()]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -977,7 +1124,7 @@ def fit_em(
                 raise ValueError("init cannot give mu under mu_structure='bradley_terry'")
             for p, v in mu_init.items():
                 m0[spec.pairs.index(str(p))] = float(v)
-        starts.append(EMState(fam.validate(init), m0, first.mu_hyper))
+        starts.append(EMState(fam.validate(init), m0, first.mu_hyper, first.ties))
     for k in range(n_init):
         starts.append(problem.initial_state(k, np.random.default_rng(seeds[k])))
 
@@ -1051,4 +1198,5 @@ def fit_em(
         mu_structure=structure,
         mu_hyper_=None if state.mu_hyper is None else np.asarray(state.mu_hyper, dtype=float),
         mu_structure_reason=structure_reason,
+        ties_=state.ties,
     )

@@ -156,6 +156,12 @@ def build_model(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if getattr(data.counts, "has_ties", False):
+        raise ValueError(
+            "the votes carry ties as evidence (ties='model'), which the PyMC model does "
+            "not state yet; fit them by MAP-EM (method='em') or read the votes with "
+            "ties='drop'"
+        )
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(
             f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"

@@ -6,6 +6,14 @@ same distribution the way the paper's section 4.2 does: each comparison has
 reward scores for both responses (the stronger model's response scores higher
 with probability ``mu``), and on each vote the user is attentive with
 probability ``eta`` (then picks the higher score) or flips a coin.
+
+Ties (``tau``, ``kappa``; see :mod:`attnmodel.model.ties`): user ``j`` has a
+tie propensity ``tau_j`` of its own. Each vote is attentive with probability
+``eta_j``: it is then a tie with probability ``tau_j`` and otherwise goes to the
+stronger model with probability ``mu``; a careless vote is a tie with
+probability ``tau_j + (1 - tau_j) kappa`` and otherwise a coin flip. The votes
+are drawn by this mechanism, vote by vote, not from the likelihood derived
+from it.
 """
 
 from __future__ import annotations
@@ -20,7 +28,14 @@ import pandas as pd
 from attnmodel.data.texts import add_texts
 from attnmodel.model.families import Family, family_for_params
 
-__all__ = ["SimulatedVotes", "simulate_votes", "simulate_counts", "draw_n_votes"]
+__all__ = [
+    "SimulatedVotes",
+    "simulate_votes",
+    "simulate_counts",
+    "simulate_tie_counts",
+    "draw_n_votes",
+    "draw_tau",
+]
 
 
 def draw_n_votes(n_votes, n_users: int, rng: np.random.Generator) -> np.ndarray:
@@ -54,6 +69,92 @@ def _pairs_and_mu(mu, pairs) -> tuple[list[str], np.ndarray]:
     return labels, values
 
 
+def draw_tau(tau, n_users: int, rng: np.random.Generator) -> np.ndarray:
+    """Tie propensities from a number (all users), an ``(a, b)`` Beta population or an array."""
+    if isinstance(tau, (int, float, np.floating)):
+        out = np.full(n_users, float(tau))
+    else:
+        arr = np.asarray(tau, dtype=float)
+        if arr.shape == (2,) and not (n_users == 2 and isinstance(tau, np.ndarray)):
+            if np.any(arr <= 0):
+                raise ValueError(f"a Beta population of tau needs a, b > 0, got {tau}")
+            out = rng.beta(arr[0], arr[1], size=n_users)
+        elif arr.shape == (n_users,):
+            out = arr.copy()
+        else:
+            raise ValueError("tau must be a number, an (a, b) Beta population or one per user")
+    if np.any((out < 0) | (out > 1)):
+        raise ValueError("tie propensities tau must lie in [0, 1]")
+    return out
+
+
+def _tie_votes(rng, eta_v, tau_v, kappa, mu_v) -> tuple[np.ndarray, np.ndarray]:
+    """Per vote: (went to the stronger model, was a tie), by the mechanism of the module."""
+    if not 0.0 <= kappa < 1.0:
+        raise ValueError(f"kappa must lie in [0, 1), got {kappa}")
+    size = eta_v.size
+    attentive = rng.random(size) < eta_v
+    tie_rate = np.where(attentive, tau_v, tau_v + (1.0 - tau_v) * kappa)
+    tie = rng.random(size) < tie_rate
+    z = rng.random(size) < np.where(attentive, mu_v, 0.5)
+    return z & ~tie, tie
+
+
+def simulate_tie_counts(
+    eta,
+    tau,
+    kappa: float,
+    n_votes,
+    mu: float | Sequence[float] = 0.8,
+    *,
+    pair_probs: Sequence[float] | None = None,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-user, per-pair counts ``(n, s, t)`` of users with given ``eta`` and ``tau``.
+
+    Every vote (ties included) is drawn by the mechanism of the module, so
+    users of any kind can be put together: careful frequent tiers (high
+    ``eta``, high ``tau``), tie spammers (low ``eta``, ``kappa`` near 1), ...
+
+    Parameters
+    ----------
+    eta : array_like, shape (m,)
+    tau : float, (a, b) or array_like of shape (m,)
+        Tie propensities (see :func:`draw_tau`).
+    kappa : float
+        Extra tie rate of careless votes, in [0, 1).
+    n_votes : int, (lo, hi) or array of shape (m,)
+        Votes per user, ties included.
+    mu : float or sequence of float, length P
+        Win rate of each pair's stronger model.
+    pair_probs : sequence of float, optional
+        Probability that a vote concerns each pair (default uniform).
+    seed : int, optional
+
+    Returns
+    -------
+    n, s, t : ndarray of int64, shape (m, P)
+        Votes other than ties, of them for the stronger model, and ties.
+    """
+    rng = np.random.default_rng(seed)
+    eta = np.asarray(eta, dtype=float)
+    m = eta.size
+    tau_u = draw_tau(tau, m, rng)
+    mu_values = np.atleast_1d(np.asarray(mu, dtype=float))
+    n_pairs = mu_values.size
+    votes = draw_n_votes(n_votes, m, rng)
+    user = np.repeat(np.arange(m), votes)
+    probs = None if pair_probs is None else np.asarray(pair_probs, float) / np.sum(pair_probs)
+    pair = rng.choice(n_pairs, size=user.size, p=probs)
+    z, tie = _tie_votes(rng, eta[user], tau_u[user], float(kappa), mu_values[pair])
+    cell = user * n_pairs + pair
+    size = m * n_pairs
+    t = np.bincount(cell[tie], minlength=size).reshape(m, n_pairs)
+    n = np.bincount(cell[~tie], minlength=size).reshape(m, n_pairs)
+    s = np.bincount(cell[z], minlength=size).reshape(m, n_pairs)
+    return n, s, t
+
+
 @dataclass
 class SimulatedVotes:
     """Simulated votes with the truth that generated them.
@@ -70,6 +171,10 @@ class SimulatedVotes:
         True win rate per pair.
     family : Family
     params : dict
+    tau : pandas.Series or None
+        True tie propensity per user when ties were simulated.
+    kappa : float or None
+        Extra tie rate of careless votes when ties were simulated.
     """
 
     votes: pd.DataFrame
@@ -77,6 +182,8 @@ class SimulatedVotes:
     mu: pd.Series
     family: Family
     params: dict[str, Any]
+    tau: pd.Series | None = None
+    kappa: float | None = None
 
     def to_data(self, **kwargs):
         """The votes as a :class:`attnmodel.data.votes.VoteData`."""
@@ -124,6 +231,8 @@ def simulate_votes(
     reward_scores: bool = False,
     seed: int | None = None,
     texts: bool = False,
+    tau=None,
+    kappa: float = 0.0,
 ) -> SimulatedVotes:
     """Simulate a vote log.
 
@@ -154,6 +263,11 @@ def simulate_votes(
         (:func:`attnmodel.data.texts.add_texts`, seeded with ``seed``), as the
         command line's ``simulate --texts`` does, so that the votes can be
         exported as DPO pairs.
+    tau : float, (a, b) or array of shape (n_users,), optional
+        Tie propensities (:func:`draw_tau`); ties need the raw layout, where
+        they are written as ``winner = "tie"``. None: no ties.
+    kappa : float
+        Extra tie rate of careless votes, in [0, 1) (with ``tau``).
 
     Returns
     -------
@@ -164,6 +278,8 @@ def simulate_votes(
     labels, mu_values = _pairs_and_mu(mu, pairs)
     if layout not in ("oriented", "raw"):
         raise ValueError(f"layout must be 'oriented' or 'raw', got {layout!r}")
+    if tau is not None and (layout != "raw" or reward_scores):
+        raise ValueError("ties (tau) are simulated in the raw layout without reward scores")
     rng = np.random.default_rng(seed)
     eta = fam.sample(params, n_users, rng)
     n = draw_n_votes(n_votes, n_users, rng)
@@ -179,6 +295,9 @@ def simulate_votes(
         gap = rng.exponential(1.0, size=total)
         base = rng.normal(0.0, 1.0, size=total)
         reward_strong = np.where(stronger_better, base + gap, base - gap)
+    elif tau is not None:
+        tau_u = draw_tau(tau, n_users, rng)
+        z, tie = _tie_votes(rng, eta[user], tau_u[user], float(kappa), mu_values[pair])
     else:
         z = rng.random(total) < 0.5 + eta[user] * (mu_values[pair] - 0.5)
     users = np.array([f"u{j:0{len(str(n_users - 1))}d}" for j in range(n_users)], dtype=object)
@@ -201,6 +320,8 @@ def simulate_votes(
         strong_won = z.astype(bool)
         a_won = strong_won ^ swap
         frame["winner"] = np.where(a_won, "model_a", "model_b")
+        if tau is not None:
+            frame["winner"] = np.where(tie, "tie", frame["winner"])
         if reward_scores:
             frame["reward_a"] = np.where(swap, base, reward_strong)
             frame["reward_b"] = np.where(swap, reward_strong, base)
@@ -213,4 +334,6 @@ def simulate_votes(
         mu=pd.Series(mu_values, index=pd.Index(labels, name="pair"), name="mu"),
         family=fam,
         params=params,
+        tau=None if tau is None else pd.Series(tau_u, index=pd.Index(users, name="user")),
+        kappa=None if tau is None else float(kappa),
     )

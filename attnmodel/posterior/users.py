@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 from scipy import interpolate, special
 
+from attnmodel.model.ties import direction_nodes
 from attnmodel.posterior.conditional import (
     AtomCells,
     GridCells,
@@ -298,14 +299,24 @@ def _map_continuous(result, post: np.ndarray) -> np.ndarray:
     f = (counts.entry_n - counts.entry_s).astype(float)
     d = mu[counts.entry_pair] - 0.5
     rows = counts.entry_row
+    ties = result.ties_ if problem.ties_modelled else None
 
     def neg_log_density(x):
-        xe = x[rows]
         with np.errstate(divide="ignore", invalid="ignore"):
+            if ties is None:
+                xd, tie_part = x, 0.0
+            else:
+                # Ties modelled: the direction part at eta' = eta / c(eta), and
+                # the row's tie factor (attnmodel.model.ties).
+                xd, _, log_c, log_1mc = direction_nodes(x, 1.0 - x, ties.kappa)
+                tie_part = problem.tie_term.log_factor_rows(
+                    problem.tie_term.row_key, log_c, log_1mc, ties.a, ties.b
+                )
+            xe = xd[rows]
             ll = np.where(s > 0, s * np.log(0.5 + xe * d), 0.0) + np.where(
                 f > 0, f * np.log(0.5 - xe * d), 0.0
             )
-            val = counts.row_sum(ll) + family.log_pdf(x, params)
+            val = counts.row_sum(ll) + tie_part + family.log_pdf(x, params)
         return -np.where(np.isfinite(val), val, -np.inf) * 1.0
 
     with np.errstate(invalid="ignore"):
@@ -343,7 +354,8 @@ def user_posterior(
         Indexed by ``user`` (the input ids): ``eta_mean``, ``eta_sd``,
         ``eta_map`` (EM), ``eta_hdi`` (dim ``ci_bound`` = lower, upper),
         ``p_above``, ``log_bf`` (see the module notes; trees written before
-        it lack it), ``n_votes``, ``p_above_mcse`` (trees) and, for discrete
+        it lack it), ``n_votes``, ``n_ties`` (ties modelled), ``p_above_mcse``
+        (trees) and, for discrete
         families, ``membership`` (dims ``user``, ``component``). Attributes
         ``family``, ``method``, ``eta_star``, ``hdi_prob`` (and those of the
         tree's group).
@@ -384,6 +396,9 @@ def user_posterior(
         },
     )
     ds["p_above"].attrs["eta_star"] = float(eta_star)
+    if data.counts.has_ties:
+        # Ties modelled: they are evidence too, so each user's count of them goes along.
+        ds["n_ties"] = ("user", data.counts.ties_per_user())
     if "membership" in rows:
         ds["membership"] = (("user", "component"), rows["membership"][idx])
         ds = ds.assign_coords(component=np.arange(rows["membership"].shape[1]))

@@ -193,6 +193,11 @@ def em_to_datatree(
     elif isinstance(structure, PooledMu):
         posterior["mu_hyper"] = (("chain", "draw", "hyper"), np.broadcast_to(hyper, (*shape, hyper.size)).copy())
         extra_coords["hyper"] = list(structure.hyper_names)
+    ties = getattr(em_result, "ties_", None)
+    if ties is not None:
+        # Ties modelled: kappa and the population of tie propensities (attnmodel.model.ties).
+        for key, value in ties.flat().items():
+            posterior[key] = (("chain", "draw"), np.full(shape, float(value)))
     keep_eta = store_eta is True or (store_eta == "auto" and m * n_draws <= AUTO_ETA_LIMIT)
     if keep_eta:
         posterior["eta"] = (("chain", "draw", "user"), draw_eta(em_result, n_draws, seed)[None])
@@ -211,6 +216,7 @@ def em_to_datatree(
 
     settings = dict(em_result.settings)
     settings.update({"n_draws": n_draws, "store_eta": keep_eta, "draw_seed": seed})
+    settings["ties"] = "model" if ties is not None else "drop"
     groups = {
         "posterior": post_ds,
         "attentiveness": attn,

@@ -1,0 +1,400 @@
+"""Ties as evidence: a per-user tie propensity beside ``eta`` (``ties="model"``).
+
+User ``j`` has attentiveness ``eta_j ~ P_eta`` and a tie propensity
+``tau_j ~ Beta(a, b)``, a trait of its own (careful users may tie often). A
+vote is attentive with probability ``eta_j``: it is then a tie with probability
+``tau_j`` and otherwise goes to the pair's stronger model with probability
+``mu_k``. A careless vote is a tie with probability ``tau_j + (1 - tau_j) kappa``
+(``kappa`` in [0, 1), the extra tie rate of careless votes) and otherwise a
+coin flip. With ``c(eta) = 1 - (1 - eta) kappa``,
+
+    P(stronger) = (1 - tau) [eta mu + (1 - eta)(1 - kappa) / 2]
+    P(weaker)   = (1 - tau) [eta (1 - mu) + (1 - eta)(1 - kappa) / 2]
+    P(tie)      = 1 - (1 - tau) c(eta),
+
+so a user with ``s_k``, ``f_k`` votes for / against pair ``k``'s stronger model
+(``m`` in all) and ``T`` ties has the likelihood
+
+    prod_k h_k^s_k (1 - h_k)^f_k  *  c^m (1 - tau)^m (1 - (1 - tau) c)^T,
+    h_k = 1/2 + eta' (mu_k - 1/2),   eta' = eta / c(eta).
+
+The direction part is the tie-free likelihood at the transformed attentiveness
+``eta'`` (:func:`direction_nodes`). The tie part depends on the user only
+through ``(m, T)``. Its integral over ``tau`` is exact: writing
+``1 - (1 - tau) c = (1 - c) + c tau`` and expanding the power,
+
+    E_tau[c^m (1 - tau)^m ((1 - c) + c tau)^T]
+        = sum_{k=0..T} C(T, k) (1 - c)^(T - k) c^(k + m) B(a + k, b + m) / B(a, b),
+
+a sum of positive terms, taken by a log-sum-exp (:class:`TieTerm`). It costs
+``T + 1`` terms per distinct ``(m, T)`` and node, and has no quadrature error
+however many votes a user gave. With ``kappa = 0`` the tie part does not depend
+on ``eta``: ties are then pure style and carry no evidence about attention.
+
+The tie parameters are ``kappa`` and the population of ``tau`` in mean and
+concentration, ``a = tau_mean * tau_conc``, ``b = (1 - tau_mean) * tau_conc``.
+Their priors (:data:`TIE_PRIORS`; the same for MAP-EM and NUTS) are weakly
+informative: ``kappa ~ Beta(1.5, 1.5)`` and ``tau_mean ~ Beta(1.5, 1.5)`` (each
+one half pseudo-vote on either side, which keeps the estimate off 0 and 1), and
+``tau_conc ~ LogNormal(log 10, 1.5)`` (a population from nearly everyone alike,
+``tau_conc`` in the hundreds, to a U-shaped one, ``tau_conc`` near 1, within
+two standard deviations).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from scipy import special
+
+__all__ = [
+    "TieParams",
+    "TieTerm",
+    "TIE_PRIORS",
+    "direction_nodes",
+    "direction_q",
+    "tie_q",
+    "tie_log_prior",
+    "tie_vector_bounds",
+]
+
+#: Priors of the tie parameters: (name, distribution, its parameters).
+TIE_PRIORS = {
+    "kappa": ("Beta", (1.5, 1.5)),
+    "tau_mean": ("Beta", (1.5, 1.5)),
+    "tau_conc": ("LogNormal", (float(np.log(10.0)), 1.5)),
+}
+
+
+@numba.njit(cache=True)
+def _tie_pass(start, base, kpm, tmk, log_c, log_1mc, weight, ratio, out, pw, pr):
+    """Log-sum-exp over each key's terms at each node; with weights, the shares summed.
+
+    ``log_c``/``log_1mc`` hold one row (shared nodes) or one row per key.
+    ``out[d, g]`` receives the log factor. With ``weight`` of shape (D, G)
+    (else (0, 0)), ``pw[j] = sum_g W[d, g] p[j, g]`` and
+    ``pr[j] = sum_g W[d, g] p[j, g] ratio[g]`` for every flattened term ``j``
+    of key ``d``, where ``p`` is the term's share of its key's sum.
+    """
+    n_keys = start.size - 1
+    n_nodes = out.shape[1]
+    stride = 0 if log_c.shape[0] == 1 else 1
+    with_w = weight.shape[0] > 0
+    for d in range(n_keys):
+        lo, hi = start[d], start[d + 1]
+        row = d * stride
+        for g in range(n_nodes):
+            lc, l1 = log_c[row, g], log_1mc[row, g]
+            peak = -np.inf
+            for j in range(lo, hi):
+                v = base[j] + kpm[j] * lc
+                if tmk[j] > 0:
+                    v += tmk[j] * l1
+                if v > peak:
+                    peak = v
+            total = 0.0
+            for j in range(lo, hi):
+                v = base[j] + kpm[j] * lc
+                if tmk[j] > 0:
+                    v += tmk[j] * l1
+                total += np.exp(v - peak)
+            out[d, g] = np.log(total) + peak
+            if with_w:
+                w = weight[d, g]
+                if w > 0:
+                    scale = w / total
+                    for j in range(lo, hi):
+                        v = base[j] + kpm[j] * lc
+                        if tmk[j] > 0:
+                            v += tmk[j] * l1
+                        share = np.exp(v - peak) * scale
+                        pw[j] += share
+                        pr[j] += share * ratio[g]
+
+
+class TieParams(NamedTuple):
+    """Tie parameters: careless extra tie rate and the population of tie propensities."""
+
+    kappa: float
+    tau_mean: float
+    tau_conc: float
+
+    @property
+    def a(self) -> float:
+        """First Beta shape of the tie propensities."""
+        return self.tau_mean * self.tau_conc
+
+    @property
+    def b(self) -> float:
+        """Second Beta shape of the tie propensities."""
+        return (1.0 - self.tau_mean) * self.tau_conc
+
+    def to_vector(self) -> np.ndarray:
+        """Unconstrained coordinates ``(logit kappa, logit tau_mean, log tau_conc)``."""
+        return np.array(
+            [special.logit(self.kappa), special.logit(self.tau_mean), np.log(self.tau_conc)]
+        )
+
+    @classmethod
+    def from_vector(cls, v: np.ndarray) -> TieParams:
+        """Inverse of :meth:`to_vector`, clipped to :func:`tie_vector_bounds`."""
+        lo, hi = tie_vector_bounds()
+        v = np.clip(np.asarray(v, dtype=float), lo, hi)
+        return cls(float(special.expit(v[0])), float(special.expit(v[1])), float(np.exp(v[2])))
+
+    def flat(self) -> dict[str, float]:
+        """The parameters by name (for histories and result trees)."""
+        return {"kappa": self.kappa, "tau_mean": self.tau_mean, "tau_conc": self.tau_conc}
+
+
+def tie_vector_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Box of :meth:`TieParams.to_vector` (far beyond where the priors put mass)."""
+    return np.array([-30.0, -30.0, -7.0]), np.array([30.0, 30.0, 14.0])
+
+
+def tie_log_prior(ties: TieParams) -> float:
+    """Log density of :data:`TIE_PRIORS` at ``ties`` (in kappa, tau_mean, tau_conc)."""
+    total = 0.0
+    for name in ("kappa", "tau_mean"):
+        alpha, beta = TIE_PRIORS[name][1]
+        x = getattr(ties, name)
+        total += (alpha - 1) * np.log(x) + (beta - 1) * np.log1p(-x) - special.betaln(alpha, beta)
+    loc, scale = TIE_PRIORS["tau_conc"][1]
+    lc = np.log(ties.tau_conc)
+    total += -lc - np.log(scale * np.sqrt(2 * np.pi)) - 0.5 * ((lc - loc) / scale) ** 2
+    return float(total)
+
+
+def _tie_log_prior_grad(ties: TieParams) -> np.ndarray:
+    """Gradient of :func:`tie_log_prior` in the coordinates of :meth:`TieParams.to_vector`."""
+    g = np.empty(3)
+    for i, name in enumerate(("kappa", "tau_mean")):
+        alpha, beta = TIE_PRIORS[name][1]
+        x = getattr(ties, name)
+        g[i] = (alpha - 1) * (1 - x) - (beta - 1) * x
+    loc, scale = TIE_PRIORS["tau_conc"][1]
+    g[2] = -1.0 - (np.log(ties.tau_conc) - loc) / scale**2
+    return g
+
+
+def direction_nodes(
+    eta: np.ndarray, one_minus_eta: np.ndarray, kappa: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``eta' = eta / c``, ``1 - eta'``, ``log c`` and ``log(1 - c)`` at the nodes.
+
+    ``1 - eta' = (1 - eta)(1 - kappa) / c`` and ``1 - c = (1 - eta) kappa`` are
+    formed from ``1 - eta`` so that nodes near 1 keep their precision.
+    """
+    c = 1.0 - one_minus_eta * kappa
+    with np.errstate(divide="ignore"):
+        log_c = np.log(c)
+        log_1mc = np.log(one_minus_eta) + np.log(kappa)
+    return eta / c, one_minus_eta * (1.0 - kappa) / c, log_c, log_1mc
+
+
+class TieTerm:
+    """The tie part of the likelihood, integrated over ``tau``, per distinct ``(m, T)``.
+
+    Parameters
+    ----------
+    m, T : ndarray of int, shape (R,)
+        Votes other than ties and ties of each distinct count row.
+
+    Attributes
+    ----------
+    keys : ndarray of int64, shape (D, 2)
+        The distinct ``(m, T)``.
+    row_key : ndarray of int64, shape (R,)
+        Key of each row.
+    """
+
+    def __init__(self, m: np.ndarray, T: np.ndarray) -> None:
+        m = np.asarray(m, dtype=np.int64)
+        T = np.asarray(T, dtype=np.int64)
+        self.keys, self.row_key = np.unique(np.stack([m, T], axis=1), axis=0, return_inverse=True)
+        self.row_key = self.row_key.reshape(-1)
+        self.m = self.keys[:, 0]
+        self.T = self.keys[:, 1]
+        sizes = self.T + 1
+        self._start = np.concatenate([[0], np.cumsum(sizes)])
+        self._key_of = np.repeat(np.arange(self.m.size), sizes)
+        self._k = np.arange(self._key_of.size) - self._start[self._key_of]
+        t_k = self.T[self._key_of]
+        self._tmk = (t_k - self._k).astype(float)
+        self._kpm = (self._k + self.m[self._key_of]).astype(float)
+        self._log_binom = (
+            special.gammaln(t_k + 1.0)
+            - special.gammaln(self._k + 1.0)
+            - special.gammaln(self._tmk + 1.0)
+        )
+
+    @property
+    def n_keys(self) -> int:
+        """Number of distinct ``(m, T)``."""
+        return int(self.m.size)
+
+    def _base(self, a: float, b: float) -> np.ndarray:
+        """The terms' parts free of the nodes: binomials and Beta functions, shape (K,)."""
+        return (
+            self._log_binom
+            + special.betaln(a + self._k, b + self.m[self._key_of])
+            - special.betaln(a, b)
+        )
+
+    def log_factor(self, log_c: np.ndarray, log_1mc: np.ndarray, a: float, b: float) -> np.ndarray:
+        """``log E_tau[...]`` of the module docstring per key and node, shape (D, G).
+
+        ``log_c``, ``log_1mc`` have shape (1, G) (the same nodes for every key)
+        or (D, G).
+        """
+        log_c = np.ascontiguousarray(np.atleast_2d(log_c), dtype=float)
+        log_1mc = np.ascontiguousarray(np.atleast_2d(log_1mc), dtype=float)
+        out = np.empty((self.n_keys, log_c.shape[1]))
+        none = np.zeros((0, 0))
+        _tie_pass(
+            self._start,
+            self._base(a, b),
+            self._kpm,
+            self._tmk,
+            log_c,
+            log_1mc,
+            none,
+            np.zeros(0),
+            out,
+            np.zeros(0),
+            np.zeros(0),
+        )
+        return out
+
+    def log_factor_rows(
+        self, key: np.ndarray, log_c: np.ndarray, log_1mc: np.ndarray, a: float, b: float
+    ) -> np.ndarray:
+        """The log factor of key ``key[i]`` at its own node ``i``, shape (n,).
+
+        For one point per row (e.g. a search for each row's mode).
+        """
+        key = np.asarray(key, dtype=np.int64)
+        lens = self.T[key] + 1
+        first = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        owner = np.repeat(np.arange(key.size), lens)
+        j = self._start[key][owner] + np.arange(owner.size) - first[owner]
+        base = self._base(a, b)[j]
+        tmk = self._tmk[j]
+        with np.errstate(invalid="ignore"):
+            terms = (
+                base + self._kpm[j] * log_c[owner] + np.where(tmk > 0, tmk * log_1mc[owner], 0.0)
+            )
+        peak = np.maximum.reduceat(terms, first)
+        return np.log(np.add.reduceat(np.exp(terms - peak[owner]), first)) + peak
+
+    def weighted(
+        self,
+        weight: np.ndarray,
+        eta: np.ndarray,
+        one_minus_eta: np.ndarray,
+        ties: TieParams,
+        grad: bool = False,
+    ):
+        """``sum_{d,g} weight_dg log_factor_dg`` and, with ``grad``, its gradient.
+
+        Parameters
+        ----------
+        weight : ndarray, shape (D, G)
+            Expected users per key and node (the E-step's posterior summed per key).
+        eta, one_minus_eta : ndarray, shape (G,)
+        ties : TieParams
+        grad : bool
+
+        Returns
+        -------
+        value : float
+        gradient : ndarray, shape (3,)
+            In ``(kappa, a, b)``; only with ``grad``.
+        """
+        _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
+        a, b, kappa = ties.a, ties.b, ties.kappa
+        weight = np.ascontiguousarray(weight, dtype=float)
+        out = np.empty(weight.shape)
+        pw = np.zeros(self._k.size)
+        pr = np.zeros(self._k.size)
+        ratio = one_minus_eta / np.exp(log_c)
+        _tie_pass(
+            self._start,
+            self._base(a, b),
+            self._kpm,
+            self._tmk,
+            np.ascontiguousarray(log_c[None, :]),
+            np.ascontiguousarray(log_1mc[None, :]),
+            weight,
+            ratio,
+            out,
+            pw,
+            pr,
+        )
+        value = float(np.sum(np.where(weight > 0, weight * out, 0.0)))
+        if not grad:
+            return value
+        k = self._k.astype(float)
+        mk = self.m[self._key_of].astype(float)
+        dig_ab = special.digamma(a + b + mk + k)
+        total_w = weight.sum()
+        g = np.array(
+            [
+                np.dot(pw, self._tmk) / kappa - np.dot(self._kpm, pr),
+                np.dot(pw, special.digamma(a + k) - dig_ab)
+                - total_w * (special.digamma(a) - special.digamma(a + b)),
+                np.dot(pw, special.digamma(b + mk) - dig_ab)
+                - total_w * (special.digamma(b) - special.digamma(a + b)),
+            ]
+        )
+        return value, g
+
+
+def direction_q(
+    s_stat: np.ndarray,
+    f_stat: np.ndarray,
+    eta: np.ndarray,
+    one_minus_eta: np.ndarray,
+    mu: np.ndarray,
+    kappa: float,
+    grad: bool = False,
+):
+    """``sum_pg S log h + F log(1 - h)`` at the transformed nodes, and its kappa-derivative."""
+    e1, om1, log_c, _ = direction_nodes(eta, one_minus_eta, kappa)
+    d = (np.asarray(mu, dtype=float) - 0.5)[:, None]
+    h = 0.5 * om1[None, :] + e1[None, :] * (d + 0.5)
+    h1 = 0.5 * om1[None, :] + e1[None, :] * (0.5 - d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(
+            np.sum(np.where(s_stat > 0, s_stat * np.log(h), 0.0))
+            + np.sum(np.where(f_stat > 0, f_stat * np.log(h1), 0.0))
+        )
+        if not grad:
+            return value
+        de = eta * one_minus_eta / np.exp(2 * log_c)
+        inner = np.where(s_stat > 0, s_stat / h, 0.0) - np.where(f_stat > 0, f_stat / h1, 0.0)
+    return value, float(np.sum(d * de[None, :] * inner))
+
+
+def tie_q(term: TieTerm, tie_weight, s_stat, f_stat, eta, one_minus_eta, mu, ties: TieParams):
+    """The part of EM's ``Q`` that moves with the tie parameters, with its prior.
+
+    Returns the value and the gradient in the coordinates of
+    :meth:`TieParams.to_vector`.
+    """
+    v_t, g_t = term.weighted(tie_weight, eta, one_minus_eta, ties, grad=True)
+    v_d, g_k = direction_q(s_stat, f_stat, eta, one_minus_eta, mu, ties.kappa, grad=True)
+    value = v_t + v_d + tie_log_prior(ties)
+    dk = g_t[0] + g_k
+    da, db = g_t[1], g_t[2]
+    kappa, mean, conc = ties
+    grad = np.array(
+        [
+            dk * kappa * (1 - kappa),
+            conc * (da - db) * mean * (1 - mean),
+            ties.a * da + ties.b * db,
+        ]
+    )
+    return value, grad + _tie_log_prior_grad(ties)

@@ -1,0 +1,239 @@
+"""Ties as evidence, MAP-EM: the objective checked against an independent 2-D quadrature.
+
+The reference here writes the model again from the vote mechanism (per-vote
+probabilities of a win, a loss and a tie, not the transformed form EM uses)
+and integrates ``eta`` and ``tau`` by Gauss-Legendre in logit coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+from attnmodel.data.votes import VoteData
+from attnmodel.inference.em import EMState, fit_em
+from attnmodel.model.simulate import simulate_tie_counts
+from attnmodel.model.ties import TieParams, TieTerm, direction_nodes, tie_q
+
+# Priors of the tie parameters, written again (module attnmodel.model.ties states them).
+KAPPA_PRIOR = stats.beta(1.5, 1.5)
+TAU_MEAN_PRIOR = stats.beta(1.5, 1.5)
+TAU_CONC_PRIOR = stats.lognorm(s=1.5, scale=10.0)
+
+
+def _gl_logit(n_nodes: int, half_width: float):
+    """Gauss-Legendre nodes in x = logit(p) on [-half_width, half_width] and log weights."""
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    return x * half_width, np.log(w * half_width)
+
+
+def _reference_log_posterior(n, s, t, mu, alpha, beta, kappa, tau_mean, tau_conc):
+    """Sum over users of log of the double integral, plus the log priors of the tie parameters.
+
+    n, s, t : (m, P) votes other than ties, wins of the stronger model, ties.
+    """
+    xe, lwe = _gl_logit(240, 40.0)
+    # tau's population has shapes above 1 at every point used here: tails ~ exp(-|x|).
+    xt, lwt = _gl_logit(120, 16.0)
+    eta, tau = special.expit(xe), special.expit(xt)
+    # Beta densities in logit coordinates: p^shape1 (1 - p)^shape2 / B.
+    log_pe = (
+        alpha * special.log_expit(xe) + beta * special.log_expit(-xe) - special.betaln(alpha, beta)
+    )
+    a, b = tau_mean * tau_conc, (1 - tau_mean) * tau_conc
+    log_pt = a * special.log_expit(xt) + b * special.log_expit(-xt) - special.betaln(a, b)
+    # Complements from logit coordinates keep their precision near 0 and 1.
+    e, e1 = eta[:, None, None], special.expit(-xe)[:, None, None]
+    tt, tt1 = tau[None, :, None], special.expit(-xt)[None, :, None]
+    mu = np.asarray(mu)[None, None, :]
+    # Attentive: a tie with prob tau, else the stronger model with prob mu.
+    # Careless: a tie with prob tau + (1 - tau) kappa, else a coin flip.
+    p_win = e * tt1 * mu + e1 * tt1 * (1 - kappa) / 2
+    p_loss = e * tt1 * (1 - mu) + e1 * tt1 * (1 - kappa) / 2
+    p_tie = e * tt + e1 * (tt + tt1 * kappa)
+    assert np.allclose(p_win + p_loss + p_tie, 1.0)
+    lw, ll = np.log(p_win), np.log(p_loss)
+    lt = np.broadcast_to(np.log(p_tie), lw.shape)  # a tie's probability is the same on every pair
+    # Every user's log integrand on the (eta, tau) grid at once: counts times log probabilities.
+    logs = np.concatenate([lw, ll, lt], axis=2).reshape(-1, 3 * n.shape[1])
+    counts = np.concatenate([s, n - s, t], axis=1).astype(float)
+    grid = counts @ logs.T
+    grid += ((log_pe + lwe)[:, None] + (log_pt + lwt)[None, :]).reshape(1, -1)
+    total = float(special.logsumexp(grid, axis=1).sum())
+    return total + (
+        KAPPA_PRIOR.logpdf(kappa)
+        + TAU_MEAN_PRIOR.logpdf(tau_mean)
+        + TAU_CONC_PRIOR.logpdf(tau_conc)
+    )
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    rng = np.random.default_rng(7)
+    m = 120
+    eta = rng.beta(3.0, 1.5, m)
+    n, s, t = simulate_tie_counts(eta, (2.0, 5.0), 0.6, (8, 20), [0.8, 0.7], seed=8)
+    data = VoteData.from_counts(n, s, t=t)
+    res = fit_em(data, "beta", mu={"pair 0": 0.8, "pair 1": 0.7}, n_init=2, seed=0)
+    return n, s, t, res
+
+
+def _ref_at(n, s, t, res, vec):
+    """Reference log posterior at (log alpha, log beta, logit kappa, logit mean, log conc)."""
+    alpha, beta = np.exp(vec[:2])
+    kappa, mean = special.expit(vec[2:4])
+    conc = np.exp(vec[4])
+    # EM leaves a flat family prior (a constant) out of its objective.
+    prior = res.problem.prior
+    family_prior = 0.0 if prior.flat else prior.family_logp({"alpha": alpha, "beta": beta})
+    return (
+        _reference_log_posterior(n, s, t, [0.8, 0.7], alpha, beta, kappa, mean, conc) + family_prior
+    )
+
+
+def test_em_objective_equals_the_independent_quadrature(small_fit):
+    """EM's log posterior at its estimate and at another point equals the reference.
+
+    The family prior is the package's (it is not what this test checks); the
+    tie likelihood, its integral over tau and the tie priors are written
+    again. 240 x 120 nodes integrate these smooth integrands (at most 20
+    votes per user) to far below the tolerance, which is EM's own quadrature
+    error in ``eta``: its logit grid is spaced for a relative error below
+    1e-7 per user (:func:`attnmodel.model.grid.default_spacing`), so 120 users
+    allow 120 * 1e-7.
+    """
+    n, s, t, res = small_fit
+    ties = res.ties_
+    vec = np.r_[np.log([res.params_["alpha"], res.params_["beta"]]), ties.to_vector()]
+    tol = 1e-7 * n.shape[0]
+    assert _ref_at(n, s, t, res, vec) == pytest.approx(res.objective_, abs=tol)
+    other = EMState({"alpha": 2.0, "beta": 1.5}, res.state_.mu, None, TieParams(0.3, 0.4, 3.0))
+    vec_o = np.r_[np.log([2.0, 1.5]), other.ties.to_vector()]
+    assert _ref_at(n, s, t, res, vec_o) == pytest.approx(res.problem.objective(other), abs=tol)
+
+
+def test_em_answer_is_the_maximum_of_the_independent_posterior(small_fit):
+    """One Newton step on the reference, from EM's answer, finds nothing to climb.
+
+    Central differences of the reference (step 1e-3 in the log/logit
+    coordinates) give its gradient and curvature along each coordinate; a
+    direct maximiser would move each coordinate by gradient / curvature.
+    Tolerances: each such move below 2e-3 (the difference of the two
+    quadratures, smooth in the parameters, shifts the maximum by its gradient
+    over the curvature), and the gain it promises below 1e-5 (EM stops at a
+    relative gain of 1e-13). The curvature must be negative: a maximum.
+    """
+    n, s, t, res = small_fit
+    vec = np.r_[np.log([res.params_["alpha"], res.params_["beta"]]), res.ties_.to_vector()]
+    f0 = _ref_at(n, s, t, res, vec)
+    step = 1e-3
+    for i in range(vec.size):
+        up, dn = vec.copy(), vec.copy()
+        up[i] += step
+        dn[i] -= step
+        f_up, f_dn = _ref_at(n, s, t, res, up), _ref_at(n, s, t, res, dn)
+        grad = (f_up - f_dn) / (2 * step)
+        curv = (f_up - 2 * f0 + f_dn) / step**2
+        assert curv < 0, (i, curv)
+        assert abs(grad / curv) < 2e-3, (i, grad, curv)
+        assert grad**2 / (2 * -curv) < 1e-5, (i, grad, curv)
+
+
+def test_em_with_ties_never_goes_downhill(small_fit):
+    for run in small_fit[3].runs_:
+        obj = run["objective"].to_numpy()
+        assert np.all(np.diff(obj) >= -1e-9 * (1 + np.abs(obj[1:])))
+    assert {"kappa", "tau_mean", "tau_conc"} <= set(small_fit[3].history_.columns)
+
+
+def test_tie_factor_is_the_integral_over_tau():
+    m = np.array([0, 3, 10, 7, 50])
+    T = np.array([2, 0, 4, 7, 30])
+    term = TieTerm(m, T)
+    eta = np.array([0.1, 0.5, 0.99])
+    tp = TieParams(0.4, 0.3, 5.0)
+    _, _, lc, l1 = direction_nodes(eta, 1 - eta, tp.kappa)
+    got = term.log_factor(lc[None], l1[None], tp.a, tp.b)
+    for d in range(term.n_keys):
+        for g in range(eta.size):
+            c = 1 - (1 - eta[g]) * tp.kappa
+            mm, tt = term.m[d], term.T[d]
+            val = integrate.quad(
+                lambda x, c=c, mm=mm, tt=tt: (
+                    (c * (1 - x)) ** mm * (1 - (1 - x) * c) ** tt * stats.beta.pdf(x, tp.a, tp.b)
+                ),
+                0,
+                1,
+                epsabs=0,
+                epsrel=1e-12,
+                limit=200,
+            )[0]
+            assert got[d, g] == pytest.approx(np.log(val), abs=1e-8)
+
+
+def test_tie_q_gradient_matches_differences():
+    rng = np.random.default_rng(0)
+    term = TieTerm(np.array([0, 3, 10, 7]), np.array([2, 0, 4, 7]))
+    eta = np.array([0.1, 0.5, 0.99])
+    w = rng.random((term.n_keys, 3))
+    s_stat, f_stat = rng.random((2, 3)) * 5, rng.random((2, 3)) * 5
+    mu = np.array([0.8, 0.7])
+    tp = TieParams(0.4, 0.3, 5.0)
+    _, grad = tie_q(term, w, s_stat, f_stat, eta, 1 - eta, mu, tp)
+    vec = tp.to_vector()
+    for i in range(3):
+        h = 1e-6
+        up, dn = vec.copy(), vec.copy()
+        up[i] += h
+        dn[i] -= h
+        diff = (
+            tie_q(term, w, s_stat, f_stat, eta, 1 - eta, mu, TieParams.from_vector(up))[0]
+            - tie_q(term, w, s_stat, f_stat, eta, 1 - eta, mu, TieParams.from_vector(dn))[0]
+        ) / (2 * h)
+        assert grad[i] == pytest.approx(diff, rel=1e-6, abs=1e-7)
+
+
+def test_discrete_families_refuse_modelled_ties():
+    data = VoteData.from_counts([[3]], [[2]], t=[[1]])
+    with pytest.raises(ValueError, match="continuous family"):
+        fit_em(data, "two_point")
+
+
+def test_posterior_and_result_tree_carry_the_ties(small_fit):
+    from attnmodel.results.em import em_to_datatree
+
+    n, s, t, res = small_fit
+    post = res.posterior()
+    np.testing.assert_array_equal(post["n_ties"].to_numpy(), t.sum(axis=1))
+    tree = em_to_datatree(res, n_draws=5)
+    for name, value in res.ties_.flat().items():
+        assert float(tree["posterior"][name].mean()) == pytest.approx(value)
+    assert "kappa" in tree["em_trace"]
+    assert "ties: model" in res.summary().replace(" (modelled):", ": model")
+
+
+def test_many_ties_lower_eta_when_careless_votes_tie():
+    """Two users with the same direction votes and different ties get different posteriors.
+
+    With kappa > 0 many ties are evidence of carelessness, so the user with
+    more ties has the lower eta_mean.
+    """
+    # 40 users who look careful (8 of 10 for the stronger model, no ties), 40 who
+    # look careless (5 of 10, 15 ties), and two probes: 8 of 10 with 0 or 15 ties.
+    n = np.full((82, 1), 10)
+    s = np.r_[np.full(40, 8), np.full(40, 5), [8, 8]][:, None]
+    t = np.r_[np.zeros(40), np.full(40, 15), [0, 15]].astype(int)[:, None]
+    res = fit_em(VoteData.from_counts(n, s, t=t), "beta", mu=0.8, n_init=1, warn=False)
+    post = res.posterior()
+    few, many = post.isel(user=80), post.isel(user=81)
+    assert res.ties_.kappa > 0.05
+    assert float(many["eta_mean"]) < float(few["eta_mean"]) - 0.05
+
+
+def test_nuts_refuses_modelled_ties_with_a_clear_message():
+    from attnmodel.model.pymc_model import build_model
+
+    data = VoteData.from_counts([[3], [2]], [[2], [1]], t=[[1], [0]])
+    with pytest.raises(ValueError, match="ties='model'"):
+        build_model(data, "beta")
