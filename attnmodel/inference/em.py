@@ -635,17 +635,19 @@ class EMProblem:
 
         The family's coordinates, then: ``logit(2 mu - 1)`` of the unknown
         ``mu`` (independent, pooled) followed, for pooled, by ``logit(m)`` and
-        ``c``; or, for Bradley-Terry, the strengths but the last (sum zero).
+        ``c``; or, for Bradley-Terry, the strengths but the last (sum zero);
+        last, with ties modelled, the three tie coordinates.
         """
         fam = self.family.to_vector(state.params)
+        ties = [] if self.tie_term is None else [state.ties.to_vector()]
         if isinstance(self.structure, BradleyTerryMu):
-            return np.concatenate([fam, np.asarray(state.mu_hyper, dtype=float)[:-1]])
+            return np.concatenate([fam, np.asarray(state.mu_hyper, dtype=float)[:-1], *ties])
         t = np.clip(2.0 * state.mu[self.unknown] - 1.0, 1e-12, 1 - 1e-12)
         out = np.concatenate([fam, special.logit(t)])
         if isinstance(self.structure, PooledMu):
             m, c = state.mu_hyper
             out = np.concatenate([out, [special.logit(np.clip(m, 1e-12, 1 - 1e-12)), c]])
-        return out
+        return np.concatenate([out, *ties])
 
     def from_vector(self, vec: np.ndarray) -> EMState:
         """Inverse of :meth:`to_vector`, projected onto the admissible set."""
