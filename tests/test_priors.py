@@ -206,7 +206,9 @@ def test_resolve_priors_rules():
     # A prior on one shape replaces the joint prior (which is a prior on both).
     gamma = Prior("Gamma", alpha=2.0, beta=0.2)
     assert resolve_priors(beta, None, {"alpha": gamma}) == {**flat, "alpha": gamma}
-    joint = MeanConcentration(Prior("Beta", alpha=4.0, beta=2.0), Prior("Gamma", alpha=3.0, beta=0.3))
+    joint = MeanConcentration(
+        Prior("Beta", alpha=4.0, beta=2.0), Prior("Gamma", alpha=3.0, beta=0.3)
+    )
     got = resolve_priors(beta, None, {MEAN_CONCENTRATION: joint})
     assert got == {**flat, MEAN_CONCENTRATION: joint}
     with pytest.raises(ValueError, match="give one or the other"):

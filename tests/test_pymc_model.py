@@ -235,14 +235,17 @@ def test_flat_priors_on_request(beta_data):
 
 #: Points of each family's parameters at which the default priors are compared.
 PRIOR_POINTS = {
-    "beta": [{"alpha": 0.5, "beta": 1.0}, {"alpha": 3.0, "beta": 40.0}, {"alpha": 6.7, "beta": 0.3}],
+    "beta": [{"alpha": 0.5, "beta": 1.0}, {"alpha": 3.0, "beta": 40.0},
+             {"alpha": 6.7, "beta": 0.3}],
     "beta_mixture": [
         PARAMS["beta_mixture"],
-        {"weights": np.array([0.9, 0.1]), "alpha": np.array([0.3, 30.0]), "beta": np.array([2.0, 0.25])},
+        {"weights": np.array([0.9, 0.1]), "alpha": np.array([0.3, 30.0]),
+         "beta": np.array([2.0, 0.25])},
     ],
     "logistic_normal_mixture": [
         PARAMS["logistic_normal_mixture"],
-        {"weights": np.array([0.5, 0.5]), "logit_mean": np.array([-4.0, 3.0]), "logit_sd": np.array([0.25, 3.0])},
+        {"weights": np.array([0.5, 0.5]), "logit_mean": np.array([-4.0, 3.0]),
+         "logit_sd": np.array([0.25, 3.0])},
     ],
 }  # fmt: skip
 

@@ -2,9 +2,15 @@
 
 The family parameters' priors are :class:`Prior` objects (a PyMC distribution
 name and its parameters) with numpy log densities, truncated to the family's
-admissible box; :func:`default_priors` makes them flat on it.
+admissible box, and, for the Beta shapes, a joint :class:`MeanConcentration`
+prior in the coordinates people read (mean and concentration of ``P_eta``).
+:func:`default_priors` gives weakly informative defaults that keep away from
+the box's edges (the box is the quadrature's resolution limit and stays a
+hard bound); :func:`flat_priors` (``priors="flat"``) the paper's flat priors
+on the box; :func:`resolve_priors` combines the defaults with those given.
 :class:`ModelPrior` gathers every global prior for MAP-EM, which thus
-maximises the posterior the PyMC model states without importing PyMC.
+maximises the posterior the PyMC model states without importing PyMC (the
+mode in the coordinates :class:`MeanConcentration` documents).
 
 The rest of this docstring is about ``mu``.
 
