@@ -9,8 +9,9 @@ the rank histogram: a U (posterior too narrow), a hump (too wide), a slope
 Procedure, per dataset ``i`` (seeds fixed by ``--seed`` and ``i``):
 
 1. Draw the truth from the model's prior, read off the model's definitions:
-   family parameters from ``attnmodel.model.priors.default_priors`` (flat on the
-   box of ``Family.box`` for the quadrature the data imply), ``mu`` from
+   family parameters from ``attnmodel.model.priors.default_priors`` (for Beta
+   the mean/concentration prior on the box of ``Family.box`` for the quadrature
+   the data imply; for two-point flat), ``mu`` from
    ``BetaPrior(8, 2)`` (truncated to ``mu > 1/2``) when it is unknown.
 2. Draw ``m`` users (uniform in ``--users``), each with ``--votes`` votes on
    one pair: ``eta_j ~ P_eta``, ``s_j ~ Binomial(n, 1/2 + eta_j (mu - 1/2))``
@@ -73,15 +74,21 @@ def draw_truth(family: str, votes: int, rng: np.random.Generator) -> tuple[dict,
     """Family parameters and mu drawn from the model's priors."""
     from attnmodel.model.families import get_family
     from attnmodel.model.grid import make_logit_grid
-    from attnmodel.model.priors import BetaPrior, default_priors
+    from attnmodel.model.priors import MEAN_CONCENTRATION, BetaPrior, default_priors
 
     fam = get_family(family)
     grid = None if fam.discrete else make_logit_grid(votes)
     params = {}
-    for name, prior in default_priors(fam, grid).items():
+    priors = default_priors(fam, grid)
+    joint = priors.pop(MEAN_CONCENTRATION, None)
+    for name, prior in priors.items():
         if prior.dist != "Uniform":
-            raise ValueError(f"sbc.py draws flat priors only; {name} has {prior}")
+            raise ValueError(f"sbc.py draws flat and mean/concentration priors; {name} has {prior}")
         params[name] = float(rng.uniform(prior.params["lower"], prior.params["upper"]))
+    if joint is not None:
+        # The shapes' joint prior replaces their flat box draws.
+        a, b = joint.sample(1, rng, *fam.shape_box(grid))
+        params["alpha"], params["beta"] = float(a[0]), float(b[0])
     if family == "two_point":
         # The model's locations are one flat vector with the ordered transform:
         # uniform on {eta_low < eta_high}.

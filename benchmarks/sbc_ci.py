@@ -23,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import test_sbc as sbc  # noqa: E402
 
 CASES = (
-    ("beta", ("alpha", "beta", "mu"), 1, {"mu_prior": sbc.MU_PRIOR}, "Beta, mu ~ BetaPrior(8, 2)"),
+    (
+        "beta",
+        ("alpha", "beta", "mu"),
+        1,
+        {"mu_prior": sbc.MU_PRIOR, "priors": "flat"},
+        "Beta (flat shapes), mu ~ BetaPrior(8, 2)",
+    ),
     (
         "two_point",
         ("q_low", "eta_low", "eta_high"),

@@ -67,7 +67,7 @@ def main() -> None:
     row_s = np.empty(template.counts.n_rows, dtype=int)
     row_s[template.counts.entry_row] = template.counts.entry_s
     prior = BetaPrior(8, 2)
-    attn = build_model(template, "beta", mu_prior=prior)
+    attn = build_model(template, "beta", mu_prior=prior, priors="flat")
     lo, hi = attn.family.box(attn.grid)["alpha"]
     with attn.model:
         step = pm.NUTS(target_accept=0.9)

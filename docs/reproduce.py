@@ -305,7 +305,7 @@ def run_em_vs_nuts(w: Writer, size: dict[str, Any]) -> None:
     fam = am.get_family("beta")
     median = float(fam.ppf(np.array(0.5), fam.validate(dict(ex.BETA_TRUTH))))
     t0 = time.perf_counter()
-    em = am.fit(data, "beta", mu_prior=(8, 2), eta_star=median)
+    em = am.fit(data, "beta", mu_prior=(8, 2), eta_star=median, priors=ex.PAPER_PRIORS)
     t_em = time.perf_counter() - t0
     t0 = time.perf_counter()
     nuts = am.fit(
@@ -313,6 +313,7 @@ def run_em_vs_nuts(w: Writer, size: dict[str, Any]) -> None:
         "beta",
         method="nuts",
         mu_prior=(8, 2),
+        priors=ex.PAPER_PRIORS,
         eta_star=median,
         progressbar=False,
         **size["nuts"],
@@ -342,9 +343,12 @@ def run_find_map(w: Writer, size: dict[str, Any]) -> None:
 
     import attnmodel as am
     from attnmodel.model.pymc_model import build_model
+    from attnmodel.paper import experiments as ex
 
     sim, data = _paper_setting_data()
-    latent = build_model(data, "beta", mu_prior=(8, 2), variant="latent")
+    latent = build_model(
+        data, "beta", mu_prior=(8, 2), variant="latent", priors=ex.PAPER_PRIORS
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # find_MAP's announced change of return
         joint = pm.find_MAP(
@@ -354,7 +358,7 @@ def run_find_map(w: Writer, size: dict[str, Any]) -> None:
             jitter=False,
             return_inferencedata=False,
         )
-    fit = am.fit_em(data, "beta", mu_prior=(8, 2))
+    fit = am.fit_em(data, "beta", mu_prior=(8, 2), priors=ex.PAPER_PRIORS)
     post = fit.posterior()
     cap = latent.family.box(latent.grid)["alpha"][1]
 
@@ -410,7 +414,13 @@ def run_profile(w: Writer, size: dict[str, Any]) -> None:
         data, _ = ex.simulate_data(family, truth, 400, (50, 100), 0.8, seed=0)
         for mu in PROFILE_MU:
             res = am.fit_em(
-                data, family, mu=float(mu), n_init=size["fit_starts"], seed=0, warn=False
+                data,
+                family,
+                mu=float(mu),
+                n_init=size["fit_starts"],
+                seed=0,
+                warn=False,
+                priors=ex.PAPER_PRIORS,
             )
             flat = res.family.flat(res.params_)
             rows.append(

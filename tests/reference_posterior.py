@@ -6,11 +6,13 @@ attnmodel's likelihood, quadrature or priors. The model: user ``j`` casts
 
     s_jk | eta_j ~ Binomial(n_jk, 1/2 + eta_j (mu_k - 1/2)),   eta_j ~ P_eta(theta),
 
-with the priors the package documents: flat on the admissible box for the
-family's parameters (``alpha, beta`` in ``[0.2, cap]``, ``cap = max(50, 1 /
-(2 h^2))`` with the grid spacing ``h = min(0.1, 2.5 / sqrt(max votes of a
-user))``; two-point ``q_low`` in [0, 1] and ``eta_low < eta_high`` uniform on
-the triangle), and for an unknown ``mu`` the scaled Beta prior ``mu = lower +
+with the priors the package documents: for Beta, on the admissible box
+(``alpha, beta`` in ``[0.2, cap]``, ``cap = max(50, 1 / (2 h^2))`` with the
+grid spacing ``h = min(0.1, 2.5 / sqrt(max votes of a user))``) either flat
+or the default mean/concentration prior (``m = a / (a + b) ~ Beta(1.5, 1.5)``,
+``k = a + b ~ LogNormal(log 8, 0.8)``, density ``p(m) p(k) / k`` in ``(a,
+b)``); two-point ``q_low`` in [0, 1] and ``eta_low < eta_high`` uniform on
+the triangle; and for an unknown ``mu`` the scaled Beta prior ``mu = lower +
 (upper - lower) X``, ``X ~ Beta(a, b)``, truncated to ``mu > 1/2``.
 
 Per-user marginal likelihood, without quadrature error:
@@ -41,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 BETA_SHAPE_LO = 0.2
 
@@ -181,11 +183,13 @@ def beta_reference(
     eta_star: float = 0.5,
     size: int = 120,
     mu_size: int = 60,
+    shapes: str = "flat",
 ) -> Reference:
     """Reference posterior of ``alpha``, ``beta`` (and one pair's ``mu``) for Beta ``P_eta``.
 
     ``n``, ``s`` have shape (m, P). ``mu`` known (one value for all pairs) or,
-    with one pair, under ``mu_prior = (a, b, lower, upper)``.
+    with one pair, under ``mu_prior = (a, b, lower, upper)``. ``shapes`` is
+    ``"flat"`` or ``"mean_concentration"`` (the default prior, see above).
     """
     rows, weight, inverse = distinct_rows(n, s)
     n_pairs = n.shape[1]
@@ -222,8 +226,17 @@ def beta_reference(
         tail = _log_matmul(coefs, ltail) - total * np.log(2.0)
         log_lik += weight[r] * full
         log_tail_ratio[:, :, r] = tail - full
-    # Flat prior in (alpha, beta): density in (log alpha, log beta) carries alpha * beta.
-    log_post = log_lik + (la + lb)[None, :] + log_prior_mu[:, None]
+    # Cells are regular in (log alpha, log beta): a density in (alpha, beta) carries
+    # alpha * beta there.
+    log_shapes = la + lb
+    if shapes == "mean_concentration":
+        k = a + b
+        log_shapes = log_shapes + (
+            stats.beta.logpdf(a / k, 1.5, 1.5) + stats.lognorm.logpdf(k, 0.8, scale=8.0) - np.log(k)
+        )
+    elif shapes != "flat":
+        raise ValueError(f"shapes must be 'flat' or 'mean_concentration', got {shapes!r}")
+    log_post = log_lik + log_shapes[None, :] + log_prior_mu[:, None]
     log_post -= np.max(log_post)
     mass = np.exp(log_post)
     mass /= mass.sum()

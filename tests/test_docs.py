@@ -139,3 +139,24 @@ def test_reproduce_runs_end_to_end_at_small_sizes(reproduce, tmp_path):
     assert page == reproduce.render_page(tmp_path / "generated")
     for name in reproduce.FIGURES:
         assert (tmp_path / "generated" / name).stat().st_size > 10_000, name
+
+
+def test_prior_predictive_table_is_what_the_script_computes():
+    """The committed prior predictive table equals a fresh (seeded) computation."""
+    script = _load("prior_predictive")
+    committed = (GENERATED / script.TABLE).read_text(encoding="utf-8")
+    assert committed == script.table(script.prior_draws())
+    assert (GENERATED / script.FIGURE).stat().st_size > 10_000
+    model_page = (DOCS / "model.md").read_text(encoding="utf-8")
+    assert f"generated/{script.TABLE}" in model_page and f"generated/{script.FIGURE}" in model_page
+    assert script.COMMAND.split("python ")[1].split(" --")[0] in model_page
+
+
+def test_prior_predictive_script_refuses_to_overwrite(tmp_path):
+    script = _load("prior_predictive")
+    assert script.main(["--out", str(tmp_path)]) == 0
+    assert (tmp_path / script.TABLE).read_text(encoding="utf-8") == (
+        GENERATED / script.TABLE
+    ).read_text(encoding="utf-8")
+    with pytest.raises(FileExistsError, match="force"):
+        script.main(["--out", str(tmp_path)])

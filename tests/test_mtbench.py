@@ -13,6 +13,7 @@ skip, saying so, when it is not found.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -103,6 +104,22 @@ def test_beta_fit(beta_fit):
     _check_fit(beta_fit)
 
 
+def test_default_prior_keeps_beta_off_the_box(data, beta_fit):
+    """MT-Bench's judges pile P_eta up at eta = 1: with flat priors the estimate lands on
+    the box (beta = 0.2) and says so; the default prior keeps it inside, no warning."""
+    from attnmodel.errors import BoundaryWarning
+    from attnmodel.model.checks import fit_warnings
+
+    assert fit_warnings(beta_fit.family, beta_fit.params_, data.counts, beta_fit.problem.grid) == []
+    # 1% of the log-range from the bound 0.2 is 0.211; the estimate is well above it.
+    assert beta_fit.params_["beta"] > 0.25
+    with pytest.warns(BoundaryWarning, match="beta = 0.2 is at the lower bound"):
+        flat = fit_em(data, "beta", priors="flat")
+    assert flat.params_["beta"] == pytest.approx(0.2)
+    # The prior costs no likelihood: the flat fit's optimum trades it for the mu priors.
+    assert beta_fit.log_likelihood_ >= flat.log_likelihood_ - 1e-6
+
+
 def test_two_point_fit(two_point_fit):
     _check_fit(two_point_fit)
     w, loc = two_point_fit.family.components(two_point_fit.params_)
@@ -146,3 +163,17 @@ def test_top_half_keeps_whole_input_rows(beta_fit, raw):
     # Kept judges are exactly those with the highest posterior means.
     mean = beta_fit.posterior().eta_mean.to_series()
     assert mean[list(kept)].min() >= mean.drop(list(kept)).max()
+
+
+@pytest.mark.slow
+def test_nuts_with_defaults_passes_the_diagnostics_gate(data):
+    """``attnmodel fit FILE --method nuts`` with every default: r_hat <= 1.01, bulk and tail
+    ESS >= 400, no divergence (issue 12; the time is measured by
+    benchmarks/bench_nuts_real.py, not here)."""
+    from attnmodel import fit
+    from attnmodel.results.summary import diagnostic_checks
+
+    tree = fit(data, "beta", method="nuts", progressbar=False)
+    checks = diagnostic_checks(tree)
+    assert checks["passed"].all(), checks
+    assert json.loads(tree.attrs["fit_warnings"]) == []

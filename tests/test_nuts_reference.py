@@ -132,11 +132,15 @@ def _fit(n, s, family, seed, **kw):
     data = am.VoteData.from_counts(n, s)
     tree = am.fit(data, family, method="nuts", seed=seed, **kw, **NUTS)
     if family == "beta":
-        # The reference integrates over the box the package documents; the fit must state it.
+        # The reference integrates over the box the package documents with the default
+        # mean/concentration prior on it; the fit must state both.
         cap = beta_shape_cap(int(n.sum(axis=1).max()))
         box = f"Uniform(lower={BETA_SHAPE_LO}, upper={cap})"
         priors = json.loads(tree.attrs["priors"])
         assert priors["alpha"] == priors["beta"] == box, priors
+        assert priors["mean_concentration"] == (
+            f"mean Beta(alpha=1.5, beta=1.5), concentration LogNormal(mu={np.log(8.0)}, sigma=0.8)"
+        ), priors
     return tree
 
 
@@ -145,7 +149,7 @@ def test_beta_mu_known_matches_reference():
     mu = [0.8, 0.7]
     n, s = simulate("beta", {"alpha": 3.0, "beta": 5.0}, 40, 12, mu, seed=101)
     tree = _fit(n, s, "beta", seed=1, mu={"pair 0": 0.8, "pair 1": 0.7})
-    ref = beta_reference(n, s, mu=mu)
+    ref = beta_reference(n, s, mu=mu, shapes="mean_concentration")
     assert_matches_reference(tree, ref, ["alpha", "beta"])
 
 
@@ -154,7 +158,7 @@ def test_beta_mu_under_prior_matches_reference():
     n, s = simulate("beta", {"alpha": 3.0, "beta": 5.0}, 40, 20, 0.8, seed=102)
     tree = _fit(n, s, "beta", seed=2, mu_prior=am.BetaPrior(8.0, 2.0))
     assert tree.attrs["parameterization"] == "identified"
-    ref = beta_reference(n, s, mu_prior=(8.0, 2.0, 0.0, 1.0))
+    ref = beta_reference(n, s, mu_prior=(8.0, 2.0, 0.0, 1.0), shapes="mean_concentration")
     assert_matches_reference(tree, ref, ["alpha", "beta", "mu"])
 
 

@@ -8,7 +8,8 @@ from scipy import stats
 
 import attnmodel as am
 from attnmodel.inference.em import EMState
-from attnmodel.model.priors import BetaPrior, ModelPrior, Prior, default_priors
+from attnmodel.model.families.beta import beta_shape_max
+from attnmodel.model.priors import BetaPrior, ModelPrior, Prior, default_priors, flat_priors
 from attnmodel.model.pymc_model import build_model
 
 #: Compiling with the Python linker is much faster than Numba for one-off evaluations.
@@ -191,8 +192,8 @@ def test_identified_coordinates_carry_the_same_posterior(two_pair_data, family, 
 
 
 def test_em_reads_family_prior_from_the_model(beta_data):
-    """A tight prior on alpha in the model pulls EM's alpha onto it; the default leaves the MLE."""
-    free = am.fit_em(beta_data, "beta", mu=0.8)
+    """A tight prior on alpha in the model pulls EM's alpha onto it; a flat one leaves the MLE."""
+    free = am.fit_em(beta_data, "beta", mu=0.8, priors="flat")
     tight = am.fit_em(
         beta_data, "beta", mu=0.8, priors={"alpha": Prior("Normal", mu=6.0, sigma=0.01)}
     )
@@ -219,15 +220,60 @@ def test_em_reads_mu_prior_from_the_model(beta_data):
     assert mp.mu_priors[0] == BetaPrior(400.0, 100.0)
 
 
-def test_default_priors_are_flat_on_the_box(beta_data):
-    attn = build_model(beta_data, "beta", mu=0.8, likelihood=False)
-    pri = default_priors(attn.family, attn.grid)
-    assert pri["alpha"].dist == "Uniform" and pri["alpha"].params["lower"] == 0.2
-    mp = ModelPrior(attn.family, attn.mu_spec, attn.grid)
+def test_flat_priors_on_request(beta_data):
+    attn = build_model(beta_data, "beta", mu=0.8, likelihood=False, priors="flat")
+    assert attn.priors == flat_priors(attn.family, attn.grid)
+    assert attn.priors["alpha"] == Prior("Uniform", lower=0.2, upper=beta_shape_max(attn.grid))
+    assert [p.name for p in attn.model.potentials] == []
+    mp = ModelPrior(attn.family, attn.mu_spec, attn.grid, "flat")
     assert mp.flat
     values = [mp.family_logp({"alpha": a, "beta": b}) for a, b in [(0.5, 1.0), (3.0, 40.0)]]
     assert values[0] == pytest.approx(values[1])
     assert np.isneginf(mp.family_logp({"alpha": 0.1, "beta": 1.0}))
+    assert not ModelPrior(attn.family, attn.mu_spec, attn.grid).flat
+
+
+#: Points of each family's parameters at which the default priors are compared.
+PRIOR_POINTS = {
+    "beta": [{"alpha": 0.5, "beta": 1.0}, {"alpha": 3.0, "beta": 40.0},
+             {"alpha": 6.7, "beta": 0.3}],
+    "beta_mixture": [
+        PARAMS["beta_mixture"],
+        {"weights": np.array([0.9, 0.1]), "alpha": np.array([0.3, 30.0]),
+         "beta": np.array([2.0, 0.25])},
+    ],
+    "logistic_normal_mixture": [
+        PARAMS["logistic_normal_mixture"],
+        {"weights": np.array([0.5, 0.5]), "logit_mean": np.array([-4.0, 3.0]),
+         "logit_sd": np.array([0.25, 3.0])},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", list(PRIOR_POINTS))
+def test_default_family_prior_is_the_models(beta_data, family):
+    """EM's numpy prior of the family parameters is the PyMC model's log density.
+
+    ``compile_logp(jacobian=False)`` of the model built without the likelihood
+    (every ``mu`` known) is the prior density in the family's own parameters;
+    under a mean/concentration prior EM's objective adds the documented
+    ``log alpha + log beta`` (its mode is taken in ``(logit m, log kappa)``).
+    """
+    attn = build_model(beta_data, family, mu=0.8, likelihood=False, parameterization="standard")
+    assert attn.priors == default_priors(attn.family, attn.grid)
+    logp = attn.model.compile_logp(jacobian=False, mode=FAST)
+    mp = ModelPrior(attn.family, attn.mu_spec, attn.grid)
+    assert not mp.flat
+    # PyMC's truncation normaliser of Normal(1, 2.5) on [-50, 50], whose exact log is
+    # -1e-85, comes out 1.9e-9 (scipy's is exact): hence 1e-8, far below any mistake in
+    # a parameterisation or a Jacobian.
+    atol = 1e-8
+    for params in PRIOR_POINTS[family]:
+        want = float(logp(_point(attn, params, None)))
+        got = attn.family.log_prior(params, attn.priors, attn.grid)
+        assert got == pytest.approx(want, rel=1e-12, abs=atol)
+        jac = np.sum(np.log(params["alpha"]) + np.log(params["beta"])) if "alpha" in params else 0
+        assert mp.family_logp(params) == pytest.approx(want + jac, rel=1e-12, abs=atol)
 
 
 def test_bad_priors_are_named(beta_data):

@@ -1058,9 +1058,12 @@ def fit_em(
         Known win rates; see :func:`attnmodel.model.priors.resolve_mu`.
     mu_prior : BetaPrior, tuple or dict, optional
         Prior of the unknown win rates (default: ``2 mu - 1 ~ Beta(2, 2)``).
-    priors : dict of str to attnmodel.model.priors.Prior, optional
-        Priors of the family's parameters (default: flat on the admissible
-        box, which makes EM maximum likelihood in them). They, and the ``mu``
+    priors : dict of str to attnmodel.model.priors.Prior, or "flat", optional
+        Priors of the family's parameters (default:
+        :func:`attnmodel.model.priors.default_priors`, weakly informative and
+        away from the admissible box's edges; ``"flat"``: flat on the box, which
+        makes EM maximum likelihood in them). The estimate is the posterior
+        mode in the family's own parameters (for Beta, the shapes). They, and the ``mu``
         priors, are those the PyMC model of
         :func:`attnmodel.model.pymc_model.build_model` states, evaluated with
         numpy (:class:`attnmodel.model.priors.ModelPrior`), so EM maximises the

@@ -27,7 +27,7 @@ import pytensor.tensor as pt
 from scipy import special
 
 from attnmodel.model.coords import array_ops
-from attnmodel.model.priors import MuSpec, Prior, default_priors
+from attnmodel.model.priors import MEAN_CONCENTRATION, MuSpec, Prior, flat_priors
 from attnmodel.model.pymc_mu import mu_prior_logp
 
 if TYPE_CHECKING:
@@ -71,10 +71,12 @@ def identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpec
     mu = pm.Deterministic("mu", 0.5 + 0.5 * c_all, dims="pair")
     # The model's prior, in the family's own coordinates.
     log_prior = mu_prior_logp(mu_priors, mu)
+    flat = flat_priors(fam, grid)
     for name, prior in priors.items():
-        if prior.dist in ("Uniform", "Dirichlet") and prior == default_priors(fam, grid)[name]:
-            continue  # constant on the admissible set
+        if name == MEAN_CONCENTRATION or prior == flat[name]:
+            continue  # the joint prior is added below; flat ones are constant on the box
         log_prior = log_prior + pt.sum(pm.logp(prior.pymc_dist(), params[name]))
+    log_prior = log_prior + fam.pymc_joint_prior(params, priors, grid)
     # The scale: logistic on its interval; the other pairs: c_k = c rho_k, rho_k = exp(z_k).
     sc = pm.math.sigmoid(z[c_index])
     logdet = logdet + pt.log((hi - lo) * sc * (1.0 - sc))

@@ -2,9 +2,15 @@
 
 The family parameters' priors are :class:`Prior` objects (a PyMC distribution
 name and its parameters) with numpy log densities, truncated to the family's
-admissible box; :func:`default_priors` makes them flat on it.
+admissible box, and, for the Beta shapes, a joint :class:`MeanConcentration`
+prior in the coordinates people read (mean and concentration of ``P_eta``).
+:func:`default_priors` gives weakly informative defaults that keep away from
+the box's edges (the box is the quadrature's resolution limit and stays a
+hard bound); :func:`flat_priors` (``priors="flat"``) the paper's flat priors
+on the box; :func:`resolve_priors` combines the defaults with those given.
 :class:`ModelPrior` gathers every global prior for MAP-EM, which thus
-maximises the posterior the PyMC model states without importing PyMC.
+maximises the posterior the PyMC model states without importing PyMC (the
+mode in the coordinates :class:`MeanConcentration` documents).
 
 The rest of this docstring is about ``mu``.
 
@@ -39,14 +45,21 @@ from scipy import special, stats
 
 __all__ = [
     "BetaPrior",
+    "DEFAULT_LOGIT_MEAN",
+    "DEFAULT_LOGIT_SD",
+    "DEFAULT_MEAN_CONCENTRATION",
     "DEFAULT_MU_PRIOR",
+    "MEAN_CONCENTRATION",
+    "MeanConcentration",
     "ModelPrior",
     "MuSpec",
     "NUMPY_PRIORS",
     "Prior",
     "check_priors",
     "default_priors",
+    "flat_priors",
     "resolve_mu",
+    "resolve_priors",
 ]
 
 
@@ -344,6 +357,14 @@ def _log_diff_exp(a: float, b: float) -> float:
         return float(a + np.log1p(-np.exp(b - a))) if a > -np.inf else -np.inf
 
 
+def _float64_params(prior: Prior) -> dict[str, Any]:
+    """A prior's numeric parameters as float64 arrays (others, such as None, as they are)."""
+    return {
+        k: np.asarray(v, dtype=np.float64) if isinstance(v, int | float | list | tuple) else v
+        for k, v in prior.params.items()
+    }
+
+
 @dataclass(frozen=True)
 class Prior:
     """A prior for one family parameter: a PyMC distribution name and its parameters.
@@ -404,10 +425,21 @@ class Prior:
         return hash(repr(self))
 
     def pymc_dist(self, **extra: Any):
-        """The unnamed PyMC distribution (imports PyMC)."""
+        """The unnamed PyMC distribution (imports PyMC).
+
+        Numbers go in as float64 arrays: PyTensor would keep a Python float that
+        is exact in float32 (``2.5``) as a float32 constant and evaluate the
+        density in float32.
+        """
         import pymc as pm
 
-        return getattr(pm, self.dist).dist(**self.params, **extra)
+        return getattr(pm, self.dist).dist(**_float64_params(self), **extra)
+
+    def frozen(self):
+        """The frozen scipy distribution of a prior (not Uniform or Dirichlet)."""
+        if self.dist not in _SCIPY_DISTS:
+            raise ValueError(f"{self.dist} has no scipy distribution here")
+        return _SCIPY_DISTS[self.dist][1](self.params)
 
     def uniform_bounds(self, lower: float, upper: float) -> tuple[float, float]:
         """Support of a ``Uniform`` prior within the box ``[lower, upper]``."""
@@ -442,7 +474,7 @@ class Prior:
             if lower is not None:
                 lo, hi = self.uniform_bounds(lower, upper)
             return np.where((x >= lo) & (x <= hi), -np.log(hi - lo), -np.inf)
-        frozen = _SCIPY_DISTS[self.dist][1](self.params)
+        frozen = self.frozen()
         with np.errstate(divide="ignore", invalid="ignore"):
             dens = frozen.logpdf(x)
         if lower is None:
@@ -469,11 +501,153 @@ class Prior:
             return np.asarray(fn(x))
 
 
-def default_priors(family, grid=None) -> dict[str, Prior]:
+#: Key of the joint mean/concentration prior of Beta shapes in a priors mapping.
+MEAN_CONCENTRATION = "mean_concentration"
+
+
+@functools.lru_cache(maxsize=64)
+def _box_log_mass(joint: MeanConcentration, lo: float, hi: float) -> float:
+    """Log prior mass of ``[lo, hi]^2`` in (alpha, beta) under ``joint`` (1-D quadrature).
+
+    For a concentration ``k`` the box leaves the means between
+    ``max(lo / k, 1 - hi / k)`` and ``min(hi / k, 1 - lo / k)``.
+    """
+    from scipy import integrate
+
+    m_dist, k_dist = joint.mean.frozen(), joint.concentration.frozen()
+
+    def integrand(k):
+        m_lo, m_hi = max(lo / k, 1.0 - hi / k), min(hi / k, 1.0 - lo / k)
+        return float(k_dist.pdf(k) * max(m_dist.cdf(m_hi) - m_dist.cdf(m_lo), 0.0))
+
+    mass, _ = integrate.quad(
+        integrand, 2.0 * lo, 2.0 * hi, points=[lo + hi], limit=400, epsabs=1e-14, epsrel=1e-12
+    )
+    return float(np.log(mass))
+
+
+@dataclass(frozen=True)
+class MeanConcentration:
+    """Joint prior of Beta shapes ``(alpha, beta)`` through their mean and concentration.
+
+    ``m = alpha / (alpha + beta) ~ mean`` and ``kappa = alpha + beta ~
+    concentration``, independently, truncated to the box ``[lo, hi]^2`` of the
+    shapes (and normalised on it). As a density of the shapes themselves,
+    the coordinates in which the model states it, it is
+
+        p(alpha, beta) = p_m(m) p_kappa(kappa) / kappa / Z_box
+
+    (``1 / kappa`` is the Jacobian of ``(alpha, beta) -> (m, kappa)``): this is
+    :meth:`logpdf`, and what the PyMC model states.
+
+    A mode depends on the coordinates. MAP-EM takes it in
+    ``(logit m, log kappa)``, the coordinates in which the prior is read, which
+    are also ``(log alpha, log beta)`` up to a map of unit Jacobian: it
+    maximises the posterior density in ``(alpha, beta)`` plus
+    :meth:`map_log_jacobian`, ``log alpha + log beta``. In the shapes
+    themselves the ``1 / kappa`` and the density of the mean near its ends
+    would put the mode of the prior at a smaller concentration and nearer the
+    box (for the default, at ``kappa`` about 2 instead of 8).
+
+    Parameters
+    ----------
+    mean : Prior
+        A distribution on (0, 1) with a scipy density (default ``Beta(1.5, 1.5)``).
+    concentration : Prior
+        A distribution on the positive numbers with a scipy density (default
+        ``LogNormal(log 8, 0.8)``).
+
+    Examples
+    --------
+    >>> joint = MeanConcentration(Prior("Beta", alpha=4.0, beta=2.0), Prior("LogNormal", sigma=1.0))
+    >>> print(joint)
+    mean Beta(alpha=4.0, beta=2.0), concentration LogNormal(sigma=1.0)
+    """
+
+    mean: Prior = field(default_factory=lambda: Prior("Beta", alpha=1.5, beta=1.5))
+    concentration: Prior = field(
+        default_factory=lambda: Prior("LogNormal", mu=float(np.log(8.0)), sigma=0.8)
+    )
+
+    def __post_init__(self) -> None:
+        for role, prior in (("mean", self.mean), ("concentration", self.concentration)):
+            if not isinstance(prior, Prior) or prior.dist not in _SCIPY_DISTS:
+                raise ValueError(
+                    f"the {role} of a MeanConcentration prior must be a Prior with a scipy "
+                    f"density (one of {sorted(_SCIPY_DISTS)}), got {prior!r}"
+                )
+
+    def __str__(self) -> str:
+        return f"mean {self.mean}, concentration {self.concentration}"
+
+    def log_box_mass(self, lo: float, hi: float) -> float:
+        """Log of the prior mass that falls in the box ``[lo, hi]^2`` of the shapes."""
+        return _box_log_mass(self, float(lo), float(hi))
+
+    def logpdf(self, alpha: Any, beta: Any, lo: float, hi: float) -> np.ndarray:
+        """Log density in ``(alpha, beta)``, elementwise, ``-inf`` outside ``[lo, hi]^2``."""
+        a = np.asarray(alpha, dtype=np.float64)
+        b = np.asarray(beta, dtype=np.float64)
+        kappa = a + b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dens = (
+                self.mean.frozen().logpdf(a / kappa)
+                + self.concentration.frozen().logpdf(kappa)
+                - np.log(kappa)
+                - self.log_box_mass(lo, hi)
+            )
+        inside = (a >= lo) & (a <= hi) & (b >= lo) & (b <= hi)
+        return np.where(inside, dens, -np.inf)
+
+    @staticmethod
+    def map_log_jacobian(alpha: Any, beta: Any) -> np.ndarray:
+        """``log |d(alpha, beta) / d(logit m, log kappa)| = log alpha + log beta``.
+
+        Added to :meth:`logpdf` it gives the density in the coordinates whose
+        mode MAP-EM takes.
+        """
+        return np.log(np.asarray(alpha, dtype=np.float64)) + np.log(
+            np.asarray(beta, dtype=np.float64)
+        )
+
+    def pymc_logp(self, alpha, beta, lo: float, hi: float):
+        """:meth:`logpdf` in PyTensor for shape tensors inside the box (imports PyMC)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        kappa = alpha + beta
+        return (
+            pm.logp(self.mean.pymc_dist(), alpha / kappa)
+            + pm.logp(self.concentration.pymc_dist(), kappa)
+            - pt.log(kappa)
+            - np.float64(self.log_box_mass(lo, hi))
+        )
+
+    def sample(self, size: int, rng: np.random.Generator, lo: float, hi: float):
+        """``(alpha, beta)`` draws from the truncated prior (rejection outside the box)."""
+        out_a, out_b, have = [], [], 0
+        m_dist, k_dist = self.mean.frozen(), self.concentration.frozen()
+        while have < size:
+            m = m_dist.rvs(size=2 * size, random_state=rng)
+            k = k_dist.rvs(size=2 * size, random_state=rng)
+            a, b = m * k, (1.0 - m) * k
+            keep = (a >= lo) & (a <= hi) & (b >= lo) & (b <= hi)
+            out_a.append(a[keep])
+            out_b.append(b[keep])
+            have += int(keep.sum())
+        return np.concatenate(out_a)[:size], np.concatenate(out_b)[:size]
+
+
+#: Default mean/concentration prior of Beta shapes; see :func:`default_priors`.
+DEFAULT_MEAN_CONCENTRATION = MeanConcentration()
+
+
+def flat_priors(family, grid=None) -> dict[str, Prior]:
     """Flat priors on the family's admissible box (Dirichlet(1) for mixture weights).
 
     With these, MAP-EM is the maximum-likelihood estimate in the family's
     parameters and a MAP estimate only in ``mu`` (the paper's Algorithm 1).
+    Pass ``priors="flat"`` to a fitting function to use them.
 
     Parameters
     ----------
@@ -493,19 +667,102 @@ def default_priors(family, grid=None) -> dict[str, Prior]:
     return out
 
 
+#: Default priors of the logistic-normal components' logit mean and scale.
+DEFAULT_LOGIT_MEAN = Prior("Normal", mu=1.0, sigma=2.5)
+DEFAULT_LOGIT_SD = Prior("LogNormal", mu=0.0, sigma=0.6)
+
+
+def default_priors(family, grid=None) -> dict[str, Prior | MeanConcentration]:
+    """The default priors of the family parameters: weakly informative, off the box's edges.
+
+    The box (:meth:`Family.box <attnmodel.model.families.base.Family.box>`)
+    is the range the quadrature resolves; it stays a hard bound, and the
+    defaults put almost no mass near it, so that an estimate there is the
+    data's doing (and :func:`attnmodel.model.checks.fit_warnings` says so).
+
+    - ``beta`` and each component of ``beta_mixture``: the shapes through their
+      mean ``m = alpha / (alpha + beta)`` and concentration
+      ``kappa = alpha + beta`` (:class:`MeanConcentration`), ``m ~ Beta(1.5, 1.5)``
+      (no preferred attentiveness, zero density at the all-careless and
+      all-attentive ends) and ``kappa ~ LogNormal(log 8, 0.8)`` (median 8,
+      95% between 1.7 and 38: from nearly flat ``P_eta`` to a population whose
+      users differ by about ``0.1`` in ``eta``). The shapes themselves are flat
+      on the box.
+    - ``logistic_normal_mixture``: each component's ``logit_mean ~ Normal(1, 2.5)``
+      and ``logit_sd ~ LogNormal(0, 0.6)`` (95% between 0.3 and 3.2).
+    - ``two_point`` and ``k_point``: flat, as :func:`flat_priors`. Their box is
+      ``eta``'s own range ``[0, 1]``, not a limit of the quadrature: an atom at
+      ``eta = 1`` (fully attentive users) is a statement the votes can make,
+      and the weights' Dirichlet(1) is uniform on the simplex.
+
+    Parameters
+    ----------
+    family : attnmodel.model.families.Family
+    grid : LogitGrid, optional
+        Quadrature of continuous families (it sets their box).
+    """
+    out: dict[str, Prior | MeanConcentration] = dict(flat_priors(family, grid))
+    if family.mean_concentration is not None:
+        out[MEAN_CONCENTRATION] = DEFAULT_MEAN_CONCENTRATION
+    if family.name == "logistic_normal_mixture":
+        out["logit_mean"] = DEFAULT_LOGIT_MEAN
+        out["logit_sd"] = DEFAULT_LOGIT_SD
+    return out
+
+
 def check_priors(family, priors: Mapping[str, Prior] | None) -> dict[str, Prior]:
     """Validate user-given family priors: known parameter names and :class:`Prior` values."""
     priors = dict(priors or {})
-    unknown = sorted(set(priors) - set(family.param_names))
+    allowed = set(family.param_names)
+    if family.mean_concentration is not None:
+        allowed.add(MEAN_CONCENTRATION)
+    unknown = sorted(set(priors) - allowed)
     if unknown:
         raise ValueError(
             f"priors given for {unknown}, which are not parameters of {family.name!r} "
-            f"(its parameters: {list(family.param_names)})"
+            f"(its parameters: {sorted(allowed)})"
         )
     for key, value in priors.items():
-        if not isinstance(value, Prior):
-            raise TypeError(f"prior for {key!r} must be an attnmodel Prior, got {value!r}")
+        kind = MeanConcentration if key == MEAN_CONCENTRATION else Prior
+        if not isinstance(value, kind):
+            raise TypeError(
+                f"prior for {key!r} must be an attnmodel {kind.__name__}, got {value!r}"
+            )
     return priors
+
+
+def resolve_priors(family, grid=None, priors=None) -> dict[str, Prior | MeanConcentration]:
+    """The family priors of a fit: the defaults, with the ones given put in their place.
+
+    ``priors`` is None (the defaults of :func:`default_priors`), ``"flat"``
+    (:func:`flat_priors`) or a mapping from parameter names (and, for the Beta
+    families, :data:`MEAN_CONCENTRATION`) to priors. A prior given for
+    ``alpha`` or ``beta`` replaces the default mean/concentration prior, which
+    is a prior on both; a :class:`MeanConcentration` needs ``alpha`` and
+    ``beta`` flat on the box (it is their joint prior).
+    """
+    flat = flat_priors(family, grid)
+    if isinstance(priors, str):
+        if priors != "flat":
+            raise ValueError(f"priors must be a mapping, None or 'flat', got {priors!r}")
+        return flat
+    given = check_priors(family, priors)
+    out = default_priors(family, grid)
+    joint = family.mean_concentration
+    if joint is not None:
+        shapes_given = [name for name in joint if name in given]
+        if MEAN_CONCENTRATION in given:
+            bad = [name for name in shapes_given if given[name] != flat[name]]
+            if bad:
+                raise ValueError(
+                    f"priors for {bad} and a {MEAN_CONCENTRATION} prior both given: the "
+                    f"{MEAN_CONCENTRATION} prior is the joint prior of {list(joint)}; "
+                    "give one or the other"
+                )
+        elif shapes_given:
+            out.pop(MEAN_CONCENTRATION, None)
+    out.update(given)
+    return out
 
 
 class _StackedPriors:
@@ -537,25 +794,43 @@ class ModelPrior:
     family : attnmodel.model.families.Family
     mu_spec : MuSpec
     grid : LogitGrid, optional
-    priors : mapping of str to Prior, optional
-        Family priors; those not given are flat on the box (:func:`default_priors`).
+    priors : mapping of str to Prior, or "flat", optional
+        Family priors, as :func:`resolve_priors` reads them (those not given
+        take the defaults of :func:`default_priors`).
+
+    Notes
+    -----
+    :meth:`family_logp` is a density in the family's own parameters (the
+    Beta shapes, say, not their mean and concentration), so MAP-EM's estimate
+    is the mode of the posterior density in those coordinates: the one
+    ``model.compile_logp(jacobian=False)`` of the PyMC model evaluates.
     """
 
     def __init__(self, family, mu_spec: MuSpec, grid=None, priors=None) -> None:
         self.family = family
         self.mu_spec = mu_spec
         self.grid = grid
-        defaults = default_priors(family, grid)
-        self.priors = {**defaults, **check_priors(family, priors)}
+        self.priors = resolve_priors(family, grid, priors)
         unknown = mu_spec.unknown
         self.mu_priors: list[BetaPrior] = [mu_spec.priors[k] for k in unknown]  # type: ignore[misc]
         self._stacked = _StackedPriors(self.mu_priors)
-        # With the default (flat) family priors EM's closed-form M-steps are exact.
-        self.flat = self.priors == defaults
+        # With flat family priors EM's closed-form M-steps are exact.
+        self.flat = self.priors == flat_priors(family, grid)
 
     def family_logp(self, params: Mapping[str, Any]) -> float:
-        """Log prior density of the family parameters (``-inf`` outside the support)."""
-        return float(self.family.log_prior(params, self.priors, self.grid))
+        """Log prior density of the family parameters in MAP-EM's coordinates.
+
+        The density of :meth:`Family.log_prior
+        <attnmodel.model.families.base.Family.log_prior>` (the PyMC model's),
+        plus, under a :class:`MeanConcentration` prior, its
+        :meth:`~MeanConcentration.map_log_jacobian` (``-inf`` outside the support).
+        """
+        total = float(self.family.log_prior(params, self.priors, self.grid))
+        joint = self.priors.get(MEAN_CONCENTRATION)
+        if joint is not None:
+            a, b = self.family.mean_concentration
+            total += float(np.sum(joint.map_log_jacobian(params[a], params[b])))
+        return total
 
     def mu_logp(self, mu_unknown: np.ndarray) -> np.ndarray:
         """Log prior of each unknown ``mu``."""

@@ -5,7 +5,7 @@ stronger model::
 
     mu_k        ~ prior on (1/2, 1]               (or known; or a structure across
                                                    pairs, attnmodel.model.mu_structure)
-    theta       ~ prior of the family's parameters (flat on the admissible box by default)
+    theta       ~ prior of the family's parameters (priors.default_priors by default)
     eta_j       ~ P_eta(theta)
     s_jk | eta_j ~ Binomial(n_jk, 1/2 + eta_j (mu_k - 1/2))
 
@@ -42,8 +42,8 @@ from attnmodel.data.counts import CountTable
 from attnmodel.model.families import FAMILIES, Family, get_family
 from attnmodel.model.grid import LogitGrid, make_logit_grid
 from attnmodel.model.identified import identified_globals
-from attnmodel.model.priors import MuSpec, Prior, check_priors, default_priors, resolve_mu
 from attnmodel.model.mu_structure import IndependentMu, describe_mu_priors, resolve_mu_structure
+from attnmodel.model.priors import MuSpec, Prior, resolve_mu, resolve_priors
 from attnmodel.model.pymc_mu import mu_rv, structured_mu
 
 __all__ = ["AttnModel", "build_model"]
@@ -124,9 +124,11 @@ def build_model(
     mu, mu_prior
         Known ``mu`` (a number or a per-pair mapping) and/or the prior of the
         unknown ones, as in :func:`attnmodel.fit_em`.
-    priors : mapping of str to Prior, optional
-        Priors of the family's parameters; those not given are flat on the
-        admissible box (Dirichlet(1) for weights).
+    priors : mapping of str to Prior, or "flat", optional
+        Priors of the family's parameters, read by
+        :func:`attnmodel.model.priors.resolve_priors`: those not given take the
+        weakly informative defaults of :func:`attnmodel.model.priors.default_priors`;
+        ``"flat"`` makes them flat on the admissible box (Dirichlet(1) for weights).
     mu_structure : str or structure, optional
         Structure on ``mu`` across pairs, as in :func:`attnmodel.fit_em`
         (:mod:`attnmodel.model.mu_structure`; None or ``"auto"`` chooses from
@@ -175,7 +177,7 @@ def build_model(
         grid = make_logit_grid(int(counts.row_sum(counts.entry_n.astype(np.float64)).max()))
     if fam.discrete:
         grid = None
-    chosen = {**default_priors(fam, grid), **check_priors(fam, priors)}
+    chosen = resolve_priors(fam, grid, priors)
     users = data.users
     coords = {"pair": list(spec.pairs)}
     if fam.has_components:

@@ -18,6 +18,9 @@ function                        paper
 
 Unless an argument says otherwise the setting is the paper's appendix D.2:
 ``mu = 0.8`` known, ``m = 400`` users with ``n_j`` drawn uniformly from 50..100.
+The fits keep the paper's flat priors on the family parameters
+(:data:`PAPER_PRIORS`: maximum likelihood in them, Algorithm 1), not the
+package's default priors.
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ from attnmodel.model.families import Family, family_for_params
 from attnmodel.model.priors import BetaPrior
 from attnmodel.model.simulate import simulate_counts
 
+#: The paper's priors of the family parameters: flat on the admissible box.
+PAPER_PRIORS = "flat"
+
 __all__ = [
+    "PAPER_PRIORS",
     "TWO_POINT_TRUTH",
     "BETA_TRUTH",
     "PAPER_TRUTHS",
@@ -327,7 +334,7 @@ def em_trajectories(
     if len(inits) == 0:
         raise ValueError("inits is empty: give at least one starting point")
     data, eta = simulate_data(family, truth, n_users, n_votes, mu, seed=seed)
-    settings: dict[str, Any] = {"mu": mu, "seed": seed, "warn": False}
+    settings: dict[str, Any] = {"mu": mu, "seed": seed, "warn": False, "priors": PAPER_PRIORS}
     if not accelerate:
         settings.update(accelerate=False, polish_after=None)
     frames = []
@@ -337,7 +344,7 @@ def em_trajectories(
         path = res.runs_[0].copy()
         path.insert(0, "start", k)
         frames.append(path)
-    best = fit_em(data, family, mu=mu, n_init=4, seed=seed)
+    best = fit_em(data, family, mu=mu, n_init=4, seed=seed, priors=PAPER_PRIORS)
     fam = best.family
     return Trajectories(
         family=fam.name,
@@ -420,7 +427,9 @@ def relative_error_table(
                 data, _ = simulate_data(
                     family, truth, m, n, mu, seed=_child_seed(seed, f_idx, m, n)
                 )
-                res = fit_em(data, family, mu=mu, n_init=n_init, seed=seed, warn=False)
+                res = fit_em(
+                    data, family, mu=mu, n_init=n_init, seed=seed, warn=False, priors=PAPER_PRIORS
+                )
                 rows.append(
                     {
                         "family": family,
@@ -554,7 +563,14 @@ def density_fit(
     """
     data, _ = simulate_data(truth.family, truth.params, n_users, n_votes, mu, seed=seed)
     res = fit_em(
-        data, fit_family, mu=mu, n_components=n_components, n_init=n_init, seed=seed, warn=False
+        data,
+        fit_family,
+        mu=mu,
+        n_components=n_components,
+        n_init=n_init,
+        seed=seed,
+        warn=False,
+        priors=PAPER_PRIORS,
     )
     # Open grid: densities such as Beta(a < 1) are infinite at the ends.
     eta = (np.arange(grid_size) + 0.5) / grid_size
@@ -768,11 +784,10 @@ def accuracy_vs_mu(
                 truth.family, truth.params, n_users, n_votes, mu, seed=_child_seed(seed, i)
             )
             attentive = eta > cut
+            kw = {"n_init": n_init, "seed": seed, "warn": False, "priors": PAPER_PRIORS}
             fits = {
-                "known": fit_em(data, truth.family, mu=mu, n_init=n_init, seed=seed, warn=False),
-                "prior": fit_em(
-                    data, truth.family, mu_prior=prior, n_init=n_init, seed=seed, warn=False
-                ),
+                "known": fit_em(data, truth.family, mu=mu, **kw),
+                "prior": fit_em(data, truth.family, mu_prior=prior, **kw),
             }
             for mode, res in fits.items():
                 post = res.posterior(eta_star=cut)
@@ -866,7 +881,15 @@ def filter_tradeoff(
     eta_stars = np.round(np.arange(1, 20) * 0.05, 10) if eta_stars is None else eta_stars
     tops = np.round(np.arange(20, 0, -1) * 0.05, 10) if tops is None else tops
     data, eta = simulate_data(truth.family, truth.params, n_users, n_votes, mu, seed=seed)
-    res = fit_em(data, fit_family or truth.family, mu=mu, n_init=n_init, seed=seed, warn=False)
+    res = fit_em(
+        data,
+        fit_family or truth.family,
+        mu=mu,
+        n_init=n_init,
+        seed=seed,
+        warn=False,
+        priors=PAPER_PRIORS,
+    )
     n_j = np.asarray(data.counts.votes_per_user(), dtype=np.float64)
     p_casual = 1.0 - res.posterior(eta_star=casual_below)["p_above"].to_numpy()
     casual = eta < casual_below

@@ -90,6 +90,9 @@ class Family:
     default_components: ClassVar[int] = 1
     #: For a family with only its default number of components: the family taking others.
     more_components: ClassVar[str | None] = None
+    #: The two Beta shapes that a :class:`~attnmodel.model.priors.MeanConcentration`
+    #: prior covers jointly (through their mean and concentration), or None.
+    mean_concentration: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, n_components: int | None = None) -> None:
         n = self.default_components if n_components is None else n_components
@@ -239,12 +242,48 @@ class Family:
         :class:`attnmodel.model.priors.Prior`; the result equals ``pm.logp`` of
         the variables the PyMC model creates for them.
         """
+        from attnmodel.model.priors import MEAN_CONCENTRATION
+
         box = self.box(grid)
         total = 0.0
+        joint = priors.get(MEAN_CONCENTRATION)
+        # Under a joint mean/concentration prior the shapes' own (flat) priors only
+        # carry the box; the joint prior is their density.
+        covered = self.mean_concentration if joint is not None else ()
         for name in self.param_names:
+            if name in covered:
+                continue
             lo, hi = box.get(name, (None, None))
             total += float(np.sum(priors[name].logpdf(params[name], lo, hi)))
+        if joint is not None:
+            a, b = self.mean_concentration
+            lo, hi = self.shape_box(grid)
+            total += float(np.sum(joint.logpdf(params[a], params[b], lo, hi)))
         return total
+
+    def shape_box(self, grid: LogitGrid | None = None) -> tuple[float, float]:
+        """The common range of the two shapes of :attr:`mean_concentration`."""
+        a, b = self.mean_concentration  # type: ignore[misc]
+        box = self.box(grid)
+        if box[a] != box[b]:
+            raise ValueError(f"{self.name}: {a} and {b} must share one admissible range")
+        return box[a]
+
+    def pymc_joint_prior(self, params: dict, priors: dict, grid: LogitGrid | None):
+        """PyTensor log density of the joint mean/concentration prior (0 when there is none).
+
+        Inside a model; ``params`` holds the shape tensors.
+        """
+        from attnmodel.model.priors import MEAN_CONCENTRATION
+
+        joint = priors.get(MEAN_CONCENTRATION)
+        if joint is None:
+            return 0.0
+        import pytensor.tensor as pt
+
+        a, b = self.mean_concentration
+        lo, hi = self.shape_box(grid)
+        return pt.sum(joint.pymc_logp(params[a], params[b], lo, hi))
 
     # -- the PyMC model ----------------------------------------------------
     #: Parameters drawn in increasing order (PyMC's ordered transform), which
@@ -292,9 +331,20 @@ class Family:
     def pymc_params(self, grid: LogitGrid | None, priors: dict) -> dict:
         """Create the parameters' PyMC variables; returns name -> tensor (constrained).
 
-        ``priors`` maps every parameter to an :class:`attnmodel.model.priors.Prior`.
+        ``priors`` maps every parameter to an :class:`attnmodel.model.priors.Prior`
+        (and may hold a joint mean/concentration prior of the shapes, added as the
+        potential ``mean_concentration_prior``: the shapes' flat box priors then
+        only carry the box, and their constant log density is taken back out).
         """
-        return {name: self.pymc_param(name, priors[name], grid) for name in self.param_names}
+        import pymc as pm
+
+        out = {name: self.pymc_param(name, priors[name], grid) for name in self.param_names}
+        joint = self.pymc_joint_prior(out, priors, grid)
+        if not isinstance(joint, float):
+            lo, hi = self.shape_box(grid)
+            size = 2 * (self.n_components if self.has_components else 1)
+            pm.Potential("mean_concentration_prior", joint + size * np.log(hi - lo))
+        return out
 
     @property
     def n_identified_coords(self) -> int:

@@ -161,6 +161,7 @@ class Beta(ContinuousFamily):
 
     name = "beta"
     more_components = "beta_mixture"
+    mean_concentration = ("alpha", "beta")
 
     @property
     def param_dims(self):

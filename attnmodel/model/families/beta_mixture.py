@@ -29,6 +29,7 @@ class BetaMixture(MixtureFamily):
     """``P_eta = sum_k weights[k] * Beta(alpha[k], beta[k])``."""
 
     name = "beta_mixture"
+    mean_concentration = ("alpha", "beta")
     component_params = ("alpha", "beta")
     positive_params = ("alpha", "beta")
 
