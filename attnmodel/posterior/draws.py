@@ -204,6 +204,17 @@ def attentiveness_from_draws(
     return att
 
 
+def _eta_draws(dt: xr.DataTree, eta_star: float, held: str, what: str) -> xr.DataArray:
+    """The tree's ``eta`` draws; without them a ValueError that says to refit at ``eta_star``."""
+    post = dt["posterior"]
+    if "eta" not in post:
+        raise ValueError(
+            f"the result holds {held} eta draws to {what} for eta_star={eta_star:g}; "
+            f"refit with eta_star={eta_star:g} (or store the eta draws)"
+        )
+    return post["eta"]
+
+
 def p_above_from_draws(dt: xr.DataTree, eta_star: float):
     """``P(eta_j >= eta_star | votes)`` and its Monte Carlo error from a tree's ``eta`` draws.
 
@@ -231,14 +242,9 @@ def p_above_from_draws(dt: xr.DataTree, eta_star: float):
     ValueError
         The tree stores no ``eta`` draws.
     """
-    post = dt["posterior"]
-    if "eta" not in post:
-        raise ValueError(
-            f"the result holds p_above for eta_star={float(dt.attrs['eta_star']):g} only and no "
-            f"eta draws to recompute it for eta_star={eta_star:g}; refit with "
-            f"eta_star={eta_star:g} (or store the eta draws)"
-        )
-    ind = (post["eta"] >= eta_star).astype(np.float64)
+    held = f"p_above for eta_star={float(dt.attrs['eta_star']):g} only and no"
+    eta = _eta_draws(dt, eta_star, held, "recompute it")
+    ind = (eta >= eta_star).astype(np.float64)
     p = ind.mean(("chain", "draw"))
     n = ind.sizes["chain"] * ind.sizes["draw"]
     if dt.attrs.get("method") == "em":
@@ -285,13 +291,8 @@ def log_bf_from_draws(dt: xr.DataTree, eta_star: float) -> xr.DataArray:
     from attnmodel.model.families import get_family
 
     post = dt["posterior"]
-    if "eta" not in post:
-        raise ValueError(
-            f"the result holds no eta draws to estimate log_bf (the evidence of each user's "
-            f"votes) for eta_star={eta_star:g} from; refit with eta_star={eta_star:g} (or "
-            "store the eta draws)"
-        )
-    ind = (post["eta"] >= eta_star).astype(np.float64)
+    what = "estimate log_bf (the evidence of each user's votes)"
+    ind = (_eta_draws(dt, eta_star, "no", what) >= eta_star).astype(np.float64)
     n = ind.sizes["chain"] * ind.sizes["draw"]
     k = ind.sum(("chain", "draw"))
     fam = get_family(dt.attrs["family"], int(dt.attrs["n_components"]))
