@@ -99,7 +99,8 @@ class FilterResult:
         Kept vote rows with every input column (None when the data holds only counts).
     counts : dict
         ``users_kept``, ``users_dropped``, ``users_undetermined``,
-        ``votes_kept``, ``votes_dropped``, ``votes_undetermined``.
+        ``votes_kept``, ``votes_dropped``, ``votes_undetermined`` and, with
+        ties modelled, ``ties_kept``, ``ties_dropped``, ``ties_undetermined``.
     undetermined : pandas.Series of bool or None
         Users whose ``p_above`` lies within ``mcse_k`` Monte Carlo standard
         errors of the cut (rule ``prob``); None means nobody.
@@ -510,6 +511,12 @@ def _result(rule, settings, keep, undetermined, data, diagnostics) -> FilterResu
         "votes_dropped": int(n_votes[dropped].sum()),
         "votes_undetermined": int(n_votes[undetermined].sum()),
     }
+    if data.counts.has_ties:
+        # Ties modelled: they were evidence, so the counts say where they went too.
+        n_ties = data.counts.ties_per_user()
+        groups = {"kept": keep, "dropped": dropped, "undetermined": undetermined}
+        for name, users_in in groups.items():
+            counts[f"ties_{name}"] = int(n_ties[users_in].sum())
     votes = None
     if getattr(data, "votes", None) is not None:
         votes = data.votes[keep[np.asarray(data.vote_user)]]

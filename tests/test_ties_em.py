@@ -237,3 +237,13 @@ def test_nuts_refuses_modelled_ties_with_a_clear_message():
     data = VoteData.from_counts([[3], [2]], [[2], [1]], t=[[1], [0]])
     with pytest.raises(ValueError, match="ties='model'"):
         build_model(data, "beta")
+
+
+def test_filter_counts_say_where_the_ties_went(small_fit):
+    from attnmodel.filtering import filter_users
+
+    n, s, t, res = small_fit
+    out = filter_users(res, rule="prob", eta_star=0.5)
+    keep = out.keep.to_numpy()
+    assert out.counts["ties_kept"] == int(t.sum(axis=1)[keep].sum())
+    assert out.counts["ties_kept"] + out.counts["ties_dropped"] == int(t.sum())
