@@ -109,7 +109,8 @@ class FilterResult:
         Kept vote rows with every input column (None when the data holds only counts).
     counts : dict
         ``users_kept``, ``users_dropped``, ``users_undetermined``,
-        ``users_little_evidence``, and the same for ``votes_``.
+        ``users_little_evidence``, and the same for ``votes_`` and, with
+        ties modelled, for ``ties_``.
     undetermined : pandas.Series of bool or None
         Users whose ``p_above`` lies within ``mcse_k`` Monte Carlo standard
         errors of the cut (rule ``prob``); None means nobody.
@@ -617,6 +618,17 @@ def _result(rule, settings, keep, undetermined, data, diagnostics, little) -> Fi
         "votes_undetermined": int(n_votes[undetermined].sum()),
         "votes_little_evidence": int(n_votes[little].sum()),
     }
+    if data.counts.has_ties:
+        # Ties modelled: they were evidence, so the counts say where they went too.
+        n_ties = data.counts.ties_per_user()
+        groups = {
+            "kept": keep,
+            "dropped": dropped,
+            "undetermined": undetermined,
+            "little_evidence": little,
+        }
+        for name, users_in in groups.items():
+            counts[f"ties_{name}"] = int(n_ties[users_in].sum())
     votes = None
     if getattr(data, "votes", None) is not None:
         votes = data.votes[keep[np.asarray(data.vote_user)]]

@@ -231,9 +231,79 @@ def test_many_ties_lower_eta_when_careless_votes_tie():
     assert float(many["eta_mean"]) < float(few["eta_mean"]) - 0.05
 
 
-def test_nuts_refuses_modelled_ties_with_a_clear_message():
+def _pymc_point(model, state):
+    """The model's value variables (transformed) at an EM state."""
+    values = {
+        "alpha": state.params["alpha"],
+        "beta": state.params["beta"],
+        "mu": state.mu,
+        **state.ties._asdict(),
+    }
+    out = {}
+    for rv in model.free_RVs:
+        value_var = model.rvs_to_values[rv]
+        transform = model.rvs_to_transforms.get(rv)
+        x = np.asarray(values[rv.name], dtype=float)
+        if transform is not None:
+            x = transform.forward(x, *rv.owner.inputs).eval()
+        out[value_var.name] = x
+    return out
+
+
+def test_pymc_log_density_equals_em_objective_with_ties():
+    """Differences between two points (constants of flat priors cancel) agree to 1e-9."""
     from attnmodel.model.pymc_model import build_model
 
-    data = VoteData.from_counts([[3], [2]], [[2], [1]], t=[[1], [0]])
+    rng = np.random.default_rng(7)
+    eta = rng.beta(3.0, 1.5, 40)
+    n, s, t = simulate_tie_counts(eta, (2.0, 5.0), 0.6, (3, 10), [0.8, 0.7], seed=8)
+    data = VoteData.from_counts(n, s, t=t)
+    model = build_model(data, "beta").model
+    assert {"kappa", "tau_mean", "tau_conc"} <= {rv.name for rv in model.free_RVs}
+    res = fit_em(data, "beta", n_init=1, max_iter=2, polish_after=None, warn=False)
+    logp = model.compile_logp(jacobian=False)
+    states = [
+        EMState({"alpha": 2.0, "beta": 1.5}, np.array([0.8, 0.7]), None, TieParams(0.3, 0.4, 3.0)),
+        EMState({"alpha": 4.0, "beta": 1.0}, np.array([0.75, 0.9]), None, TieParams(0.6, 0.2, 8.0)),
+        EMState({"alpha": 0.7, "beta": 3.0}, np.array([0.6, 0.95]), None, TieParams(0.9, 0.6, 1.5)),
+    ]
+    pm_vals = [float(logp(_pymc_point(model, st))) for st in states]
+    em_vals = [res.problem.objective(st) for st in states]
+    for i in (1, 2):
+        assert pm_vals[i] - pm_vals[0] == pytest.approx(em_vals[i] - em_vals[0], abs=1e-9)
+
+
+def test_nuts_smoke_with_ties():
+    """NUTS on the PyMC model with ties runs and moves every tie parameter."""
+    import pymc as pm
+
+    from attnmodel.inference.nuts import sample_nuts
+    from attnmodel.model.pymc_model import build_model
+
+    n, s, t = simulate_tie_counts(np.full(30, 0.8), 0.3, 0.5, 8, 0.8, seed=1)
+    data = VoteData.from_counts(n, s, t=t)
+    model = build_model(data, "beta", mu=0.8).model
+    with model:
+        idata = pm.sample(
+            draws=30,
+            tune=30,
+            chains=1,
+            random_seed=1,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
+    for name in ("kappa", "tau_mean", "tau_conc"):
+        draws = idata.posterior[name].to_numpy()
+        assert np.all(np.isfinite(draws)) and np.ptp(draws) > 0
     with pytest.raises(ValueError, match="ties='model'"):
-        build_model(data, "beta")
+        sample_nuts(data, "beta", mu=0.8)
+
+
+def test_filter_counts_say_where_the_ties_went(small_fit):
+    from attnmodel.filtering import filter_users
+
+    n, s, t, res = small_fit
+    out = filter_users(res, rule="prob", eta_star=0.5)
+    keep = out.keep.to_numpy()
+    assert out.counts["ties_kept"] == int(t.sum(axis=1)[keep].sum())
+    assert out.counts["ties_kept"] + out.counts["ties_dropped"] == int(t.sum())

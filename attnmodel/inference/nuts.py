@@ -135,6 +135,14 @@ def sample_nuts(
     -------
     xarray.DataTree
     """
+    if getattr(data.counts, "has_ties", False):
+        # The PyMC model states ties (attnmodel.model.pymc_ties), but the per-user
+        # summaries drawn from each draw's conditional posterior do not carry them yet.
+        raise ValueError(
+            "sample_nuts does not summarise users with ties as evidence (ties='model') "
+            "yet; fit them by MAP-EM (method='em'), or sample build_model(data, ...).model "
+            "with PyMC directly"
+        )
     nuts_sampler = _check_sampler(sampler)
     if not 0.0 <= eta_star <= 1.0:
         raise ValueError(f"eta_star must lie in [0, 1], got {eta_star}")

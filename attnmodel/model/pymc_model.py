@@ -158,11 +158,11 @@ def build_model(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if getattr(data.counts, "has_ties", False):
+    ties = bool(getattr(data.counts, "has_ties", False))
+    if ties and (variant != "marginal" or parameterization == "identified"):
         raise ValueError(
-            "the votes carry ties as evidence (ties='model'), which the PyMC model does "
-            "not state yet; fit them by MAP-EM (method='em') or read the votes with "
-            "ties='drop'"
+            "votes with ties as evidence (ties='model') are modelled by the marginal "
+            "variant in the standard parameterization"
         )
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(
@@ -173,8 +173,15 @@ def build_model(
     spec = resolve_mu(data.pairs, mu, mu_prior)
     structure, structure_reason = resolve_mu_structure(mu_structure, data, mu, mu_prior)
     independent = isinstance(structure, IndependentMu)
+    if ties and fam.discrete:
+        raise ValueError(
+            f"ties='model' needs a continuous family (beta, beta_mixture, "
+            f"logistic_normal_mixture), got {fam.name!r}"
+        )
     if not fam.discrete and grid is None:
-        grid = make_logit_grid(int(counts.row_sum(counts.entry_n.astype(np.float64)).max()))
+        # With ties as evidence, they narrow a user's posterior too (as in MAP-EM).
+        votes = counts.entry_n if counts.entry_t is None else counts.entry_n + counts.entry_t
+        grid = make_logit_grid(int(counts.row_sum(votes.astype(np.float64)).max()))
     if fam.discrete:
         grid = None
     chosen = resolve_priors(fam, grid, priors)
@@ -187,6 +194,7 @@ def build_model(
     unknown = spec.unknown
     identified = (
         variant == "marginal"
+        and not ties
         and parameterization != "standard"
         and unknown.size == len(spec.pairs)
         and fam.identified
@@ -208,7 +216,11 @@ def build_model(
         else:
             params = fam.pymc_params(grid, chosen)
             mu_t = _mu_tensor(spec, unknown, model)
-        if not likelihood:
+        if ties and likelihood:
+            from attnmodel.model.pymc_ties import tie_potential
+
+            tie_potential(fam, params, mu_t, counts, grid)
+        elif not likelihood:
             pass
         elif variant == "marginal":
             _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible)
@@ -217,6 +229,10 @@ def build_model(
     names = list(fam.param_names) + ["mu"]
     if not independent:
         names += structure_names
+    if ties:
+        from attnmodel.model.pymc_ties import TIE_NAMES
+
+        names += list(TIE_NAMES)
     return AttnModel(
         model,
         fam,
