@@ -13,7 +13,6 @@ skip, saying so, when it is not found.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -164,16 +163,3 @@ def test_top_half_keeps_whole_input_rows(beta_fit, raw):
     mean = beta_fit.posterior().eta_mean.to_series()
     assert mean[list(kept)].min() >= mean.drop(list(kept)).max()
 
-
-@pytest.mark.slow
-def test_nuts_with_defaults_passes_the_diagnostics_gate(data):
-    """``attnmodel fit FILE --method nuts`` with every default: r_hat <= 1.01, bulk and tail
-    ESS >= 400, no divergence (issue 12; the time is measured by
-    benchmarks/bench_nuts_real.py, not here)."""
-    from attnmodel import fit
-    from attnmodel.results.summary import diagnostic_checks
-
-    tree = fit(data, "beta", method="nuts", progressbar=False)
-    checks = diagnostic_checks(tree)
-    assert checks["passed"].all(), checks
-    assert json.loads(tree.attrs["fit_warnings"]) == []
