@@ -32,8 +32,10 @@ Each user gets a score, higher meaning more attentive:
   by ``|2 mu_hat - 1|``, ``mu_hat`` leave-one-user-out, ties left out; and
   the same with ``mu_hat`` from all votes (``in-sample``);
 * ``tie rate``: minus :func:`attnmodel.baselines.tie_rate`;
-* for each attnmodel variant in :data:`VARIANTS` (today: the Beta and the
-  two-point family, independent ``mu`` per pair, ties dropped): the posterior
+* for each attnmodel variant in :data:`VARIANTS` (the Beta and the two-point
+  family with independent ``mu`` per pair; the Beta family with pooled and
+  Bradley-Terry ``mu``; the Beta family with ties modelled, independent and
+  pooled ``mu``; ties dropped unless said): the posterior
   mean ``eta_mean`` and ``p_above = P(eta >= 0.5 | votes)`` of
   ``attnmodel.fit(..., method="em", seed=seed)``.
 
@@ -61,10 +63,12 @@ Run
 ``PYTHONPATH=. .venv/bin/python benchmarks/careless_users.py`` (20 seeds; add
 ``--seeds 3`` while developing, ``--figure PATH`` for the figure, default
 ``benchmarks/.cache/careless_users.png``). The per-run numbers go to
-``benchmarks/.cache/careless_users.csv``; ``--from-csv`` prints the tables and
-draws the figure from them without running. The 20-seed run takes about 2.5
-minutes on the shared 2-core machine at load 9-12 (51 s of CPU time); each
-Beta fit about 1.2 s, each two-point fit 0.25 s.
+``benchmarks/.cache/careless_users.csv``, rewritten after each seed;
+``--from-csv`` prints the tables and draws the figure from one or more such
+files without running, and ``--variants`` fits a subset of :data:`VARIANTS`, so
+slow variants can run in processes of their own. A fit with ties modelled takes
+about 22 s of CPU time (4 starts; the Beta with ties dropped 1-2 s, the two-point 0.3 s), so
+the 20-seed run of all variants takes about an hour of CPU time.
 """
 
 from __future__ import annotations
