@@ -32,8 +32,10 @@ Each user gets a score, higher meaning more attentive:
   by ``|2 mu_hat - 1|``, ``mu_hat`` leave-one-user-out, ties left out; and
   the same with ``mu_hat`` from all votes (``in-sample``);
 * ``tie rate``: minus :func:`attnmodel.baselines.tie_rate`;
-* for each attnmodel variant in :data:`VARIANTS` (today: the Beta and the
-  two-point family, independent ``mu`` per pair, ties dropped): the posterior
+* for each attnmodel variant in :data:`VARIANTS` (the Beta and the two-point
+  family with independent ``mu`` per pair; the Beta family with pooled and
+  Bradley-Terry ``mu``; the Beta family with ties modelled, independent and
+  pooled ``mu``; ties dropped unless said): the posterior
   mean ``eta_mean`` and ``p_above = P(eta >= 0.5 | votes)`` of
   ``attnmodel.fit(..., method="em", seed=seed)``.
 
@@ -61,10 +63,12 @@ Run
 ``PYTHONPATH=. .venv/bin/python benchmarks/careless_users.py`` (20 seeds; add
 ``--seeds 3`` while developing, ``--figure PATH`` for the figure, default
 ``benchmarks/.cache/careless_users.png``). The per-run numbers go to
-``benchmarks/.cache/careless_users.csv``; ``--from-csv`` prints the tables and
-draws the figure from them without running. The 20-seed run takes about 2.5
-minutes on the shared 2-core machine at load 9-12 (51 s of CPU time); each
-Beta fit about 1.2 s, each two-point fit 0.25 s.
+``benchmarks/.cache/careless_users.csv``, rewritten after each seed;
+``--from-csv`` prints the tables and draws the figure from one or more such
+files without running, and ``--variants`` fits a subset of :data:`VARIANTS`, so
+slow variants can run in processes of their own. A fit with ties modelled takes
+about 22 s of CPU time (4 starts; the Beta with ties dropped 1-2 s, the two-point 0.3 s), so
+the 20-seed run of all variants takes about an hour of CPU time.
 """
 
 from __future__ import annotations
@@ -107,6 +111,10 @@ ITEM = ("question_id", "turn", "model_a", "model_b")
 VARIANTS: dict[str, dict] = {
     "attnmodel beta (independent, ties dropped)": dict(family="beta"),
     "attnmodel two_point (independent, ties dropped)": dict(family="two_point"),
+    "attnmodel beta (pooled, ties dropped)": dict(family="beta", mu_structure="pooled"),
+    "attnmodel beta (bradley_terry, ties dropped)": dict(family="beta", mu_structure="bradley_terry"),
+    "attnmodel beta (independent, ties modelled)": dict(family="beta", data=dict(ties="model")),
+    "attnmodel beta (pooled, ties modelled)": dict(family="beta", mu_structure="pooled", data=dict(ties="model")),
 }
 
 
@@ -192,8 +200,16 @@ def _scored(users: pd.Index, values: pd.Series) -> np.ndarray:
     return np.where(np.isnan(out), -np.inf, out)
 
 
-def run_one(real: pd.DataFrame, case: str, seed: int, n_inject: int = N_INJECT) -> list[dict]:
-    """Inject, score, fit and measure once; one dict per scorer."""
+def run_one(
+    real: pd.DataFrame, case: str, seed: int, n_inject: int = N_INJECT,
+    variants: list[str] | None = None,
+) -> list[dict]:
+    """Inject, score, fit and measure once; one dict per scorer.
+
+    ``variants`` names the entries of :data:`VARIANTS` to fit (default all);
+    the first of them sets the baselines' number of kept users.
+    """
+    variants = list(VARIANTS) if variants is None else variants
     rng = np.random.default_rng([seed, CASES.index(case)])
     careless = inject(real, case, n_inject, rng)
     votes = pd.concat([real.assign(kind="real"), careless], ignore_index=True)
@@ -210,8 +226,8 @@ def run_one(real: pd.DataFrame, case: str, seed: int, n_inject: int = N_INJECT) 
         # Fit warnings (an estimate on a bound, ...) are part of what is measured, not noise
         # for the table; the count of fits that warned goes to the csv.
         warnings.simplefilter("ignore")
-        for name, spec in VARIANTS.items():
-            spec = dict(spec)
+        for name in variants:
+            spec = dict(VARIANTS[name])
             data_kw = spec.pop("data", {})
             key = tuple(sorted(data_kw.items()))
             if key not in data_cache:
@@ -228,7 +244,7 @@ def run_one(real: pd.DataFrame, case: str, seed: int, n_inject: int = N_INJECT) 
             kept[f"{name}: eta_mean"] = kept[f"{name}: p_above"] = keep
             said = json.loads(tree.attrs.get("fit_warnings", "[]"))
             fits[name] = dict(seconds=seconds, warned=bool(said), fit_warnings=" | ".join(said))
-    first = next(iter(VARIANTS))
+    first = variants[0]
     k = int(kept[f"{first}: eta_mean"].sum())
     plain = VoteData.from_frame(votes, **columns)
     baselines = {
@@ -272,7 +288,9 @@ def _band(x: pd.Series) -> str:
 def table(results: pd.DataFrame) -> str:
     """AUC, precision and recall per case and scorer: median [p10, p90]."""
     lines = []
-    head = f"{'case':<5} {'scorer':<58} {'AUC':<22} {'precision':<22} {'recall':<22} kept"
+    head = (
+        f"{'case':<5} {'scorer':<58} {'AUC':<22} {'precision':<22} {'recall':<22} kept  runs"
+    )
     lines += [head, "-" * len(head)]
     for case in CASES:
         sub = results[results["case"] == case]
@@ -281,7 +299,7 @@ def table(results: pd.DataFrame) -> str:
         for scorer, g in sub.groupby("scorer", sort=False):
             lines.append(
                 f"{case:<5} {scorer:<58} {_band(g['auc']):<22} {_band(g['precision']):<22} "
-                f"{_band(g['recall']):<22} {np.median(g['n_kept']):g}"
+                f"{_band(g['recall']):<22} {np.median(g['n_kept']):<5g} {len(g)}"
             )
     return "\n".join(lines)
 
@@ -309,7 +327,8 @@ def paired(results: pd.DataFrame) -> str:
         for scorer in auc_by.columns:
             if not scorer.startswith("attnmodel"):
                 continue
-            diff = auc_by[scorer] - auc_by[best]
+            # Seeds a variant was not run on (a run of fewer seeds) are left out.
+            diff = (auc_by[scorer] - auc_by[best]).dropna()
             q10, q50, q90 = np.percentile(diff, [10, 50, 90])
             lines.append(
                 f"{case:<5} {scorer:<58} {best:<16} {q50:+.3f} [{q10:+.3f}, {q90:+.3f}]"
@@ -380,7 +399,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inject", type=int, default=N_INJECT, help="careless users per run")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--figure", type=Path, default=CACHE / "careless_users.png")
-    parser.add_argument("--csv", type=Path, default=CACHE / "careless_users.csv")
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="NAME",
+        help="attnmodel variants to fit (names of VARIANTS; default all)",
+    )
+    parser.add_argument(
+        "--csv", type=Path, nargs="+", default=[CACHE / "careless_users.csv"],
+        help="where the per-run rows go; with --from-csv, one or more files to read",
+    )
     parser.add_argument(
         "--from-csv", action="store_true",
         help="print the table and draw the figure from the per-run rows of --csv, no runs",
@@ -389,8 +415,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(banner("careless_users"))
     if args.from_csv:
-        results = pd.read_csv(args.csv)
-        print(f"per-run rows read from {args.csv}")
+        # Files of runs of different variants repeat the baselines of their common seeds.
+        results = pd.concat([pd.read_csv(p) for p in args.csv], ignore_index=True)
+        results = results.drop_duplicates(["case", "seed", "scorer"], ignore_index=True)
+        print(f"per-run rows read from {', '.join(map(str, args.csv))}")
     else:
         real = pd.read_csv(args.votes)
         n_real = real["user_id"].nunique()
@@ -400,17 +428,22 @@ def main(argv: list[str] | None = None) -> int:
             f"users ({args.inject / (n_real + args.inject):.0%} of {n_real + args.inject}); "
             f"{args.seeds} seeds per case"
         )
+        if len(args.csv) != 1:
+            parser.error("--csv takes one file when running")
+        out = args.csv[0]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
         start = time.perf_counter()
         rows = []
-        for case in args.cases:
-            for seed in range(args.seeds):
-                rows += run_one(real, case, seed, args.inject)
+        # Seeds in the outer loop, the csv rewritten after each: a stopped run keeps the
+        # seeds it finished for every case.
+        for seed in range(args.seeds):
+            for case in args.cases:
+                rows += run_one(real, case, seed, args.inject, args.variants)
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+            tmp.replace(out)
         results = pd.DataFrame(rows)
         elapsed = time.perf_counter() - start
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.csv.with_name(f".{args.csv.name}.tmp")
-        results.to_csv(tmp, index=False)
-        tmp.replace(args.csv)
     figure(results, args.figure)
     print()
     print(
@@ -440,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             + "".join(f"; {n}x '{w}'" for w, n in said.items())
         )
     if not args.from_csv:
-        print(f"total {elapsed:.0f} s; per-run rows: {args.csv}; figure: {args.figure}")
+        print(f"total {elapsed:.0f} s; per-run rows: {out}; figure: {args.figure}")
     return 0
 
 
