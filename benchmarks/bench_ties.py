@@ -28,8 +28,17 @@ careful users (``eta ~ Beta(8, 2)``), 80 careless (``Beta(1, 8)``), ``tau ~
 Beta(2, 8)``, ``kappa = 0.6``, 4 to 20 votes on two pairs, ``mu`` unknown (the
 setting of ``tests/test_ties_recovery.py``).
 
-Run: ``.venv/bin/python benchmarks/bench_ties.py [--ranking]`` (a few minutes on
-a busy machine).
+With ``--speed`` it times MAP-EM with ties modelled on a larger log:
+``--users`` users (default 5000) on 6 models (15 pairs), votes per user
+heavy-tailed (log-normal, 10 to 3000, ties included), ``tau ~ Beta(2, 6)``,
+``kappa = 0.5``, Beta ``P_eta``, at one fixed state. Per engine (the numpy
+E-step, which ties took before the compiled one carried a per-row tie factor,
+and the compiled one): the median wall and CPU seconds of one E-step and of
+one M-step (:meth:`attnmodel.inference.em.EMProblem.m_step`, the tie update
+included) over ``--reps`` repetitions, and the engines' objective difference.
+
+Run: ``.venv/bin/python benchmarks/bench_ties.py [--ranking | --speed]`` (a few
+minutes on a busy machine).
 """
 
 from __future__ import annotations
@@ -58,9 +67,15 @@ def main() -> None:
     ap.add_argument("--kappa", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--ranking", action="store_true")
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     if args.ranking:
         ranking()
+        return
+    if args.speed:
+        speed(args.users, args.reps, args.seed)
         return
     rng = np.random.default_rng(args.seed)
     careless = np.repeat([False, True], [300, 100])
@@ -121,6 +136,53 @@ def ranking() -> None:
     d = np.asarray(diffs)
     sd = d.std(ddof=1)
     print(f"mean difference {d.mean():.4f}, sd {sd:.4f}, se {sd / np.sqrt(d.size):.4f}")
+
+
+def _timed(func, reps: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``func()`` over ``reps`` calls."""
+    wall, cpu = [], []
+    for _ in range(reps):
+        w0, c0 = time.perf_counter(), time.process_time()
+        func()
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def speed(n_users: int, reps: int, seed: int) -> None:
+    from attnmodel.inference.em import EMProblem, EMState
+    from attnmodel.model.families import get_family
+    from attnmodel.model.priors import resolve_mu
+    from attnmodel.model.ties import TieParams
+
+    rng = np.random.default_rng(seed)
+    models = 6
+    n_pairs = models * (models - 1) // 2
+    votes = np.clip(np.exp(rng.normal(np.log(40.0), 1.3, n_users)), 10, 3000).astype(int)
+    eta = np.where(rng.random(n_users) < 0.8, rng.beta(8, 2, n_users), rng.beta(1, 6, n_users))
+    mu = np.linspace(0.55, 0.9, n_pairs)
+    n, s, t = simulate_tie_counts(eta, (2.0, 6.0), 0.5, votes, list(mu), seed=seed + 1)
+    data = VoteData.from_counts(n, s, t=t)
+    counts = data.counts
+    print(
+        f"{n_users} users, {n_pairs} pairs, {int(n.sum() + t.sum())} votes "
+        f"({int(t.sum())} ties), {counts.n_rows} distinct rows, "
+        f"{counts.entry_n.size} (row, pair) entries"
+    )
+    state = EMState({"alpha": 3.0, "beta": 1.0}, mu.copy(), None, TieParams(0.5, 0.25, 8.0))
+    spec = resolve_mu(data.pairs, dict(zip(data.pairs, mu, strict=True)))
+    head = f"{'engine':<8}{'nodes':>6}{'E-step wall':>12}{'cpu':>8}{'M-step wall':>12}{'cpu':>8}"
+    print(head)
+    print("-" * len(head))
+    objectives = []
+    for engine in ("numpy", "numba"):
+        problem = EMProblem(counts, get_family("beta"), spec, engine=engine)
+        estep = problem.e_step(state)  # compiles on first use
+        objectives.append(estep.objective)
+        e_w, e_c = _timed(lambda p=problem: p.e_step(state), reps)
+        m_w, m_c = _timed(lambda p=problem, e=estep: p.m_step(state, e), reps)
+        print(f"{engine:<8}{problem.grid.size:6d}{e_w:12.3f}{e_c:8.3f}{m_w:12.3f}{m_c:8.3f}")
+    print(f"objective difference between the engines: {objectives[1] - objectives[0]:.3g}")
 
 
 if __name__ == "__main__":

@@ -185,9 +185,9 @@ def test_support_search_cuts_heavy_rows_and_keeps_their_mass():
     )
     log_g, log_1mg = pair_log_probs(grid.eta, grid.one_minus_eta, mu)
     row_ptr, pair, s, f = k.count_arrays(counts)
-    prep = k._prepare(pair, s, f, log_g, log_1mg, log_mass, -1, 0)
+    prep = k._prepare(pair, s, f, log_g, log_1mg, log_mass[None, :], -1, 0)
     heavy = counts.user_row[0]
-    lo, hi = k._row_support(heavy, row_ptr, pair, s, f, prep[9], prep[10], log_mass, prep[11])
+    lo, hi = k._row_support(heavy, row_ptr, pair, s, f, prep[9], prep[10], log_mass, prep[11][0])
     assert 0 < hi - lo < grid.size // 4
     ref_post = _reference_estep(counts, log_g, log_1mg, log_mass)[4][heavy]
     outside = np.r_[ref_post[:lo], ref_post[hi:]]

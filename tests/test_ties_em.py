@@ -277,7 +277,6 @@ def test_nuts_smoke_with_ties():
     """NUTS on the PyMC model with ties runs and moves every tie parameter."""
     import pymc as pm
 
-    from attnmodel.inference.nuts import sample_nuts
     from attnmodel.model.pymc_model import build_model
 
     n, s, t = simulate_tie_counts(np.full(30, 0.8), 0.3, 0.5, 8, 0.8, seed=1)
@@ -295,8 +294,6 @@ def test_nuts_smoke_with_ties():
     for name in ("kappa", "tau_mean", "tau_conc"):
         draws = idata.posterior[name].to_numpy()
         assert np.all(np.isfinite(draws)) and np.ptp(draws) > 0
-    with pytest.raises(ValueError, match="ties='model'"):
-        sample_nuts(data, "beta", mu=0.8)
 
 
 def test_filter_counts_say_where_the_ties_went(small_fit):

@@ -52,7 +52,7 @@ def _add_vote_columns(p: argparse.ArgumentParser) -> None:
         choices=("drop", "error", "model"),
         default=None,
         help="drop tie votes (default), treat them as an error, or model them as evidence "
-        "(a tie propensity per user, careless votes tying extra; MAP-EM with a continuous "
+        "(a tie propensity per user, careless votes tying extra; MAP-EM or NUTS with a continuous "
         "family)",
     )
 

@@ -265,6 +265,20 @@ class EMProblem:
         _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
         return self.tie_term.log_factor(log_c[None, :], log_1mc[None, :], ties.a, ties.b)
 
+    def key_log_mass(self, eta, one_minus_eta, log_mass, state: EMState):
+        """Each row's additive log term at the nodes, per key: ``(log mass (D, G), row key (R,))``.
+
+        Without ties one key, the prior's ``log_mass`` (shape (G,)), for every
+        row. With ties modelled one key per distinct ``(m, T)``: the prior plus
+        that key's tie factor (:meth:`tie_log_factor`). ``eta`` may be any
+        nodes (e.g. those of a tail rule) with ``log_mass`` there.
+        """
+        log_mass = np.asarray(log_mass, dtype=float)[None, :]
+        if self.tie_term is None:
+            return log_mass, np.zeros(self.counts.n_rows, dtype=np.int64)
+        tie = self.tie_log_factor(eta, one_minus_eta, state.ties)
+        return log_mass + tie, np.asarray(self.tie_term.row_key, dtype=np.int64)
+
     # -- nodes -----------------------------------------------------------
     def nodes(self, params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(eta, 1 - eta, log prior mass)`` of the nodes, each of shape (G,)."""
@@ -302,12 +316,22 @@ class EMProblem:
         )
         tie_weight = None
         if self.tie_term is not None:
-            # The compiled pass takes one prior mass for all rows; the tie factor
-            # differs per row, so ties take the numpy path.
-            d_eta, d_om = self.direction_nodes(eta, one_minus_eta, state)
-            a = row_loglik(counts, *pair_log_probs(d_eta, d_om, state.mu))
-            a += log_mass[None, :]
-            a += self.tie_log_factor(eta, one_minus_eta, state.ties)[self.tie_term.row_key]
+            # Ties: the direction part at the transformed nodes, and one log mass
+            # per (m, T), the prior plus that key's tie factor.
+            log_g, log_1mg = pair_log_probs(
+                *self.direction_nodes(eta, one_minus_eta, state), state.mu
+            )
+            key_mass, row_key = self.key_log_mass(eta, one_minus_eta, log_mass, state)
+        if self.tie_term is not None and use_kernel:
+            from attnmodel.model.kernels import estep_stats
+
+            log_z, tie_weight, s_stat, f_stat, post = estep_stats(
+                counts, log_g, log_1mg, key_mass, posterior, row_key=row_key
+            )
+            weight = tie_weight.sum(axis=0)
+        elif self.tie_term is not None:
+            a = row_loglik(counts, log_g, log_1mg)
+            a += key_mass[row_key]
             log_z, post = _normalise_rows(a)
             del a
             weight = counts.row_weight @ post

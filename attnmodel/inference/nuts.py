@@ -39,6 +39,7 @@ from attnmodel.inference.em import EMProblem, EMState
 from attnmodel.leaderboard import leaderboard_dataset
 from attnmodel.model.mu_structure import BradleyTerryMu, mu_structure_json
 from attnmodel.model.pymc_model import AttnModel, build_model
+from attnmodel.model.ties import TieParams
 from attnmodel.posterior.conditional import conditional_summaries
 from attnmodel.posterior.draws import attentiveness_from_draws, summary_thin
 from attnmodel.results.tree import SAMPLE_DIMS, build_tree
@@ -135,14 +136,6 @@ def sample_nuts(
     -------
     xarray.DataTree
     """
-    if getattr(data.counts, "has_ties", False):
-        # The PyMC model states ties (attnmodel.model.pymc_ties), but the per-user
-        # summaries drawn from each draw's conditional posterior do not carry them yet.
-        raise ValueError(
-            "sample_nuts does not summarise users with ties as evidence (ties='model') "
-            "yet; fit them by MAP-EM (method='em'), or sample build_model(data, ...).model "
-            "with PyMC directly"
-        )
     nuts_sampler = _check_sampler(sampler)
     if not 0.0 <= eta_star <= 1.0:
         raise ValueError(f"eta_star must lie in [0, 1], got {eta_star}")
@@ -384,9 +377,17 @@ def _global_draws(attn: AttnModel, posterior: xr.Dataset) -> xr.Dataset:
 
 
 def _states(attn: AttnModel, draws: xr.Dataset) -> list[list[EMState]]:
-    """The global parameters of every draw, ``states[chain][draw]``."""
+    """The global parameters of every draw, ``states[chain][draw]``.
+
+    With ties modelled each state carries the draw's tie parameters
+    (:class:`attnmodel.model.ties.TieParams`), which the per-user conditional
+    posterior needs (:func:`attnmodel.posterior.conditional.conditional_summaries`).
+    """
     params = {name: draws[name].values for name in attn.family.param_names}
     mu = draws["mu"].values
+    tie_draws = None
+    if getattr(attn.counts, "has_ties", False):
+        tie_draws = [draws[name].values for name in TieParams._fields]
     states = []
     for c in range(draws.sizes["chain"]):
         row = []
@@ -395,7 +396,8 @@ def _states(attn: AttnModel, draws: xr.Dataset) -> list[list[EMState]]:
             for name, arr in params.items():
                 v = arr[c, d]
                 values[name] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
-            row.append(EMState(values, np.asarray(mu[c, d], dtype=float)))
+            ties = None if tie_draws is None else TieParams(*(float(t[c, d]) for t in tie_draws))
+            row.append(EMState(values, np.asarray(mu[c, d], dtype=float), None, ties))
         states.append(row)
     return states
 

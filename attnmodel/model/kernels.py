@@ -70,6 +70,9 @@ SUPPORT_MIN_VOTES = 100
 _SUPPORT_CUT = 45.0
 #: A table row's sum must exceed this to be kept (see the module docstring).
 _TINY = 1e-250
+#: Values the parallel chunks' per-key node weights may hold together (with one
+#: log mass per key); fewer chunks run when there are many keys.
+_KEY_SUM_BUDGET = 8_000_000
 
 
 @numba.njit(cache=True)
@@ -298,35 +301,45 @@ def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, lo
 
 @numba.njit(cache=True)
 def _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap, cost_rows):
-    """What every row needs: mass scale and normalised masses, tables, support search.
+    """What every row needs: mass scales and normalised masses, tables, support search.
 
+    ``log_mass`` has one row per key (shape (D, G)): each count row takes the
+    log mass of its key (one key for all rows when the prior mass is shared;
+    with ties modelled, the prior plus the tie factor of the row's ``(m, T)``).
     The power tables follow :func:`_table_plan` (``cap``, ``cost_rows``); the
-    support search needs the node-major logs and the running maxima of the
-    log mass from either end (empty arrays on grids too small to search).
+    support search needs the node-major logs and, per key, the running maxima
+    of the log mass from either end (empty arrays on grids too small to search).
     """
-    n_nodes = log_mass.size
-    lmax = -np.inf
-    for g in range(n_nodes):
-        if log_mass[g] > lmax:
-            lmax = log_mass[g]
-    mass = np.exp(log_mass - lmax) if lmax > -np.inf else np.zeros(n_nodes)
+    n_keys, n_nodes = log_mass.shape
+    lmax = np.empty(n_keys)
+    mass = np.zeros((n_keys, n_nodes))
+    for d in range(n_keys):
+        top = -np.inf
+        for g in range(n_nodes):
+            if log_mass[d, g] > top:
+                top = log_mass[d, g]
+        lmax[d] = top
+        if top > -np.inf:
+            for g in range(n_nodes):
+                mass[d, g] = np.exp(log_mass[d, g] - top)
     kmax = _table_plan(entry_pair, entry_s, entry_f, log_g.shape[0], n_nodes, cap, cost_rows)
     lo_g, hi_g, off_g = _power_tables(log_g, kmax[0])
     lo_1mg, hi_1mg, off_1mg = _power_tables(log_1mg, kmax[1])
     if n_nodes >= SUPPORT_MIN_NODES:
         log_g_t = np.ascontiguousarray(log_g.T)
         log_1mg_t = np.ascontiguousarray(log_1mg.T)
-        side_max = np.empty((2, n_nodes))
-        side_max[0, 0] = log_mass[0]
-        for g in range(1, n_nodes):
-            side_max[0, g] = max(side_max[0, g - 1], log_mass[g])
-        side_max[1, n_nodes - 1] = log_mass[n_nodes - 1]
-        for g in range(n_nodes - 2, -1, -1):
-            side_max[1, g] = max(side_max[1, g + 1], log_mass[g])
+        side_max = np.empty((n_keys, 2, n_nodes))
+        for d in range(n_keys):
+            side_max[d, 0, 0] = log_mass[d, 0]
+            for g in range(1, n_nodes):
+                side_max[d, 0, g] = max(side_max[d, 0, g - 1], log_mass[d, g])
+            side_max[d, 1, n_nodes - 1] = log_mass[d, n_nodes - 1]
+            for g in range(n_nodes - 2, -1, -1):
+                side_max[d, 1, g] = max(side_max[d, 1, g + 1], log_mass[d, g])
     else:
         log_g_t = np.empty((0, 0))
         log_1mg_t = np.empty((0, 0))
-        side_max = np.empty((2, 0))
+        side_max = np.empty((n_keys, 2, 0))
     return (
         lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg,
         log_g_t, log_1mg_t, side_max,
@@ -334,16 +347,24 @@ def _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap, cost_r
 
 
 @numba.njit(cache=True)
-def _row_weights(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep):
+def _row_weights(
+    x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass_all, row_key, prep
+):
     """Fill ``x[lo:hi]`` with row ``r``'s node weights; return ``(sum, log Z_r, lo, hi)``.
 
+    The row's log mass is ``log_mass_all[row_key[r]]`` (see :func:`_prepare`).
     Tables where they serve (all nodes), log space otherwise (the nodes of the
     row's support, see :func:`_row_support`; the nodes left out weigh zero, as
     the full log-space pass makes them); a row no node can explain returns
     ``(0, -inf, 0, 0)``.
     """
-    lmax, mass, kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg = prep[:9]
-    log_g_t, log_1mg_t, side_max = prep[9:]
+    key = row_key[r]
+    log_mass = log_mass_all[key]
+    lmax = prep[0][key]
+    mass = prep[1][key]
+    kmax, lo_g, hi_g, off_g, lo_1mg, hi_1mg, off_1mg = prep[2:9]
+    log_g_t, log_1mg_t = prep[9], prep[10]
+    side_max = prep[11][key]
     n_nodes = x.size
     if lmax == -np.inf:
         return 0.0, -np.inf, 0, 0
@@ -398,6 +419,7 @@ def _estep_stats(
     log_g,
     log_1mg,
     log_mass,
+    row_key,
     n_chunks,
     post,
     cap,
@@ -405,10 +427,10 @@ def _estep_stats(
 ):
     n_rows = row_ptr.size - 1
     keep_post = post.shape[0] == n_rows
-    n_nodes = log_mass.size
+    n_keys, n_nodes = log_mass.shape
     n_pairs = log_g.shape[0]
     log_z = np.empty(n_rows)
-    w_c = np.zeros((n_chunks, n_nodes))
+    w_c = np.zeros((n_chunks, n_keys, n_nodes))
     s_c = np.zeros((n_chunks, n_pairs, n_nodes))
     f_c = np.zeros((n_chunks, n_pairs, n_nodes))
     prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, cap, cost_rows)
@@ -417,7 +439,7 @@ def _estep_stats(
         x = np.empty(n_nodes)
         for r in range(c * size, min(n_rows, (c + 1) * size)):
             total, log_z[r], lo, hi = _row_weights(
-                x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep
+                x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, row_key, prep
             )
             if total == 0.0:
                 if keep_post:
@@ -434,7 +456,7 @@ def _estep_stats(
                 lo,
                 hi,
                 row_weight[r] * inv,
-                w_c[c],
+                w_c[c, row_key[r]],
                 s_c[c],
                 f_c[c],
                 r,
@@ -498,7 +520,7 @@ _estep_stats_serial = numba.njit(cache=True)(
 def estep_serial(row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass):
     """The E-step on the table's arrays in one thread, callable from compiled code."""
     post = np.empty((0, log_mass.size))
-    return _estep_stats_serial(
+    log_z, w, s, f = _estep_stats_serial(
         row_ptr,
         entry_pair,
         entry_s,
@@ -506,12 +528,14 @@ def estep_serial(row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1
         row_weight,
         log_g,
         log_1mg,
-        log_mass,
+        log_mass.reshape(1, log_mass.size),
+        np.zeros(row_ptr.size - 1, dtype=np.int64),
         1,
         post,
         TABLE_MAX_COUNT,
         row_ptr.size - 1,
     )
+    return log_z, w[0], s, f
 
 
 def count_arrays(counts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -533,6 +557,7 @@ def estep_stats(
     *,
     tables: bool | None = None,
     dense: bool | None = None,
+    row_key: np.ndarray | None = None,
 ):
     """Row log-marginals and M-step statistics, in one compiled pass or as dense products.
 
@@ -540,7 +565,10 @@ def estep_stats(
     ----------
     counts : CountTable
     log_g, log_1mg : ndarray, shape (P, G)
-    log_mass : ndarray, shape (G,)
+    log_mass : ndarray, shape (G,), or shape (D, G) with ``row_key``
+        Log prior mass of the nodes: one for all rows, or one per key, row
+        ``r`` taking ``log_mass[row_key[r]]`` (e.g. the prior plus a tie
+        factor per distinct ``(m, T)``, :mod:`attnmodel.model.ties`).
     posterior : bool
         Also return the posterior node probabilities per row.
     tables : bool, optional
@@ -558,30 +586,45 @@ def estep_stats(
     Returns
     -------
     log_z : ndarray, shape (R,)
-    weight : ndarray, shape (G,)
+    weight : ndarray, shape (G,), or (D, G) with ``row_key``
+        Expected users per node (per key and node with ``row_key``).
     s_stat, f_stat : ndarray, shape (P, G)
     post : ndarray, shape (R, G), or None
     """
     arrays = count_arrays(counts)
     log_g = np.ascontiguousarray(log_g, dtype=np.float64)
     log_1mg = np.ascontiguousarray(log_1mg, dtype=np.float64)
-    log_mass = np.ascontiguousarray(log_mass, dtype=np.float64)
+    per_key = row_key is not None
+    log_mass = np.ascontiguousarray(np.atleast_2d(log_mass), dtype=np.float64)
+    if per_key:
+        row_key = np.ascontiguousarray(row_key, dtype=np.int64)
+    else:
+        row_key = np.zeros(counts.n_rows, dtype=np.int64)
     if dense is not False and _dense_pays(counts, arrays, log_g, log_1mg, tables, dense):
-        return _dense_estep(counts, log_g, log_1mg, log_mass, posterior)
-    n_chunks = max(1, min(numba.get_num_threads() * 4, counts.n_rows))
-    post = np.empty((counts.n_rows if posterior else 0, log_mass.size))
-    out = _estep_stats(
-        *arrays,
-        np.ascontiguousarray(counts.row_weight, dtype=np.float64),
-        log_g,
-        log_1mg,
-        log_mass,
-        n_chunks,
-        post,
-        -1 if tables is False else TABLE_MAX_COUNT,
-        counts.n_rows if tables is None else 0,
-    )
-    return (*out, post if posterior else None)
+        out = _dense_estep(counts, log_g, log_1mg, log_mass, row_key, posterior)
+    else:
+        n_keys, n_nodes = log_mass.shape
+        # Each chunk sums its node weights per key: bound those slices' memory.
+        n_chunks = max(
+            1,
+            min(numba.get_num_threads() * 4, counts.n_rows, _KEY_SUM_BUDGET // (n_keys * n_nodes)),
+        )
+        post = np.empty((counts.n_rows if posterior else 0, n_nodes))
+        out = _estep_stats(
+            *arrays,
+            np.ascontiguousarray(counts.row_weight, dtype=np.float64),
+            log_g,
+            log_1mg,
+            log_mass,
+            row_key,
+            n_chunks,
+            post,
+            -1 if tables is False else TABLE_MAX_COUNT,
+            counts.n_rows if tables is None else 0,
+        )
+        out = (*out, post if posterior else None)
+    log_z, weight, s_stat, f_stat, post = out
+    return log_z, weight if per_key else weight[0], s_stat, f_stat, post
 
 
 def _dense_pays(counts, arrays, log_g, log_1mg, tables, dense) -> bool:
@@ -600,7 +643,7 @@ def _dense_pays(counts, arrays, log_g, log_1mg, tables, dense) -> bool:
     return bool(np.all(kmax < 0))
 
 
-def _dense_estep(counts, log_g, log_1mg, log_mass, posterior):
+def _dense_estep(counts, log_g, log_1mg, log_mass, row_key, posterior):
     """The E-step as matrix products, for rows that fill most of the (rows, pairs) cells.
 
     The rows' log weights are ``[S | F] @ [log g; log(1 - g)] + log mass``
@@ -614,7 +657,7 @@ def _dense_estep(counts, log_g, log_1mg, log_mass, posterior):
     cores are shared (several times slower on a loaded 2-core machine).
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
-        return _dense_products(counts, log_g, log_1mg, log_mass, posterior)
+        return _dense_products(counts, log_g, log_1mg, log_mass, row_key, posterior)
 
 
 @functools.cache
@@ -624,14 +667,14 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _dense_products(counts, log_g, log_1mg, log_mass, posterior):
+def _dense_products(counts, log_g, log_1mg, log_mass, row_key, posterior):
     n_rows, n_pairs = counts.n_rows, counts.n_pairs
     sf = np.zeros((n_rows, 2 * n_pairs))
     rows = counts.entry_row
     sf[rows, counts.entry_pair] = counts.entry_s
     sf[rows, n_pairs + counts.entry_pair] = counts.entry_n - counts.entry_s
     a = sf @ np.concatenate([log_g, log_1mg])
-    a += log_mass
+    a += log_mass[0] if log_mass.shape[0] == 1 else log_mass[row_key]
     peak = a.max(axis=1)
     ok = peak > -np.inf
     a -= np.where(ok, peak, 0.0)[:, None]
@@ -643,7 +686,11 @@ def _dense_products(counts, log_g, log_1mg, log_mass, posterior):
     inv = np.where(ok, 1.0 / np.where(ok, total, 1.0), 0.0)
     post = a * inv[:, None] if posterior else None
     a *= (counts.row_weight * inv)[:, None]
-    weight = a.sum(axis=0)
+    if log_mass.shape[0] == 1:
+        weight = a.sum(axis=0)[None, :]
+    else:
+        weight = np.zeros(log_mass.shape)
+        np.add.at(weight, row_key, a)
     stats = sf.T @ a
     return log_z, weight, stats[:n_pairs], stats[n_pairs:], post
 
@@ -803,6 +850,7 @@ def grid_summaries(
     log_g,
     log_1mg,
     log_mass,
+    row_key,
     u,
     log_weight,
     eta,
@@ -829,12 +877,14 @@ def grid_summaries(
     ``sub_weight`` at its extra nodes, where the prior's log density is
     ``sub_log_prior`` and the pairs' vote log probabilities ``sub_log_g`` /
     ``sub_log_1mg``),
+    ``log_mass`` (shape (D, G)) and ``sub_log_prior`` (shape (D, K)) hold one
+    row per key, row ``r`` taking key ``row_key[r]`` (see :func:`_prepare`),
     ``eta_row`` (one draw per row from ``unif_pick`` / ``unif_within``) and
     ``eta_user`` (one draw per entry of ``user_row`` from the user uniforms;
     empty when those are).
     """
     n_rows = row_ptr.size - 1
-    n_nodes = log_mass.size
+    n_nodes = log_mass.shape[1]
     width = u[1:] - u[:-1]
     inv_weight = np.exp(-log_weight)
     log_z = np.empty(n_rows)
@@ -856,7 +906,7 @@ def grid_summaries(
         slope = np.empty(n_nodes)
         for r in range(c * size, min(n_rows, (c + 1) * size)):
             total, log_z[r], lo, hi = _row_weights(
-                x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, prep
+                x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, row_key, prep
             )
             x[:lo] = 0.0
             x[hi:] = 0.0
@@ -890,7 +940,7 @@ def grid_summaries(
             span[r, 1] = c1
             rest = _sub_node_mass(
                 r, row_ptr, entry_pair, entry_s, entry_f,
-                sub_weight, sub_log_prior, sub_log_g, sub_log_1mg, log_z[r],
+                sub_weight, sub_log_prior[row_key[r]], sub_log_g, sub_log_1mg, log_z[r],
             )  # fmt: skip
             t = _dot(x, step) / total + rest
             tail[r] = min(max(t, 0.0), 1.0)

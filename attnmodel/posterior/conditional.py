@@ -274,14 +274,18 @@ def row_log_density(problem, state, row_log_marginal: np.ndarray):
     ``log p(u) + log L_r(u) - log Z_r`` (prior density of ``u``, the row's
     likelihood without binomial constants, its log marginal from the E-step),
     for :meth:`GridCells.tail`; returns a callable of ``u`` (shape (K,)) giving
-    shape (R, K).
+    shape (R, K). With ties modelled the likelihood's direction part is taken
+    at the transformed nodes and the row's tie factor is added, as in the
+    E-step (:meth:`attnmodel.inference.em.EMProblem.key_log_mass`).
     """
 
     def log_density(u: np.ndarray) -> np.ndarray:
         eta, one_minus_eta = special.expit(u), special.expit(-u)
-        ll = row_loglik(problem.counts, *pair_log_probs(eta, one_minus_eta, state.mu))
+        d_eta, d_om = problem.direction_nodes(eta, one_minus_eta, state)
+        ll = row_loglik(problem.counts, *pair_log_probs(d_eta, d_om, state.mu))
         log_prior = problem.family.log_density_logit(u, state.params)
-        return log_prior[None, :] + ll - row_log_marginal[:, None]
+        key_mass, row_key = problem.key_log_mass(eta, one_minus_eta, log_prior, state)
+        return key_mass[row_key] + ll - row_log_marginal[:, None]
 
     return log_density
 
@@ -318,11 +322,20 @@ def grid_row_summaries(
 
     counts, grid = problem.counts, problem.grid
     eta, one_minus_eta, log_mass = problem.nodes(state.params)
-    log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+    # With ties modelled: direction part at the transformed nodes, one log mass
+    # per (m, T) (EMProblem.key_log_mass), as in the E-step.
+    log_g, log_1mg = pair_log_probs(*problem.direction_nodes(eta, one_minus_eta, state), state.mu)
+    key_mass, row_key = problem.key_log_mass(eta, one_minus_eta, log_mass, state)
     inside = 0.0 < eta_star < 1.0
     # Outside (0, 1) the tail is 1 or 0 (set below); any rule serves the pass.
     rule = tail_rule(grid, eta_star if inside else 0.5)
-    sub_log_g, sub_log_1mg = pair_log_probs(special.expit(rule.u), special.expit(-rule.u), state.mu)
+    sub_eta, sub_om = special.expit(rule.u), special.expit(-rule.u)
+    sub_log_g, sub_log_1mg = pair_log_probs(
+        *problem.direction_nodes(sub_eta, sub_om, state), state.mu
+    )
+    sub_log_prior = problem.key_log_mass(
+        sub_eta, sub_om, problem.family.log_density_logit(rule.u, state.params), state
+    )[0]
     n_rows = counts.n_rows
     pick_u, within_u = rng.random(n_rows), rng.random(n_rows)
     if user_row is None:
@@ -340,13 +353,14 @@ def grid_row_summaries(
         f,
         np.ascontiguousarray(log_g, dtype=np.float64),
         np.ascontiguousarray(log_1mg, dtype=np.float64),
-        np.ascontiguousarray(log_mass, dtype=np.float64),
+        np.ascontiguousarray(key_mass, dtype=np.float64),
+        row_key,
         grid.u,
         grid.log_weight,
         grid.eta,
         rule.step,
         rule.weight,
-        np.ascontiguousarray(problem.family.log_density_logit(rule.u, state.params)),
+        np.ascontiguousarray(sub_log_prior, dtype=np.float64),
         np.ascontiguousarray(sub_log_g),
         np.ascontiguousarray(sub_log_1mg),
         pick_u,
