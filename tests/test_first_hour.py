@@ -160,10 +160,13 @@ def test_em_vs_nuts_figure_says_when_nuts_failed_its_diagnostics(attentive_fit):
 
 
 def _decisions(res) -> pd.Series:
+    """The API's decisions under the four labels of the CLI's ``--decisions-out``."""
     out = pd.Series("dropped", index=res.keep.index.astype(str), dtype=object)
     out[res.keep.to_numpy()] = "kept"
     if res.undetermined is not None:
         out[res.undetermined.to_numpy()] = "undetermined"
+    if res.little_evidence is not None:
+        out[res.little_evidence.to_numpy()] = "too_little_evidence"
     return out.sort_index()
 
 
