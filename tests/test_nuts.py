@@ -148,8 +148,10 @@ def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monk
     # 2 chains x 100 draws over a budget of 10 draws' worth of rows: every 20th draw.
     assert a["attentiveness"].attrs["summary_thin"] == 20
     assert np.all((a["attentiveness"]["p_above"] >= 0) & (a["attentiveness"]["p_above"] <= 1))
-    timings = json.loads(a.attrs["settings"])["timings"]
-    assert set(timings) == {"build", "start", "sample", "post"}
+    settings = json.loads(a.attrs["settings"])
+    assert set(settings["timings"]) == {"build", "start", "sample", "post"}
+    # The default step size target (0.9 left divergences on MT-Bench).
+    assert settings["target_accept"] == 0.95
 
 
 def test_default_cores_use_the_usable_cpus():

@@ -223,13 +223,13 @@ def test_em_reads_mu_prior_from_the_model(beta_data):
 def test_flat_priors_on_request(beta_data):
     attn = build_model(beta_data, "beta", mu=0.8, likelihood=False, priors="flat")
     assert attn.priors == flat_priors(attn.family, attn.grid)
-    assert attn.priors["alpha"] == Prior("Uniform", lower=0.2, upper=beta_shape_max(attn.grid))
+    assert attn.priors["alpha"] == Prior("Uniform", lower=0.1, upper=beta_shape_max(attn.grid))
     assert [p.name for p in attn.model.potentials] == []
     mp = ModelPrior(attn.family, attn.mu_spec, attn.grid, "flat")
     assert mp.flat
     values = [mp.family_logp({"alpha": a, "beta": b}) for a, b in [(0.5, 1.0), (3.0, 40.0)]]
     assert values[0] == pytest.approx(values[1])
-    assert np.isneginf(mp.family_logp({"alpha": 0.1, "beta": 1.0}))
+    assert np.isneginf(mp.family_logp({"alpha": 0.05, "beta": 1.0}))
     assert not ModelPrior(attn.family, attn.mu_spec, attn.grid).flat
 
 

@@ -36,8 +36,9 @@ __all__ = [
     "tail_rule",
 ]
 
-#: Half-width of the logit grid.
-LOGIT_HALF_WIDTH = 100.0
+#: Half-width of the logit grid: ``BETA_SHAPE_MIN * LOGIT_HALF_WIDTH = 20`` keeps
+#: the Beta mass beyond the ends below ``exp(-20)``.
+LOGIT_HALF_WIDTH = 200.0
 #: Scale of the sinh stretch: spacing stays within 25% of ``h`` for ``|u| < 3``.
 LOGIT_STRETCH = 4.0
 

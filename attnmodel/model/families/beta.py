@@ -21,8 +21,11 @@ __all__ = [
 ]
 
 #: Smallest Beta shape parameter: below it more than ``exp(-20)`` of the mass
-#: would lie beyond the logit grid's ends.
-BETA_SHAPE_MIN = 0.2
+#: would lie beyond the logit grid's ends (a shape ``b`` leaves about
+#: ``exp(-b W)`` beyond ``|u| = W``; see :data:`attnmodel.model.grid.LOGIT_HALF_WIDTH`).
+#: Logs whose votes push ``P_eta`` onto ``eta = 1`` (MT-Bench) have posterior
+#: mass of ``beta`` down to 0.2; a floor there is a wall NUTS diverges at.
+BETA_SHAPE_MIN = 0.1
 
 
 def beta_shape_max(grid: LogitGrid | None) -> float:
