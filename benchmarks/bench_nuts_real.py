@@ -98,7 +98,8 @@ def run_case(name: str, data_path: str | None) -> dict:
             from attnmodel.cli import main
 
             out = Path(tmp) / "r.nc"
-            argv = ["fit", str(path), "--family", "beta", "--method", "nuts", "--out", str(out)]
+            argv = ["fit", str(path), "--family", "beta", "--user-col", "user_id"]
+            argv += ["--method", "nuts", "--out", str(out)]
             t0, c0 = time.perf_counter(), _cpu_s()
             code = main(argv)
             wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
