@@ -105,16 +105,16 @@ def test_beta_fit(beta_fit):
 
 def test_default_prior_keeps_beta_off_the_box(data, beta_fit):
     """MT-Bench's judges pile P_eta up at eta = 1: with flat priors the estimate lands on
-    the box (beta = 0.2) and says so; the default prior keeps it inside, no warning."""
+    the box (beta = 0.1) and says so; the default prior keeps it inside, no warning."""
     from attnmodel.errors import BoundaryWarning
     from attnmodel.model.checks import fit_warnings
 
     assert fit_warnings(beta_fit.family, beta_fit.params_, data.counts, beta_fit.problem.grid) == []
-    # 1% of the log-range from the bound 0.2 is 0.211; the estimate is well above it.
+    # 1% of the log-range from the bound 0.1 is 0.106; the estimate is well above it.
     assert beta_fit.params_["beta"] > 0.25
-    with pytest.warns(BoundaryWarning, match="beta = 0.2 is at the lower bound"):
+    with pytest.warns(BoundaryWarning, match="beta = 0.1 is at the lower bound"):
         flat = fit_em(data, "beta", priors="flat")
-    assert flat.params_["beta"] == pytest.approx(0.2)
+    assert flat.params_["beta"] == pytest.approx(0.1)
     # The prior costs no likelihood: the flat fit's optimum trades it for the mu priors.
     assert beta_fit.log_likelihood_ >= flat.log_likelihood_ - 1e-6
 
