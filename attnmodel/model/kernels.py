@@ -528,7 +528,7 @@ def estep_serial(row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1
         row_weight,
         log_g,
         log_1mg,
-        log_mass.reshape(1, log_mass.size),
+        np.ascontiguousarray(log_mass).reshape(1, log_mass.size),
         np.zeros(row_ptr.size - 1, dtype=np.int64),
         1,
         post,
