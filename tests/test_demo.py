@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -115,11 +114,10 @@ def test_demo_refuses_a_folder_with_files_it_did_not_write(tmp_path):
 
 
 @pytest.mark.slow
-def test_full_demo_with_nuts_in_under_three_minutes(tmp_path):
-    t0 = time.perf_counter()
-    _, proc = check_demo(tmp_path, nuts=True)
-    seconds = time.perf_counter() - t0
-    assert seconds < 180, f"demo took {seconds:.0f} s\n{proc.stderr}"
+def test_full_demo_with_nuts(tmp_path):
+    # Its time (target: under three minutes) is measured by benchmarks/bench_demo.py,
+    # not here: a shared machine's load would make a timed test flaky.
+    check_demo(tmp_path, nuts=True)
 
 
 def test_usage_errors_exit_2():
