@@ -335,6 +335,19 @@ def test_nuts_smoke(structure, small_bt):
         assert "leaderboard" in tree.children
     else:
         assert np.all(post["mu"].values > 0.5)
+    # summary reports the structure's parameters with their HDIs (API and CLI text).
+    from attnmodel.cli.commands import format_summary
+
+    summary = am.summarize(tree)
+    assert summary["mu_structure"] == structure
+    size = post[name].shape[-1]
+    assert len(summary["structure"]) == size
+    first = next(iter(summary["structure"]))
+    assert first.startswith(f"{name}[")
+    assert summary["structure"][first] == pytest.approx(float(post[name][..., 0].mean()))
+    lo, hi = summary["params_hdi"][first]
+    assert lo <= summary["structure"][first] <= hi
+    assert f"mu structure: {structure}" in format_summary(summary)
 
 
 def test_default_rule():

@@ -213,6 +213,16 @@ def test_posterior_and_result_tree_carry_the_ties(small_fit):
         assert float(tree["posterior"][name].mean()) == pytest.approx(value)
     assert "kappa" in tree["em_trace"]
     assert "ties: model" in res.summary().replace(" (modelled):", ": model")
+    # The saved result's summary (API and CLI text) reports the tie parameters too.
+    from attnmodel.cli.commands import format_summary
+    from attnmodel.results import summarize
+
+    summary = summarize(tree)
+    assert summary["ties"] == pytest.approx(res.ties_.flat(), rel=1e-12)
+    assert summary["structure"] == {} and summary["mu_structure"] == "independent"
+    text = format_summary(summary)
+    assert "ties (modelled):" in text
+    assert f"kappa     {res.ties_.kappa:.4g}" in text.replace("  kappa", "kappa")
 
 
 def test_many_ties_lower_eta_when_careless_votes_tie():

@@ -636,6 +636,22 @@ def format_summary(s: dict[str, Any], source: str | None = None) -> str:
     width = max((len(str(k)) for k in s["mu"]), default=0)
     for pair, value in s["mu"].items():
         lines.append(f"  {str(pair):<{width}}  {_fmt(value)}")
+    titles = (
+        ("structure", f"mu structure: {s.get('mu_structure', 'independent')}"),
+        ("ties", "ties (modelled):"),
+    )
+    for key, title in titles:
+        values = s.get(key) or {}
+        if not values:
+            continue
+        lines.append(title)
+        width = max(len(k) for k in values)
+        for name, value in values.items():
+            line = f"  {name:<{width}}  {_fmt(value)}"
+            if name in hdi:
+                lo, hi = hdi[name]
+                line += f"  [{_fmt(lo)}, {_fmt(hi)}]"
+            lines.append(line)
     lines.extend(f"warning: {note}" for note in s.get("warnings") or ())
     return "\n".join(lines)
 

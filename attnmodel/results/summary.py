@@ -187,21 +187,36 @@ def summarize(dt: xr.DataTree) -> dict[str, Any]:
         ``diagnostics`` (EM: ``n_iter``, ``objective``; NUTS: ``max_rhat``,
         ``min_ess_bulk``, ``min_ess_tail``, ``divergences``), ``n_users``,
         ``eta_star`` and ``warnings`` (the tree's ``fit_warnings``: why the
-        fit may be degenerate; empty when none, or when the tree predates them).
+        fit may be degenerate; empty when none, or when the tree predates them),
+        ``mu_structure`` (its name: ``independent``, ``pooled``,
+        ``bradley_terry``), ``structure`` (flattened ``theta`` or ``mu_hyper``
+        -> estimate; empty for ``independent``) and ``ties`` (``kappa``,
+        ``tau_mean``, ``tau_conc`` when ties are modelled; else empty), the
+        last two with their HDIs in ``params_hdi`` for NUTS.
     """
+    from attnmodel.model.ties import TieParams
+
     require_result(dt)
     method = dt.attrs["method"]
     flat = flat_globals(dt)
     fam_names = set(family_params(dt))
     params, mu, params_hdi = {}, {}, {}
+    structure, ties = {}, {}
+    tie_names = set(TieParams._fields)
+    hdi_prob = float(dt.attrs.get("hdi_prob", 0.94))
     for name, da in flat.items():
         base = name.split("[", 1)[0]
         if base == "mu":
             mu[name[3:-1]] = point_estimate(da, method)
-        elif base in fam_names:
-            params[name] = point_estimate(da, method)
-            if method != "em":
-                params_hdi[name] = scalar_hdi(da, float(dt.attrs.get("hdi_prob", 0.94)))
+            continue
+        group = {"theta": structure, "mu_hyper": structure}.get(base)
+        if group is None:
+            group = params if base in fam_names else ties if base in tie_names else None
+        if group is None:
+            continue
+        group[name] = point_estimate(da, method)
+        if method != "em":
+            params_hdi[name] = scalar_hdi(da, hdi_prob)
     if method == "em":
         diagnostics: dict[str, Any] = {
             "n_iter": int(dt.attrs.get("n_iter", -1)),
@@ -228,6 +243,9 @@ def summarize(dt: xr.DataTree) -> dict[str, Any]:
         "n_users": int(dt["attentiveness"].sizes["user"]),
         "eta_star": float(dt.attrs["eta_star"]),
         "warnings": list(json.loads(dt.attrs.get("fit_warnings", "[]"))),
+        "mu_structure": str(json.loads(dt.attrs.get("mu_structure", "{}")).get("name", "independent")),
+        "structure": structure,
+        "ties": ties,
     }
 
 
