@@ -40,7 +40,9 @@ def start(*args, cwd) -> subprocess.Popen:
     )
 
 
-def finish(proc: subprocess.Popen, timeout: float = 240) -> subprocess.CompletedProcess:
+def finish(proc: subprocess.Popen, timeout: float = 900) -> subprocess.CompletedProcess:
+    # The timeout only guards against a hang: a first NUTS run compiles its kernels
+    # (a fresh clone has no cache), and a busy machine can take minutes.
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
