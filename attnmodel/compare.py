@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attnmodel.filtering import diagnostics_message, prob_decisions
+from attnmodel.filtering import RULE_DEFAULTS, diagnostics_message, prob_decisions, screen_evidence
 from attnmodel.results.summary import (
     align_to_data,
     diagnostic_checks,
@@ -52,15 +52,17 @@ class Comparison:
     users : pandas.DataFrame
         One row per user (indexed by user id): ``p_above_em``,
         ``p_above_nuts``, ``p_above_mcse_nuts``, ``abs_diff``, ``decision_em``
-        and ``decision_nuts`` (``"kept"``, ``"dropped"`` or
-        ``"undetermined"`` under the ``prob`` rule) and ``n_votes``.
+        and ``decision_nuts`` (``"kept"``, ``"dropped"``,
+        ``"undetermined"`` or ``"too little evidence"`` under the ``prob``
+        rule and its evidence screen, as ``filter`` decides) and ``n_votes``.
     agreement : dict
         ``params_inside`` (fraction of parameters whose EM estimate is inside
         the NUTS interval), ``frac_within_tol`` (fraction of users with
         ``abs_diff <= tol``), ``max_abs_diff`` and ``user_max_diff``,
         ``n_decisions_differ``, ``frac_decisions_agree``,
         ``votes_decisions_differ``, and the settings ``tol``, ``prob``,
-        ``hdi_prob``, ``eta_star``.
+        ``min_evidence`` (0 when the screen is off or a tree lacks
+        ``log_bf``), ``hdi_prob``, ``eta_star``.
     """
 
     params: pd.DataFrame
@@ -119,8 +121,10 @@ def _shared_globals(
     return names
 
 
-def _decisions(keep: np.ndarray, undetermined: np.ndarray) -> np.ndarray:
-    return np.where(keep, "kept", np.where(undetermined, "undetermined", "dropped")).astype(object)
+def _decisions(keep: np.ndarray, undetermined: np.ndarray, little: np.ndarray) -> np.ndarray:
+    label = np.where(undetermined, "undetermined", "dropped")
+    label = np.where(little, "too little evidence", label)
+    return np.where(keep, "kept", label).astype(object)
 
 
 def compare_fits(
@@ -132,6 +136,7 @@ def compare_fits(
     hdi_prob: float = 0.94,
     tol: float = 0.05,
     mcse_k: float = 2.0,
+    min_evidence: float = RULE_DEFAULTS["min_evidence"],
     allow_other_data: bool = False,
 ) -> Comparison:
     """Compare an EM result tree with a NUTS result tree of the same data.
@@ -153,6 +158,11 @@ def compare_fits(
     mcse_k : float
         Users within ``mcse_k`` Monte Carlo standard errors of ``prob`` are
         undetermined (as in :func:`attnmodel.filtering.filter_users`).
+    min_evidence : float
+        The ``prob`` rule's evidence screen, as in
+        :func:`attnmodel.filtering.filter_users`: a decision must rest on a
+        log Bayes factor of at least this (each tree's own ``log_bf``);
+        others are ``"too little evidence"``. 0 turns it off.
     allow_other_data : bool
         Compare fits whose recorded data fingerprints differ (or that were
         fitted to other votes than ``data``); by default that is an error
@@ -202,6 +212,16 @@ def compare_fits(
     mcse_nuts = attn_nuts["p_above_mcse"].to_numpy()
     keep_em, und_em = prob_decisions(p_em, mcse_em, prob, mcse_k)
     keep_nuts, und_nuts = prob_decisions(p_nuts, mcse_nuts, prob, mcse_k)
+    little_em = little_nuts = np.zeros(p_em.size, dtype=bool)
+    if min_evidence > 0.0 and "log_bf" in attn_em and "log_bf" in attn_nuts:
+        keep_em, und_em, little_em = screen_evidence(
+            keep_em, und_em, attn_em["log_bf"].to_numpy(), min_evidence
+        )
+        keep_nuts, und_nuts, little_nuts = screen_evidence(
+            keep_nuts, und_nuts, attn_nuts["log_bf"].to_numpy(), min_evidence
+        )
+    else:
+        min_evidence = 0.0
     if data is not None:
         n_votes = data.votes_per_user().to_numpy()
     else:
@@ -213,8 +233,8 @@ def compare_fits(
             "p_above_nuts": p_nuts,
             "p_above_mcse_nuts": mcse_nuts,
             "abs_diff": diff,
-            "decision_em": _decisions(keep_em, und_em),
-            "decision_nuts": _decisions(keep_nuts, und_nuts),
+            "decision_em": _decisions(keep_em, und_em, little_em),
+            "decision_nuts": _decisions(keep_nuts, und_nuts, little_nuts),
             "n_votes": n_votes.astype(np.int64),
         },
         index=users,
@@ -231,6 +251,7 @@ def compare_fits(
         "votes_decisions_differ": int(n_votes[differ].sum()),
         "tol": float(tol),
         "prob": float(prob),
+        "min_evidence": float(min_evidence),
         "hdi_prob": float(hdi_prob),
         "eta_star": float(em.attrs["eta_star"]),
     }

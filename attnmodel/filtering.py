@@ -91,6 +91,7 @@ __all__ = [
     "DiagnosticsWarning",
     "prob_decisions",
     "evidence_decisions",
+    "screen_evidence",
     "diagnostics_message",
 ]
 
@@ -223,6 +224,19 @@ def evidence_decisions(
     with np.errstate(invalid="ignore"):
         little = np.where(keep, ~(log_bf >= min_evidence), ~(log_bf <= -min_evidence))
     return keep & ~little, little
+
+
+def screen_evidence(
+    keep: np.ndarray, undetermined: np.ndarray, log_bf: np.ndarray, min_evidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A rule's keep and undetermined masks after the evidence screen.
+
+    Returns ``(keep, undetermined, too_little)``: :func:`evidence_decisions`
+    applied to the users the rule keeps or leaves undetermined; too little
+    evidence comes first, since more draws would not decide those users.
+    """
+    kept, little = evidence_decisions(keep | undetermined, log_bf, min_evidence)
+    return kept & ~undetermined, undetermined & ~little, little
 
 
 @dataclass(frozen=True)
@@ -579,10 +593,9 @@ def filter_users(
     little = np.zeros(keep.size, dtype=bool)
     if args.min_evidence is not None:
         log_bf = _evidence(summaries, args.min_evidence)
-        keep, little = evidence_decisions(keep | undetermined, log_bf, args.min_evidence)
-        # Too little evidence comes first: more draws would not decide those users.
-        keep &= ~undetermined
-        undetermined = undetermined & ~little
+        keep, undetermined, little = screen_evidence(
+            keep, undetermined, log_bf, args.min_evidence
+        )
         settings["min_evidence"] = float(args.min_evidence)
     if rule in ("map", "quantile") and extra.get("map") == "eta_mean":
         settings["summary"] = "eta_mean"

@@ -8,6 +8,7 @@ and exact ``eta`` draws at it, so every expected agreement is known.
 from __future__ import annotations
 
 import io
+import warnings
 
 import arviz_plots as azp
 import arviz_stats as azs
@@ -21,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from attnmodel import fit_em, simulate_votes  # noqa: E402
+from attnmodel.filtering import filter_users  # noqa: E402
 from attnmodel.compare import arviz_pair, compare_fits, plot_comparison  # noqa: E402
 from attnmodel.results.em import em_to_datatree  # noqa: E402
 from tests.nuts_trees import nuts_like  # noqa: E402
@@ -103,7 +105,8 @@ def test_decisions_that_differ_are_counted(em_fit, em, nuts):
     tree["attentiveness"] = (
         nuts["attentiveness"].to_dataset().assign(p_above=("user", p), p_above_mcse=("user", mcse))
     )
-    c = compare_fits(em, tree, data=em_fit.data)
+    # The prob rule alone (the evidence screen is tested below).
+    c = compare_fits(em, tree, data=em_fit.data, min_evidence=0)
     d = c.users
     assert list(d.loc[[users[i] for i in low], "decision_nuts"]) == ["kept", "kept"]
     assert d.loc[users[high[0]], "decision_nuts"] == "dropped"
@@ -115,10 +118,43 @@ def test_decisions_that_differ_are_counted(em_fit, em, nuts):
     votes = em_fit.data.votes_per_user().to_numpy()
     assert c.agreement["votes_decisions_differ"] == int(votes[changed].sum())
     # A stricter cut moves decisions for users between the two cuts only.
-    c99 = compare_fits(em, tree, prob=0.99)
+    c99 = compare_fits(em, tree, prob=0.99, min_evidence=0)
     assert set(c99.users.index[c99.users["decision_em"] == "kept"]) == {
         users[i] for i in np.flatnonzero(p_em >= 0.99)
     }
+
+
+def test_compare_applies_the_filters_evidence_screen(em_fit, em, nuts):
+    """Decisions are the filter's: a decision must rest on the user's own log Bayes factor."""
+    users = list(em_fit.data.users)
+    attn = nuts["attentiveness"].to_dataset()
+    p = np.full(len(users), 0.99)
+    mcse = np.zeros(len(users))
+    log_bf = np.full(len(users), 5.0)
+    p[:3] = 0.2
+    log_bf[:3] = -5.0  # dropped, on evidence
+    log_bf[3] = 0.5  # kept by the rule, but too little evidence at min_evidence 1
+    p[4], log_bf[4] = 0.2, -0.5  # dropped by the rule, too little evidence to drop
+    tree = nuts.copy()
+    tree["attentiveness"] = attn.assign(
+        p_above=("user", p), p_above_mcse=("user", mcse), log_bf=("user", log_bf)
+    )
+    c = compare_fits(em, tree, data=em_fit.data)
+    d = c.users["decision_nuts"]
+    assert list(d.iloc[:5]) == ["dropped"] * 3 + ["too little evidence"] * 2
+    assert (d.iloc[5:] == "kept").all()
+    assert c.agreement["min_evidence"] == 1.0
+    # The same decisions as the filter with its defaults, user by user.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the simulated draws need not pass the gate
+        out = filter_users(tree, em_fit.data, rule="prob", force=True)
+    assert (d == "kept").sum() == out.counts["users_kept"]
+    assert (d == "too little evidence").sum() == out.counts["users_little_evidence"]
+    assert set(c.users.index[d == "kept"]) == set(out.kept_users)
+    # Off, the rule alone decides.
+    off = compare_fits(em, tree, data=em_fit.data, min_evidence=0)
+    assert list(off.users["decision_nuts"].iloc[3:5]) == ["kept", "dropped"]
+    assert off.agreement["min_evidence"] == 0.0
 
 
 def test_inputs_are_checked(em_fit, em, nuts):
@@ -343,6 +379,9 @@ def test_real_nuts_tree_through_compare_filter_and_files(real_pair, tmp_path):
     )
     assert (c.users["decision_nuts"] == "kept").sum() == loose.counts["users_kept"]
     assert (c.users["decision_nuts"] == "undetermined").sum() == loose.counts["users_undetermined"]
+    assert (c.users["decision_nuts"] == "too little evidence").sum() == loose.counts[
+        "users_little_evidence"
+    ]
     assert list(c.params.index) == ["alpha", "beta", "mu[A vs B]"]
     back = load(save(real_nuts, tmp_path / "nuts.nc"))
     assert summarize(back) == s
