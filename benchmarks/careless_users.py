@@ -396,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--votes", type=Path, default=MTBENCH, help="the MT-Bench vote file")
     parser.add_argument("--seeds", type=int, default=20, help="runs per case (default 20)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="seeds run are first-seed, first-seed + 1, ... (to split a run over processes)",
+    )
     parser.add_argument("--inject", type=int, default=N_INJECT, help="careless users per run")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--figure", type=Path, default=CACHE / "careless_users.png")
@@ -437,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         # Seeds in the outer loop, the csv rewritten after each: a stopped run keeps the
         # seeds it finished for every case.
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for case in args.cases:
                 rows += run_one(real, case, seed, args.inject, args.variants)
             pd.DataFrame(rows).to_csv(tmp, index=False)
