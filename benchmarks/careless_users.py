@@ -337,6 +337,43 @@ def paired(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def criterion(results: pd.DataFrame) -> str:
+    """Issue 12's target per case and attnmodel scorer: PASS or MISS.
+
+    Level with the better baseline (:func:`paired`) on every single kind: the
+    median paired AUC difference is >= 0. Ahead of both on the mix: the
+    median difference is > 0 and the 10th percentile >= 0 (ahead or level in
+    nine seeds of ten).
+    """
+    lines = []
+    head = (
+        f"{'case':<5} {'scorer':<58} {'target':<8} {'AUC':<22} "
+        f"{'better baseline':<16} {'AUC':<22} {'difference':<24} result"
+    )
+    lines += [head, "-" * len(head)]
+    for case in CASES:
+        sub = results[results["case"] == case]
+        if sub.empty:
+            continue
+        auc_by = sub.pivot(index="seed", columns="scorer", values="auc")
+        best = max(BASELINES, key=lambda b: auc_by[b].median())
+        for scorer in auc_by.columns:
+            if not scorer.startswith("attnmodel"):
+                continue
+            diff = (auc_by[scorer] - auc_by[best]).dropna()
+            q10, q50, q90 = np.percentile(diff, [10, 50, 90])
+            if case == "mix":
+                target, ok = "ahead", q50 > 0 and q10 >= 0
+            else:
+                target, ok = "level", q50 >= 0
+            lines.append(
+                f"{case:<5} {scorer:<58} {target:<8} {_band(auc_by[scorer].dropna()):<22} "
+                f"{best:<16} {_band(auc_by[best][diff.index]):<22} "
+                f"{q50:+.3f} [{q10:+.3f}, {q90:+.3f}]{'':<3} {'PASS' if ok else 'MISS'}"
+            )
+    return "\n".join(lines)
+
+
 def figure(results: pd.DataFrame, path: Path, lo: float = 0.85) -> None:
     """AUC and precision of every run, one panel per case, median marked.
 
@@ -458,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Paired by seed: attnmodel's AUC minus the better baseline's, median [10th, 90th]")
     print(paired(results))
+    print()
+    print(
+        "Issue 12's target: level with the better baseline on each kind (median paired "
+        "difference >= 0), ahead on the mix (median > 0, 10th percentile >= 0)"
+    )
+    print(criterion(results))
     print()
     unscored = results[results["scorer"] == "agreement score"].groupby("case")["n_unscored"]
     print(
