@@ -65,10 +65,12 @@ Run
 ``benchmarks/.cache/careless_users.png``). The per-run numbers go to
 ``benchmarks/.cache/careless_users.csv``, rewritten after each seed;
 ``--from-csv`` prints the tables and draws the figure from one or more such
-files without running, and ``--variants`` fits a subset of :data:`VARIANTS`, so
-slow variants can run in processes of their own. A fit with ties modelled takes
-about 22 s of CPU time (4 starts; the Beta with ties dropped 1-2 s, the two-point 0.3 s), so
-the 20-seed run of all variants takes about an hour of CPU time.
+files without running, and ``--variants`` fits a subset of :data:`VARIANTS`
+and ``--cases``/``--first-seed`` a subset of the runs, so a run can be split
+over processes. A fit with ties modelled takes about 12 s of CPU time (4
+starts; ``benchmarks/bench_ties.py --speed`` times it; the Beta with ties
+dropped 1-2 s, the two-point 0.3 s), so the 20-seed run of all variants takes
+about 40 minutes of CPU time.
 """
 
 from __future__ import annotations

@@ -75,15 +75,18 @@ def _reference_log_posterior(
     )
 
 
-@pytest.fixture(scope="module")
-def small_fit():
-    rng = np.random.default_rng(7)
-    m = 120
-    eta = rng.beta(3.0, 1.5, m)
-    n, s, t = simulate_tie_counts(eta, (2.0, 5.0), 0.6, (8, 20), [0.8, 0.7], seed=8)
+def _simulated_fit(seed: int, n_users: int, votes: tuple[int, int]):
+    """Users with ``eta ~ Beta(3, 1.5)``, ``tau ~ Beta(2, 5)``, ``kappa = 0.6``; EM's fit."""
+    eta = np.random.default_rng(seed).beta(3.0, 1.5, n_users)
+    n, s, t = simulate_tie_counts(eta, (2.0, 5.0), 0.6, votes, [0.8, 0.7], seed=seed + 1)
     data = VoteData.from_counts(n, s, t=t)
     res = fit_em(data, "beta", mu={"pair 0": 0.8, "pair 1": 0.7}, n_init=2, seed=0)
     return n, s, t, res
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    return _simulated_fit(7, 120, (8, 20))
 
 
 def _ref_at(n, s, t, res, vec):
@@ -149,13 +152,7 @@ def test_em_answer_is_the_maximum_of_the_independent_posterior(small_fit):
 
 @pytest.fixture(scope="module")
 def tiny_fit():
-    rng = np.random.default_rng(11)
-    m = 48
-    eta = rng.beta(3.0, 1.5, m)
-    n, s, t = simulate_tie_counts(eta, (2.0, 5.0), 0.6, (4, 12), [0.8, 0.7], seed=12)
-    data = VoteData.from_counts(n, s, t=t)
-    res = fit_em(data, "beta", mu={"pair 0": 0.8, "pair 1": 0.7}, n_init=2, seed=0)
-    return n, s, t, res
+    return _simulated_fit(11, 48, (4, 12))
 
 
 def _gauss_jacobi_tau_rule(a, b, n_nodes):

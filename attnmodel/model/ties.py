@@ -297,6 +297,33 @@ class TieTerm:
         peak = np.maximum.reduceat(terms, first)
         return np.log(np.add.reduceat(np.exp(terms - peak[owner]), first)) + peak
 
+    def _weighted_pass(self, weight, eta, one_minus_eta, ties: TieParams, per_node: bool):
+        """One weighted pass of :func:`_tie_pass` over the shared nodes.
+
+        Returns ``sum W log factor`` and the pass's ``pw``, ``pr`` (ratio
+        ``(1 - eta) / c``) and, with ``per_node``, ``pn`` (else empty).
+        """
+        _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
+        out = np.empty(weight.shape)
+        pw = np.zeros(self._k.size)
+        pr = np.zeros(self._k.size)
+        pn = np.zeros(eta.size if per_node else 0)
+        _tie_pass(
+            self._start,
+            self._base(ties.a, ties.b),
+            self._kpm,
+            self._tmk,
+            np.ascontiguousarray(log_c[None, :]),
+            np.ascontiguousarray(log_1mc[None, :]),
+            weight,
+            one_minus_eta / np.exp(log_c),
+            out,
+            pw,
+            pr,
+            pn,
+        )
+        return float(np.sum(np.where(weight > 0, weight * out, 0.0))), pw, pr, pn
+
     def weighted(
         self,
         weight: np.ndarray,
@@ -321,28 +348,9 @@ class TieTerm:
         gradient : ndarray, shape (3,)
             In ``(kappa, a, b)``; only with ``grad``.
         """
-        _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
         a, b, kappa = ties.a, ties.b, ties.kappa
         weight = np.ascontiguousarray(weight, dtype=float)
-        out = np.empty(weight.shape)
-        pw = np.zeros(self._k.size)
-        pr = np.zeros(self._k.size)
-        ratio = one_minus_eta / np.exp(log_c)
-        _tie_pass(
-            self._start,
-            self._base(a, b),
-            self._kpm,
-            self._tmk,
-            np.ascontiguousarray(log_c[None, :]),
-            np.ascontiguousarray(log_1mc[None, :]),
-            weight,
-            ratio,
-            out,
-            pw,
-            pr,
-            np.zeros(0),
-        )
-        value = float(np.sum(np.where(weight > 0, weight * out, 0.0)))
+        value, pw, pr, _ = self._weighted_pass(weight, eta, one_minus_eta, ties, per_node=False)
         if not grad:
             return value
         k = self._k.astype(float)
@@ -400,26 +408,9 @@ def tie_stats(
     term: TieTerm, weight: np.ndarray, eta: np.ndarray, one_minus_eta: np.ndarray, ties: TieParams
 ) -> TieStats:
     """:class:`TieStats` of the E-step's ``weight`` (D, G) taken at ``ties``; costs O(terms x G)."""
-    _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
     a, b = ties.a, ties.b
     weight = np.ascontiguousarray(weight, dtype=float)
-    pw = np.zeros(term._k.size)
-    pn = np.zeros(eta.size)
-    out = np.empty(weight.shape)
-    _tie_pass(
-        term._start,
-        term._base(a, b),
-        term._kpm,
-        term._tmk,
-        np.ascontiguousarray(log_c[None, :]),
-        np.ascontiguousarray(log_1mc[None, :]),
-        weight,
-        np.zeros(eta.size),
-        out,
-        pw,
-        np.zeros(term._k.size),
-        pn,
-    )
+    value, pw, _, pn = term._weighted_pass(weight, eta, one_minus_eta, ties, per_node=True)
     k = term._k.astype(float)
     mk = term.m[term._key_of].astype(float)
     dig_ab = special.digamma(a + b + mk + k)
@@ -429,7 +420,7 @@ def tie_stats(
         log_tau=float(np.dot(pw, special.digamma(a + k) - dig_ab)),
         log_1m_tau=float(np.dot(pw, special.digamma(b + mk) - dig_ab)),
         users=float(weight.sum()),
-        log_factor_sum=float(np.sum(np.where(weight > 0, weight * out, 0.0))),
+        log_factor_sum=value,
     )
 
 
