@@ -36,16 +36,30 @@ E-step, which ties took before the compiled one carried a per-row tie factor,
 and the compiled one): the median wall and CPU seconds of one E-step and of
 one M-step (:meth:`attnmodel.inference.em.EMProblem.m_step`, the tie update
 included) over ``--reps`` repetitions, and the engines' objective difference.
+Then the fit that the careless-user benchmark (``benchmarks/careless_users.py``)
+runs with ties modelled: its ``mix`` log of seed 0 (MT-Bench plus 16 injected
+careless users), ``fit_em(data, "beta", seed=0)`` with ties modelled and the
+default 4 starts, ``--reps`` fits, each in a fresh process after a short fit that
+compiles the kernels;
+with ``--before DIR`` (a source tree of attnmodel at another commit, e.g.
+``git archive COMMIT attnmodel | tar -x -C DIR``) the same fits with that tree
+first on the path, in turns with this one, so both are timed in one run under
+the same load: median wall and CPU seconds, iterations and objective per tree.
 
-Run: ``.venv/bin/python benchmarks/bench_ties.py [--ranking | --speed]`` (a few
-minutes on a busy machine).
+Run: ``.venv/bin/python benchmarks/bench_ties.py [--ranking | --speed [--before DIR]]``
+(a few minutes on a busy machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -70,12 +84,18 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--before", type=Path, help="--speed: another source tree to time beside")
+    ap.add_argument("--fit-case", type=int, metavar="REPS", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.fit_case is not None:
+        fit_case(args.fit_case)
+        return
     if args.ranking:
         ranking()
         return
     if args.speed:
         speed(args.users, args.reps, args.seed)
+        careless_fit_speed(args.reps, args.before)
         return
     rng = np.random.default_rng(args.seed)
     careless = np.repeat([False, True], [300, 100])
@@ -183,6 +203,73 @@ def speed(n_users: int, reps: int, seed: int) -> None:
         m_w, m_c = _timed(lambda p=problem, e=estep: p.m_step(state, e), reps)
         print(f"{engine:<8}{problem.grid.size:6d}{e_w:12.3f}{e_c:8.3f}{m_w:12.3f}{m_c:8.3f}")
     print(f"objective difference between the engines: {objectives[1] - objectives[0]:.3g}")
+
+
+def fit_case(reps: int) -> None:
+    """Child of :func:`careless_fit_speed`: one compiling fit, then ``reps`` timed; JSON out."""
+    import pandas as pd
+    from careless_users import CASES, MTBENCH, N_INJECT, inject
+
+    real = pd.read_csv(MTBENCH)
+    rng = np.random.default_rng([0, CASES.index("mix")])
+    votes = pd.concat([real.assign(kind="real"), inject(real, "mix", N_INJECT, rng)])
+    data = VoteData.from_frame(votes, user="user_id", ties="model")
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_em(data, "beta", seed=0, n_init=1, max_iter=2)  # compiles or loads the kernels
+        for _ in range(reps):
+            w0, c0 = time.perf_counter(), time.process_time()
+            res = fit_em(data, "beta", seed=0)
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            iters = sum(len(r) - 1 for r in res.runs_)
+            out.append(dict(wall=wall, cpu=cpu, objective=res.objective_, iterations=iters))
+    print(json.dumps(out))
+
+
+def careless_fit_speed(reps: int, before: Path | None) -> None:
+    """Time the careless-user benchmark's fit with ties modelled, this tree and ``before``."""
+    from careless_users import MTBENCH
+
+    if not MTBENCH.exists():
+        print(f"careless-user fit: {MTBENCH} not found, case skipped")
+        return
+    here = Path(__file__).resolve().parent.parent
+    trees = {"this tree": here} | ({} if before is None else {f"{before}": before.resolve()})
+    runs: dict[str, list[dict]] = {name: [] for name in trees}
+    # One fit per child in turns, so a change of load falls on both trees alike.
+    for _ in range(reps):
+        for name, tree in trees.items():
+            env = dict(os.environ, PYTHONPATH=str(tree))
+            proc = subprocess.run(
+                [sys.executable, __file__, "--fit-case", "1"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            runs[name] += json.loads(proc.stdout.strip().splitlines()[-1])
+    print()
+    print(
+        "careless-user benchmark's fit with ties modelled (mix log, seed 0: 81 users, 4 starts),"
+        f" median of {reps} fits"
+    )
+    head = f"{'tree':<32}{'wall s':>9}{'cpu s':>9}{'iterations':>12}{'objective':>22}"
+    print(head)
+    print("-" * len(head))
+    for name, rows in runs.items():
+        med = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+        print(
+            f"{name:<32}{med['wall']:9.2f}{med['cpu']:9.2f}{med['iterations']:12.0f}"
+            f"{med['objective']:22.10f}"
+        )
+    if before is not None:
+        cpu = [float(np.median([r["cpu"] for r in rows])) for rows in runs.values()]
+        obj = [rows[0]["objective"] for rows in runs.values()]
+        print(
+            f"CPU ratio (before / this tree) {cpu[1] / cpu[0]:.2f}; "
+            f"objective difference {obj[0] - obj[1]:.3g}"
+        )
 
 
 if __name__ == "__main__":

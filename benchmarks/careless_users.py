@@ -65,10 +65,12 @@ Run
 ``benchmarks/.cache/careless_users.png``). The per-run numbers go to
 ``benchmarks/.cache/careless_users.csv``, rewritten after each seed;
 ``--from-csv`` prints the tables and draws the figure from one or more such
-files without running, and ``--variants`` fits a subset of :data:`VARIANTS`, so
-slow variants can run in processes of their own. A fit with ties modelled takes
-about 22 s of CPU time (4 starts; the Beta with ties dropped 1-2 s, the two-point 0.3 s), so
-the 20-seed run of all variants takes about an hour of CPU time.
+files without running, and ``--variants`` fits a subset of :data:`VARIANTS`
+and ``--cases``/``--first-seed`` a subset of the runs, so a run can be split
+over processes. A fit with ties modelled takes about 12 s of CPU time (4
+starts; ``benchmarks/bench_ties.py --speed`` times it; the Beta with ties
+dropped 1-2 s, the two-point 0.3 s), so the 20-seed run of all variants takes
+about 40 minutes of CPU time.
 """
 
 from __future__ import annotations
@@ -337,6 +339,43 @@ def paired(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def criterion(results: pd.DataFrame) -> str:
+    """Issue 12's target per case and attnmodel scorer: PASS or MISS.
+
+    Level with the better baseline (:func:`paired`) on every single kind: the
+    median paired AUC difference is >= 0. Ahead of both on the mix: the
+    median difference is > 0 and the 10th percentile >= 0 (ahead or level in
+    nine seeds of ten).
+    """
+    lines = []
+    head = (
+        f"{'case':<5} {'scorer':<58} {'target':<8} {'AUC':<22} "
+        f"{'better baseline':<16} {'AUC':<22} {'difference':<24} result"
+    )
+    lines += [head, "-" * len(head)]
+    for case in CASES:
+        sub = results[results["case"] == case]
+        if sub.empty:
+            continue
+        auc_by = sub.pivot(index="seed", columns="scorer", values="auc")
+        best = max(BASELINES, key=lambda b: auc_by[b].median())
+        for scorer in auc_by.columns:
+            if not scorer.startswith("attnmodel"):
+                continue
+            diff = (auc_by[scorer] - auc_by[best]).dropna()
+            q10, q50, q90 = np.percentile(diff, [10, 50, 90])
+            if case == "mix":
+                target, ok = "ahead", q50 > 0 and q10 >= 0
+            else:
+                target, ok = "level", q50 >= 0
+            lines.append(
+                f"{case:<5} {scorer:<58} {target:<8} {_band(auc_by[scorer].dropna()):<22} "
+                f"{best:<16} {_band(auc_by[best][diff.index]):<22} "
+                f"{q50:+.3f} [{q10:+.3f}, {q90:+.3f}]{'':<3} {'PASS' if ok else 'MISS'}"
+            )
+    return "\n".join(lines)
+
+
 def figure(results: pd.DataFrame, path: Path, lo: float = 0.85) -> None:
     """AUC and precision of every run, one panel per case, median marked.
 
@@ -396,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--votes", type=Path, default=MTBENCH, help="the MT-Bench vote file")
     parser.add_argument("--seeds", type=int, default=20, help="runs per case (default 20)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="seeds run are first-seed, first-seed + 1, ... (to split a run over processes)",
+    )
     parser.add_argument("--inject", type=int, default=N_INJECT, help="careless users per run")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--figure", type=Path, default=CACHE / "careless_users.png")
@@ -437,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         # Seeds in the outer loop, the csv rewritten after each: a stopped run keeps the
         # seeds it finished for every case.
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for case in args.cases:
                 rows += run_one(real, case, seed, args.inject, args.variants)
             pd.DataFrame(rows).to_csv(tmp, index=False)
@@ -454,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Paired by seed: attnmodel's AUC minus the better baseline's, median [10th, 90th]")
     print(paired(results))
+    print()
+    print(
+        "Issue 12's target: level with the better baseline on each kind (median paired "
+        "difference >= 0), ahead on the mix (median > 0, 10th percentile >= 0)"
+    )
+    print(criterion(results))
     print()
     unscored = results[results["scorer"] == "agreement score"].groupby("case")["n_unscored"]
     print(

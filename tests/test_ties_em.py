@@ -28,16 +28,21 @@ def _gl_logit(n_nodes: int, half_width: float):
     return x * half_width, np.log(w * half_width)
 
 
-def _reference_log_posterior(n, s, t, mu, alpha, beta, kappa, tau_mean, tau_conc):
+def _reference_log_posterior(
+    n, s, t, mu, alpha, beta, kappa, tau_mean, tau_conc, eta_rule=None, tau_rule=None
+):
     """Sum over users of log of the double integral, plus the log priors of the tie parameters.
 
     n, s, t : (m, P) votes other than ties, wins of the stronger model, ties.
+    eta_rule, tau_rule : (nodes in logit coordinates, log weights), optional
+        Quadrature rules; by default Gauss-Legendre (480 nodes on [-60, 60] for
+        ``eta``, 240 on [-24, 24] for ``tau``).
     """
-    xe, lwe = _gl_logit(480, 60.0)
+    xe, lwe = _gl_logit(480, 60.0) if eta_rule is None else eta_rule
     # tau's population has shapes of about 1 or more at every point used here (0.97 at
     # EM's estimate under the default family prior): tails ~ exp(-0.97 |x|), so beyond
     # |x| = 24 lies e^-23 of its mass; 240 nodes keep the node spacing at 0.2 or less.
-    xt, lwt = _gl_logit(240, 24.0)
+    xt, lwt = _gl_logit(240, 24.0) if tau_rule is None else tau_rule
     eta, tau = special.expit(xe), special.expit(xt)
     # Beta densities in logit coordinates: p^shape1 (1 - p)^shape2 / B.
     log_pe = (
@@ -70,15 +75,18 @@ def _reference_log_posterior(n, s, t, mu, alpha, beta, kappa, tau_mean, tau_conc
     )
 
 
-@pytest.fixture(scope="module")
-def small_fit():
-    rng = np.random.default_rng(7)
-    m = 120
-    eta = rng.beta(3.0, 1.5, m)
-    n, s, t = simulate_tie_counts(eta, (2.0, 5.0), 0.6, (8, 20), [0.8, 0.7], seed=8)
+def _simulated_fit(seed: int, n_users: int, votes: tuple[int, int]):
+    """Users with ``eta ~ Beta(3, 1.5)``, ``tau ~ Beta(2, 5)``, ``kappa = 0.6``; EM's fit."""
+    eta = np.random.default_rng(seed).beta(3.0, 1.5, n_users)
+    n, s, t = simulate_tie_counts(eta, (2.0, 5.0), 0.6, votes, [0.8, 0.7], seed=seed + 1)
     data = VoteData.from_counts(n, s, t=t)
     res = fit_em(data, "beta", mu={"pair 0": 0.8, "pair 1": 0.7}, n_init=2, seed=0)
     return n, s, t, res
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    return _simulated_fit(7, 120, (8, 20))
 
 
 def _ref_at(n, s, t, res, vec):
@@ -140,6 +148,76 @@ def test_em_answer_is_the_maximum_of_the_independent_posterior(small_fit):
         assert curv < 0, (i, curv)
         assert abs(grad / curv) < 2e-3, (i, grad, curv)
         assert grad**2 / (2 * -curv) < 1e-5, (i, grad, curv)
+
+
+@pytest.fixture(scope="module")
+def tiny_fit():
+    return _simulated_fit(11, 48, (4, 12))
+
+
+def _gauss_jacobi_tau_rule(a, b, n_nodes):
+    """A ``tau_rule`` for :func:`_reference_log_posterior` that is Gauss-Jacobi in ``tau``.
+
+    Gauss-Jacobi with weight ``tau^(a-1) (1 - tau)^(b-1)`` integrates a
+    polynomial of degree below ``2 n_nodes`` exactly, and a user's likelihood
+    is a polynomial in ``tau`` of degree its number of votes (each vote's
+    probability is linear in ``tau``). The reference multiplies the weights by
+    the Beta density in logit coordinates, so it is divided out here.
+    """
+    x, w = special.roots_jacobi(n_nodes, b - 1.0, a - 1.0)
+    tau = (1.0 + x) / 2.0
+    xt = np.log(tau) - np.log1p(-tau)
+    log_pt = a * special.log_expit(xt) + b * special.log_expit(-xt) - special.betaln(a, b)
+    return xt, np.log(w / w.sum()) - log_pt
+
+
+def test_tie_m_step_reaches_the_direct_maximum_of_the_independent_posterior(tiny_fit):
+    """EM's answer (tie M-step from expected complete-data statistics) is the direct maximum.
+
+    The reference log posterior is written again from the vote mechanism; it
+    integrates ``tau`` exactly (Gauss-Jacobi, :func:`_gauss_jacobi_tau_rule`,
+    with more than half as many nodes as a user's votes) and ``eta`` with EM's
+    own quadrature rule (the logit grid's nodes and weights: the rule, not the
+    likelihood), so the two objectives agree to rounding, where the 480-node
+    rule of the tests above differs by EM's grid error. scipy's BFGS maximises
+    it directly from a point away from EM's answer (every coordinate moved by
+    0.3); the maximum it finds must not beat EM's objective by more than
+    1e-7, nor fall below it by more: an M-step that stopped short of the
+    maximum, or a wrong fixed point, is off by more (EM stops at a relative
+    gain below 1e-13 per step).
+    """
+    from scipy import optimize
+
+    n, s, t, res = tiny_fit
+    grid = res.problem.grid
+    n_tau = int((n + t).sum(axis=1).max()) // 2 + 2
+
+    def ref(vec):
+        alpha, beta = np.exp(vec[:2])
+        kappa, mean = special.expit(vec[2:4])
+        conc = np.exp(vec[4])
+        prior = res.problem.prior
+        family_prior = 0.0 if prior.flat else prior.family_logp({"alpha": alpha, "beta": beta})
+        value = _reference_log_posterior(
+            n,
+            s,
+            t,
+            [0.8, 0.7],
+            alpha,
+            beta,
+            kappa,
+            mean,
+            conc,
+            eta_rule=(grid.u, grid.log_weight),
+            tau_rule=_gauss_jacobi_tau_rule(mean * conc, (1 - mean) * conc, n_tau),
+        )
+        return value + family_prior
+
+    vec = np.r_[np.log([res.params_["alpha"], res.params_["beta"]]), res.ties_.to_vector()]
+    assert ref(vec) == pytest.approx(res.objective_, abs=1e-9)
+    direct = optimize.minimize(lambda v: -ref(v), vec + 0.3, method="BFGS", options={"gtol": 1e-7})
+    assert -direct.fun <= res.objective_ + 1e-7
+    assert -direct.fun == pytest.approx(res.objective_, abs=1e-7)
 
 
 def test_em_with_ties_never_goes_downhill(small_fit):

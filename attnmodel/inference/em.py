@@ -17,10 +17,13 @@ With ties modelled (counts that carry ties, ``ties="model"``; see
 :mod:`attnmodel.model.ties`) each row's likelihood at a node is the tie-free
 one at the transformed attentiveness ``eta' = eta / c(eta)`` times the tie
 factor of the row's ``(m, T)``, integrated over the tie propensity ``tau``
-exactly; the latent variable of EM is still ``eta`` alone. The M-step then
-also raises ``Q`` in the tie parameters ``(kappa, tau_mean, tau_conc)`` (by
-L-BFGS with the exact gradient, kept only when ``Q`` does not drop), and their
-prior (:data:`attnmodel.model.ties.TIE_PRIORS`) joins the objective.
+exactly. The M-step then also raises ``Q`` in the tie parameters
+``(kappa, tau_mean, tau_conc)``, taking the tie propensity ``tau`` and the
+split of the ties (:class:`attnmodel.model.ties.TieStats`) as missing data
+beside ``eta``: the E-step's posterior then enters through a few sums per
+node, so that update costs O(pairs x nodes) per evaluation whatever the
+number of users (L-BFGS with the exact gradient, kept only when it does not
+drop). Their prior (:data:`attnmodel.model.ties.TIE_PRIORS`) joins the objective.
 
 The loop is split BlackJAX-style into a pure :func:`em_step` and a driver
 (:func:`fit_em`) that keeps the history. The driver accelerates EM with
@@ -63,11 +66,13 @@ from attnmodel.model.mu_structure import (
 from attnmodel.model.priors import ModelPrior, MuSpec, resolve_mu
 from attnmodel.model.ties import (
     TieParams,
+    TieStats,
     TieTerm,
     direction_nodes,
     direction_q,
     tie_log_prior,
-    tie_q,
+    tie_q_complete,
+    tie_stats,
     tie_vector_bounds,
 )
 
@@ -186,6 +191,7 @@ class EMProblem:
         self.mu_spec = mu_spec
         self.unknown = mu_spec.unknown
         self.tie_term: TieTerm | None = None
+        self._vote_q_memo: tuple | None = None
         if counts.has_ties:
             if family.discrete:
                 raise ValueError(
@@ -388,6 +394,12 @@ class EMProblem:
         else:
             params = self.family.m_step(self.grid, weight, state.params)
             eta, one_minus_eta = self.grid.eta, self.grid.one_minus_eta
+        tie_stats_ = None
+        if self.tie_term is not None:
+            # The E-step's tie statistics; their pass also gives the tie part of
+            # Q at the current tie parameters, which the family's update reuses.
+            tie_stats_ = tie_stats(self.tie_term, estep.tie_weight, eta, one_minus_eta, state.ties)
+            self._vote_q_memo = (estep, tuple(state.ties), tie_stats_.log_factor_sum)
         if self.prior is not None and not self.prior.flat:
             params = self._refine_family(params, state, estep)
             if self.family.discrete:
@@ -411,23 +423,26 @@ class EMProblem:
             return EMState(params, mu, hyper)
         # Then the tie parameters given the new mu; each update raises Q
         # (coordinate ascent).
-        ties = self._update_ties(estep, eta, one_minus_eta, mu, state.ties)
+        ties = self._update_ties(estep, tie_stats_, eta, one_minus_eta, mu, state.ties)
         return EMState(params, mu, hyper, ties)
 
-    def _update_ties(self, estep: EStep, eta, one_minus_eta, mu, ties: TieParams) -> TieParams:
-        """Raise ``Q`` in the tie parameters by L-BFGS-B; keep the old ones if it did not."""
+    def _update_ties(
+        self, estep: EStep, stats: TieStats, eta, one_minus_eta, mu, ties: TieParams
+    ) -> TieParams:
+        """Maximise the complete-data ``Q`` in the tie parameters; keep the old ones if it dropped.
+
+        The latent tie split and ``tau`` join ``eta`` as missing data
+        (``stats``, :class:`~attnmodel.model.ties.TieStats` taken at ``ties``,
+        the parameters of the E-step), so each evaluation of the objective costs
+        O(pairs x nodes) rather than a pass over every distinct ``(m, T)``'s
+        terms. Raising that ``Q`` raises ``L`` as EM's ``Q`` does, and its fixed
+        points are the stationary points of ``L``.
+        """
         from scipy import optimize
 
         def neg(v):
-            val, grad = tie_q(
-                self.tie_term,
-                estep.tie_weight,
-                estep.s_stat,
-                estep.f_stat,
-                eta,
-                one_minus_eta,
-                mu,
-                TieParams.from_vector(v),
+            val, grad = tie_q_complete(
+                stats, estep.s_stat, estep.f_stat, eta, one_minus_eta, mu, TieParams.from_vector(v)
             )
             if not np.isfinite(val):
                 return 1e300, np.zeros(3)
@@ -441,7 +456,7 @@ class EMProblem:
             jac=True,
             method="L-BFGS-B",
             bounds=optimize.Bounds(lo, hi),
-            options={"maxiter": 8},
+            options={"maxiter": 100, "ftol": 1e-15, "gtol": 1e-10},
         )
         if np.isfinite(res.fun) and res.fun <= neg(v0)[0]:
             return TieParams.from_vector(res.x)
@@ -591,9 +606,7 @@ class EMProblem:
         state = self.from_vector(vec)
         eta, one_minus_eta, log_mass = self.nodes(state.params)
         if self.tie_term is not None:
-            value = direction_q(
-                estep.s_stat, estep.f_stat, eta, one_minus_eta, state.mu, state.ties.kappa
-            ) + self.tie_term.weighted(estep.tie_weight, eta, one_minus_eta, state.ties)
+            value = self._vote_q(estep, eta, one_minus_eta, state)
             with np.errstate(invalid="ignore"):
                 value += np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum()
             return float(value) + self.log_prior(state)
@@ -605,6 +618,25 @@ class EMProblem:
                 + np.where(estep.f_stat > 0, estep.f_stat * log_1mg, 0.0).sum()
             )
         return float(terms) + self.log_prior(state)
+
+    def _vote_q(self, estep: EStep, eta, one_minus_eta, state: EMState) -> float:
+        """Ties modelled: the votes' part of ``Q`` (directions and ties), free of the family.
+
+        The grid's nodes do not move with the family's parameters, so the tie
+        part, the costly one, is kept and reused while the tie parameters stay
+        (the family's M-step and the family and ``mu`` coordinates of
+        :meth:`gradient` ask for it many times over).
+        """
+        key = tuple(state.ties)
+        memo = self._vote_q_memo
+        if memo is not None and memo[0] is estep and memo[1] == key:
+            tie = memo[2]
+        else:
+            tie = self.tie_term.weighted(estep.tie_weight, eta, one_minus_eta, state.ties)
+            self._vote_q_memo = (estep, key, tie)
+        return tie + direction_q(
+            estep.s_stat, estep.f_stat, eta, one_minus_eta, state.mu, state.ties.kappa
+        )
 
     def gradient(self, state: EMState, estep: EStep, step: float = 1e-5) -> np.ndarray:
         """Gradient of ``L`` in the unconstrained coordinates at ``state``.

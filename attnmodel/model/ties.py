@@ -56,6 +56,9 @@ __all__ = [
     "direction_nodes",
     "direction_q",
     "tie_q",
+    "tie_q_complete",
+    "tie_stats",
+    "TieStats",
     "tie_log_prior",
     "tie_vector_bounds",
 ]
@@ -69,19 +72,21 @@ TIE_PRIORS = {
 
 
 @numba.njit(cache=True)
-def _tie_pass(start, base, kpm, tmk, log_c, log_1mc, weight, ratio, out, pw, pr):
+def _tie_pass(start, base, kpm, tmk, log_c, log_1mc, weight, ratio, out, pw, pr, pn):
     """Log-sum-exp over each key's terms at each node; with weights, the shares summed.
 
     ``log_c``/``log_1mc`` hold one row (shared nodes) or one row per key.
     ``out[d, g]`` receives the log factor. With ``weight`` of shape (D, G)
     (else (0, 0)), ``pw[j] = sum_g W[d, g] p[j, g]`` and
     ``pr[j] = sum_g W[d, g] p[j, g] ratio[g]`` for every flattened term ``j``
-    of key ``d``, where ``p`` is the term's share of its key's sum.
+    of key ``d``, where ``p`` is the term's share of its key's sum; and, when
+    ``pn`` has one entry per node (else none), ``pn[g] = sum_j W[d, g] p[j, g] kpm[j]``.
     """
     n_keys = start.size - 1
     n_nodes = out.shape[1]
     stride = 0 if log_c.shape[0] == 1 else 1
     with_w = weight.shape[0] > 0
+    with_n = pn.size > 0
     for d in range(n_keys):
         lo, hi = start[d], start[d + 1]
         row = d * stride
@@ -112,6 +117,8 @@ def _tie_pass(start, base, kpm, tmk, log_c, log_1mc, weight, ratio, out, pw, pr)
                         share = np.exp(v - peak) * scale
                         pw[j] += share
                         pr[j] += share * ratio[g]
+                        if with_n:
+                            pn[g] += share * kpm[j]
 
 
 class TieParams(NamedTuple):
@@ -265,6 +272,7 @@ class TieTerm:
             out,
             np.zeros(0),
             np.zeros(0),
+            np.zeros(0),
         )
         return out
 
@@ -288,6 +296,33 @@ class TieTerm:
             )
         peak = np.maximum.reduceat(terms, first)
         return np.log(np.add.reduceat(np.exp(terms - peak[owner]), first)) + peak
+
+    def _weighted_pass(self, weight, eta, one_minus_eta, ties: TieParams, per_node: bool):
+        """One weighted pass of :func:`_tie_pass` over the shared nodes.
+
+        Returns ``sum W log factor`` and the pass's ``pw``, ``pr`` (ratio
+        ``(1 - eta) / c``) and, with ``per_node``, ``pn`` (else empty).
+        """
+        _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
+        out = np.empty(weight.shape)
+        pw = np.zeros(self._k.size)
+        pr = np.zeros(self._k.size)
+        pn = np.zeros(eta.size if per_node else 0)
+        _tie_pass(
+            self._start,
+            self._base(ties.a, ties.b),
+            self._kpm,
+            self._tmk,
+            np.ascontiguousarray(log_c[None, :]),
+            np.ascontiguousarray(log_1mc[None, :]),
+            weight,
+            one_minus_eta / np.exp(log_c),
+            out,
+            pw,
+            pr,
+            pn,
+        )
+        return float(np.sum(np.where(weight > 0, weight * out, 0.0))), pw, pr, pn
 
     def weighted(
         self,
@@ -313,27 +348,9 @@ class TieTerm:
         gradient : ndarray, shape (3,)
             In ``(kappa, a, b)``; only with ``grad``.
         """
-        _, _, log_c, log_1mc = direction_nodes(eta, one_minus_eta, ties.kappa)
         a, b, kappa = ties.a, ties.b, ties.kappa
         weight = np.ascontiguousarray(weight, dtype=float)
-        out = np.empty(weight.shape)
-        pw = np.zeros(self._k.size)
-        pr = np.zeros(self._k.size)
-        ratio = one_minus_eta / np.exp(log_c)
-        _tie_pass(
-            self._start,
-            self._base(a, b),
-            self._kpm,
-            self._tmk,
-            np.ascontiguousarray(log_c[None, :]),
-            np.ascontiguousarray(log_1mc[None, :]),
-            weight,
-            ratio,
-            out,
-            pw,
-            pr,
-        )
-        value = float(np.sum(np.where(weight > 0, weight * out, 0.0)))
+        value, pw, pr, _ = self._weighted_pass(weight, eta, one_minus_eta, ties, per_node=False)
         if not grad:
             return value
         k = self._k.astype(float)
@@ -350,6 +367,94 @@ class TieTerm:
             ]
         )
         return value, g
+
+
+class TieStats(NamedTuple):
+    """Expected complete-data statistics of the tie part, for the tie M-step.
+
+    The latent variables behind the tie factor are each user's ``tau`` and the
+    split of its ``T`` ties into ``k`` of probability ``c tau`` and ``T - k``
+    of probability ``1 - c`` (the terms of the sum in the module docstring);
+    given ``eta``, ``k`` and the votes, ``tau ~ Beta(a + k, b + m)``. Their
+    complete-data log-likelihood is
+    ``(k + m) log c + (T - k) log(1 - c) + log Beta(tau; a, b)``, whose
+    expectation under the E-step's posterior depends on the data only through
+    these sums (each weighted by the expected users per key and node):
+
+    Attributes
+    ----------
+    node_kpm : ndarray, shape (G,)
+        Expected ``k + m`` at each node.
+    careless_ties : float
+        Expected ``T - k`` over all nodes.
+    log_tau, log_1m_tau : float
+        Expected ``log tau`` and ``log(1 - tau)``.
+    users : float
+        Expected users (the weights' sum).
+    log_factor_sum : float
+        ``sum_{d,g} W_dg log factor_dg`` at the parameters the statistics were
+        taken at (:meth:`TieTerm.weighted` there, from the same pass).
+    """
+
+    node_kpm: np.ndarray
+    careless_ties: float
+    log_tau: float
+    log_1m_tau: float
+    users: float
+    log_factor_sum: float
+
+
+def tie_stats(
+    term: TieTerm, weight: np.ndarray, eta: np.ndarray, one_minus_eta: np.ndarray, ties: TieParams
+) -> TieStats:
+    """:class:`TieStats` of the E-step's ``weight`` (D, G) taken at ``ties``; costs O(terms x G)."""
+    a, b = ties.a, ties.b
+    weight = np.ascontiguousarray(weight, dtype=float)
+    value, pw, _, pn = term._weighted_pass(weight, eta, one_minus_eta, ties, per_node=True)
+    k = term._k.astype(float)
+    mk = term.m[term._key_of].astype(float)
+    dig_ab = special.digamma(a + b + mk + k)
+    return TieStats(
+        node_kpm=pn,
+        careless_ties=float(np.dot(pw, term._tmk)),
+        log_tau=float(np.dot(pw, special.digamma(a + k) - dig_ab)),
+        log_1m_tau=float(np.dot(pw, special.digamma(b + mk) - dig_ab)),
+        users=float(weight.sum()),
+        log_factor_sum=value,
+    )
+
+
+def tie_q_complete(
+    stats: TieStats, s_stat, f_stat, eta, one_minus_eta, mu, ties: TieParams
+) -> tuple[float, np.ndarray]:
+    """The complete-data ``Q`` of the tie parameters (:class:`TieStats`), with their prior.
+
+    Up to terms free of the tie parameters. Costs O(pairs x G) (the direction
+    part at the transformed nodes) whatever the number of users. Returns the
+    value and the gradient in the coordinates of :meth:`TieParams.to_vector`.
+    """
+    kappa, mean, conc = ties
+    a, b = ties.a, ties.b
+    v_d, g_k = direction_q(s_stat, f_stat, eta, one_minus_eta, mu, kappa, grad=True)
+    c = 1.0 - one_minus_eta * kappa
+    # log(1 - c) = log(1 - eta) + log kappa: only the second moves with kappa.
+    value = (
+        v_d
+        + float(np.dot(stats.node_kpm, np.log(c)))
+        + stats.careless_ties * np.log(kappa)
+        + (a - 1.0) * stats.log_tau
+        + (b - 1.0) * stats.log_1m_tau
+        - stats.users * special.betaln(a, b)
+        + tie_log_prior(ties)
+    )
+    dk = g_k - float(np.dot(stats.node_kpm, one_minus_eta / c)) + stats.careless_ties / kappa
+    dig_ab = special.digamma(a + b)
+    da = stats.log_tau - stats.users * (special.digamma(a) - dig_ab)
+    db = stats.log_1m_tau - stats.users * (special.digamma(b) - dig_ab)
+    grad = np.array(
+        [dk * kappa * (1 - kappa), conc * (da - db) * mean * (1 - mean), a * da + b * db]
+    )
+    return float(value), grad + _tie_log_prior_grad(ties)
 
 
 def direction_q(
