@@ -160,6 +160,31 @@ def test_ties_and_swapped_models_count_as_the_pandas_reader(tmp_path):
     assert got_w == want_w and any("only tie votes" in w for w in got_w)
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("layout", ["raw", "oriented"])
+def test_colliding_user_hashes_fall_back_to_the_ids(tmp_path, monkeypatch, suffix, layout):
+    """Cells are grouped by a hash of the user id only when the hashes tell the users apart.
+
+    A key with two values makes most users collide; grouping by it would merge
+    their counts, so agreeing with pandas shows that the engine saw the
+    collision and grouped by the ids themselves.
+    """
+    import attnmodel.data.engines as engines
+
+    df = raw_with_everything(3)
+    if layout == "oriented":
+        rng = np.random.default_rng(3)
+        df = pd.DataFrame({"user": df["user"], "z": rng.integers(0, 2, len(df)), "pair": "p"})
+    path = write(df, tmp_path / f"v{suffix}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        want = VoteData.from_file(path, engine="pandas")
+        monkeypatch.setattr(engines, "USER_KEY", "(hash({u}) % 2)")
+        got = VoteData.from_file(path, engine="duckdb")
+    assert want.n_users > 2
+    assert_same(got, want)
+
+
 @pytest.mark.parametrize("engine", ["duckdb", "pandas"])
 def test_csv_user_ids_are_strings_in_every_engine(tmp_path, engine):
     path = tmp_path / "v.csv"
