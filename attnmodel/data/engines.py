@@ -121,16 +121,16 @@ class VoteCells:
         Raw layout: ``(x, y)``, the pair's two model names in name order, in
         order of the pair's first appearance (ties included). Oriented layout:
         the pair labels in order of first appearance.
-    pair_ties : ndarray of int64, shape (P_all,)
+    pair_ties : ndarray of int, shape (P_all,)
         Ties of each pair (raw layout; zeros otherwise).
-    cell_user : ndarray of int64, shape (C,)
+    cell_user : ndarray of int32 or int64, shape (C,)
         Position of the cell's user among the users with votes
         (``users[user_has_votes]``).
-    cell_pair : ndarray of int64, shape (C,)
+    cell_pair : ndarray of int32 or int64, shape (C,)
         Position of the cell's pair in ``pairs``.
-    cell_n : ndarray of int64, shape (C,)
+    cell_n : ndarray of int32 or int64, shape (C,)
         Votes other than ties, at least 1 (cells of ties only are left out).
-    cell_a : ndarray of int64, shape (C,)
+    cell_a : ndarray of int32 or int64, shape (C,)
         Raw: of them, votes won by ``x``. Oriented: votes with ``z = 1``.
     n_rows : int
         Rows scanned.
@@ -410,15 +410,15 @@ def _require(src: _Source, *names: Hashable) -> None:
             )
 
 
-def _user_table(src: _Source, user: Hashable) -> str:
+def _user_table(src: _Source, user: Hashable) -> tuple[str, int]:
     """Rank the distinct users by first appearance (one pass over the log).
 
     Creates ``user_rank`` (``u``, ``first``: the user's first row, ``idx``: its
     rank, ``k``: the key the cells name it by). Raises for a missing or blank
-    user id. Returns the key as an SQL expression of a user column ``{u}``:
-    the id's 64-bit hash (:data:`USER_KEY`), which groups much faster than
-    long text ids, when the hashes tell the log's users apart, else the id
-    itself.
+    user id. Returns the key as an SQL expression of a user column ``{u}``,
+    and the number of users. The key is the id's 64-bit hash
+    (:data:`USER_KEY`), which groups much faster than long text ids, when the
+    hashes tell the log's users apart, else the id itself.
     """
     src.sql(
         f"CREATE TEMP TABLE users AS SELECT {_quote(user)} AS u, min(_ord) AS first "
@@ -438,7 +438,7 @@ def _user_table(src: _Source, user: Hashable) -> str:
         "row_number() OVER (ORDER BY first) - 1 AS idx FROM users"
     )
     src.sql("DROP TABLE users")
-    return key
+    return key, int(total)
 
 
 def _user_index(src: _Source, user: Hashable) -> pd.Index:
@@ -683,7 +683,7 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     the cells (``ui``: position among the users with votes), ordered by user
     and pair.
     """
-    key = _user_table(src, user)
+    key, n_users = _user_table(src, user)
     users = _user_index(src, user)
     src.sql(
         "CREATE TEMP TABLE pair_rank AS SELECT pr, "
@@ -691,12 +691,17 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
         "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM combo_codes GROUP BY pr"
     )
     pair_tab = src.arrow("SELECT pr, ties FROM pair_rank ORDER BY idx")
+    # 32-bit columns when they hold the numbers: half the memory for the cells.
+    n_rows = src.sql("SELECT sum(rows) FROM combo_codes").fetchall()[0][0]
+    count_type = "INTEGER" if n_rows < 2**31 else "BIGINT"
+    user_type = "INTEGER" if n_users < 2**31 else "BIGINT"
     cells = (
-        f"SELECT {key.format(u=_quote(user))} AS k, c.pr, count(*) AS n, sum(c.win)::BIGINT AS a "
+        f"SELECT {key.format(u=_quote(user))} AS k, c.pr, count(*) AS n, sum(c.win) AS a "
         f"FROM log JOIN (SELECT * FROM combo_codes WHERE NOT tie) c ON {on} GROUP BY k, c.pr"
     )
     table = src.arrow(
-        f"SELECT r.idx AS ui, p.idx AS pi, c.n, c.a FROM ({cells}) c "
+        f"SELECT r.idx::{user_type} AS ui, p.idx::INTEGER AS pi, c.n::{count_type} AS n, "
+        f"c.a::{count_type} AS a FROM ({cells}) c "
         "JOIN user_rank r ON c.k = r.k JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi"
     )
     cells_out = {name: table.column(name).to_numpy() for name in table.column_names}
@@ -704,7 +709,8 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     # Users whose every vote is a tie have no cell; the others are renumbered.
     has_votes = np.bincount(cells_out["ui"], minlength=len(users)) > 0
     if not has_votes.all():
-        cells_out["ui"] = (np.cumsum(has_votes) - 1)[cells_out["ui"]]
+        ui = cells_out["ui"]
+        cells_out["ui"] = (np.cumsum(has_votes) - 1).astype(ui.dtype)[ui]
     ties = pair_tab.column("ties").to_numpy()
     return users, has_votes, pair_tab.column("pr").to_pylist(), ties, cells_out
 
@@ -778,7 +784,8 @@ def _cells(
     columns: list,
 ) -> VoteCells:
     def ints(values: Any) -> np.ndarray:
-        return np.asarray(values, dtype=np.int64)
+        values = np.asarray(values)
+        return values if values.dtype in (np.int32, np.int64) else values.astype(np.int64)
 
     return VoteCells(
         layout=layout,
