@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from attnmodel.data.io import expand_table_path, first_bad_jsonl_line
-from attnmodel.data.spellings import LABEL_HELP, WINNER_CODES
+from attnmodel.data.spellings import LABEL_HELP, WINNER_CODES, same_text_error
 from attnmodel.errors import TableFileError, VoteDataError
 
 __all__ = [
@@ -447,35 +447,12 @@ def _user_index(src: _Source, user: Hashable) -> pd.Index:
     if src.types[str(user)] == "JSON":
         values = [json.loads(v) for v in arrow.column("u").to_pylist()]
         users = pd.Index(values)
-        _check_one_type(src, user, users, arrow.column("first").to_numpy())
+        first = arrow.column("first").to_numpy()
+        error = same_text_error(user, users, lambda k: src.where(int(first[k])))
+        if error is not None:
+            raise error
         return users
     return pd.Index(arrow.column("u").to_pandas())
-
-
-def _check_one_type(src: _Source, user: Hashable, users: pd.Index, first: np.ndarray) -> None:
-    """1 and "1" are different values with the same text: refuse to guess."""
-    if users.dtype != object or pd.api.types.infer_dtype(users, skipna=True) in (
-        "string",
-        "integer",
-        "boolean",
-        "floating",
-    ):
-        return
-    text = pd.Index([str(v) for v in users])
-    dup = text.duplicated(keep=False)
-    if not dup.any():
-        return
-    clash = np.flatnonzero(text == text[dup][0])[:2]
-    places = [src.where(int(first[k])) for k in clash]
-    values = tuple(users[k] for k in clash)
-    raise VoteDataError(
-        f"column {user!r}: user ids {values[0]!r} ({places[0][0]}) and "
-        f"{values[1]!r} ({places[1][0]}) are different values with the same "
-        f"text {text[clash[0]]!r}; give the column a single type",
-        column=user,
-        row=tuple(p[1] for p in places),
-        value=values,
-    )
 
 
 def _progress_thread(con, report: Callable[[float], None] | None):
