@@ -10,6 +10,13 @@ grows with the number of (user, pair) cells, not with the number of votes.
 stronger model exactly as the pandas reader does, so that every engine gives
 the same :class:`~attnmodel.data.votes.VoteData`.
 
+DuckDB reads the log three times: once for the distinct combinations of the
+vote columns (a few hundred rows, where the checks run), once for the distinct
+users (in order of first appearance), and once for the cells. The cells are
+grouped by a 64-bit hash of the user id, much faster than by long text ids,
+when the hashes of the distinct ids are distinct (checked on the users), and
+by the id itself otherwise.
+
 The checks are those of the pandas reader (:meth:`VoteData.from_frame
 <attnmodel.data.votes.VoteData.from_frame>`), with the same messages naming the
 column, the row and the value. A row is its 0-based position in its file; the
