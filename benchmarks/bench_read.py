@@ -260,6 +260,18 @@ def generate_big() -> None:
 # ---------------------------------------------------------------------------
 
 
+def describe(data) -> dict:
+    """What was read: rows, users, pairs, ties, distinct count rows and their entries."""
+    return {
+        "rows": int(data.n_votes + data.n_ties_dropped),
+        "users": data.n_users,
+        "pairs": data.n_pairs,
+        "ties": data.n_ties_dropped,
+        "count_rows": data.counts.n_rows,
+        "entries": int(data.counts.entry_n.size),
+    }
+
+
 def run_big_case(name: str) -> dict:
     """The 10^8-row cases: DuckDB then the Beta fit, or Dask on a 2-worker LocalCluster."""
     import warnings
@@ -292,13 +304,9 @@ def run_big_case(name: str) -> dict:
         out["time_s"] = time.perf_counter() - t0
         out["cpu_s"] = sum(os.times()[:2]) - c0
     out["read_peak_rss_mb"] = peak_rss_mb()
-    out["rows"] = int(data.n_votes + data.n_ties_dropped)
-    out["users"] = data.n_users
-    out["pairs"] = data.n_pairs
-    out["ties"] = data.n_ties_dropped
-    out["count_rows"] = data.counts.n_rows
-    out["entries"] = int(data.counts.entry_n.size)
+    out.update(describe(data))
     out["fingerprint"] = counts_fingerprint(data.counts, data.users, data.pairs)
+    print(json.dumps(out), file=sys.stderr, flush=True)  # the read's figures, before the fit
     if name == "big-duckdb":  # the Beta fit on the counts
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -349,12 +357,7 @@ def run_case(name: str) -> dict:
         out["time_s"] = time.perf_counter() - t0
         out["cpu_s"] = sum(os.times()[:2]) - c0
         out["collapse_s"] = sum(collapse_time)
-        out["rows"] = int(data.n_votes + data.n_ties_dropped)
-        out["users"] = data.n_users
-        out["pairs"] = data.n_pairs
-        out["ties"] = data.n_ties_dropped
-        out["count_rows"] = data.counts.n_rows
-        out["entries"] = int(data.counts.entry_n.size)
+        out.update(describe(data))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
