@@ -383,7 +383,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.case:
-        big = args.case.startswith("big-")
+        big = args.case.startswith(("big-", "big10-"))
         print(json.dumps(run_big_case(args.case) if big else run_case(args.case)))
         return
     if args.generate:
