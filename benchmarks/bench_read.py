@@ -32,13 +32,32 @@ Cases, each run 3 times, every run in a fresh subprocess whose peak RSS
 The time spent in ``collapse_counts`` is measured by a wrapper and shown
 separately. Table: median wall time, min..max, median of the peak RSS.
 
+The CPU time (user + system, all threads) of each read is shown beside its
+wall time: on a machine shared with other jobs it says what the read costs
+when the wall time does not.
+
+``--big`` runs instead the 10^8-row cases, once each: a raw log of 10^8 rows
+in 100 Parquet files of 10^6 rows (``benchmarks/.cache/votes_raw_100000000/``,
+2.2 GB, written once, file by file, in about 4 minutes): 10^7 users with the
+same skew of votes per user, 8 models -> 28 pairs, 10 % ties.
+
+* ``big-duckdb``: ``VoteData.from_file(folder, user="user_id",
+  engine="duckdb", memory_limit=BIG_MEMORY_LIMIT)``, then ``fit_em(data,
+  "beta")`` (mu unknown, default starts) on its counts;
+* ``big-dask``: ``engine="dask"`` on a ``LocalCluster`` of 2 worker processes
+  with one thread each (its start-up is not timed); the counts' fingerprint
+  (:func:`attnmodel.data.counts.counts_fingerprint`) must equal DuckDB's.
+
 Targets
 -------
 * raw layout, 10^7 rows, DuckDB: under 3 s end to end, peak RSS under 1 GB.
 * pandas: no target (the figure the DuckDB reader replaces).
+* 10^8 rows, DuckDB: under 60 s, peak RSS under 3 GB; the Beta fit under 30 s;
+  Dask: the same counts (its time is shown beside DuckDB's).
 
 Run: ``.venv/bin/python benchmarks/bench_read.py`` (a few minutes once the
-files exist). ``--case NAME`` runs one case and prints a JSON line.
+files exist); ``--big`` for the 10^8-row cases. ``--case NAME`` runs one case
+and prints a JSON line.
 """
 
 from __future__ import annotations
@@ -72,6 +91,18 @@ ORIENTED = os.path.join(CACHE, f"votes_oriented_{N_ROWS}.parquet")
 TARGET_S = 3.0
 TARGET_MB = 1024.0
 REPEATS = 3
+
+# The 10^8-row log (--big): 100 Parquet files in one folder.
+BIG_ROWS = 100_000_000
+BIG_USERS = 10_000_000
+BIG_PARTS = 100
+BIG_MODELS = [*MODELS, "qwen-72b"]  # 8 models -> 28 pairs
+BIG = os.path.join(CACHE, f"votes_raw_{BIG_ROWS}")
+BIG_TARGET_S = 60.0
+BIG_TARGET_MB = 3072.0
+BIG_FIT_TARGET_S = 30.0
+# DuckDB's memory limit for the 10^8-row read (what the figures were measured with).
+BIG_MEMORY_LIMIT = "2GB"
 
 CASES = {
     "raw-duckdb": (RAW, "duckdb"),
@@ -156,7 +187,139 @@ def generate() -> None:
         print(f"wrote {ORIENTED} in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
+def generate_big() -> None:
+    """Write the 10^8-row log as BIG_PARTS Parquet files, one at a time.
+
+    Memory stays at a few hundred MB: the users' ids, weights and
+    attentiveness are held once (10^7 of each), and each file's 10^6 rows
+    are made, written and dropped. Every user votes at least once (user i's
+    first vote is in file i mod BIG_PARTS, after a shuffle); the other votes
+    pick their user with the same skewed weights as the 10^7-row log, so a
+    user's votes spread over the files. A file is written under a temporary
+    name and renamed when complete, and each file has its own seed, so an
+    interrupted run resumes where it stopped.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    os.makedirs(BIG, exist_ok=True)
+    parts = [os.path.join(BIG, f"part-{p:03d}.parquet") for p in range(BIG_PARTS)]
+    if all(os.path.exists(f) for f in parts):
+        return
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(SEED + 2)
+    weights = rng.lognormal(0.0, 1.5, BIG_USERS)
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    del weights
+    ids = np.unique(rng.integers(0, 2**63, BIG_USERS + 10_000, dtype=np.int64))[:BIG_USERS]
+    ids = rng.permutation(ids)
+    user_ids = pa.array([f"{int(x):016x}" for x in ids])
+    del ids
+    eta = rng.beta(3.0, 5.0, BIG_USERS)
+    first_of = rng.permutation(BIG_USERS).astype(np.int32)  # user's guaranteed vote
+    k = len(BIG_MODELS)
+    strength = np.linspace(1.2, 0.0, k)
+    lo, hi = np.triu_indices(k, 1)
+    mu = 1.0 / (1.0 + np.exp(-(strength[lo] - strength[hi])))
+    pop = rng.dirichlet(np.full(lo.size, 0.7))
+    names = pa.array(BIG_MODELS)
+    winners = pa.array(["model_a", "model_b", "tie", "tie (bothbad)"])
+    rows = BIG_ROWS // BIG_PARTS
+    for p, path in enumerate(parts):
+        if os.path.exists(path):
+            continue
+        prng = np.random.default_rng([SEED, p])
+        guaranteed = first_of[p::BIG_PARTS].astype(np.int64)
+        drawn = np.searchsorted(cdf, prng.random(rows - guaranteed.size), side="right")
+        user = prng.permutation(np.concatenate([guaranteed, np.minimum(drawn, BIG_USERS - 1)]))
+        pair = prng.choice(lo.size, rows, p=pop)
+        z = prng.random(rows) < 0.5 + eta[user] * (mu[pair] - 0.5)
+        swap = prng.random(rows) < 0.5
+        a = np.where(swap, hi[pair], lo[pair])
+        b = np.where(swap, lo[pair], hi[pair])
+        winner = np.where(z ^ swap, 0, 1).astype(np.int8)
+        tie = prng.random(rows)
+        winner[tie < 0.10] = 2
+        winner[tie < 0.03] = 3
+        table = pa.table(
+            {
+                "user_id": user_ids.take(pa.array(user)),
+                "model_a": names.take(pa.array(a)),
+                "model_b": names.take(pa.array(b)),
+                "winner": winners.take(pa.array(winner)),
+                "question_id": pa.array(prng.integers(0, 200_000, rows)),
+            }
+        )
+        pq.write_table(table, path + ".tmp")
+        os.replace(path + ".tmp", path)
+    print(f"wrote {BIG} ({BIG_PARTS} files) in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
 # ---------------------------------------------------------------------------
+
+
+def describe(data) -> dict:
+    """What was read: rows, users, pairs, ties, distinct count rows and their entries."""
+    return {
+        "rows": int(data.n_votes + data.n_ties_dropped),
+        "users": data.n_users,
+        "pairs": data.n_pairs,
+        "ties": data.n_ties_dropped,
+        "count_rows": data.counts.n_rows,
+        "entries": int(data.counts.entry_n.size),
+    }
+
+
+def run_big_case(name: str) -> dict:
+    """The 10^8-row cases: DuckDB then the Beta fit, or Dask on a 2-worker LocalCluster."""
+    import warnings
+
+    import numpy as np
+
+    from attnmodel import VoteData, fit_em
+    from attnmodel.data.counts import counts_fingerprint
+
+    # "big-...": the 100 files; "big10-...": the first 10 (10^7 rows).
+    path = BIG if name.startswith("big-") else os.path.join(BIG, "part-00?.parquet")
+    out = {"case": name, "rss_after_import_mb": peak_rss_mb()}
+    c0 = sum(os.times()[:2])
+    t0 = time.perf_counter()
+    if name.endswith("-duckdb"):
+        data = VoteData.from_file(
+            path, user="user_id", engine="duckdb", memory_limit=BIG_MEMORY_LIMIT
+        )
+    else:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+            with Client(cluster) as client:
+                t0 = time.perf_counter()  # the cluster's start-up is not timed
+                c0 = sum(os.times()[:2])
+                data = VoteData.from_file(path, user="user_id", engine="dask", scheduler=client)
+                out["time_s"] = time.perf_counter() - t0
+                out["cpu_s"] = sum(os.times()[:2]) - c0  # this process only
+    if "time_s" not in out:
+        out["time_s"] = time.perf_counter() - t0
+        out["cpu_s"] = sum(os.times()[:2]) - c0
+    out["read_peak_rss_mb"] = peak_rss_mb()
+    out.update(describe(data))
+    out["fingerprint"] = counts_fingerprint(data.counts, data.users, data.pairs)
+    print(json.dumps(out), file=sys.stderr, flush=True)  # the read's figures, before the fit
+    if name == "big-duckdb":  # the Beta fit on the counts
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            fit = fit_em(data, "beta")
+            out["fit_s"] = time.perf_counter() - t0
+        out["fit"] = {k: round(float(v), 4) for k, v in fit.params_.items()}
+        out["fit_mu_range"] = [
+            round(float(np.min(fit.mu_.to_numpy())), 4),
+            round(float(np.max(fit.mu_.to_numpy())), 4),
+        ]
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
 
 
 def run_case(name: str) -> dict:
@@ -186,18 +349,15 @@ def run_case(name: str) -> dict:
             return res
 
         data_mod.collapse_counts = timed_collapse
+        c0 = sum(os.times()[:2])
         t0 = time.perf_counter()
         engine, _, limit = what.partition("-")
         extra = {"memory_limit": limit} if limit else {}
         data = VoteData.from_file(path, user="user_id", engine=engine, **extra)
         out["time_s"] = time.perf_counter() - t0
+        out["cpu_s"] = sum(os.times()[:2]) - c0
         out["collapse_s"] = sum(collapse_time)
-        out["rows"] = int(data.n_votes + data.n_ties_dropped)
-        out["users"] = data.n_users
-        out["pairs"] = data.n_pairs
-        out["ties"] = data.n_ties_dropped
-        out["count_rows"] = data.counts.n_rows
-        out["entries"] = int(data.counts.entry_n.size)
+        out.update(describe(data))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -207,12 +367,30 @@ def main() -> None:
     ap.add_argument("--case", help="run one case in this process and print JSON")
     ap.add_argument("--generate", action="store_true", help="only write the cached files")
     ap.add_argument("--repeats", type=int, default=REPEATS)
+    ap.add_argument(
+        "--dask-files",
+        type=int,
+        choices=(10, 100),
+        default=100,
+        help="with --big: the files Dask counts (10: the first 10, with DuckDB on the same "
+        "10 for the comparison)",
+    )
+    ap.add_argument(
+        "--big",
+        action="store_true",
+        help="only the 10^8-row cases (100 files, written once, ~2.3 GB): DuckDB, the Beta "
+        "fit and Dask on a 2-worker LocalCluster, one run each",
+    )
     args = ap.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case)))
+        big = args.case.startswith(("big-", "big10-"))
+        print(json.dumps(run_big_case(args.case) if big else run_case(args.case)))
         return
     if args.generate:
         generate()
+        return
+    if args.big:
+        big_main(args.dask_files)
         return
     if not (os.path.exists(RAW) and os.path.exists(ORIENTED)):
         # Generate in a child process; the measured cases run in their own.
@@ -238,15 +416,16 @@ def main() -> None:
         r["times"] = times
         r["time_s"] = statistics.median(times)
         r["peak_rss_mb"] = statistics.median(x["peak_rss_mb"] for x in runs)
-        if "collapse_s" in r:
-            r["collapse_s"] = statistics.median(x["collapse_s"] for x in runs)
+        for key in ("collapse_s", "cpu_s"):
+            if key in r:
+                r[key] = statistics.median(x[key] for x in runs)
         rows.append(r)
         extra = {k: r[k] for k in ("users", "pairs", "ties", "count_rows", "entries") if k in r}
         print(f"  {name}: times {[round(t, 2) for t in times]} s {extra}", flush=True)
 
     print()
     head = (
-        f"{'case':15s} {'median s':>9s} {'min..max s':>13s} {'collapse s':>10s} "
+        f"{'case':16s} {'median s':>9s} {'min..max s':>13s} {'cpu s':>6s} {'collapse s':>10s} "
         f"{'peak MB':>8s}  {'target':22s} result"
     )
     print_header(head)
@@ -258,11 +437,75 @@ def main() -> None:
         else:
             target, tag = "-", "info"
         col = f"{r['collapse_s']:.2f}" if "collapse_s" in r else "-"
+        cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else "-"
         span = f"{min(r['times']):.2f}..{max(r['times']):.2f}"
         print(
-            f"{r['case']:15s} {r['time_s']:>9.2f} {span:>13s} {col:>10s} "
+            f"{r['case']:16s} {r['time_s']:>9.2f} {span:>13s} {cpu:>6s} {col:>10s} "
             f"{r['peak_rss_mb']:>8.0f}  {target:22s} {tag}"
         )
+
+
+def big_main(dask_files: int) -> None:
+    """Run the 10^8-row cases once each and print their table."""
+    import shutil
+
+    need = 2.5 * 2**30
+    if not os.path.isdir(BIG) and shutil.disk_usage(HERE).free < 2 * need:
+        sys.exit(f"bench_read --big: the log takes 2.5 GB; {HERE} has less than twice that")
+    generate_big()  # here: the cases run in their own processes
+    size = sum(os.path.getsize(os.path.join(BIG, f)) for f in os.listdir(BIG))
+    print(
+        f"{banner('bench_read --big')}; load average {os.getloadavg()[0]:.1f}; "
+        f"{BIG_PARTS} files, {size / 2**30:.2f} GB"
+    )
+    runs = {}
+    names = (
+        ["big-duckdb", "big-dask"]
+        if dask_files == 100
+        else ["big-duckdb", "big10-duckdb", "big10-dask"]
+    )
+    for name in names:
+        child = run_in_child(__file__, name)
+        if child is not None:
+            runs[name] = child
+            extra = {k: child[k] for k in ("users", "pairs", "ties", "count_rows", "entries")}
+            print(f"  {name}: {child['time_s']:.1f} s {extra}", flush=True)
+    print()
+    head = f"{'case':16s} {'time s':>8s} {'cpu s':>8s} {'peak MB':>8s}  {'target':22s} result"
+    print_header(head)
+    duck = runs.get("big-duckdb")
+    if duck:
+        ok = duck["time_s"] < BIG_TARGET_S and duck["read_peak_rss_mb"] < BIG_TARGET_MB
+        print(
+            f"{'duckdb read':16s} {duck['time_s']:>8.1f} {duck['cpu_s']:>8.1f} "
+            f"{duck['read_peak_rss_mb']:>8.0f}  {'< 60 s, < 3072 MB':22s} "
+            f"{'PASS' if ok else 'MISS'}"
+        )
+        ok = duck["fit_s"] < BIG_FIT_TARGET_S
+        print(
+            f"{'beta fit (EM)':16s} {duck['fit_s']:>8.1f} {'-':>8s} {duck['peak_rss_mb']:>8.0f}  "
+            f"{'< 30 s':22s} {'PASS' if ok else 'MISS'}"
+        )
+        print(f"  fit: {duck['fit']}, mu in {duck['fit_mu_range']}")
+    sub = runs.get("big10-duckdb")
+    if sub:
+        print(
+            f"{'duckdb, 10 files':16s} {sub['time_s']:>8.1f} {sub['cpu_s']:>8.1f} "
+            f"{sub['read_peak_rss_mb']:>8.0f}  {'-':22s} info"
+        )
+    dask = runs.get("big-dask") or runs.get("big10-dask")
+    if dask:
+        ref = duck if dask_files == 100 else sub
+        same = ref is not None and dask["fingerprint"] == ref["fingerprint"]
+        label = "dask (2 workers)" if dask_files == 100 else "dask, 10 files"
+        print(
+            f"{label:16s} {dask['time_s']:>8.1f} {'-':>8s} "
+            f"{dask['read_peak_rss_mb']:>8.0f}  {'same counts as duckdb':22s} "
+            f"{'PASS' if same else 'MISS'}"
+        )
+        print("  (dask: peak RSS and CPU of the client process only; the workers are apart)")
+    if duck:
+        print(f"  counts fingerprint: {duck['fingerprint']}")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,31 @@ def test_ties_and_swapped_models_count_as_the_pandas_reader(tmp_path):
     assert got_w == want_w and any("only tie votes" in w for w in got_w)
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("layout", ["raw", "oriented"])
+def test_colliding_user_hashes_fall_back_to_the_ids(tmp_path, monkeypatch, suffix, layout):
+    """Cells are grouped by a hash of the user id only when the hashes tell the users apart.
+
+    A key with two values makes most users collide; grouping by it would merge
+    their counts, so agreeing with pandas shows that the engine saw the
+    collision and grouped by the ids themselves.
+    """
+    import attnmodel.data.engines as engines
+
+    df = raw_with_everything(3)
+    if layout == "oriented":
+        rng = np.random.default_rng(3)
+        df = pd.DataFrame({"user": df["user"], "z": rng.integers(0, 2, len(df)), "pair": "p"})
+    path = write(df, tmp_path / f"v{suffix}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        want = VoteData.from_file(path, engine="pandas")
+        monkeypatch.setattr(engines, "USER_KEY", "(hash({u}) % 2)")
+        got = VoteData.from_file(path, engine="duckdb")
+    assert want.n_users > 2
+    assert_same(got, want)
+
+
 @pytest.mark.parametrize("engine", ["duckdb", "pandas"])
 def test_csv_user_ids_are_strings_in_every_engine(tmp_path, engine):
     path = tmp_path / "v.csv"
@@ -490,3 +515,23 @@ def test_dask_same_model_on_both_sides(dask_client):
         VoteData.from_dask(dd.from_pandas(df, npartitions=2, sort=False), scheduler=dask_client)
     assert info.value.row == (1, 0) and info.value.value == "y"
     assert "partition 1, row 0: columns 'model_a' and 'model_b' are both 'y'" in str(info.value)
+
+
+def test_dask_refuses_ids_of_two_types_with_one_text(dask_client, tmp_path):
+    """1 and "1" are refused by Dask too, each named by its partition and row."""
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    df = pd.DataFrame({"user": pd.Series([1, "x", "1", 2], dtype=object), "z": [1, 0, 0, 1]})
+    want = "are different values with the same text '1'; give the column a single type"
+    # Dask turns object columns into text unless told not to (then 1 and "1" merge).
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(df, npartitions=2, sort=False)
+    with pytest.raises(VoteDataError, match=want) as err:
+        VoteData.from_dask(ddf, scheduler=dask_client)
+    assert "user ids 1 (partition 0, row 0) and '1' (partition 1, row 0)" in str(err.value)
+    assert err.value.row == ((0, 0), (1, 0)) and err.value.value == (1, "1")
+    path = tmp_path / "v.jsonl"
+    path.write_text('{"user": 1, "z": 1}\n{"user": "x", "z": 0}\n{"user": "1", "z": 0}\n')
+    with pytest.raises(VoteDataError, match=want) as err:
+        VoteData.from_file(path, engine="dask", scheduler=dask_client)
+    assert err.value.row == ((0, 0), (0, 2))

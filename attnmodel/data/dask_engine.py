@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from attnmodel.data.engines import VoteCells
-from attnmodel.data.spellings import LABEL_HELP, TIE, WINNER_CODES, label_code
+from attnmodel.data.spellings import LABEL_HELP, TIE, WINNER_CODES, label_code, same_text_error
 from attnmodel.errors import VoteDataError
 
 __all__ = ["dask_cells", "read_dask"]
@@ -249,16 +249,25 @@ def dask_cells(ddf: Any, layout: str, names: dict[str, Any], client: Any = None)
             _raise(problems, "pair", names["pair"], "pair label is missing")
     if cells is None or len(cells) == 0:
         raise VoteDataError("the table has no rows")
-    return _to_cells(cells, layout, columns)
+    return _to_cells(cells, layout, columns, user)
 
 
-def _to_cells(cells: pd.DataFrame, layout: str, columns: list) -> VoteCells:
+def _to_cells(cells: pd.DataFrame, layout: str, columns: list, user: Hashable) -> VoteCells:
     """Number users and pairs in order of first appearance."""
     by_user = cells.groupby("u", sort=False, dropna=False).agg(
         first=("first", "min"), n=("n", "sum")
     )
     by_user = by_user.sort_values("first")
     users = pd.Index(by_user.index.to_numpy(), dtype=cells["u"].dtype)
+    first = by_user["first"].to_numpy()
+
+    def where(k: int) -> tuple[str, tuple[int, int]]:
+        part, pos = int(first[k]) >> _ROW_BITS, int(first[k]) & ((1 << _ROW_BITS) - 1)
+        return f"partition {part}, row {pos}", (part, pos)
+
+    error = same_text_error(user, users, where)
+    if error is not None:
+        raise error
     has_votes = by_user["n"].to_numpy() > 0
     by_pair = cells.groupby(["lo", "hi"], sort=False).agg(first=("first", "min"), t=("t", "sum"))
     by_pair = by_pair.sort_values("first")
@@ -303,4 +312,8 @@ def read_dask(path: str | os.PathLike, user: Hashable = "user") -> Any:
         return dd.read_parquet(names)
     if kind == "csv":
         return dd.read_csv(names, dtype={user: str}, blocksize=None)
-    return dd.read_json(names, lines=True, dtype=False, blocksize=None)
+    import dask
+
+    # Dask would turn a column of JSON values into text, 1 and "1" alike.
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.read_json(names, lines=True, dtype=False, blocksize=None)

@@ -10,6 +10,13 @@ grows with the number of (user, pair) cells, not with the number of votes.
 stronger model exactly as the pandas reader does, so that every engine gives
 the same :class:`~attnmodel.data.votes.VoteData`.
 
+DuckDB reads the log three times: once for the distinct combinations of the
+vote columns (a few hundred rows, where the checks run), once for the distinct
+users (in order of first appearance), and once for the cells. The cells are
+grouped by a 64-bit hash of the user id, much faster than by long text ids,
+when the hashes of the distinct ids are distinct (checked on the users), and
+by the id itself otherwise.
+
 The checks are those of the pandas reader (:meth:`VoteData.from_frame
 <attnmodel.data.votes.VoteData.from_frame>`), with the same messages naming the
 column, the row and the value. A row is its 0-based position in its file; the
@@ -35,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from attnmodel.data.io import expand_table_path, first_bad_jsonl_line
-from attnmodel.data.spellings import LABEL_HELP, WINNER_CODES
+from attnmodel.data.spellings import LABEL_HELP, WINNER_CODES, same_text_error
 from attnmodel.errors import TableFileError, VoteDataError
 
 __all__ = [
@@ -121,16 +128,16 @@ class VoteCells:
         Raw layout: ``(x, y)``, the pair's two model names in name order, in
         order of the pair's first appearance (ties included). Oriented layout:
         the pair labels in order of first appearance.
-    pair_ties : ndarray of int64, shape (P_all,)
+    pair_ties : ndarray of int, shape (P_all,)
         Ties of each pair (raw layout; zeros otherwise).
-    cell_user : ndarray of int64, shape (C,)
+    cell_user : ndarray of int32 or int64, shape (C,)
         Position of the cell's user among the users with votes
         (``users[user_has_votes]``).
-    cell_pair : ndarray of int64, shape (C,)
+    cell_pair : ndarray of int32 or int64, shape (C,)
         Position of the cell's pair in ``pairs``.
-    cell_n : ndarray of int64, shape (C,)
+    cell_n : ndarray of int32 or int64, shape (C,)
         Votes other than ties, at least 1 (cells of ties only are left out).
-    cell_a : ndarray of int64, shape (C,)
+    cell_a : ndarray of int32 or int64, shape (C,)
         Raw: of them, votes won by ``x``. Oriented: votes with ``z = 1``.
     n_rows : int
         Rows scanned.
@@ -200,8 +207,9 @@ class _Source:
             "temp_directory": str(
                 temp_directory or Path(tempfile.gettempdir()) / "attnmodel-duckdb"
             ),
-            # Row order decides the order of users and pairs.
-            "preserve_insertion_order": True,
+            # A CSV or JSON row's number is its place in the scan; a Parquet
+            # row's is read from the file, so its scan may run in any order.
+            "preserve_insertion_order": self.kind != "parquet",
         }
         if threads:
             config["threads"] = int(threads)
@@ -409,56 +417,49 @@ def _require(src: _Source, *names: Hashable) -> None:
             )
 
 
-def _user_index(src: _Source, user: Hashable) -> tuple[pd.Index, np.ndarray]:
-    """Distinct users of ``cells`` in order of first appearance, and which have votes.
+def _user_table(src: _Source, user: Hashable) -> tuple[str, int]:
+    """Rank the distinct users by first appearance (one pass over the log).
 
-    Creates ``user_rank`` (``u``, ``idx``; ``kidx``: position among the users
-    with votes).
+    Creates ``user_rank`` (``u``, ``first``: the user's first row, ``idx``: its
+    rank, ``k``: the key the cells name it by). Raises for a missing or blank
+    user id. Returns the key as an SQL expression of a user column ``{u}``,
+    and the number of users. The key is the id's 64-bit hash
+    (:data:`USER_KEY`), which groups much faster than long text ids, when the
+    hashes tell the log's users apart, else the id itself.
     """
     src.sql(
-        "CREATE TEMP TABLE user_rank AS SELECT u, first, has, "
-        "(row_number() OVER (ORDER BY first) - 1) AS idx, "
-        "(sum(has::BIGINT) OVER (ORDER BY first ROWS UNBOUNDED PRECEDING) - 1)::BIGINT AS kidx "
-        f"FROM (SELECT u, min(first) AS first, bool_or({_N} > 0) AS has FROM cells GROUP BY u)"
+        f"CREATE TEMP TABLE users AS SELECT {_quote(user)} AS u, min(_ord) AS first "
+        "FROM log GROUP BY u"
     )
-    bad = _blank("u", src.types[str(user)])
-    if src.sql(f"SELECT count(*) FROM user_rank WHERE {bad}").fetchall()[0][0]:
+    kind = src.types[str(user)]
+    # Text made of spaces sorts before "!": a cheap filter ahead of the exact test.
+    early = "(u IS NULL OR u < '!') AND " if kind in _STRING_TYPES else ""
+    if src.sql(f"SELECT count(*) FROM users WHERE {early}{_blank('u', kind)}").fetchall()[0][0]:
         _raise_missing_users(src, user)
-    arrow = src.arrow("SELECT u, first, has FROM user_rank ORDER BY idx")
-    first = arrow.column("first").to_numpy()
+    distinct, total = src.sql(
+        f"SELECT count(DISTINCT {USER_KEY.format(u='u')}), count(*) FROM users"
+    ).fetchall()[0]
+    key = USER_KEY if distinct == total else "{u}"
+    src.sql(
+        f"CREATE TEMP TABLE user_rank AS SELECT u, first, {key.format(u='u')} AS k, "
+        "row_number() OVER (ORDER BY first) - 1 AS idx FROM users"
+    )
+    src.sql("DROP TABLE users")
+    return key, int(total)
+
+
+def _user_index(src: _Source, user: Hashable) -> pd.Index:
+    """The distinct users in order of first appearance."""
+    arrow = src.arrow("SELECT u, first FROM user_rank ORDER BY idx")
     if src.types[str(user)] == "JSON":
         values = [json.loads(v) for v in arrow.column("u").to_pylist()]
         users = pd.Index(values)
-        _check_one_type(src, user, users, first)
-    else:
-        users = pd.Index(arrow.column("u").to_pandas())
-    return users, arrow.column("has").to_numpy(zero_copy_only=False)
-
-
-def _check_one_type(src: _Source, user: Hashable, users: pd.Index, first: np.ndarray) -> None:
-    """1 and "1" are different values with the same text: refuse to guess."""
-    if users.dtype != object or pd.api.types.infer_dtype(users, skipna=True) in (
-        "string",
-        "integer",
-        "boolean",
-        "floating",
-    ):
-        return
-    text = pd.Index([str(v) for v in users])
-    dup = text.duplicated(keep=False)
-    if not dup.any():
-        return
-    clash = np.flatnonzero(text == text[dup][0])[:2]
-    places = [src.where(int(first[k])) for k in clash]
-    values = tuple(users[k] for k in clash)
-    raise VoteDataError(
-        f"column {user!r}: user ids {values[0]!r} ({places[0][0]}) and "
-        f"{values[1]!r} ({places[1][0]}) are different values with the same "
-        f"text {text[clash[0]]!r}; give the column a single type",
-        column=user,
-        row=tuple(p[1] for p in places),
-        value=values,
-    )
+        first = arrow.column("first").to_numpy()
+        error = same_text_error(user, users, lambda k: src.where(int(first[k])))
+        if error is not None:
+            raise error
+        return users
+    return pd.Index(arrow.column("u").to_pandas())
 
 
 def _progress_thread(con, report: Callable[[float], None] | None):
@@ -549,14 +550,9 @@ def duckdb_cells(
         src.con.close()
 
 
-# Counts of a cell are summed as one 128-bit integer with 40 bits per count
-# (one addition per row instead of three): votes, wins of the pair's first
-# model, ties.
-_FIELD = 40
-_ONE_WIN = f"((1::HUGEINT << {_FIELD}) + 1)"
-_ONE_TIE = f"(1::HUGEINT << {2 * _FIELD})"
-_MASK = f"((1::HUGEINT << {_FIELD}) - 1)"
-_N, _A, _T = (f"((packed >> {k * _FIELD}) & {_MASK})::BIGINT" for k in range(3))
+#: How the cells name a user ``{u}`` when the users' hashes are distinct (they
+#: are checked on the table of distinct users first); else the id itself.
+USER_KEY = "hash({u})"
 
 
 def _raw_cells(
@@ -635,24 +631,15 @@ def _raw_cells(
     src.sql(
         f"""
         CREATE TEMP TABLE combo_codes AS
-        SELECT ma, mb, mw, least(x.id, y.id) * {k} + greatest(x.id, y.id) AS pr,
-               CASE WHEN {code} = 2 THEN {_ONE_TIE}
-                    WHEN ({code} = 0 AND x.id < y.id) OR ({code} = 1 AND y.id < x.id)
-                    THEN {_ONE_WIN}
-                    ELSE 1::HUGEINT END AS add
+        SELECT ma, mb, mw, first, rows, {code} = 2 AS tie,
+               least(x.id, y.id) * {k} + greatest(x.id, y.id) AS pr,
+               CASE WHEN ({code} = 0 AND x.id < y.id) OR ({code} = 1 AND y.id < x.id)
+                    THEN 1 ELSE 0 END AS win
         FROM combos JOIN models x ON {a} = x.name JOIN models y ON {b} = y.name
         """
     )
-    src.sql(
-        f"""
-        CREATE TEMP TABLE cells AS
-        SELECT {_quote(user)} AS u, c.pr, sum(c.add) AS packed, min(_ord) AS first
-        FROM log JOIN combo_codes c
-          ON {_quote(model_a)} = c.ma AND {_quote(model_b)} = c.mb AND {_quote(winner)} = c.mw
-        GROUP BY u, c.pr
-        """
-    )
-    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user)
+    on = f"{_quote(model_a)} = c.ma AND {_quote(model_b)} = c.mb AND {_quote(winner)} = c.mw"
+    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user, on)
     pairs = [(names[int(c) // k], names[int(c) % k]) for c in pair_codes]
     return _cells("raw", users, has_votes, pairs, ties, cells, checks["rows"], src.columns)
 
@@ -667,26 +654,49 @@ def _raise_missing_users(src: _Source, user: Hashable) -> None:
         _raise_rows(src, user, first, int(count), "user id is missing")
 
 
-def _ranked_cells(src: _Source, user: Hashable) -> tuple:
-    """Users and pairs of ``cells`` in order of first appearance, and the cells' counts.
+def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
+    """Count the cells (one pass over the log); users and pairs in order of first appearance.
+
+    ``combo_codes`` (``c``) has one row per distinct combination of the
+    log's vote columns, with its pair ``pr``, its ``first`` row, its
+    ``rows``, ``tie`` and ``win`` (a vote for the pair's first model); ``on``
+    joins a log row to its combination. Ties are counted per pair from the
+    combinations, so the cells count the other votes only.
 
     Returns users, which users have votes, the pairs' codes, their ties, and
-    the cells with votes (``ui``: position among the users with votes).
+    the cells (``ui``: position among the users with votes), ordered by user
+    and pair.
     """
-    users, has_votes = _user_index(src, user)
+    key, n_users = _user_table(src, user)
+    users = _user_index(src, user)
     src.sql(
-        f"CREATE TEMP TABLE pair_rank AS SELECT pr, sum({_T})::BIGINT AS ties, "
-        "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM cells GROUP BY pr"
+        "CREATE TEMP TABLE pair_rank AS SELECT pr, "
+        "coalesce(sum(rows) FILTER (WHERE tie), 0)::BIGINT AS ties, "
+        "(row_number() OVER (ORDER BY min(first)) - 1) AS idx FROM combo_codes GROUP BY pr"
     )
     pair_tab = src.arrow("SELECT pr, ties FROM pair_rank ORDER BY idx")
-    table = src.arrow(
-        f"SELECT r.kidx AS ui, p.idx AS pi, {_N} AS n, {_A} AS a FROM cells c "
-        f"JOIN user_rank r ON c.u = r.u JOIN pair_rank p ON c.pr = p.pr WHERE {_N} > 0 "
-        "ORDER BY ui, pi"
+    # 32-bit columns when they hold the numbers: half the memory for the cells.
+    n_rows = src.sql("SELECT sum(rows) FROM combo_codes").fetchall()[0][0]
+    count_type = "INTEGER" if n_rows < 2**31 else "BIGINT"
+    user_type = "INTEGER" if n_users < 2**31 else "BIGINT"
+    cells = (
+        f"SELECT {key.format(u=_quote(user))} AS k, c.pr, count(*) AS n, sum(c.win) AS a "
+        f"FROM log JOIN (SELECT * FROM combo_codes WHERE NOT tie) c ON {on} GROUP BY k, c.pr"
     )
-    cells = {name: table.column(name).to_numpy() for name in table.column_names}
+    table = src.arrow(
+        f"SELECT r.idx::{user_type} AS ui, p.idx::INTEGER AS pi, c.n::{count_type} AS n, "
+        f"c.a::{count_type} AS a FROM ({cells}) c "
+        "JOIN user_rank r ON c.k = r.k JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi"
+    )
+    cells_out = {name: table.column(name).to_numpy() for name in table.column_names}
+    del table
+    # Users whose every vote is a tie have no cell; the others are renumbered.
+    has_votes = np.bincount(cells_out["ui"], minlength=len(users)) > 0
+    if not has_votes.all():
+        ui = cells_out["ui"]
+        cells_out["ui"] = (np.cumsum(has_votes) - 1).astype(ui.dtype)[ui]
     ties = pair_tab.column("ties").to_numpy()
-    return users, has_votes, pair_tab.column("pr").to_pylist(), ties, cells
+    return users, has_votes, pair_tab.column("pr").to_pylist(), ties, cells_out
 
 
 def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | None) -> VoteCells:
@@ -722,17 +732,12 @@ def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | 
     _raise_first(src, checks, "label", z, LABEL_HELP)
     if pair is not None:
         _raise_first(src, checks, "pair_missing", pair, "pair label is missing")
-    one = label.replace("zv", _quote(z))
     src.sql(
-        f"""
-        CREATE TEMP TABLE cells AS
-        SELECT {_quote(user)} AS u, {pr} AS pr,
-               sum(CASE WHEN {one} = 1 THEN {_ONE_WIN} ELSE 1::HUGEINT END) AS packed,
-               min(_ord) AS first
-        FROM log GROUP BY u, pr
-        """
+        "CREATE TEMP TABLE combo_codes AS SELECT zv, pv AS pr, first, rows, false AS tie, "
+        f"CASE WHEN {label} = 1 THEN 1 ELSE 0 END AS win FROM combos"
     )
-    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user)
+    on = f"{_quote(z)} = c.zv" + ("" if pair is None else f" AND {_quote(pair)} = c.pr")
+    users, has_votes, pair_codes, ties, cells = _ranked_cells(src, user, on)
     pairs = pd.Index(pair_codes)
     return _cells("oriented", users, has_votes, pairs, ties, cells, checks["rows"], src.columns)
 
@@ -763,7 +768,8 @@ def _cells(
     columns: list,
 ) -> VoteCells:
     def ints(values: Any) -> np.ndarray:
-        return np.asarray(values, dtype=np.int64)
+        values = np.asarray(values)
+        return values if values.dtype in (np.int32, np.int64) else values.astype(np.int64)
 
     return VoteCells(
         layout=layout,

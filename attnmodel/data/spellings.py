@@ -6,9 +6,13 @@ its messages with them, so that the engines agree on what a valid vote is.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from attnmodel.errors import VoteDataError
 
 __all__ = [
     "COLUMN_DEFAULTS",
@@ -17,6 +21,7 @@ __all__ = [
     "TIE",
     "WINNER_CODES",
     "label_code",
+    "same_text_error",
 ]
 
 #: Pair label used when the votes carry no pair information.
@@ -54,3 +59,38 @@ def label_code(v: Any) -> int:
     if isinstance(v, str):
         return {"0": 0, "1": 1}.get(v.strip(), -1)
     return -1
+
+
+def same_text_error(
+    column: Hashable, users: pd.Index, where: Callable[[int], tuple[str, Any]]
+) -> VoteDataError | None:
+    """The error for two user ids of different types with the same text, or None.
+
+    1 and "1" are different users to pandas but the same user to anyone reading
+    a report or a CSV written from it, so every reader refuses to guess.
+    ``users`` are the distinct ids in order of first appearance; ``where(k)``
+    gives the words and the ``row`` attribute naming the first row of
+    ``users[k]``.
+    """
+    if users.dtype != object or pd.api.types.infer_dtype(users, skipna=True) in (
+        "string",
+        "integer",
+        "boolean",
+        "floating",
+    ):
+        return None
+    text = pd.Index([str(v) for v in users])
+    dup = text.duplicated(keep=False)
+    if not dup.any():
+        return None
+    clash = np.flatnonzero(text == text[dup][0])[:2]
+    places = [where(int(k)) for k in clash]
+    values = tuple(v.item() if isinstance(v, np.generic) else v for v in users[clash])
+    return VoteDataError(
+        f"column {column!r}: user ids {values[0]!r} ({places[0][0]}) and "
+        f"{values[1]!r} ({places[1][0]}) are different values with the same "
+        f"text {text[clash[0]]!r}; give the column a single type",
+        column=column,
+        row=tuple(p[1] for p in places),
+        value=values,
+    )

@@ -36,6 +36,7 @@ from attnmodel.data.spellings import (
     TIE,
     WINNER_CODES,
     label_code,
+    same_text_error,
 )
 from attnmodel.errors import AttnmodelWarning, TableFileError, VoteDataError, VoteDataTypeError
 
@@ -131,28 +132,14 @@ def _label_codes(
 
 def _user_codes(df: pd.DataFrame, column: Hashable) -> tuple[np.ndarray, pd.Index]:
     _, codes, uniques = _label_codes(df, column, "user id")
-    if uniques.dtype == object and pd.api.types.infer_dtype(uniques, skipna=True) not in (
-        "string",
-        "integer",
-        "boolean",
-        "floating",
-    ):
-        # 1 and "1" are different users to pandas but the same user to anyone
-        # reading a report or a CSV written from it, so refuse to guess.
-        text = pd.Index([str(v) for v in uniques])
-        dup = text.duplicated(keep=False)
-        if dup.any():
-            clash = np.flatnonzero(text == text[dup][0])[:2]
-            rows = tuple(int(np.argmax(codes == k)) for k in clash)
-            values = tuple(_plain(uniques[k]) for k in clash)
-            raise VoteDataError(
-                f"column {column!r}: user ids {values[0]!r} ({_where(df, rows[0])}) and "
-                f"{values[1]!r} ({_where(df, rows[1])}) are different values with the same "
-                f"text {text[clash[0]]!r}; give the column a single type",
-                column=column,
-                row=rows,
-                value=values,
-            )
+
+    def where(k: int) -> tuple[str, int]:
+        row = int(np.argmax(codes == k))
+        return _where(df, row), row
+
+    error = same_text_error(column, uniques, where)
+    if error is not None:
+        raise error
     return codes, uniques
 
 
