@@ -25,6 +25,9 @@ before its opening fence (invisible on GitHub and in the Sphinx pages)::
     <!-- example: slow -->              run only in the slow job (``pytest -m slow``)
     <!-- example: unchecked REASON -->  run, but the output shown is not compared
                                         (a transcript of data the test does not have)
+    <!-- example: slow unchecked REASON -->  both: in the slow job, output not compared
+                                        (NUTS draws: rounding that differs between
+                                        machines and thread counts changes them)
 
 A block that reads what a slow block wrote is slow too.
 """
@@ -59,6 +62,11 @@ class Block:
     body: str
     mark: str | None  # None, "skip", "slow" or "unchecked"
     reason: str
+    unchecked: bool = False  # "slow unchecked": the output is not compared
+
+    def __post_init__(self) -> None:
+        if self.mark == "unchecked":
+            self.unchecked = True
 
     @property
     def where(self) -> str:
@@ -81,9 +89,13 @@ def parse_blocks(text: str, page: str) -> list[Block]:
             j += 1
         prev = next((ln for ln in reversed(lines[:i]) if ln.strip()), "")
         mark, reason = None, ""
+        unchecked = False
         if mk := MARKER.match(prev.strip()):
             mark, reason = mk.group(1), mk.group(2)
-        blocks.append(Block(page, i + 1, lang, "\n".join(lines[i + 1 : j]) + "\n", mark, reason))
+            if mark == "slow" and reason.startswith("unchecked "):
+                unchecked, reason = True, reason.removeprefix("unchecked ").strip()
+        body = "\n".join(lines[i + 1 : j]) + "\n"
+        blocks.append(Block(page, i + 1, lang, body, mark, reason, unchecked))
         i = j + 1
     return blocks
 
@@ -205,7 +217,7 @@ def check_command(block: Block, command: str, shown: list[str], work: Path) -> N
             raise ExampleFailed(head + f"exit status {proc.returncode}, the transcript fails")
     elif proc.returncode != 0:
         raise ExampleFailed(head + f"exit status {proc.returncode}:\n{proc.stderr[-3000:]}")
-    if block.mark == "unchecked":
+    if block.unchecked:
         return
     have = {normalise(ln) for ln in printed}
     prefixes = [normalise(ln) for ln in printed]
@@ -305,7 +317,7 @@ def test_markers_are_known_and_skips_say_why():
             seen += 1
             known = ("skip", "slow", "unchecked")
             assert block.mark in known, f"{block.where}: unknown marker {block.mark!r}"
-            if block.mark in ("skip", "unchecked"):
+            if block.mark in ("skip", "unchecked") or block.unchecked:
                 assert len(block.reason) > 10, f"{block.where}: a skip must say why"
             assert block.lang in RUN_LANGS, f"{block.where}: a marker on a block that never runs"
     assert seen > 0
@@ -372,3 +384,12 @@ def test_the_runner_runs_what_it_should_and_catches_failures(tmp_path):
     run_block(unchecked, namespace, work)
     with pytest.raises(AssertionError):
         run_block(Block("page.md", 1, "console", "$ exit 3\n", "unchecked", "why"), namespace, work)
+    # "slow unchecked": a slow block whose output is not compared, and that must still succeed.
+    page = "<!-- example: slow unchecked draws differ -->\n```console\n$ echo hello\ngoodbye\n```\n"
+    (block,) = parse_blocks(page, "page.md")
+    assert (block.mark, block.unchecked, block.reason) == ("slow", True, "draws differ")
+    run_block(block, namespace, work)
+    (plain,) = parse_blocks(page.replace("slow unchecked draws differ", "slow"), "page.md")
+    assert not plain.unchecked
+    with pytest.raises(AssertionError):
+        run_block(plain, namespace, work)
