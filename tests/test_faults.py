@@ -106,3 +106,173 @@ def test_ctrl_c_during_nuts_stops_the_workers_promptly(votes, tmp_path, to):
         p.kill()
     assert left == [], "chain workers outlived the command"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------
+# SIGKILL while writing
+
+#: Runs the command line with a SIGKILL of its own at one point of writing
+#: ``KILL_TARGET`` (``KILL_AT``): right after the temporary file is created,
+#: just before or just after it replaces the target.
+KILLER = """
+import os, signal, sys, tempfile
+from pathlib import Path
+
+at, target = os.environ["KILL_AT"], Path(os.environ["KILL_TARGET"])
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+mkstemp, replace = tempfile.mkstemp, os.replace
+
+def killing_mkstemp(*args, **kwargs):
+    made = mkstemp(*args, **kwargs)
+    if Path(made[1]).name.startswith(f".{target.name}."):
+        die()
+    return made
+
+def killing_replace(src, dst, **kwargs):
+    if Path(dst) == target and at == "before-replace":
+        die()
+    replace(src, dst, **kwargs)
+    if Path(dst) == target:
+        die()
+
+if at == "created":
+    tempfile.mkstemp = killing_mkstemp
+else:
+    os.replace = killing_replace
+
+from attnmodel.__main__ import main
+
+sys.exit(main())
+"""
+
+
+def killed_at(at: str, target: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
+    """``attnmodel ARGS``, killed by SIGKILL at point ``at`` of writing ``target``."""
+    env = {**os.environ, "KILL_AT": at, "KILL_TARGET": str(target)}
+    return subprocess.run(
+        [sys.executable, "-c", KILLER, *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".tmp", ".old")))
+
+
+def test_a_killed_fit_leaves_the_old_result_or_the_new_one(votes, tmp_path):
+    from attnmodel.results.io import load
+
+    target = tmp_path / "r.nc"
+    fit = ("-q", "fit", votes, "--family", "beta", "--out", target, "--force")
+    first = subprocess.run(attnmodel_args(*fit), capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    # Each run removes the temporary file a killed run left before it.
+    # (A kill right after the temporary file is created is the CSV test's first case.)
+    points = [("after-replace", "new", 0), ("before-replace", "old", 1)]
+    for at, expected, left in points:
+        old = target.read_bytes()
+        proc = killed_at(at, target, *fit, cwd=tmp_path)
+        assert proc.returncode == -signal.SIGKILL, (at, proc.stderr)
+        if expected == "old":
+            assert target.read_bytes() == old, at
+        else:
+            assert target.read_bytes() != old, at  # the settings record this run's timings
+            load(target)  # complete: its content checksum is verified on load
+        assert len(leftovers(tmp_path)) == left, at
+    again = subprocess.run(attnmodel_args(*fit), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert leftovers(tmp_path) == []
+    load(target)
+
+
+def test_a_csv_killed_while_written_is_the_old_file_or_the_new_one(tmp_path):
+    def simulate(seed: int, out: Path) -> list[str]:
+        return ["-q", "simulate", "--family", "beta", "--params", "alpha=3", "beta=5",
+                "--users", 50_000, "--votes", 20, "--mu", 0.8, "--seed", seed,
+                "--out", out, "--force"]  # fmt: skip
+
+    # The same two logs written without interruption: 1 million rows, about
+    # a second of writing on these machines.
+    for seed, name in [(1, "old.csv"), (2, "new.csv")]:
+        made = subprocess.run(attnmodel_args(*simulate(seed, tmp_path / name)),
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    old, new = (tmp_path / "old.csv").read_bytes(), (tmp_path / "new.csv").read_bytes()
+    assert old != new
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "votes.csv"
+    target.write_bytes(old)
+    outcomes = []
+    for fraction in (0.0, 0.25, 0.5, 0.75):
+        proc = subprocess.Popen(attnmodel_args(*simulate(2, target)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            while proc.poll() is None:  # kill once the temporary file holds this much
+                temps = [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+                try:
+                    if temps and max(p.stat().st_size for p in temps) >= fraction * len(new):
+                        break
+                except FileNotFoundError:
+                    pass
+                time.sleep(0.001)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait()
+        written = target.read_bytes()
+        assert written in (old, new), f"a half-written file after a kill at {fraction:.0%}"
+        outcomes.append((proc.returncode, written == new, len(leftovers(folder))))
+    # At least one kill landed while the temporary file was being written.
+    assert any(code == -signal.SIGKILL and not done for code, done, _ in outcomes), outcomes
+    done = subprocess.run(attnmodel_args(*simulate(2, target)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == new
+    assert leftovers(folder) == []
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (and been waited for)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_leftovers_of_ended_writers_are_removed_and_others_kept(tmp_path):
+    from attnmodel.data.io import remove_leftovers, temporary_beside
+
+    target = tmp_path / "r.nc"
+    target.write_text("the previous result")
+    dead, running = dead_pid(), os.getppid()
+    (tmp_path / f".r.nc.{dead}-abcd1234.tmp").write_text("half")
+    os.mkdir(tmp_path / f".r.nc.{dead}-efgh5678.tmp")  # a zarr store being written
+    (tmp_path / f".r.nc.{running}-abcd1234.tmp").write_text("still being written")
+    (tmp_path / ".r.nc.abcd1234.tmp").write_text("no process id: kept")
+    (tmp_path / f".other.nc.{dead}-abcd1234.tmp").write_text("another target's")
+    removed = remove_leftovers(target)
+    assert sorted(p.name for p in removed) == [
+        f".r.nc.{dead}-abcd1234.tmp", f".r.nc.{dead}-efgh5678.tmp",
+    ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        "r.nc", f".r.nc.{running}-abcd1234.tmp",
+        ".r.nc.abcd1234.tmp", f".other.nc.{dead}-abcd1234.tmp",
+    ])  # fmt: skip
+    made = temporary_beside(target)
+    assert made.name.startswith(f".r.nc.{os.getpid()}-") and made.name.endswith(".tmp")
+    assert remove_leftovers(target) == []  # this process still runs
+
+
+def test_a_store_moved_aside_by_a_killed_writer_is_put_back(tmp_path):
+    from attnmodel.data.io import remove_leftovers
+
+    target = tmp_path / "r.zarr"
+    aside = tmp_path / f".r.zarr.{dead_pid()}-abcd1234.old"
+    aside.mkdir()
+    (aside / "zarr.json").write_text("{}")
+    assert remove_leftovers(target) == []
+    assert (target / "zarr.json").read_text() == "{}" and not aside.exists()
+    # With the target in place, a copy moved aside is only a leftover.
+    aside.mkdir()
+    assert remove_leftovers(target) == [aside] and target.exists()

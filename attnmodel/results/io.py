@@ -14,13 +14,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from attnmodel.data.io import atomic_write, output_mode
+from attnmodel.data.io import atomic_write, output_mode, temporary_beside
 from attnmodel.errors import ResultFileError
 from attnmodel.results.tree import json_safe, plain_strings, require_result, validate_tree
 
@@ -157,18 +156,24 @@ def save(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Pa
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{str(target)!r} is a file, not a zarr store")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp_dir = temporary_beside(target, directory=True)
     old = None
     try:
         store = tmp_dir / "store.zarr"
         dt.to_zarr(store, mode="w", consolidated=False)
         os.chmod(store, output_mode(target, directory=True))
         if target.exists():
-            old = Path(
-                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
-            )
-            os.replace(target, old / "store.zarr")
+            # The previous store is moved aside whole (a folder cannot be
+            # replaced in one step); if this process dies before the new one
+            # takes its place, the next write of ``target`` moves it back.
+            old = temporary_beside(target, ".old", directory=True)
+            os.rename(target, old)
         os.replace(store, target)
+    except BaseException:
+        if old is not None and not target.exists():
+            os.rename(old, target)
+            old = None
+        raise
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         if old is not None:
