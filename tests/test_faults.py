@@ -276,3 +276,61 @@ def test_a_store_moved_aside_by_a_killed_writer_is_put_back(tmp_path):
     # With the target in place, a copy moved aside is only a leftover.
     aside.mkdir()
     assert remove_leftovers(target) == [aside] and target.exists()
+
+
+# ---------------------------------------------------------------------------
+# a disk that fills during a write
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs (skipped where mounting is not permitted, e.g. without root)."""
+    point = tmp_path / "disk"
+    point.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(point)],
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    yield point
+    subprocess.run(["umount", str(point)], check=False)
+
+
+#: Runs the command line; right after it has checked the free space of
+#: ``FILL_DISK`` (and found room), another writer fills that disk.
+FILLER = """
+import os, shutil, sys
+
+disk = os.environ["FILL_DISK"]
+disk_usage = shutil.disk_usage
+
+def fill(path):
+    usage = disk_usage(path)
+    if os.path.realpath(path) == os.path.realpath(disk):
+        with open(os.path.join(disk, "filler"), "ab") as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+                    f.flush()
+            except OSError:
+                pass
+    return usage
+
+shutil.disk_usage = fill
+
+from attnmodel.__main__ import main
+
+sys.exit(main())
+"""
+
+
+def test_a_disk_filled_during_a_result_write_is_one_line(votes, small_disk):
+    target = small_disk / "r.nc"
+    proc = subprocess.run(
+        [sys.executable, "-c", FILLER, "-q", "fit", votes, "--family", "beta", "--out", target],
+        env={**os.environ, "FILL_DISK": str(small_disk)}, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr == f"attnmodel: error: {str(target)!r}: could not be written (No space left on device)\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
