@@ -108,6 +108,35 @@ def test_ctrl_c_during_nuts_stops_the_workers_promptly(votes, tmp_path, to):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+#: Runs the console script's code with Ctrl-C arriving while module
+#: ``INTERRUPT_IMPORT`` is being imported.
+INTERRUPTED_IMPORT = """
+import importlib.abc, os, sys
+
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["INTERRUPT_IMPORT"]:
+            raise KeyboardInterrupt  # as Ctrl-C does in the middle of an import
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+
+from attnmodel.__main__ import main
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("module", ["attnmodel.cli", "attnmodel.cli.parser", "argparse"])
+def test_ctrl_c_while_the_command_line_is_imported_is_one_line(module):
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IMPORT, "summary", "r.nc"],
+        env={**os.environ, "INTERRUPT_IMPORT": module}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "attnmodel: interrupted\n")
+
+
 # ---------------------------------------------------------------------------
 # SIGKILL while writing
 
