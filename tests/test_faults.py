@@ -361,5 +361,6 @@ def test_a_disk_filled_during_a_result_write_is_one_line(votes, small_disk):
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr == f"attnmodel: error: {str(target)!r}: could not be written (No space left on device)\n"
+    line = f"attnmodel: error: {str(target)!r}: could not be written (No space left on device)"
+    assert proc.stderr == line + "\n"
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

@@ -24,12 +24,13 @@ value has and keep it (a JSON ``7`` stays a number, ``"007"`` a string).
 Every file is written atomically (:func:`atomic_write`): the contents go to a
 temporary file beside the target, which replaces the target only once it is
 complete, so a crash never leaves a half-written file, and an existing file is
-only replaced when asked. A process killed while writing (SIGKILL, a power
-cut) can leave its temporary file behind, named ``.NAME.PID-XXXXXXXX.tmp``
-beside the target; the next write to the same target removes the leftovers of
-processes that are no longer running (:func:`remove_leftovers`). A new format is one entry of :data:`TABLE_SUFFIXES`
-and one branch in each of :func:`read_table`, :func:`peek_columns` and
-:func:`write_table`.
+only replaced when asked. A process killed while writing (SIGKILL) can leave
+its temporary file behind, named ``.NAME.PID-XXXXXXXX.tmp`` beside the
+target; the next write to the same target removes the leftovers of processes
+that are no longer running (:func:`remove_leftovers`).
+
+A new format is one entry of :data:`TABLE_SUFFIXES` and one branch in each of
+:func:`read_table`, :func:`peek_columns` and :func:`write_table`.
 """
 
 from __future__ import annotations
