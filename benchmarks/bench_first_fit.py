@@ -21,7 +21,10 @@ Cases:
 
 * ``cold``: ``NUMBA_CACHE_DIR`` set to a new, empty folder, so every kernel is
   compiled (the first fit after installing);
-* ``warm``: the same folder again, now filled by the cold run (every later fit).
+* ``warm``: the same folder again, now filled by the cold run (every later fit);
+* ``warmup``: a new, empty folder filled by ``python -m attnmodel.warmup`` (the
+  set-up step that compiles every kernel at installation; its own time is
+  printed apart), then the first fit: what a user of a fresh installation pays.
 
 Each case is repeated ``--runs`` times (a new empty cache folder for every cold
 run); medians, minimum and maximum are printed. The machines are shared: quote the
@@ -121,6 +124,22 @@ def run_case(case: str, cache_dir: str) -> dict:
     return out
 
 
+def run_warmup(cache_dir: str) -> float:
+    """``python -m attnmodel.warmup`` into ``cache_dir``; its wall time in seconds."""
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": cache_dir,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "attnmodel.warmup"], env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the warm-up failed:\n{proc.stderr}")
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     """Run each case cold and warm ``--runs`` times and print the table; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -136,12 +155,16 @@ def main() -> int:
     print(banner("bench_first_fit"))
     names = args.only or [c for c in CASES if c != "mtbench" or MTBENCH.is_file()]
     results: dict[tuple[str, str], list[dict]] = {}
+    warmups: list[float] = []
     with tempfile.TemporaryDirectory(prefix="attnmodel-numba-") as scratch:
         for name in names:
             for i in range(args.runs):
                 cache = str(Path(scratch) / f"{name}-{i}")
                 results.setdefault((name, "cold"), []).append(run_case(name, cache))
                 results.setdefault((name, "warm"), []).append(run_case(name, cache))
+                installed = str(Path(scratch) / f"{name}-{i}-warmup")
+                warmups.append(run_warmup(installed))
+                results.setdefault((name, "warmup"), []).append(run_case(name, installed))
     phases = ("import", "data", "first", "second", "total")
     for name in names:
         print(f"{name}: {CASES[name]}")
@@ -149,9 +172,13 @@ def main() -> int:
     for (name, cache), runs in results.items():
         for r in runs:
             print(f"  {name} {cache}: " + " / ".join(f"{r[p]:.2f}" for p in phases))
+    print(
+        "python -m attnmodel.warmup into an empty cache: median "
+        f"{statistics.median(warmups):.1f} s [{min(warmups):.1f}, {max(warmups):.1f}]"
+    )
     print()
     print_header(
-        f"{'case':<12} {'cache':<5} {'import':>7} {'data':>7} {'first fit [min, max]':>24} "
+        f"{'case':<12} {'cache':<6} {'import':>7} {'data':>7} {'first fit [min, max]':>24} "
         f"{'second':>7} {'total':>7}  converged  first fit < {TARGET_S:g} s"
     )
     for (name, cache), runs in results.items():
@@ -162,7 +189,7 @@ def main() -> int:
         conv = all(r["converged"] for r in runs)
         first = f"{med['first']:.2f}s [{lo:.2f}, {hi:.2f}]"
         print(
-            f"{name:<12} {cache:<5} {med['import']:>6.2f}s {med['data']:>6.2f}s {first:>24} "
+            f"{name:<12} {cache:<6} {med['import']:>6.2f}s {med['data']:>6.2f}s {first:>24} "
             f"{med['second']:>6.2f}s {med['total']:>6.2f}s  {str(conv):<9}  {verdict}"
         )
     return 0

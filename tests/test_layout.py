@@ -186,7 +186,7 @@ LAYERS = [
     ("attnmodel.inference",),
     ("attnmodel.filtering",),
     ("attnmodel.compare", "attnmodel.baselines"),
-    ("attnmodel.paper",),
+    ("attnmodel.paper", "attnmodel.warmup"),
     ("attnmodel.cli",),
     ("attnmodel.__main__",),
 ]

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from attnmodel.cli.commands import (
     write_table,
     write_text,
 )
-from attnmodel.data.io import output_mode
+from attnmodel.data.io import output_mode, temporary_beside
 from attnmodel.errors import CommandError
 
 __all__ = ["DEMO_FILES", "cmd_demo"]
@@ -88,7 +87,7 @@ def _check_demo_folder(outdir: Path, force: bool) -> bool:
 def _stage(outdir: Path) -> Path:
     """A new empty folder beside ``outdir`` to write a run into, with the mode ``outdir`` gets."""
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=outdir.parent))
+    stage = temporary_beside(outdir, directory=True)
     os.chmod(stage, output_mode(outdir, directory=True))
     return stage
 
@@ -108,7 +107,7 @@ def _publish(stage: Path, outdir: Path) -> None:
             os.replace(path, outdir / path.name)
         stage.rmdir()
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".old", dir=outdir.parent))
+    old = temporary_beside(outdir, ".old", directory=True)
     os.rename(outdir, old)
     try:
         os.rename(stage, outdir)

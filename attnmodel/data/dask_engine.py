@@ -296,10 +296,29 @@ def _to_cells(cells: pd.DataFrame, layout: str, columns: list, user: Hashable) -
     )
 
 
+def _literal_id_options(files: list[str], user: Hashable) -> dict[str, Any]:
+    """``read_csv`` options under which only an empty ``user`` cell is missing.
+
+    As in :func:`attnmodel.data.io.read_table`, a user called ``NA`` or
+    ``null`` is a user; every other column keeps pandas' missing values.
+    """
+    from pandas.io.parsers.readers import STR_NA_VALUES
+
+    from attnmodel.data.io import peek_columns
+
+    columns = peek_columns(files[0]) or []
+    if user not in columns:
+        return {}
+    missing = {c: sorted(STR_NA_VALUES) for c in columns}
+    missing[user] = [""]
+    return {"keep_default_na": False, "na_values": missing}
+
+
 def read_dask(path: str | os.PathLike, user: Hashable = "user") -> Any:
     """A Dask DataFrame of a table file, glob or folder (io module's rules for ids).
 
-    CSV user ids are read as strings and JSON values keep their types, as by
+    CSV user ids are read as strings, only an empty one missing (a user
+    called ``NA`` is a user), and JSON values keep their types, as by
     :func:`attnmodel.data.io.read_table`.
     """
     import dask.dataframe as dd
@@ -311,7 +330,9 @@ def read_dask(path: str | os.PathLike, user: Hashable = "user") -> Any:
     if kind == "parquet":
         return dd.read_parquet(names)
     if kind == "csv":
-        return dd.read_csv(names, dtype={user: str}, blocksize=None)
+        return dd.read_csv(
+            names, dtype={user: str}, blocksize=None, **_literal_id_options(names, user)
+        )
     import dask
 
     # Dask would turn a column of JSON values into text, 1 and "1" alike.

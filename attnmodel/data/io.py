@@ -24,15 +24,20 @@ value has and keep it (a JSON ``7`` stays a number, ``"007"`` a string).
 Every file is written atomically (:func:`atomic_write`): the contents go to a
 temporary file beside the target, which replaces the target only once it is
 complete, so a crash never leaves a half-written file, and an existing file is
-only replaced when asked. A new format is one entry of :data:`TABLE_SUFFIXES`
-and one branch in each of :func:`read_table`, :func:`peek_columns` and
-:func:`write_table`.
+only replaced when asked. A process killed while writing (SIGKILL) can leave
+its temporary file behind, named ``.NAME.PID-XXXXXXXX.tmp`` beside the
+target; the next write to the same target removes the leftovers of processes
+that are no longer running (:func:`remove_leftovers`).
+
+A new format is one entry of :data:`TABLE_SUFFIXES` and one branch in each of
+:func:`read_table`, :func:`peek_columns` and :func:`write_table`.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Sequence
@@ -50,6 +55,8 @@ __all__ = [
     "current_umask",
     "output_mode",
     "expand_table_path",
+    "remove_leftovers",
+    "temporary_beside",
     "first_bad_jsonl_line",
     "is_multi_file",
     "peek_columns",
@@ -368,6 +375,90 @@ def output_mode(target: str | os.PathLike, *, directory: bool = False) -> int:
         return (0o777 if directory else 0o666) & ~current_umask()
 
 
+#: Endings of the temporary siblings of a target: a file or folder being
+#: written, and a folder's previous version moved aside while it is replaced.
+TEMPORARY_SUFFIXES = (".tmp", ".old")
+
+
+def _writer_running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (when in doubt, yes: its file is then kept)."""
+    if os.name != "posix":
+        return True  # elsewhere os.kill(pid, 0) is no mere question
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # running under another account
+    return True
+
+
+def _writer_pid(target: Path, sibling: Path) -> int | None:
+    """The process id in a temporary sibling's name ``.NAME.PID-XXXXXXXX.SUFFIX``, if any."""
+    head = f".{target.name}."
+    name = sibling.name
+    if not name.startswith(head) or not name.endswith(TEMPORARY_SUFFIXES):
+        return None
+    pid, dash, _ = name[len(head) :].partition("-")
+    return int(pid) if dash and pid.isdigit() else None
+
+
+def remove_leftovers(target: str | os.PathLike) -> list[Path]:
+    """Remove what killed writes of ``target`` left beside it; return what was removed.
+
+    A temporary file or folder of ``target`` (``.NAME.PID-XXXXXXXX.tmp``)
+    whose process no longer runs is removed. A previous version moved aside
+    (``.NAME.PID-XXXXXXXX.old``) by a process killed before the new version
+    took its place is moved back when ``target`` is missing, else removed.
+    Temporaries of a process still running, and names of another form, are
+    left alone.
+    """
+    target = Path(target)
+    removed: list[Path] = []
+    try:
+        siblings = list(target.parent.glob(f".{glob.escape(target.name)}.*"))
+    except OSError:
+        return removed
+    for sibling in sorted(siblings, key=lambda p: p.suffix != ".old"):
+        pid = _writer_pid(target, sibling)
+        if pid is None or _writer_running(pid):
+            continue
+        try:
+            if sibling.suffix == ".old" and not target.exists():
+                os.rename(sibling, target)
+                continue
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling)
+            else:
+                sibling.unlink()
+        except OSError:
+            continue  # another process got there first, or it cannot be removed: keep going
+        removed.append(sibling)
+    return removed
+
+
+def temporary_beside(
+    target: str | os.PathLike, suffix: str = ".tmp", *, directory: bool = False
+) -> Path:
+    """A new empty file (or folder) beside ``target`` to write it in, then move into place.
+
+    Its name, ``.NAME.PID-XXXXXXXX.tmp`` (or ``.old``), carries this
+    process's id so that a later write can tell a leftover of a killed
+    process from a write still running; those leftovers are removed first
+    (:func:`remove_leftovers`). Created with mode ``0o600`` (``0o700``).
+    """
+    target = Path(target)
+    remove_leftovers(target)
+    prefix = f".{target.name}.{os.getpid()}-"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[Path], None], *, force: bool = False
 ) -> Path:
@@ -376,7 +467,10 @@ def atomic_write(
     The file gets the permissions a plain ``open(path, "w")`` would give it
     (:func:`output_mode`): those of the file it replaces, else ``0o666``
     less the umask. If ``write`` or the move fails, the temporary file is
-    removed and the target left as it was.
+    removed and the target left as it was. A process killed meanwhile
+    leaves either the old target or the new one, never a part of one, and
+    possibly its temporary file, which the next write of ``path`` removes
+    (:func:`temporary_beside`).
 
     Parameters
     ----------
@@ -393,9 +487,7 @@ def atomic_write(
         raise FileExistsError(f"{str(target)!r} exists; pass force=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     mode = output_mode(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temporary_beside(target)
     try:
         write(tmp_path)
         os.chmod(tmp_path, mode)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from attnmodel.data.io import atomic_write, output_mode
+from attnmodel.data.io import atomic_write, output_mode, temporary_beside
 from attnmodel.errors import ResultFileError
 from attnmodel.results.tree import json_safe, plain_strings, require_result, validate_tree
 
@@ -86,8 +86,8 @@ _NETCDF_OVERHEAD = 1 << 20
 def _require_space(dt: xr.DataTree, folder: Path) -> None:
     """Refuse a netCDF write that cannot fit on its disk, before HDF5 starts it.
 
-    HDF5 may crash the process when the disk fills during a write, so the
-    free space is compared with the tree's size up front.
+    Refused before the file is built in memory (:func:`_write_netcdf`), so
+    that a disk too small is reported at once.
     """
     need = _NETCDF_OVERHEAD + sum(
         int(var.nbytes)
@@ -106,6 +106,21 @@ def _require_space(dt: xr.DataTree, folder: Path) -> None:
             errno.ENOSPC,
             f"No space left on device: about {need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free",
         )
+
+
+def _write_netcdf(dt: xr.DataTree, path: Path) -> None:
+    """Write ``dt`` as netCDF to ``path``: built in memory, then written by Python.
+
+    HDF5 may crash the process when the disk fills while it writes, which the
+    space check before the write cannot rule out (another program may fill
+    the disk meanwhile). Built in memory, the file reaches the disk through
+    ordinary writes, where a full disk is an ``OSError``. The price is a
+    copy of the file in memory while it is written.
+    """
+    built = io.BytesIO()
+    dt.to_netcdf(built, engine="h5netcdf")
+    with built.getbuffer() as data, open(path, "wb") as f:
+        f.write(data)
 
 
 def _suffix(path: Path) -> str:
@@ -151,24 +166,28 @@ def save(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Pa
         if target.is_dir():
             raise IsADirectoryError(f"{str(target)!r} is a directory, not a netCDF file")
         _require_space(dt, target.parent)
-        return atomic_write(
-            target, lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf", mode="w"), force=force
-        )
+        return atomic_write(target, lambda tmp: _write_netcdf(dt, tmp), force=force)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{str(target)!r} is a file, not a zarr store")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp_dir = temporary_beside(target, directory=True)
     old = None
     try:
         store = tmp_dir / "store.zarr"
         dt.to_zarr(store, mode="w", consolidated=False)
         os.chmod(store, output_mode(target, directory=True))
         if target.exists():
-            old = Path(
-                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
-            )
-            os.replace(target, old / "store.zarr")
+            # The previous store is moved aside whole (a folder cannot be
+            # replaced in one step); if this process dies before the new one
+            # takes its place, the next write of ``target`` moves it back.
+            old = temporary_beside(target, ".old", directory=True)
+            os.rename(target, old)
         os.replace(store, target)
+    except BaseException:
+        if old is not None and not target.exists():
+            os.rename(old, target)
+            old = None
+        raise
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         if old is not None:
