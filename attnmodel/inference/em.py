@@ -931,7 +931,10 @@ def _polish(
         method="L-BFGS-B",
         bounds=optimize.Bounds(lo, hi),
         callback=callback,
-        options={"maxiter": max_iter, "ftol": max(tol, 1e-15), "gtol": 1e-9},
+        # It stops on the projected gradient per vote (gtol) or when the line search
+        # gains nothing more: a test on the relative gain (ftol) ended it after one
+        # short step along a flat ridge, up to 1e-4 short of the maximum in the parameters.
+        options={"maxiter": max_iter, "ftol": 0.0, "gtol": 1e-9},
     )
     callback(res.x)
     st, e = best
