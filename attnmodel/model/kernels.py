@@ -60,6 +60,7 @@ __all__ = [
     "STRIDE_MAX",
     "STRIDE_SPACING_MAX",
     "STRIDE_TOL",
+    "STRIDE_MIN_SAVING",
 ]
 
 #: Counts above this use the log-space path (the tables would grow past 130 rows per pair).
@@ -94,6 +95,9 @@ STRIDE_SPACING_MAX = 0.4
 #: of the mass beyond ``|u| = 200``, it falls as the spacing squared and stays
 #: below a third of this, below the grid's own truncation error.
 STRIDE_TOL = 1e-9
+#: Rows take strides only when that saves at least this share of the E-step's
+#: entries times nodes (see :func:`stride_start_levels`).
+STRIDE_MIN_SAVING = 0.5
 #: Values the parallel chunks' per-key node weights may hold together (with one
 #: log mass per key); fewer chunks run when there are many keys.
 _KEY_SUM_BUDGET = 8_000_000
@@ -484,12 +488,17 @@ def stride_start_levels(row_ptr, entry_s, entry_f, spacing, top):
     ``SPACING_ROOT_VOTES / sqrt(n)`` (see
     :func:`attnmodel.model.grid.default_spacing`), the largest power of two
     times ``spacing`` below that, at most level ``top``. The E-step checks the
-    level and halves the stride until it passes (:data:`STRIDE_TOL`).
+    level and halves the stride until it passes (:data:`STRIDE_TOL`). When the
+    strides would save less than :data:`STRIDE_MIN_SAVING` of the rows' entries
+    times nodes (most rows as heavy as the grid allows), every row stays on
+    the full grid: the passes over the sub-grids would cost more than they save.
     """
     n_rows = row_ptr.size - 1
     level = np.zeros(n_rows, dtype=np.int64)
     if top == 0:
         return level
+    full = 0.0
+    strided = 0.0
     for r in range(n_rows):
         votes = max(_row_votes(r, row_ptr, entry_s, entry_f), 1)
         room = SPACING_ROOT_VOTES / np.sqrt(votes) / spacing
@@ -497,6 +506,11 @@ def stride_start_levels(row_ptr, entry_s, entry_f, spacing, top):
         while lv < top and 2 ** (lv + 1) <= room:
             lv += 1
         level[r] = lv
+        cost = row_ptr[r + 1] - row_ptr[r]
+        full += cost
+        strided += cost / 2**lv
+    if strided > (1.0 - STRIDE_MIN_SAVING) * full:
+        level[:] = 0
     return level
 
 
