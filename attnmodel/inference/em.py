@@ -222,6 +222,7 @@ class EMProblem:
             (c_entry * (counts.entry_n - counts.entry_s), (counts.entry_pair, cols)), shape=shape
         )
         self._cached_ll: tuple[np.ndarray, np.ndarray] | None = None
+        self._strides = None
         self.prior = prior
         self.structure = IndependentMu() if structure is None else structure
         if isinstance(self.structure, BradleyTerryMu):
@@ -284,6 +285,25 @@ class EMProblem:
             return log_mass, np.zeros(self.counts.n_rows, dtype=np.int64)
         tie = self.tie_log_factor(eta, one_minus_eta, state.ties)
         return log_mass + tie, np.asarray(self.tie_term.row_key, dtype=np.int64)
+
+    @property
+    def stride_spacing(self) -> float:
+        """The grid's spacing when rows may take strides of it, else 0 (atoms, ties modelled).
+
+        Without ties the E-step sums each row over every ``k``-th node of the
+        grid (see :func:`attnmodel.model.kernels.estep_stats`); with ties
+        every row keeps the full grid.
+        """
+        if self.grid is None or self.tie_term is not None:
+            return 0.0
+        return float(self.grid.spacing)
+
+    def _stride_plan(self, n_nodes: int):
+        from attnmodel.model.kernels import stride_plan
+
+        if self._strides is None:
+            self._strides = stride_plan(self.counts, n_nodes, self.stride_spacing)
+        return self._strides
 
     # -- nodes -----------------------------------------------------------
     def nodes(self, params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -350,11 +370,17 @@ class EMProblem:
 
             log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
             log_z, weight, s_stat, f_stat, post = estep_stats(
-                counts, log_g, log_1mg, log_mass, posterior
+                counts, log_g, log_1mg, log_mass, posterior, spacing=self.stride_spacing
             )
         else:
             a = self._row_loglik(eta, one_minus_eta, state.mu) + log_mass[None, :]
-            log_z, post = _normalise_rows(a)
+            if self.stride_spacing > 0 and not posterior:
+                # Each row on its own sub-grid, as the compiled pass (estep_stats) takes it.
+                from attnmodel.model.kernels import row_posterior
+
+                log_z, post = row_posterior(a, *self._stride_plan(a.shape[1]))
+            else:
+                log_z, post = _normalise_rows(a)
             weight = counts.row_weight @ post
             post_e = post if counts.one_entry_per_row else post[counts.entry_row]
             s_stat = np.asarray(self._m_s @ post_e)
@@ -963,7 +989,10 @@ def _polish(
         method="L-BFGS-B",
         bounds=optimize.Bounds(lo, hi),
         callback=callback,
-        options={"maxiter": max_iter, "ftol": max(tol, 1e-15), "gtol": 1e-9},
+        # It stops on the projected gradient per vote (gtol) or when the line search
+        # gains nothing more: a test on the relative gain (ftol) ended it after one
+        # short step along a flat ridge, up to 1e-4 short of the maximum in the parameters.
+        options={"maxiter": max_iter, "ftol": 0.0, "gtol": 1e-9},
     )
     callback(res.x)
     st, e = best

@@ -41,6 +41,10 @@ __all__ = [
 LOGIT_HALF_WIDTH = 200.0
 #: Scale of the sinh stretch: spacing stays within 25% of ``h`` for ``|u| < 3``.
 LOGIT_STRETCH = 4.0
+#: Central spacing that resolves ``n`` votes, times ``sqrt(n)`` (see :func:`default_spacing`).
+SPACING_ROOT_VOTES = 2.5
+#: Largest central spacing that resolves every admissible prior density.
+SPACING_MAX = 0.1
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def default_spacing(max_votes: int) -> float:
     below ``1e-7`` and ``h <= 0.1`` keeps every admissible prior density
     resolved (see the families' bounds).
     """
-    return float(min(0.1, 2.5 / np.sqrt(max(int(max_votes), 1))))
+    return float(min(SPACING_MAX, SPACING_ROOT_VOTES / np.sqrt(max(int(max_votes), 1))))
 
 
 def make_logit_grid(max_votes: int = 1, spacing: float | None = None) -> LogitGrid:

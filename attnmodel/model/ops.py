@@ -35,9 +35,17 @@ __all__ = ["MarginalVotes", "marginal_votes"]
 
 
 class MarginalVotes(Op):
-    """``(total, log_z, W, S, F)`` of the E-step; see the module docstring."""
+    """``(total, log_z, W, S, F)`` of the E-step; see the module docstring.
 
-    __props__ = ()
+    ``spacing`` is the logit grid's central spacing when the nodes are one
+    (rows then take strides of it, :func:`attnmodel.model.kernels.estep_stats`),
+    0 for atoms.
+    """
+
+    __props__ = ("spacing",)
+
+    def __init__(self, spacing: float = 0.0):
+        self.spacing = float(spacing)
 
     def make_node(
         self, row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
@@ -71,7 +79,7 @@ class MarginalVotes(Op):
 
     def perform(self, node, inputs, output_storage):
         args = [np.ascontiguousarray(x) for x in inputs]
-        out = _marginal_votes_kernel(*args)
+        out = _marginal_votes_kernel(*args, self.spacing)
         output_storage[0][0] = np.asarray(out[0])
         for i in range(1, 5):
             output_storage[i][0] = out[i]
@@ -102,11 +110,11 @@ class MarginalVotes(Op):
 
 @numba.njit(cache=True)
 def _marginal_votes_kernel(
-    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
 ):
     """``(total, log_z, W, S, F)``: the serial E-step and the weighted total of its ``log_z``."""
     log_z, w, s, f = kernels.estep_serial(
-        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
     )
     total = 0.0
     for r in range(log_z.size):
@@ -132,24 +140,25 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(MarginalVotes)
     def _numba_marginal_votes(op, node, **kwargs):
+        spacing = op.spacing
+
         @numba_njit
         def marginal_votes(
             row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
         ):
             total, log_z, w, s, f = kernel(
-                row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
+                row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
             )
             return np.array(total), log_z, w, s, f
 
+        # The spacing is compiled in; the default cache key holds the Op's props.
         return marginal_votes, _kernel_version()
 
 
 _register_numba()
 
-_OP = MarginalVotes()
 
-
-def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass):
+def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass, spacing: float = 0.0):
     """``sum_r weight_r log Z_r`` for a :class:`~attnmodel.data.counts.CountTable`, as a tensor.
 
     Parameters
@@ -160,6 +169,8 @@ def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass):
         Users per distinct row (``pm.Data`` in the model, so it can change).
     log_g, log_1mg : tensor (P, G)
     log_mass : tensor (G,)
+    spacing : float
+        The logit grid's central spacing when the nodes are one, else 0.
     """
     # Shared variables rather than constants: large constants would make the
     # compiled graph uncacheable (Numba treats big arrays as dynamic globals).
@@ -168,7 +179,7 @@ def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass):
         pytensor.shared(a, name=f"counts_{n}")
         for a, n in zip(kernels.count_arrays(counts), names, strict=True)
     ]
-    return _OP(
+    return MarginalVotes(spacing)(
         *arrays,
         row_weight,
         log_g,

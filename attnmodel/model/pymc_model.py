@@ -294,7 +294,9 @@ def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) ->
             )
     # The E-step kernel gives the log-likelihood and, by Fisher's identity, its
     # gradient in one pass over the rows (see attnmodel.model.ops).
-    total = marginal_votes(counts, weight, log_g, log_1mg, log_mass) + pt.dot(weight, const)
+    spacing = 0.0 if fam.discrete else grid.spacing
+    total = marginal_votes(counts, weight, log_g, log_1mg, log_mass, spacing)
+    total = total + pt.dot(weight, const)
     if feasible is not None:
         # Outside the admissible set the parameters are meaningless (possibly NaN).
         total = pt.switch(feasible, total, -np.inf)
