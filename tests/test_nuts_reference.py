@@ -39,6 +39,7 @@ from tests.reference_posterior import (
     beta_reference,
     beta_shape_cap,
     two_point_reference,
+    two_point_structured_reference,
 )
 
 FAMILY_WISE = 0.01
@@ -60,25 +61,41 @@ def simulate(family, params, n_users, n_votes, mu, seed):
     return n, s
 
 
+def _ref_se(ref, kind, name, prob=None):
+    """The reference's own Monte Carlo error (0 for a grid reference, whose error is negligible)."""
+    if not hasattr(ref, "mean_se"):
+        return 0.0
+    if kind == "quantile":
+        return ref.quantile_se(name, prob)
+    return getattr(ref, f"{kind}_se")(name)
+
+
 def z_table(tree, ref, names, users=True):
-    """Rows ``(label, nuts, reference, mcse)`` of every comparison (``users``: with p_above)."""
+    """Rows ``(label, nuts, reference, se)`` of every comparison (``users``: with p_above).
+
+    ``names`` holds a global's name, or ``(variable, index, reference name)``
+    for one element of a vector (e.g. ``("theta", 2, "theta[2]")``); a bare
+    vector variable means its first element (the one unknown ``mu``). ``se`` is
+    the NUTS MCSE, with the reference's own Monte Carlo error added in
+    quadrature when it has one (importance sampling).
+    """
     post = tree["posterior"]
     rows = []
-    for name in names:
-        x = post[name].values
-        if x.ndim == 3:  # mu (chain, draw, pair): the one unknown pair
-            x = x[..., 0]
-        rows.append((f"mean {name}", x.mean(), ref.mean(name), azs.mcse(x, method="mean")))
-        rows.append((f"sd {name}", x.std(), ref.sd(name), azs.mcse(x, method="sd")))
+    for item in names:
+        var, index, name = (item, 0, item) if isinstance(item, str) else item
+        x = post[var].values
+        if x.ndim == 3:
+            x = x[..., index]
+        for kind, value, reference, mcse in (
+            ("mean", x.mean(), ref.mean(name), azs.mcse(x, method="mean")),
+            ("sd", x.std(), ref.sd(name), azs.mcse(x, method="sd")),
+        ):
+            se = np.hypot(mcse, _ref_se(ref, kind, name))
+            rows.append((f"{kind} {name}", value, reference, se))
         for p in PROBS:
-            rows.append(
-                (
-                    f"q{p:g} {name}",
-                    np.quantile(x, p),
-                    ref.quantile(name, p),
-                    azs.mcse(x, method="quantile", prob=p),
-                )
-            )
+            mcse = azs.mcse(x, method="quantile", prob=p)
+            se = np.hypot(mcse, _ref_se(ref, "quantile", name, p))
+            rows.append((f"q{p:g} {name}", np.quantile(x, p), ref.quantile(name, p), se))
     if not users:
         return [(lab, float(a), float(b), float(se)) for lab, a, b, se in rows]
     att = tree["attentiveness"]
@@ -87,8 +104,10 @@ def z_table(tree, ref, names, users=True):
     np.testing.assert_array_equal(users, np.arange(ref.p_above.size))
     p_nuts = att["p_above"].values
     mcse = att["p_above_mcse"].values
+    ref_se = getattr(ref, "p_above_se", np.zeros(ref.p_above.size))
     for j, u in enumerate(users):
-        rows.append((f"p_above user {u}", p_nuts[j], ref.p_above[j], mcse[j]))
+        se = np.hypot(mcse[j], ref_se[j])
+        rows.append((f"p_above user {u}", p_nuts[j], ref.p_above[j], se))
     return [(lab, float(a), float(b), float(se)) for lab, a, b, se in rows]
 
 
@@ -192,6 +211,61 @@ def test_two_point_mu_under_prior_matches_reference():
     # 1.4e-5) cannot see the missing clumps: seeds 5 and 7 give 0.99945 and
     # 0.99946 against 0.99930, |z| 8.2 and 11.8. Repeated fits scatter by 5e-4.
     assert_matches_reference(tree, ref, ["q_low", "eta_low", "eta_high", "mu"], users=False)
+
+
+# -- mu structures: references by importance sampling ---------------------------------
+#
+# With a structure on mu the globals of a two-point P_eta have five (Bradley-Terry,
+# 3 models) or eight (pooled, 3 pairs) dimensions: the reference is importance
+# sampling (tests.reference_posterior.importance_reference) with 300,000 draws,
+# whose own standard error enters each z-test's denominator. Its Pareto k-hat
+# must stay below 0.5 (finite variance of the weights: the standard error is
+# then valid) and its effective sample size must exceed NUTS's 4000 draws, so
+# that the test keeps its power.
+
+STRUCTURE_TRUTH = {"q_low": 0.4, "eta_low": 0.1, "eta_high": 0.9}
+IS_DRAWS = 300_000
+
+
+def _check_importance(ref):
+    print(f"importance sampling: k-hat {ref.khat:.3f}, ESS {ref.ess:.0f}")
+    assert ref.khat < 0.5, ref.khat
+    assert ref.ess > 4000, ref.ess
+
+
+@pytest.mark.slow
+def test_bradley_terry_matches_reference():
+    # Three models, every pair compared: two free strengths under ZeroSumNormal(1).
+    pairs, pair_a, pair_b = ["A vs B", "B vs C", "A vs C"], np.array([0, 1, 0]), np.array([1, 2, 2])
+    theta = np.array([0.8, 0.0, -0.8])
+    mu = special.expit(theta[pair_a] - theta[pair_b])
+    n, s = simulate("two_point", STRUCTURE_TRUTH, 50, 8, mu, seed=201)
+    data = am.VoteData.from_counts(n, s, pairs=pairs)
+    tree = am.fit(data, "two_point", method="nuts", mu_structure="bradley_terry", seed=5, **NUTS)
+    assert list(tree["posterior"]["theta"]["model"].values) == ["A", "B", "C"]
+    ref = two_point_structured_reference(
+        n, s, "bradley_terry", pair_a=pair_a, pair_b=pair_b, n_draws=IS_DRAWS, seed=1
+    )
+    _check_importance(ref)
+    names = ["q_low", "eta_low", "eta_high"]
+    names += [("theta", i, f"theta[{i}]") for i in range(3)]
+    names += [("mu", k, f"mu[{k}]") for k in range(3)]
+    assert_matches_reference(tree, ref, names)
+
+
+@pytest.mark.slow
+def test_pooled_matches_reference():
+    # Three pairs, all unknown, under the default population and hyperpriors.
+    n, s = simulate("two_point", STRUCTURE_TRUTH, 50, 8, [0.7, 0.8, 0.9], seed=202)
+    data = am.VoteData.from_counts(n, s)
+    tree = am.fit(data, "two_point", method="nuts", mu_structure="pooled", seed=6, **NUTS)
+    assert list(tree["posterior"]["mu_hyper"]["hyper"].values) == ["mode", "concentration"]
+    ref = two_point_structured_reference(n, s, "pooled", n_draws=IS_DRAWS, seed=2)
+    _check_importance(ref)
+    names = ["q_low", "eta_low", "eta_high"]
+    names += [("mu_hyper", 0, "mu_pop_mode"), ("mu_hyper", 1, "mu_pop_concentration")]
+    names += [("mu", k, f"mu[{k}]") for k in range(3)]
+    assert_matches_reference(tree, ref, names)
 
 
 def test_reference_is_exact_for_one_user():
