@@ -1,4 +1,4 @@
-"""NUTS against an independent reference posterior (quadrature of the global parameters).
+"""NUTS against an independent reference posterior (quadrature or importance sampling).
 
 For small data (40-50 users, 20-30 votes each) the posterior of the global
 parameters is wide, and :mod:`tests.reference_posterior` computes it on a fine
@@ -20,7 +20,10 @@ correct sampler fails it with probability about 1% over seeds).
 Cases: Beta ``P_eta`` with ``mu`` known (two pairs) and with ``mu`` under a
 ``BetaPrior(8, 2)`` (the identified parameterisation, one pair), two-point
 ``P_eta`` with ``mu`` known and with ``mu`` under a ``BetaPrior(8, 2)`` (one
-pair).
+pair); by importance sampling (five to eight globals, the reference's own
+Monte Carlo error added to each z-test's denominator): two-point ``P_eta``
+under ``mu_structure="bradley_terry"`` (three models) and ``"pooled"`` (three
+pairs).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from tests.reference_posterior import (
     bernstein_log_coefs,
     beta_reference,
     beta_shape_cap,
+    jacobi_rule,
+    tie_log_lik,
+    tie_row_integrals,
     two_point_reference,
     two_point_structured_reference,
 )
@@ -74,7 +80,8 @@ def z_table(tree, ref, names, users=True):
     """Rows ``(label, nuts, reference, se)`` of every comparison (``users``: with p_above).
 
     ``names`` holds a global's name, or ``(variable, index, reference name)``
-    for one element of a vector (e.g. ``("theta", 2, "theta[2]")``); a bare
+    for one element of a vector (e.g. ``("theta", 2, "theta[2]")``; the
+    variable may be a function of the posterior group); a bare
     vector variable means its first element (the one unknown ``mu``). ``se`` is
     the NUTS MCSE, with the reference's own Monte Carlo error added in
     quadrature when it has one (importance sampling).
@@ -83,7 +90,7 @@ def z_table(tree, ref, names, users=True):
     rows = []
     for item in names:
         var, index, name = (item, 0, item) if isinstance(item, str) else item
-        x = post[var].values
+        x = var(post) if callable(var) else post[var].values
         if x.ndim == 3:
             x = x[..., index]
         for kind, value, reference, mcse in (
@@ -147,13 +154,15 @@ def assert_matches_reference(tree, ref, names, users=True):
             assert se < 0.1 * ref.sd(name), (lab, se, ref.sd(name))
 
 
-def _fit(n, s, family, seed, **kw):
-    data = am.VoteData.from_counts(n, s)
+def _fit(n, s, family, seed, t=None, **kw):
+    data = am.VoteData.from_counts(n, s, t=t)
     tree = am.fit(data, family, method="nuts", seed=seed, **kw, **NUTS)
     if family == "beta":
         # The reference integrates over the box the package documents with the default
         # mean/concentration prior on it; the fit must state both.
-        cap = beta_shape_cap(int(n.sum(axis=1).max()))
+        # Users' votes (ties included: they narrow a user's posterior too) set the box's cap.
+        votes = np.reshape(n if t is None else np.asarray(n) + t, (len(n), -1)).sum(axis=1)
+        cap = beta_shape_cap(int(votes.max()))
         box = f"Uniform(lower={BETA_SHAPE_LO}, upper={cap})"
         priors = json.loads(tree.attrs["priors"])
         assert priors["alpha"] == priors["beta"] == box, priors
@@ -289,3 +298,41 @@ def test_reference_is_exact_for_one_user():
         ) - big_n * np.log(2)
         assert np.exp(got) == pytest.approx(full, rel=1e-9)
         assert np.exp(got_tail) == pytest.approx(tail, rel=1e-9)
+
+
+def test_tie_reference_rules():
+    """The tie reference's Gauss rules against exact moments and adaptive quadrature (fast)."""
+    # The Beta rule integrates every power up to 2n - 1 exactly, large shapes included.
+    for n_nodes, a, b in [(11, 0.3, 2.0), (12, 0.02, 0.3), (12, 600.0, 2400.0)]:
+        x, w = jacobi_rule(n_nodes, a, b)
+        powers = np.arange(2 * n_nodes)
+        exact = np.exp(special.betaln(a + powers, b) - special.betaln(a, b))
+        np.testing.assert_allclose((x[None, :] ** powers[:, None]) @ w, exact, rtol=1e-10)
+    # A user's likelihood with ties and its tail above eta* = 0.5 (18 votes and ties).
+    rows = (np.array([9]), np.array([3]), np.array([6]))
+    mu, kappa = 0.8, 0.4
+    for a, b, ta, tb in [(0.3, 2.0, 0.2, 3.0), (3.0, 5.0, 1.5, 8.0), (1.0, 0.3, 0.05, 0.5)]:
+        log_full = tie_row_integrals(rows, mu, a, b, kappa, ta, tb, 11)[0]
+        tail = tie_row_integrals(rows, mu, a, b, kappa, ta, tb, 11, eta_star=0.5)[0]
+
+        # QUADPACK's rule for algebraic end-point singularities (weight="alg") carries
+        # the power of each Beta density that is singular on the interval; the
+        # integrand keeps the other, smooth there.
+        def inner(e, ta=ta, tb=tb):
+            def f(u):
+                return np.exp(tie_log_lik(*rows, np.array([e]), np.array([u]), mu, kappa)[0, 0, 0])
+
+            val = integrate.quad(f, 0, 1, weight="alg", wvar=(ta - 1, tb - 1), epsabs=0)[0]
+            return val / special.beta(ta, tb)
+
+        norm = special.beta(a, b)
+        low = integrate.quad(
+            lambda e, b=b, inner=inner: inner(e) * (1 - e) ** (b - 1), 0, 0.5, weight="alg",
+            wvar=(a - 1, 0), epsabs=0,
+        )[0] / norm  # fmt: skip
+        high = integrate.quad(
+            lambda e, a=a, inner=inner: inner(e) * e ** (a - 1), 0.5, 1, weight="alg",
+            wvar=(0, b - 1), epsabs=0,
+        )[0] / norm  # fmt: skip
+        assert np.exp(log_full) == pytest.approx(low + high, rel=1e-9)
+        assert tail == pytest.approx(high / (low + high), abs=1e-10)
