@@ -1,4 +1,4 @@
-"""NUTS against an independent reference posterior (quadrature of the global parameters).
+"""NUTS against an independent reference posterior (quadrature or importance sampling).
 
 For small data (40-50 users, 20-30 votes each) the posterior of the global
 parameters is wide, and :mod:`tests.reference_posterior` computes it on a fine
@@ -20,7 +20,10 @@ correct sampler fails it with probability about 1% over seeds).
 Cases: Beta ``P_eta`` with ``mu`` known (two pairs) and with ``mu`` under a
 ``BetaPrior(8, 2)`` (the identified parameterisation, one pair), two-point
 ``P_eta`` with ``mu`` known and with ``mu`` under a ``BetaPrior(8, 2)`` (one
-pair).
+pair); by importance sampling (five to eight globals, the reference's own
+Monte Carlo error added to each z-test's denominator): two-point ``P_eta``
+under ``mu_structure="bradley_terry"`` (three models) and ``"pooled"`` (three
+pairs).
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ from tests.reference_posterior import (
     bernstein_log_coefs,
     beta_reference,
     beta_shape_cap,
+    jacobi_rule,
+    tie_log_lik,
+    tie_row_integrals,
     two_point_reference,
+    two_point_structured_reference,
 )
 
 FAMILY_WISE = 0.01
@@ -60,25 +67,42 @@ def simulate(family, params, n_users, n_votes, mu, seed):
     return n, s
 
 
+def _ref_se(ref, kind, name, prob=None):
+    """The reference's own Monte Carlo error (0 for a grid reference, whose error is negligible)."""
+    if not hasattr(ref, "mean_se"):
+        return 0.0
+    if kind == "quantile":
+        return ref.quantile_se(name, prob)
+    return getattr(ref, f"{kind}_se")(name)
+
+
 def z_table(tree, ref, names, users=True):
-    """Rows ``(label, nuts, reference, mcse)`` of every comparison (``users``: with p_above)."""
+    """Rows ``(label, nuts, reference, se)`` of every comparison (``users``: with p_above).
+
+    ``names`` holds a global's name, or ``(variable, index, reference name)``
+    for one element of a vector (e.g. ``("theta", 2, "theta[2]")``; the
+    variable may be a function of the posterior group); a bare
+    vector variable means its first element (the one unknown ``mu``). ``se`` is
+    the NUTS MCSE, with the reference's own Monte Carlo error added in
+    quadrature when it has one (importance sampling).
+    """
     post = tree["posterior"]
     rows = []
-    for name in names:
-        x = post[name].values
-        if x.ndim == 3:  # mu (chain, draw, pair): the one unknown pair
-            x = x[..., 0]
-        rows.append((f"mean {name}", x.mean(), ref.mean(name), azs.mcse(x, method="mean")))
-        rows.append((f"sd {name}", x.std(), ref.sd(name), azs.mcse(x, method="sd")))
+    for item in names:
+        var, index, name = (item, 0, item) if isinstance(item, str) else item
+        x = var(post) if callable(var) else post[var].values
+        if x.ndim == 3:
+            x = x[..., index]
+        for kind, value, reference, mcse in (
+            ("mean", x.mean(), ref.mean(name), azs.mcse(x, method="mean")),
+            ("sd", x.std(), ref.sd(name), azs.mcse(x, method="sd")),
+        ):
+            se = np.hypot(mcse, _ref_se(ref, kind, name))
+            rows.append((f"{kind} {name}", value, reference, se))
         for p in PROBS:
-            rows.append(
-                (
-                    f"q{p:g} {name}",
-                    np.quantile(x, p),
-                    ref.quantile(name, p),
-                    azs.mcse(x, method="quantile", prob=p),
-                )
-            )
+            mcse = azs.mcse(x, method="quantile", prob=p)
+            se = np.hypot(mcse, _ref_se(ref, "quantile", name, p))
+            rows.append((f"q{p:g} {name}", np.quantile(x, p), ref.quantile(name, p), se))
     if not users:
         return [(lab, float(a), float(b), float(se)) for lab, a, b, se in rows]
     att = tree["attentiveness"]
@@ -87,8 +111,10 @@ def z_table(tree, ref, names, users=True):
     np.testing.assert_array_equal(users, np.arange(ref.p_above.size))
     p_nuts = att["p_above"].values
     mcse = att["p_above_mcse"].values
+    ref_se = getattr(ref, "p_above_se", np.zeros(ref.p_above.size))
     for j, u in enumerate(users):
-        rows.append((f"p_above user {u}", p_nuts[j], ref.p_above[j], mcse[j]))
+        se = np.hypot(mcse[j], ref_se[j])
+        rows.append((f"p_above user {u}", p_nuts[j], ref.p_above[j], se))
     return [(lab, float(a), float(b), float(se)) for lab, a, b, se in rows]
 
 
@@ -128,13 +154,15 @@ def assert_matches_reference(tree, ref, names, users=True):
             assert se < 0.1 * ref.sd(name), (lab, se, ref.sd(name))
 
 
-def _fit(n, s, family, seed, **kw):
-    data = am.VoteData.from_counts(n, s)
+def _fit(n, s, family, seed, t=None, **kw):
+    data = am.VoteData.from_counts(n, s, t=t)
     tree = am.fit(data, family, method="nuts", seed=seed, **kw, **NUTS)
     if family == "beta":
         # The reference integrates over the box the package documents with the default
         # mean/concentration prior on it; the fit must state both.
-        cap = beta_shape_cap(int(n.sum(axis=1).max()))
+        # Users' votes (ties included: they narrow a user's posterior too) set the box's cap.
+        votes = np.reshape(n if t is None else np.asarray(n) + t, (len(n), -1)).sum(axis=1)
+        cap = beta_shape_cap(int(votes.max()))
         box = f"Uniform(lower={BETA_SHAPE_LO}, upper={cap})"
         priors = json.loads(tree.attrs["priors"])
         assert priors["alpha"] == priors["beta"] == box, priors
@@ -194,6 +222,61 @@ def test_two_point_mu_under_prior_matches_reference():
     assert_matches_reference(tree, ref, ["q_low", "eta_low", "eta_high", "mu"], users=False)
 
 
+# -- mu structures: references by importance sampling ---------------------------------
+#
+# With a structure on mu the globals of a two-point P_eta have five (Bradley-Terry,
+# 3 models) or eight (pooled, 3 pairs) dimensions: the reference is importance
+# sampling (tests.reference_posterior.importance_reference) with 300,000 draws,
+# whose own standard error enters each z-test's denominator. Its Pareto k-hat
+# must stay below 0.5 (finite variance of the weights: the standard error is
+# then valid) and its effective sample size must exceed NUTS's 4000 draws, so
+# that the test keeps its power.
+
+STRUCTURE_TRUTH = {"q_low": 0.4, "eta_low": 0.1, "eta_high": 0.9}
+IS_DRAWS = 300_000
+
+
+def _check_importance(ref):
+    print(f"importance sampling: k-hat {ref.khat:.3f}, ESS {ref.ess:.0f}")
+    assert ref.khat < 0.5, ref.khat
+    assert ref.ess > 4000, ref.ess
+
+
+@pytest.mark.slow
+def test_bradley_terry_matches_reference():
+    # Three models, every pair compared: two free strengths under ZeroSumNormal(1).
+    pairs, pair_a, pair_b = ["A vs B", "B vs C", "A vs C"], np.array([0, 1, 0]), np.array([1, 2, 2])
+    theta = np.array([0.8, 0.0, -0.8])
+    mu = special.expit(theta[pair_a] - theta[pair_b])
+    n, s = simulate("two_point", STRUCTURE_TRUTH, 50, 8, mu, seed=201)
+    data = am.VoteData.from_counts(n, s, pairs=pairs)
+    tree = am.fit(data, "two_point", method="nuts", mu_structure="bradley_terry", seed=5, **NUTS)
+    assert list(tree["posterior"]["theta"]["model"].values) == ["A", "B", "C"]
+    ref = two_point_structured_reference(
+        n, s, "bradley_terry", pair_a=pair_a, pair_b=pair_b, n_draws=IS_DRAWS, seed=1
+    )
+    _check_importance(ref)
+    names = ["q_low", "eta_low", "eta_high"]
+    names += [("theta", i, f"theta[{i}]") for i in range(3)]
+    names += [("mu", k, f"mu[{k}]") for k in range(3)]
+    assert_matches_reference(tree, ref, names)
+
+
+@pytest.mark.slow
+def test_pooled_matches_reference():
+    # Three pairs, all unknown, under the default population and hyperpriors.
+    n, s = simulate("two_point", STRUCTURE_TRUTH, 50, 8, [0.7, 0.8, 0.9], seed=202)
+    data = am.VoteData.from_counts(n, s)
+    tree = am.fit(data, "two_point", method="nuts", mu_structure="pooled", seed=6, **NUTS)
+    assert list(tree["posterior"]["mu_hyper"]["hyper"].values) == ["mode", "concentration"]
+    ref = two_point_structured_reference(n, s, "pooled", n_draws=IS_DRAWS, seed=2)
+    _check_importance(ref)
+    names = ["q_low", "eta_low", "eta_high"]
+    names += [("mu_hyper", 0, "mu_pop_mode"), ("mu_hyper", 1, "mu_pop_concentration")]
+    names += [("mu", k, f"mu[{k}]") for k in range(3)]
+    assert_matches_reference(tree, ref, names)
+
+
 def test_reference_is_exact_for_one_user():
     """The reference's closed-form marginal likelihood against adaptive quadrature (fast)."""
     n_row, s_row, mu = np.array([7, 5]), np.array([5, 1]), np.array([0.8, 0.65])
@@ -215,3 +298,41 @@ def test_reference_is_exact_for_one_user():
         ) - big_n * np.log(2)
         assert np.exp(got) == pytest.approx(full, rel=1e-9)
         assert np.exp(got_tail) == pytest.approx(tail, rel=1e-9)
+
+
+def test_tie_reference_rules():
+    """The tie reference's Gauss rules against exact moments and adaptive quadrature (fast)."""
+    # The Beta rule integrates every power up to 2n - 1 exactly, large shapes included.
+    for n_nodes, a, b in [(11, 0.3, 2.0), (12, 0.02, 0.3), (12, 600.0, 2400.0)]:
+        x, w = jacobi_rule(n_nodes, a, b)
+        powers = np.arange(2 * n_nodes)
+        exact = np.exp(special.betaln(a + powers, b) - special.betaln(a, b))
+        np.testing.assert_allclose((x[None, :] ** powers[:, None]) @ w, exact, rtol=1e-10)
+    # A user's likelihood with ties and its tail above eta* = 0.5 (18 votes and ties).
+    rows = (np.array([9]), np.array([3]), np.array([6]))
+    mu, kappa = 0.8, 0.4
+    for a, b, ta, tb in [(0.3, 2.0, 0.2, 3.0), (3.0, 5.0, 1.5, 8.0), (1.0, 0.3, 0.05, 0.5)]:
+        log_full = tie_row_integrals(rows, mu, a, b, kappa, ta, tb, 11)[0]
+        tail = tie_row_integrals(rows, mu, a, b, kappa, ta, tb, 11, eta_star=0.5)[0]
+
+        # QUADPACK's rule for algebraic end-point singularities (weight="alg") carries
+        # the power of each Beta density that is singular on the interval; the
+        # integrand keeps the other, smooth there.
+        def inner(e, ta=ta, tb=tb):
+            def f(u):
+                return np.exp(tie_log_lik(*rows, np.array([e]), np.array([u]), mu, kappa)[0, 0, 0])
+
+            val = integrate.quad(f, 0, 1, weight="alg", wvar=(ta - 1, tb - 1), epsabs=0)[0]
+            return val / special.beta(ta, tb)
+
+        norm = special.beta(a, b)
+        low = integrate.quad(
+            lambda e, b=b, inner=inner: inner(e) * (1 - e) ** (b - 1), 0, 0.5, weight="alg",
+            wvar=(a - 1, 0), epsabs=0,
+        )[0] / norm  # fmt: skip
+        high = integrate.quad(
+            lambda e, a=a, inner=inner: inner(e) * e ** (a - 1), 0.5, 1, weight="alg",
+            wvar=(0, b - 1), epsabs=0,
+        )[0] / norm  # fmt: skip
+        assert np.exp(log_full) == pytest.approx(low + high, rel=1e-9)
+        assert tail == pytest.approx(high / (low + high), abs=1e-10)
