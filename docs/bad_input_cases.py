@@ -169,6 +169,7 @@ def message(stdout: str, stderr: str) -> str:
 
 
 def run_case(command: str, work: Path, env: dict) -> tuple[int, str]:
+    """Exit status and message of one shell command (stopped after 300 s)."""
     try:
         proc = subprocess.run(
             ["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True,
@@ -191,10 +192,12 @@ def interrupt_case(args: list[str], work: Path, env: dict, after: float) -> tupl
     out, err = proc.communicate(timeout=600)
     took = time.perf_counter() - t0
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("reading", " "))]
-    return proc.returncode, f"{first_line(lines[-1] if lines else out)} ({took:.1f} s after the signal)"
+    last = first_line(lines[-1] if lines else out)
+    return proc.returncode, f"{last} ({took:.1f} s after the signal)"
 
 
 def main() -> int:
+    """Make the files, run every case and print the table; returns 0 (1 if set-up failed)."""
     env = shell_env()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
