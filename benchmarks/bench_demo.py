@@ -18,7 +18,6 @@ several minutes).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -26,18 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import banner, print_header
+from _harness import banner, checkout_env, print_header
 
 TARGET_S = 180.0
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_once(workdir: Path) -> float:
     """Wall seconds of one demo with NUTS, written to a new folder under ``workdir``."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = checkout_env()
     out = Path(tempfile.mkdtemp(dir=workdir)) / "demo"
     t0 = time.perf_counter()
     proc = subprocess.run(

@@ -52,7 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import banner, print_header
+from _harness import banner, checkout_env, print_header
 
 TARGET_S = 3.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,11 +103,7 @@ def child(case: str) -> None:
 
 def run_case(case: str, cache_dir: str) -> dict:
     """One fresh interpreter running :func:`child` with ``NUMBA_CACHE_DIR=cache_dir``."""
-    env = {
-        **os.environ,
-        "NUMBA_CACHE_DIR": cache_dir,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = checkout_env(NUMBA_CACHE_DIR=cache_dir)
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", case],
@@ -126,11 +122,7 @@ def run_case(case: str, cache_dir: str) -> dict:
 
 def run_warmup(cache_dir: str) -> float:
     """``python -m attnmodel.warmup`` into ``cache_dir``; its wall time in seconds."""
-    env = {
-        **os.environ,
-        "NUMBA_CACHE_DIR": cache_dir,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = checkout_env(NUMBA_CACHE_DIR=cache_dir)
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "attnmodel.warmup"], env=env, capture_output=True, text=True

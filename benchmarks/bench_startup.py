@@ -30,17 +30,15 @@ Run: ``.venv/bin/python benchmarks/bench_startup.py`` (about 30 s);
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _harness import banner, print_header
+from _harness import banner, checkout_env, print_header
 
 TARGET_S = 1.0
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def cases() -> dict[str, tuple[list[str], float | None]]:
@@ -61,10 +59,7 @@ def cases() -> dict[str, tuple[list[str], float | None]]:
 
 def time_once(command: list[str]) -> float:
     """Wall seconds of one fresh process running ``command`` to its end."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = checkout_env()
     t0 = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, check=False)
     seconds = time.perf_counter() - t0
