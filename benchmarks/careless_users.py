@@ -320,6 +320,22 @@ def paired(results: pd.DataFrame) -> str:
     lines = []
     head = f"{'case':<5} {'scorer':<58} {'better baseline':<16} {'AUC difference':<24} seeds >= 0"
     lines += [head, "-" * len(head)]
+    for case, scorer, best, _, diff in _differences(results):
+        q10, q50, q90 = np.percentile(diff, [10, 50, 90])
+        lines.append(
+            f"{case:<5} {scorer:<58} {best:<16} {q50:+.3f} [{q10:+.3f}, {q90:+.3f}]"
+            f"{'':<3} {int((diff >= 0).sum())} of {len(diff)}"
+        )
+    return "\n".join(lines)
+
+
+def _differences(results: pd.DataFrame):
+    """``(case, scorer, best, auc_by, diff)`` per case and attnmodel scorer.
+
+    ``best`` is the better baseline of the case, ``auc_by`` the AUC per seed
+    (rows) and scorer (columns), ``diff`` the scorer's AUC minus ``best``'s on
+    the seeds both were run on (a variant run on fewer seeds leaves the others out).
+    """
     for case in CASES:
         sub = results[results["case"] == case]
         if sub.empty:
@@ -327,16 +343,8 @@ def paired(results: pd.DataFrame) -> str:
         auc_by = sub.pivot(index="seed", columns="scorer", values="auc")
         best = max(BASELINES, key=lambda b: auc_by[b].median())
         for scorer in auc_by.columns:
-            if not scorer.startswith("attnmodel"):
-                continue
-            # Seeds a variant was not run on (a run of fewer seeds) are left out.
-            diff = (auc_by[scorer] - auc_by[best]).dropna()
-            q10, q50, q90 = np.percentile(diff, [10, 50, 90])
-            lines.append(
-                f"{case:<5} {scorer:<58} {best:<16} {q50:+.3f} [{q10:+.3f}, {q90:+.3f}]"
-                f"{'':<3} {int((diff >= 0).sum())} of {len(diff)}"
-            )
-    return "\n".join(lines)
+            if scorer.startswith("attnmodel"):
+                yield case, scorer, best, auc_by, (auc_by[scorer] - auc_by[best]).dropna()
 
 
 def criterion(results: pd.DataFrame) -> str:
@@ -353,26 +361,17 @@ def criterion(results: pd.DataFrame) -> str:
         f"{'better baseline':<16} {'AUC':<22} {'difference':<24} result"
     )
     lines += [head, "-" * len(head)]
-    for case in CASES:
-        sub = results[results["case"] == case]
-        if sub.empty:
-            continue
-        auc_by = sub.pivot(index="seed", columns="scorer", values="auc")
-        best = max(BASELINES, key=lambda b: auc_by[b].median())
-        for scorer in auc_by.columns:
-            if not scorer.startswith("attnmodel"):
-                continue
-            diff = (auc_by[scorer] - auc_by[best]).dropna()
-            q10, q50, q90 = np.percentile(diff, [10, 50, 90])
-            if case == "mix":
-                target, ok = "ahead", q50 > 0 and q10 >= 0
-            else:
-                target, ok = "level", q50 >= 0
-            lines.append(
-                f"{case:<5} {scorer:<58} {target:<8} {_band(auc_by[scorer].dropna()):<22} "
-                f"{best:<16} {_band(auc_by[best][diff.index]):<22} "
-                f"{q50:+.3f} [{q10:+.3f}, {q90:+.3f}]{'':<3} {'PASS' if ok else 'MISS'}"
-            )
+    for case, scorer, best, auc_by, diff in _differences(results):
+        q10, q50, q90 = np.percentile(diff, [10, 50, 90])
+        if case == "mix":
+            target, ok = "ahead", q50 > 0 and q10 >= 0
+        else:
+            target, ok = "level", q50 >= 0
+        lines.append(
+            f"{case:<5} {scorer:<58} {target:<8} {_band(auc_by[scorer].dropna()):<22} "
+            f"{best:<16} {_band(auc_by[best][diff.index]):<22} "
+            f"{q50:+.3f} [{q10:+.3f}, {q90:+.3f}]{'':<3} {'PASS' if ok else 'MISS'}"
+        )
     return "\n".join(lines)
 
 
