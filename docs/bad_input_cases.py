@@ -70,6 +70,9 @@ EOF""",
     # 256 bytes zeroed in the middle of the file, inside the stored data
     "cp em.nc damaged.nc && python -c \"import os; f=open('damaged.nc','r+b'); "
     "f.seek(os.path.getsize('damaged.nc') // 2); f.write(bytes(256)); f.close()\"",
+    # 256 bytes zeroed at offset 4096, inside HDF5's own metadata
+    "cp em.nc metadata.nc && python -c \"f=open('metadata.nc','r+b'); "
+    "f.seek(4096); f.write(bytes(256)); f.close()\"",
     """printf '{"user": "a", "model_a": "x", "model_b": "y", "winner": "model_a"}\\n'"""
     """'{"user": "b", "model_a": "x", "model_b": "y", "winner": "model_a"}\\n'"""
     """'{"user": "c", "model_a": "x", "model_b": "y" "winner": "model_b"}\\n' > broken.jsonl""",
@@ -91,6 +94,7 @@ CASES = [
     ("`filter` with the votes doubled", "attnmodel filter em.nc doubled.csv --out k3.csv"),
     ("`filter` with the winners flipped", "attnmodel filter em.nc flipped.csv --out k4.csv"),
     ("`.nc` with 256 bytes zeroed: `summary`", "attnmodel summary damaged.nc"),
+    ("`.nc` with HDF5 metadata zeroed: `summary`", "attnmodel summary metadata.nc"),
     ("CSV with two `winner` columns: `fit`", "attnmodel fit dupcol.csv --family beta --out d.nc"),
     (
         "`filter --out SAME_AS_INPUT --force`",

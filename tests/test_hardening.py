@@ -223,10 +223,66 @@ def test_a_damaged_result_is_refused_naming_the_file(work, tmp_path, capsys):
     raw[middle : middle + 256] = bytes(256)  # zeroed bytes inside the data
     bad = tmp_path / "damaged.nc"
     bad.write_bytes(bytes(raw))
-    with pytest.raises(ResultFileError, match="damaged.nc.*does not match the checksum"):
+    with pytest.raises(ResultFileError, match="damaged.nc.* do not match the checksum"):
         load(bad)
     code, _, err = cli_run(capsys, "summary", bad)
-    user_error(code, err, "damaged.nc': its content does not match the checksum")
+    user_error(code, err, "damaged.nc': its bytes do not match the checksum")
+
+
+def test_damaged_hdf5_metadata_is_refused_before_hdf5_reads_it(work, tmp_path):
+    """256 zero bytes at offset 4096 (HDF5 metadata) made h5py spin for ever.
+
+    Run in a child process with a time limit: a regression is a hang, which
+    the limit turns into a failure instead of a stuck suite.
+    """
+    raw = bytearray((work / "em.nc").read_bytes())
+    raw[4096 : 4096 + 256] = bytes(256)
+    bad = tmp_path / "metadata.nc"
+    bad.write_bytes(bytes(raw))
+    code = (
+        "import sys\n"
+        "from attnmodel.errors import ResultFileError\n"
+        "from attnmodel.results import load\n"
+        "try:\n"
+        "    load(sys.argv[1])\n"
+        "except ResultFileError as err:\n"
+        "    print(err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "metadata.nc': its bytes do not match the checksum" in done.stdout
+
+
+def test_result_files_end_with_their_byte_checksum(work, tmp_path):
+    """The last line is the SHA-256 of every byte before it (recomputed here with hashlib)."""
+    import hashlib
+
+    from attnmodel.errors import ResultFileError
+    from attnmodel.results import load
+    from attnmodel.results.io import FILE_CHECKSUM_TAG
+
+    raw = (work / "em.nc").read_bytes()
+    body, _, last = raw[:-1].rpartition(FILE_CHECKSUM_TAG.strip())
+    assert body.endswith(b"\n") and raw.endswith(b"\n")
+    assert last.decode() == hashlib.sha256(body[:-1]).hexdigest()
+    # a damaged checksum line is a mismatch, not a file without one
+    bad = tmp_path / "line.nc"
+    bad.write_bytes(raw[:-10] + b"0" * 9 + b"\n")
+    with pytest.raises(ResultFileError, match="line.nc.* do not match the checksum"):
+        load(bad)
+    # without the line (a file from before it existed) the content checksum still
+    # catches damage inside the data
+    plain = bytearray(body[:-1])
+    middle = len(plain) // 2
+    plain[middle : middle + 256] = bytes(256)
+    old = tmp_path / "old.nc"
+    old.write_bytes(bytes(plain))
+    with pytest.raises(ResultFileError, match="old.nc.*its content does not match the checksum"):
+        load(old)
+    old.write_bytes(body[:-1])
+    assert load(old).attrs == load(work / "em.nc").attrs
 
 
 # ---------------------------------------------------------------------------

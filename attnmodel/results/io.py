@@ -5,6 +5,13 @@ tree's content (:func:`content_checksum`: every group, variable, coordinate,
 value and attribute), and :func:`load` recomputes it: a file damaged or edited
 after it was saved is an error naming it, never a result that silently gives
 other answers. Files written before checksums load unchecked.
+
+A ``.nc`` file also ends with a line checking its bytes
+(:data:`FILE_CHECKSUM_TAG` and the SHA-256 of everything before it), verified
+before the HDF5 library opens the file: damaged HDF5 metadata can make that
+library spin for ever instead of failing, so a damaged file is refused
+before it gets the chance. HDF5 ignores bytes after the end of its data, so
+the file stays an ordinary netCDF file for every other reader.
 """
 
 from __future__ import annotations
@@ -24,10 +31,15 @@ from attnmodel.data.io import atomic_write, output_mode, temporary_beside
 from attnmodel.errors import ResultFileError
 from attnmodel.results.tree import json_safe, plain_strings, require_result, validate_tree
 
-__all__ = ["SUFFIXES", "CHECKSUM_ATTR", "content_checksum", "save", "load"]
+__all__ = ["SUFFIXES", "CHECKSUM_ATTR", "FILE_CHECKSUM_TAG", "content_checksum", "save", "load"]
 
 #: Root attribute holding :func:`content_checksum` of a saved result.
 CHECKSUM_ATTR = "content_sha256"
+
+#: Start of the line that ends a ``.nc`` result: the tag, then the SHA-256 of
+#: every byte before the line in hexadecimal, then a newline.
+FILE_CHECKSUM_TAG = b"\nattnmodel-file-sha256:"
+_TRAILER_LEN = len(FILE_CHECKSUM_TAG) + 64 + 1
 
 #: Suffixes :func:`save` and :func:`load` understand.
 SUFFIXES = (".nc", ".zarr")
@@ -115,12 +127,50 @@ def _write_netcdf(dt: xr.DataTree, path: Path) -> None:
     space check before the write cannot rule out (another program may fill
     the disk meanwhile). Built in memory, the file reaches the disk through
     ordinary writes, where a full disk is an ``OSError``. The price is a
-    copy of the file in memory while it is written.
+    copy of the file in memory while it is written. The file ends with its
+    checksum line (:data:`FILE_CHECKSUM_TAG`).
     """
     built = io.BytesIO()
     dt.to_netcdf(built, engine="h5netcdf")
     with built.getbuffer() as data, open(path, "wb") as f:
         f.write(data)
+        f.write(FILE_CHECKSUM_TAG + hashlib.sha256(data).hexdigest().encode() + b"\n")
+
+
+def _verify_file_checksum(path: Path) -> None:
+    """Refuse a ``.nc`` result whose bytes do not match its checksum line.
+
+    A file without the line (written before it existed) passes; its content
+    checksum is still verified after reading. A line that is present but
+    damaged counts as a mismatch.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 4 * _TRAILER_LEN))
+        tail = f.read()
+        if FILE_CHECKSUM_TAG.strip() not in tail:
+            return
+        trailer = tail[-_TRAILER_LEN:]
+        ok = trailer.startswith(FILE_CHECKSUM_TAG) and trailer.endswith(b"\n")
+        if ok:
+            expected = trailer[len(FILE_CHECKSUM_TAG) : -1].decode("ascii", "replace")
+            f.seek(0)
+            h = hashlib.sha256()
+            remaining = size - _TRAILER_LEN
+            while remaining > 0:
+                block = f.read(min(remaining, 1 << 22))
+                if not block:
+                    break
+                h.update(block)
+                remaining -= len(block)
+            ok = h.hexdigest() == expected
+    if not ok:
+        raise ResultFileError(
+            f"{str(path)!r}: its bytes do not match the checksum it was saved with "
+            "(its last line); the file is damaged or was changed after it was written. "
+            "Refit, or restore it from a copy",
+            path=str(path),
+        )
 
 
 def _suffix(path: Path) -> str:
@@ -212,6 +262,8 @@ def load(path: str | os.PathLike) -> xr.DataTree:
     suffix = _suffix(source)
     if not source.exists():
         raise FileNotFoundError(f"{str(source)!r} does not exist")
+    if suffix == ".nc" and source.is_file():
+        _verify_file_checksum(source)
     try:
         if suffix == ".nc":
             with xr.open_datatree(source, engine="h5netcdf") as opened:
