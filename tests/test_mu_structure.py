@@ -9,6 +9,7 @@ and strength priors from their formulas.
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -21,6 +22,7 @@ from attnmodel.errors import BoundaryWarning
 from attnmodel.inference.em import EMState, fit_em
 from attnmodel.model.mu_structure import PooledMu, choose_mu_structure, plain_bradley_terry
 from attnmodel.model.priors import Prior
+from attnmodel.results.em import em_to_datatree
 
 #: Gamma(2, rate 0.5) on both Beta shapes: with every mu unknown the votes barely fix
 #: the scale of eta (only eta (2 mu - 1) is identified), and a flat family prior lets
@@ -277,6 +279,11 @@ def test_too_flat_a_concentration_prior_runs_to_the_cap_and_says_so():
     with pytest.warns(BoundaryWarning, match="concentration"):
         res = fit_em(data, "beta", mu_structure=flat, n_init=1, seed=0)
     assert res.mu_hyper_[1] >= 0.99 * 2000.0
+    # the result stores the warning beside the family's, and summary shows it
+    tree = em_to_datatree(res)
+    stored = json.loads(tree.attrs["fit_warnings"])
+    assert any("pooled mu concentration" in note for note in stored), stored
+    assert any("pooled mu concentration" in note for note in am.summarize(tree)["warnings"])
 
 
 # -- the PyMC model -------------------------------------------------------------

@@ -487,5 +487,5 @@ def _to_datatree(
     return build_tree(
         "nuts", attn.family, attn.mu_spec, attn.priors_json(), groups,
         settings=info, attrs=own, provenance=provenance, counts=attn.counts,
-        grid=attn.grid, **cuts
+        grid=attn.grid, structure=structure, **cuts
     )  # fmt: skip

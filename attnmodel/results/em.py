@@ -240,6 +240,6 @@ def em_to_datatree(
     return build_tree(
         "em", family, spec, _priors_json(em_result), groups,
         settings=settings, attrs=own, provenance=provenance, counts=em_result.data.counts,
-        grid=em_result.problem.grid,
+        grid=em_result.problem.grid, structure=structure,
         **cuts
     )  # fmt: skip

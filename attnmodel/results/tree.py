@@ -194,6 +194,7 @@ def build_tree(
     provenance: Mapping[str, Any] | None = None,
     counts=None,
     grid=None,
+    structure=None,
 ) -> xr.DataTree:
     """Assemble a result tree and write every root attribute of the schema.
 
@@ -228,6 +229,10 @@ def build_tree(
         (mean over ``posterior``) for ``fit_warnings``.
     grid : LogitGrid, optional
         The fit's quadrature (it sets the box of continuous families).
+    structure : MuStructure, optional
+        The fit's ``mu`` structure: with ``counts``, its warnings about the
+        ``mu_hyper`` estimate (mean over ``posterior``) join ``fit_warnings``
+        (:func:`attnmodel.model.mu_structure.structure_warnings`).
 
     Returns
     -------
@@ -274,7 +279,13 @@ def build_tree(
             for name in family.param_names
             if name in post
         }
-        root["fit_warnings"] = json.dumps(fit_warnings(family, estimate, counts, grid))
+        notes = fit_warnings(family, estimate, counts, grid)
+        if structure is not None and "mu_hyper" in post:
+            from attnmodel.model.mu_structure import structure_warnings
+
+            hyper = post["mu_hyper"].mean([d for d in SAMPLE_DIMS if d in post["mu_hyper"].dims])
+            notes += structure_warnings(structure, hyper.values)
+        root["fit_warnings"] = json.dumps(notes)
     tree = {"/": xr.Dataset(attrs=root), **groups}
     return xr.DataTree.from_dict(tree).map_over_datasets(plain_strings)
 
