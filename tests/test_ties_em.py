@@ -314,7 +314,9 @@ def test_many_ties_lower_eta_when_careless_votes_tie():
     n = np.full((82, 1), 10)
     s = np.r_[np.full(40, 8), np.full(40, 5), [8, 8]][:, None]
     t = np.r_[np.zeros(40), np.full(40, 15), [0, 15]].astype(int)[:, None]
-    res = fit_em(VoteData.from_counts(n, s, t=t), "beta", mu=0.8, n_init=1, warn=False)
+    # Two starts: the first begins at kappa = 0.05, the second at 0.5, and here the
+    # likelihood has a mode near each (the higher one has kappa > 0.05).
+    res = fit_em(VoteData.from_counts(n, s, t=t), "beta", mu=0.8, n_init=2, warn=False)
     post = res.posterior()
     few, many = post.isel(user=80), post.isel(user=81)
     assert res.ties_.kappa > 0.05
