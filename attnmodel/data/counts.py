@@ -275,10 +275,7 @@ def collapse_counts(
     if t is not None:
         return _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method)
     given = (user, pair, n, s)
-    user = np.asarray(user, dtype=np.int64).reshape(-1)
-    pair = np.asarray(pair, dtype=np.int64).reshape(-1)
-    n = np.asarray(n, dtype=np.int64).reshape(-1)
-    s = np.asarray(s, dtype=np.int64).reshape(-1)
+    user, pair, n, s = _ints(user), _ints(pair), _ints(n), _ints(s)
     if not user.size == pair.size == n.size == s.size:
         raise ValueError("user, pair, n and s must have the same length")
     keep = n > 0
@@ -291,7 +288,10 @@ def collapse_counts(
         raise ValueError(f"user indices must lie in [0, {n_users})")
     if n.size and (pair.min() < 0 or pair.max() >= n_pairs):
         raise ValueError(f"pair indices must lie in [0, {n_pairs})")
-    entries_per_user = np.bincount(user, minlength=n_users)
+    # In blocks: bincount would copy int32 indices to intp all at once.
+    entries_per_user = np.zeros(n_users, dtype=np.int64)
+    for lo in range(0, user.size, _BLOCK):
+        entries_per_user += np.bincount(user[lo : lo + _BLOCK], minlength=n_users)
     if np.any(entries_per_user == 0):
         missing = int(np.flatnonzero(entries_per_user == 0)[0])
         raise ValueError(f"user index {missing} has no votes")
@@ -358,32 +358,32 @@ def collapse_counts(
         return _table(n_pairs, lengths, (pair_u, n_u, s_u), weight_single, user_row)
 
     # Users with several entries.
-    if n_single_users:
-        multi = ~single
-        pair, n, s = pair[multi], n[multi], s[multi]
-        del multi
+    multi = None if not n_single_users else ~single
     del user, single
     lens = entries_per_user[multi_users]
     start = np.zeros(lens.size, dtype=np.int64)
     np.cumsum(lens[:-1], out=start[1:])
     if packed:
-        token = np.multiply(pair, b)
-        token += n
-        token *= b
-        token += s
+        # One exact int64 token per entry, built a block at a time; the
+        # entries' (pair, n, s) are decoded from the tokens where needed.
+        token = _pack(pair, n, s, b, multi)
+        pair = n = s = None
         cols = [token]
     else:
+        if multi is not None:
+            pair, n, s = pair[multi], n[multi], s[multi]
         token = None
         cols = [pair, n, s]
+    del multi
     rep = None
     if method == "hash":
         rep = _hash_groups(token, pair, n, s, cols, start, lens)
     if rep is None:
         if method != "sort" and lens.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
-            rep = _dense_groups(pair, n, s, lens, n_pairs)
+            rep = _dense_groups(*(_unpack(token, b) if packed else (pair, n, s)), lens, n_pairs)
         else:
             rep = _sort_groups(cols, start, lens)
-    del token, cols
+    del cols
     # Rows are numbered by their first user: the users with rep == themselves.
     is_rep = rep == np.arange(lens.size)
     row_of_user = np.cumsum(is_rep) - 1
@@ -398,6 +398,10 @@ def collapse_counts(
     lens_rows = lens if n_multi_rows == lens.size else lens[is_rep]
     n_entries = n_single_rows + int(lens_rows.sum())
     rep_entry = None if n_multi_rows == lens.size else np.repeat(is_rep, lens)
+    if packed:
+        pair, n, s = _unpack(token if rep_entry is None else token[rep_entry], b)
+        rep_entry = None
+    del token
     entries = []
     for single_part, multi_part in ((pair_u, pair), (n_u, n), (s_u, s)):
         if rep_entry is None and not n_single_rows and not _shares(multi_part, given):
@@ -426,9 +430,7 @@ def _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method) -> CountT
     so the grouping above (exact) groups users whose ``(n, s, t)`` agree on
     every pair; the entries are decoded afterwards.
     """
-    t = np.asarray(t, dtype=np.int64).reshape(-1)
-    n = np.asarray(n, dtype=np.int64).reshape(-1)
-    s = np.asarray(s, dtype=np.int64).reshape(-1)
+    t, n, s = _ints(t), _ints(n), _ints(s)
     if t.size != n.size:
         raise ValueError("user, pair, n, s and t must have the same length")
     if t.size and t.min() < 0:
@@ -449,6 +451,46 @@ def _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method) -> CountT
         user_row=table.user_row,
         entry_t=table.entry_n % base,
     )
+
+
+def _ints(values) -> np.ndarray:
+    """A flat integer array: int32 and int64 arrays as given, anything else as int64.
+
+    The cells of a large log arrive as int32; keeping them so halves their
+    memory here. Every product that can exceed 32 bits (packed keys, cell
+    keys, hashes) has an int64 or uint64 operand, so it is formed in 64 bits.
+    """
+    values = np.asarray(values)
+    if values.dtype in (np.int32, np.int64):
+        return values.reshape(-1)
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def _pack(pair, n, s, b, keep) -> np.ndarray:
+    """The int64 tokens ``(pair * b + n) * b + s`` of the entries where ``keep`` (or all).
+
+    Built a block at a time, so that no temporary is as long as the input.
+    """
+    size = pair.size if keep is None else int(np.count_nonzero(keep))
+    token = np.empty(size, dtype=np.int64)
+    at = 0
+    for lo in range(0, pair.size, _BLOCK):
+        part = [x[lo : lo + _BLOCK] for x in (pair, n, s)]
+        if keep is not None:
+            mask = keep[lo : lo + _BLOCK]
+            part = [x[mask] for x in part]
+        out = token[at : at + part[0].size]
+        np.multiply(part[0], b, out=out)
+        out += part[1]
+        out *= b
+        out += part[2]
+        at += out.size
+    return token
+
+
+def _unpack(token, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair, n, s) of packed tokens, the inverse of :func:`_pack`."""
+    return token // (b * b), (token // b) % b, token % b
 
 
 def _sorted_cells(user: np.ndarray, pair: np.ndarray, n_pairs: int) -> bool:
@@ -497,15 +539,37 @@ _TABLE_LIMIT = 1 << 20
 # Verification compares at most this many entries at a time (bounds memory).
 _VERIFY_CHUNK = 1 << 22
 
+# Elementwise work on the entries runs in blocks of this many (bounds temporaries).
+_BLOCK = 1 << 22
+
 
 def _mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser, in place on a uint64 array (arithmetic wraps mod 2**64)."""
-    x ^= x >> np.uint64(30)
-    x *= _MIX1
-    x ^= x >> np.uint64(27)
-    x *= _MIX2
-    x ^= x >> np.uint64(31)
+    for lo in range(0, x.size, _BLOCK):
+        v = x[lo : lo + _BLOCK]
+        v ^= v >> np.uint64(30)
+        v *= _MIX1
+        v ^= v >> np.uint64(27)
+        v *= _MIX2
+        v ^= v >> np.uint64(31)
     return x
+
+
+def _sum_per_user(mixed, start, lens) -> np.ndarray:
+    """Per user, the sum mod 2**64 of ``mixed(lo, hi)``, the uint64 values of entries lo:hi.
+
+    Users are taken in blocks of about ``_BLOCK`` entries, so the values of
+    all entries never exist at once.
+    """
+    out = np.empty(lens.size, dtype=np.uint64)
+    ends = start + lens
+    u0 = 0
+    while u0 < lens.size:
+        u1 = max(u0 + 1, int(np.searchsorted(ends, start[u0] + _BLOCK, "right")))
+        lo, hi = int(start[u0]), int(ends[u1 - 1])
+        out[u0:u1] = np.add.reduceat(mixed(lo, hi), start[u0:u1] - lo)
+        u0 = u1
+    return out
 
 
 def _user_hashes(token, pair, n, s, start, lens) -> tuple[np.ndarray, np.ndarray]:
@@ -515,30 +579,35 @@ def _user_hashes(token, pair, n, s, start, lens) -> tuple[np.ndarray, np.ndarray
     summed per user, mod 2**64. The pair is part of each entry, so no position
     weights are needed. The user's number of entries is folded into hash 1.
     Only determinism matters for exactness: identical users hash alike.
+    ``token`` holds the packed entries, or is None when they do not pack
+    (then ``pair``, ``n`` and ``s`` hold them).
     """
     if token is None:
-        # Counts too large to pack exactly: a wrapping combination instead.
-        token = pair.astype(np.uint64) * _PAIR_MULT
-        token += n.astype(np.uint64) * _N_MULT
-        token += s.astype(np.uint64)
+
+        def tokens(lo: int, hi: int) -> np.ndarray:
+            # Counts too large to pack exactly: a wrapping combination instead.
+            t = pair[lo:hi].astype(np.uint64) * _PAIR_MULT
+            t += n[lo:hi].astype(np.uint64) * _N_MULT
+            t += s[lo:hi].astype(np.uint64)
+            return t
+
     else:
         token = token.view(np.uint64)
         n_tokens = int(token.max()) + 1
         if n_tokens <= _TABLE_LIMIT and n_tokens * 4 <= token.size:
             # Few possible tokens: mix each once and look the values up.
             values = np.arange(n_tokens, dtype=np.uint64)
-            buf = np.empty(token.size, dtype=np.uint64)
-            # mode="clip" (indices are in range anyway) lets take() write into buf unbuffered.
-            np.take(_mix64(values + _SEED1), token, out=buf, mode="clip")
-            h1 = np.add.reduceat(buf, start)
-            np.take(_mix64(values ^ _SEED2), token, out=buf, mode="clip")
-            h2 = np.add.reduceat(buf, start)
+            table1, table2 = _mix64(values + _SEED1), _mix64(values ^ _SEED2)
+            h1 = _sum_per_user(lambda lo, hi: table1[token[lo:hi]], start, lens)
+            h2 = _sum_per_user(lambda lo, hi: table2[token[lo:hi]], start, lens)
             h1 += lens.astype(np.uint64) * _LEN_MULT
             return h1, h2
-    buf = np.add(token, _SEED1)
-    h1 = np.add.reduceat(_mix64(buf), start)
-    np.bitwise_xor(token, _SEED2, out=buf)
-    h2 = np.add.reduceat(_mix64(buf), start)
+
+        def tokens(lo: int, hi: int) -> np.ndarray:
+            return token[lo:hi]  # a view: the mixing below starts from a new array
+
+    h1 = _sum_per_user(lambda lo, hi: _mix64(np.add(tokens(lo, hi), _SEED1)), start, lens)
+    h2 = _sum_per_user(lambda lo, hi: _mix64(np.bitwise_xor(tokens(lo, hi), _SEED2)), start, lens)
     h1 += lens.astype(np.uint64) * _LEN_MULT
     return h1, h2
 
