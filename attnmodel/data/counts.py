@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CountTable", "collapse_counts", "counts_fingerprint", "pair_totals"]
+__all__ = ["CountTable", "collapse_counts", "counts_fingerprint", "pair_sums", "pair_totals"]
 
 #: Grouping methods for users with entries on several pairs, see :func:`collapse_counts`.
 COLLAPSE_METHODS = ("hash", "dense", "sort")
@@ -37,6 +37,9 @@ _DENSE_CELL_LIMIT = 10_000_000
 
 # Largest value the packed exact keys may take (int64 with headroom).
 _PACK_LIMIT = 2**62
+
+# Elementwise work on the entries runs in blocks of this many (bounds temporaries).
+_BLOCK = 1 << 22
 
 # splitmix64 finaliser constants and the seeds of the two user hashes.
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -165,6 +168,22 @@ def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
     n = np.bincount(pair, weights=counts.entry_n * users_per_entry, minlength=p)
     s = np.bincount(pair, weights=counts.entry_s * users_per_entry, minlength=p)
     return np.rint(n).astype(np.int64), np.rint(s).astype(np.int64)
+
+
+def pair_sums(pair: np.ndarray, values: np.ndarray, n_pairs: int) -> np.ndarray:
+    """Sum of ``values`` over the entries of each pair, as int64, shape (n_pairs,).
+
+    Works a block of entries at a time: ``np.bincount`` would otherwise copy
+    all the (possibly int32) indices to intp and the values to float64. Each
+    block's sums are exact in float64 while they stay below 2**53.
+    """
+    total = np.zeros(n_pairs, dtype=np.int64)
+    for lo in range(0, pair.size, _BLOCK):
+        part = np.bincount(
+            pair[lo : lo + _BLOCK], weights=values[lo : lo + _BLOCK], minlength=n_pairs
+        )
+        total += np.rint(part).astype(np.int64)
+    return total
 
 
 def counts_fingerprint(counts: CountTable, users, pairs) -> str:
@@ -538,9 +557,6 @@ _TABLE_LIMIT = 1 << 20
 
 # Verification compares at most this many entries at a time (bounds memory).
 _VERIFY_CHUNK = 1 << 22
-
-# Elementwise work on the entries runs in blocks of this many (bounds temporaries).
-_BLOCK = 1 << 22
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
