@@ -699,6 +699,8 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     """
     key, n_users = _user_table(src, user)
     users = _user_index(src, user)
+    # The ids are in Python now; the cells need only their keys and ranks.
+    src.sql("CREATE OR REPLACE TEMP TABLE user_rank AS SELECT k, idx FROM user_rank")
     src.sql(
         "CREATE TEMP TABLE pair_rank AS SELECT pr, "
         "coalesce(sum(rows) FILTER (WHERE tie), 0)::BIGINT AS ties, "
