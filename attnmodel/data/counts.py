@@ -293,7 +293,6 @@ def collapse_counts(
         raise ValueError(f"method must be one of {COLLAPSE_METHODS}, got {method!r}")
     if t is not None:
         return _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method)
-    given = (user, pair, n, s)
     user, pair, n, s = _ints(user), _ints(pair), _ints(n), _ints(s)
     if not user.size == pair.size == n.size == s.size:
         raise ValueError("user, pair, n and s must have the same length")
@@ -376,33 +375,26 @@ def collapse_counts(
         lengths = np.ones(n_single_rows, dtype=np.int64)
         return _table(n_pairs, lengths, (pair_u, n_u, s_u), weight_single, user_row)
 
-    # Users with several entries.
-    multi = None if not n_single_users else ~single
+    # Users with several entries, left in place among the others: user k owns
+    # entries start[k]:start[k] + lens[k] of the (sorted) input arrays, and
+    # ``member`` marks the entries of these users (None: every entry).
+    member = None if single is None else ~single
     del user, single
     lens = entries_per_user[multi_users]
-    start = np.zeros(lens.size, dtype=np.int64)
-    np.cumsum(lens[:-1], out=start[1:])
-    if packed:
-        # One exact int64 token per entry, built a block at a time; the
-        # entries' (pair, n, s) are decoded from the tokens where needed.
-        token = _pack(pair, n, s, b, multi)
-        pair = n = s = None
-        cols = [token]
-    else:
-        if multi is not None:
-            pair, n, s = pair[multi], n[multi], s[multi]
-        token = None
-        cols = [pair, n, s]
-    del multi
+    start = np.cumsum(entries_per_user) - entries_per_user
+    start = start[multi_users]
+    cols = [pair, n, s]
     rep = None
     if method == "hash":
-        rep = _hash_groups(token, pair, n, s, cols, start, lens)
+        rep = _hash_groups(pair, n, s, b if packed else None, member, cols, start, lens)
     if rep is None:
         if method != "sort" and lens.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
-            rep = _dense_groups(*(_unpack(token, b) if packed else (pair, n, s)), lens, n_pairs)
+            part = cols if member is None else [x[member] for x in cols]
+            rep = _dense_groups(*part, lens, n_pairs)
+            del part
         else:
             rep = _sort_groups(cols, start, lens)
-    del cols
+    del member
     # Rows are numbered by their first user: the users with rep == themselves.
     is_rep = rep == np.arange(lens.size)
     row_of_user = np.cumsum(is_rep) - 1
@@ -413,25 +405,16 @@ def collapse_counts(
     weight_multi = np.bincount(row_of_user, minlength=n_multi_rows)
     del row_of_user
 
-    # Write both blocks straight into the output arrays.
-    lens_rows = lens if n_multi_rows == lens.size else lens[is_rep]
+    # Write both blocks straight into the output arrays: the single rows, then
+    # the entries of each multi row's first user.
+    lens_rows = lens[is_rep]
     n_entries = n_single_rows + int(lens_rows.sum())
-    rep_entry = None if n_multi_rows == lens.size else np.repeat(is_rep, lens)
-    if packed:
-        pair, n, s = _unpack(token if rep_entry is None else token[rep_entry], b)
-        rep_entry = None
-    del token
+    at = _ranges(start[is_rep], lens_rows)
     entries = []
-    for single_part, multi_part in ((pair_u, pair), (n_u, n), (s_u, s)):
-        if rep_entry is None and not n_single_rows and not _shares(multi_part, given):
-            entries.append(multi_part)  # our own array and already the output
-            continue
+    for single_part, col in zip((pair_u, n_u, s_u), cols, strict=True):
         out = np.empty(n_entries, dtype=np.int64)
         out[:n_single_rows] = single_part
-        if rep_entry is None:
-            out[n_single_rows:] = multi_part
-        else:
-            np.compress(rep_entry, multi_part, out=out[n_single_rows:])
+        out[n_single_rows:] = col[at]
         entries.append(out)
     return _table(
         n_pairs,
@@ -440,6 +423,14 @@ def collapse_counts(
         np.concatenate([weight_single, weight_multi]),
         user_row,
     )
+
+
+def _ranges(first: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Positions first[k], ..., first[k] + lens[k] - 1 for every k, concatenated."""
+    offset = np.cumsum(lens) - lens
+    at = np.repeat(first - offset, lens)
+    at += np.arange(at.size)
+    return at
 
 
 def _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method) -> CountTable:
@@ -485,33 +476,6 @@ def _ints(values) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
 
-def _pack(pair, n, s, b, keep) -> np.ndarray:
-    """The int64 tokens ``(pair * b + n) * b + s`` of the entries where ``keep`` (or all).
-
-    Built a block at a time, so that no temporary is as long as the input.
-    """
-    size = pair.size if keep is None else int(np.count_nonzero(keep))
-    token = np.empty(size, dtype=np.int64)
-    at = 0
-    for lo in range(0, pair.size, _BLOCK):
-        part = [x[lo : lo + _BLOCK] for x in (pair, n, s)]
-        if keep is not None:
-            mask = keep[lo : lo + _BLOCK]
-            part = [x[mask] for x in part]
-        out = token[at : at + part[0].size]
-        np.multiply(part[0], b, out=out)
-        out += part[1]
-        out *= b
-        out += part[2]
-        at += out.size
-    return token
-
-
-def _unpack(token, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pair, n, s) of packed tokens, the inverse of :func:`_pack`."""
-    return token // (b * b), (token // b) % b, token % b
-
-
 def _sorted_cells(user: np.ndarray, pair: np.ndarray, n_pairs: int) -> bool:
     """True if (user, pair) strictly increase, checked in blocks (small temporaries)."""
     block = 1 << 20
@@ -522,11 +486,6 @@ def _sorted_cells(user: np.ndarray, pair: np.ndarray, n_pairs: int) -> bool:
         if not np.all(cell[1:] > cell[:-1]):
             return False
     return True
-
-
-def _shares(a: np.ndarray, arrays) -> bool:
-    """True if ``a`` may share memory with any of ``arrays`` (the caller's inputs)."""
-    return any(isinstance(x, np.ndarray) and np.may_share_memory(a, x) for x in arrays)
 
 
 def _table(n_pairs, row_lengths, entries, row_weight, user_row) -> CountTable:
@@ -571,11 +530,12 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _sum_per_user(mixed, start, lens) -> np.ndarray:
-    """Per user, the sum mod 2**64 of ``mixed(lo, hi)``, the uint64 values of entries lo:hi.
+def _sum_per_user(mixed, member, start, lens) -> np.ndarray:
+    """Per user, the sum mod 2**64 of the values of its entries.
 
-    Users are taken in blocks of about ``_BLOCK`` entries, so the values of
-    all entries never exist at once.
+    ``mixed(lo, hi)`` gives the uint64 values of entries lo:hi (a new array);
+    those outside ``member`` are zeroed. Users are taken in blocks of about
+    ``_BLOCK`` entries, so the values of all entries never exist at once.
     """
     out = np.empty(lens.size, dtype=np.uint64)
     ends = start + lens
@@ -583,55 +543,75 @@ def _sum_per_user(mixed, start, lens) -> np.ndarray:
     while u0 < lens.size:
         u1 = max(u0 + 1, int(np.searchsorted(ends, start[u0] + _BLOCK, "right")))
         lo, hi = int(start[u0]), int(ends[u1 - 1])
-        out[u0:u1] = np.add.reduceat(mixed(lo, hi), start[u0:u1] - lo)
+        values = mixed(lo, hi)
+        if member is not None:
+            values[~member[lo:hi]] = 0
+        out[u0:u1] = np.add.reduceat(values, start[u0:u1] - lo)
         u0 = u1
     return out
 
 
-def _user_hashes(token, pair, n, s, start, lens) -> tuple[np.ndarray, np.ndarray]:
+def _user_hashes(pair, n, s, base, member, start, lens) -> tuple[np.ndarray, np.ndarray]:
     """Two independent 64-bit hashes of each user's (pair, n, s) entries.
 
     Every entry is mixed by splitmix64 under two seeds and the mixed values are
     summed per user, mod 2**64. The pair is part of each entry, so no position
     weights are needed. The user's number of entries is folded into hash 1.
     Only determinism matters for exactness: identical users hash alike.
-    ``token`` holds the packed entries, or is None when they do not pack
-    (then ``pair``, ``n`` and ``s`` hold them).
+    An entry is the exact token ``(pair * base + n) * base + s`` when ``base``
+    is given (counts small enough to pack), else a wrapping combination.
+    Entries outside ``member`` (other users' entries between these users')
+    count as zero.
     """
-    if token is None:
+    if base is not None:
+        b = np.int64(base)
+        n_tokens = (int(np.max(pair)) + 1) * int(base) ** 2
+    else:
+        n_tokens = _TABLE_LIMIT + 1
 
-        def tokens(lo: int, hi: int) -> np.ndarray:
-            # Counts too large to pack exactly: a wrapping combination instead.
-            t = pair[lo:hi].astype(np.uint64) * _PAIR_MULT
-            t += n[lo:hi].astype(np.uint64) * _N_MULT
-            t += s[lo:hi].astype(np.uint64)
-            return t
+    def tokens(lo: int, hi: int) -> np.ndarray:
+        if base is not None:
+            t = np.multiply(pair[lo:hi], b)
+            t += n[lo:hi]
+            t *= b
+            t += s[lo:hi]
+            return t.view(np.uint64)
+        t = pair[lo:hi].astype(np.uint64) * _PAIR_MULT
+        t += n[lo:hi].astype(np.uint64) * _N_MULT
+        t += s[lo:hi].astype(np.uint64)
+        return t
+
+    if n_tokens <= _TABLE_LIMIT and n_tokens * 4 <= pair.size:
+        # Few possible tokens: mix each once and look the values up.
+        values = np.arange(n_tokens, dtype=np.uint64)
+        table1, table2 = _mix64(values + _SEED1), _mix64(values ^ _SEED2)
+
+        def mixed1(lo: int, hi: int) -> np.ndarray:
+            return table1[tokens(lo, hi)]
+
+        def mixed2(lo: int, hi: int) -> np.ndarray:
+            return table2[tokens(lo, hi)]
 
     else:
-        token = token.view(np.uint64)
-        n_tokens = int(token.max()) + 1
-        if n_tokens <= _TABLE_LIMIT and n_tokens * 4 <= token.size:
-            # Few possible tokens: mix each once and look the values up.
-            values = np.arange(n_tokens, dtype=np.uint64)
-            table1, table2 = _mix64(values + _SEED1), _mix64(values ^ _SEED2)
-            h1 = _sum_per_user(lambda lo, hi: table1[token[lo:hi]], start, lens)
-            h2 = _sum_per_user(lambda lo, hi: table2[token[lo:hi]], start, lens)
-            h1 += lens.astype(np.uint64) * _LEN_MULT
-            return h1, h2
 
-        def tokens(lo: int, hi: int) -> np.ndarray:
-            return token[lo:hi]  # a view: the mixing below starts from a new array
+        def mixed1(lo: int, hi: int) -> np.ndarray:
+            t = tokens(lo, hi)
+            return _mix64(np.add(t, _SEED1, out=t))
 
-    h1 = _sum_per_user(lambda lo, hi: _mix64(np.add(tokens(lo, hi), _SEED1)), start, lens)
-    h2 = _sum_per_user(lambda lo, hi: _mix64(np.bitwise_xor(tokens(lo, hi), _SEED2)), start, lens)
+        def mixed2(lo: int, hi: int) -> np.ndarray:
+            t = tokens(lo, hi)
+            return _mix64(np.bitwise_xor(t, _SEED2, out=t))
+
+    h1 = _sum_per_user(mixed1, member, start, lens)
+    h2 = _sum_per_user(mixed2, member, start, lens)
     h1 += lens.astype(np.uint64) * _LEN_MULT
     return h1, h2
 
 
-def _hash_groups(token, pair, n, s, cols, start, lens) -> np.ndarray | None:
+def _hash_groups(pair, n, s, base, member, cols, start, lens) -> np.ndarray | None:
     """Group users by (hash 1, hash 2) and verify; None if a check fails."""
     n_users = lens.size
-    h1, h2 = _user_hashes(token, pair, n, s, start, lens)
+    h1, h2 = _user_hashes(pair, n, s, base, member, start, lens)
     order = np.argsort(h1)
     h1s, h2s = h1[order], h2[order]
     same = h1s[1:] == h1s[:-1]
