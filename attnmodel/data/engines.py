@@ -448,48 +448,48 @@ def _require(src: _Source, *names: Hashable) -> None:
             )
 
 
-def _user_table(src: _Source, user: Hashable) -> tuple[str, int]:
-    """Rank the distinct users by first appearance (one pass over the log).
+def _users(src: _Source, user: Hashable) -> tuple[str, pd.Index]:
+    """The distinct users in order of first appearance (one pass over the log).
 
-    Creates ``user_rank`` in one statement (``u``, ``first``: the user's
-    first row, ``idx``: its rank, ``k``: the key the cells name it by).
-    Raises for a missing or blank user id. Returns the key as an SQL
-    expression of a user column ``{u}``, and the number of users. The key is
-    the id's 64-bit hash (:data:`USER_KEY`), which groups much faster than
-    long text ids, when the hashes tell the log's users apart, else the id.
+    Raises for a missing or blank user id. Creates ``user_rank`` (``k``: the
+    key the cells name a user by, ``idx``: the user's place in the returned
+    index) and returns the key as an SQL expression of a user column ``{u}``.
+    The key is the id's 64-bit hash (:data:`USER_KEY`), which groups much
+    faster than long text ids, when the hashes tell the log's users apart,
+    else the id itself. The users are sorted once, as they are fetched, and
+    their ranks go back to DuckDB from Python.
     """
+    import pyarrow as pa
+
     src.sql(
-        f"CREATE TEMP TABLE user_rank AS SELECT u, first, {USER_KEY.format(u='u')} AS k, "
-        "row_number() OVER (ORDER BY first) - 1 AS idx "
-        f"FROM (SELECT {_quote(user)} AS u, min(_ord) AS first FROM log GROUP BY u)"
+        f"CREATE TEMP TABLE users AS SELECT {_quote(user)} AS u, min(_ord) AS first "
+        "FROM log GROUP BY u"
     )
     kind = src.types[str(user)]
     # Text made of spaces sorts before "!": a cheap filter ahead of the exact test.
     early = "(u IS NULL OR u < '!') AND " if kind in _STRING_TYPES else ""
-    if src.sql(f"SELECT count(*) FROM user_rank WHERE {early}{_blank('u', kind)}").fetchall()[0][0]:
+    if src.sql(f"SELECT count(*) FROM users WHERE {early}{_blank('u', kind)}").fetchall()[0][0]:
         _raise_missing_users(src, user)
-    distinct, total = src.sql("SELECT count(DISTINCT k), count(*) FROM user_rank").fetchall()[0]
-    key = USER_KEY
-    if distinct != total:
-        key = "{u}"
-        src.sql(
-            "CREATE OR REPLACE TEMP TABLE user_rank AS SELECT u, first, u AS k, idx FROM user_rank"
-        )
-    return key, int(total)
-
-
-def _user_index(src: _Source, user: Hashable) -> pd.Index:
-    """The distinct users in order of first appearance."""
-    arrow = src.arrow("SELECT u, first FROM user_rank ORDER BY idx")
-    if src.types[str(user)] == "JSON":
+    distinct, total = src.sql(
+        f"SELECT count(DISTINCT {USER_KEY.format(u='u')}), count(*) FROM users"
+    ).fetchall()[0]
+    key = USER_KEY if distinct == total else "{u}"
+    arrow = src.arrow(f"SELECT u, first, {key.format(u='u')} AS k FROM users ORDER BY first")
+    src.sql("DROP TABLE users")
+    ranks = pa.table({"k": arrow.column("k"), "idx": np.arange(arrow.num_rows, dtype=np.int64)})
+    src.con.register("user_keys", ranks)
+    src.sql("CREATE TEMP TABLE user_rank AS SELECT k, idx FROM user_keys")
+    src.con.unregister("user_keys")
+    del ranks
+    if kind == "JSON":
         values = [json.loads(v) for v in arrow.column("u").to_pylist()]
         users = pd.Index(values)
         first = arrow.column("first").to_numpy()
         error = same_text_error(user, users, lambda k: src.where(int(first[k])))
         if error is not None:
             raise error
-        return users
-    return pd.Index(arrow.column("u").to_pandas())
+        return key, users
+    return key, pd.Index(arrow.column("u").to_pandas())
 
 
 def _progress_thread(con, report: Callable[[float], None] | None):
@@ -697,10 +697,8 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     the cells (``ui``: position among the users with votes), ordered by user
     and pair.
     """
-    key, n_users = _user_table(src, user)
-    users = _user_index(src, user)
-    # The ids are in Python now; the cells need only their keys and ranks.
-    src.sql("CREATE OR REPLACE TEMP TABLE user_rank AS SELECT k, idx FROM user_rank")
+    key, users = _users(src, user)
+    n_users = len(users)
     src.sql(
         "CREATE TEMP TABLE pair_rank AS SELECT pr, "
         "coalesce(sum(rows) FILTER (WHERE tie), 0)::BIGINT AS ties, "
