@@ -177,14 +177,14 @@ def test_hash_and_exact_fallbacks_agree(case, monkeypatch):
 
 
 def test_hash_collisions_fall_back_to_exact(monkeypatch):
-    # A deliberately weak hash (total votes only) makes different users collide;
+    # A deliberately weak hash (number of entries only) makes different users collide;
     # the verification must catch it and the exact path must take over.
     rng = np.random.default_rng(3)
     n, s = sparse_many_pairs(rng)
     ref = collapse(n, s, method="sort")
 
-    def weak_hashes(token, pair, n_, s_, start, lens):
-        tot = np.add.reduceat(n_, start).astype(np.uint64)
+    def weak_hashes(*args):
+        tot = args[-1].astype(np.uint64)  # the users' numbers of entries
         return tot, np.zeros_like(tot)
 
     calls = {"dense": 0, "sort": 0}
@@ -308,3 +308,45 @@ def test_table_does_not_alias_the_inputs():
             assert not np.may_share_memory(arr, given)
     nk[:] = 99
     np.testing.assert_array_equal(table.user_counts()[0], n)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("ties", [False, True])
+def test_int32_inputs_give_the_int64_table(method, ties):
+    # Engines hand int32 cells over unwidened. Counts up to 60000 make the packed
+    # (pair, n, s) keys and the (user, pair) keys exceed 2**31, so a product
+    # formed in 32 bits would wrap and change the grouping or the sort.
+    rng = np.random.default_rng(32)
+    n, s = sparse_many_pairs(rng)
+    n[n > 0] *= rng.integers(1, 20000, size=int(np.count_nonzero(n)))
+    n[:5] = n[5:10]  # some users share rows
+    s = rng.binomial(n, 0.6)
+    s[:5] = s[5:10]
+    ui, pk, nk, sk = entries(n, s, rng)  # shuffled: the int32 sort path too
+    tk = rng.integers(0, 3, size=nk.size) if ties else None
+    wide = collapse_counts(ui, pk, nk, sk, n.shape[0], n.shape[1], method=method, t=tk)
+    narrow = collapse_counts(
+        *(a.astype(np.int32) for a in (ui, pk, nk, sk)),
+        n.shape[0],
+        n.shape[1],
+        method=method,
+        t=None if tk is None else tk.astype(np.int32),
+    )
+    tables_equal(wide, narrow)
+    if not ties:
+        check_table(narrow, n, s)
+    assert narrow.entry_n.max() > 2**15
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("method", METHODS)
+def test_blockwise_work_gives_the_same_table(case, method, monkeypatch):
+    # Big inputs are packed, hashed and counted a block of entries at a time;
+    # blocks of 5 entries split users and tokens at every possible place.
+    rng = np.random.default_rng(11 + len(case))
+    n, s = CASES[case](rng)
+    ref = collapse(n, s, method=method)
+    monkeypatch.setattr(counts_mod, "_BLOCK", 5)
+    table = collapse(n, s, rng, method=method)
+    tables_equal(ref, table)
+    check_table(table, n, s)

@@ -372,6 +372,38 @@ def test_empty_glob_and_mixed_formats_are_errors(tmp_path):
 # memory options
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_cells_in_batches_count_as_the_pandas_reader(tmp_path, monkeypatch, suffix):
+    """Cells reach Python in batches and are renumbered and counted in blocks.
+
+    Batches and blocks of 7 rows split users and pairs at many places; users
+    whose votes are all ties (renumbered around) sit between the others.
+    """
+    from attnmodel.data import counts, engines
+
+    rng = np.random.default_rng(13)
+    rows = 600
+    models = np.array(["a", "b", "c", "d"])
+    ab = np.array([rng.choice(4, size=2, replace=False) for _ in range(rows)])
+    df = pd.DataFrame(
+        {
+            "user": [f"u{k}" for k in rng.integers(0, 150, rows)],
+            "model_a": models[ab[:, 0]],
+            "model_b": models[ab[:, 1]],
+            "winner": rng.choice(["model_a", "model_b", "tie"], rows, p=[0.45, 0.35, 0.2]),
+        }
+    )
+    tie_only = df["user"].isin(["u3", "u70", "u140"])
+    df.loc[tie_only, "winner"] = "tie"
+    path = write(df, tmp_path / f"v{suffix}")
+    want = VoteData.from_file(path, engine="pandas")
+    monkeypatch.setattr(engines, "_BATCH_ROWS", 7)
+    monkeypatch.setattr(counts, "_BLOCK", 7)
+    got = VoteData.from_file(path, engine="duckdb")
+    assert_same(got, want)
+    assert len(got.dropped_users) >= 3 and got.counts.entry_n.size > 7
+
+
 def test_memory_options_reach_duckdb(tmp_path):
     df = pd.DataFrame({"user": ["a", "b", "a"], "z": [1, 0, 1]})
     path = write(df, tmp_path / "v.parquet")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CountTable", "collapse_counts", "counts_fingerprint", "pair_totals"]
+__all__ = ["CountTable", "collapse_counts", "counts_fingerprint", "pair_sums", "pair_totals"]
 
 #: Grouping methods for users with entries on several pairs, see :func:`collapse_counts`.
 COLLAPSE_METHODS = ("hash", "dense", "sort")
@@ -37,6 +37,9 @@ _DENSE_CELL_LIMIT = 10_000_000
 
 # Largest value the packed exact keys may take (int64 with headroom).
 _PACK_LIMIT = 2**62
+
+# Elementwise work on the entries runs in blocks of this many (bounds temporaries).
+_BLOCK = 1 << 22
 
 # splitmix64 finaliser constants and the seeds of the two user hashes.
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -167,6 +170,22 @@ def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(n).astype(np.int64), np.rint(s).astype(np.int64)
 
 
+def pair_sums(pair: np.ndarray, values: np.ndarray, n_pairs: int) -> np.ndarray:
+    """Sum of ``values`` over the entries of each pair, as int64, shape (n_pairs,).
+
+    Works a block of entries at a time: ``np.bincount`` would otherwise copy
+    all the (possibly int32) indices to intp and the values to float64. Each
+    block's sums are exact in float64 while they stay below 2**53.
+    """
+    total = np.zeros(n_pairs, dtype=np.int64)
+    for lo in range(0, pair.size, _BLOCK):
+        part = np.bincount(
+            pair[lo : lo + _BLOCK], weights=values[lo : lo + _BLOCK], minlength=n_pairs
+        )
+        total += np.rint(part).astype(np.int64)
+    return total
+
+
 def counts_fingerprint(counts: CountTable, users, pairs) -> str:
     """SHA-256 of every user's counts, whatever the order of users and pairs.
 
@@ -274,11 +293,7 @@ def collapse_counts(
         raise ValueError(f"method must be one of {COLLAPSE_METHODS}, got {method!r}")
     if t is not None:
         return _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method)
-    given = (user, pair, n, s)
-    user = np.asarray(user, dtype=np.int64).reshape(-1)
-    pair = np.asarray(pair, dtype=np.int64).reshape(-1)
-    n = np.asarray(n, dtype=np.int64).reshape(-1)
-    s = np.asarray(s, dtype=np.int64).reshape(-1)
+    user, pair, n, s = _ints(user), _ints(pair), _ints(n), _ints(s)
     if not user.size == pair.size == n.size == s.size:
         raise ValueError("user, pair, n and s must have the same length")
     keep = n > 0
@@ -291,7 +306,10 @@ def collapse_counts(
         raise ValueError(f"user indices must lie in [0, {n_users})")
     if n.size and (pair.min() < 0 or pair.max() >= n_pairs):
         raise ValueError(f"pair indices must lie in [0, {n_pairs})")
-    entries_per_user = np.bincount(user, minlength=n_users)
+    # In blocks: bincount would copy int32 indices to intp all at once.
+    entries_per_user = np.zeros(n_users, dtype=np.int64)
+    for lo in range(0, user.size, _BLOCK):
+        entries_per_user += np.bincount(user[lo : lo + _BLOCK], minlength=n_users)
     if np.any(entries_per_user == 0):
         missing = int(np.flatnonzero(entries_per_user == 0)[0])
         raise ValueError(f"user index {missing} has no votes")
@@ -357,33 +375,26 @@ def collapse_counts(
         lengths = np.ones(n_single_rows, dtype=np.int64)
         return _table(n_pairs, lengths, (pair_u, n_u, s_u), weight_single, user_row)
 
-    # Users with several entries.
-    if n_single_users:
-        multi = ~single
-        pair, n, s = pair[multi], n[multi], s[multi]
-        del multi
+    # Users with several entries, left in place among the others: user k owns
+    # entries start[k]:start[k] + lens[k] of the (sorted) input arrays, and
+    # ``member`` marks the entries of these users (None: every entry).
+    member = None if single is None else ~single
     del user, single
     lens = entries_per_user[multi_users]
-    start = np.zeros(lens.size, dtype=np.int64)
-    np.cumsum(lens[:-1], out=start[1:])
-    if packed:
-        token = np.multiply(pair, b)
-        token += n
-        token *= b
-        token += s
-        cols = [token]
-    else:
-        token = None
-        cols = [pair, n, s]
+    start = np.cumsum(entries_per_user) - entries_per_user
+    start = start[multi_users]
+    cols = [pair, n, s]
     rep = None
     if method == "hash":
-        rep = _hash_groups(token, pair, n, s, cols, start, lens)
+        rep = _hash_groups(pair, n, s, b if packed else None, member, cols, start, lens)
     if rep is None:
         if method != "sort" and lens.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
-            rep = _dense_groups(pair, n, s, lens, n_pairs)
+            part = cols if member is None else [x[member] for x in cols]
+            rep = _dense_groups(*part, lens, n_pairs)
+            del part
         else:
             rep = _sort_groups(cols, start, lens)
-    del token, cols
+    del member
     # Rows are numbered by their first user: the users with rep == themselves.
     is_rep = rep == np.arange(lens.size)
     row_of_user = np.cumsum(is_rep) - 1
@@ -394,21 +405,16 @@ def collapse_counts(
     weight_multi = np.bincount(row_of_user, minlength=n_multi_rows)
     del row_of_user
 
-    # Write both blocks straight into the output arrays.
-    lens_rows = lens if n_multi_rows == lens.size else lens[is_rep]
+    # Write both blocks straight into the output arrays: the single rows, then
+    # the entries of each multi row's first user.
+    lens_rows = lens[is_rep]
     n_entries = n_single_rows + int(lens_rows.sum())
-    rep_entry = None if n_multi_rows == lens.size else np.repeat(is_rep, lens)
+    at = _ranges(start[is_rep], lens_rows)
     entries = []
-    for single_part, multi_part in ((pair_u, pair), (n_u, n), (s_u, s)):
-        if rep_entry is None and not n_single_rows and not _shares(multi_part, given):
-            entries.append(multi_part)  # our own array and already the output
-            continue
+    for single_part, col in zip((pair_u, n_u, s_u), cols, strict=True):
         out = np.empty(n_entries, dtype=np.int64)
         out[:n_single_rows] = single_part
-        if rep_entry is None:
-            out[n_single_rows:] = multi_part
-        else:
-            np.compress(rep_entry, multi_part, out=out[n_single_rows:])
+        out[n_single_rows:] = col[at]
         entries.append(out)
     return _table(
         n_pairs,
@@ -419,6 +425,14 @@ def collapse_counts(
     )
 
 
+def _ranges(first: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Positions first[k], ..., first[k] + lens[k] - 1 for every k, concatenated."""
+    offset = np.cumsum(lens) - lens
+    at = np.repeat(first - offset, lens)
+    at += np.arange(at.size)
+    return at
+
+
 def _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method) -> CountTable:
     """:func:`collapse_counts` with ties: ``(n, s, t)`` rides as ``(n B + t, s B + t)``.
 
@@ -426,9 +440,7 @@ def _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method) -> CountT
     so the grouping above (exact) groups users whose ``(n, s, t)`` agree on
     every pair; the entries are decoded afterwards.
     """
-    t = np.asarray(t, dtype=np.int64).reshape(-1)
-    n = np.asarray(n, dtype=np.int64).reshape(-1)
-    s = np.asarray(s, dtype=np.int64).reshape(-1)
+    t, n, s = _ints(t), _ints(n), _ints(s)
     if t.size != n.size:
         raise ValueError("user, pair, n, s and t must have the same length")
     if t.size and t.min() < 0:
@@ -451,6 +463,19 @@ def _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method) -> CountT
     )
 
 
+def _ints(values) -> np.ndarray:
+    """A flat integer array: int32 and int64 arrays as given, anything else as int64.
+
+    The cells of a large log arrive as int32; keeping them so halves their
+    memory here. Every product that can exceed 32 bits (packed keys, cell
+    keys, hashes) has an int64 or uint64 operand, so it is formed in 64 bits.
+    """
+    values = np.asarray(values)
+    if values.dtype in (np.int32, np.int64):
+        return values.reshape(-1)
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
 def _sorted_cells(user: np.ndarray, pair: np.ndarray, n_pairs: int) -> bool:
     """True if (user, pair) strictly increase, checked in blocks (small temporaries)."""
     block = 1 << 20
@@ -461,11 +486,6 @@ def _sorted_cells(user: np.ndarray, pair: np.ndarray, n_pairs: int) -> bool:
         if not np.all(cell[1:] > cell[:-1]):
             return False
     return True
-
-
-def _shares(a: np.ndarray, arrays) -> bool:
-    """True if ``a`` may share memory with any of ``arrays`` (the caller's inputs)."""
-    return any(isinstance(x, np.ndarray) and np.may_share_memory(a, x) for x in arrays)
 
 
 def _table(n_pairs, row_lengths, entries, row_weight, user_row) -> CountTable:
@@ -500,53 +520,98 @@ _VERIFY_CHUNK = 1 << 22
 
 def _mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser, in place on a uint64 array (arithmetic wraps mod 2**64)."""
-    x ^= x >> np.uint64(30)
-    x *= _MIX1
-    x ^= x >> np.uint64(27)
-    x *= _MIX2
-    x ^= x >> np.uint64(31)
+    for lo in range(0, x.size, _BLOCK):
+        v = x[lo : lo + _BLOCK]
+        v ^= v >> np.uint64(30)
+        v *= _MIX1
+        v ^= v >> np.uint64(27)
+        v *= _MIX2
+        v ^= v >> np.uint64(31)
     return x
 
 
-def _user_hashes(token, pair, n, s, start, lens) -> tuple[np.ndarray, np.ndarray]:
+def _sum_per_user(mixed, member, start, lens) -> np.ndarray:
+    """Per user, the sum mod 2**64 of the values of its entries.
+
+    ``mixed(lo, hi)`` gives the uint64 values of entries lo:hi (a new array);
+    those outside ``member`` are zeroed. Users are taken in blocks of about
+    ``_BLOCK`` entries, so the values of all entries never exist at once.
+    """
+    out = np.empty(lens.size, dtype=np.uint64)
+    ends = start + lens
+    u0 = 0
+    while u0 < lens.size:
+        u1 = max(u0 + 1, int(np.searchsorted(ends, start[u0] + _BLOCK, "right")))
+        lo, hi = int(start[u0]), int(ends[u1 - 1])
+        values = mixed(lo, hi)
+        if member is not None:
+            values[~member[lo:hi]] = 0
+        out[u0:u1] = np.add.reduceat(values, start[u0:u1] - lo)
+        u0 = u1
+    return out
+
+
+def _user_hashes(pair, n, s, base, member, start, lens) -> tuple[np.ndarray, np.ndarray]:
     """Two independent 64-bit hashes of each user's (pair, n, s) entries.
 
     Every entry is mixed by splitmix64 under two seeds and the mixed values are
     summed per user, mod 2**64. The pair is part of each entry, so no position
     weights are needed. The user's number of entries is folded into hash 1.
     Only determinism matters for exactness: identical users hash alike.
+    An entry is the exact token ``(pair * base + n) * base + s`` when ``base``
+    is given (counts small enough to pack), else a wrapping combination.
+    Entries outside ``member`` (other users' entries between these users')
+    count as zero.
     """
-    if token is None:
-        # Counts too large to pack exactly: a wrapping combination instead.
-        token = pair.astype(np.uint64) * _PAIR_MULT
-        token += n.astype(np.uint64) * _N_MULT
-        token += s.astype(np.uint64)
+    if base is not None:
+        b = np.int64(base)
+        n_tokens = (int(np.max(pair)) + 1) * int(base) ** 2
     else:
-        token = token.view(np.uint64)
-        n_tokens = int(token.max()) + 1
-        if n_tokens <= _TABLE_LIMIT and n_tokens * 4 <= token.size:
-            # Few possible tokens: mix each once and look the values up.
-            values = np.arange(n_tokens, dtype=np.uint64)
-            buf = np.empty(token.size, dtype=np.uint64)
-            # mode="clip" (indices are in range anyway) lets take() write into buf unbuffered.
-            np.take(_mix64(values + _SEED1), token, out=buf, mode="clip")
-            h1 = np.add.reduceat(buf, start)
-            np.take(_mix64(values ^ _SEED2), token, out=buf, mode="clip")
-            h2 = np.add.reduceat(buf, start)
-            h1 += lens.astype(np.uint64) * _LEN_MULT
-            return h1, h2
-    buf = np.add(token, _SEED1)
-    h1 = np.add.reduceat(_mix64(buf), start)
-    np.bitwise_xor(token, _SEED2, out=buf)
-    h2 = np.add.reduceat(_mix64(buf), start)
+        n_tokens = _TABLE_LIMIT + 1
+
+    def tokens(lo: int, hi: int) -> np.ndarray:
+        if base is not None:
+            t = np.multiply(pair[lo:hi], b)
+            t += n[lo:hi]
+            t *= b
+            t += s[lo:hi]
+            return t.view(np.uint64)
+        t = pair[lo:hi].astype(np.uint64) * _PAIR_MULT
+        t += n[lo:hi].astype(np.uint64) * _N_MULT
+        t += s[lo:hi].astype(np.uint64)
+        return t
+
+    if n_tokens <= _TABLE_LIMIT and n_tokens * 4 <= pair.size:
+        # Few possible tokens: mix each once and look the values up.
+        values = np.arange(n_tokens, dtype=np.uint64)
+        table1, table2 = _mix64(values + _SEED1), _mix64(values ^ _SEED2)
+
+        def mixed1(lo: int, hi: int) -> np.ndarray:
+            return table1[tokens(lo, hi)]
+
+        def mixed2(lo: int, hi: int) -> np.ndarray:
+            return table2[tokens(lo, hi)]
+
+    else:
+
+        def mixed1(lo: int, hi: int) -> np.ndarray:
+            t = tokens(lo, hi)
+            return _mix64(np.add(t, _SEED1, out=t))
+
+        def mixed2(lo: int, hi: int) -> np.ndarray:
+            t = tokens(lo, hi)
+            return _mix64(np.bitwise_xor(t, _SEED2, out=t))
+
+    h1 = _sum_per_user(mixed1, member, start, lens)
+    h2 = _sum_per_user(mixed2, member, start, lens)
     h1 += lens.astype(np.uint64) * _LEN_MULT
     return h1, h2
 
 
-def _hash_groups(token, pair, n, s, cols, start, lens) -> np.ndarray | None:
+def _hash_groups(pair, n, s, base, member, cols, start, lens) -> np.ndarray | None:
     """Group users by (hash 1, hash 2) and verify; None if a check fails."""
     n_users = lens.size
-    h1, h2 = _user_hashes(token, pair, n, s, start, lens)
+    h1, h2 = _user_hashes(pair, n, s, base, member, start, lens)
     order = np.argsort(h1)
     h1s, h2s = h1[order], h2[order]
     same = h1s[1:] == h1s[:-1]

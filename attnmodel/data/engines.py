@@ -6,6 +6,8 @@ checks it, orients every vote to its pair and aggregates it to
 votes won by the pair's first model (in name order) and the ties. Only these
 counts, the distinct users and the pairs reach Python; the memory they take
 grows with the number of (user, pair) cells, not with the number of votes.
+The cells stream into numpy in batches, as 32-bit integers when the log's
+size allows, so Python never holds a second copy of them.
 :meth:`attnmodel.data.votes.VoteData.from_file` then designates each pair's
 stronger model exactly as the pandas reader does, so that every engine gives
 the same :class:`~attnmodel.data.votes.VoteData`.
@@ -95,6 +97,9 @@ _SPACE = "' \t\n\r' || chr(11) || chr(12)"
 
 # A row's place in the log: file index in the high bits, row in the file below.
 _ROW_BITS = 40
+
+# Rows per batch when results stream into numpy, and per block of in-place work.
+_BATCH_ROWS = 1 << 20
 
 _STRING_TYPES = ("VARCHAR",)
 _NUMBER_TYPES = (
@@ -330,6 +335,32 @@ class _Source:
                 f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
             ) from e
 
+    def numpy(self, query: str) -> dict[str, np.ndarray]:
+        """A query's result as one numpy array per column, of the columns' own types.
+
+        The result streams in batches, so Python holds the arrays and one batch,
+        not a second copy of the whole result.
+        """
+        import duckdb
+
+        try:
+            reader = self.con.sql(query).to_arrow_reader(_BATCH_ROWS)
+            parts: dict[str, list[np.ndarray]] = {name: [] for name in reader.schema.names}
+            dtypes = {f.name: f.type.to_pandas_dtype() for f in reader.schema}
+            for batch in reader:
+                for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                    parts[name].append(column.to_numpy(zero_copy_only=False))
+        except duckdb.Error as e:
+            raise TableFileError(
+                f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
+            ) from e
+        out = {}
+        for name in list(parts):
+            chunks = parts.pop(name)
+            out[name] = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtypes[name])
+            del chunks
+        return out
+
     def where(self, ord_: int) -> tuple[str, Any]:
         """Words and ``row`` attribute for a row's ``_ord``."""
         if self.kind == "parquet":
@@ -417,16 +448,19 @@ def _require(src: _Source, *names: Hashable) -> None:
             )
 
 
-def _user_table(src: _Source, user: Hashable) -> tuple[str, int]:
-    """Rank the distinct users by first appearance (one pass over the log).
+def _users(src: _Source, user: Hashable) -> tuple[str, pd.Index]:
+    """The distinct users in order of first appearance (one pass over the log).
 
-    Creates ``user_rank`` (``u``, ``first``: the user's first row, ``idx``: its
-    rank, ``k``: the key the cells name it by). Raises for a missing or blank
-    user id. Returns the key as an SQL expression of a user column ``{u}``,
-    and the number of users. The key is the id's 64-bit hash
-    (:data:`USER_KEY`), which groups much faster than long text ids, when the
-    hashes tell the log's users apart, else the id itself.
+    Raises for a missing or blank user id. Creates ``user_rank`` (``k``: the
+    key the cells name a user by, ``idx``: the user's place in the returned
+    index) and returns the key as an SQL expression of a user column ``{u}``.
+    The key is the id's 64-bit hash (:data:`USER_KEY`), which groups much
+    faster than long text ids, when the hashes tell the log's users apart,
+    else the id itself. The users are sorted once, as they are fetched, and
+    their ranks go back to DuckDB from Python.
     """
+    import pyarrow as pa
+
     src.sql(
         f"CREATE TEMP TABLE users AS SELECT {_quote(user)} AS u, min(_ord) AS first "
         "FROM log GROUP BY u"
@@ -440,26 +474,22 @@ def _user_table(src: _Source, user: Hashable) -> tuple[str, int]:
         f"SELECT count(DISTINCT {USER_KEY.format(u='u')}), count(*) FROM users"
     ).fetchall()[0]
     key = USER_KEY if distinct == total else "{u}"
-    src.sql(
-        f"CREATE TEMP TABLE user_rank AS SELECT u, first, {key.format(u='u')} AS k, "
-        "row_number() OVER (ORDER BY first) - 1 AS idx FROM users"
-    )
+    arrow = src.arrow(f"SELECT u, first, {key.format(u='u')} AS k FROM users ORDER BY first")
     src.sql("DROP TABLE users")
-    return key, int(total)
-
-
-def _user_index(src: _Source, user: Hashable) -> pd.Index:
-    """The distinct users in order of first appearance."""
-    arrow = src.arrow("SELECT u, first FROM user_rank ORDER BY idx")
-    if src.types[str(user)] == "JSON":
+    ranks = pa.table({"k": arrow.column("k"), "idx": np.arange(arrow.num_rows, dtype=np.int64)})
+    src.con.register("user_keys", ranks)
+    src.sql("CREATE TEMP TABLE user_rank AS SELECT k, idx FROM user_keys")
+    src.con.unregister("user_keys")
+    del ranks
+    if kind == "JSON":
         values = [json.loads(v) for v in arrow.column("u").to_pylist()]
         users = pd.Index(values)
         first = arrow.column("first").to_numpy()
         error = same_text_error(user, users, lambda k: src.where(int(first[k])))
         if error is not None:
             raise error
-        return users
-    return pd.Index(arrow.column("u").to_pandas())
+        return key, users
+    return key, pd.Index(arrow.column("u").to_pandas())
 
 
 def _progress_thread(con, report: Callable[[float], None] | None):
@@ -667,8 +697,8 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     the cells (``ui``: position among the users with votes), ordered by user
     and pair.
     """
-    key, n_users = _user_table(src, user)
-    users = _user_index(src, user)
+    key, users = _users(src, user)
+    n_users = len(users)
     src.sql(
         "CREATE TEMP TABLE pair_rank AS SELECT pr, "
         "coalesce(sum(rows) FILTER (WHERE tie), 0)::BIGINT AS ties, "
@@ -680,21 +710,24 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     count_type = "INTEGER" if n_rows < 2**31 else "BIGINT"
     user_type = "INTEGER" if n_users < 2**31 else "BIGINT"
     cells = (
-        f"SELECT {key.format(u=_quote(user))} AS k, c.pr, count(*) AS n, sum(c.win) AS a "
+        f"SELECT {key.format(u=_quote(user))} AS k, c.pr, count(*) AS n, count_if(c.win = 1) AS a "
         f"FROM log JOIN (SELECT * FROM combo_codes WHERE NOT tie) c ON {on} GROUP BY k, c.pr"
     )
-    table = src.arrow(
+    cells_out = src.numpy(
         f"SELECT r.idx::{user_type} AS ui, p.idx::INTEGER AS pi, c.n::{count_type} AS n, "
         f"c.a::{count_type} AS a FROM ({cells}) c "
         "JOIN user_rank r ON c.k = r.k JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi"
     )
-    cells_out = {name: table.column(name).to_numpy() for name in table.column_names}
-    del table
-    # Users whose every vote is a tie have no cell; the others are renumbered.
-    has_votes = np.bincount(cells_out["ui"], minlength=len(users)) > 0
+    # Users whose every vote is a tie have no cell; the others are renumbered
+    # (in place, a block at a time: the cells are the largest arrays here).
+    ui = cells_out["ui"]
+    has_votes = np.zeros(len(users), dtype=bool)
+    for lo in range(0, ui.size, _BATCH_ROWS):
+        has_votes[ui[lo : lo + _BATCH_ROWS]] = True
     if not has_votes.all():
-        ui = cells_out["ui"]
-        cells_out["ui"] = (np.cumsum(has_votes) - 1).astype(ui.dtype)[ui]
+        position = (np.cumsum(has_votes) - 1).astype(ui.dtype)
+        for lo in range(0, ui.size, _BATCH_ROWS):
+            ui[lo : lo + _BATCH_ROWS] = position[ui[lo : lo + _BATCH_ROWS]]
     ties = pair_tab.column("ties").to_numpy()
     return users, has_votes, pair_tab.column("pr").to_pylist(), ties, cells_out
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from attnmodel.data.counts import CountTable, collapse_counts
+from attnmodel.data.counts import CountTable, collapse_counts, pair_sums
 from attnmodel.data.io import read_table
 from attnmodel.data.spellings import (
     COLUMN_DEFAULTS,
@@ -938,7 +938,10 @@ class VoteData:
 
     @classmethod
     def _from_cells(cls, cells: Any, names: dict[str, Any]) -> VoteData:
-        """A VoteData from an engine's :class:`~attnmodel.data.engines.VoteCells`."""
+        """A VoteData from an engine's :class:`~attnmodel.data.engines.VoteCells`.
+
+        Consumes ``cells``: its ``cell_a`` is overwritten when writeable.
+        """
         n, a = cells.cell_n, cells.cell_a
         if cells.layout == "raw":
             if names["ties"] == "error" and cells.pair_ties.any():
@@ -950,12 +953,18 @@ class VoteData:
             pair_lo = np.array([model_id[x] for x, _ in cells.pairs], dtype=np.int64)
             pair_hi = np.array([model_id[y] for _, y in cells.pairs], dtype=np.int64)
             n_all = len(cells.pairs)
-            n_votes = np.bincount(cells.cell_pair, weights=n, minlength=n_all).astype(np.int64)
-            lo_wins = np.bincount(cells.cell_pair, weights=a, minlength=n_all).astype(np.int64)
+            n_votes = pair_sums(cells.cell_pair, n, n_all)
+            lo_wins = pair_sums(cells.cell_pair, a, n_all)
             strong, has_votes, pairs, report = _designate(
                 models, pair_lo, pair_hi, n_votes, cells.pair_ties, lo_wins, names["stronger"]
             )
-            s = np.where((strong == pair_lo)[cells.cell_pair], a, n - a)
+            # s: votes for the stronger model; a cell of a pair whose second model is
+            # the stronger counts n - a. Written over a: the cells are the largest
+            # arrays of a big log, and they are not used again.
+            s = a if a.flags.writeable else a.copy()
+            flip = strong != pair_lo
+            if flip.any():
+                np.subtract(n, a, out=s, where=flip[cells.cell_pair])
             pair_new = cells.cell_pair
             if not has_votes.all():
                 pair_new = (np.cumsum(has_votes) - 1)[pair_new]
@@ -975,8 +984,8 @@ class VoteData:
             else:
                 pairs = cells.pairs
             n_pairs = len(pairs)
-            n_votes = np.bincount(cells.cell_pair, weights=n, minlength=n_pairs).astype(np.int64)
-            wins = np.bincount(cells.cell_pair, weights=a, minlength=n_pairs)
+            n_votes = pair_sums(cells.cell_pair, n, n_pairs)
+            wins = pair_sums(cells.cell_pair, a, n_pairs)
             report = pd.DataFrame(
                 {
                     "stronger": pd.Series([None] * n_pairs, dtype=object),
