@@ -223,6 +223,7 @@ class EMProblem:
         )
         self._cached_ll: tuple[np.ndarray, np.ndarray] | None = None
         self._strides = None
+        self._mu_support: tuple[np.ndarray, np.ndarray] | None = None
         self.prior = prior
         self.structure = IndependentMu() if structure is None else structure
         if isinstance(self.structure, BradleyTerryMu):
@@ -240,6 +241,16 @@ class EMProblem:
         population density of the unknown ``mu`` plus the hyperprior, or the
         prior of the strengths.
         """
+        return self._rest_log_prior(state) + self._family_log_prior(state.params)
+
+    def _family_log_prior(self, params) -> float:
+        """The family parameters' part of :meth:`log_prior` (0 when flat or absent)."""
+        if self.prior is None or self.prior.flat:
+            return 0.0
+        return self.prior.family_logp(params)
+
+    def _rest_log_prior(self, state: EMState) -> float:
+        """:meth:`log_prior` but the family parameters' part: ``mu``, its structure, the ties."""
         ties = 0.0 if self.tie_term is None else tie_log_prior(state.ties)
         structure = self.structure
         if isinstance(structure, PooledMu):
@@ -247,13 +258,9 @@ class EMProblem:
         elif isinstance(structure, BradleyTerryMu):
             total = structure.theta_logp(state.mu_hyper)
         elif self.prior is None:
-            return self.mu_spec.log_prior(state.mu) + ties
+            total = self.mu_spec.log_prior(state.mu)
         else:
             total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])))
-        if self.prior is None:
-            return total + ties
-        if not self.prior.flat:
-            total += self.prior.family_logp(state.params)
         return total + ties
 
     @property
@@ -503,9 +510,12 @@ class EMProblem:
         lo, hi = self.vector_bounds()
 
         def neg_q(v):
-            full = base.copy()
-            full[:k] = v
-            val = self.q_value(full, estep)
+            if self.family.discrete:
+                full = base.copy()
+                full[:k] = v
+                val = self.q_value(full, estep)
+            else:
+                val = self.family_q(self.family.from_vector(v, self.grid), estep)
             return -val if np.isfinite(val) else 1e300
 
         candidates = [self.family.to_vector(params), base[:k]]
@@ -627,23 +637,68 @@ class EMProblem:
     def q_value(self, vec: np.ndarray, estep: EStep) -> float:
         """``Q(theta | theta_t)`` plus the log prior, for ``theta = from_vector(vec)``.
 
-        ``theta_t`` is the state at which ``estep`` was taken.
+        ``theta_t`` is the state at which ``estep`` was taken. It is the sum of
+        :meth:`family_q` (the prior's mass at the nodes, the family prior) and
+        the votes' part with the rest of the prior (:meth:`_votes_q`).
         """
         state = self.from_vector(vec)
         eta, one_minus_eta, log_mass = self.nodes(state.params)
+        return (
+            self._mass_q(log_mass, estep)
+            + self._family_log_prior(state.params)
+            + self._votes_q(estep, eta, one_minus_eta, state)
+        )
+
+    def family_q(self, params, estep: EStep) -> float:
+        """The terms of :meth:`q_value` that move with the family parameters (grid families).
+
+        On a grid the nodes stay where they are, so the family parameters enter
+        ``Q`` only through the prior's mass at the nodes and the family prior:
+        ``sum_g weight_g log mass_g(params) + log p(params)``. The rest of ``Q``
+        is a constant here, and the family's M-step and the family coordinates
+        of :meth:`gradient` evaluate this alone. Atoms (discrete families) move
+        the votes' part too; use :meth:`q_value` for them.
+        """
+        if self.family.discrete:
+            raise ValueError("family_q needs a grid family; atoms move the votes' part of Q")
+        return self._mass_q(self.nodes(params)[2], estep) + self._family_log_prior(params)
+
+    @staticmethod
+    def _mass_q(log_mass: np.ndarray, estep: EStep) -> float:
+        with np.errstate(invalid="ignore"):
+            return float(np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum())
+
+    def _votes_q(self, estep: EStep, eta, one_minus_eta, state: EMState) -> float:
+        """The votes' part of ``Q`` at the nodes ``eta``, plus :meth:`_rest_log_prior`."""
         if self.tie_term is not None:
             value = self._vote_q(estep, eta, one_minus_eta, state)
+        else:
+            log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
             with np.errstate(invalid="ignore"):
-                value += np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum()
-            return float(value) + self.log_prior(state)
-        log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+                value = (
+                    np.where(estep.s_stat > 0, estep.s_stat * log_g, 0.0).sum()
+                    + np.where(estep.f_stat > 0, estep.f_stat * log_1mg, 0.0).sum()
+                )
+        return float(value) + self._rest_log_prior(state)
+
+    def _pair_q(self, free: np.ndarray, eta, one_minus_eta, estep: EStep) -> np.ndarray:
+        """Each unknown pair's votes' part of ``Q`` plus its log prior, at ``free`` (independent ``mu``).
+
+        ``free`` are the unknown pairs' coordinates (:meth:`to_vector`); with
+        independent ``mu`` and no ties ``Q`` is a sum of these and terms free of them.
+        """
+        mu = self._mu_from_free(free)
+        idx = self.unknown
+        s, f = estep.s_stat[idx], estep.f_stat[idx]
+        log_g, log_1mg = pair_log_probs(eta, one_minus_eta, mu)
         with np.errstate(invalid="ignore"):
-            terms = (
-                np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum()
-                + np.where(estep.s_stat > 0, estep.s_stat * log_g, 0.0).sum()
-                + np.where(estep.f_stat > 0, estep.f_stat * log_1mg, 0.0).sum()
-            )
-        return float(terms) + self.log_prior(state)
+            value = np.where(s > 0, s * log_g, 0.0).sum(axis=1)
+            value += np.where(f > 0, f * log_1mg, 0.0).sum(axis=1)
+        if self.prior is not None:
+            return value + self.prior.mu_logp(mu)
+        return value + np.array(
+            [self.mu_spec.priors[k].logpdf(x) for k, x in zip(idx, mu, strict=True)]
+        )
 
     def _vote_q(self, estep: EStep, eta, one_minus_eta, state: EMState) -> float:
         """Ties modelled: the votes' part of ``Q`` (directions and ties), free of the family.
@@ -671,17 +726,43 @@ class EMProblem:
         the gradient of ``Q(. | state)`` at ``state``; ``Q`` depends on the
         parameters only through a few (P, G) sums, so central differences of
         it are cheap and accurate (truncation ~ step^2, rounding ~ eps / step).
-        At a bound of the admissible box the difference is one-sided.
+        At a bound of the admissible box the difference is one-sided. Each
+        difference evaluates only the terms its coordinate moves: on a grid
+        :meth:`family_q` for the family's coordinates, and with independent
+        ``mu`` and no ties one pair's terms for each ``mu`` (:meth:`_pair_q`,
+        all pairs at once).
         """
         v = self.to_vector(state)
         lo, hi = self.vector_bounds()
+        h = step * (1.0 + np.abs(v))
+        v_up, v_down = np.minimum(v + h, hi), np.maximum(v - h, lo)
+        width = v_up - v_down
+        k = self.family.to_vector(state.params).size
+        grid = not self.family.discrete
+        eta, one_minus_eta, _ = self.nodes(state.params)
+        by_pair = (
+            self.tie_term is None and isinstance(self.structure, IndependentMu) and self.unknown.size
+        )
         grad = np.empty_like(v)
         for i in range(v.size):
-            h = step * (1.0 + abs(v[i]))
+            if by_pair and i >= k:
+                break
             up, down = v.copy(), v.copy()
-            up[i] = min(v[i] + h, hi[i])
-            down[i] = max(v[i] - h, lo[i])
-            grad[i] = (self.q_value(up, estep) - self.q_value(down, estep)) / (up[i] - down[i])
+            up[i], down[i] = v_up[i], v_down[i]
+            if grid and i < k:
+                q_up = self.family_q(self.family.from_vector(up[:k], self.grid), estep)
+                q_down = self.family_q(self.family.from_vector(down[:k], self.grid), estep)
+            elif grid:
+                q_up = self._votes_q(estep, eta, one_minus_eta, self.from_vector(up))
+                q_down = self._votes_q(estep, eta, one_minus_eta, self.from_vector(down))
+            else:
+                q_up, q_down = self.q_value(up, estep), self.q_value(down, estep)
+            grad[i] = (q_up - q_down) / width[i]
+        if by_pair:
+            free = slice(k, k + self.unknown.size)
+            q_up = self._pair_q(v_up[free], eta, one_minus_eta, estep)
+            q_down = self._pair_q(v_down[free], eta, one_minus_eta, estep)
+            grad[free] = (q_up - q_down) / width[free]
         return grad
 
     def vector_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -748,15 +829,22 @@ class EMProblem:
         params = self.family.from_vector(vec[:k], self.grid)
         mu = self.mu_spec.initial()
         if self.unknown.size:
-            lo = np.array([self.mu_spec.priors[i].support[0] for i in self.unknown])
-            hi = np.array([self.mu_spec.priors[i].support[1] for i in self.unknown])
-            free = vec[k : k + self.unknown.size]
-            mu[self.unknown] = np.clip(0.5 + 0.5 * special.expit(free), lo + 1e-12, hi)
+            mu[self.unknown] = self._mu_from_free(vec[k : k + self.unknown.size])
         hyper = None
         if n_hyper:
             m, c = vec[-2:]
             hyper = np.array([special.expit(m), np.clip(c, 0.0, structure.max_concentration)])
         return EMState(params, mu, hyper, ties)
+
+    def _mu_from_free(self, free: np.ndarray) -> np.ndarray:
+        """The unknown ``mu`` of their coordinates (:meth:`to_vector`), within their priors' support."""
+        if self._mu_support is None:
+            supports = [self.mu_spec.priors[i].support for i in self.unknown]
+            self._mu_support = (
+                np.array([lo for lo, _ in supports]) + 1e-12,
+                np.array([hi for _, hi in supports]),
+            )
+        return np.clip(0.5 + 0.5 * special.expit(free), *self._mu_support)
 
     # -- starting points -------------------------------------------------
     def initial_state(self, start: int, rng: np.random.Generator) -> EMState:
