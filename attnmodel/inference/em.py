@@ -37,6 +37,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Generator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -320,7 +321,11 @@ class EMProblem:
             with np.errstate(divide="ignore"):
                 return loc, 1.0 - loc, np.log(w)
         g = self.grid
-        return g.eta, g.one_minus_eta, g.log_weight + self.family.log_density_logit(g.u, params)
+        return g.eta, g.one_minus_eta, self._grid_log_mass(params)
+
+    def _grid_log_mass(self, params) -> np.ndarray:
+        """Log prior mass of the grid's nodes, shape (G,)."""
+        return self.grid.log_weight + self.family.log_density_logit(self.grid.u, params)
 
     def _row_loglik(self, eta, one_minus_eta, mu) -> np.ndarray:
         # With a grid and every mu known the likelihood matrix never changes.
@@ -661,7 +666,7 @@ class EMProblem:
         """
         if self.family.discrete:
             raise ValueError("family_q needs a grid family; atoms move the votes' part of Q")
-        return self._mass_q(self.nodes(params)[2], estep) + self._family_log_prior(params)
+        return self._mass_q(self._grid_log_mass(params), estep) + self._family_log_prior(params)
 
     @staticmethod
     def _mass_q(log_mass: np.ndarray, estep: EStep) -> float:
@@ -995,7 +1000,14 @@ def _run_em(
     accelerate: bool,
     run: _Run,
     polish_after: int | None = None,
-) -> tuple[EMState, EStep, bool]:
+) -> Generator[tuple[EMState, EStep], None, tuple[EMState, EStep, bool]]:
+    """EM from ``state`` as a generator: yields each iterate and its E-step (recorded).
+
+    It returns ``(state, estep, converged)`` (the ``StopIteration`` value) when
+    EM converges, the polish ends or ``max_iter`` is reached; a driver may
+    stop drawing from it earlier (see ``screen_iter`` of :func:`fit_em`) and
+    go on later along the same path. :func:`_finish` runs it to the end.
+    """
     e0 = problem.e_step(state)
     _record(problem, run, state, e0, "start")
     s0 = state
@@ -1009,6 +1021,7 @@ def _run_em(
         gain = e1.objective - e0.objective
         if gain <= tol * (1.0 + abs(e1.objective)) and np.max(np.abs(v1 - v0), initial=0.0) <= xtol:
             return s1, e1, True
+        yield s1, e1
         s2 = problem.m_step(s1, e1)
         if accelerate:
             v2 = problem.to_vector(s2)
@@ -1032,6 +1045,47 @@ def _run_em(
     e1 = problem.e_step(s1)
     _record(problem, run, s1, e1, "em")
     return s1, e1, False
+
+
+def _finish(steps: Generator) -> tuple[EMState, EStep, bool]:
+    """Run an EM generator (:func:`_run_em`) to its end and return its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _run_starts(
+    problem: EMProblem, starts: list[EMState], first: int, screen_iter: int | None, options: dict
+) -> tuple[list[tuple[EMState, EStep, bool | None]], list[_Run]]:
+    """Run EM from every start; ``(state, estep, converged)`` and the history of each.
+
+    Starts before ``first`` (one given by ``init``) run to the end. With
+    ``screen_iter`` the others run that many iterations each, and only the one
+    with the highest objective then goes on, along the same path; those left
+    behind end at their last iterate with ``converged=None``.
+    """
+    records = [_Run() for _ in starts]
+    steps = [_run_em(problem, st, run=run, **options) for st, run in zip(starts, records)]
+    ends: list[tuple[EMState, EStep, bool | None]] = []
+    for k, step in enumerate(steps):
+        if screen_iter is None or k < first:
+            ends.append(_finish(step))
+            continue
+        for _ in range(screen_iter):
+            try:
+                state, estep = next(step)
+            except StopIteration as stop:
+                ends.append(stop.value)
+                break
+        else:
+            ends.append((state, estep, None))
+    if screen_iter is not None:
+        k = max(range(first, len(starts)), key=lambda j: ends[j][1].objective)
+        if ends[k][2] is None:
+            ends[k] = _finish(steps[k])
+    return ends, records
 
 
 def _polish(
@@ -1210,6 +1264,7 @@ def fit_em(
     xtol: float = 1e-8,
     accelerate: bool = True,
     polish_after: int | None = 30,
+    screen_iter: int | None = 10,
     seed: int | None = 0,
     init: dict[str, Any] | None = None,
     grid: LogitGrid | None = None,
@@ -1264,6 +1319,14 @@ def fit_em(
         After this many EM iterations without convergence, finish by L-BFGS on
         the same objective (see :func:`_polish`); None runs EM alone up to
         ``max_iter``.
+    screen_iter : int or None
+        With ``n_init > 1``, every generated start first runs this many
+        iterations; only the one with the highest objective then runs on to
+        convergence, and the others' paths end there (``runs_`` keeps them;
+        ``settings["all_converged"]`` has None for them). EM never lowers the
+        objective, so the returned start is the best of all recorded iterates.
+        A start given by ``init`` always runs to the end. None runs every start
+        to the end.
     seed : int, optional
         Seeds the random starts; each start gets its own child seed.
     init : dict, optional
@@ -1290,6 +1353,8 @@ def fit_em(
     problem.prior = ModelPrior(fam, spec, problem.grid, priors)
     if n_init < 1:
         raise ValueError("n_init must be >= 1")
+    if screen_iter is not None and screen_iter < 1:
+        raise ValueError(f"screen_iter must be >= 1 or None, got {screen_iter}")
     seeds = np.random.SeedSequence(seed).spawn(n_init)
     starts: list[EMState] = []
     if init is not None:
@@ -1306,30 +1371,25 @@ def fit_em(
     for k in range(n_init):
         starts.append(problem.initial_state(k, np.random.default_rng(seeds[k])))
 
+    from attnmodel.model.kernels import one_blas_thread
+
     t0 = time.perf_counter()
-    best = None
-    runs: list[pd.DataFrame] = []
-    all_converged = []
-    for k, st in enumerate(starts):
-        run = _Run()
-        state, estep, conv = _run_em(
-            problem,
-            st,
-            max_iter=max_iter,
-            tol=tol,
-            xtol=xtol,
-            accelerate=accelerate,
-            run=run,
-            polish_after=polish_after,
+    options = dict(
+        max_iter=max_iter, tol=tol, xtol=xtol, accelerate=accelerate, polish_after=polish_after
+    )
+    # The generated starts are screened when there are several (see _run_starts).
+    first = 0 if init is None else 1
+    screen = screen_iter is not None and n_init > 1
+    with one_blas_thread():
+        ends, records = _run_starts(problem, starts, first, screen_iter if screen else None, options)
+        k_best = max(
+            range(len(ends)), key=lambda j: (ends[j][1].objective, ends[j][2] is not None)
         )
-        runs.append(pd.DataFrame.from_records(run.records))
-        all_converged.append(conv)
-        if best is None or estep.objective > best[1].objective:
-            best = (state, estep, conv, k)
-    assert best is not None
-    state, _, conv, k_best = best
-    # A final E-step so that the returned posterior matches the returned parameters.
-    estep = problem.e_step(state, posterior=True)
+        state, conv = ends[k_best][0], bool(ends[k_best][2])
+        # A final E-step so that the returned posterior matches the returned parameters.
+        estep = problem.e_step(state, posterior=True)
+    runs = [pd.DataFrame.from_records(run.records) for run in records]
+    all_converged = [conv for _, _, conv in ends]
     if warn and not conv:
         warnings.warn(
             f"EM did not converge in {max_iter} iterations (family {fam.name}); "
@@ -1366,6 +1426,7 @@ def fit_em(
             "xtol": xtol,
             "accelerate": accelerate,
             "polish_after": polish_after,
+            "screen_iter": screen_iter,
             "seed": seed,
             "priors": {k: str(v) for k, v in problem.prior.priors.items()},
             "grid_spacing": None if problem.grid is None else problem.grid.spacing,
