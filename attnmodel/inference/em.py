@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -687,7 +687,7 @@ class EMProblem:
         return float(value) + self._rest_log_prior(state)
 
     def _pair_q(self, free: np.ndarray, eta, one_minus_eta, estep: EStep) -> np.ndarray:
-        """Each unknown pair's votes' part of ``Q`` plus its log prior, at ``free`` (independent ``mu``).
+        """Each unknown pair's votes' part of ``Q`` plus its log prior, at ``free``.
 
         ``free`` are the unknown pairs' coordinates (:meth:`to_vector`); with
         independent ``mu`` and no ties ``Q`` is a sum of these and terms free of them.
@@ -746,7 +746,9 @@ class EMProblem:
         grid = not self.family.discrete
         eta, one_minus_eta, _ = self.nodes(state.params)
         by_pair = (
-            self.tie_term is None and isinstance(self.structure, IndependentMu) and self.unknown.size
+            self.tie_term is None
+            and isinstance(self.structure, IndependentMu)
+            and self.unknown.size
         )
         grad = np.empty_like(v)
         for i in range(v.size):
@@ -842,7 +844,7 @@ class EMProblem:
         return EMState(params, mu, hyper, ties)
 
     def _mu_from_free(self, free: np.ndarray) -> np.ndarray:
-        """The unknown ``mu`` of their coordinates (:meth:`to_vector`), within their priors' support."""
+        """The unknown ``mu`` at their coordinates (:meth:`to_vector`), in their priors' support."""
         if self._mu_support is None:
             supports = [self.mu_spec.priors[i].support for i in self.unknown]
             self._mu_support = (
@@ -1067,7 +1069,9 @@ def _run_starts(
     behind end at their last iterate with ``converged=None``.
     """
     records = [_Run() for _ in starts]
-    steps = [_run_em(problem, st, run=run, **options) for st, run in zip(starts, records)]
+    steps = [
+        _run_em(problem, st, run=run, **options) for st, run in zip(starts, records, strict=True)
+    ]
     ends: list[tuple[EMState, EStep, bool | None]] = []
     for k, step in enumerate(steps):
         if screen_iter is None or k < first:
@@ -1381,10 +1385,10 @@ def fit_em(
     first = 0 if init is None else 1
     screen = screen_iter is not None and n_init > 1
     with one_blas_thread():
-        ends, records = _run_starts(problem, starts, first, screen_iter if screen else None, options)
-        k_best = max(
-            range(len(ends)), key=lambda j: (ends[j][1].objective, ends[j][2] is not None)
+        ends, records = _run_starts(
+            problem, starts, first, screen_iter if screen else None, options
         )
+        k_best = max(range(len(ends)), key=lambda j: (ends[j][1].objective, ends[j][2] is not None))
         state, conv = ends[k_best][0], bool(ends[k_best][2])
         # A final E-step so that the returned posterior matches the returned parameters.
         estep = problem.e_step(state, posterior=True)
