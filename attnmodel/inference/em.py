@@ -1165,7 +1165,8 @@ class EMResult:
         Every iterate of the best run: objective, log-likelihood, log prior,
         parameters and ``mu``.
     runs_ : list of pandas.DataFrame
-        The history of every start.
+        The history of every start (a start left behind at the screening of
+        starts, see ``screen_iter`` of :func:`fit_em`, ends there).
     best_start_ : int
     estep_ : EStep
         Final E-step at the returned parameters, with the posterior matrix.
