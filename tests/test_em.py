@@ -336,3 +336,64 @@ def test_compiled_estep_matches_numpy(family, mu_known, multi_pair_sim):
     np.testing.assert_allclose(a.row_log_marginal, b.row_log_marginal, rtol=1e-12)
     for x, y in ((a.weight, b.weight), (a.s_stat, b.s_stat), (a.f_stat, b.f_stat)):
         np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12 * np.abs(y).max())
+
+
+def test_screening_continues_the_best_start_along_its_own_path(multi_pair_sim):
+    # Every generated start runs screen_iter iterations; the best goes on. Pausing
+    # must not change its path: it is the path the same start takes unscreened.
+    data = multi_pair_sim.to_data()
+    kw = {"n_init": 4, "seed": 5, "warn": False}
+    screened = fit_em(data, "beta", screen_iter=3, **kw)
+    full = fit_em(data, "beta", screen_iter=None, **kw)
+    k = screened.best_start_
+    others = [j for j in range(4) if j != k]
+    # After 3 iterations (its third "em" record) the continued start led every other one.
+    path = screened.runs_[k]
+    led = path["objective"][path["step"] == "em"].iloc[2]
+    assert all(screened.runs_[j]["objective"].iloc[-1] <= led for j in others)
+    np.testing.assert_array_equal(
+        screened.runs_[k]["objective"].to_numpy(), full.runs_[k]["objective"].to_numpy()
+    )
+    assert screened.objective_ == full.runs_[k]["objective"].iloc[-1]
+    # The others stop after their start and 3 iterations (SQUAREM may add records).
+    for j in others:
+        assert (screened.runs_[j]["step"] == "em").sum() == 3
+        np.testing.assert_array_equal(
+            screened.runs_[j]["objective"].to_numpy(),
+            full.runs_[j]["objective"].iloc[: len(screened.runs_[j])].to_numpy(),
+        )
+    assert screened.settings["all_converged"][k] is True
+    assert [screened.settings["all_converged"][j] for j in others] == [None] * 3
+    assert screened.settings["screen_iter"] == 3
+
+
+def test_a_start_given_by_init_is_not_screened(beta_data):
+    init = {"alpha": 0.5, "beta": 9.0}
+    res = fit_em(beta_data, "beta", mu=0.8, init=init, n_init=2, screen_iter=1, warn=False)
+    alone = fit_em(beta_data, "beta", mu=0.8, init=init, n_init=1, warn=False)
+    np.testing.assert_array_equal(
+        res.runs_[0]["objective"].to_numpy(), alone.runs_[0]["objective"].to_numpy()
+    )
+    assert res.settings["all_converged"][0] is True
+    with pytest.raises(ValueError, match="screen_iter"):
+        fit_em(beta_data, "beta", mu=0.8, screen_iter=0)
+
+
+@pytest.mark.parametrize("structure", ["independent", "pooled"])
+def test_gradient_matches_differences_of_the_whole_q(structure, multi_pair_sim):
+    # The gradient evaluates only the terms each coordinate moves; central
+    # differences of the whole Q (q_value) must give the same numbers. Both
+    # truncate at ~step^2 and round at ~eps |Q| / step ~ 1e-8 here.
+    data = multi_pair_sim.to_data()
+    res = fit_em(data, "beta", n_init=1, max_iter=3, warn=False, mu_structure=structure)
+    problem, state = res.problem, res.state_
+    estep = problem.e_step(state)
+    v = problem.to_vector(state)
+    whole = np.empty_like(v)
+    for i in range(v.size):
+        h = 1e-5 * (1.0 + abs(v[i]))
+        up, down = v.copy(), v.copy()
+        up[i] += h
+        down[i] -= h
+        whole[i] = (problem.q_value(up, estep) - problem.q_value(down, estep)) / (2 * h)
+    np.testing.assert_allclose(problem.gradient(state, estep), whole, rtol=1e-6, atol=1e-6)

@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from attnmodel.model.families import get_family
 from attnmodel.model.priors import (
@@ -247,3 +248,34 @@ def test_em_imports_neither_pymc_nor_pytensor():
     ).stdout.split("\n")
     assert out[0] == "[]", "fit_em imported " + out[0]
     assert out[1] == "[]", "fit(method='em') imported " + out[1]
+
+
+@pytest.mark.parametrize(
+    ("prior", "reference"),
+    [
+        (Prior("Normal", mu=1.0, sigma=2.5), stats.norm(1.0, 2.5)),
+        (Prior("Normal", mu=-0.5, tau=4.0), stats.norm(-0.5, 0.5)),
+        (Prior("LogNormal", mu=float(np.log(8.0)), sigma=0.8), stats.lognorm(0.8, scale=8.0)),
+        (Prior("Beta", alpha=1.5, beta=1.5), stats.beta(1.5, 1.5)),
+        (Prior("Beta", alpha=1.0, beta=3.0), stats.beta(1.0, 3.0)),
+        (Prior("Beta", alpha=0.5, beta=2.0), stats.beta(0.5, 2.0)),
+    ],
+)
+def test_closed_form_log_densities_match_scipy(prior, reference):
+    # Normal, LogNormal and Beta are evaluated in closed form (not through scipy):
+    # the same values to rounding, -inf at the same places, truncated alike.
+    x = np.array([-1.0, 0.0, 1e-9, 0.2, 0.5, 0.99, 1.0, 2.0, 40.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = reference.logpdf(x)
+    got = prior.logpdf(x)
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    assert np.array_equal(got == -np.inf, want == -np.inf)
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=1e-13, atol=1e-13)
+    lo, hi = 0.1, 0.9
+    mass = reference.cdf(hi) - reference.cdf(lo)
+    inside = (x >= lo) & (x <= hi)
+    np.testing.assert_allclose(
+        prior.logpdf(x, lo, hi)[inside], want[inside] - np.log(mass), rtol=1e-12
+    )
+    assert np.all(prior.logpdf(x, lo, hi)[~inside] == -np.inf)

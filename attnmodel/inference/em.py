@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -223,6 +224,7 @@ class EMProblem:
         )
         self._cached_ll: tuple[np.ndarray, np.ndarray] | None = None
         self._strides = None
+        self._mu_support: tuple[np.ndarray, np.ndarray] | None = None
         self.prior = prior
         self.structure = IndependentMu() if structure is None else structure
         if isinstance(self.structure, BradleyTerryMu):
@@ -240,6 +242,16 @@ class EMProblem:
         population density of the unknown ``mu`` plus the hyperprior, or the
         prior of the strengths.
         """
+        return self._rest_log_prior(state) + self._family_log_prior(state.params)
+
+    def _family_log_prior(self, params) -> float:
+        """The family parameters' part of :meth:`log_prior` (0 when flat or absent)."""
+        if self.prior is None or self.prior.flat:
+            return 0.0
+        return self.prior.family_logp(params)
+
+    def _rest_log_prior(self, state: EMState) -> float:
+        """:meth:`log_prior` but the family parameters' part: ``mu``, its structure, the ties."""
         ties = 0.0 if self.tie_term is None else tie_log_prior(state.ties)
         structure = self.structure
         if isinstance(structure, PooledMu):
@@ -247,13 +259,9 @@ class EMProblem:
         elif isinstance(structure, BradleyTerryMu):
             total = structure.theta_logp(state.mu_hyper)
         elif self.prior is None:
-            return self.mu_spec.log_prior(state.mu) + ties
+            total = self.mu_spec.log_prior(state.mu)
         else:
             total = float(np.sum(self.prior.mu_logp(state.mu[self.unknown])))
-        if self.prior is None:
-            return total + ties
-        if not self.prior.flat:
-            total += self.prior.family_logp(state.params)
         return total + ties
 
     @property
@@ -313,7 +321,11 @@ class EMProblem:
             with np.errstate(divide="ignore"):
                 return loc, 1.0 - loc, np.log(w)
         g = self.grid
-        return g.eta, g.one_minus_eta, g.log_weight + self.family.log_density_logit(g.u, params)
+        return g.eta, g.one_minus_eta, self._grid_log_mass(params)
+
+    def _grid_log_mass(self, params) -> np.ndarray:
+        """Log prior mass of the grid's nodes, shape (G,)."""
+        return self.grid.log_weight + self.family.log_density_logit(self.grid.u, params)
 
     def _row_loglik(self, eta, one_minus_eta, mu) -> np.ndarray:
         # With a grid and every mu known the likelihood matrix never changes.
@@ -503,9 +515,12 @@ class EMProblem:
         lo, hi = self.vector_bounds()
 
         def neg_q(v):
-            full = base.copy()
-            full[:k] = v
-            val = self.q_value(full, estep)
+            if self.family.discrete:
+                full = base.copy()
+                full[:k] = v
+                val = self.q_value(full, estep)
+            else:
+                val = self.family_q(self.family.from_vector(v, self.grid), estep)
             return -val if np.isfinite(val) else 1e300
 
         candidates = [self.family.to_vector(params), base[:k]]
@@ -627,23 +642,68 @@ class EMProblem:
     def q_value(self, vec: np.ndarray, estep: EStep) -> float:
         """``Q(theta | theta_t)`` plus the log prior, for ``theta = from_vector(vec)``.
 
-        ``theta_t`` is the state at which ``estep`` was taken.
+        ``theta_t`` is the state at which ``estep`` was taken. It is the sum of
+        :meth:`family_q` (the prior's mass at the nodes, the family prior) and
+        the votes' part with the rest of the prior (:meth:`_votes_q`).
         """
         state = self.from_vector(vec)
         eta, one_minus_eta, log_mass = self.nodes(state.params)
+        return (
+            self._mass_q(log_mass, estep)
+            + self._family_log_prior(state.params)
+            + self._votes_q(estep, eta, one_minus_eta, state)
+        )
+
+    def family_q(self, params, estep: EStep) -> float:
+        """The terms of :meth:`q_value` that move with the family parameters (grid families).
+
+        On a grid the nodes stay where they are, so the family parameters enter
+        ``Q`` only through the prior's mass at the nodes and the family prior:
+        ``sum_g weight_g log mass_g(params) + log p(params)``. The rest of ``Q``
+        is a constant here, and the family's M-step and the family coordinates
+        of :meth:`gradient` evaluate this alone. Atoms (discrete families) move
+        the votes' part too; use :meth:`q_value` for them.
+        """
+        if self.family.discrete:
+            raise ValueError("family_q needs a grid family; atoms move the votes' part of Q")
+        return self._mass_q(self._grid_log_mass(params), estep) + self._family_log_prior(params)
+
+    @staticmethod
+    def _mass_q(log_mass: np.ndarray, estep: EStep) -> float:
+        with np.errstate(invalid="ignore"):
+            return float(np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum())
+
+    def _votes_q(self, estep: EStep, eta, one_minus_eta, state: EMState) -> float:
+        """The votes' part of ``Q`` at the nodes ``eta``, plus :meth:`_rest_log_prior`."""
         if self.tie_term is not None:
             value = self._vote_q(estep, eta, one_minus_eta, state)
+        else:
+            log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
             with np.errstate(invalid="ignore"):
-                value += np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum()
-            return float(value) + self.log_prior(state)
-        log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
+                value = (
+                    np.where(estep.s_stat > 0, estep.s_stat * log_g, 0.0).sum()
+                    + np.where(estep.f_stat > 0, estep.f_stat * log_1mg, 0.0).sum()
+                )
+        return float(value) + self._rest_log_prior(state)
+
+    def _pair_q(self, free: np.ndarray, eta, one_minus_eta, estep: EStep) -> np.ndarray:
+        """Each unknown pair's votes' part of ``Q`` plus its log prior, at ``free``.
+
+        ``free`` are the unknown pairs' coordinates (:meth:`to_vector`); with
+        independent ``mu`` and no ties ``Q`` is a sum of these and terms free of them.
+        """
+        mu = self._mu_from_free(free)
+        idx = self.unknown
+        s, f = estep.s_stat[idx], estep.f_stat[idx]
+        log_g, log_1mg = pair_log_probs(eta, one_minus_eta, mu)
         with np.errstate(invalid="ignore"):
-            terms = (
-                np.where(estep.weight > 0, estep.weight * log_mass, 0.0).sum()
-                + np.where(estep.s_stat > 0, estep.s_stat * log_g, 0.0).sum()
-                + np.where(estep.f_stat > 0, estep.f_stat * log_1mg, 0.0).sum()
-            )
-        return float(terms) + self.log_prior(state)
+            value = np.where(s > 0, s * log_g, 0.0).sum(axis=1)
+            value += np.where(f > 0, f * log_1mg, 0.0).sum(axis=1)
+        if self.prior is not None:
+            return value + self.prior.mu_logp(mu)
+        return value + np.array(
+            [self.mu_spec.priors[k].logpdf(x) for k, x in zip(idx, mu, strict=True)]
+        )
 
     def _vote_q(self, estep: EStep, eta, one_minus_eta, state: EMState) -> float:
         """Ties modelled: the votes' part of ``Q`` (directions and ties), free of the family.
@@ -671,17 +731,45 @@ class EMProblem:
         the gradient of ``Q(. | state)`` at ``state``; ``Q`` depends on the
         parameters only through a few (P, G) sums, so central differences of
         it are cheap and accurate (truncation ~ step^2, rounding ~ eps / step).
-        At a bound of the admissible box the difference is one-sided.
+        At a bound of the admissible box the difference is one-sided. Each
+        difference evaluates only the terms its coordinate moves: on a grid
+        :meth:`family_q` for the family's coordinates, and with independent
+        ``mu`` and no ties one pair's terms for each ``mu`` (:meth:`_pair_q`,
+        all pairs at once).
         """
         v = self.to_vector(state)
         lo, hi = self.vector_bounds()
+        h = step * (1.0 + np.abs(v))
+        v_up, v_down = np.minimum(v + h, hi), np.maximum(v - h, lo)
+        width = v_up - v_down
+        k = self.family.to_vector(state.params).size
+        grid = not self.family.discrete
+        eta, one_minus_eta, _ = self.nodes(state.params)
+        by_pair = (
+            self.tie_term is None
+            and isinstance(self.structure, IndependentMu)
+            and self.unknown.size
+        )
         grad = np.empty_like(v)
         for i in range(v.size):
-            h = step * (1.0 + abs(v[i]))
+            if by_pair and i >= k:
+                break
             up, down = v.copy(), v.copy()
-            up[i] = min(v[i] + h, hi[i])
-            down[i] = max(v[i] - h, lo[i])
-            grad[i] = (self.q_value(up, estep) - self.q_value(down, estep)) / (up[i] - down[i])
+            up[i], down[i] = v_up[i], v_down[i]
+            if grid and i < k:
+                q_up = self.family_q(self.family.from_vector(up[:k], self.grid), estep)
+                q_down = self.family_q(self.family.from_vector(down[:k], self.grid), estep)
+            elif grid:
+                q_up = self._votes_q(estep, eta, one_minus_eta, self.from_vector(up))
+                q_down = self._votes_q(estep, eta, one_minus_eta, self.from_vector(down))
+            else:
+                q_up, q_down = self.q_value(up, estep), self.q_value(down, estep)
+            grad[i] = (q_up - q_down) / width[i]
+        if by_pair:
+            free = slice(k, k + self.unknown.size)
+            q_up = self._pair_q(v_up[free], eta, one_minus_eta, estep)
+            q_down = self._pair_q(v_down[free], eta, one_minus_eta, estep)
+            grad[free] = (q_up - q_down) / width[free]
         return grad
 
     def vector_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -748,15 +836,22 @@ class EMProblem:
         params = self.family.from_vector(vec[:k], self.grid)
         mu = self.mu_spec.initial()
         if self.unknown.size:
-            lo = np.array([self.mu_spec.priors[i].support[0] for i in self.unknown])
-            hi = np.array([self.mu_spec.priors[i].support[1] for i in self.unknown])
-            free = vec[k : k + self.unknown.size]
-            mu[self.unknown] = np.clip(0.5 + 0.5 * special.expit(free), lo + 1e-12, hi)
+            mu[self.unknown] = self._mu_from_free(vec[k : k + self.unknown.size])
         hyper = None
         if n_hyper:
             m, c = vec[-2:]
             hyper = np.array([special.expit(m), np.clip(c, 0.0, structure.max_concentration)])
         return EMState(params, mu, hyper, ties)
+
+    def _mu_from_free(self, free: np.ndarray) -> np.ndarray:
+        """The unknown ``mu`` at their coordinates (:meth:`to_vector`), in their priors' support."""
+        if self._mu_support is None:
+            supports = [self.mu_spec.priors[i].support for i in self.unknown]
+            self._mu_support = (
+                np.array([lo for lo, _ in supports]) + 1e-12,
+                np.array([hi for _, hi in supports]),
+            )
+        return np.clip(0.5 + 0.5 * special.expit(free), *self._mu_support)
 
     # -- starting points -------------------------------------------------
     def initial_state(self, start: int, rng: np.random.Generator) -> EMState:
@@ -912,7 +1007,14 @@ def _run_em(
     accelerate: bool,
     run: _Run,
     polish_after: int | None = None,
-) -> tuple[EMState, EStep, bool]:
+) -> Generator[tuple[EMState, EStep], None, tuple[EMState, EStep, bool]]:
+    """EM from ``state`` as a generator: yields each iterate and its E-step (recorded).
+
+    It returns ``(state, estep, converged)`` (the ``StopIteration`` value) when
+    EM converges, the polish ends or ``max_iter`` is reached; a driver may
+    stop drawing from it earlier (see ``screen_iter`` of :func:`fit_em`) and
+    go on later along the same path. :func:`_finish` runs it to the end.
+    """
     e0 = problem.e_step(state)
     _record(problem, run, state, e0, "start")
     s0 = state
@@ -926,6 +1028,7 @@ def _run_em(
         gain = e1.objective - e0.objective
         if gain <= tol * (1.0 + abs(e1.objective)) and np.max(np.abs(v1 - v0), initial=0.0) <= xtol:
             return s1, e1, True
+        yield s1, e1
         s2 = problem.m_step(s1, e1)
         if accelerate:
             v2 = problem.to_vector(s2)
@@ -949,6 +1052,49 @@ def _run_em(
     e1 = problem.e_step(s1)
     _record(problem, run, s1, e1, "em")
     return s1, e1, False
+
+
+def _finish(steps: Generator) -> tuple[EMState, EStep, bool]:
+    """Run an EM generator (:func:`_run_em`) to its end and return its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _run_starts(
+    problem: EMProblem, starts: list[EMState], first: int, screen_iter: int | None, options: dict
+) -> tuple[list[tuple[EMState, EStep, bool | None]], list[_Run]]:
+    """Run EM from every start; ``(state, estep, converged)`` and the history of each.
+
+    Starts before ``first`` (one given by ``init``) run to the end. With
+    ``screen_iter`` the others run that many iterations each, and only the one
+    with the highest objective then goes on, along the same path; those left
+    behind end at their last iterate with ``converged=None``.
+    """
+    records = [_Run() for _ in starts]
+    steps = [
+        _run_em(problem, st, run=run, **options) for st, run in zip(starts, records, strict=True)
+    ]
+    ends: list[tuple[EMState, EStep, bool | None]] = []
+    for k, step in enumerate(steps):
+        if screen_iter is None or k < first:
+            ends.append(_finish(step))
+            continue
+        for _ in range(screen_iter):
+            try:
+                state, estep = next(step)
+            except StopIteration as stop:
+                ends.append(stop.value)
+                break
+        else:
+            ends.append((state, estep, None))
+    if screen_iter is not None:
+        k = max(range(first, len(starts)), key=lambda j: ends[j][1].objective)
+        if ends[k][2] is None:
+            ends[k] = _finish(steps[k])
+    return ends, records
 
 
 def _polish(
@@ -1024,7 +1170,8 @@ class EMResult:
         Every iterate of the best run: objective, log-likelihood, log prior,
         parameters and ``mu``.
     runs_ : list of pandas.DataFrame
-        The history of every start.
+        The history of every start (a start left behind at the screening of
+        starts, see ``screen_iter`` of :func:`fit_em`, ends there).
     best_start_ : int
     estep_ : EStep
         Final E-step at the returned parameters, with the posterior matrix.
@@ -1127,6 +1274,7 @@ def fit_em(
     xtol: float = 1e-8,
     accelerate: bool = True,
     polish_after: int | None = 30,
+    screen_iter: int | None = 10,
     seed: int | None = 0,
     init: dict[str, Any] | None = None,
     grid: LogitGrid | None = None,
@@ -1181,6 +1329,14 @@ def fit_em(
         After this many EM iterations without convergence, finish by L-BFGS on
         the same objective (see :func:`_polish`); None runs EM alone up to
         ``max_iter``.
+    screen_iter : int or None
+        With ``n_init > 1``, every generated start first runs this many
+        iterations; only the one with the highest objective then runs on to
+        convergence, and the others' paths end there (``runs_`` keeps them;
+        ``settings["all_converged"]`` has None for them). EM never lowers the
+        objective, so the returned start is the best of all recorded iterates.
+        A start given by ``init`` always runs to the end. None runs every start
+        to the end.
     seed : int, optional
         Seeds the random starts; each start gets its own child seed.
     init : dict, optional
@@ -1207,6 +1363,8 @@ def fit_em(
     problem.prior = ModelPrior(fam, spec, problem.grid, priors)
     if n_init < 1:
         raise ValueError("n_init must be >= 1")
+    if screen_iter is not None and screen_iter < 1:
+        raise ValueError(f"screen_iter must be >= 1 or None, got {screen_iter}")
     seeds = np.random.SeedSequence(seed).spawn(n_init)
     starts: list[EMState] = []
     if init is not None:
@@ -1223,30 +1381,25 @@ def fit_em(
     for k in range(n_init):
         starts.append(problem.initial_state(k, np.random.default_rng(seeds[k])))
 
+    from attnmodel.model.kernels import one_blas_thread
+
     t0 = time.perf_counter()
-    best = None
-    runs: list[pd.DataFrame] = []
-    all_converged = []
-    for k, st in enumerate(starts):
-        run = _Run()
-        state, estep, conv = _run_em(
-            problem,
-            st,
-            max_iter=max_iter,
-            tol=tol,
-            xtol=xtol,
-            accelerate=accelerate,
-            run=run,
-            polish_after=polish_after,
+    options = dict(
+        max_iter=max_iter, tol=tol, xtol=xtol, accelerate=accelerate, polish_after=polish_after
+    )
+    # The generated starts are screened when there are several (see _run_starts).
+    first = 0 if init is None else 1
+    screen = screen_iter is not None and n_init > 1
+    with one_blas_thread():
+        ends, records = _run_starts(
+            problem, starts, first, screen_iter if screen else None, options
         )
-        runs.append(pd.DataFrame.from_records(run.records))
-        all_converged.append(conv)
-        if best is None or estep.objective > best[1].objective:
-            best = (state, estep, conv, k)
-    assert best is not None
-    state, _, conv, k_best = best
-    # A final E-step so that the returned posterior matches the returned parameters.
-    estep = problem.e_step(state, posterior=True)
+        k_best = max(range(len(ends)), key=lambda j: (ends[j][1].objective, ends[j][2] is not None))
+        state, conv = ends[k_best][0], bool(ends[k_best][2])
+        # A final E-step so that the returned posterior matches the returned parameters.
+        estep = problem.e_step(state, posterior=True)
+    runs = [pd.DataFrame.from_records(run.records) for run in records]
+    all_converged = [conv for _, _, conv in ends]
     if warn and not conv:
         warnings.warn(
             f"EM did not converge in {max_iter} iterations (family {fam.name}); "
@@ -1283,6 +1436,7 @@ def fit_em(
             "xtol": xtol,
             "accelerate": accelerate,
             "polish_after": polish_after,
+            "screen_iter": screen_iter,
             "seed": seed,
             "priors": {k: str(v) for k, v in problem.prior.priors.items()},
             "grid_spacing": None if problem.grid is None else problem.grid.spacing,
