@@ -317,6 +317,37 @@ def test_identified_point_maps_back(two_pair_data, family):
     assert np.isfinite(model.compile_logp(mode=FAST)({"identified_coords": z}))
 
 
+def test_identified_beta_coordinates_have_no_wall():
+    """Every identified point of the Beta family is admissible: finite log density and gradient.
+
+    Votes that push ``P_eta`` onto ``eta = 1`` with a pair near ``mu = 1`` put the
+    posterior where the shape floor and ``mu <= 1`` meet; coordinates with an
+    inadmissible region there make NUTS diverge. 300 points drawn far wider than
+    the posterior (sd 2.5 around the origin) must all be admissible.
+    """
+    sim = am.simulate_votes(
+        "beta",
+        {"alpha": 6.0, "beta": 0.3},
+        60,
+        (5, 40),
+        mu={"A vs B": 0.97, "A vs C": 0.8, "B vs C": 0.7},
+        pairs=["A vs B", "A vs C", "B vs C"],
+        seed=4,
+    )
+    attn = build_model(sim.to_data(), "beta")
+    assert attn.parameterization == "identified"
+    model = attn.model
+    (z,) = model.value_vars
+    logp = model.compile_logp(mode=FAST)
+    dlogp = model.compile_dlogp(mode=FAST)
+    rng = np.random.default_rng(0)
+    size = model.initial_point()[z.name].size
+    for _ in range(300):
+        point = {z.name: rng.normal(0.0, 2.5, size)}
+        assert np.isfinite(logp(point)), point
+        assert np.all(np.isfinite(dlogp(point))), point
+
+
 @pytest.mark.parametrize(
     ("family", "mode"),
     [

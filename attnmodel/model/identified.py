@@ -26,7 +26,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
-from attnmodel.model.coords import array_ops
+from attnmodel.model.coords import array_ops, log_sigmoid_slope
 from attnmodel.model.priors import MEAN_CONCENTRATION, MuSpec, Prior, flat_priors
 from attnmodel.model.pymc_mu import mu_prior_logp
 
@@ -78,8 +78,7 @@ def identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpec
         log_prior = log_prior + pt.sum(pm.logp(prior.pymc_dist(), params[name]))
     log_prior = log_prior + fam.pymc_joint_prior(params, priors, grid)
     # The scale: logistic on its interval; the other pairs: c_k = c rho_k, rho_k = exp(z_k).
-    sc = pm.math.sigmoid(z[c_index])
-    logdet = logdet + pt.log((hi - lo) * sc * (1.0 - sc))
+    logdet = logdet + pt.log(hi - lo) + log_sigmoid_slope(z[c_index])
     if n_pairs > 1:
         logdet = logdet + pt.sum(z[n_fixed:]) + (n_pairs - 1) * pt.log(c)
     pm.Potential("prior_and_jacobian", pt.switch(feasible, log_prior + logdet, -np.inf))
