@@ -348,6 +348,45 @@ def test_identified_beta_coordinates_have_no_wall():
         assert np.all(np.isfinite(dlogp(point))), point
 
 
+def test_identified_beta_mean_does_not_move_with_the_ratios():
+    """The first pair's mean of ``d = eta (2 mu_1 - 1)`` is its own coordinate.
+
+    The votes pin that mean down sharply; if its range followed the pair ratios
+    (through the pair whose ``mu`` reaches 1 first), moving a ratio coordinate
+    would move it, with a kink where that pair changes, and NUTS would need
+    steps several times smaller.
+    """
+    sim = am.simulate_votes(
+        "beta",
+        {"alpha": 6.0, "beta": 0.3},
+        60,
+        (5, 40),
+        mu={"A vs B": 0.8, "A vs C": 0.97, "B vs C": 0.9},
+        pairs=["A vs B", "A vs C", "B vs C"],
+        seed=5,
+    )
+    attn = build_model(sim.to_data(), "beta")
+    model = attn.model
+    (z,) = model.value_vars
+    outs = model.replace_rvs_by_values([model["alpha"], model["beta"], model["mu"]])
+    values = model.compile_fn(outs, inputs=[z], mode=FAST)
+
+    def mean_d1(point):
+        a, b, mu = values({z.name: point})
+        return (2.0 * mu[0] - 1.0) * a / (a + b)
+
+    rng = np.random.default_rng(1)
+    n_own = attn.family.n_identified_coords
+    size = model.initial_point()[z.name].size
+    for _ in range(50):
+        point = rng.normal(0.0, 1.5, size)
+        base = mean_d1(point)
+        for k in range(n_own, size):
+            moved = point.copy()
+            moved[k] += 0.7
+            assert mean_d1(moved) == pytest.approx(base, rel=1e-10)
+
+
 @pytest.mark.parametrize(
     ("family", "mode"),
     [

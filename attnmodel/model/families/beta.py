@@ -284,17 +284,53 @@ class Beta(ContinuousFamily):
         # The mean and variance of d = eta (2 mu - 1) on the first pair, and the scale.
         return 3
 
-    def identified_params(self, z, c_lo, c_hi, grid):
+    def _mean_coord_range(self, supports, grid):
+        # D1's range: the box's Beta means times pair 1's own range of c.
+        lo_k, hi_k = supports
+        return beta_mean_range(float(lo_k[0]), float(hi_k[0]), self.box(grid))
+
+    def identified_ratios(self, z, supports, grid):
+        # D1 first, then each pair's ratio on the range that keeps that pair's mean
+        # of d, D1 rho_k, within what its own c_k and the box's means allow: so
+        # the scale's range below never closes, and no min over pairs enters D1.
+        import pytensor.tensor as pt
+
+        from attnmodel.model.coords import log_sigmoid_slope, logit_interval
+
+        lo_k, hi_k = supports
+        m_lo, m_hi = _mean_share_range(self.box(grid))
+        d1 = logit_interval(*self._mean_coord_range(supports, grid), z[0])
+        r_lo, r_hi = m_lo * lo_k[1:] / d1, m_hi * hi_k[1:] / d1
+        free = z[self.n_identified_coords :]
+        rho = logit_interval(r_lo, r_hi, free)
+        return rho, pt.sum(pt.log(r_hi - r_lo) + log_sigmoid_slope(free))
+
+    def identified_ratio_coords(self, params, c, rho, supports, grid):
+        lo_k, hi_k = supports
+        m_lo, m_hi = _mean_share_range(self.box(grid))
+        d1, _ = self._head_mean(params, c, supports, grid)
+        r_lo, r_hi = m_lo * lo_k[1:] / d1, m_hi * hi_k[1:] / d1
+        return special.logit(np.clip((rho - r_lo) / (r_hi - r_lo), 1e-9, 1 - 1e-9))
+
+    def _head_mean(self, params, c, supports, grid):
+        # D1 = c m, pulled inside its range; and its position there.
+        a, b = float(params["alpha"]), float(params["beta"])
+        d1_lo, d1_hi = self._mean_coord_range(supports, grid)
+        f1 = np.clip((c * a / (a + b) - d1_lo) / (d1_hi - d1_lo), 1e-3, 1 - 1e-3)
+        return d1_lo + f1 * (d1_hi - d1_lo), f1
+
+    def identified_params(self, z, c_lo, c_hi, grid, supports=None):
         import pymc as pm
         import pytensor.tensor as pt
 
         from attnmodel.model.coords import log_sigmoid_slope, logit_interval
 
-        # D1 on its range, then V on the range the box leaves at that D1, then the
-        # scale: each coordinate moves over the whole line, and every point is
-        # admissible (no wall inside the sampler's space).
+        # D1 on its range (the pair ratios were bounded given it), then V on the
+        # range the box leaves at that D1, then the scale: each coordinate moves
+        # over the whole line, and every point is admissible (no wall inside the
+        # sampler's space).
         box = self.box(grid)
-        d1_lo, d1_hi = beta_mean_range(c_lo, c_hi, box)
+        d1_lo, d1_hi = self._mean_coord_range(supports, grid)
         d1 = logit_interval(d1_lo, d1_hi, z[0])
         v_min, v_max = beta_variance_range(d1, c_lo, c_hi, box, pt)
         var = logit_interval(v_min, v_max, z[1])
@@ -320,16 +356,13 @@ class Beta(ContinuousFamily):
         )
         return {"alpha": alpha, "beta": beta}, c, lo, hi, feasible, logdet
 
-    def identified_head(self, params, c, c_lo, c_hi, grid):
+    def identified_head(self, params, c, c_lo, c_hi, grid, supports=None):
         eps = 1e-3
         box = self.box(grid)
         a, b = float(params["alpha"]), float(params["beta"])
         m, kappa = a / (a + b), a + b
-        d1 = c * m
         var = c * c * m * (1.0 - m) / (kappa + 1.0)
-        d1_lo, d1_hi = beta_mean_range(c_lo, c_hi, box)
-        f1 = np.clip((d1 - d1_lo) / (d1_hi - d1_lo), eps, 1 - eps)
-        d1 = d1_lo + f1 * (d1_hi - d1_lo)
+        d1, f1 = self._head_mean(params, c, supports, grid)
         v_min, v_max = beta_variance_range(d1, c_lo, c_hi, box, np)
         f2 = np.clip((var - v_min) / (v_max - v_min), eps, 1 - eps)
         var = v_min + f2 * (v_max - v_min)
