@@ -317,6 +317,14 @@ def test_identified_point_maps_back(two_pair_data, family):
     assert np.isfinite(model.compile_logp(mode=FAST)({"identified_coords": z}))
 
 
+def _mass_near_eta_one(mu: dict[str, float], seed: int):
+    """60 users under Beta(6, 0.3) (``P_eta`` pushed onto 1), votes on three pairs."""
+    sim = am.simulate_votes(
+        "beta", {"alpha": 6.0, "beta": 0.3}, 60, (5, 40), mu=mu, pairs=list(mu), seed=seed
+    )
+    return sim.to_data()
+
+
 def test_identified_beta_coordinates_have_no_wall():
     """Every identified point of the Beta family is admissible: finite log density and gradient.
 
@@ -325,16 +333,9 @@ def test_identified_beta_coordinates_have_no_wall():
     inadmissible region there make NUTS diverge. 300 points drawn far wider than
     the posterior (sd 2.5 around the origin) must all be admissible.
     """
-    sim = am.simulate_votes(
-        "beta",
-        {"alpha": 6.0, "beta": 0.3},
-        60,
-        (5, 40),
-        mu={"A vs B": 0.97, "A vs C": 0.8, "B vs C": 0.7},
-        pairs=["A vs B", "A vs C", "B vs C"],
-        seed=4,
+    attn = build_model(
+        _mass_near_eta_one({"A vs B": 0.97, "A vs C": 0.8, "B vs C": 0.7}, 4), "beta"
     )
-    attn = build_model(sim.to_data(), "beta")
     assert attn.parameterization == "identified"
     model = attn.model
     (z,) = model.value_vars
@@ -356,16 +357,9 @@ def test_identified_beta_mean_does_not_move_with_the_ratios():
     would move it, with a kink where that pair changes, and NUTS would need
     steps several times smaller.
     """
-    sim = am.simulate_votes(
-        "beta",
-        {"alpha": 6.0, "beta": 0.3},
-        60,
-        (5, 40),
-        mu={"A vs B": 0.8, "A vs C": 0.97, "B vs C": 0.9},
-        pairs=["A vs B", "A vs C", "B vs C"],
-        seed=5,
+    attn = build_model(
+        _mass_near_eta_one({"A vs B": 0.8, "A vs C": 0.97, "B vs C": 0.9}, 5), "beta"
     )
-    attn = build_model(sim.to_data(), "beta")
     model = attn.model
     (z,) = model.value_vars
     outs = model.replace_rvs_by_values([model["alpha"], model["beta"], model["mu"]])
