@@ -317,6 +317,70 @@ def test_identified_point_maps_back(two_pair_data, family):
     assert np.isfinite(model.compile_logp(mode=FAST)({"identified_coords": z}))
 
 
+def _mass_near_eta_one(mu: dict[str, float], seed: int):
+    """60 users under Beta(6, 0.3) (``P_eta`` pushed onto 1), votes on three pairs."""
+    sim = am.simulate_votes(
+        "beta", {"alpha": 6.0, "beta": 0.3}, 60, (5, 40), mu=mu, pairs=list(mu), seed=seed
+    )
+    return sim.to_data()
+
+
+def test_identified_beta_coordinates_have_no_wall():
+    """Every identified point of the Beta family is admissible: finite log density and gradient.
+
+    Votes that push ``P_eta`` onto ``eta = 1`` with a pair near ``mu = 1`` put the
+    posterior where the shape floor and ``mu <= 1`` meet; coordinates with an
+    inadmissible region there make NUTS diverge. 300 points drawn far wider than
+    the posterior (sd 2.5 around the origin) must all be admissible.
+    """
+    attn = build_model(
+        _mass_near_eta_one({"A vs B": 0.97, "A vs C": 0.8, "B vs C": 0.7}, 4), "beta"
+    )
+    assert attn.parameterization == "identified"
+    model = attn.model
+    (z,) = model.value_vars
+    logp = model.compile_logp(mode=FAST)
+    dlogp = model.compile_dlogp(mode=FAST)
+    rng = np.random.default_rng(0)
+    size = model.initial_point()[z.name].size
+    for _ in range(300):
+        point = {z.name: rng.normal(0.0, 2.5, size)}
+        assert np.isfinite(logp(point)), point
+        assert np.all(np.isfinite(dlogp(point))), point
+
+
+def test_identified_beta_mean_does_not_move_with_the_ratios():
+    """The first pair's mean of ``d = eta (2 mu_1 - 1)`` is its own coordinate.
+
+    The votes pin that mean down sharply; if its range followed the pair ratios
+    (through the pair whose ``mu`` reaches 1 first), moving a ratio coordinate
+    would move it, with a kink where that pair changes, and NUTS would need
+    steps several times smaller.
+    """
+    attn = build_model(
+        _mass_near_eta_one({"A vs B": 0.8, "A vs C": 0.97, "B vs C": 0.9}, 5), "beta"
+    )
+    model = attn.model
+    (z,) = model.value_vars
+    outs = model.replace_rvs_by_values([model["alpha"], model["beta"], model["mu"]])
+    values = model.compile_fn(outs, inputs=[z], mode=FAST)
+
+    def mean_d1(point):
+        a, b, mu = values({z.name: point})
+        return (2.0 * mu[0] - 1.0) * a / (a + b)
+
+    rng = np.random.default_rng(1)
+    n_own = attn.family.n_identified_coords
+    size = model.initial_point()[z.name].size
+    for _ in range(50):
+        point = rng.normal(0.0, 1.5, size)
+        base = mean_d1(point)
+        for k in range(n_own, size):
+            moved = point.copy()
+            moved[k] += 0.7
+            assert mean_d1(moved) == pytest.approx(base, rel=1e-10)
+
+
 @pytest.mark.parametrize(
     ("family", "mode"),
     [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["array_ops", "logit_interval"]
+__all__ = ["array_ops", "log_sigmoid_slope", "logit_interval"]
 
 
 def logit_interval(lo, hi, z):
@@ -18,6 +18,16 @@ def logit_interval(lo, hi, z):
     import pytensor.tensor as pt
 
     return lo + (hi - lo) * pt.sigmoid(z)
+
+
+def log_sigmoid_slope(z):
+    """``log(sigmoid(z) (1 - sigmoid(z)))`` (PyTensor), the log slope of :func:`logit_interval`.
+
+    Written with softplus so that it stays finite far out in either tail.
+    """
+    import pytensor.tensor as pt
+
+    return -pt.softplus(z) - pt.softplus(-z)
 
 
 def array_ops(xp):

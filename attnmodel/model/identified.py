@@ -26,14 +26,21 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
-from attnmodel.model.coords import array_ops
+from attnmodel.model.coords import array_ops, log_sigmoid_slope
 from attnmodel.model.priors import MEAN_CONCENTRATION, MuSpec, Prior, flat_priors
 from attnmodel.model.pymc_mu import mu_prior_logp
 
 if TYPE_CHECKING:
     from attnmodel.model.families import Family
 
-__all__ = ["identified_globals", "identified_point", "scale_bounds"]
+__all__ = ["identified_globals", "identified_point", "pair_scale_supports", "scale_bounds"]
+
+
+def pair_scale_supports(spec: MuSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Range of each pair's ``c_k = 2 mu_k - 1`` that its ``mu`` prior's support allows."""
+    lo_k = np.array([max(2.0 * p.support[0] - 1.0, 0.0) for p in spec.priors])
+    hi_k = np.array([2.0 * p.support[1] - 1.0 for p in spec.priors])
+    return lo_k, hi_k
 
 
 def scale_bounds(spec: MuSpec, rho, xp):
@@ -43,8 +50,7 @@ def scale_bounds(spec: MuSpec, rho, xp):
     or ``pytensor.tensor``.
     """
     maximum, minimum, _, _ = array_ops(xp)
-    lo_k = np.array([max(2.0 * p.support[0] - 1.0, 0.0) for p in spec.priors])
-    hi_k = np.array([2.0 * p.support[1] - 1.0 for p in spec.priors])
+    lo_k, hi_k = pair_scale_supports(spec)
     lo, hi = lo_k[0], hi_k[0]
     if len(spec.pairs) > 1:
         lo = maximum(lo, xp.max(lo_k[1:] / rho))
@@ -63,9 +69,10 @@ def identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpec
     n_fixed = fam.n_identified_coords
     size = n_fixed + n_pairs - 1
     z = pm.Flat("identified_coords", shape=size, initval=np.zeros(size))
-    rho = pt.exp(z[n_fixed:])
+    supports = pair_scale_supports(spec)
+    rho, log_jac_rho = fam.identified_ratios(z, supports, grid)
     c_lo, c_hi = scale_bounds(spec, rho, pt)
-    params, c, lo, hi, feasible, logdet = fam.identified_params(z, c_lo, c_hi, grid)
+    params, c, lo, hi, feasible, logdet = fam.identified_params(z, c_lo, c_hi, grid, supports)
     c_index = n_fixed - 1
     c_all = pt.concatenate([c[None], c * rho]) if n_pairs > 1 else c[None]
     mu = pm.Deterministic("mu", 0.5 + 0.5 * c_all, dims="pair")
@@ -78,10 +85,9 @@ def identified_globals(fam: Family, grid, priors: dict[str, Prior], spec: MuSpec
         log_prior = log_prior + pt.sum(pm.logp(prior.pymc_dist(), params[name]))
     log_prior = log_prior + fam.pymc_joint_prior(params, priors, grid)
     # The scale: logistic on its interval; the other pairs: c_k = c rho_k, rho_k = exp(z_k).
-    sc = pm.math.sigmoid(z[c_index])
-    logdet = logdet + pt.log((hi - lo) * sc * (1.0 - sc))
+    logdet = logdet + pt.log(hi - lo) + log_sigmoid_slope(z[c_index])
     if n_pairs > 1:
-        logdet = logdet + pt.sum(z[n_fixed:]) + (n_pairs - 1) * pt.log(c)
+        logdet = logdet + log_jac_rho + (n_pairs - 1) * pt.log(c)
     pm.Potential("prior_and_jacobian", pt.switch(feasible, log_prior + logdet, -np.inf))
     return params, mu, feasible
 
@@ -100,7 +106,10 @@ def identified_point(attn, params: Mapping[str, Any], mu: np.ndarray) -> np.ndar
     c = float(c_all[0])
     rho = c_all[1:] / c
     c_lo, c_hi = scale_bounds(attn.mu_spec, rho, np)
-    head, lo, hi = attn.family.identified_head(params, c, c_lo, c_hi, attn.grid)
+    supports = pair_scale_supports(attn.mu_spec)
+    fam = attn.family
+    head, lo, hi = fam.identified_head(params, c, c_lo, c_hi, attn.grid, supports)
     frac = np.clip((c - lo) / (hi - lo), 0.02, 0.98) if hi > lo else 0.5
-    z = np.array([*head, special.logit(frac), *np.log(rho)], dtype=float)
+    tail = fam.identified_ratio_coords(params, c, rho, supports, attn.grid)
+    z = np.array([*head, special.logit(frac), *tail], dtype=float)
     return z

@@ -351,7 +351,25 @@ class Family:
         """Identified coordinates of the family, before the pair ratios (scale last)."""
         raise NotImplementedError(f"{self.name} has no identified parameterisation")
 
-    def identified_params(self, z, c_lo, c_hi, grid: LogitGrid | None):
+    def identified_ratios(self, z, supports, grid: LogitGrid | None):
+        """Pair ratios ``rho_k = c_k / c_1`` (pairs after the first) from their coordinates.
+
+        ``z[n_identified_coords:]`` are the ratios' coordinates; ``supports`` is
+        ``(lo_k, hi_k)``, each pair's range of ``c_k``
+        (:func:`attnmodel.model.identified.pair_scale_supports`). Returns
+        ``(rho, log Jacobian)`` (PyTensor). Here ``rho_k = exp(z_k)``; a family
+        may bound them by what its own coordinates leave admissible.
+        """
+        import pytensor.tensor as pt
+
+        free = z[self.n_identified_coords :]
+        return pt.exp(free), pt.sum(free)
+
+    def identified_ratio_coords(self, params: Params, c: float, rho, supports, grid):
+        """Inverse of :meth:`identified_ratios` in numpy (a starting point)."""
+        return np.log(rho)
+
+    def identified_params(self, z, c_lo, c_hi, grid: LogitGrid | None, supports=None):
         """The family's part of the identified parameterisation (PyTensor, in a model).
 
         Parameters
@@ -363,6 +381,8 @@ class Family:
         c_lo, c_hi : tensor
             Range of ``c`` that keeps every ``mu`` in its support.
         grid : LogitGrid or None
+        supports : tuple of arrays, optional
+            ``(lo_k, hi_k)``, each pair's own range of ``c_k``.
 
         Returns
         -------
@@ -378,7 +398,9 @@ class Family:
         """
         raise NotImplementedError(f"{self.name} has no identified parameterisation")
 
-    def identified_head(self, params: Params, c: float, c_lo: float, c_hi: float, grid):
+    def identified_head(
+        self, params: Params, c: float, c_lo: float, c_hi: float, grid, supports=None
+    ):
         """Inverse of :meth:`identified_params` in numpy (a starting point).
 
         Returns the family's coordinates before the scale's and the interval
@@ -511,7 +533,7 @@ class DiscreteFamily(Family):
         """Parameters holding the atoms' locations (tensor of shape (K,))."""
         raise NotImplementedError
 
-    def identified_params(self, z, c_lo, c_hi, grid):
+    def identified_params(self, z, c_lo, c_hi, grid, supports=None):
         import pymc as pm
         import pytensor.tensor as pt
         from pymc.distributions import transforms
@@ -542,7 +564,7 @@ class DiscreteFamily(Family):
         )
         return params, c, lo, hi, feasible, logdet
 
-    def identified_head(self, params, c, c_lo, c_hi, grid):
+    def identified_head(self, params, c, c_lo, c_hi, grid, supports=None):
         eps = 1e-3
         weights, loc = self.components(params)
         order = np.argsort(loc, kind="stable")

@@ -13,9 +13,11 @@ __all__ = [
     "Beta",
     "beta_box",
     "beta_log_density_logit",
+    "beta_mean_range",
     "beta_mle",
     "beta_moments",
     "beta_scale_range",
+    "beta_variance_range",
     "beta_shape_max",
     "pymc_beta_log_density_logit",
 ]
@@ -24,7 +26,8 @@ __all__ = [
 #: would lie beyond the logit grid's ends (a shape ``b`` leaves about
 #: ``exp(-b W)`` beyond ``|u| = W``; see :data:`attnmodel.model.grid.LOGIT_HALF_WIDTH`).
 #: Logs whose votes push ``P_eta`` onto ``eta = 1`` (MT-Bench) have posterior
-#: mass of ``beta`` down to 0.2; a floor there is a wall NUTS diverges at.
+#: mass of ``beta`` down to this floor; the identified coordinates map onto the
+#: box exactly (:func:`beta_variance_range`), so the floor is no wall for NUTS.
 BETA_SHAPE_MIN = 0.1
 
 
@@ -132,6 +135,50 @@ def pymc_beta_log_density_logit(u: np.ndarray, a, b):
     return a * log_s + b * log_1ms - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b))
 
 
+def _mean_share_range(box) -> tuple[float, float]:
+    """Range of the Beta mean ``alpha / (alpha + beta)`` over the box."""
+    (a_min, a_max), (b_min, b_max) = box["alpha"], box["beta"]
+    return a_min / (a_min + b_max), a_max / (a_max + b_min)
+
+
+def beta_mean_range(c_lo, c_hi, box):
+    """Range of ``D1 = c m`` (``m`` the Beta mean) over the box and ``c`` in ``[c_lo, c_hi]``."""
+    m_lo, m_hi = _mean_share_range(box)
+    return c_lo * m_lo, c_hi * m_hi
+
+
+def beta_variance_range(d1, c_lo, c_hi, box, xp):
+    """Range of ``V``, the variance of ``d = c eta``, that the box leaves at mean ``d1``.
+
+    With ``m = d1 / c`` and concentration ``kappa``, ``V = d1 (c - d1) / (kappa + 1)``;
+    ``alpha = m kappa`` and ``beta = (1 - m) kappa`` in the box bound ``kappa``
+    at fixed ``c``, and ``m`` in its range bounds ``c`` to ``[c_a, c_b]``. At each
+    bound of ``alpha`` or ``beta`` the variance increases with ``c``, so the
+    largest ``V`` is at ``c_b`` with ``kappa`` at its smallest, the smallest at
+    ``c_a`` with ``kappa`` at its largest. For ``d1`` inside
+    :func:`beta_mean_range` every ``V`` strictly between them has an open
+    interval of admissible scales (:func:`beta_scale_range`). ``xp`` is numpy
+    or ``pytensor.tensor``. Returns ``(v_min, v_max)``.
+    """
+    from attnmodel.model.coords import array_ops
+
+    maximum, minimum, _, _ = array_ops(xp)
+    (a_min, a_max), (b_min, b_max) = box["alpha"], box["beta"]
+    m_lo, m_hi = _mean_share_range(box)
+    c_a = maximum(c_lo, d1 / m_hi)
+    c_b = minimum(c_hi, d1 / m_lo)
+
+    def at_alpha(c, a):  # V with alpha = a at scale c
+        return d1 * d1 * (c - d1) / (a * c + d1)
+
+    def at_beta(c, b):  # V with beta = b at scale c
+        return d1 * (c - d1) ** 2 / ((1.0 + b) * c - d1)
+
+    v_max = minimum(at_alpha(c_b, a_min), at_beta(c_b, b_min))
+    v_min = maximum(at_alpha(c_a, a_max), at_beta(c_a, b_max))
+    return v_min, v_max
+
+
 def beta_scale_range(d1, var, lo, hi, box, xp):
     """Range of the scale ``c`` for the Beta family given the mean and variance of ``d``.
 
@@ -237,27 +284,70 @@ class Beta(ContinuousFamily):
         # The mean and variance of d = eta (2 mu - 1) on the first pair, and the scale.
         return 3
 
-    def identified_params(self, z, c_lo, c_hi, grid):
+    def _mean_coord_range(self, supports, grid):
+        # D1's range: the box's Beta means times pair 1's own range of c.
+        lo_k, hi_k = supports
+        return beta_mean_range(float(lo_k[0]), float(hi_k[0]), self.box(grid))
+
+    def identified_ratios(self, z, supports, grid):
+        # D1 first, then each pair's ratio on the range that keeps that pair's mean
+        # of d, D1 rho_k, within what its own c_k and the box's means allow: so
+        # the scale's range below never closes, and no min over pairs enters D1.
+        import pytensor.tensor as pt
+
+        from attnmodel.model.coords import log_sigmoid_slope, logit_interval
+
+        lo_k, hi_k = supports
+        m_lo, m_hi = _mean_share_range(self.box(grid))
+        d1 = logit_interval(*self._mean_coord_range(supports, grid), z[0])
+        r_lo, r_hi = m_lo * lo_k[1:] / d1, m_hi * hi_k[1:] / d1
+        free = z[self.n_identified_coords :]
+        rho = logit_interval(r_lo, r_hi, free)
+        return rho, pt.sum(pt.log(r_hi - r_lo) + log_sigmoid_slope(free))
+
+    def identified_ratio_coords(self, params, c, rho, supports, grid):
+        lo_k, hi_k = supports
+        m_lo, m_hi = _mean_share_range(self.box(grid))
+        d1, _ = self._head_mean(params, c, supports, grid)
+        r_lo, r_hi = m_lo * lo_k[1:] / d1, m_hi * hi_k[1:] / d1
+        return special.logit(np.clip((rho - r_lo) / (r_hi - r_lo), 1e-9, 1 - 1e-9))
+
+    def _head_mean(self, params, c, supports, grid):
+        # D1 = c m, pulled inside its range; and its position there.
+        a, b = float(params["alpha"]), float(params["beta"])
+        d1_lo, d1_hi = self._mean_coord_range(supports, grid)
+        f1 = np.clip((c * a / (a + b) - d1_lo) / (d1_hi - d1_lo), 1e-3, 1 - 1e-3)
+        return d1_lo + f1 * (d1_hi - d1_lo), f1
+
+    def identified_params(self, z, c_lo, c_hi, grid, supports=None):
         import pymc as pm
         import pytensor.tensor as pt
 
-        from attnmodel.model.coords import logit_interval
+        from attnmodel.model.coords import log_sigmoid_slope, logit_interval
 
-        d1 = pm.math.sigmoid(z[0])
-        var = pm.math.sigmoid(z[1]) * d1 * (1.0 - d1)
+        # D1 on its range (the pair ratios were bounded given it), then V on the
+        # range the box leaves at that D1, then the scale: each coordinate moves
+        # over the whole line, and every point is admissible (no wall inside the
+        # sampler's space).
+        box = self.box(grid)
+        d1_lo, d1_hi = self._mean_coord_range(supports, grid)
+        d1 = logit_interval(d1_lo, d1_hi, z[0])
+        v_min, v_max = beta_variance_range(d1, c_lo, c_hi, box, pt)
+        var = logit_interval(v_min, v_max, z[1])
         d2 = var + d1 * d1
-        lo, hi, feasible = beta_scale_range(d1, var, c_lo, c_hi, self.box(grid), pt)
+        lo, hi, feasible = beta_scale_range(d1, var, c_lo, c_hi, box, pt)
         c = logit_interval(lo, hi, z[2])
         m = d1 / c
         kappa = (d1 * c - d2) / var
         alpha = pm.Deterministic("alpha", m * kappa)
         beta = pm.Deterministic("beta", (1.0 - m) * kappa)
-        # |d(D1, D2)/d(z0, z1)| (triangular), then |d(alpha, beta)/d(D1, D2)| at fixed c,
-        # which is kappa * D1 (c - D1) / (c V^2).
-        s1 = pm.math.sigmoid(z[1])
+        # |d(D1, V)/d(z0, z1)| (triangular: V's range depends on D1, not on z1), then
+        # |d(alpha, beta)/d(D1, D2)| at fixed c, which is kappa * D1 (c - D1) / (c V^2).
         logdet = (
-            2.0 * pt.log(d1 * (1.0 - d1))
-            + pt.log(s1 * (1.0 - s1))
+            pt.log(d1_hi - d1_lo)
+            + log_sigmoid_slope(z[0])
+            + pt.log(v_max - v_min)
+            + log_sigmoid_slope(z[1])
             + pt.log(kappa)
             + pt.log(d1)
             + pt.log(c - d1)
@@ -266,16 +356,16 @@ class Beta(ContinuousFamily):
         )
         return {"alpha": alpha, "beta": beta}, c, lo, hi, feasible, logdet
 
-    def identified_head(self, params, c, c_lo, c_hi, grid):
+    def identified_head(self, params, c, c_lo, c_hi, grid, supports=None):
         eps = 1e-3
+        box = self.box(grid)
         a, b = float(params["alpha"]), float(params["beta"])
         m, kappa = a / (a + b), a + b
-        d1 = c * m
-        d2 = c * c * m * (a + 1.0) / (kappa + 1.0)
-        var = d2 - d1 * d1
-        share = np.clip(var / (d1 * (1.0 - d1)), eps, 1 - eps)
-        var = share * d1 * (1.0 - d1)
-        head = [special.logit(d1), special.logit(share)]
-        lo, hi, _ = beta_scale_range(d1, var, c_lo, c_hi, self.box(grid), np)
+        var = c * c * m * (1.0 - m) / (kappa + 1.0)
+        d1, f1 = self._head_mean(params, c, supports, grid)
+        v_min, v_max = beta_variance_range(d1, c_lo, c_hi, box, np)
+        f2 = np.clip((var - v_min) / (v_max - v_min), eps, 1 - eps)
+        var = v_min + f2 * (v_max - v_min)
+        head = [special.logit(f1), special.logit(f2)]
+        lo, hi, _ = beta_scale_range(d1, var, c_lo, c_hi, box, np)
         return head, lo, hi
-
