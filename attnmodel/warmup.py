@@ -67,7 +67,7 @@ def warm_up(say: Callable[[str], None] | None = None) -> list[str]:
 
     from attnmodel.inference.em import EMState, fit_em
     from attnmodel.model.families import FAMILY_NAMES, get_family
-    from attnmodel.posterior.conditional import conditional_summaries
+    from attnmodel.posterior.conditional import conditional_summaries, grid_row_summaries
 
     say = say or (lambda line: None)
     steps = []
@@ -97,6 +97,8 @@ def warm_up(say: Callable[[str], None] | None = None) -> list[str]:
         log_likelihood=True,
         rng=np.random.default_rng(0),
     )
+    # Small logs take the one-thread pass; compile the threaded one for large logs too.
+    grid_row_summaries(last.problem, state, 0.5, np.random.default_rng(0), parallel=True)
     say(f"per-user posterior: {time.perf_counter() - clock:.1f} s")
     steps.append("per-user posterior")
     return steps

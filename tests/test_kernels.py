@@ -126,6 +126,28 @@ def test_compiled_row_summaries_equal_grid_cells(eta_star):
     np.testing.assert_allclose(new["log_z"], estep.row_log_marginal, rtol=1e-13)
 
 
+def test_row_summaries_in_one_thread_equal_the_threaded_pass():
+    """The one-thread copy of the compiled pass gives the threaded pass's values exactly."""
+    from attnmodel.inference.em import EMProblem, EMState
+    from attnmodel.model.priors import resolve_mu
+    from attnmodel.posterior.conditional import grid_row_summaries
+
+    counts = _table(np.random.default_rng(7), big=(4000,))
+    problem = EMProblem(
+        counts, get_family("beta"), resolve_mu([f"pair {i}" for i in range(counts.n_pairs)], None)
+    )
+    state = EMState({"alpha": 2.0, "beta": 3.0}, np.array([0.8, 0.6, 0.95]))
+    one, many = (
+        grid_row_summaries(
+            problem, state, 0.5, np.random.default_rng(3), counts.user_row, parallel=parallel
+        )
+        for parallel in (False, True)
+    )
+    assert one.keys() == many.keys()
+    for key in one:
+        np.testing.assert_array_equal(one[key], many[key], err_msg=key)
+
+
 def _many_pair_table(rng, n_users=60, n_pairs=12):
     """Users on most of many pairs, votes per user heavy-tailed up to thousands."""
     n_votes = np.minimum(np.exp(rng.normal(np.log(40.0), 1.5, n_users)), 6000).astype(int) + 5

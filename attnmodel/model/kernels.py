@@ -56,6 +56,8 @@ __all__ = [
     "stride_start_levels",
     "stride_plan",
     "row_posterior",
+    "grid_summaries",
+    "grid_summaries_serial",
     "TABLE_MAX_COUNT",
     "STRIDE_MAX",
     "STRIDE_SPACING_MAX",
@@ -1210,6 +1212,14 @@ def grid_summaries(
         k = _pick_cell(cum_all[r], span[r, 0], span[r, 1], unif_user_pick[j])
         eta_user[j] = _expit(u[k] + _within_cell(unif_user_within[j], slope_all[r, k]) * width[k])
     return log_z, mean, second, log_above, log_below, tail, eta_row, eta_user
+
+
+#: :func:`grid_summaries` in one thread (``prange`` runs as ``range``), for small
+#: tables, where waking the thread pool at every draw costs more than it saves;
+#: each row's results do not depend on the chunking, so both give the same values.
+grid_summaries_serial = numba.njit(cache=True)(
+    _serial_clone(grid_summaries.py_func, "grid_summaries_serial")
+)
 
 
 @numba.njit(cache=True)

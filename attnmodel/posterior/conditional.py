@@ -40,6 +40,7 @@ __all__ = [
     "GridCells",
     "pick",
     "grid_row_summaries",
+    "PARALLEL_MIN_WORK",
     "row_log_density",
     "conditional_summaries",
     "binomial_log_const",
@@ -290,12 +291,21 @@ def row_log_density(problem, state, row_log_marginal: np.ndarray):
     return log_density
 
 
+#: Below this many (entry, node) products, :func:`grid_row_summaries` runs its
+#: compiled pass in one thread (:func:`attnmodel.model.kernels.grid_summaries_serial`):
+#: waking the thread pool at every draw cost more than the pass. On MT-Bench (690
+#: entries x 371 nodes) one draw took 1.3 ms in one thread and 7.1 ms in two, on
+#: a machine with other work (load 3).
+PARALLEL_MIN_WORK = 10_000_000
+
+
 def grid_row_summaries(
     problem,
     state,
     eta_star: float,
     rng: np.random.Generator,
     user_row: np.ndarray | None = None,
+    parallel: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """Everything :class:`GridCells` gives per row at one set of global parameters, compiled.
 
@@ -309,6 +319,9 @@ def grid_row_summaries(
     ``rng`` in the order :meth:`GridCells.sample` takes them (rows' cell
     picks, rows' places within cells, then the same for ``user_row``), so
     the draws equal those of ``GridCells`` on the same posterior.
+    ``parallel`` runs the pass in Numba's threads (True) or in one (False);
+    by default threads are used from :data:`PARALLEL_MIN_WORK` (entry, node)
+    products on. Both give the same values.
 
     Returns
     -------
@@ -346,7 +359,10 @@ def grid_row_summaries(
         user_pick, user_within = rng.random(user_row.size), rng.random(user_row.size)
     n_chunks = max(1, min(numba.get_num_threads() * 4, n_rows))
     row_ptr, pair, s, f = kernels.count_arrays(counts)
-    out = kernels.grid_summaries(
+    if parallel is None:
+        parallel = counts.entry_n.size * grid.u.size >= PARALLEL_MIN_WORK
+    kernel = kernels.grid_summaries if parallel else kernels.grid_summaries_serial
+    out = kernel(
         row_ptr,
         pair,
         s,
