@@ -903,7 +903,7 @@ class EMProblem:
         rate = float(
             np.clip((c.row_weight @ t_r + 0.5) / (c.row_weight @ (m_r + t_r) + 1.0), 0.01, 0.99)
         )
-        kappa = {0: 0.05, 1: 0.5}.get(start) or float(rng.uniform(0.05, 0.95))
+        kappa = (0.05, 0.5)[start] if start < 2 else float(rng.uniform(0.05, 0.95))
         return EMState(params, mu, hyper, TieParams(kappa, rate, 5.0))
 
 

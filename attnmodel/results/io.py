@@ -10,7 +10,8 @@ A ``.nc`` file also ends with a line checking its bytes
 (:data:`FILE_CHECKSUM_TAG` and the SHA-256 of everything before it), verified
 before the HDF5 library opens the file: damaged HDF5 metadata can make that
 library spin for ever instead of failing, so a damaged file is refused
-before it gets the chance. HDF5 ignores bytes after the end of its data, so
+before it gets the chance. When that line matches, every byte is as saved, and the
+content checksum is not computed again. HDF5 ignores bytes after the end of its data, so
 the file stays an ordinary netCDF file for every other reader.
 """
 
@@ -137,11 +138,13 @@ def _write_netcdf(dt: xr.DataTree, path: Path) -> None:
         f.write(FILE_CHECKSUM_TAG + hashlib.sha256(data).hexdigest().encode() + b"\n")
 
 
-def _verify_file_checksum(path: Path) -> None:
+def _verify_file_checksum(path: Path) -> bool:
     """Refuse a ``.nc`` result whose bytes do not match its checksum line.
 
-    A file without the line (written before it existed) passes; its content
-    checksum is still verified after reading. A line that is present but
+    Returns True when the line was there and matched (every byte is as
+    saved, so the content checksum need not be recomputed); False for a
+    file without the line (written before it existed), whose content
+    checksum is then verified after reading. A line that is present but
     damaged counts as a mismatch.
     """
     size = path.stat().st_size
@@ -149,7 +152,7 @@ def _verify_file_checksum(path: Path) -> None:
         f.seek(max(0, size - 4 * _TRAILER_LEN))
         tail = f.read()
         if FILE_CHECKSUM_TAG.strip() not in tail:
-            return
+            return False
         trailer = tail[-_TRAILER_LEN:]
         ok = trailer.startswith(FILE_CHECKSUM_TAG) and trailer.endswith(b"\n")
         if ok:
@@ -171,6 +174,7 @@ def _verify_file_checksum(path: Path) -> None:
             "Refit, or restore it from a copy",
             path=str(path),
         )
+    return True
 
 
 def _suffix(path: Path) -> str:
@@ -262,8 +266,7 @@ def load(path: str | os.PathLike) -> xr.DataTree:
     suffix = _suffix(source)
     if not source.exists():
         raise FileNotFoundError(f"{str(source)!r} does not exist")
-    if suffix == ".nc" and source.is_file():
-        _verify_file_checksum(source)
+    bytes_checked = suffix == ".nc" and source.is_file() and _verify_file_checksum(source)
     try:
         if suffix == ".nc":
             with xr.open_datatree(source, engine="h5netcdf") as opened:
@@ -285,7 +288,7 @@ def load(path: str | os.PathLike) -> xr.DataTree:
     out = dt.map_over_datasets(plain_strings)
     expected = attrs.pop(CHECKSUM_ATTR, None)
     out.attrs = attrs
-    if expected is not None and content_checksum(out) != expected:
+    if expected is not None and not bytes_checked and content_checksum(out) != expected:
         raise ResultFileError(
             f"{str(source)!r}: its content does not match the checksum it was saved with "
             f"({CHECKSUM_ATTR}); the file is damaged or was changed after it was written. "
