@@ -325,11 +325,18 @@ def run_big_case(name: str, fit_iter: int | None = None) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
-            if fit_iter is None:
-                fit = fit_em(data, "beta")
-            else:
-                fit = fit_em(data, "beta", n_init=1, max_iter=fit_iter)
+            if fit_iter is not None:
                 out["fit_iter"] = fit_iter
+            try:
+                if fit_iter is None:
+                    fit = fit_em(data, "beta")
+                else:
+                    fit = fit_em(data, "beta", n_init=1, max_iter=fit_iter)
+            except MemoryError as e:  # reported in the table, with the read's figures
+                out["fit_s"] = time.perf_counter() - t0
+                out["fit_error"] = f"MemoryError: {e}"
+                out["peak_rss_mb"] = peak_rss_mb()
+                return out
             out["fit_s"] = time.perf_counter() - t0
         out["fit_converged"] = bool(fit.converged_)
         out["fit_estep_records"] = sum(len(r) for r in fit.runs_)  # E-steps kept, all starts
@@ -477,6 +484,22 @@ def main() -> None:
         )
 
 
+def _print_fit(duck: dict) -> None:
+    """The Beta fit's estimate and what it worked on."""
+    print(f"  fit: {duck['fit']}, mu in {duck['fit_mu_range']}")
+    print(
+        f"  {duck['count_rows']:,} distinct count rows, {duck['entries']:,} entries, "
+        f"{duck['grid_nodes']} grid nodes; {duck['fit_estep_records']} E-steps recorded, "
+        f"converged: {duck['fit_converged']}"
+    )
+    if "fit_iter" in duck:
+        print(
+            f"  (--fit-iter {duck['fit_iter']}: one start, {duck['fit_iter']} EM iterations, "
+            f"not the whole fit: {duck['fit_s'] / duck['fit_estep_records']:.1f} s per E-step "
+            "recorded, set-up included)"
+        )
+
+
 def big_main(dask_files: int, fit: bool = True, fit_iter: int | None = None) -> None:
     """Run the 10^8-row cases once each and print their table."""
     import shutil
@@ -521,19 +544,10 @@ def big_main(dask_files: int, fit: bool = True, fit_iter: int | None = None) -> 
                 f"{'beta fit (EM)':16s} {duck['fit_s']:>8.1f} {'-':>8s} "
                 f"{duck['peak_rss_mb']:>8.0f}  {'< 30 s':22s} {tag}"
             )
-            print(f"  fit: {duck['fit']}, mu in {duck['fit_mu_range']}")
-            print(
-                f"  {duck['count_rows']:,} distinct count rows, {duck['entries']:,} entries, "
-                f"{duck['grid_nodes']} grid nodes; {duck['fit_estep_records']} E-steps recorded, "
-                f"converged: {duck['fit_converged']}"
-            )
-            if "fit_iter" in duck:
-                print(
-                    f"  (--fit-iter {duck['fit_iter']}: one start, {duck['fit_iter']} EM "
-                    f"iterations, not the whole fit: "
-                    f"{duck['fit_s'] / duck['fit_estep_records']:.1f} s per E-step recorded, "
-                    "set-up included)"
-                )
+            if "fit_error" in duck:
+                print(f"  the fit stopped after {duck['fit_s']:.1f} s: {duck['fit_error']}")
+            else:
+                _print_fit(duck)
         else:
             print(f"{'beta fit (EM)':16s} {'not run (--no-fit)':>26s}")
     sub = runs.get("big10-duckdb")
