@@ -383,6 +383,7 @@ def collapse_counts(
     lens = entries_per_user[multi_users]
     start = np.cumsum(entries_per_user) - entries_per_user
     start = start[multi_users]
+    del entries_per_user
     cols = [pair, n, s]
     rep = None
     if method == "hash":
@@ -402,20 +403,29 @@ def collapse_counts(
     del rep
     n_multi_rows = int(np.count_nonzero(is_rep))
     user_row[multi_users] = n_single_rows + row_of_user
+    del multi_users
     weight_multi = np.bincount(row_of_user, minlength=n_multi_rows)
     del row_of_user
 
     # Write both blocks straight into the output arrays: the single rows, then
-    # the entries of each multi row's first user.
+    # the entries of each multi row's first user, gathered a block of rows at
+    # a time (the output is the largest thing alive here; no full-size
+    # positions or gathered copies beside it).
     lens_rows = lens[is_rep]
+    first_rows = start[is_rep]
+    del start, lens
     n_entries = n_single_rows + int(lens_rows.sum())
-    at = _ranges(start[is_rep], lens_rows)
     entries = []
-    for single_part, col in zip((pair_u, n_u, s_u), cols, strict=True):
+    for single_part in (pair_u, n_u, s_u):
         out = np.empty(n_entries, dtype=np.int64)
         out[:n_single_rows] = single_part
-        out[n_single_rows:] = col[at]
         entries.append(out)
+    at_out = n_single_rows
+    for r0, r1 in _blocks(lens_rows, _BLOCK):
+        at = _ranges(first_rows[r0:r1], lens_rows[r0:r1])
+        for out, col in zip(entries, cols, strict=True):
+            out[at_out : at_out + at.size] = col[at]
+        at_out += at.size
     return _table(
         n_pairs,
         np.concatenate([np.ones(n_single_rows, dtype=np.int64), lens_rows]),
@@ -423,6 +433,21 @@ def collapse_counts(
         np.concatenate([weight_single, weight_multi]),
         user_row,
     )
+
+
+def _blocks(lens: np.ndarray, size: int):
+    """Consecutive ranges ``(k0, k1)`` of the items whose ``lens`` sum to about ``size``.
+
+    Each range holds at least one item, so an item longer than ``size`` is a
+    range of its own.
+    """
+    ends = np.cumsum(lens)
+    k0 = 0
+    while k0 < lens.size:
+        before = int(ends[k0]) - int(lens[k0])
+        k1 = max(k0 + 1, int(np.searchsorted(ends, before + size, "right")))
+        yield k0, k1
+        k0 = k1
 
 
 def _ranges(first: np.ndarray, lens: np.ndarray) -> np.ndarray:

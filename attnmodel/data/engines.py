@@ -335,31 +335,35 @@ class _Source:
                 f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
             ) from e
 
-    def numpy(self, query: str) -> dict[str, np.ndarray]:
+    def numpy(self, query: str, most_rows: int) -> dict[str, np.ndarray]:
         """A query's result as one numpy array per column, of the columns' own types.
 
-        The result streams in batches, so Python holds the arrays and one batch,
-        not a second copy of the whole result.
+        The result streams in batches, each copied into its place in arrays of
+        ``most_rows`` rows (at least the result's rows) and then dropped, so
+        Python holds the arrays and one batch, never the batches and their
+        joined copy together. The arrays are returned cut to the result's rows;
+        the pages of the part never written are never touched, so they take no
+        memory.
         """
         import duckdb
 
         try:
             reader = self.con.sql(query).to_arrow_reader(_BATCH_ROWS)
-            parts: dict[str, list[np.ndarray]] = {name: [] for name in reader.schema.names}
-            dtypes = {f.name: f.type.to_pandas_dtype() for f in reader.schema}
+            out = {
+                f.name: np.empty(most_rows, dtype=f.type.to_pandas_dtype()) for f in reader.schema
+            }
+            done = 0
             for batch in reader:
+                if done + batch.num_rows > most_rows:
+                    raise RuntimeError(f"the query returned more than {most_rows} rows")
                 for name, column in zip(batch.schema.names, batch.columns, strict=True):
-                    parts[name].append(column.to_numpy(zero_copy_only=False))
+                    out[name][done : done + batch.num_rows] = column.to_numpy(zero_copy_only=False)
+                done += batch.num_rows
         except duckdb.Error as e:
             raise TableFileError(
                 f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
             ) from e
-        out = {}
-        for name in list(parts):
-            chunks = parts.pop(name)
-            out[name] = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtypes[name])
-            del chunks
-        return out
+        return {name: values[:done] for name, values in out.items()}
 
     def where(self, ord_: int) -> tuple[str, Any]:
         """Words and ``row`` attribute for a row's ``_ord``."""
@@ -713,10 +717,13 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
         f"SELECT {key.format(u=_quote(user))} AS k, c.pr, count(*) AS n, count_if(c.win = 1) AS a "
         f"FROM log JOIN (SELECT * FROM combo_codes WHERE NOT tie) c ON {on} GROUP BY k, c.pr"
     )
+    # A cell holds at least one vote that is not a tie: that bounds the cells.
+    votes = src.sql("SELECT coalesce(sum(rows), 0) FROM combo_codes WHERE NOT tie").fetchall()
     cells_out = src.numpy(
         f"SELECT r.idx::{user_type} AS ui, p.idx::INTEGER AS pi, c.n::{count_type} AS n, "
         f"c.a::{count_type} AS a FROM ({cells}) c "
-        "JOIN user_rank r ON c.k = r.k JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi"
+        "JOIN user_rank r ON c.k = r.k JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi",
+        int(votes[0][0]),
     )
     # Users whose every vote is a tie have no cell; the others are renumbered
     # (in place, a block at a time: the cells are the largest arrays here).
