@@ -60,7 +60,7 @@ def test_fused_op_equals_the_e_step_op(data):
     counts = data.counts
     votes = counts.row_sum((counts.entry_n).astype(float))
     grid = make_logit_grid(int(votes.max()))
-    assert not kernels.tables_pay(counts, grid.size)
+    assert not kernels.fused_pays(counts, grid.size)  # below the size rule: the kernel alone
     old, new = _graphs(counts, grid)
     rng = np.random.default_rng(3)
     weight = counts.row_weight.astype(float)
@@ -78,13 +78,20 @@ def test_fused_op_equals_the_e_step_op(data):
             assert np.abs(g - r).max() <= 1e-10 * scale, name
 
 
-def test_model_uses_the_fused_op_without_power_tables(data):
-    """Unknown mu on a logit grid: the model's potential goes through the fused Op alone."""
-    from attnmodel.model.ops import MarginalVotes, MarginalVotesMu
-
-    attn = am.build_model(data, "beta")
+@pytest.mark.parametrize("n_pairs", [12, 80])
+def test_model_takes_the_op_the_rule_picks(n_pairs):
+    """The model's potential goes through the fused Op exactly when ``fused_pays`` says so."""
     from pytensor.graph.traversal import ancestors
 
+    from attnmodel.model.ops import MarginalVotes, MarginalVotesMu
+
+    rng = np.random.default_rng(n_pairs)
+    eta = rng.beta(4.0, 1.5, 40)
+    n = rng.integers(0, 60, size=(40, n_pairs))
+    s = rng.binomial(n, 0.5 + eta[:, None] * 0.3)
+    attn = am.build_model(am.VoteData.from_counts(n, s), "beta")
     ops = {type(v.owner.op) for v in ancestors(attn.model.potentials) if v.owner is not None}
-    assert MarginalVotesMu in ops
-    assert MarginalVotes not in ops
+    fused = kernels.fused_pays(attn.counts, attn.grid.size)
+    assert fused == (n_pairs * attn.grid.size >= kernels.FUSED_MIN_CELLS)
+    assert (MarginalVotesMu in ops) == fused
+    assert (MarginalVotes in ops) == (not fused)

@@ -259,8 +259,8 @@ def marginal_votes_mu(counts, row_weight, mu, grid, log_mass):
     """``sum_r weight_r log Z_r`` on a logit grid with ``g = 1/2 + eta (mu - 1/2)``, as a tensor.
 
     Equal to :func:`marginal_votes` with ``log g`` and ``log(1 - g)`` formed
-    from ``mu`` (see :class:`MarginalVotesMu`). For tables on which the E-step
-    builds no power tables (:func:`attnmodel.model.kernels.tables_pay`).
+    from ``mu`` (see :class:`MarginalVotesMu`). For the tables
+    :func:`attnmodel.model.kernels.fused_pays` accepts.
 
     Parameters
     ----------

@@ -269,7 +269,7 @@ def _pair_log_probs_tensor(eta, one_minus_eta, mu):
 
 
 def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) -> None:
-    from attnmodel.model.kernels import tables_pay
+    from attnmodel.model.kernels import fused_pays
     from attnmodel.model.ops import marginal_votes, marginal_votes_mu
 
     const = _binomial_log_const(counts)
@@ -289,7 +289,7 @@ def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) ->
                 pt.as_tensor_variable(x)
                 for x in pair_log_probs(grid.eta, grid.one_minus_eta, spec.known)
             )
-        elif not tables_pay(counts, grid.size):
+        elif fused_pays(counts, grid.size):
             log_g = None
         else:
             log_g, log_1mg = _pair_log_probs_tensor(
