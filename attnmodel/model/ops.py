@@ -31,7 +31,7 @@ from pytensor.graph.op import Op
 
 from attnmodel.model import kernels
 
-__all__ = ["MarginalVotes", "marginal_votes"]
+__all__ = ["MarginalVotes", "MarginalVotesMu", "marginal_votes", "marginal_votes_mu"]
 
 
 class MarginalVotes(Op):
@@ -155,7 +155,125 @@ def _register_numba() -> None:
         return marginal_votes, _kernel_version()
 
 
+class MarginalVotesMu(Op):
+    """``(total, log_z, W, d total / d mu)`` on a logit grid, from ``mu`` itself.
+
+    The same log-likelihood as :class:`MarginalVotes` when ``log g`` and
+    ``log(1 - g)`` come from ``mu``, with ``log g`` formed inside the kernel
+    (:func:`attnmodel.model.kernels.marginal_votes_mu`) only on the nodes the
+    rows reach, and the gradient in ``mu`` summed there: the graph around it
+    holds no (pairs x nodes) tensor. The grid's ``eta`` and ``(1 - eta) / 2``
+    are constants of the graph (not differentiated).
+    """
+
+    __props__ = ("spacing",)
+
+    def __init__(self, spacing: float):
+        self.spacing = float(spacing)
+
+    def make_node(self, row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass):
+        ints = [
+            pt.as_tensor_variable(x).astype("int64")
+            for x in (row_ptr, entry_pair, entry_s, entry_f)
+        ]
+        floats = [
+            pt.as_tensor_variable(x).astype("float64")
+            for x in (row_weight, mu, eta, half, log_mass)
+        ]
+        for var in ints + floats:
+            if var.ndim != 1:
+                raise TypeError(f"every input of MarginalVotesMu is a vector, got {var.ndim} dims")
+        outputs = [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector()]
+        return Apply(self, ints + floats, outputs)
+
+    def perform(self, node, inputs, output_storage):
+        args = [np.ascontiguousarray(x) for x in inputs]
+        out = kernels.marginal_votes_mu(*args, self.spacing)
+        output_storage[0][0] = np.asarray(out[0])
+        for i in range(1, 4):
+            output_storage[i][0] = out[i]
+
+    def infer_shape(self, node, shapes):
+        row_ptr, _, _, _, _, mu, _, _, log_mass = shapes
+        return [(), (row_ptr[0] - 1,), log_mass, mu]
+
+    def connection_pattern(self, node):
+        # The counts and the grid's constants are not differentiated.
+        return [[False] * 4] * 4 + [[True] * 4] * 2 + [[False] * 4] * 2 + [[True] * 4]
+
+    def pullback(self, inputs, outputs, cotangents):
+        g_total = cotangents[0]
+        for g in cotangents[1:]:
+            if not isinstance(g.type, DisconnectedType):
+                raise NotImplementedError("only the total of MarginalVotesMu is differentiable")
+        _, log_z, w, grad_mu = outputs
+        return [
+            *(DisconnectedType()() for _ in range(4)),
+            g_total * log_z,
+            g_total * grad_mu,
+            DisconnectedType()(),
+            DisconnectedType()(),
+            g_total * w,
+        ]
+
+
+def _register_numba_mu() -> None:
+    from pytensor.link.numba.dispatch.basic import (
+        numba_njit,
+        register_funcify_default_op_cache_key,
+    )
+
+    kernel = kernels.marginal_votes_mu
+
+    @register_funcify_default_op_cache_key(MarginalVotesMu)
+    def _numba_marginal_votes_mu(op, node, **kwargs):
+        spacing = op.spacing
+
+        @numba_njit
+        def marginal_votes_mu(
+            row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass
+        ):
+            total, log_z, w, grad = kernel(
+                row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass, spacing
+            )
+            return np.array(total), log_z, w, grad
+
+        return marginal_votes_mu, _kernel_version()
+
+
 _register_numba()
+_register_numba_mu()
+
+
+def _count_shared(counts):
+    # Shared variables rather than constants: large constants would make the
+    # compiled graph uncacheable (Numba treats big arrays as dynamic globals).
+    names = ("row_ptr", "entry_pair", "entry_s", "entry_f")
+    return [
+        pytensor.shared(a, name=f"counts_{n}")
+        for a, n in zip(kernels.count_arrays(counts), names, strict=True)
+    ]
+
+
+def marginal_votes_mu(counts, row_weight, mu, grid, log_mass):
+    """``sum_r weight_r log Z_r`` on a logit grid with ``g = 1/2 + eta (mu - 1/2)``, as a tensor.
+
+    Equal to :func:`marginal_votes` with ``log g`` and ``log(1 - g)`` formed
+    from ``mu`` (see :class:`MarginalVotesMu`). For the tables
+    :func:`attnmodel.model.kernels.fused_pays` accepts.
+
+    Parameters
+    ----------
+    counts : CountTable
+    row_weight : tensor (R,)
+    mu : tensor (P,)
+    grid : LogitGrid
+    log_mass : tensor (G,)
+    """
+    eta = pytensor.shared(np.ascontiguousarray(grid.eta), name="grid_eta")
+    half = pytensor.shared(np.ascontiguousarray(0.5 * grid.one_minus_eta), name="grid_half")
+    op = MarginalVotesMu(grid.spacing)
+    return op(*_count_shared(counts), row_weight, mu, eta, half, log_mass)[0]
 
 
 def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass, spacing: float = 0.0):
@@ -172,15 +290,8 @@ def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass, spacing: float 
     spacing : float
         The logit grid's central spacing when the nodes are one, else 0.
     """
-    # Shared variables rather than constants: large constants would make the
-    # compiled graph uncacheable (Numba treats big arrays as dynamic globals).
-    names = ("row_ptr", "entry_pair", "entry_s", "entry_f")
-    arrays = [
-        pytensor.shared(a, name=f"counts_{n}")
-        for a, n in zip(kernels.count_arrays(counts), names, strict=True)
-    ]
     return MarginalVotes(spacing)(
-        *arrays,
+        *_count_shared(counts),
         row_weight,
         log_g,
         log_1mg,

@@ -269,7 +269,8 @@ def _pair_log_probs_tensor(eta, one_minus_eta, mu):
 
 
 def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) -> None:
-    from attnmodel.model.ops import marginal_votes
+    from attnmodel.model.kernels import fused_pays
+    from attnmodel.model.ops import marginal_votes, marginal_votes_mu
 
     const = _binomial_log_const(counts)
     # Users per distinct row, as data: a model built on a table that lists every
@@ -288,14 +289,21 @@ def _marginal_potential(fam, params, mu_t, counts, grid, spec, feasible=None) ->
                 pt.as_tensor_variable(x)
                 for x in pair_log_probs(grid.eta, grid.one_minus_eta, spec.known)
             )
+        elif fused_pays(counts, grid.size):
+            log_g = None
         else:
             log_g, log_1mg = _pair_log_probs_tensor(
                 pt.as_tensor_variable(grid.eta), pt.as_tensor_variable(grid.one_minus_eta), mu_t
             )
     # The E-step kernel gives the log-likelihood and, by Fisher's identity, its
     # gradient in one pass over the rows (see attnmodel.model.ops).
-    spacing = 0.0 if fam.discrete else grid.spacing
-    total = marginal_votes(counts, weight, log_g, log_1mg, log_mass, spacing)
+    if log_g is None:
+        # log g formed inside the kernel, on the nodes the rows reach, and the
+        # gradient in mu summed there: no (pairs x nodes) tensor in the graph.
+        total = marginal_votes_mu(counts, weight, mu_t, grid, log_mass)
+    else:
+        spacing = 0.0 if fam.discrete else grid.spacing
+        total = marginal_votes(counts, weight, log_g, log_1mg, log_mass, spacing)
     total = total + pt.dot(weight, const)
     if feasible is not None:
         # Outside the admissible set the parameters are meaningless (possibly NaN).
