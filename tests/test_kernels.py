@@ -241,3 +241,21 @@ def test_mu_derivatives_match_finite_differences():
     # Central differences: truncation ~ step^2 * third derivative, rounding ~ eps * |q| / step.
     np.testing.assert_allclose(grad_got, (q(x + step) - q(x - step)) / (2 * step), rtol=1e-6)
     np.testing.assert_allclose(hess_got, (grad(x + step) - grad(x - step)) / (2 * step), rtol=1e-6)
+
+
+def test_mu_derivatives_split_between_threads_are_the_same_numbers():
+    """Each pair's sums stay in one thread: the parallel pass equals the serial one exactly."""
+    from attnmodel.model.kernels import mu_derivatives, mu_derivatives_parallel
+
+    rng = np.random.default_rng(12)
+    grid = make_logit_grid(900)
+    eta, half = grid.eta, 0.5 * grid.one_minus_eta
+    s_stat = rng.gamma(2.0, 3.0, size=(300, grid.size))
+    f_stat = rng.gamma(2.0, 1.0, size=(300, grid.size))
+    x = rng.uniform(0.5, 1.0, 300)
+    for got, want in zip(
+        mu_derivatives_parallel(x, s_stat, f_stat, eta, half),
+        mu_derivatives(x, s_stat, f_stat, eta, half),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
