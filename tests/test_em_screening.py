@@ -1,4 +1,6 @@
-"""MAP-EM on tables with many rows: starts screened on a subsample, the stationarity stop, no final posterior matrix.
+"""MAP-EM on tables with many rows.
+
+Starts screened on a subsample, the stationarity stop, no final posterior matrix.
 
 These paths run on tables above :data:`attnmodel.inference.em.SCREEN_ROWS`
 distinct rows (and :data:`~attnmodel.inference.em.FINAL_POSTERIOR_CELLS`
@@ -104,7 +106,9 @@ def test_stationary_stop_ends_where_the_polish_would(data):
     start = problem.initial_state(0, np.random.default_rng(0))
     options = {"max_iter": 500, "tol": 1e-13, "xtol": 1e-8, "accelerate": True, "polish_after": 30}
     stopped_run, plain_run = em._Run(), em._Run()
-    stopped = em._finish(em._run_em(problem, start, run=stopped_run, stationary_stop=True, **options))
+    stopped = em._finish(
+        em._run_em(problem, start, run=stopped_run, stationary_stop=True, **options)
+    )
     em._finish(em._run_em(problem, start, run=plain_run, **options))
     assert stopped[2] is True
     scale = em._vote_scale(problem)

@@ -1528,8 +1528,10 @@ def fit_em(
             )
         k_best = max(range(len(ends)), key=lambda j: (ends[j][1].objective, ends[j][2] is not None))
         state, conv = ends[k_best][0], bool(ends[k_best][2])
-        # A final E-step so that the returned posterior matches the returned parameters.
-        if problem.grid is not None and data.counts.n_rows * problem.grid.size > FINAL_POSTERIOR_CELLS:
+        # A final E-step so that the returned posterior matches the returned parameters
+        # (on a grid too large for that matrix, the run's last E-step at them).
+        cells = data.counts.n_rows * (0 if problem.grid is None else problem.grid.size)
+        if cells > FINAL_POSTERIOR_CELLS:
             estep = ends[k_best][1]
         else:
             estep = problem.e_step(state, posterior=True)
