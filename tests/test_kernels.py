@@ -217,15 +217,20 @@ def test_support_search_cuts_heavy_rows_and_keeps_their_mass():
     assert outside.max() < np.exp(-45.0)
 
 
+def _mu_statistics(seed: int, n_pairs: int, max_votes: int):
+    """``(rng, eta, half, S, F)``: random positive win/loss sums on a logit grid."""
+    rng = np.random.default_rng(seed)
+    grid = make_logit_grid(max_votes)
+    s_stat = rng.gamma(2.0, 3.0, size=(n_pairs, grid.size))
+    f_stat = rng.gamma(2.0, 1.0, size=(n_pairs, grid.size))
+    return rng, grid.eta, 0.5 * grid.one_minus_eta, s_stat, f_stat
+
+
 def test_mu_derivatives_match_finite_differences():
     """The compiled derivatives of the mu M-step's objective, against central differences."""
     from attnmodel.model.kernels import mu_derivatives
 
-    rng = np.random.default_rng(10)
-    grid = make_logit_grid(400)
-    eta, half = grid.eta, 0.5 * grid.one_minus_eta
-    s_stat = rng.gamma(2.0, 3.0, size=(5, grid.size))
-    f_stat = rng.gamma(2.0, 1.0, size=(5, grid.size))
+    _, eta, half, s_stat, f_stat = _mu_statistics(10, 5, 400)
     x = np.array([0.55, 0.7, 0.8, 0.9, 0.99])
 
     def q(xv):
@@ -241,3 +246,17 @@ def test_mu_derivatives_match_finite_differences():
     # Central differences: truncation ~ step^2 * third derivative, rounding ~ eps * |q| / step.
     np.testing.assert_allclose(grad_got, (q(x + step) - q(x - step)) / (2 * step), rtol=1e-6)
     np.testing.assert_allclose(hess_got, (grad(x + step) - grad(x - step)) / (2 * step), rtol=1e-6)
+
+
+def test_mu_derivatives_split_between_threads_are_the_same_numbers():
+    """Each pair's sums stay in one thread: the parallel pass equals the serial one exactly."""
+    from attnmodel.model.kernels import mu_derivatives, mu_derivatives_parallel
+
+    rng, eta, half, s_stat, f_stat = _mu_statistics(12, 300, 900)
+    x = rng.uniform(0.5, 1.0, 300)
+    for got, want in zip(
+        mu_derivatives_parallel(x, s_stat, f_stat, eta, half),
+        mu_derivatives(x, s_stat, f_stat, eta, half),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)

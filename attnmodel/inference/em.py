@@ -85,6 +85,7 @@ __all__ = [
     "EMResult",
     "em_step",
     "fit_em",
+    "screening_rows",
 ]
 
 
@@ -148,6 +149,19 @@ class EStep(NamedTuple):
 COMPILED_ESTEP_CELLS = 200_000
 #: Above this many (unknown pair, node) cells the ``mu`` M-step's derivatives are compiled.
 COMPILED_MU_CELLS = 20_000
+#: With more distinct count rows than this, the generated starts are screened,
+#: and the best one is first run to convergence, on a fixed subsample of this
+#: many rows (see ``screen_iter`` of :func:`fit_em`).
+SCREEN_ROWS = 5_000
+#: Seed of that subsample (it does not depend on ``seed``: the same table is
+#: always screened on the same rows).
+SCREEN_SEED = 20261202
+#: The polish (:func:`_polish`) stops when no coordinate's gradient of ``L`` per
+#: vote exceeds this (projected onto the admissible box).
+POLISH_GTOL = 1e-9
+#: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
+#: last E-step stands, and the per-user summaries form the matrix when asked.
+FINAL_POSTERIOR_CELLS = 50_000_000
 
 
 class EMProblem:
@@ -561,8 +575,13 @@ class EMProblem:
         if self.engine == "numba" or (self.engine == "auto" and s.size >= COMPILED_MU_CELLS):
             # One compiled pass gives both derivatives; Newton asks for the
             # gradient and then the Hessian at the same point.
-            from attnmodel.model.kernels import mu_derivatives
+            from attnmodel.model import kernels
 
+            derive = (
+                kernels.mu_derivatives_parallel
+                if s.size >= kernels.MU_PARALLEL_CELLS
+                else kernels.mu_derivatives
+            )
             s, f = np.ascontiguousarray(s), np.ascontiguousarray(f)
             eta_c, half_c = np.ascontiguousarray(eta), np.ascontiguousarray(half)
             last: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
@@ -571,7 +590,7 @@ class EMProblem:
                 key = x.tobytes()
                 if key not in last:
                     last.clear()
-                    last[key] = mu_derivatives(np.ascontiguousarray(x), s, f, eta_c, half_c)
+                    last[key] = derive(np.ascontiguousarray(x), s, f, eta_c, half_c)
                 return last[key]
 
             def grad(x):
@@ -1007,6 +1026,7 @@ def _run_em(
     accelerate: bool,
     run: _Run,
     polish_after: int | None = None,
+    stationary_stop: bool = False,
 ) -> Generator[tuple[EMState, EStep], None, tuple[EMState, EStep, bool]]:
     """EM from ``state`` as a generator: yields each iterate and its E-step (recorded).
 
@@ -1014,14 +1034,21 @@ def _run_em(
     EM converges, the polish ends or ``max_iter`` is reached; a driver may
     stop drawing from it earlier (see ``screen_iter`` of :func:`fit_em`) and
     go on later along the same path. :func:`_finish` runs it to the end.
+    With ``stationary_stop`` it also ends, converged, at the first iterate
+    where the polish would stop at once: the projected gradient per vote
+    below :data:`POLISH_GTOL` (:meth:`EMProblem.is_stationary`), a test that
+    costs a few passes over the (pairs, nodes) statistics.
     """
     e0 = problem.e_step(state)
     _record(problem, run, state, e0, "start")
     s0 = state
     s1 = problem.m_step(s0, e0)
+    scale = _vote_scale(problem) if stationary_stop else 1.0
     for it in range(max_iter):
         e1 = problem.e_step(s1)
         _record(problem, run, s1, e1, "em")
+        if stationary_stop and problem.is_stationary(s1, e1, scale, POLISH_GTOL):
+            return s1, e1, True
         if polish_after is not None and it >= polish_after:
             return _polish(problem, s1, e1, run, max_iter=max_iter, tol=tol)
         v0, v1 = problem.to_vector(s0), problem.to_vector(s1)
@@ -1097,6 +1124,93 @@ def _run_starts(
     return ends, records
 
 
+def screening_rows(counts: CountTable, size: int | None = None) -> CountTable | None:
+    """A fixed subsample of ``size`` rows (default :data:`SCREEN_ROWS`) to screen starts on.
+
+    None when the table has no more rows than that.
+
+    The rows are drawn without replacement by a fixed seed
+    (:data:`SCREEN_SEED`) and keep their order; their weights are scaled so that
+    they stand for as many users as the whole table, which puts the
+    subsample's likelihood on the scale of the whole one against the priors.
+    """
+    size = SCREEN_ROWS if size is None else size
+    n_rows = counts.n_rows
+    if n_rows <= size:
+        return None
+    rows = np.sort(np.random.default_rng(SCREEN_SEED).choice(n_rows, size, replace=False))
+    lens = np.diff(counts.row_ptr)[rows]
+    row_ptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lens, out=row_ptr[1:])
+    # Entry k of the subsample is entry `take[k]` of the table.
+    take = np.repeat(counts.row_ptr[rows] - row_ptr[:-1], lens) + np.arange(row_ptr[-1])
+    weight = counts.row_weight[rows]
+    weight = weight * (counts.row_weight.sum() / weight.sum())
+    return CountTable(
+        n_pairs=counts.n_pairs,
+        row_ptr=row_ptr,
+        entry_pair=counts.entry_pair[take],
+        entry_n=counts.entry_n[take],
+        entry_s=counts.entry_s[take],
+        row_weight=weight,
+        user_row=np.arange(rows.size, dtype=np.int64),
+        entry_t=None if counts.entry_t is None else counts.entry_t[take],
+    )
+
+
+def _run_starts_on_sample(
+    problem: EMProblem,
+    sample: EMProblem,
+    starts: list[EMState],
+    first: int,
+    screen_iter: int,
+    options: dict,
+) -> tuple[list[tuple[EMState, EStep, bool | None]], list[_Run]]:
+    """:func:`_run_starts` with the generated starts screened on a subsample of rows.
+
+    Starts before ``first`` run to the end on every row. The generated ones
+    run ``screen_iter`` iterations each on ``sample`` (the same problem on
+    :func:`screening_rows`), and EM goes on from the best one's last iterate
+    on every row, stopping also at the first iterate that passes the
+    polish's gradient test (``stationary_stop`` of :func:`_run_em`). The
+    paths on the subsample are recorded with their steps prefixed
+    ``sample_`` (their objectives are the subsample's, scaled to the whole
+    table's users); the best start's path goes on with the steps on every
+    row. Those left behind end with ``converged=None`` and, so that no
+    subsample objective is compared with a whole one, an objective of ``-inf``.
+    """
+    ends: list[tuple[EMState, EStep, bool | None]] = []
+    records: list[_Run] = []
+    for st in starts[:first]:
+        run = _Run()
+        ends.append(_finish(_run_em(problem, st, run=run, **options)))
+        records.append(run)
+    sub_records = [_Run() for _ in starts[first:]]
+    sub_ends = []
+    for st, run in zip(starts[first:], sub_records, strict=True):
+        steps = _run_em(sample, st, run=run, **options)
+        end = None
+        for _ in range(screen_iter):
+            try:
+                end = (*next(steps), None)
+            except StopIteration as stop:
+                end = stop.value
+                break
+        sub_ends.append(end)
+    k = max(range(len(sub_ends)), key=lambda j: sub_ends[j][1].objective)
+    for j, (st, e, _) in enumerate(sub_ends):
+        run = sub_records[j]
+        for row in run.records:
+            row["step"] = "sample_" + row["step"]
+        if j == k:
+            steps = _run_em(problem, st, run=run, stationary_stop=True, **options)
+            ends.append(_finish(steps))
+        else:
+            ends.append((st, e._replace(objective=-np.inf), None))
+        records.append(run)
+    return ends, records
+
+
 def _polish(
     problem: EMProblem, state: EMState, estep: EStep, run: _Run, *, max_iter: int, tol: float
 ) -> tuple[EMState, EStep, bool]:
@@ -1110,9 +1224,7 @@ def _polish(
     """
     from scipy import optimize
 
-    scale = float(
-        problem.counts.row_weight @ problem.counts.row_sum(problem.counts.entry_n.astype(float))
-    )
+    scale = _vote_scale(problem)
     seen: dict[bytes, tuple[EMState, EStep]] = {}
     best = [state, estep]
 
@@ -1143,11 +1255,17 @@ def _polish(
         # It stops on the projected gradient per vote (gtol) or when the line search
         # gains nothing more: a test on the relative gain (ftol) ended it after one
         # short step along a flat ridge, up to 1e-4 short of the maximum in the parameters.
-        options={"maxiter": max_iter, "ftol": 0.0, "gtol": 1e-9},
+        options={"maxiter": max_iter, "ftol": 0.0, "gtol": POLISH_GTOL},
     )
     callback(res.x)
     st, e = best
     return st, e, bool(res.success) or problem.is_stationary(st, e, scale)
+
+
+def _vote_scale(problem: EMProblem) -> float:
+    """The number of votes, by which the polish and the stationarity test divide ``L``."""
+    c = problem.counts
+    return float(c.row_weight @ c.row_sum(c.entry_n.astype(float)))
 
 
 @dataclass
@@ -1174,7 +1292,9 @@ class EMResult:
         starts, see ``screen_iter`` of :func:`fit_em`, ends there).
     best_start_ : int
     estep_ : EStep
-        Final E-step at the returned parameters, with the posterior matrix.
+        Final E-step at the returned parameters, with the posterior matrix (none
+        when it would hold more than :data:`FINAL_POSTERIOR_CELLS` values; the
+        per-user summaries then form it when asked).
     problem : EMProblem
     data : object
         The data the model was fitted to (a :class:`attnmodel.data.votes.VoteData`).
@@ -1336,7 +1456,11 @@ def fit_em(
         ``settings["all_converged"]`` has None for them). EM never lowers the
         objective, so the returned start is the best of all recorded iterates.
         A start given by ``init`` always runs to the end. None runs every start
-        to the end.
+        to the end. On a table of more than :data:`SCREEN_ROWS` distinct rows
+        the screening runs on a fixed subsample of them
+        (:func:`screening_rows`), and the best start goes on from there on
+        every row (see :func:`_run_starts_on_sample`; the subsample's steps
+        are named ``sample_...`` in ``runs_`` and ``history_``).
     seed : int, optional
         Seeds the random starts; each start gets its own child seed.
     init : dict, optional
@@ -1390,14 +1514,27 @@ def fit_em(
     # The generated starts are screened when there are several (see _run_starts).
     first = 0 if init is None else 1
     screen = screen_iter is not None and n_init > 1
+    rows = screening_rows(data.counts) if screen else None
     with one_blas_thread():
-        ends, records = _run_starts(
-            problem, starts, first, screen_iter if screen else None, options
-        )
+        if rows is None:
+            ends, records = _run_starts(
+                problem, starts, first, screen_iter if screen else None, options
+            )
+        else:
+            sample = EMProblem(rows, fam, spec, problem.grid, engine, structure=structure)
+            sample.prior = problem.prior
+            ends, records = _run_starts_on_sample(
+                problem, sample, starts, first, screen_iter, options
+            )
         k_best = max(range(len(ends)), key=lambda j: (ends[j][1].objective, ends[j][2] is not None))
         state, conv = ends[k_best][0], bool(ends[k_best][2])
-        # A final E-step so that the returned posterior matches the returned parameters.
-        estep = problem.e_step(state, posterior=True)
+        # A final E-step so that the returned posterior matches the returned parameters
+        # (on a grid too large for that matrix, the run's last E-step at them).
+        cells = data.counts.n_rows * (0 if problem.grid is None else problem.grid.size)
+        if cells > FINAL_POSTERIOR_CELLS:
+            estep = ends[k_best][1]
+        else:
+            estep = problem.e_step(state, posterior=True)
     runs = [pd.DataFrame.from_records(run.records) for run in records]
     all_converged = [conv for _, _, conv in ends]
     if warn and not conv:

@@ -52,6 +52,8 @@ __all__ = [
     "estep_stats",
     "estep_serial",
     "mu_derivatives",
+    "mu_derivatives_parallel",
+    "MU_PARALLEL_CELLS",
     "stride_multipliers",
     "stride_start_levels",
     "stride_plan",
@@ -106,6 +108,10 @@ STRIDE_MIN_SAVING = 0.5
 #: Values the parallel chunks' per-key node weights may hold together (with one
 #: log mass per key); fewer chunks run when there are many keys.
 _KEY_SUM_BUDGET = 8_000_000
+#: Values the chunks' per-pair win and loss sums may hold together: with many
+#: pairs and nodes, zeroing and adding them would cost more than finer chunks
+#: balance (down to one chunk per thread).
+_PAIR_SUM_BUDGET = 4_000_000
 
 
 @numba.njit(cache=True)
@@ -433,13 +439,17 @@ def _accumulate(x, lo, hi, scale, w_acc, s_acc, f_acc, r, row_ptr, entry_pair, e
         ws[i] += xs[i]
     for e in range(row_ptr[r], row_ptr[r + 1]):
         p = entry_pair[e]
-        s = float(entry_s[e])
-        f = float(entry_f[e])
-        sa = s_acc[p, lo:hi]
-        fa = f_acc[p, lo:hi]
-        for i in range(n):
-            sa[i] += s * xs[i]
-            fa[i] += f * xs[i]
+        # Most entries hold one vote: a zero count adds nothing to its sums.
+        if entry_s[e] > 0:
+            s = float(entry_s[e])
+            sa = s_acc[p, lo:hi]
+            for i in range(n):
+                sa[i] += s * xs[i]
+        if entry_f[e] > 0:
+            f = float(entry_f[e])
+            fa = f_acc[p, lo:hi]
+            for i in range(n):
+                fa[i] += f * xs[i]
 
 
 @numba.njit(cache=True)
@@ -623,18 +633,27 @@ def _estep_stats(
         for i in range(rows.size):
             if coarse[i]:
                 level[rows[i]] = lv - 1
-        # The sub-grid's sums land on its nodes of the full grid.
-        w_s = w_c.sum(axis=0)
-        s_s = s_c.sum(axis=0)
-        f_s = f_c.sum(axis=0)
-        for j in range(g_lv):
-            g = idx[j]
-            for d in range(n_keys):
-                w_all[d, g] += w_s[d, j]
-            for p in range(n_pairs):
-                s_all[p, g] += s_s[p, j]
-                f_all[p, g] += f_s[p, j]
+        # The sub-grid's sums land on its nodes of the full grid (chunks added
+        # in order, row by row of the chunks' arrays).
+        _add_chunks(w_c, idx, w_all)
+        _add_chunks(s_c, idx, s_all)
+        _add_chunks(f_c, idx, f_all)
     return log_z, w_all, s_all, f_all
+
+
+@numba.njit(cache=True)
+def _add_chunks(parts, idx, out):
+    """``out[:, idx] += parts.sum(axis=0)``, the chunks summed in order, without temporaries."""
+    n_c, n_out, n_idx = parts.shape
+    acc = np.empty(n_idx)
+    for p in range(n_out):
+        acc[:] = 0.0
+        for c in range(n_c):
+            row = parts[c, p]
+            for j in range(n_idx):
+                acc[j] += row[j]
+        for j in range(n_idx):
+            out[p, idx[j]] += acc[j]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -648,7 +667,7 @@ def mu_derivatives(x, s_stat, f_stat, eta, half):
     n_pairs, n_nodes = s_stat.shape
     grad = np.empty(n_pairs)
     hess = np.empty(n_pairs)
-    for k in range(n_pairs):
+    for k in numba.prange(n_pairs):
         xk = x[k]
         yk = 1.0 - xk
         d1 = 0.0
@@ -664,6 +683,10 @@ def mu_derivatives(x, s_stat, f_stat, eta, half):
         grad[k] = d1
         hess[k] = -d2
     return grad, hess
+
+
+#: (pairs x nodes) values from which :func:`mu_derivatives_parallel` pays for its threads.
+MU_PARALLEL_CELLS = 400_000
 
 
 def _serial_clone(func, name):
@@ -682,6 +705,13 @@ def _serial_clone(func, name):
 
 _estep_stats_serial = numba.njit(cache=True)(
     _serial_clone(_estep_stats.py_func, "_estep_stats_serial")
+)
+
+
+#: :func:`mu_derivatives` with its pairs split between threads (each pair's sums
+#: stay in one thread, so the numbers do not change), for many pairs and nodes.
+mu_derivatives_parallel = numba.njit(cache=True, parallel=True, error_model="numpy")(
+    _serial_clone(mu_derivatives.py_func, "mu_derivatives_parallel")
 )
 
 
@@ -799,9 +829,15 @@ def estep_stats(
     else:
         n_keys, n_nodes = log_mass.shape
         # Each chunk sums its node weights per key: bound those slices' memory.
+        threads = numba.get_num_threads()
         n_chunks = max(
             1,
-            min(numba.get_num_threads() * 4, counts.n_rows, _KEY_SUM_BUDGET // (n_keys * n_nodes)),
+            min(
+                threads * 4,
+                counts.n_rows,
+                _KEY_SUM_BUDGET // (n_keys * n_nodes),
+                max(threads, _PAIR_SUM_BUDGET // (2 * log_g.shape[0] * n_nodes)),
+            ),
         )
         post = np.empty((counts.n_rows if posterior else 0, n_nodes))
         out = _estep_stats(

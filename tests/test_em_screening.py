@@ -1,0 +1,138 @@
+"""MAP-EM on tables with many rows.
+
+Starts screened on a subsample, the stationarity stop, no final posterior matrix.
+
+These paths run on tables above :data:`attnmodel.inference.em.SCREEN_ROWS`
+distinct rows (and :data:`~attnmodel.inference.em.FINAL_POSTERIOR_CELLS`
+posterior values); the tests lower those limits on a small table and compare
+with the fit that screens every row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnmodel.inference import em
+from attnmodel.inference.em import fit_em, screening_rows
+from attnmodel.model.kernels import STRIDE_TOL
+from attnmodel.model.simulate import simulate_votes
+
+MU = {"gpt vs llama": 0.85, "claude vs alpaca": 0.7, "vicuna vs alpaca": 0.62}
+
+
+@pytest.fixture(scope="module")
+def data():
+    """600 users with 1 to 60 votes on three pairs: several hundred distinct rows."""
+    sim = simulate_votes(
+        "beta", {"alpha": 3.0, "beta": 1.2}, 600, (1, 60), MU, layout="raw", seed=11
+    )
+    return sim.to_data()
+
+
+def _dense_rows(counts):
+    """Each row's (n, s) over the pairs as a tuple, written with numpy alone."""
+    n = np.zeros((counts.n_rows, counts.n_pairs), dtype=np.int64)
+    s = np.zeros_like(n)
+    rows = np.repeat(np.arange(counts.n_rows), np.diff(counts.row_ptr))
+    n[rows, counts.entry_pair] = counts.entry_n
+    s[rows, counts.entry_pair] = counts.entry_s
+    return [tuple(a) + tuple(b) for a, b in zip(n, s, strict=True)]
+
+
+def test_screening_rows_are_rows_of_the_table_weighted_to_its_users(data):
+    counts = data.counts
+    assert counts.n_rows > 150
+    assert screening_rows(counts, counts.n_rows) is None
+    sub = screening_rows(counts, 150)
+    assert sub.n_rows == 150 and sub.n_pairs == counts.n_pairs
+    full = {row: k for k, row in enumerate(_dense_rows(counts))}
+    picked = [full[row] for row in _dense_rows(sub)]  # KeyError: a row not in the table
+    assert len(set(picked)) == 150
+    assert picked == sorted(picked)
+    # Weights: the rows' own, scaled so that they stand for every user.
+    ratio = sub.row_weight / counts.row_weight[picked]
+    np.testing.assert_allclose(ratio, counts.n_users / counts.row_weight[picked].sum(), rtol=1e-14)
+    assert sub.row_weight.sum() == pytest.approx(counts.n_users, rel=1e-14)
+    # A fixed draw: the same rows every time.
+    again = screening_rows(counts, 150)
+    np.testing.assert_array_equal(again.row_ptr, sub.row_ptr)
+    np.testing.assert_array_equal(again.entry_s, sub.entry_s)
+
+
+def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch):
+    kw = {"n_init": 4, "seed": 3, "warn": False}
+    whole = fit_em(data, "beta", **kw)
+    monkeypatch.setattr(em, "SCREEN_ROWS", 120)
+    sampled = fit_em(data, "beta", **kw)
+    k = sampled.best_start_
+    assert sampled.converged_
+    # Screening on the subsample picks the start full screening picks. The case is
+    # no near-tie, where either pick would do: after screening the best start
+    # leads the next by over a log unit on the whole table.
+    assert k == whole.best_start_
+    ends = sorted(r["objective"].iloc[-1] for j, r in enumerate(whole.runs_) if j != k)
+    led = whole.runs_[k]["objective"][whole.runs_[k]["step"] == "em"].iloc[9]
+    assert led > ends[-1] + 1.0
+    # The subsample's path, then the whole table's from where it ended.
+    steps = sampled.history_["step"]
+    assert steps.iloc[0] == "sample_start"
+    start = int(np.flatnonzero(steps == "start")[0])
+    assert steps.iloc[:start].str.startswith("sample_").all()
+    assert not steps.iloc[start:].str.startswith("sample_").any()
+    whole_path = sampled.history_["objective"].iloc[start:].to_numpy()
+    assert np.all(np.diff(whole_path) >= 0)
+    for j in range(4):
+        if j != k:
+            assert sampled.runs_[j]["step"].str.startswith("sample_").all()
+            assert sampled.settings["all_converged"][j] is None
+    # The same maximum: both stop on the polish's gradient test (1e-9 per vote), which
+    # leaves the objective within 1e-10 relative and the parameters within 1e-5 relative
+    # (a 1e-9 gradient per vote moves a parameter by about 1e-9 over its information per vote).
+    assert sampled.objective_ == pytest.approx(whole.objective_, rel=1e-10)
+    for key, value in whole.params_.items():
+        assert sampled.params_[key] == pytest.approx(value, rel=1e-5), key
+    np.testing.assert_allclose(sampled.mu_.to_numpy(), whole.mu_.to_numpy(), rtol=1e-5)
+    scale = em._vote_scale(sampled.problem)
+    assert sampled.problem.is_stationary(
+        sampled.state_, sampled.problem.e_step(sampled.state_), scale, em.POLISH_GTOL
+    )
+
+
+def test_stationary_stop_ends_where_the_polish_would(data):
+    # From the same state, the run with the stop ends at an iterate that passes the test,
+    # and no earlier iterate of the run without it passed.
+    problem = fit_em(data, "beta", n_init=1, warn=False).problem
+    start = problem.initial_state(0, np.random.default_rng(0))
+    options = {"max_iter": 500, "tol": 1e-13, "xtol": 1e-8, "accelerate": True, "polish_after": 30}
+    stopped_run, plain_run = em._Run(), em._Run()
+    stopped = em._finish(
+        em._run_em(problem, start, run=stopped_run, stationary_stop=True, **options)
+    )
+    em._finish(em._run_em(problem, start, run=plain_run, **options))
+    assert stopped[2] is True
+    scale = em._vote_scale(problem)
+    assert problem.is_stationary(stopped[0], stopped[1], scale, em.POLISH_GTOL)
+    n = len(stopped_run.records)
+    # Up to its end the stopped run took the plain run's path.
+    np.testing.assert_array_equal(
+        [r["objective"] for r in stopped_run.records],
+        [r["objective"] for r in plain_run.records[:n]],
+    )
+    assert n <= len(plain_run.records)
+
+
+def test_without_a_final_posterior_matrix_the_summaries_are_the_same(data, monkeypatch):
+    kept = fit_em(data, "beta", n_init=2, warn=False)
+    monkeypatch.setattr(em, "FINAL_POSTERIOR_CELLS", 0)
+    lean = fit_em(data, "beta", n_init=2, warn=False)
+    assert kept.estep_.posterior is not None and lean.estep_.posterior is None
+    assert lean.params_ == kept.params_
+    # The last E-step of the run, on strided sub-grids: each row's log marginal
+    # within 3 STRIDE_TOL of the full grid's (tests/test_strides.py).
+    assert lean.objective_ == pytest.approx(
+        kept.objective_, rel=0, abs=3 * STRIDE_TOL * data.counts.n_users
+    )
+    a, b = lean.posterior(), kept.posterior()
+    for name in ("eta_mean", "eta_sd", "eta_hdi", "p_above", "log_bf"):
+        np.testing.assert_allclose(a[name].to_numpy(), b[name].to_numpy(), rtol=1e-12, atol=1e-15)
