@@ -23,7 +23,7 @@ Cases: Beta ``P_eta`` with ``mu`` known (two pairs) and with ``mu`` under a
 pair); by importance sampling (five to eight globals, the reference's own
 Monte Carlo error added to each z-test's denominator): two-point ``P_eta``
 under ``mu_structure="bradley_terry"`` (three models) and ``"pooled"`` (three
-pairs).
+pairs), and Beta ``P_eta`` with ``ties="model"`` (one pair of known ``mu``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from tests.reference_posterior import (
     bernstein_log_coefs,
     beta_reference,
     beta_shape_cap,
+    beta_ties_reference,
     jacobi_rule,
     tie_log_lik,
     tie_row_integrals,
@@ -274,6 +275,42 @@ def test_pooled_matches_reference():
     names = ["q_low", "eta_low", "eta_high"]
     names += [("mu_hyper", 0, "mu_pop_mode"), ("mu_hyper", 1, "mu_pop_concentration")]
     names += [("mu", k, f"mu[{k}]") for k in range(3)]
+    assert_matches_reference(tree, ref, names)
+
+
+def simulate_ties(n_users, n_votes, mu, shapes, ties, seed):
+    """Votes, wins and ties drawn with numpy from the vote mechanism of ``ties="model"``.
+
+    Attentive votes (probability ``eta``) tie with probability ``tau``, else
+    go to the stronger model with probability ``mu``; careless ones tie with
+    probability ``tau + (1 - tau) kappa``, else flip a coin.
+    """
+    rng = np.random.default_rng(seed)
+    kappa, tau_mean, tau_conc = ties
+    eta = rng.beta(*shapes, size=n_users)
+    tau = rng.beta(tau_mean * tau_conc, (1 - tau_mean) * tau_conc, size=n_users)
+    win = (1 - tau) * (eta * mu + (1 - eta) * (1 - kappa) / 2)
+    loss = (1 - tau) * (eta * (1 - mu) + (1 - eta) * (1 - kappa) / 2)
+    probs = np.stack([win, loss, 1 - win - loss], axis=1)
+    counts = np.array([rng.multinomial(n_votes, p) for p in probs])
+    return counts[:, 0] + counts[:, 1], counts[:, 0], counts[:, 2]
+
+
+@pytest.mark.slow
+def test_ties_model_matches_reference():
+    # Beta P_eta (default priors), one pair of known mu, ties as evidence: five
+    # globals (alpha, beta, kappa, tau_mean, tau_conc), a reference by importance
+    # sampling with exact per-user integrals over eta and tau. Users' tie
+    # propensities vary (tau_conc = 3), so the votes bound tau_conc from above;
+    # its right tail stays long, so it is compared in log space (mean, sd,
+    # quantiles of log tau_conc: the same quantiles, and moments that exist).
+    n, s, t = simulate_ties(30, 12, 0.8, (3.0, 2.0), (0.5, 0.2, 3.0), seed=204)
+    tree = _fit(n, s, "beta", seed=7, mu=0.8, t=t)
+    ref = beta_ties_reference(n, s, t, 0.8, n_draws=150_000, seed=3)
+    _check_importance(ref)
+    ref.values["log tau_conc"] = np.log(ref.values["tau_conc"])
+    names = ["alpha", "beta", "kappa", "tau_mean"]
+    names += [(lambda post: np.log(post["tau_conc"].values), 0, "log tau_conc")]
     assert_matches_reference(tree, ref, names)
 
 
