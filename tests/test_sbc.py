@@ -12,21 +12,25 @@ the sampler targets the model's posterior, the rank of the true value among
 - two-point ``P_eta`` with ``mu = 0.8`` known: ``q_low`` uniform on [0, 1],
   ``(eta_low, eta_high)`` uniform on ``eta_low < eta_high``;
 - two-point ``P_eta`` (the same prior) with ``mu_structure="bradley_terry"``
-  over three models A, B, C, every pair compared: ``theta ~
+  over three models A, B, C and their three pairs: ``theta ~
   ZeroSumNormal(1)``; ranks of ``theta[0]`` and ``theta[1]`` (``theta[2]``
   is their negated sum).
 
-Every data set has 40 to 80 users, with ``VOTES`` votes on one pair (or, for
-Bradley-Terry, ``BT_VOTES`` on each of the three pairs), so the distinct count
-rows are always among ``s = 0..VOTES`` (or the ``(BT_VOTES + 1)^3`` triples): the model is
-built and compiled once (on a template holding one user per row) and each data set only
+Every data set has 40 to 80 users, each with ``VOTES`` votes on one pair (for
+Bradley-Terry, a pair drawn uniformly for each user), so the distinct count
+rows are always among ``s = 0..VOTES`` on each pair: the model is built and
+compiled once (on a template holding one user per row) and each data set only
 swaps the number of users per row (``pm.set_data({"row_weight": ...})``),
 reusing one NUTS step (its adaptation carries over, which changes only the
 sampler's efficiency).
 
-NUTS runs 2 chains of ``DRAWS[family]`` draws after as many tuning steps
-(500 for two-point, whose chains mix more slowly when an atom holds few
-users: with 200 its ``eta_high`` ranks gave p = 0.005, with 600 p = 0.62).
+NUTS runs ``(chains, tuning steps, draws) = SAMPLING[case]``: 2 chains of 200
+draws after as many tuning steps for Beta, of 500 for two-point (whose chains
+mix more slowly when an atom holds few users: with 200 its ``eta_high`` ranks
+gave p = 0.005, with 600 p = 0.62); for Bradley-Terry, whose gradient costs
+three times as much (63 count rows against 21), one chain of 400 draws after
+300 tuning steps, which keeps the slow job's time (its ranks gave p = 0.13 to
+0.85 with this setting, 0.30 to 0.80 with 2 chains of 300 draws).
 
 Test: the ranks (``L = 19`` draws kept, evenly spaced among the chains'
 draws, so that they are nearly independent) of each parameter are counted in
@@ -51,7 +55,7 @@ L = 19
 BINS = 10
 FAMILY_WISE = 0.01
 N_TESTS = 11
-DRAWS = {"beta": 200, "two_point": 500}
+SAMPLING = {"beta": (2, 200, 200), "two_point": (2, 500, 500), "bradley_terry": (1, 300, 400)}
 BOX = (0.1, 50.0)  # the documented alpha/beta box for users with at most 625 votes
 MU_PRIOR = am.BetaPrior(8.0, 2.0)
 MU_KNOWN = 0.8
@@ -90,36 +94,43 @@ def one_pair_case(family):
     return template(), lambda rng: draw_truth(family, rng), simulate
 
 
-# Bradley-Terry: three models, every pair compared, BT_VOTES votes per pair and
-# user; the template holds one user per possible (s_AB, s_BC, s_AC).
+# Bradley-Terry: three models, every pair compared; each user casts VOTES votes
+# on one pair (drawn uniformly), so the template holds one user per (pair, s):
+# 3 (VOTES + 1) rows, where every user on every pair would need (VOTES + 1)^3
+# (the likelihood's cost grows with the rows, zero-weight ones included).
 BT_PAIRS, BT_A, BT_B = ["A vs B", "B vs C", "A vs C"], np.array([0, 1, 0]), np.array([1, 2, 2])
-BT_VOTES = 6
 
 
 def bradley_terry_case():
-    grid = np.stack(np.meshgrid(*[np.arange(BT_VOTES + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    data = am.VoteData.from_counts(np.full(grid.shape, BT_VOTES), grid, pairs=BT_PAIRS)
-    code = np.array([(BT_VOTES + 1) ** 2, BT_VOTES + 1, 1])
+    n_pairs = len(BT_PAIRS)
+    pair = np.repeat(np.arange(n_pairs), VOTES + 1)
+    wins = np.tile(np.arange(VOTES + 1), n_pairs)
+    n = np.zeros((pair.size, n_pairs), dtype=np.int64)
+    s = np.zeros_like(n)
+    n[np.arange(pair.size), pair] = VOTES
+    s[np.arange(pair.size), pair] = wins
+    data = am.VoteData.from_counts(n, s, pairs=BT_PAIRS)
 
     def truth(rng):
         # ZeroSumNormal(1): an iid standard normal projected on the sum-zero plane.
-        z = rng.normal(size=3)
+        z = rng.normal(size=n_pairs)
         theta = z - z.mean()
         out = draw_truth("two_point", rng)
-        out.update({f"theta[{i}]": theta[i] for i in range(3)})
+        out.update({f"theta[{i}]": theta[i] for i in range(n_pairs)})
         out["mu"] = special.expit(theta[BT_A] - theta[BT_B])
         return out
 
     def simulate(truth, rng):
         m = int(rng.integers(40, 81))
         eta = draw_eta("two_point", truth, m, rng)
-        s = rng.binomial(BT_VOTES, 0.5 + eta[:, None] * (truth["mu"][None, :] - 0.5))
-        return s @ code  # the template's user with these wins
+        k = rng.integers(n_pairs, size=m)
+        wins = rng.binomial(VOTES, 0.5 + eta * (truth["mu"][k] - 0.5))
+        return k * (VOTES + 1) + wins  # the template's user with these votes
 
     return data, truth, simulate
 
 
-def sbc_ranks(case, names, seed, draws, **model_kw):
+def sbc_ranks(case, names, seed, sampling, **model_kw):
     """Ranks of the true values among ``L`` posterior draws, per name, over the data sets.
 
     ``case = (template, draw_truth(rng), simulate(truth, rng))``, where
@@ -145,9 +156,9 @@ def sbc_ranks(case, names, seed, draws, **model_kw):
         with attn.model:
             pm.set_data({"row_weight": weight})
             idata = pm.sample(
-                draws=draws,
-                tune=draws,
-                chains=2,
+                draws=sampling[2],
+                tune=sampling[1],
+                chains=sampling[0],
                 cores=1,
                 step=step,
                 progressbar=False,
@@ -175,30 +186,30 @@ def assert_uniform(ranks):
 
 
 def cases():
-    """The slow job's cases: label -> ``(case, names, seed, draws, model keywords)``.
+    """The slow job's cases: label -> ``(case, names, seed, sampling, model keywords)``.
 
     Shared with ``benchmarks/sbc_ci.py``, which prints their table.
     """
     bt_names = ["q_low", "eta_low", "eta_high"] + [("theta", i, f"theta[{i}]") for i in range(2)]
     return {
         "Beta (flat shapes), mu ~ BetaPrior(8, 2)": (
-            one_pair_case("beta"), ("alpha", "beta", "mu"), 1, DRAWS["beta"],
+            one_pair_case("beta"), ("alpha", "beta", "mu"), 1, SAMPLING["beta"],
             {"family": "beta", "mu_prior": MU_PRIOR, "priors": "flat"},
         ),
         "two-point, mu = 0.8 known": (
-            one_pair_case("two_point"), ("q_low", "eta_low", "eta_high"), 2, DRAWS["two_point"],
+            one_pair_case("two_point"), ("q_low", "eta_low", "eta_high"), 2, SAMPLING["two_point"],
             {"family": "two_point", "mu": MU_KNOWN},
         ),
         "two-point, Bradley-Terry (3 models)": (
-            bradley_terry_case(), bt_names, 3, DRAWS["two_point"],
+            bradley_terry_case(), bt_names, 3, SAMPLING["bradley_terry"],
             {"family": "two_point", "mu_structure": "bradley_terry"},
         ),
     }  # fmt: skip
 
 
 def run_case(label):
-    case, names, seed, draws, kw = cases()[label]
-    return sbc_ranks(case, names, seed, draws, **kw)
+    case, names, seed, sampling, kw = cases()[label]
+    return sbc_ranks(case, names, seed, sampling, **kw)
 
 
 @pytest.mark.slow
