@@ -1,7 +1,8 @@
 """The slow job's simulation-based calibration (tests/test_sbc.py), as a Markdown table.
 
-Runs the same two cases with the same seeds as the test (Beta with mu under
-BetaPrior(8, 2); two-point with mu = 0.8 known; 100 data sets each) and prints
+Runs the same cases with the same seeds as the test (Beta with mu under
+BetaPrior(8, 2); two-point with mu = 0.8 known; two-point under Bradley-Terry
+with three models; 100 data sets each; ``tests.test_sbc.cases``) and prints
 the rank histograms and chi-square p-values in the form of the table in
 benchmarks/README.md ("SBC in the slow test job").
 
@@ -22,23 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests import test_sbc as sbc  # noqa: E402
 
-CASES = (
-    (
-        "beta",
-        ("alpha", "beta", "mu"),
-        1,
-        {"mu_prior": sbc.MU_PRIOR, "priors": "flat"},
-        "Beta (flat shapes), mu ~ BetaPrior(8, 2)",
-    ),
-    (
-        "two_point",
-        ("q_low", "eta_low", "eta_high"),
-        2,
-        {"mu": sbc.MU_KNOWN},
-        "two-point, mu = 0.8 known",
-    ),
-)
-
 
 def main() -> None:
     commit = subprocess.run(
@@ -51,11 +35,11 @@ def main() -> None:
         "| case | parameter | ranks per bin | chi² (df 9) | p-value | seconds |",
         "|---|---|---|---|---|---|",
     ]
-    for family, names, seed, kw, label in CASES:
+    for label in sbc.cases():
         t0 = time.perf_counter()
-        ranks = sbc.sbc_ranks(family, names, seed=seed, **kw)
+        ranks = sbc.run_case(label)
         seconds = time.perf_counter() - t0
-        for name in names:
+        for name in ranks:
             hist = np.histogram(ranks[name], bins=sbc.BINS, range=(0, sbc.L + 1))[0]
             test = stats.chisquare(hist)
             lines.append(

@@ -647,37 +647,6 @@ def two_point_structured_reference(
     return importance_reference(log_post, np.asarray(start, float), summaries, **kw)
 
 
-def jacobi_rule(n: int, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights on [0, 1] of the Gauss rule for the density Beta(a, b).
-
-    Exact for polynomials of degree up to ``2 n - 1``; the weights sum to 1.
-    Golub-Welsch on the Jacobi matrix of the monic Jacobi polynomials
-    (``alpha = b - 1``, ``beta = a - 1`` on [-1, 1]), mapped to [0, 1]: the
-    weights are the squared first components of the eigenvectors, so no
-    normalising constant overflows for large shapes (``scipy.special.roots_jacobi``
-    forms ``2^(a + b - 1) B(a, b)``, infinite beyond ``a + b`` of about 1000).
-    """
-    from scipy.linalg import eigh_tridiagonal
-
-    al, be = b - 1.0, a - 1.0
-    k = np.arange(n, dtype=float)
-    s = 2.0 * k + al + be
-    with np.errstate(divide="ignore", invalid="ignore"):
-        diag = np.where(k == 0, (be - al) / (al + be + 2.0), (be * be - al * al) / (s * (s + 2.0)))
-    j = np.arange(1, n, dtype=float)
-    s = 2.0 * j + al + be
-    # The j = 1 term with its factor (1 + al + be) cancelled (it vanishes when a + b = 1).
-    with np.errstate(divide="ignore", invalid="ignore"):
-        off2 = np.where(
-            j == 1,
-            4.0 * (1.0 + al) * (1.0 + be) / ((2.0 + al + be) ** 2 * (3.0 + al + be)),
-            4.0 * j * (j + al) * (j + be) * (j + al + be) / (s * s * (s + 1.0) * (s - 1.0)),
-        )
-    x, vec = eigh_tridiagonal(0.5 * (1.0 + diag), 0.5 * np.sqrt(off2))
-    w = vec[0] ** 2
-    return x, w / w.sum()
-
-
 def tie_log_lik(s, f, t, eta, tau, mu, kappa):
     """Log-likelihood of rows ``(s, f, t)`` (R,) at nodes ``eta`` (E,) x ``tau`` (U,): (R, E, U).
 
@@ -698,31 +667,85 @@ def tie_log_lik(s, f, t, eta, tau, mu, kappa):
     )
 
 
-def tie_row_integrals(rows, mu, a, b, kappa, ta, tb, nodes, eta_star=None, tail_nodes=24):
-    """Each row's log marginal likelihood with ties, or (``eta_star`` given) its tail.
+def log_beta_ratios(a, b, size, eta_star=None):
+    """``log B(a + i, b + j) / B(a, b)`` for ``i, j < size``, per draw: (D, size, size).
 
-    ``rows = (s, f, t)`` of shape (R,); ``eta ~ Beta(a, b)``, ``tau ~ Beta(ta,
-    tb)``; ``nodes`` of each Gauss rule (see :func:`beta_ties_reference`).
-    Returns ``log L`` (R,), or ``P(eta >= eta_star | row)`` (R,).
+    With ``eta_star``, each term times ``Q(a + i, b + j) = P(Beta(a + i, b + j) >=
+    eta_star)``, from one incomplete Beta function per draw and the recurrences
+    ``Q(p, q) = Q(p, q + 1) + x^p (1 - x)^q / (q B(p, q))`` and ``Q(p + 1, q) =
+    Q(p, q) + x^p (1 - x)^q / (p B(p, q))`` (``x = eta_star``; DLMF 8.17.20-21):
+    sums of positive terms, without cancellation.
     """
-    r_s, r_f, r_t = rows
-    tau, w_tau = jacobi_rule(nodes, ta, tb)
-    eta, w_eta = jacobi_rule(nodes, a, b)
-    ll = tie_log_lik(r_s, r_f, r_t, eta, tau, mu, kappa)
-    peak = ll.max(axis=(1, 2), keepdims=True)
-    full = np.einsum("reu,e,u->r", np.exp(ll - peak), w_eta, w_tau)
+    i = np.arange(size)
+    a1, b1 = a[:, None, None] + i[None, :, None], b[:, None, None] + i[None, None, :]
+    out = special.betaln(a1, b1) - special.betaln(a, b)[:, None, None]
     if eta_star is None:
-        return np.log(full) + peak[:, 0, 0]
-    # [eta_star, 1]: eta = eta_star + (1 - eta_star) y, weight (1 - y)^(b - 1) by Gauss-Jacobi.
-    x, w = special.roots_jacobi(tail_nodes, b - 1.0, 0.0)
-    e = eta_star + (1.0 - eta_star) * 0.5 * (1.0 + x)
-    log_w = (
-        np.log(w) - b * np.log(2.0) + (a - 1.0) * np.log(e) + b * np.log1p(-eta_star)
-        - special.betaln(a, b)
-    )  # fmt: skip
-    ll_t = tie_log_lik(r_s, r_f, r_t, e, tau, mu, kappa)
-    upper = np.einsum("reu,u->r", np.exp(ll_t - peak + log_w[None, :, None]), w_tau)
-    return upper / full
+        return out
+    # log x^p (1 - x)^q / B(p, q) on the grid; the steps divide it by q (down) or p (up).
+    log_step = (
+        a1 * np.log(eta_star) + b1 * np.log1p(-eta_star) - out - special.betaln(a, b)[:, None, None]
+    )
+    log_q = np.empty_like(out)
+    with np.errstate(divide="ignore"):
+        log_q[:, 0, -1] = np.log(special.betaincc(a, b + size - 1, eta_star))
+    for j in range(size - 2, -1, -1):
+        log_q[:, 0, j] = np.logaddexp(log_q[:, 0, j + 1], log_step[:, 0, j] - np.log(b1[:, 0, j]))
+    for k in range(size - 1):
+        log_q[:, k + 1, :] = np.logaddexp(log_q[:, k, :], log_step[:, k, :] - np.log(a1[:, k, :]))
+    return out + log_q
+
+
+def tie_row_integrals(rows, mu, a, b, kappa, ta, tb, eta_star=None):
+    """Each row's log marginal likelihood with ties and, with ``eta_star``, its tail.
+
+    ``rows = (s, f, t)``, each of shape (R,), one pair of known ``mu``; ``eta ~
+    Beta(a, b)``, ``tau ~ Beta(ta, tb)``, ``kappa``: arrays of D draws. Returns
+    ``log L`` of shape (D, R), and with ``eta_star`` also ``P(eta >= eta_star |
+    row)`` (D, R).
+
+    Exact, without quadrature: with ``A = (1 - kappa) / 2`` and ``n = s + f``, a
+    row's likelihood (up to its multinomial constant) is
+
+        (1 - tau)^n [mu eta + A (1 - eta)]^s [(1 - mu) eta + A (1 - eta)]^f
+            [tau + kappa (1 - tau)(1 - eta)]^t,
+
+    whose binomial expansions make it a sum over ``l = 0..t`` (careless ties)
+    and ``m = 0..n`` (attentive votes) of the non-negative terms
+
+        C(t, l) kappa^l A^(n - m) G_m  tau^(t - l) (1 - tau)^(n + l)  eta^m (1 - eta)^(n - m + l),
+
+    ``G_m = sum_{i + j = m} C(s, i) mu^i C(f, j) (1 - mu)^j``; each monomial's
+    expectation under a Beta density is a ratio of Beta functions, and its mass
+    above ``eta_star`` adds the factor ``P(Beta(a + m, b + n - m + l) >= eta_star)``.
+    """
+    r_s, r_f, r_t = (np.asarray(v, dtype=np.int64) for v in rows)
+    size = int((r_s + r_f + r_t).max()) + 1
+    log_e = log_beta_ratios(a, b, size)
+    log_u = log_beta_ratios(ta, tb, size)
+    log_tail = None if eta_star is None else log_beta_ratios(a, b, size, eta_star)
+    kappa = np.asarray(kappa, dtype=float)
+    log_l = np.empty((a.size, r_s.size))
+    tail = np.empty((a.size, r_s.size))
+    for r in range(r_s.size):
+        s, f, t = int(r_s[r]), int(r_f[r]), int(r_t[r])
+        n = s + f
+        log_g = _log_convolve(
+            _log_binom_expansion(s, np.log([mu]))[0], _log_binom_expansion(f, np.log([1.0 - mu]))[0]
+        )  # (n + 1,)
+        ll, m = np.arange(t + 1)[:, None], np.arange(n + 1)[None, :]
+        log_ct = _log_binom_expansion(t, np.zeros(1))[0]  # log C(t, l)
+        # xlogy: kappa^0 = 1 even where kappa underflows to 0.
+        static = (
+            (log_ct[:, None] + log_g[None, :])[None]
+            + special.xlogy(ll[None], kappa[:, None, None])
+            + special.xlogy((n - m)[None], (1.0 - kappa[:, None, None]) / 2.0)
+            + log_u[:, t - ll, n + ll]
+        )  # fmt: skip
+        log_l[:, r] = special.logsumexp(static + log_e[:, m, n - m + ll], axis=(1, 2))
+        if log_tail is not None:
+            upper = special.logsumexp(static + log_tail[:, m, n - m + ll], axis=(1, 2))
+            tail[:, r] = np.exp(upper - log_l[:, r])
+    return log_l if eta_star is None else (log_l, tail)
 
 
 def beta_ties_reference(
@@ -733,7 +756,6 @@ def beta_ties_reference(
     *,
     shapes: str = "mean_concentration",
     eta_star: float = 0.5,
-    tail_nodes: int = 24,
     start=None,
     **kw,
 ) -> WeightedReference:
@@ -744,32 +766,29 @@ def beta_ties_reference(
     its box (``shapes``; the box's cap from each user's votes and ties),
     ``kappa ~ Beta(1.5, 1.5)``, ``tau_mean ~ Beta(1.5, 1.5)``, ``tau_conc ~
     LogNormal(log 10, 1.5)``; ``tau_j ~ Beta(tau_mean tau_conc, (1 - tau_mean)
-    tau_conc)``. Coordinates ``log alpha, log beta, logit kappa, logit
-    tau_mean, log tau_conc``.
-
-    A user's likelihood given ``eta`` and ``tau`` is a polynomial of degree at
-    most ``N`` (the user's votes and ties) in each, so the product of Gauss
-    rules for the two Beta densities with ``ceil((N + 1) / 2)`` nodes each is
-    exact. The tail ``P(eta >= eta_star)`` maps ``[eta_star, 1]`` to ``[0, 1]``
-    and integrates ``(1 - eta)^(beta - 1)`` by its Gauss-Jacobi rule, the rest
-    (smooth there) by ``tail_nodes`` nodes: its error is below 1e-12 (checked
-    against adaptive quadrature by ``test_tie_reference_rules``).
+    tau_conc)``. Coordinates ``logit(alpha / (alpha + beta)), log(alpha + beta),
+    logit kappa, logit tau_mean, log tau_conc`` (in the mean and concentration
+    of ``P_eta``, where the posterior is closer to a normal's shape than in
+    ``log alpha, log beta``). Each user's integral over ``eta`` and ``tau`` is
+    exact (:func:`tie_row_integrals`).
     """
     n, s, t = (np.asarray(v, dtype=np.int64).ravel() for v in (n, s, t))
     rows, weight, inverse = distinct_rows(np.stack([n, t], axis=1), s[:, None])
     r_n, r_t, r_s = rows[:, 0], rows[:, 1], rows[:, 2]
-    r_f = r_n - r_s
+    row_counts = (r_s, r_n - r_s, r_t)
     cap = beta_shape_cap(int((n + t).max()))
-    nodes = int(np.ceil(((n + t).max() + 1) / 2)) + 1
     (k_a, k_b), (m_a, m_b) = (1.5, 1.5), (1.5, 1.5)
     conc_loc, conc_scale = np.log(10.0), 1.5
 
     def unpack(x):
-        a, b = np.exp(x[:, 0]), np.exp(x[:, 1])
+        total = np.exp(x[:, 1])
+        a, b = special.expit(x[:, 0]) * total, special.expit(-x[:, 0]) * total
         kappa, mean, conc = special.expit(x[:, 2]), special.expit(x[:, 3]), np.exp(x[:, 4])
         inside = (a >= BETA_SHAPE_LO) & (a <= cap) & (b >= BETA_SHAPE_LO) & (b <= cap)
+        # d alpha d beta = (alpha + beta) d m d k, and m (1 - m) k in logit m, log k.
+        log_jac = special.log_expit(x[:, 0]) + special.log_expit(-x[:, 0]) + 2.0 * x[:, 1]
         log_prior = (
-            np.where(inside, log_beta_shapes_prior(a, b, shapes), -np.inf) + x[:, 0] + x[:, 1]
+            np.where(inside, log_beta_shapes_prior(a, b, shapes), -np.inf) + log_jac
             + stats.beta.logpdf(kappa, k_a, k_b) + special.log_expit(x[:, 2])
             + special.log_expit(-x[:, 2])
             + stats.beta.logpdf(mean, m_a, m_b) + special.log_expit(x[:, 3])
@@ -779,27 +798,24 @@ def beta_ties_reference(
         values = {"alpha": a, "beta": b, "kappa": kappa, "tau_mean": mean, "tau_conc": conc}
         return values, log_prior
 
-    def row_parts(v, i, tails):
+    def rows_at(v, tails):
         return tie_row_integrals(
-            (r_s, r_f, r_t), mu, v["alpha"][i], v["beta"][i], v["kappa"][i],
-            v["tau_mean"][i] * v["tau_conc"][i], (1 - v["tau_mean"][i]) * v["tau_conc"][i],
-            nodes, eta_star if tails else None, tail_nodes,
+            row_counts, mu, v["alpha"], v["beta"], v["kappa"], v["tau_mean"] * v["tau_conc"],
+            (1.0 - v["tau_mean"]) * v["tau_conc"], eta_star if tails else None,
         )  # fmt: skip
 
     def log_post(x):
         v, lp = unpack(x)
-        out = lp.copy()
-        for i in np.flatnonzero(np.isfinite(lp)):
-            out[i] += weight @ row_parts(v, i, False)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = lp + rows_at(v, False) @ weight
         return np.where(np.isfinite(out), out, -np.inf)
 
     def summaries(x):
-        v, lp = unpack(x)
-        tail = np.zeros((x.shape[0], rows.shape[0]))
-        for i in np.flatnonzero(np.isfinite(lp)):
-            tail[i] = row_parts(v, i, True)
+        v, _ = unpack(x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            _, tail = rows_at(v, True)
         return v, tail[:, inverse]
 
     if start is None:
-        start = np.array([1.0, 1.0, 0.0, -1.5, np.log(10.0)])
+        start = np.array([0.0, np.log(5.0), 0.0, -1.5, np.log(10.0)])
     return importance_reference(log_post, np.asarray(start, float), summaries, **kw)

@@ -6,28 +6,38 @@ the sampler targets the model's posterior, the rank of the true value among
 ``L`` posterior draws is uniform on ``0..L``. Cases:
 
 - Beta ``P_eta`` with ``mu`` under ``BetaPrior(8, 2)`` (the identified
-  coordinates): ``alpha``, ``beta`` uniform on the box ``[0.2, 50]``, ``mu``
+  coordinates): ``alpha``, ``beta`` uniform on the box ``[0.1, 50]``, ``mu``
   from the prior; the model takes that flat prior explicitly
   (``priors="flat"``, the paper's; the default is a mean/concentration prior);
 - two-point ``P_eta`` with ``mu = 0.8`` known: ``q_low`` uniform on [0, 1],
-  ``(eta_low, eta_high)`` uniform on ``eta_low < eta_high``.
+  ``(eta_low, eta_high)`` uniform on ``eta_low < eta_high``;
+- two-point ``P_eta`` (the same prior) with ``mu_structure="bradley_terry"``
+  over three models A, B, C and their three pairs: ``theta ~
+  ZeroSumNormal(1)``; ranks of ``theta[0]`` and ``theta[1]`` (``theta[2]``
+  is their negated sum).
 
-Every data set has ``VOTES`` votes per user on one pair and 40 to 80 users,
-so the distinct count rows are always ``s = 0..VOTES``: the model is built and
+Every data set has 40 to 80 users, each with ``VOTES`` votes on one pair (for
+Bradley-Terry, a pair drawn uniformly for each user), so the distinct count
+rows are always among ``s = 0..VOTES`` on each pair: the model is built and
 compiled once (on a template holding one user per row) and each data set only
 swaps the number of users per row (``pm.set_data({"row_weight": ...})``),
 reusing one NUTS step (its adaptation carries over, which changes only the
 sampler's efficiency).
 
-NUTS runs 2 chains of ``DRAWS[family]`` draws after as many tuning steps
-(500 for two-point, whose chains mix more slowly when an atom holds few
-users: with 200 its ``eta_high`` ranks gave p = 0.005, with 600 p = 0.62).
+NUTS runs ``(chains, tuning steps, draws) = SAMPLING[case]``: 2 chains of 200
+draws after as many tuning steps for Beta, of 500 for two-point (whose chains
+mix more slowly when an atom holds few users: with 200 its ``eta_high`` ranks
+gave p = 0.005, with 600 p = 0.62); for Bradley-Terry, whose gradient costs
+three times as much (63 count rows against 21), one chain of 400 draws after
+300 tuning steps, which keeps the slow job's time (its ranks gave p = 0.13 to
+0.85 with this setting, 0.30 to 0.80 with 2 chains of 300 draws).
 
 Test: the ranks (``L = 19`` draws kept, evenly spaced among the chains'
 draws, so that they are nearly independent) of each parameter are counted in
 10 bins of two rank values, and a chi-square test of uniformity (9 degrees of
-freedom) is applied per parameter; the family-wise level over the six
-parameters is 1% (Bonferroni: each p-value must exceed 0.01 / 6).
+freedom) is applied per parameter; the family-wise level over the eleven
+parameters of the three cases is 1% (Bonferroni: each p-value must exceed
+0.01 / 11).
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 import attnmodel as am
 
@@ -44,9 +54,9 @@ VOTES = 20
 L = 19
 BINS = 10
 FAMILY_WISE = 0.01
-N_TESTS = 6
-DRAWS = {"beta": 200, "two_point": 500}
-BOX = (0.2, 50.0)  # the documented alpha/beta box for users with at most 625 votes
+N_TESTS = 11
+SAMPLING = {"beta": (2, 200, 200), "two_point": (2, 500, 500), "bradley_terry": (1, 300, 400)}
+BOX = (0.1, 50.0)  # the documented alpha/beta box for users with at most 625 votes
 MU_PRIOR = am.BetaPrior(8.0, 2.0)
 MU_KNOWN = 0.8
 
@@ -73,41 +83,93 @@ def draw_eta(family, truth, m, rng):
     return np.where(low, truth["eta_low"], truth["eta_high"])
 
 
-def sbc_ranks(family, names, seed, **model_kw):
-    data = template()
-    attn = am.build_model(data, family, **model_kw)
-    # Row of the model's count table for each number of wins s (user s of the template).
-    row_of_s = np.asarray(data.counts.user_row)
-    n_rows = int(row_of_s.max()) + 1
-    assert np.array_equal(np.sort(row_of_s), np.arange(n_rows))
-    with attn.model:
-        step = pm.NUTS(target_accept=0.9)
-    ranks = {name: [] for name in names}
-    for i in range(N_DATASETS):
-        rng = np.random.default_rng([seed, i])
-        truth = draw_truth(family, rng)
+def one_pair_case(family):
+    """Template, prior draw and simulated wins (one pair, ``VOTES`` votes per user)."""
+
+    def simulate(truth, rng):
         m = int(rng.integers(40, 81))
         eta = draw_eta(family, truth, m, rng)
-        s = rng.binomial(VOTES, 0.5 + eta * (truth["mu"] - 0.5))
+        return rng.binomial(VOTES, 0.5 + eta * (truth["mu"] - 0.5))
+
+    return template(), lambda rng: draw_truth(family, rng), simulate
+
+
+# Bradley-Terry: three models, every pair compared; each user casts VOTES votes
+# on one pair (drawn uniformly), so the template holds one user per (pair, s):
+# 3 (VOTES + 1) rows, where every user on every pair would need (VOTES + 1)^3
+# (the likelihood's cost grows with the rows, zero-weight ones included).
+BT_PAIRS, BT_A, BT_B = ["A vs B", "B vs C", "A vs C"], np.array([0, 1, 0]), np.array([1, 2, 2])
+
+
+def bradley_terry_case():
+    n_pairs = len(BT_PAIRS)
+    pair = np.repeat(np.arange(n_pairs), VOTES + 1)
+    wins = np.tile(np.arange(VOTES + 1), n_pairs)
+    n = np.zeros((pair.size, n_pairs), dtype=np.int64)
+    s = np.zeros_like(n)
+    n[np.arange(pair.size), pair] = VOTES
+    s[np.arange(pair.size), pair] = wins
+    data = am.VoteData.from_counts(n, s, pairs=BT_PAIRS)
+
+    def truth(rng):
+        # ZeroSumNormal(1): an iid standard normal projected on the sum-zero plane.
+        z = rng.normal(size=n_pairs)
+        theta = z - z.mean()
+        out = draw_truth("two_point", rng)
+        out.update({f"theta[{i}]": theta[i] for i in range(n_pairs)})
+        out["mu"] = special.expit(theta[BT_A] - theta[BT_B])
+        return out
+
+    def simulate(truth, rng):
+        m = int(rng.integers(40, 81))
+        eta = draw_eta("two_point", truth, m, rng)
+        k = rng.integers(n_pairs, size=m)
+        wins = rng.binomial(VOTES, 0.5 + eta * (truth["mu"][k] - 0.5))
+        return k * (VOTES + 1) + wins  # the template's user with these votes
+
+    return data, truth, simulate
+
+
+def sbc_ranks(case, names, seed, sampling, **model_kw):
+    """Ranks of the true values among ``L`` posterior draws, per name, over the data sets.
+
+    ``case = (template, draw_truth(rng), simulate(truth, rng))``, where
+    ``simulate`` returns the template user whose counts each simulated user has;
+    ``names`` holds variables, or ``(variable, index, truth key)`` for one
+    element of a vector.
+    """
+    data, draw, simulate = case
+    attn = am.build_model(data, **model_kw)
+    # Row of the model's count table for each template user.
+    row_of_user = np.asarray(data.counts.user_row)
+    n_rows = int(row_of_user.max()) + 1
+    assert np.array_equal(np.sort(row_of_user), np.arange(n_rows))
+    with attn.model:
+        step = pm.NUTS(target_accept=0.9)
+    items = [(x, 0, x) if isinstance(x, str) else x for x in names]
+    ranks = {key: [] for _, _, key in items}
+    for i in range(N_DATASETS):
+        rng = np.random.default_rng([seed, i])
+        truth = draw(rng)
         weight = np.zeros(n_rows)
-        np.add.at(weight, row_of_s[s], 1.0)
+        np.add.at(weight, row_of_user[simulate(truth, rng)], 1.0)
         with attn.model:
             pm.set_data({"row_weight": weight})
             idata = pm.sample(
-                draws=DRAWS[family],
-                tune=DRAWS[family],
-                chains=2,
+                draws=sampling[2],
+                tune=sampling[1],
+                chains=sampling[0],
                 cores=1,
                 step=step,
                 progressbar=False,
                 random_seed=[seed, i, 1],
                 compute_convergence_checks=False,
             )
-        for name in names:
-            x = idata["posterior"][name].values
-            x = x.reshape(-1) if x.ndim == 2 else x[..., 0].reshape(-1)
+        for var, index, key in items:
+            x = idata["posterior"][var].values
+            x = x.reshape(-1) if x.ndim == 2 else x[..., index].reshape(-1)
             kept = x[np.linspace(0, x.size - 1, L).astype(int)]
-            ranks[name].append(int((kept < truth[name]).sum()))
+            ranks[key].append(int((kept < truth[key]).sum()))
     return {k: np.array(v) for k, v in ranks.items()}
 
 
@@ -123,13 +185,43 @@ def assert_uniform(ranks):
     assert not failed, f"ranks not uniform for {failed}: " + "; ".join(report)
 
 
+def cases():
+    """The slow job's cases: label -> ``(case, names, seed, sampling, model keywords)``.
+
+    Shared with ``benchmarks/sbc_ci.py``, which prints their table.
+    """
+    bt_names = ["q_low", "eta_low", "eta_high"] + [("theta", i, f"theta[{i}]") for i in range(2)]
+    return {
+        "Beta (flat shapes), mu ~ BetaPrior(8, 2)": (
+            one_pair_case("beta"), ("alpha", "beta", "mu"), 1, SAMPLING["beta"],
+            {"family": "beta", "mu_prior": MU_PRIOR, "priors": "flat"},
+        ),
+        "two-point, mu = 0.8 known": (
+            one_pair_case("two_point"), ("q_low", "eta_low", "eta_high"), 2, SAMPLING["two_point"],
+            {"family": "two_point", "mu": MU_KNOWN},
+        ),
+        "two-point, Bradley-Terry (3 models)": (
+            bradley_terry_case(), bt_names, 3, SAMPLING["bradley_terry"],
+            {"family": "two_point", "mu_structure": "bradley_terry"},
+        ),
+    }  # fmt: skip
+
+
+def run_case(label):
+    case, names, seed, sampling, kw = cases()[label]
+    return sbc_ranks(case, names, seed, sampling, **kw)
+
+
 @pytest.mark.slow
 def test_sbc_beta_mu_under_prior():
-    ranks = sbc_ranks("beta", ("alpha", "beta", "mu"), seed=1, mu_prior=MU_PRIOR, priors="flat")
-    assert_uniform(ranks)
+    assert_uniform(run_case("Beta (flat shapes), mu ~ BetaPrior(8, 2)"))
 
 
 @pytest.mark.slow
 def test_sbc_two_point_mu_known():
-    ranks = sbc_ranks("two_point", ("q_low", "eta_low", "eta_high"), seed=2, mu=MU_KNOWN)
-    assert_uniform(ranks)
+    assert_uniform(run_case("two-point, mu = 0.8 known"))
+
+
+@pytest.mark.slow
+def test_sbc_bradley_terry_two_point():
+    assert_uniform(run_case("two-point, Bradley-Terry (3 models)"))
