@@ -14,9 +14,10 @@ The DPO trainer's page (https://huggingface.co/docs/trl/dpo_trainer, "Expected
 dataset type") asks for a preference dataset in either format. The checker below is
 written from those pages, not from :mod:`attnmodel.export`: the files are made by the
 ``attnmodel export`` command and read back by ``datasets.load_dataset("json" /
-"parquet", data_files=...)``, as a training script would read them. The last tests
+"parquet", data_files=...)``, as a training script would read them. Further tests
 change one thing in an exported file (a renamed column, a wrong role, ...) and show
-that the checker rejects it.
+that the checker rejects it, and run the reading part of ``examples/train_dpo.py``
+(its training needs the ``train`` extra and is shown in docs/training.md).
 """
 
 from __future__ import annotations
@@ -166,3 +167,36 @@ def test_checker_rejects_a_broken_export(exported, tmp_path, case):
     broken.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(AssertionError, match=message):
         trl_preference_format(load(broken, tmp_path / "cache"))
+
+
+def _example_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_dpo.py"
+    spec = importlib.util.spec_from_file_location("train_dpo_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_script_reads_the_export_without_torch(exported, tmp_path):
+    # examples/train_dpo.py imports torch, transformers and TRL only when it trains, so
+    # its reading of the files runs here; the training itself is shown in docs/training.md.
+    script = _example_script()
+    for layout in ("standard", "conversational"):
+        ds = script.load_pairs(str(exported / f"{layout}.parquet"))
+        assert ds.num_rows == len(pd.read_csv(exported / "votes.csv"))
+        assert trl_preference_format(ds) == layout
+        # The tokenizer's characters cover every text and role of the file.
+        chars = {c for t in script.texts(ds) for c in t}
+        assert {"Q", "'"} <= chars
+        assert ("assistant" in set(script.texts(ds))) == (layout == "conversational")
+    rows = _rows(exported / "standard.jsonl")
+    for r in rows:
+        _rename_chosen(r)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(SystemExit, match=r"missing column\(s\) \['chosen'\]"):
+        script.load_pairs(str(broken))
+    with pytest.raises(SystemExit, match="no such file"):
+        script.load_pairs(str(tmp_path / "absent.jsonl"))
