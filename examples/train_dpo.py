@@ -122,6 +122,7 @@ def main(argv=None) -> int:
     """Load the export, build the model and tokenizer, evaluate, train, evaluate."""
     args = parse_args(argv)
     started = time.perf_counter()
+    ds = load_pairs(args.pairs)  # a wrong file is refused before the slow imports
     import torch
     import transformers
     import trl
@@ -132,7 +133,6 @@ def main(argv=None) -> int:
     # TRL 1.x still passes transformers 5's deprecated ``gradient_checkpointing`` names.
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*checkpointing")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    ds = load_pairs(args.pairs)
     layout = "conversational" if isinstance(ds[0]["prompt"], list) else "standard"
     split = ds.train_test_split(test_size=args.held_out, seed=args.seed)
     train, held_out = split["train"], split["test"]
