@@ -505,6 +505,37 @@ def test_output_follows_the_input_user_order_from_a_frame(multi_pair_sim):
     assert "membership" not in post
 
 
+@pytest.mark.parametrize("case", ["beta", "two_point", "beta_ties"])
+def test_summaries_in_blocks_equal_those_of_the_whole_matrix(case, monkeypatch, multi_pair_sim):
+    """A table too large for one posterior matrix is summarised a block of rows at a time.
+
+    The blocks' posteriors are recomputed at the fitted state; each row's
+    summaries must be those of the whole matrix, in the same row order. Blocks
+    of 7 rows (not a divisor of the row count) leave a short last block.
+    """
+    import attnmodel.posterior.users as users_mod
+    from attnmodel.model.simulate import simulate_tie_counts
+
+    if case == "beta_ties":
+        rng = np.random.default_rng(3)
+        n, s, t = simulate_tie_counts(
+            rng.beta(3.0, 2.0, 60), (2.0, 5.0), 0.6, (3, 12), [0.8, 0.7], seed=4
+        )
+        data = VoteData.from_counts(n, s, t=t)
+    else:
+        data = VoteData.from_frame(multi_pair_sim.votes)
+    res = fit_em(data, case.removesuffix("_ties"), n_init=1, warn=False)
+    whole = users_mod.row_summaries(res, eta_star=0.6)
+    nodes = res.problem.grid.size if res.problem.grid is not None else 2
+    monkeypatch.setattr(users_mod, "SUMMARY_CELLS", 7 * nodes)
+    assert data.counts.n_rows > 7 and data.counts.n_rows % 7
+    blocks = users_mod.row_summaries(res, eta_star=0.6)
+    assert set(blocks) == set(whole)
+    for key in whole:
+        # Same rows, same arithmetic up to the E-step's summation order.
+        np.testing.assert_allclose(blocks[key], whole[key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5, np.nan])
 def test_invalid_arguments_raise(bad):
     res, _ = _beta_case(0.8)

@@ -160,6 +160,29 @@ class CountTable:
         per_row = np.bincount(self.entry_row, weights=self.entry_n, minlength=self.n_rows)
         return per_row[self.user_row].astype(np.int64)
 
+    def take_rows(self, rows: np.ndarray) -> CountTable:
+        """The table of the distinct rows ``rows`` (indices, in the order given).
+
+        Each row keeps its entries and its weight; the result's users are its
+        rows, one each (``user_row`` is ``0..len(rows)-1``).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        lens = np.diff(self.row_ptr)[rows]
+        row_ptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=row_ptr[1:])
+        # Entry k of the result is entry `take[k]` of this table.
+        take = np.repeat(self.row_ptr[rows] - row_ptr[:-1], lens) + np.arange(row_ptr[-1])
+        return CountTable(
+            n_pairs=self.n_pairs,
+            row_ptr=row_ptr,
+            entry_pair=self.entry_pair[take],
+            entry_n=self.entry_n[take],
+            entry_s=self.entry_s[take],
+            row_weight=self.row_weight[rows],
+            user_row=np.arange(rows.size, dtype=np.int64),
+            entry_t=None if self.entry_t is None else self.entry_t[take],
+        )
+
 
 def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
     """Votes and votes for the stronger model on each pair, summed over users, each shape (P,)."""

@@ -52,6 +52,10 @@ __all__ = ["user_posterior", "row_summaries", "draw_eta"]
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
+#: Above this many (row, node) values the per-row summaries work a block of rows
+#: at a time, each block's posterior recomputed (:func:`row_summaries`): 400 MB
+#: of float64 per block, never the whole (rows x nodes) matrix.
+SUMMARY_CELLS = 50_000_000
 #: Rows of the posterior handled at once by the continuous summaries (cells per chunk).
 _CHUNK_CELLS = 2_000_000
 #: Log density (relative to the row's peak) below which the CDF spline is floored.
@@ -200,6 +204,11 @@ class _GridCDF:
 def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict[str, np.ndarray]:
     """Posterior summaries per distinct count row of an :class:`~attnmodel.inference.em.EMResult`.
 
+    A table whose posterior matrix (rows x grid nodes or atoms) would hold more
+    than :data:`SUMMARY_CELLS` values is summarised a block of rows at a time,
+    each block's posterior recomputed at the fitted state (the rows are
+    independent given it), so the whole matrix is never formed.
+
     Returns
     -------
     dict
@@ -212,14 +221,37 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     if not 0.0 < hdi_prob < 1.0:
         raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob}")
     problem = result.problem
+    state = result.state_
+    prior_sides = prior_side_log_masses(problem, state, eta_star)
+    counts = problem.counts
+    n_rows = counts.n_rows
+    if problem.grid is None:
+        nodes = len(result.family.components(result.params_)[1])
+    else:
+        nodes = problem.grid.size
+    step = max(1, SUMMARY_CELLS // max(nodes, 1))
+    if n_rows <= step:
+        return _block_summaries(
+            result, problem, _final_estep(result), prior_sides, eta_star, hdi_prob
+        )
+    blocks = []
+    for start in range(0, n_rows, step):
+        sub = problem.on_rows(counts.take_rows(np.arange(start, min(start + step, n_rows))))
+        blocks.append(
+            _block_summaries(
+                result, sub, sub.e_step(state, posterior=True), prior_sides, eta_star, hdi_prob
+            )
+        )
+    return {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+
+
+def _block_summaries(result, problem, estep, prior_sides, eta_star, hdi_prob) -> dict:
+    """:func:`row_summaries` of the rows of ``problem`` (``estep``: its E-step with the matrix)."""
     family = result.family
-    estep = _final_estep(result)
     post = np.asarray(estep.posterior, dtype=np.float64)
     state = result.state_
     sides = posterior_side_log_masses(problem, state, post, estep.row_log_marginal, eta_star)
-    out: dict[str, np.ndarray] = {
-        "log_bf": log_bayes_factor(*sides, *prior_side_log_masses(problem, state, eta_star))
-    }
+    out: dict[str, np.ndarray] = {"log_bf": log_bayes_factor(*sides, *prior_sides)}
     if family.discrete:
         _, loc = family.components(result.params_)
         # Memberships sum to 1 only up to rounding: keep the sums inside their ranges
@@ -276,13 +308,12 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     out["p_above"] = p_above
     out["hdi_lower"] = hdi_lower
     out["hdi_upper"] = hdi_upper
-    out["eta_map"] = _map_continuous(result, post)
+    out["eta_map"] = _map_continuous(result, problem, post)
     return out
 
 
-def _map_continuous(result, post: np.ndarray) -> np.ndarray:
-    """MAP of ``eta`` per row: best node, refined on the exact log density."""
-    problem = result.problem
+def _map_continuous(result, problem, post: np.ndarray) -> np.ndarray:
+    """MAP of ``eta`` per row of ``problem``: best node, refined on the exact log density."""
     grid = problem.grid
     counts = problem.counts
     mu = result.mu_.to_numpy()
