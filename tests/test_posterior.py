@@ -536,6 +536,29 @@ def test_summaries_in_blocks_equal_those_of_the_whole_matrix(case, monkeypatch, 
         np.testing.assert_allclose(blocks[key], whole[key], rtol=1e-9, atol=1e-12, err_msg=key)
 
 
+def test_draws_in_blocks_follow_each_users_posterior(monkeypatch, multi_pair_sim):
+    """Draws from a table summarised in blocks of 7 rows land on each user's own posterior.
+
+    The blocks use the random stream in another order than one matrix would,
+    so the check is statistical: every user's mean of 400 draws against its
+    posterior mean, within 5 standard errors (sd / sqrt(400)) plus 1e-3 for
+    the grid's interpolation; a user given another row's draws misses by many.
+    """
+    import attnmodel.posterior.users as users_mod
+
+    data = VoteData.from_frame(multi_pair_sim.votes)
+    res = fit_em(data, "beta", n_init=1, warn=False)
+    exact = users_mod.row_summaries(res, eta_star=0.6)
+    monkeypatch.setattr(users_mod, "SUMMARY_CELLS", 7 * res.problem.grid.size)
+    draws = users_mod.draw_eta(res, 400, seed=1)
+    rows = data.counts.user_row
+    err = np.abs(draws.mean(axis=0) - exact["eta_mean"][rows])
+    assert np.all(err < 5 * exact["eta_sd"][rows] / np.sqrt(400) + 1e-3)
+    # The test's power: another row's posterior is far off for most users.
+    shifted = exact["eta_mean"][(rows + 1) % data.counts.n_rows]
+    assert np.mean(np.abs(draws.mean(axis=0) - shifted) > 5 * exact["eta_sd"][rows] / 20) > 0.3
+
+
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5, np.nan])
 def test_invalid_arguments_raise(bad):
     res, _ = _beta_case(0.8)

@@ -75,11 +75,6 @@ def _final_estep(result):
     return result.problem.e_step(result.state_, posterior=True)
 
 
-def _node_posterior(result) -> np.ndarray:
-    """Posterior node masses per distinct row, shape (R, G) (:func:`_final_estep`)."""
-    return np.asarray(_final_estep(result).posterior, dtype=np.float64)
-
-
 def _golden_min(fun, lo: np.ndarray, hi: np.ndarray, n_iter: int = 80) -> np.ndarray:
     """Vectorised golden-section minimisation of unimodal functions on [lo, hi]."""
     a, b = lo.astype(float).copy(), hi.astype(float).copy()
@@ -220,9 +215,25 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
         raise ValueError(f"eta_star must be in (0, 1), got {eta_star}")
     if not 0.0 < hdi_prob < 1.0:
         raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob}")
+    prior_sides = prior_side_log_masses(result.problem, result.state_, eta_star)
+    blocks = [
+        _block_summaries(result, problem, estep, prior_sides, eta_star, hdi_prob)
+        for _, problem, estep in _posterior_blocks(result)
+    ]
+    if len(blocks) == 1:
+        return blocks[0]
+    return {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+
+
+def _posterior_blocks(result):
+    """``(first row, problem, E-step with its posterior matrix)`` for blocks of rows.
+
+    One block, the fit's own problem and final E-step (:func:`_final_estep`),
+    when the table's matrix holds at most :data:`SUMMARY_CELLS` values; else
+    consecutive blocks of rows, each a problem of its own whose E-step is run
+    at the fitted state as the block is reached.
+    """
     problem = result.problem
-    state = result.state_
-    prior_sides = prior_side_log_masses(problem, state, eta_star)
     counts = problem.counts
     n_rows = counts.n_rows
     if problem.grid is None:
@@ -231,18 +242,12 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
         nodes = problem.grid.size
     step = max(1, SUMMARY_CELLS // max(nodes, 1))
     if n_rows <= step:
-        return _block_summaries(
-            result, problem, _final_estep(result), prior_sides, eta_star, hdi_prob
-        )
-    blocks = []
+        yield 0, problem, _final_estep(result)
+        return
+    state = result.state_
     for start in range(0, n_rows, step):
         sub = problem.on_rows(counts.take_rows(np.arange(start, min(start + step, n_rows))))
-        blocks.append(
-            _block_summaries(
-                result, sub, sub.e_step(state, posterior=True), prior_sides, eta_star, hdi_prob
-            )
-        )
-    return {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+        yield start, sub, sub.e_step(state, posterior=True)
 
 
 def _block_summaries(result, problem, estep, prior_sides, eta_star, hdi_prob) -> dict:
@@ -479,7 +484,9 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
     the inverse CDF of the same interpolation (closed form). The draws are
     continuous, and log-linear interpolation reproduces a smooth posterior's
     mean and variance to the accuracy of the grid (a uniform jitter within the
-    cell would add ``h^2 / 12`` to the variance in ``u``).
+    cell would add ``h^2 / 12`` to the variance in ``u``). A table too large
+    for one posterior matrix is drawn from a block of rows at a time, as
+    :func:`row_summaries` summarises it.
 
     Parameters
     ----------
@@ -494,22 +501,26 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
         ``eta`` draws, users in the order of ``result.data.users``.
     """
     rng = np.random.default_rng(seed)
-    post = _node_posterior(result)
     user_row = np.asarray(result.data.counts.user_row, dtype=np.int64)
     m = user_row.size
     family = result.family
-    if family.discrete:
-        cells = AtomCells(post, family.components(result.params_)[1])
-    else:
-        cells = GridCells(result.problem.grid, post)
     # Users are visited in the order of their rows: searchsorted is several
     # times faster on keys that rise than on keys scattered over all rows.
     by_row = np.argsort(user_row, kind="stable")
+    sorted_rows = user_row[by_row]
     out = np.empty((n_draws, m))
     step = max(1, _DRAW_CHUNK // max(n_draws, 1))
-    for start in range(0, m, step):
-        users = by_row[start : start + step]
-        rows = np.repeat(user_row[users], n_draws)
-        eta = cells.sample(rows, rng)
-        out[:, users] = eta.reshape(-1, n_draws).T
+    for first, _, estep in _posterior_blocks(result):
+        post = np.asarray(estep.posterior, dtype=np.float64)
+        if family.discrete:
+            cells = AtomCells(post, family.components(result.params_)[1])
+        else:
+            cells = GridCells(result.problem.grid, post)
+        # The users of this block's rows are by_row[u0:u1].
+        u0, u1 = np.searchsorted(sorted_rows, [first, first + post.shape[0]])
+        for start in range(int(u0), int(u1), step):
+            users = by_row[start : min(start + step, int(u1))]
+            rows = np.repeat(user_row[users] - first, n_draws)
+            eta = cells.sample(rows, rng)
+            out[:, users] = eta.reshape(-1, n_draws).T
     return out
