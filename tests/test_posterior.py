@@ -505,6 +505,60 @@ def test_output_follows_the_input_user_order_from_a_frame(multi_pair_sim):
     assert "membership" not in post
 
 
+@pytest.mark.parametrize("case", ["beta", "two_point", "beta_ties"])
+def test_summaries_in_blocks_equal_those_of_the_whole_matrix(case, monkeypatch, multi_pair_sim):
+    """A table too large for one posterior matrix is summarised a block of rows at a time.
+
+    The blocks' posteriors are recomputed at the fitted state; each row's
+    summaries must be those of the whole matrix, in the same row order. Blocks
+    of 7 rows (not a divisor of the row count) leave a short last block.
+    """
+    import attnmodel.posterior.users as users_mod
+    from attnmodel.model.simulate import simulate_tie_counts
+
+    if case == "beta_ties":
+        rng = np.random.default_rng(3)
+        n, s, t = simulate_tie_counts(
+            rng.beta(3.0, 2.0, 60), (2.0, 5.0), 0.6, (3, 12), [0.8, 0.7], seed=4
+        )
+        data = VoteData.from_counts(n, s, t=t)
+    else:
+        data = VoteData.from_frame(multi_pair_sim.votes)
+    res = fit_em(data, case.removesuffix("_ties"), n_init=1, warn=False)
+    whole = users_mod.row_summaries(res, eta_star=0.6)
+    nodes = res.problem.grid.size if res.problem.grid is not None else 2
+    monkeypatch.setattr(users_mod, "SUMMARY_CELLS", 7 * nodes)
+    assert data.counts.n_rows > 7 and data.counts.n_rows % 7
+    blocks = users_mod.row_summaries(res, eta_star=0.6)
+    assert set(blocks) == set(whole)
+    for key in whole:
+        # Same rows, same arithmetic up to the E-step's summation order.
+        np.testing.assert_allclose(blocks[key], whole[key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+def test_draws_in_blocks_follow_each_users_posterior(monkeypatch, multi_pair_sim):
+    """Draws from a table summarised in blocks of 7 rows land on each user's own posterior.
+
+    The blocks use the random stream in another order than one matrix would,
+    so the check is statistical: every user's mean of 400 draws against its
+    posterior mean, within 5 standard errors (sd / sqrt(400)) plus 1e-3 for
+    the grid's interpolation; a user given another row's draws misses by many.
+    """
+    import attnmodel.posterior.users as users_mod
+
+    data = VoteData.from_frame(multi_pair_sim.votes)
+    res = fit_em(data, "beta", n_init=1, warn=False)
+    exact = users_mod.row_summaries(res, eta_star=0.6)
+    monkeypatch.setattr(users_mod, "SUMMARY_CELLS", 7 * res.problem.grid.size)
+    draws = users_mod.draw_eta(res, 400, seed=1)
+    rows = data.counts.user_row
+    err = np.abs(draws.mean(axis=0) - exact["eta_mean"][rows])
+    assert np.all(err < 5 * exact["eta_sd"][rows] / np.sqrt(400) + 1e-3)
+    # The test's power: another row's posterior is far off for most users.
+    shifted = exact["eta_mean"][(rows + 1) % data.counts.n_rows]
+    assert np.mean(np.abs(draws.mean(axis=0) - shifted) > 5 * exact["eta_sd"][rows] / 20) > 0.3
+
+
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5, np.nan])
 def test_invalid_arguments_raise(bad):
     res, _ = _beta_case(0.8)

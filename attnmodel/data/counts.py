@@ -21,6 +21,7 @@ This module works on plain integer arrays and knows nothing of pandas or files.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,13 @@ _PACK_LIMIT = 2**62
 # Elementwise work on the entries runs in blocks of this many (bounds temporaries).
 _BLOCK = 1 << 22
 
+# From this many entries on, the per-user passes (hashes, verification, the
+# copy of the rows' entries) run compiled and threaded
+# (:mod:`attnmodel.data.grouping`), and the users with one entry are grouped
+# in a thread beside those with several: the same table, on every core. Below
+# it, loading the compiled passes (about 0.5 s) costs more than they save.
+_COMPILED_ENTRIES = 1 << 24
+
 # splitmix64 finaliser constants and the seeds of the two user hashes.
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -49,6 +57,10 @@ _SEED2 = np.uint64(0xD6E8FEB86659FD93)
 _LEN_MULT = np.uint64(0xC2B2AE3D27D4EB4F)
 _PAIR_MULT = np.uint64(0xFF51AFD7ED558CCD)
 _N_MULT = np.uint64(0xC4CEB9FE1A85EC53)
+# The same constants for the compiled hashes (:func:`attnmodel.data.grouping.user_hashes`).
+_HASH_CONSTANTS = np.array(
+    [_MIX1, _MIX2, _SEED1, _SEED2, _LEN_MULT, _PAIR_MULT, _N_MULT], dtype=np.uint64
+)
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,29 @@ class CountTable:
         """Total votes of each user, shape (m,)."""
         per_row = np.bincount(self.entry_row, weights=self.entry_n, minlength=self.n_rows)
         return per_row[self.user_row].astype(np.int64)
+
+    def take_rows(self, rows: np.ndarray) -> CountTable:
+        """The table of the distinct rows ``rows`` (indices, in the order given).
+
+        Each row keeps its entries and its weight; the result's users are its
+        rows, one each (``user_row`` is ``0..len(rows)-1``).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        lens = np.diff(self.row_ptr)[rows]
+        row_ptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=row_ptr[1:])
+        # Entry k of the result is entry `take[k]` of this table.
+        take = np.repeat(self.row_ptr[rows] - row_ptr[:-1], lens) + np.arange(row_ptr[-1])
+        return CountTable(
+            n_pairs=self.n_pairs,
+            row_ptr=row_ptr,
+            entry_pair=self.entry_pair[take],
+            entry_n=self.entry_n[take],
+            entry_s=self.entry_s[take],
+            row_weight=self.row_weight[rows],
+            user_row=np.arange(rows.size, dtype=np.int64),
+            entry_t=None if self.entry_t is None else self.entry_t[take],
+        )
 
 
 def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
@@ -343,10 +378,11 @@ def collapse_counts(
     if multi_users.size and n_single_users:
         single = np.repeat(entries_per_user == 1, entries_per_user)
 
-    # Users with one entry: exact integer key (pair, n, s), rows sorted by it.
-    pair_u = n_u = s_u = np.zeros(0, dtype=np.int64)
-    weight_single = np.zeros(0, dtype=np.int64)
-    if n_single_users:
+    def single_rows(user, single):
+        """Users with one entry: exact integer key (pair, n, s), rows sorted by it."""
+        if not n_single_users:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty, empty
         if single is not None:
             p1, n1, s1, u1 = pair[single], n[single], s[single], user[single]
         else:
@@ -367,35 +403,48 @@ def collapse_counts(
             inv[order] = np.cumsum(new) - 1
             pair_u, n_u, s_u = p1[new], n1[new], s1[new]
         user_row[u1] = inv
-        weight_single = np.bincount(inv, minlength=pair_u.size)
-        del p1, n1, s1, u1, inv
-    n_single_rows = pair_u.size
+        return pair_u, n_u, s_u, np.bincount(inv, minlength=pair_u.size)
 
     if not multi_users.size:
-        lengths = np.ones(n_single_rows, dtype=np.int64)
+        pair_u, n_u, s_u, weight_single = single_rows(user, single)
+        lengths = np.ones(pair_u.size, dtype=np.int64)
         return _table(n_pairs, lengths, (pair_u, n_u, s_u), weight_single, user_row)
 
     # Users with several entries, left in place among the others: user k owns
     # entries start[k]:start[k] + lens[k] of the (sorted) input arrays, and
     # ``member`` marks the entries of these users (None: every entry).
     member = None if single is None else ~single
-    del user, single
     lens = entries_per_user[multi_users]
     start = np.cumsum(entries_per_user) - entries_per_user
     start = start[multi_users]
     del entries_per_user
     cols = [pair, n, s]
-    rep = None
-    if method == "hash":
-        rep = _hash_groups(pair, n, s, b if packed else None, member, cols, start, lens)
-    if rep is None:
-        if method != "sort" and lens.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
-            part = cols if member is None else [x[member] for x in cols]
-            rep = _dense_groups(*part, lens, n_pairs)
-            del part
-        else:
-            rep = _sort_groups(cols, start, lens)
-    del member
+
+    def multi_groups(member, start, lens):
+        """For each user with several entries, the first user with the same entries."""
+        rep = None
+        if method == "hash":
+            rep = _hash_groups(pair, n, s, b if packed else None, member, cols, start, lens)
+        if rep is None:
+            if method != "sort" and lens.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
+                part = cols if member is None else [x[member] for x in cols]
+                rep = _dense_groups(*part, lens, n_pairs)
+                del part
+            else:
+                rep = _sort_groups(cols, start, lens)
+        return rep
+
+    if pair.size >= _COMPILED_ENTRIES:
+        # The two groupings write different users' rows: they run side by side.
+        with ThreadPoolExecutor(1) as pool:
+            singles = pool.submit(single_rows, user, single)
+            rep = multi_groups(member, start, lens)
+            pair_u, n_u, s_u, weight_single = singles.result()
+    else:
+        pair_u, n_u, s_u, weight_single = single_rows(user, single)
+        rep = multi_groups(member, start, lens)
+    n_single_rows = pair_u.size
+    del user, single, member
     # Rows are numbered by their first user: the users with rep == themselves.
     is_rep = rep == np.arange(lens.size)
     row_of_user = np.cumsum(is_rep) - 1
@@ -420,12 +469,20 @@ def collapse_counts(
         out = np.empty(n_entries, dtype=np.int64)
         out[:n_single_rows] = single_part
         entries.append(out)
-    at_out = n_single_rows
-    for r0, r1 in _blocks(lens_rows, _BLOCK):
-        at = _ranges(first_rows[r0:r1], lens_rows[r0:r1])
+    if cols[0].size >= _COMPILED_ENTRIES:
+        from attnmodel.data.grouping import gather_rows
+
+        out_start = np.cumsum(lens_rows) - lens_rows + n_single_rows
         for out, col in zip(entries, cols, strict=True):
-            out[at_out : at_out + at.size] = col[at]
-        at_out += at.size
+            gather_rows(first_rows, lens_rows, out_start, col, out)
+        del out_start
+    else:
+        at_out = n_single_rows
+        for r0, r1 in _blocks(lens_rows, _BLOCK):
+            at = _ranges(first_rows[r0:r1], lens_rows[r0:r1])
+            for out, col in zip(entries, cols, strict=True):
+                out[at_out : at_out + at.size] = col[at]
+            at_out += at.size
     return _table(
         n_pairs,
         np.concatenate([np.ones(n_single_rows, dtype=np.int64), lens_rows]),
@@ -541,6 +598,8 @@ _TABLE_LIMIT = 1 << 20
 
 # Verification compares at most this many entries at a time (bounds memory).
 _VERIFY_CHUNK = 1 << 22
+# Chunks of users the compiled verification splits the users into (a few per thread).
+_VERIFY_PARTS = 16
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -588,6 +647,10 @@ def _user_hashes(pair, n, s, base, member, start, lens) -> tuple[np.ndarray, np.
     Entries outside ``member`` (other users' entries between these users')
     count as zero.
     """
+    if pair.size >= _COMPILED_ENTRIES:
+        from attnmodel.data.grouping import user_hashes
+
+        return user_hashes(pair, n, s, start, lens, _HASH_CONSTANTS)
     if base is not None:
         b = np.int64(base)
         n_tokens = (int(np.max(pair)) + 1) * int(base) ** 2
@@ -664,6 +727,10 @@ def _hash_groups(pair, n, s, base, member, cols, start, lens) -> np.ndarray | No
     other = rep[check]
     if np.any(lens[check] != lens[other]):
         return None
+    if pair.size >= _COMPILED_ENTRIES:
+        from attnmodel.data.grouping import same_entries
+
+        return rep if same_entries(check, other, start, lens, *cols, _VERIFY_PARTS) else None
     k = lens[check]
     ends = np.cumsum(k)
     lo = 0

@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -246,6 +246,14 @@ class EMProblem:
                 raise ValueError("mu_structure='bradley_terry' needs every mu unknown")
             if len(self.structure.pair_a) != counts.n_pairs:
                 raise ValueError("the Bradley-Terry structure is not bound to these pairs")
+
+    def on_rows(self, counts: CountTable) -> EMProblem:
+        """The same model (family, ``mu``, grid, prior, structure) on other count rows."""
+        problem = EMProblem(
+            counts, self.family, self.mu_spec, self.grid, self.engine, structure=self.structure
+        )
+        problem.prior = self.prior
+        return problem
 
     # -- prior -----------------------------------------------------------
     def log_prior(self, state: EMState) -> float:
@@ -1139,23 +1147,9 @@ def screening_rows(counts: CountTable, size: int | None = None) -> CountTable | 
     if n_rows <= size:
         return None
     rows = np.sort(np.random.default_rng(SCREEN_SEED).choice(n_rows, size, replace=False))
-    lens = np.diff(counts.row_ptr)[rows]
-    row_ptr = np.zeros(rows.size + 1, dtype=np.int64)
-    np.cumsum(lens, out=row_ptr[1:])
-    # Entry k of the subsample is entry `take[k]` of the table.
-    take = np.repeat(counts.row_ptr[rows] - row_ptr[:-1], lens) + np.arange(row_ptr[-1])
-    weight = counts.row_weight[rows]
-    weight = weight * (counts.row_weight.sum() / weight.sum())
-    return CountTable(
-        n_pairs=counts.n_pairs,
-        row_ptr=row_ptr,
-        entry_pair=counts.entry_pair[take],
-        entry_n=counts.entry_n[take],
-        entry_s=counts.entry_s[take],
-        row_weight=weight,
-        user_row=np.arange(rows.size, dtype=np.int64),
-        entry_t=None if counts.entry_t is None else counts.entry_t[take],
-    )
+    sample = counts.take_rows(rows)
+    weight = sample.row_weight * (counts.row_weight.sum() / sample.row_weight.sum())
+    return replace(sample, row_weight=weight)
 
 
 def _run_starts_on_sample(
@@ -1521,8 +1515,7 @@ def fit_em(
                 problem, starts, first, screen_iter if screen else None, options
             )
         else:
-            sample = EMProblem(rows, fam, spec, problem.grid, engine, structure=structure)
-            sample.prior = problem.prior
+            sample = problem.on_rows(rows)
             ends, records = _run_starts_on_sample(
                 problem, sample, starts, first, screen_iter, options
             )

@@ -52,6 +52,10 @@ __all__ = ["user_posterior", "row_summaries", "draw_eta"]
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
+#: Above this many (row, node) values the per-row summaries work a block of rows
+#: at a time, each block's posterior recomputed (:func:`row_summaries`): 400 MB
+#: of float64 per block, never the whole (rows x nodes) matrix.
+SUMMARY_CELLS = 50_000_000
 #: Rows of the posterior handled at once by the continuous summaries (cells per chunk).
 _CHUNK_CELLS = 2_000_000
 #: Log density (relative to the row's peak) below which the CDF spline is floored.
@@ -69,11 +73,6 @@ def _final_estep(result):
     if getattr(result.estep_, "posterior", None) is not None:
         return result.estep_
     return result.problem.e_step(result.state_, posterior=True)
-
-
-def _node_posterior(result) -> np.ndarray:
-    """Posterior node masses per distinct row, shape (R, G) (:func:`_final_estep`)."""
-    return np.asarray(_final_estep(result).posterior, dtype=np.float64)
 
 
 def _golden_min(fun, lo: np.ndarray, hi: np.ndarray, n_iter: int = 80) -> np.ndarray:
@@ -200,6 +199,11 @@ class _GridCDF:
 def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict[str, np.ndarray]:
     """Posterior summaries per distinct count row of an :class:`~attnmodel.inference.em.EMResult`.
 
+    A table whose posterior matrix (rows x grid nodes or atoms) would hold more
+    than :data:`SUMMARY_CELLS` values is summarised a block of rows at a time,
+    each block's posterior recomputed at the fitted state (the rows are
+    independent given it), so the whole matrix is never formed.
+
     Returns
     -------
     dict
@@ -211,15 +215,48 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
         raise ValueError(f"eta_star must be in (0, 1), got {eta_star}")
     if not 0.0 < hdi_prob < 1.0:
         raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob}")
+    prior_sides = prior_side_log_masses(result.problem, result.state_, eta_star)
+    blocks = [
+        _block_summaries(result, problem, estep, prior_sides, eta_star, hdi_prob)
+        for _, problem, estep in _posterior_blocks(result)
+    ]
+    if len(blocks) == 1:
+        return blocks[0]
+    return {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+
+
+def _posterior_blocks(result):
+    """``(first row, problem, E-step with its posterior matrix)`` for blocks of rows.
+
+    One block, the fit's own problem and final E-step (:func:`_final_estep`),
+    when the table's matrix holds at most :data:`SUMMARY_CELLS` values; else
+    consecutive blocks of rows, each a problem of its own whose E-step is run
+    at the fitted state as the block is reached.
+    """
     problem = result.problem
+    counts = problem.counts
+    n_rows = counts.n_rows
+    if problem.grid is None:
+        nodes = len(result.family.components(result.params_)[1])
+    else:
+        nodes = problem.grid.size
+    step = max(1, SUMMARY_CELLS // max(nodes, 1))
+    if n_rows <= step:
+        yield 0, problem, _final_estep(result)
+        return
+    state = result.state_
+    for start in range(0, n_rows, step):
+        sub = problem.on_rows(counts.take_rows(np.arange(start, min(start + step, n_rows))))
+        yield start, sub, sub.e_step(state, posterior=True)
+
+
+def _block_summaries(result, problem, estep, prior_sides, eta_star, hdi_prob) -> dict:
+    """:func:`row_summaries` of the rows of ``problem`` (``estep``: its E-step with the matrix)."""
     family = result.family
-    estep = _final_estep(result)
     post = np.asarray(estep.posterior, dtype=np.float64)
     state = result.state_
     sides = posterior_side_log_masses(problem, state, post, estep.row_log_marginal, eta_star)
-    out: dict[str, np.ndarray] = {
-        "log_bf": log_bayes_factor(*sides, *prior_side_log_masses(problem, state, eta_star))
-    }
+    out: dict[str, np.ndarray] = {"log_bf": log_bayes_factor(*sides, *prior_sides)}
     if family.discrete:
         _, loc = family.components(result.params_)
         # Memberships sum to 1 only up to rounding: keep the sums inside their ranges
@@ -276,13 +313,12 @@ def row_summaries(result, eta_star: float = 0.5, hdi_prob: float = 0.94) -> dict
     out["p_above"] = p_above
     out["hdi_lower"] = hdi_lower
     out["hdi_upper"] = hdi_upper
-    out["eta_map"] = _map_continuous(result, post)
+    out["eta_map"] = _map_continuous(result, problem, post)
     return out
 
 
-def _map_continuous(result, post: np.ndarray) -> np.ndarray:
-    """MAP of ``eta`` per row: best node, refined on the exact log density."""
-    problem = result.problem
+def _map_continuous(result, problem, post: np.ndarray) -> np.ndarray:
+    """MAP of ``eta`` per row of ``problem``: best node, refined on the exact log density."""
     grid = problem.grid
     counts = problem.counts
     mu = result.mu_.to_numpy()
@@ -448,7 +484,9 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
     the inverse CDF of the same interpolation (closed form). The draws are
     continuous, and log-linear interpolation reproduces a smooth posterior's
     mean and variance to the accuracy of the grid (a uniform jitter within the
-    cell would add ``h^2 / 12`` to the variance in ``u``).
+    cell would add ``h^2 / 12`` to the variance in ``u``). A table too large
+    for one posterior matrix is drawn from a block of rows at a time, as
+    :func:`row_summaries` summarises it.
 
     Parameters
     ----------
@@ -463,22 +501,26 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
         ``eta`` draws, users in the order of ``result.data.users``.
     """
     rng = np.random.default_rng(seed)
-    post = _node_posterior(result)
     user_row = np.asarray(result.data.counts.user_row, dtype=np.int64)
     m = user_row.size
     family = result.family
-    if family.discrete:
-        cells = AtomCells(post, family.components(result.params_)[1])
-    else:
-        cells = GridCells(result.problem.grid, post)
     # Users are visited in the order of their rows: searchsorted is several
     # times faster on keys that rise than on keys scattered over all rows.
     by_row = np.argsort(user_row, kind="stable")
+    sorted_rows = user_row[by_row]
     out = np.empty((n_draws, m))
     step = max(1, _DRAW_CHUNK // max(n_draws, 1))
-    for start in range(0, m, step):
-        users = by_row[start : start + step]
-        rows = np.repeat(user_row[users], n_draws)
-        eta = cells.sample(rows, rng)
-        out[:, users] = eta.reshape(-1, n_draws).T
+    for first, _, estep in _posterior_blocks(result):
+        post = np.asarray(estep.posterior, dtype=np.float64)
+        if family.discrete:
+            cells = AtomCells(post, family.components(result.params_)[1])
+        else:
+            cells = GridCells(result.problem.grid, post)
+        # The users of this block's rows are by_row[u0:u1].
+        u0, u1 = np.searchsorted(sorted_rows, [first, first + post.shape[0]])
+        for start in range(int(u0), int(u1), step):
+            users = by_row[start : min(start + step, int(u1))]
+            rows = np.repeat(user_row[users] - first, n_draws)
+            eta = cells.sample(rows, rng)
+            out[:, users] = eta.reshape(-1, n_draws).T
     return out
