@@ -150,8 +150,8 @@ def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monk
     assert np.all((a["attentiveness"]["p_above"] >= 0) & (a["attentiveness"]["p_above"] <= 1))
     settings = json.loads(a.attrs["settings"])
     assert set(settings["timings"]) == {"build", "start", "sample", "post"}
-    # The default step size target (0.9 left divergences on MT-Bench).
-    assert settings["target_accept"] == 0.95
+    # The default step size target of the identified coordinates (TARGET_ACCEPT).
+    assert settings["target_accept"] == 0.8
 
 
 def test_default_cores_use_the_usable_cpus():
