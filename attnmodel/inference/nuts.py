@@ -44,7 +44,7 @@ from attnmodel.posterior.conditional import conditional_summaries
 from attnmodel.posterior.draws import attentiveness_from_draws, summary_thin
 from attnmodel.results.tree import SAMPLE_DIMS, build_tree
 
-__all__ = ["SAMPLERS", "sample_nuts"]
+__all__ = ["SAMPLERS", "TARGET_ACCEPT", "default_target_accept", "sample_nuts"]
 
 #: Sampler names: PyMC's default choice, PyMC's own NUTS, nutpie, numpyro.
 SAMPLERS = ("default", "pymc", "nutpie", "numpyro")
