@@ -114,6 +114,8 @@ def run_case(name: str, data_path: str | None) -> dict:
         checks = diagnostic_checks(tree)
     settings = json.loads(tree.attrs["settings"])
     post = tree["posterior"]
+    stats = tree["sample_stats"]
+    steps = stats["n_steps"].values
     return {
         "case": name,
         "n_users": int(post.sizes.get("user", 0)) or int(tree["attentiveness"].sizes["user"]),
@@ -127,6 +129,10 @@ def run_case(name: str, data_path: str | None) -> dict:
         "divergences": int(checks.loc["divergences", "value"]),
         "gate": bool(checks["passed"].all()),
         "worst": {k: str(checks.loc[k, "variable"]) for k in ("r_hat", "ess_bulk", "ess_tail")},
+        "steps_per_draw": float(steps.mean()),
+        "gradients": int(steps.sum()),
+        "tree_depth_max": int(stats["tree_depth"].values.max()),
+        "step_size": float(stats["step_size"].values.mean()),
         "alpha": float(post["alpha"].mean()),
         "beta": float(post["beta"].mean()),
         "fit_warnings": json.loads(tree.attrs.get("fit_warnings", "[]")),
@@ -164,6 +170,8 @@ def main() -> None:
                 f"CPU {r['cpu_s']:.1f} s (phases {r['timings']}); r_hat max "
                 f"{r['r_hat_max']:.4f}, ESS bulk min {r['ess_bulk_min']:.0f}, tail min "
                 f"{r['ess_tail_min']:.0f} (worst {r['worst']}), divergences {r['divergences']}; "
+                f"leapfrog steps per draw {r['steps_per_draw']:.1f} ({r['gradients']} after "
+                f"tuning), tree depth max {r['tree_depth_max']}, step size {r['step_size']:.3g}; "
                 f"alpha {r['alpha']:.3g}, beta {r['beta']:.3g}; fit warnings "
                 f"{r['fit_warnings']}; load {os.getloadavg()[0]:.1f}",
                 flush=True,

@@ -150,8 +150,25 @@ def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monk
     assert np.all((a["attentiveness"]["p_above"] >= 0) & (a["attentiveness"]["p_above"] <= 1))
     settings = json.loads(a.attrs["settings"])
     assert set(settings["timings"]) == {"build", "start", "sample", "post"}
-    # The default step size target (0.9 left divergences on MT-Bench).
-    assert settings["target_accept"] == 0.95
+    # The default step size target of the identified coordinates (TARGET_ACCEPT).
+    assert settings["target_accept"] == 0.8
+
+
+def test_default_target_accept_follows_the_coordinates(small_data):
+    """0.8 only in the identified Beta coordinates; two-point and standard keep 0.95."""
+    from attnmodel.inference.nuts import default_target_accept
+    from attnmodel.model.pymc_model import build_model
+
+    kw = {"mu_prior": (8, 2), "likelihood": False}
+    beta = build_model(small_data, "beta", **kw)
+    two = build_model(small_data, "two_point", **kw)
+    standard = build_model(small_data, "beta", parameterization="standard", **kw)
+    known = build_model(small_data, "beta", mu=0.8, likelihood=False)
+    assert (beta.parameterization, two.parameterization) == ("identified", "identified")
+    assert default_target_accept(beta) == 0.8
+    assert default_target_accept(two) == 0.95
+    assert default_target_accept(standard) == 0.95
+    assert default_target_accept(known) == 0.95
 
 
 def test_default_cores_use_the_usable_cpus():
