@@ -99,17 +99,22 @@ def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch
     )
 
 
-def test_stationary_stop_ends_where_the_polish_would(data):
-    # From the same state, the run with the stop ends at an iterate that passes the test,
-    # and no earlier iterate of the run without it passed.
+def _two_runs(data, first: dict, second: dict):
+    """The problem, and ``(end, run)`` of EM from its first start with each set of options."""
     problem = fit_em(data, "beta", n_init=1, warn=False).problem
     start = problem.initial_state(0, np.random.default_rng(0))
     options = {"max_iter": 500, "tol": 1e-13, "xtol": 1e-8, "accelerate": True, "polish_after": 30}
-    stopped_run, plain_run = em._Run(), em._Run()
-    stopped = em._finish(
-        em._run_em(problem, start, run=stopped_run, stationary_stop=True, **options)
-    )
-    em._finish(em._run_em(problem, start, run=plain_run, **options))
+    out = []
+    for extra in (first, second):
+        run = em._Run()
+        out.append((em._finish(em._run_em(problem, start, run=run, **options, **extra)), run))
+    return problem, *out
+
+
+def test_stationary_stop_ends_where_the_polish_would(data):
+    # From the same state, the run with the stop ends at an iterate that passes the test,
+    # and no earlier iterate of the run without it passed.
+    problem, (stopped, stopped_run), (_, plain_run) = _two_runs(data, {"stationary_stop": True}, {})
     assert stopped[2] is True
     scale = em._vote_scale(problem)
     assert problem.is_stationary(stopped[0], stopped[1], scale, em.POLISH_GTOL)
@@ -176,14 +181,9 @@ def test_ridge_steps_reach_the_maximum_without_lowering_it(data):
     # From the same start, the run with steps along the ridge ends at the maximum the
     # plain run ends at (both stop on the polish's gradient test, 1e-9 per vote: within
     # 1e-10 relative in L, 1e-5 in the parameters), and its every iterate is higher or level.
-    problem = fit_em(data, "beta", n_init=1, warn=False).problem
-    start = problem.initial_state(0, np.random.default_rng(0))
-    options = {"max_iter": 500, "tol": 1e-13, "xtol": 1e-8, "accelerate": True, "polish_after": 30}
-    ridge_run, plain_run = em._Run(), em._Run()
-    ridge = em._finish(
-        em._run_em(problem, start, run=ridge_run, stationary_stop=True, line_search=True, **options)
+    problem, (ridge, ridge_run), (plain, _) = _two_runs(
+        data, {"stationary_stop": True, "line_search": True}, {"stationary_stop": True}
     )
-    plain = em._finish(em._run_em(problem, start, run=plain_run, stationary_stop=True, **options))
     steps = [r["step"] for r in ridge_run.records]
     assert "ridge" in steps
     assert np.all(np.diff([r["objective"] for r in ridge_run.records]) >= 0)
