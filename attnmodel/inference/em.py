@@ -159,12 +159,9 @@ SCREEN_SEED = 20261202
 #: The polish (:func:`_polish`) stops when no coordinate's gradient of ``L`` per
 #: vote exceeds this (projected onto the admissible box).
 POLISH_GTOL = 1e-9
-#: A step along the ridge (:func:`_ridge_step`) rescales ``P_eta`` by at most
-#: ``exp(RIDGE_MAX_STEP)``; its first trial rescales by ``exp(RIDGE_FIRST_STEP)``.
-RIDGE_MAX_STEP = 0.1
-RIDGE_FIRST_STEP = 0.003
-#: Shifts of ``log`` scale by which :meth:`EMProblem.ridge_direction` differences the family.
-RIDGE_SHIFT = 1e-3
+#: An extrapolation (:func:`_secant_step`) goes at most this many times the path
+#: since the last one further on.
+SECANT_MAX_STEP = 50.0
 #: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
 #: last E-step stands, and the per-user summaries form the matrix when asked.
 FINAL_POSTERIOR_CELLS = 50_000_000
@@ -811,43 +808,6 @@ class EMProblem:
             lo, hi = np.concatenate([lo, t_lo]), np.concatenate([hi, t_hi])
         return lo, hi
 
-    def ridge_direction(self, state: EMState) -> np.ndarray | None:
-        """Direction (:meth:`to_vector` coordinates) scaling ``eta`` and ``mu - 1/2`` inversely.
-
-        Moving ``s`` along it multiplies the attentiveness of every user by
-        ``exp(s)`` and every unknown pair's ``mu - 1/2`` by ``exp(-s)``, which
-        leaves each vote's probability ``1/2 + eta (mu - 1/2)`` as it was. For
-        the family, ``P_eta``'s mass at the grid's nodes is moved to ``c eta``
-        (shared linearly between the nodes around it) and the family's M-step
-        fitted to it, at ``c = exp(-RIDGE_SHIFT)`` and ``exp(-2 RIDGE_SHIFT)``
-        (shrinking keeps the mass inside ``[0, 1]``). None for atoms, with
-        ties modelled, under a ``mu`` structure or with every ``mu`` known.
-        """
-        if (
-            self.family.discrete
-            or self.tie_term is not None
-            or not isinstance(self.structure, IndependentMu)
-            or not self.unknown.size
-        ):
-            return None
-        g = self.grid
-        mass = np.exp(self._grid_log_mass(state.params) - self._grid_log_mass(state.params).max())
-
-        def fitted(c):
-            y = c * g.eta
-            right = np.clip(np.searchsorted(g.eta, y), 1, g.eta.size - 1)
-            left = right - 1
-            frac = np.clip((y - g.eta[left]) / (g.eta[right] - g.eta[left]), 0.0, 1.0)
-            w = np.bincount(left, mass * (1.0 - frac), g.eta.size)
-            w += np.bincount(right, mass * frac, g.eta.size)
-            return self.family.to_vector(self.family.m_step(g, w, state.params))
-
-        h = RIDGE_SHIFT
-        d_family = (fitted(np.exp(-h)) - fitted(np.exp(-2.0 * h))) / h
-        t = np.clip(2.0 * state.mu[self.unknown] - 1.0, 1e-12, 1 - 1e-12)
-        d = np.concatenate([d_family, -1.0 / (1.0 - t)])
-        return d if np.all(np.isfinite(d)) else None
-
     def is_stationary(self, state: EMState, estep: EStep, scale: float, gtol: float = 1e-7) -> bool:
         """No coordinate can still climb: the projected gradient per vote is below ``gtol``.
 
@@ -1082,10 +1042,10 @@ def _run_em(
     where the polish would stop at once: the projected gradient per vote
     below :data:`POLISH_GTOL` (:meth:`EMProblem.is_stationary`), a test that
     costs a few passes over the (pairs, nodes) statistics.
-    With ``line_search`` every other iterate is followed by a step along the
-    ridge between ``mu`` and the scale of ``P_eta`` (:func:`_ridge_step`), the
-    others by SQUAREM. :func:`fit_em` does not ask for it: on the 780-pair
-    benchmark log it took as many E-steps as SQUAREM alone (benchmarks/README.md).
+    With ``line_search`` each iterate is first followed by an extrapolation
+    along the path since the last one (:func:`_secant_step`, along the ridge
+    between ``mu`` and the scale of ``P_eta``); after one that was taken, or
+    when none is, SQUAREM goes on.
     """
     e0 = problem.e_step(state)
     _record(problem, run, state, e0, "start")
@@ -1107,10 +1067,10 @@ def _run_em(
             return s1, e1, True
         yield s1, e1
         if line_search and not ridge_last:
-            hit = _ridge_step(problem, s1, e1, ridge_memo)
+            hit = _secant_step(problem, s1, e1, ridge_memo)
             ridge_last = hit is not None
             if hit is not None:
-                _record(problem, run, *hit, "ridge")
+                _record(problem, run, *hit, "secant")
                 s0, e0 = hit
                 s1 = problem.m_step(s0, e0)
                 continue
@@ -1140,50 +1100,44 @@ def _run_em(
     return s1, e1, False
 
 
-def _ridge_step(
+def _secant_step(
     problem: EMProblem, state: EMState, estep: EStep, memo: dict
 ) -> tuple[EMState, EStep] | None:
-    """A step along the ridge through ``state`` (:meth:`EMProblem.ridge_direction`), or None.
+    """An extrapolation along the path EM took since the last call, or None.
 
     A vote's probability depends on ``eta`` and ``mu`` only through
     ``eta (mu - 1/2)``, so ``L`` barely changes when the scale of ``P_eta``
-    grows and every ``mu - 1/2`` shrinks alike: EM crawls along that ridge.
-    The step is a secant (Newton) step along its direction: the slope of
-    ``L`` there comes from Fisher's identity (:meth:`EMProblem.gradient`, no
-    E-step), the curvature from the slopes at the last trial point (kept in
-    ``memo``; a first trial of :data:`RIDGE_FIRST_STEP` measures it and the
-    secant step then follows). A point is taken only when its ``L`` is not
-    below ``L(state)``; each point tried costs one E-step.
+    grows and every ``mu - 1/2`` shrinks alike, and EM crawls along that
+    ridge. Over two EM/SQUAREM iterates the fast directions settle and what is
+    left of the move points along the ridge. The slopes of ``L`` along that
+    move at both ends (Fisher's identity, :meth:`EMProblem.gradient`, no
+    E-step; the start's kept in ``memo``) place the maximum of the quadratic
+    through them ``t = g1 / (g0 - g1)`` moves further on (at most
+    :data:`SECANT_MAX_STEP`). That point is taken when its ``L`` is not below
+    ``L(state)``, else once more a quarter of the way there; each try costs one
+    E-step. None when the slopes do not call for it or no point was taken.
     """
-    d = problem.ridge_direction(state)
-    if d is None:
-        return None
     v = problem.to_vector(state)
-    lo, hi = problem.vector_bounds()
-    g = float(problem.gradient(state, estep) @ d)
-    if not np.isfinite(g):
+    grad = problem.gradient(state, estep)
+    anchor = memo.get("anchor")
+    memo["anchor"] = (v, grad)
+    if anchor is None:
         return None
-    curv = memo.get("curvature")
-    t = RIDGE_FIRST_STEP * np.sign(g) if curv is None else g / curv
-    t = float(np.clip(t, -RIDGE_MAX_STEP, RIDGE_MAX_STEP))
-    best = None
+    d = v - anchor[0]
+    g0, g1 = float(anchor[1] @ d), float(grad @ d)
+    if not (np.isfinite(g0) and np.isfinite(g1) and g0 > g1 > 0.0):
+        return None
+    t = min(g1 / (g0 - g1), SECANT_MAX_STEP)
+    lo, hi = problem.vector_bounds()
     for _ in range(2):
         sp = problem.from_vector(np.clip(v + t * d, lo, hi))
         ep = problem.e_step(sp)
-        if not np.isfinite(ep.objective):
-            break
-        if ep.objective >= estep.objective and (best is None or ep.objective >= best[1].objective):
-            best = (sp, ep)
-        k = (g - float(problem.gradient(sp, ep) @ d)) / t
-        if not (np.isfinite(k) and k > 0):
-            memo.pop("curvature", None)
-            break
-        memo["curvature"] = k
-        if curv is not None:
-            break
-        # The first trial measured the curvature: the secant step follows.
-        curv, t = k, float(np.clip(g / k, -RIDGE_MAX_STEP, RIDGE_MAX_STEP))
-    return best
+        if np.isfinite(ep.objective) and ep.objective >= estep.objective:
+            # The next move starts here.
+            memo["anchor"] = None
+            return sp, ep
+        t *= 0.25
+    return None
 
 
 def _finish(steps: Generator) -> tuple[EMState, EStep, bool]:
@@ -1308,7 +1262,7 @@ def _run_starts_on_sample(
         for row in run.records:
             row["step"] = "sample_" + row["step"]
         if j == k:
-            steps = _run_em(problem, st, run=run, stationary_stop=True, **options)
+            steps = _run_em(problem, st, run=run, stationary_stop=True, line_search=True, **options)
             ends.append(_finish(steps))
         else:
             ends.append((st, e._replace(objective=-np.inf), None))
