@@ -1231,7 +1231,8 @@ def _run_starts_on_sample(
     run ``screen_iter`` iterations each on ``sample`` (the same problem on
     :func:`screening_rows`), and EM goes on from the best one's last iterate
     on every row, stopping also at the first iterate that passes the
-    polish's gradient test (``stationary_stop`` of :func:`_run_em`). The
+    polish's gradient test (``stationary_stop`` of :func:`_run_em`), and
+    extrapolating along its path there (``line_search``, :func:`_secant_step`). The
     paths on the subsample are recorded with their steps prefixed
     ``sample_`` (their objectives are the subsample's, scaled to the whole
     table's users); the best start's path goes on with the steps on every
