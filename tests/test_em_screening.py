@@ -99,17 +99,22 @@ def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch
     )
 
 
-def test_stationary_stop_ends_where_the_polish_would(data):
-    # From the same state, the run with the stop ends at an iterate that passes the test,
-    # and no earlier iterate of the run without it passed.
+def _two_runs(data, first: dict, second: dict):
+    """The problem, and ``(end, run)`` of EM from its first start with each set of options."""
     problem = fit_em(data, "beta", n_init=1, warn=False).problem
     start = problem.initial_state(0, np.random.default_rng(0))
     options = {"max_iter": 500, "tol": 1e-13, "xtol": 1e-8, "accelerate": True, "polish_after": 30}
-    stopped_run, plain_run = em._Run(), em._Run()
-    stopped = em._finish(
-        em._run_em(problem, start, run=stopped_run, stationary_stop=True, **options)
-    )
-    em._finish(em._run_em(problem, start, run=plain_run, **options))
+    out = []
+    for extra in (first, second):
+        run = em._Run()
+        out.append((em._finish(em._run_em(problem, start, run=run, **options, **extra)), run))
+    return problem, *out
+
+
+def test_stationary_stop_ends_where_the_polish_would(data):
+    # From the same state, the run with the stop ends at an iterate that passes the test,
+    # and no earlier iterate of the run without it passed.
+    problem, (stopped, stopped_run), (_, plain_run) = _two_runs(data, {"stationary_stop": True}, {})
     assert stopped[2] is True
     scale = em._vote_scale(problem)
     assert problem.is_stationary(stopped[0], stopped[1], scale, em.POLISH_GTOL)
@@ -136,3 +141,22 @@ def test_without_a_final_posterior_matrix_the_summaries_are_the_same(data, monke
     a, b = lean.posterior(), kept.posterior()
     for name in ("eta_mean", "eta_sd", "eta_hdi", "p_above", "log_bf"):
         np.testing.assert_allclose(a[name].to_numpy(), b[name].to_numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_secant_steps_reach_the_maximum_without_lowering_it(data):
+    # From the same start, the run with extrapolations ends at the maximum the
+    # plain run ends at (both stop on the polish's gradient test, 1e-9 per vote: within
+    # 1e-10 relative in L, 1e-5 in the parameters), and its every iterate is higher or level.
+    problem, (ridge, ridge_run), (plain, _) = _two_runs(
+        data, {"stationary_stop": True, "line_search": True}, {"stationary_stop": True}
+    )
+    steps = [r["step"] for r in ridge_run.records]
+    assert "secant" in steps
+    assert np.all(np.diff([r["objective"] for r in ridge_run.records]) >= 0)
+    assert ridge[2] and plain[2]
+    assert ridge[1].objective == pytest.approx(plain[1].objective, rel=1e-10)
+    for key, value in plain[0].params.items():
+        assert ridge[0].params[key] == pytest.approx(value, rel=1e-5), key
+    np.testing.assert_allclose(ridge[0].mu, plain[0].mu, rtol=1e-5)
+    scale = em._vote_scale(problem)
+    assert problem.is_stationary(ridge[0], ridge[1], scale, em.POLISH_GTOL)

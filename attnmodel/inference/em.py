@@ -159,6 +159,9 @@ SCREEN_SEED = 20261202
 #: The polish (:func:`_polish`) stops when no coordinate's gradient of ``L`` per
 #: vote exceeds this (projected onto the admissible box).
 POLISH_GTOL = 1e-9
+#: An extrapolation (:func:`_secant_step`) goes at most this many times the path
+#: since the last one further on.
+SECANT_MAX_STEP = 50.0
 #: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
 #: last E-step stands, and the per-user summaries form the matrix when asked.
 FINAL_POSTERIOR_CELLS = 50_000_000
@@ -1035,6 +1038,7 @@ def _run_em(
     run: _Run,
     polish_after: int | None = None,
     stationary_stop: bool = False,
+    line_search: bool = False,
 ) -> Generator[tuple[EMState, EStep], None, tuple[EMState, EStep, bool]]:
     """EM from ``state`` as a generator: yields each iterate and its E-step (recorded).
 
@@ -1046,12 +1050,18 @@ def _run_em(
     where the polish would stop at once: the projected gradient per vote
     below :data:`POLISH_GTOL` (:meth:`EMProblem.is_stationary`), a test that
     costs a few passes over the (pairs, nodes) statistics.
+    With ``line_search`` each iterate is first followed by an extrapolation
+    along the path since the last one (:func:`_secant_step`, along the ridge
+    between ``mu`` and the scale of ``P_eta``); after one that was taken, or
+    when none is, SQUAREM goes on.
     """
     e0 = problem.e_step(state)
     _record(problem, run, state, e0, "start")
     s0 = state
     s1 = problem.m_step(s0, e0)
     scale = _vote_scale(problem) if stationary_stop else 1.0
+    ridge_memo: dict = {}
+    ridge_last = False
     for it in range(max_iter):
         e1 = problem.e_step(s1)
         _record(problem, run, s1, e1, "em")
@@ -1064,6 +1074,15 @@ def _run_em(
         if gain <= tol * (1.0 + abs(e1.objective)) and np.max(np.abs(v1 - v0), initial=0.0) <= xtol:
             return s1, e1, True
         yield s1, e1
+        if line_search and not ridge_last:
+            hit = _secant_step(problem, s1, e1, ridge_memo)
+            ridge_last = hit is not None
+            if hit is not None:
+                _record(problem, run, *hit, "secant")
+                s0, e0 = hit
+                s1 = problem.m_step(s0, e0)
+                continue
+        ridge_last = False
         s2 = problem.m_step(s1, e1)
         if accelerate:
             v2 = problem.to_vector(s2)
@@ -1087,6 +1106,46 @@ def _run_em(
     e1 = problem.e_step(s1)
     _record(problem, run, s1, e1, "em")
     return s1, e1, False
+
+
+def _secant_step(
+    problem: EMProblem, state: EMState, estep: EStep, memo: dict
+) -> tuple[EMState, EStep] | None:
+    """An extrapolation along the path EM took since the last call, or None.
+
+    A vote's probability depends on ``eta`` and ``mu`` only through
+    ``eta (mu - 1/2)``, so ``L`` barely changes when the scale of ``P_eta``
+    grows and every ``mu - 1/2`` shrinks alike, and EM crawls along that
+    ridge. Over two EM/SQUAREM iterates the fast directions settle and what is
+    left of the move points along the ridge. The slopes of ``L`` along that
+    move at both ends (Fisher's identity, :meth:`EMProblem.gradient`, no
+    E-step; the start's kept in ``memo``) place the maximum of the quadratic
+    through them ``t = g1 / (g0 - g1)`` moves further on (at most
+    :data:`SECANT_MAX_STEP`). That point is taken when its ``L`` is not below
+    ``L(state)``, else once more a quarter of the way there; each try costs one
+    E-step. None when the slopes do not call for it or no point was taken.
+    """
+    v = problem.to_vector(state)
+    grad = problem.gradient(state, estep)
+    anchor = memo.get("anchor")
+    memo["anchor"] = (v, grad)
+    if anchor is None:
+        return None
+    d = v - anchor[0]
+    g0, g1 = float(anchor[1] @ d), float(grad @ d)
+    if not (np.isfinite(g0) and np.isfinite(g1) and g0 > g1 > 0.0):
+        return None
+    t = min(g1 / (g0 - g1), SECANT_MAX_STEP)
+    lo, hi = problem.vector_bounds()
+    for _ in range(2):
+        sp = problem.from_vector(np.clip(v + t * d, lo, hi))
+        ep = problem.e_step(sp)
+        if np.isfinite(ep.objective) and ep.objective >= estep.objective:
+            # The next move starts here.
+            memo["anchor"] = None
+            return sp, ep
+        t *= 0.25
+    return None
 
 
 def _finish(steps: Generator) -> tuple[EMState, EStep, bool]:
@@ -1166,7 +1225,8 @@ def _run_starts_on_sample(
     run ``screen_iter`` iterations each on ``sample`` (the same problem on
     :func:`screening_rows`), and EM goes on from the best one's last iterate
     on every row, stopping also at the first iterate that passes the
-    polish's gradient test (``stationary_stop`` of :func:`_run_em`). The
+    polish's gradient test (``stationary_stop`` of :func:`_run_em`), and
+    extrapolating along its path there (``line_search``, :func:`_secant_step`). The
     paths on the subsample are recorded with their steps prefixed
     ``sample_`` (their objectives are the subsample's, scaled to the whole
     table's users); the best start's path goes on with the steps on every
@@ -1197,7 +1257,7 @@ def _run_starts_on_sample(
         for row in run.records:
             row["step"] = "sample_" + row["step"]
         if j == k:
-            steps = _run_em(problem, st, run=run, stationary_stop=True, **options)
+            steps = _run_em(problem, st, run=run, stationary_stop=True, line_search=True, **options)
             ends.append(_finish(steps))
         else:
             ends.append((st, e._replace(objective=-np.inf), None))
