@@ -124,3 +124,98 @@ def test_response_features_refuse_bad_settings():
         ResponseFeatures(angle=2.0)
     with pytest.raises(ValueError, match="mu"):
         SMALL.shift_for(1.0)
+
+
+def test_attached_features_follow_the_votes_as_simulated_ones_do():
+    from attnmodel.model.simulate import attach_response_features, simulate_votes
+
+    feats = ResponseFeatures(dim=5, seed=2)
+    mu = 0.75
+    # Attentive users (eta >= 0.995): the winner has the higher reward.
+    sim = simulate_votes("two_point", dict(CLEAN.params), 80, 50, mu=mu, layout="raw", seed=3)
+    out = attach_response_features(sim, feats, seed=4)
+    v = out.votes
+    ra = feats.reward(out.features[v["feature_a"].astype(int)])
+    np.testing.assert_allclose(ra, v["reward_a"])
+    a_won = v["winner"] == "model_a"
+    n = len(v)
+    assert np.mean(a_won == (v["reward_a"] > v["reward_b"])) >= 1 - 0.0025 - 4 * _se(0.0025, n)
+    # Any users: the stronger model's response is better with probability mu overall.
+    sim = simulate_votes("beta", {"alpha": 2.0, "beta": 2.0}, 200, 50, mu=mu, layout="raw", seed=5)
+    v = attach_response_features(sim, feats, seed=6).votes
+    strong_a = v["model_a"] == "A"
+    better = np.where(strong_a, v["reward_a"] > v["reward_b"], v["reward_b"] > v["reward_a"])
+    assert np.mean(better) == pytest.approx(mu, abs=4 * _se(mu, len(v)))
+    assert list(sim.votes.columns) == ["user", "model_a", "model_b", "winner"]  # not modified
+    with pytest.raises(ValueError, match="raw layout"):
+        attach_response_features(simulate_votes("beta", {"alpha": 2, "beta": 2}, 5, 5), feats)
+
+
+# ---------------------------------------------------------------------------
+# The experiments at small sizes
+# ---------------------------------------------------------------------------
+
+HALF_COIN = Truth("two_point", {"q_low": 0.5, "eta_low": 0.0, "eta_high": 0.99}, "half coin")
+TINY = {"n_users": 40, "n_votes": 30, "responses": SMALL, "n_eval": 4000}
+
+
+def test_summarize_runs_against_numpy():
+    rng = np.random.default_rng(0)
+    acc = rng.random(10)
+    runs = [
+        {"truth": "t", "seed": s, "selection": sel, "pairs": 10, "accuracy": a, "win_rate": a / 2}
+        for s in range(5)
+        for sel, a in (("all", acc[s]), ("top0.8", acc[5 + s]))
+    ]
+    import pandas as pd
+
+    out = ds.summarize_runs(pd.DataFrame(runs), ["truth"]).set_index("selection")
+    top, base = acc[5:], acc[:5]
+    assert out.loc["top0.8", "accuracy_mean"] == pytest.approx(top.mean())
+    assert out.loc["top0.8", "accuracy_sd"] == pytest.approx(top.std(ddof=1))
+    assert out.loc["top0.8", "accuracy_q10"] == pytest.approx(np.quantile(top, 0.1))
+    assert out.loc["top0.8", "accuracy_gain"] == pytest.approx((top - base).mean())
+    assert out.loc["top0.8", "win_rate_gain_sd"] == pytest.approx(((top - base) / 2).std(ddof=1))
+    assert out.loc["all", "accuracy_gain"] == 0.0
+    assert out.loc["all", "runs"] == 5
+
+
+def test_proxy_runs_keep_what_they_say_and_the_oracle_gains_on_coin_flippers():
+    runs = ds.proxy_runs((HALF_COIN,), fractions=(1.0, 0.5), seeds=range(4), **TINY)
+    assert set(runs["selection"]) == {"all", "top0.5", "prob0.95", "oracle0.5"}
+    assert len(runs) == 4 * 4
+    by = runs.set_index(["seed", "selection"])
+    for seed in range(4):
+        assert by.loc[(seed, "all"), "pairs"] == 40 * 30
+        assert by.loc[(seed, "oracle0.5"), "pairs"] == 20 * 30  # exactly half of the users
+        # rule top keeps whole ties at the cut, so at least half.
+        assert by.loc[(seed, "top0.5"), "pairs"] >= 20 * 30
+    s = ds.summarize_runs(runs, ["truth"]).set_index("selection")
+    # Half the users flip coins: dropping them must help. The paired gain over 4 seeds
+    # must exceed 2 standard errors of its own mean (a one-sided test at about 5%,
+    # whose power here is near 1: the gain is several times its spread).
+    for sel in ("oracle0.5", "top0.5"):
+        row = s.loc[sel]
+        assert row["accuracy_gain"] > 2 * row["accuracy_gain_sd"] / np.sqrt(row["runs"])
+    again = ds.proxy_runs((HALF_COIN,), fractions=(1.0, 0.5), seeds=range(1), **TINY)
+    np.testing.assert_array_equal(again["accuracy"], runs[runs["seed"] == 0]["accuracy"])
+
+
+def test_mu_tradeoff_and_tie_runs_at_small_sizes():
+    mu = ds.mu_tradeoff((0.6, 0.9), truth=HALF_COIN, fraction=0.5, seeds=range(2), **TINY)
+    assert sorted(mu["mu"].unique()) == [0.6, 0.9]
+    assert set(mu["selection"]) == {"all", "top0.5", "oracle0.5"}
+    assert len(mu) == 2 * 2 * 3
+    ties = ds.tie_runs(truth=HALF_COIN, tau=0.1, kappa=0.6, seeds=range(2), **TINY)
+    assert set(ties["selection"]) == {
+        "all",
+        "top0.8/drop",
+        "prob0.95/drop",
+        "oracle0.8",
+        "top0.8/model",
+        "prob0.95/model",
+    }
+    all_pairs = ties[ties["selection"] == "all"]["pairs"]
+    # Ties are never exported: about 0.1 + 0.5 * 0.9 * 0.6 = 37% of 1200 votes are ties
+    # (sd about 4% of them, mostly from how many of the 40 users flip coins).
+    assert (all_pairs < 40 * 30 * 0.8).all() and (all_pairs > 40 * 30 * 0.45).all()

@@ -24,6 +24,8 @@ attentive vote goes to the response of higher true reward.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,7 @@ __all__ = [
     "draw_tau",
     "ResponseFeatures",
     "simulate_response_votes",
+    "attach_response_features",
 ]
 
 
@@ -355,6 +358,15 @@ def simulate_votes(
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _squares_gap(n: int) -> np.ndarray:
+    """``Z1^2 - Z2^2`` for ``n`` pairs of standard normals from a fixed seed (read-only)."""
+    z = np.random.default_rng(12345).standard_normal((n, 2))
+    out = z[:, 0] ** 2 - z[:, 1] ** 2
+    out.flags.writeable = False
+    return out
+
+
 @dataclass(frozen=True)
 class ResponseFeatures:
     """Responses as feature vectors with a true reward.
@@ -419,10 +431,10 @@ class ResponseFeatures:
         """
         from scipy.special import ndtr
 
-        z = np.random.default_rng(12345).standard_normal((n, 2))
-        q = 0.5 * self.curvature * (z[:, 0] ** 2 - z[:, 1] ** 2)
+        q = 0.5 * self.curvature * _squares_gap(n)
         return float(np.mean(ndtr((shift * np.cos(self.angle) + q) / np.sqrt(2.0))))
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (frozen, hashable, few instances)
     def shift_for(self, mu: float) -> float:
         """The stronger model's shift that gives win rate ``mu`` (bisection)."""
         if not 0.5 <= mu < 1.0:
@@ -537,4 +549,82 @@ def simulate_response_votes(
         kappa=None if tau is None else float(kappa),
         features=np.concatenate([strong_x, weak_x]),
         responses=responses,
+    )
+
+
+def _pairs_in_order(
+    responses: ResponseFeatures, better: np.ndarray, shift: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stronger and weaker responses per vote, the stronger one better exactly where ``better``."""
+    strong = np.empty((better.size, responses.dim))
+    weak = np.empty_like(strong)
+    need = {True: np.flatnonzero(better), False: np.flatnonzero(~better)}
+    while need[True].size or need[False].size:
+        size = max(need[True].size, need[False].size, 64)
+        s, w = responses.draw(size, rng, shift), responses.draw(size, rng)
+        won = responses.reward(s) > responses.reward(w)
+        for outcome in (True, False):
+            slots, got = need[outcome], np.flatnonzero(won == outcome)
+            k = min(slots.size, got.size)
+            strong[slots[:k]], weak[slots[:k]] = s[got[:k]], w[got[:k]]
+            need[outcome] = slots[k:]
+    return strong, weak
+
+
+def attach_response_features(
+    sim: SimulatedVotes,
+    responses: ResponseFeatures | None = None,
+    *,
+    seed: int | None = None,
+) -> SimulatedVotes:
+    """Responses with features for a log simulated without them, consistent with its votes.
+
+    Given a vote and its user's true ``eta``, whether the stronger model's
+    response had the higher reward is drawn from its conditional probability
+    (a vote for the stronger model came from an attentive user who saw it
+    better, ``eta mu``, or from a coin flip, ``(1 - eta) / 2``), and the two
+    responses are then drawn given that order. The result has the joint
+    distribution of :func:`simulate_response_votes`, on the log's own votes.
+
+    Parameters
+    ----------
+    sim : SimulatedVotes
+        Raw layout, one pair, no ties (``simulate_votes(..., layout="raw")``).
+    responses : ResponseFeatures, optional
+    seed : int, optional
+
+    Returns
+    -------
+    SimulatedVotes
+        A copy whose votes gain ``feature_a`` and ``feature_b`` (row numbers
+        into ``features``, as text) and ``reward_a``, ``reward_b``.
+    """
+    responses = responses if responses is not None else ResponseFeatures()
+    votes = sim.votes
+    if "winner" not in votes.columns or sim.tau is not None or len(sim.mu) != 1:
+        raise ValueError("attach_response_features needs one pair in the raw layout without ties")
+    mu = float(sim.mu.iloc[0])
+    strong_name = str(sim.mu.index[0]).split(" vs ", 1)[0]
+    swap = (votes["model_a"] != strong_name).to_numpy()
+    z = (votes["winner"] == "model_a").to_numpy() ^ swap
+    eta = sim.eta.reindex(votes["user"]).to_numpy()
+    p_better = np.where(
+        z,
+        mu * (1 + eta) / 2 / (eta * mu + (1 - eta) / 2),
+        mu * (1 - eta) / 2 / (eta * (1 - mu) + (1 - eta) / 2),
+    )
+    rng = np.random.default_rng(seed)
+    better = rng.random(len(votes)) < p_better
+    strong_x, weak_x = _pairs_in_order(responses, better, responses.shift_for(mu), rng)
+    strong_r, weak_r = responses.reward(strong_x), responses.reward(weak_x)
+    row = np.arange(len(votes))
+    ids = np.char.mod("%d", np.stack([row, len(votes) + row]))
+    out = votes.assign(
+        feature_a=np.where(swap, ids[1], ids[0]),
+        feature_b=np.where(swap, ids[0], ids[1]),
+        reward_a=np.where(swap, weak_r, strong_r),
+        reward_b=np.where(swap, strong_r, weak_r),
+    )
+    return dataclasses.replace(
+        sim, votes=out, features=np.concatenate([strong_x, weak_x]), responses=responses
     )

@@ -192,7 +192,13 @@ def pair_features(pairs: pd.DataFrame, features: np.ndarray) -> tuple[np.ndarray
 
 
 def proxy_quality(
-    sim: SimulatedVotes, votes: pd.DataFrame, evaluation: ProxyEvaluation, *, l2: float = L2_PENALTY
+    sim: SimulatedVotes,
+    votes: pd.DataFrame,
+    evaluation: ProxyEvaluation,
+    *,
+    l2: float = L2_PENALTY,
+    response_a: str = "response_a",
+    response_b: str = "response_b",
 ) -> dict[str, float]:
     """Train the proxy on the exported pairs of ``votes`` and score it.
 
@@ -205,6 +211,10 @@ def proxy_quality(
         Vote rows to train on (a filter's ``votes``), ties already left out.
     evaluation : ProxyEvaluation
     l2 : float
+    response_a, response_b : str
+        Columns of ``votes`` holding the responses' row numbers into
+        ``sim.features`` (``feature_a``, ``feature_b`` after
+        :func:`~attnmodel.model.simulate.attach_response_features`).
 
     Returns
     -------
@@ -215,7 +225,8 @@ def proxy_quality(
         raise ValueError("sim holds no response features: simulate with simulate_response_votes")
     if len(votes) == 0:
         return {"pairs": 0, "accuracy": 0.5, "win_rate": 0.5}
-    chosen, rejected = pair_features(to_dpo(votes), sim.features)
+    pairs = to_dpo(votes, response_a=response_a, response_b=response_b)
+    chosen, rejected = pair_features(pairs, sim.features)
     return {"pairs": len(votes), **evaluation.score(train_reward_model(chosen, rejected, l2=l2))}
 
 
