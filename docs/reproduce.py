@@ -353,9 +353,7 @@ def run_find_map(w: Writer, size: dict[str, Any]) -> None:
     from attnmodel.paper import experiments as ex
 
     sim, data = _paper_setting_data()
-    latent = build_model(
-        data, "beta", mu_prior=(8, 2), variant="latent", priors=ex.PAPER_PRIORS
-    )
+    latent = build_model(data, "beta", mu_prior=(8, 2), variant="latent", priors=ex.PAPER_PRIORS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # find_MAP's announced change of return
         joint = pm.find_MAP(
@@ -507,9 +505,7 @@ def run_downstream(w: Writer, size: dict[str, Any]) -> None:
     }
     runs = ds.proxy_runs(**kw)
     w.frame("downstream_runs.csv", runs)
-    w.figure(
-        "downstream_sweet_spot.png", plots.plot_sweet_spot(ds.summarize_runs(runs, ["truth"]))
-    )
+    w.figure("downstream_sweet_spot.png", plots.plot_sweet_spot(ds.summarize_runs(runs, ["truth"])))
     mu = ds.mu_tradeoff(**kw)
     w.frame("downstream_mu.csv", mu)
     w.figure("downstream_mu.png", plots.plot_mu_tradeoff(ds.summarize_runs(mu, ["mu"])))
@@ -1152,7 +1148,11 @@ PAPER_TABLE1 = {
     "Beta(6, 2)": {"all": "58% / 67%", "top0.8": "64% / 68%"},
 }
 #: The paper's Table 2 win rates (DPO, DPO+Filter, DPO+Oracle) at its three values of mu.
-PAPER_TABLE2 = ((0.98, "58%", "64%", "67%"), (0.74, "60%", "64%", "67%"), (0.5, "59%", "59%", "67%"))
+PAPER_TABLE2 = (
+    (0.98, "58%", "64%", "67%"),
+    (0.74, "60%", "64%", "67%"),
+    (0.5, "59%", "59%", "67%"),
+)
 SELECTION_NAMES = {
     "all": "all votes",
     "top0.8": "top 80% by the fit",
@@ -1176,11 +1176,15 @@ def _se2(row: pd.Series, metric: str) -> float:
 
 
 def _quality_row(row: pd.Series) -> dict[str, str]:
-    gain = "" if row["selection"] == "all" else (
-        f"{_pp(row['accuracy_gain'])} ± {100 * _se2(row, 'accuracy'):.2f}"
+    gain = (
+        ""
+        if row["selection"] == "all"
+        else (f"{_pp(row['accuracy_gain'])} ± {100 * _se2(row, 'accuracy'):.2f}")
     )
-    wgain = "" if row["selection"] == "all" else (
-        f"{_pp(row['win_rate_gain'])} ± {100 * _se2(row, 'win_rate'):.2f}"
+    wgain = (
+        ""
+        if row["selection"] == "all"
+        else (f"{_pp(row['win_rate_gain'])} ± {100 * _se2(row, 'win_rate'):.2f}")
     )
     return {
         "votes": SELECTION_NAMES.get(row["selection"], row["selection"]),
@@ -1216,8 +1220,8 @@ def downstream_tables(gen: Path) -> dict[str, str]:
         cells = {}
         for prefix in ("top", "oracle"):
             sub = grp[grp["selection"].str.startswith(prefix) | (grp["selection"] == "all")]
-            acc = dict(zip(sub["selection"].map(lambda x: _fraction(x, prefix)), sub["accuracy_mean"]))
-            cells[prefix] = acc
+            fracs = [_fraction(x, prefix) for x in sub["selection"]]
+            cells[prefix] = dict(zip(fracs, sub["accuracy_mean"], strict=True))
         best = max(cells["top"], key=cells["top"].get)
         row = {"P_eta": truth}
         for f in sorted(cells["top"], reverse=True):
@@ -1242,7 +1246,9 @@ def downstream_tables(gen: Path) -> dict[str, str]:
                 "all": _pct(g.loc["all", "accuracy_mean"]),
                 "filtered (top 80%)": _pct(top["accuracy_mean"]),
                 "oracle (top 80%)": _pct(orc["accuracy_mean"]),
-                "filtered − all (pp)": f"{_pp(top['accuracy_gain'])} ± {100 * _se2(top, 'accuracy'):.2f}",
+                "filtered − all (pp)": (
+                    f"{_pp(top['accuracy_gain'])} ± {100 * _se2(top, 'accuracy'):.2f}"
+                ),
                 "oracle − filtered (pp)": _pp(lead),
                 "win rates all / filtered / oracle": " / ".join(
                     _pct(x["win_rate_mean"]) for x in (g.loc["all"], top, orc)
@@ -1267,6 +1273,7 @@ def _misses(gen: Path) -> list[str]:
     from attnmodel.paper.downstream import summarize_runs
 
     runs = summarize_runs(pd.read_csv(gen / "downstream_runs.csv"), ["truth"])
+    all_pairs = runs[runs["selection"] == "all"].set_index("truth")["pairs"]
     out = []
     for _, row in runs.iterrows():
         if row["truth"] not in PAPER_TABLE1 or row["selection"] not in (
@@ -1282,13 +1289,13 @@ def _misses(gen: Path) -> list[str]:
                 f"({_pp(row['accuracy_gain'])} ± {100 * _se2(row, 'accuracy'):.2f} points of "
                 f"accuracy, {_pp(row['win_rate_gain'])} of win rate; "
                 f"{row['pairs']:.0f} pairs instead of "
-                f"{runs[(runs['truth'] == row['truth']) & (runs['selection'] == 'all')]['pairs'].iloc[0]:.0f})"
+                f"{all_pairs[row['truth']]:.0f})"
             )
     return out
 
 
 def _casual_removed() -> dict[str, tuple[float, float]]:
-    """Per Table-1 truth: share of casual votes cast by the bottom 20% of users, and P(eta < 0.5)."""
+    """Per Table-1 truth: share of casual votes cast by its bottom 20% of users; P(eta < 0.5)."""
     from scipy import stats
 
     out = {"0.2 δ(0.2) + 0.8 δ(0.98)": (0.2 * 0.8 / (0.2 * 0.8 + 0.8 * 0.02), 0.2)}

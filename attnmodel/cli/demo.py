@@ -131,7 +131,10 @@ def _proxy_report(sim, data, kept_by, attentive, args, progress, say) -> list[di
     from attnmodel.paper.downstream import PROXY_RESPONSES, ProxyEvaluation, proxy_quality
 
     if not args.mu < 1.0:
-        say("\nThe reward-model proxy needs mu < 1 (at mu = 1 every vote is for one model); skipped.")
+        say(
+            "\nThe reward-model proxy needs mu < 1 (at mu = 1 every vote is for one model); "
+            "skipped."
+        )
         return []
     sets = {
         "all votes": data.votes,

@@ -68,9 +68,11 @@ __all__ = [
     "summarize_runs",
 ]
 
-#: The paper's Table 1 truths: type 1 ``0.2 delta(0.2) + 0.8 delta(0.98)`` and type 2 ``Beta(6, 2)``.
+#: The paper's Table 1 truths: type 1, ``0.2 delta(0.2) + 0.8 delta(0.98)``; type 2, ``Beta(6, 2)``.
 TABLE1_TRUTHS: tuple[Truth, ...] = (
-    Truth("two_point", {"q_low": 0.2, "eta_low": 0.2, "eta_high": 0.98}, "0.2 δ(0.2) + 0.8 δ(0.98)"),
+    Truth(
+        "two_point", {"q_low": 0.2, "eta_low": 0.2, "eta_high": 0.98}, "0.2 δ(0.2) + 0.8 δ(0.98)"
+    ),
     Truth("beta", {"alpha": 6.0, "beta": 2.0}, "Beta(6, 2)"),
 )
 #: The truths of the sweet-spot figure (the paper's Figure 6 names Beta(4, 4) and Beta(6, 2)).
@@ -300,7 +302,9 @@ def selections(
         )
         post = res.posterior()
         for f in fits:
-            out[f"top{f:g}"] = filter_users(res, rule="top", top=f, posterior=post, force=True).votes
+            out[f"top{f:g}"] = filter_users(
+                res, rule="top", top=f, posterior=post, force=True
+            ).votes
         if prob is not None:
             kept = filter_users(res, rule="prob", eta_star=eta_star, prob=prob, force=True)
             out[f"prob{prob:g}"] = kept.votes
@@ -320,13 +324,13 @@ def selections(
 def _runs(
     settings: Iterable[tuple[dict[str, Any], Truth, float, dict[str, Any]]],
     seeds: Iterable[int],
-    *,
+    select: Mapping[str, Any],
     n_users: int,
     n_votes,
     responses: ResponseFeatures,
-    evaluation: ProxyEvaluation,
-    select: Mapping[str, Any],
+    n_eval: int,
 ) -> pd.DataFrame:
+    evaluation = ProxyEvaluation(responses, n_eval)
     rows = []
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -390,18 +394,9 @@ def proxy_runs(
         One row per (truth, seed, selection): ``truth`` (label), ``seed``,
         ``selection``, ``pairs``, ``accuracy``, ``win_rate``.
     """
-    evaluation = ProxyEvaluation(responses, n_eval)
     settings = [({"truth": t.label}, t, mu, {}) for t in truths]
     select = {"fractions": fractions, "prob": prob, "n_init": n_init}
-    return _runs(
-        settings,
-        seeds,
-        n_users=n_users,
-        n_votes=n_votes,
-        responses=responses,
-        evaluation=evaluation,
-        select=select,
-    )
+    return _runs(settings, seeds, select, n_users, n_votes, responses, n_eval)
 
 
 def mu_tradeoff(
@@ -434,18 +429,9 @@ def mu_tradeoff(
         One row per (mu, seed, selection) with ``mu`` and the columns of
         :func:`proxy_runs` but ``truth``.
     """
-    evaluation = ProxyEvaluation(responses, n_eval)
     settings = [({"mu": float(mu)}, truth, float(mu), {}) for mu in mus]
     select = {"fractions": (fraction,), "prob": None, "n_init": n_init}
-    return _runs(
-        settings,
-        seeds,
-        n_users=n_users,
-        n_votes=n_votes,
-        responses=responses,
-        evaluation=evaluation,
-        select=select,
-    )
+    return _runs(settings, seeds, select, n_users, n_votes, responses, n_eval)
 
 
 def tie_runs(

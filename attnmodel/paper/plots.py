@@ -377,7 +377,9 @@ def plot_sweet_spot(
         color = colors[k % len(colors)]
         for prefix, ls, name in (("top", "-", "fit"), ("oracle", "--", "oracle")):
             rows = grp[grp["selection"].str.startswith(prefix) | (grp["selection"] == "all")]
-            frac = rows["selection"].map(lambda s: 1.0 if s == "all" else float(s[len(prefix) :]))
+            frac = rows["selection"].map(
+                lambda s, p=prefix: 1.0 if s == "all" else float(s[len(p) :])
+            )
             rows = rows.assign(frac=frac.to_numpy()).sort_values("frac", ascending=False)
             label = f"{truth} ({name})"
             _band(ax, rows["frac"], rows, metric, color=color, ls=ls, label=label)
