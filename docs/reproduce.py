@@ -1372,7 +1372,10 @@ def _section_downstream(gen: Path) -> str:
             "The paper's column is its DPO win rate over the base model (UltraFeedback / "
             "HelpSteer3), for DPO on all votes and DPO + Filter (top 80%); it has no "
             "`prob` or oracle row in Table 1. The proxy's numbers are on another scale and "
-            "only their direction compares.",
+            "only their direction compares. The paper's Table 1 pair (Qwen 7B against Qwen "
+            "0.5B) has `mu` = 0.98 by its Table 2; the proxy uses `mu` = 0.8, the paper's "
+            "synthetic default, because near 1 its pairs differ mostly in style (the `mu` "
+            "table below goes to 0.95).",
             "",
             "Where a filtered or oracle row does not beat all votes:",
             "",
