@@ -49,6 +49,18 @@ def check_demo(tmp_path, *args, nuts: bool):
     shares = [float(x) for x in re.findall(r"truly attentive among kept: ([\d.]+)%", text)]
     assert len(shares) == 4 and all(0 <= x <= 100 for x in shares)
     assert text.rstrip().endswith("Done.")
+    # The reward-model proxy: one line each for all, two filters and the oracle; its
+    # pair counts are those of the sets it was trained on.
+    proxy = re.findall(
+        r"^  (.+?): +(\d+) pairs, accuracy ([\d.]+)%, win rate ([\d.]+)%$", text, re.M
+    )
+    assert [p[0] for p in proxy] == [
+        "all votes",
+        "filtered, rule prob (the exported pairs)",
+        "filtered, rule top",
+        "oracle, true eta >= eta_star",
+    ]
+    assert all(0 <= float(p[2]) <= 100 and 0 <= float(p[3]) <= 100 for p in proxy)
 
     names = {p.name for p in out.iterdir()}
     expected = {
@@ -70,6 +82,10 @@ def check_demo(tmp_path, *args, nuts: bool):
     assert list(kept.columns) == list(votes.columns)
     assert len(dpo) == len(kept) == report["filters"][0]["votes_kept"]
     assert len(pd.read_csv(out / "users.csv")) == report["data"]["users"]
+    pairs = [int(p[1]) for p in proxy]
+    assert pairs[0] == report["data"]["votes"] == len(votes)
+    assert pairs[1] == len(dpo)
+    assert [r["pairs"] for r in report["proxy"]] == pairs
     for png in expected:
         if png.endswith(".png"):
             assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

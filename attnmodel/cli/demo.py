@@ -3,7 +3,9 @@
 It simulates a vote log like the paper's synthetic setting, fits MAP-EM (``mu``
 known, and under a Beta(8, 2) prior) and NUTS, filters, scores each filter
 against the true attentiveness (:func:`attnmodel.paper.experiments.selection_scores`),
-exports DPO pairs and writes the summary, results, tables and plots.
+exports DPO pairs, trains the reward-model proxy of
+:mod:`attnmodel.paper.downstream` on all, filtered and truly attentive users'
+votes, and writes the summary, results, tables and plots.
 """
 
 from __future__ import annotations
@@ -117,6 +119,56 @@ def _publish(stage: Path, outdir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _proxy_report(sim, data, kept_by, attentive, args, progress, say) -> list[dict[str, Any]]:
+    """What a reward model trained on each set of votes learns (:mod:`attnmodel.paper.downstream`).
+
+    The demo's votes get responses with features consistent with them
+    (:func:`~attnmodel.model.simulate.attach_response_features`); a
+    Bradley-Terry reward model is trained on the DPO pairs of all votes, of
+    two filters and of the truly attentive users, and scored on fresh pairs.
+    """
+    from attnmodel.model.simulate import attach_response_features
+    from attnmodel.paper.downstream import PROXY_RESPONSES, ProxyEvaluation, proxy_quality
+
+    if not args.mu < 1.0:
+        say(
+            "\nThe reward-model proxy needs mu < 1 (at mu = 1 every vote is for one model); "
+            "skipped."
+        )
+        return []
+    sets = {
+        "all votes": data.votes,
+        "filtered, rule prob (the exported pairs)": kept_by["prob"].votes,
+        "filtered, rule top": kept_by["top"].votes,
+        "oracle, true eta >= eta_star": data.votes[attentive[np.asarray(data.vote_user)]],
+    }
+    rows = []
+    with progress.step("training the proxy reward model on each set of pairs"):
+        featured = attach_response_features(sim, PROXY_RESPONSES, seed=args.seed)
+        evaluation = ProxyEvaluation(PROXY_RESPONSES, seed=args.seed)
+        for label, votes in sets.items():
+            q = proxy_quality(
+                featured,
+                featured.votes.loc[votes.index],
+                evaluation,
+                response_a="feature_a",
+                response_b="feature_b",
+            )
+            rows.append({"votes": label, **q})
+    say(
+        "\nA reward model trained on each set's DPO pairs (a proxy without a language model; "
+        "accuracy: fresh response pairs ordered as the true reward orders them; win rate: "
+        "its pick of two against a fresh response, 50% for a random pick, 66.7% at best):"
+    )
+    width = max(len(r["votes"]) for r in rows)
+    for r in rows:
+        say(
+            f"  {r['votes'] + ':':<{width + 1}} {r['pairs']:>6} pairs, accuracy "
+            f"{r['accuracy']:.1%}, win rate {r['win_rate']:.1%}"
+        )
+    return rows
+
+
 def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
     """``attnmodel demo``: run the whole pipeline on simulated votes."""
     from attnmodel.data.votes import VoteData
@@ -208,6 +260,7 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
     say(f"\nFiltering the MAP-EM fit (mu ~ Beta(8, 2)) at eta_star = {eta_star:.3f}:")
     filters = []
     kept_main = None
+    kept_by: dict[str, Any] = {}
     for rule, kw in (
         ("prob", {"eta_star": eta_star, "prob": 0.95}),
         ("prob", {"eta_star": eta_star, "prob": 0.8}),
@@ -221,8 +274,10 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
         say(f"  {res.summary()}")
         say(f"    truly attentive among kept: {precision:.1%}; attentive users kept: {recall:.1%}")
         filters.append({"rule": rule, **kw, **res.counts, "precision": precision, "recall": recall})
+        kept_by.setdefault(rule, res)
         if kept_main is None:
             kept_main = res
+    proxy = _proxy_report(sim, data, kept_by, attentive, args, progress, say)
     comparison = None
     if "nuts" in fits:
         from attnmodel.compare import compare_fits
@@ -252,6 +307,7 @@ def cmd_demo(args: argparse.Namespace, progress: Progress) -> int:
         "fits": summaries,
         "filters": filters,
         "dpo_pairs": len(pairs),
+        "proxy": proxy,
         "files": names,
     }
     say("Done.")

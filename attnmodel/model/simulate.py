@@ -14,10 +14,18 @@ stronger model with probability ``mu``; a careless vote is a tie with
 probability ``tau_j + (1 - tau_j) kappa`` and otherwise a coin flip. The votes
 are drawn by this mechanism, vote by vote, not from the likelihood derived
 from it.
+
+Responses with features (:class:`ResponseFeatures`, :func:`simulate_response_votes`)
+extend the reward-score scheme for training a reward model on the votes: each
+response is a feature vector whose true reward is a function of it, the two
+models generate responses whose reward gap gives the pair its ``mu``, and an
+attentive vote goes to the response of higher true reward.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +43,9 @@ __all__ = [
     "simulate_tie_counts",
     "draw_n_votes",
     "draw_tau",
+    "ResponseFeatures",
+    "simulate_response_votes",
+    "attach_response_features",
 ]
 
 
@@ -175,6 +186,12 @@ class SimulatedVotes:
         True tie propensity per user when ties were simulated.
     kappa : float or None
         Extra tie rate of careless votes when ties were simulated.
+    features : numpy.ndarray or None, shape (2 N, dim)
+        With :func:`simulate_response_votes`: the feature vector of every
+        response; the columns ``response_a`` and ``response_b`` hold row
+        numbers into it (as text).
+    responses : ResponseFeatures or None
+        The scheme that generated ``features``.
     """
 
     votes: pd.DataFrame
@@ -184,6 +201,8 @@ class SimulatedVotes:
     params: dict[str, Any]
     tau: pd.Series | None = None
     kappa: float | None = None
+    features: np.ndarray | None = None
+    responses: ResponseFeatures | None = None
 
     def to_data(self, **kwargs):
         """The votes as a :class:`attnmodel.data.votes.VoteData`."""
@@ -336,4 +355,276 @@ def simulate_votes(
         params=params,
         tau=None if tau is None else pd.Series(tau_u, index=pd.Index(users, name="user")),
         kappa=None if tau is None else float(kappa),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _squares_gap(n: int) -> np.ndarray:
+    """``Z1^2 - Z2^2`` for ``n`` pairs of standard normals from a fixed seed (read-only)."""
+    z = np.random.default_rng(12345).standard_normal((n, 2))
+    out = z[:, 0] ** 2 - z[:, 1] ** 2
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
+class ResponseFeatures:
+    """Responses as feature vectors with a true reward.
+
+    A response is a point ``x`` in ``R^dim``. Its true reward is
+
+    ``r(x) = w . x + curvature * (v . x)^2 / 2``
+
+    with ``w`` and ``v`` orthonormal: linear, plus a mild nonlinearity that no
+    linear reward model captures. The weaker model of a pair (and the base
+    policy that fresh evaluation responses come from) draws ``x ~ N(0, I)``; the
+    stronger model draws ``x ~ N(shift * u, I)`` where the direction of its
+    advantage ``u = cos(angle) w + sin(angle) s`` also moves along a direction
+    ``s`` (style) that the reward ignores. ``shift`` is set so that the
+    stronger model's response has the higher reward with probability ``mu``.
+    The larger ``mu``, the more the chosen and rejected responses differ in
+    style as well as in reward, so a reward model trained on them learns style
+    (the paper's observation that too large a gap between the models hinders
+    training).
+
+    Parameters
+    ----------
+    dim : int
+        Features per response (at least 3).
+    curvature : float
+        Weight of the quadratic term.
+    angle : float
+        Angle (radians) between the stronger model's advantage and ``w``.
+    seed : int
+        Seeds the directions ``w``, ``v``, ``s``.
+    """
+
+    dim: int = 200
+    curvature: float = 0.3
+    angle: float = np.pi / 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dim < 3:
+            raise ValueError(f"dim must be at least 3, got {self.dim}")
+        if not 0.0 <= self.angle < np.pi / 2:
+            raise ValueError(f"angle must lie in [0, pi/2), got {self.angle}")
+
+    def directions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(w, v, u)``: reward direction, curvature direction, stronger model's advantage."""
+        rng = np.random.default_rng(self.seed)
+        q, _ = np.linalg.qr(rng.standard_normal((self.dim, 3)))
+        w, v, s = q.T
+        return w, v, np.cos(self.angle) * w + np.sin(self.angle) * s
+
+    def reward(self, x: np.ndarray) -> np.ndarray:
+        """True reward of each row of ``x`` (shape ``(k, dim)``)."""
+        w, v, _ = self.directions()
+        return x @ w + 0.5 * self.curvature * (x @ v) ** 2
+
+    def win_rate(self, shift: float, n: int = 200_000) -> float:
+        """P(the stronger model's response has the higher reward) at ``shift``.
+
+        Only ``w . x`` and ``v . x`` matter: given the quadratic terms ``Q``,
+        the linear gap is normal, so ``mu = E[Phi((shift cos(angle) + Q) / sqrt 2)]``,
+        averaged over ``n`` draws of ``Q`` from a fixed seed.
+        """
+        from scipy.special import ndtr
+
+        q = 0.5 * self.curvature * _squares_gap(n)
+        return float(np.mean(ndtr((shift * np.cos(self.angle) + q) / np.sqrt(2.0))))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (frozen, hashable, few instances)
+    def shift_for(self, mu: float) -> float:
+        """The stronger model's shift that gives win rate ``mu`` (bisection)."""
+        if not 0.5 <= mu < 1.0:
+            raise ValueError(f"mu must lie in [1/2, 1), got {mu}")
+        lo, hi = 0.0, 1.0
+        while self.win_rate(hi) < mu:
+            hi *= 2.0
+        for _ in range(50):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self.win_rate(mid) < mu else (lo, mid)
+        return 0.5 * (lo + hi)
+
+    def draw(self, size: int, rng: np.random.Generator, shift: float = 0.0) -> np.ndarray:
+        """``size`` responses of a model whose mean is ``shift * u`` (0: the weaker/base model)."""
+        x = rng.standard_normal((size, self.dim))
+        if shift:
+            x += shift * self.directions()[2]
+        return x
+
+
+def simulate_response_votes(
+    family: str | Family,
+    params: dict[str, Any],
+    n_users: int,
+    n_votes,
+    mu: float = 0.8,
+    *,
+    responses: ResponseFeatures | None = None,
+    seed: int | None = None,
+    tau=None,
+    kappa: float = 0.0,
+    models: tuple[str, str] = ("model-A", "model-B"),
+) -> SimulatedVotes:
+    """Votes on responses with features, in the raw layout (one pair of models).
+
+    Each vote shows a response of the stronger model ``models[0]`` and one of
+    the weaker ``models[1]`` in random order, drawn by ``responses`` so that the
+    stronger one has the higher true reward with probability ``mu``. An
+    attentive vote goes to the response of higher true reward, a careless one
+    is a coin flip; with ``tau`` the votes include ties by the mechanism of the
+    module (an attentive vote is a tie with probability ``tau_j``, a careless
+    one with ``tau_j + (1 - tau_j) kappa``).
+
+    Parameters
+    ----------
+    family, params, n_users, n_votes
+        As :func:`simulate_votes`.
+    mu : float
+        Win rate of the stronger model, in [1/2, 1).
+    responses : ResponseFeatures, optional
+        Default ``ResponseFeatures()``.
+    seed : int, optional
+    tau, kappa
+        Ties, as :func:`simulate_votes`.
+    models : (str, str)
+        Names of the stronger and the weaker model.
+
+    Returns
+    -------
+    SimulatedVotes
+        ``votes`` has ``user``, ``model_a``, ``model_b``, ``winner``,
+        ``prompt``, ``response_a``, ``response_b`` (row numbers into
+        ``features``, as text), ``reward_a`` and ``reward_b``.
+    """
+    responses = responses if responses is not None else ResponseFeatures()
+    fam = family_for_params(family, params)
+    params = fam.validate(params)
+    shift = responses.shift_for(float(mu))
+    rng = np.random.default_rng(seed)
+    eta = fam.sample(params, n_users, rng)
+    n = draw_n_votes(n_votes, n_users, rng)
+    user = np.repeat(np.arange(n_users), n)
+    total = int(n.sum())
+    strong_x = responses.draw(total, rng, shift)
+    weak_x = responses.draw(total, rng)
+    strong_r, weak_r = responses.reward(strong_x), responses.reward(weak_x)
+    better = strong_r > weak_r
+    if tau is not None:
+        tau_u = draw_tau(tau, n_users, rng)
+        # P(stronger better) is 0 or 1 per vote: the attentive vote follows the rewards.
+        z, tie = _tie_votes(rng, eta[user], tau_u[user], float(kappa), better.astype(float))
+    else:
+        attentive = rng.random(total) < eta[user]
+        z = np.where(attentive, better, rng.random(total) < 0.5)
+        tie = np.zeros(total, dtype=bool)
+    swap = rng.random(total) < 0.5
+    row = np.arange(total)
+    # Features: rows 0..N-1 the stronger model's responses, N..2N-1 the weaker's.
+    ids = np.char.mod("%d", np.stack([row, total + row]))
+    users = np.array([f"u{j:0{len(str(n_users - 1))}d}" for j in range(n_users)], dtype=object)
+    a_won = z.astype(bool) ^ swap
+    votes = pd.DataFrame(
+        {
+            "user": users[user],
+            "model_a": np.where(swap, models[1], models[0]),
+            "model_b": np.where(swap, models[0], models[1]),
+            "winner": np.where(tie, "tie", np.where(a_won, "model_a", "model_b")),
+            "prompt": np.char.mod("prompt %d", row),
+            "response_a": np.where(swap, ids[1], ids[0]),
+            "response_b": np.where(swap, ids[0], ids[1]),
+            "reward_a": np.where(swap, weak_r, strong_r),
+            "reward_b": np.where(swap, strong_r, weak_r),
+        }
+    )
+    return SimulatedVotes(
+        votes=votes,
+        eta=pd.Series(eta, index=pd.Index(users, name="user"), name="eta"),
+        mu=pd.Series([float(mu)], index=pd.Index([f"{models[0]} vs {models[1]}"], name="pair")),
+        family=fam,
+        params=params,
+        tau=None if tau is None else pd.Series(tau_u, index=pd.Index(users, name="user")),
+        kappa=None if tau is None else float(kappa),
+        features=np.concatenate([strong_x, weak_x]),
+        responses=responses,
+    )
+
+
+def _pairs_in_order(
+    responses: ResponseFeatures, better: np.ndarray, shift: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stronger and weaker responses per vote, the stronger one better exactly where ``better``."""
+    strong = np.empty((better.size, responses.dim))
+    weak = np.empty_like(strong)
+    need = {True: np.flatnonzero(better), False: np.flatnonzero(~better)}
+    while need[True].size or need[False].size:
+        size = max(need[True].size, need[False].size, 64)
+        s, w = responses.draw(size, rng, shift), responses.draw(size, rng)
+        won = responses.reward(s) > responses.reward(w)
+        for outcome in (True, False):
+            slots, got = need[outcome], np.flatnonzero(won == outcome)
+            k = min(slots.size, got.size)
+            strong[slots[:k]], weak[slots[:k]] = s[got[:k]], w[got[:k]]
+            need[outcome] = slots[k:]
+    return strong, weak
+
+
+def attach_response_features(
+    sim: SimulatedVotes,
+    responses: ResponseFeatures | None = None,
+    *,
+    seed: int | None = None,
+) -> SimulatedVotes:
+    """Responses with features for a log simulated without them, consistent with its votes.
+
+    Given a vote and its user's true ``eta``, whether the stronger model's
+    response had the higher reward is drawn from its conditional probability
+    (a vote for the stronger model came from an attentive user who saw it
+    better, ``eta mu``, or from a coin flip, ``(1 - eta) / 2``), and the two
+    responses are then drawn given that order. The result has the joint
+    distribution of :func:`simulate_response_votes`, on the log's own votes.
+
+    Parameters
+    ----------
+    sim : SimulatedVotes
+        Raw layout, one pair, no ties (``simulate_votes(..., layout="raw")``).
+    responses : ResponseFeatures, optional
+    seed : int, optional
+
+    Returns
+    -------
+    SimulatedVotes
+        A copy whose votes gain ``feature_a`` and ``feature_b`` (row numbers
+        into ``features``, as text) and ``reward_a``, ``reward_b``.
+    """
+    responses = responses if responses is not None else ResponseFeatures()
+    votes = sim.votes
+    if "winner" not in votes.columns or sim.tau is not None or len(sim.mu) != 1:
+        raise ValueError("attach_response_features needs one pair in the raw layout without ties")
+    mu = float(sim.mu.iloc[0])
+    strong_name = str(sim.mu.index[0]).split(" vs ", 1)[0]
+    swap = (votes["model_a"] != strong_name).to_numpy()
+    z = (votes["winner"] == "model_a").to_numpy() ^ swap
+    eta = sim.eta.reindex(votes["user"]).to_numpy()
+    p_better = np.where(
+        z,
+        mu * (1 + eta) / 2 / (eta * mu + (1 - eta) / 2),
+        mu * (1 - eta) / 2 / (eta * (1 - mu) + (1 - eta) / 2),
+    )
+    rng = np.random.default_rng(seed)
+    better = rng.random(len(votes)) < p_better
+    strong_x, weak_x = _pairs_in_order(responses, better, responses.shift_for(mu), rng)
+    strong_r, weak_r = responses.reward(strong_x), responses.reward(weak_x)
+    row = np.arange(len(votes))
+    ids = np.char.mod("%d", np.stack([row, len(votes) + row]))
+    out = votes.assign(
+        feature_a=np.where(swap, ids[1], ids[0]),
+        feature_b=np.where(swap, ids[0], ids[1]),
+        reward_a=np.where(swap, weak_r, strong_r),
+        reward_b=np.where(swap, strong_r, weak_r),
+    )
+    return dataclasses.replace(
+        sim, votes=out, features=np.concatenate([strong_x, weak_x]), responses=responses
     )

@@ -54,6 +54,7 @@ __all__ = [
     "Trajectories",
     "RelativeErrors",
     "DensityFit",
+    "child_seed",
     "simulate_data",
     "relative_error",
     "em_trajectories",
@@ -146,7 +147,7 @@ FIGURE7_TRUTHS: tuple[Truth, ...] = (
 # ---------------------------------------------------------------------------
 
 
-def _child_seed(seed: int, *keys: int) -> int:
+def child_seed(seed: int, *keys: int) -> int:
     """An independent integer seed for one cell of an experiment.
 
     Mixing the keys through ``SeedSequence`` keeps cells apart (an additive
@@ -425,7 +426,7 @@ def relative_error_table(
         for m, n in cells:
             for seed in seeds:
                 data, _ = simulate_data(
-                    family, truth, m, n, mu, seed=_child_seed(seed, f_idx, m, n)
+                    family, truth, m, n, mu, seed=child_seed(seed, f_idx, m, n)
                 )
                 res = fit_em(
                     data, family, mu=mu, n_init=n_init, seed=seed, warn=False, priors=PAPER_PRIORS
@@ -630,8 +631,8 @@ def misspecification(
     """
     kw = {"n_users": n_users, "n_votes": n_votes, "mu": mu, "n_init": n_init}
     return [
-        density_fit(FIGURE7_TRUTHS[0], "two_point", seed=_child_seed(seed, 0), **kw),
-        density_fit(FIGURE7_TRUTHS[1], "beta", seed=_child_seed(seed, 1), **kw),
+        density_fit(FIGURE7_TRUTHS[0], "two_point", seed=child_seed(seed, 0), **kw),
+        density_fit(FIGURE7_TRUTHS[1], "beta", seed=child_seed(seed, 1), **kw),
     ]
 
 
@@ -674,7 +675,7 @@ def logistic_normal_truths(
             n_users=n_users,
             n_votes=n_votes,
             mu=mu,
-            seed=_child_seed(seed, k),
+            seed=child_seed(seed, k),
             n_init=n_init,
         )
         for k, t in enumerate(truths)
@@ -781,7 +782,7 @@ def accuracy_vs_mu(
     for i, mu in enumerate(mus):
         for seed in seeds:
             data, eta = simulate_data(
-                truth.family, truth.params, n_users, n_votes, mu, seed=_child_seed(seed, i)
+                truth.family, truth.params, n_users, n_votes, mu, seed=child_seed(seed, i)
             )
             attentive = eta > cut
             kw = {"n_init": n_init, "seed": seed, "warn": False, "priors": PAPER_PRIORS}

@@ -1,6 +1,7 @@
 """Figures of the paper's experiments (matplotlib).
 
-They draw what :mod:`attnmodel.paper.experiments` returns; the figures of a
+They draw what :mod:`attnmodel.paper.experiments` and
+:mod:`attnmodel.paper.downstream` return; the figures of a
 fit (EM's objective, per-user attentiveness) are :mod:`attnmodel.plots`. Every
 function returns the :class:`matplotlib.figure.Figure` it drew and neither
 saves nor shows it.
@@ -12,6 +13,8 @@ function                      draws
 :func:`plot_density_fit`      fitted against true ``P_eta``
 :func:`plot_accuracy_vs_mu`   recovery of attentive users against ``mu``
 :func:`plot_tradeoff`         votes kept against the share of casual votes among them
+:func:`plot_sweet_spot`       proxy quality against the kept fraction of users
+:func:`plot_mu_tradeoff`      proxy quality of all / filtered / oracle votes against ``mu``
 ============================  ========================================================
 """
 
@@ -33,6 +36,8 @@ __all__ = [
     "plot_density_fit",
     "plot_accuracy_vs_mu",
     "plot_tradeoff",
+    "plot_sweet_spot",
+    "plot_mu_tradeoff",
 ]
 
 #: Default axes of :func:`plot_trajectories` per family.
@@ -324,4 +329,115 @@ def plot_tradeoff(table: pd.DataFrame, *, figsize: tuple[float, float] | None = 
         name = setting_name.get(rule, "setting")
         ax.set_title(f"rule {rule} (labels: {name})")
         ax.legend(fontsize="small")
+    return fig
+
+
+def _band(ax, x, rows: pd.DataFrame, metric: str, **style) -> None:
+    """Mean over seeds as a line, the 10-90% band over seeds shaded."""
+    ax.plot(x, rows[f"{metric}_mean"], marker="o", ms=4, **style)
+    ax.fill_between(
+        x, rows[f"{metric}_q10"], rows[f"{metric}_q90"], color=style.get("color"), alpha=0.12
+    )
+
+
+def _need(table: pd.DataFrame, cols: Sequence[str], source: str) -> None:
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks columns {missing}; pass {source} output")
+
+
+def plot_sweet_spot(
+    summary: pd.DataFrame,
+    *,
+    metric: str = "accuracy",
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Proxy quality against the kept fraction of users (the paper's Figure 6).
+
+    One colour per truth: solid, users ranked by the fit (rule ``top``);
+    dashed, ranked by their true ``eta`` (oracle). Lines are means over seeds,
+    bands the 10-90% range; a star marks the best kept fraction of the fit.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`attnmodel.paper.downstream.summarize_runs` of
+        :func:`~attnmodel.paper.downstream.proxy_runs` by ``truth``.
+    metric : {"accuracy", "win_rate"}
+    figsize : tuple of float, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _need(summary, ["truth", "selection", f"{metric}_mean", f"{metric}_q10"], "summarize_runs()")
+    fig, ax = plt.subplots(figsize=figsize or (6.5, 4.2), layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (truth, grp) in enumerate(summary.groupby("truth", sort=False)):
+        color = colors[k % len(colors)]
+        for prefix, ls, name in (("top", "-", "fit"), ("oracle", "--", "oracle")):
+            rows = grp[grp["selection"].str.startswith(prefix) | (grp["selection"] == "all")]
+            frac = rows["selection"].map(
+                lambda s, p=prefix: 1.0 if s == "all" else float(s[len(p) :])
+            )
+            rows = rows.assign(frac=frac.to_numpy()).sort_values("frac", ascending=False)
+            label = f"{truth} ({name})"
+            _band(ax, rows["frac"], rows, metric, color=color, ls=ls, label=label)
+            if prefix == "top":
+                best = rows.loc[rows[f"{metric}_mean"].idxmax()]
+                ax.plot(best["frac"], best[f"{metric}_mean"], "*", ms=16, color=color, mec="k")
+    ax.set_xlabel("kept fraction of users")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_mu_tradeoff(
+    summary: pd.DataFrame,
+    *,
+    metric: str = "accuracy",
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Proxy quality of all, filtered and oracle-filtered votes against ``mu`` (Table 2).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`attnmodel.paper.downstream.summarize_runs` of
+        :func:`~attnmodel.paper.downstream.mu_tradeoff` by ``mu``.
+    metric : {"accuracy", "win_rate"}
+    figsize : tuple of float, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the quality (mean over seeds, 10-90% band); right: the
+        oracle's lead over the filter (mean over seeds of the paired
+        difference).
+    """
+    _need(summary, ["mu", "selection", f"{metric}_mean", f"{metric}_gain"], "summarize_runs()")
+    fig, axs = plt.subplots(1, 2, figsize=figsize or (11, 4.0), layout="constrained")
+    styles = {"all": ("tab:gray", "all votes"), "top": (FIT_COLOR, "filtered (top, fit)")}
+    styles["oracle"] = (TRUE_COLOR, "oracle (top, true eta)")
+    for sel, grp in summary.groupby("selection", sort=False):
+        kind = next((k for k in styles if sel.startswith(k)), None)
+        if kind is None:
+            continue
+        color, label = styles[kind]
+        grp = grp.sort_values("mu")
+        _band(axs[0], grp["mu"], grp, metric, color=color, label=f"{label}: {sel}")
+    axs[0].set_xlabel("mu (true win rate of the stronger model)")
+    axs[0].set_ylabel(metric.replace("_", " "))
+    axs[0].grid(alpha=0.3)
+    axs[0].legend(fontsize="small")
+    top = summary[summary["selection"].str.startswith("top")].sort_values("mu")
+    orc = summary[summary["selection"].str.startswith("oracle")].sort_values("mu")
+    lead = orc[f"{metric}_gain"].to_numpy() - top[f"{metric}_gain"].to_numpy()
+    axs[1].plot(top["mu"], lead, "o-", color="k")
+    axs[1].axhline(0.0, color="0.5", lw=1)
+    axs[1].set_xlabel("mu (true win rate of the stronger model)")
+    axs[1].set_ylabel(f"oracle minus filter ({metric.replace('_', ' ')})")
+    axs[1].grid(alpha=0.3)
     return fig
