@@ -2,11 +2,13 @@
 
 Runs the same cases with the same seeds as the test (Beta with mu under
 BetaPrior(8, 2); two-point with mu = 0.8 known; two-point under Bradley-Terry
-with three models; 100 data sets each; ``tests.test_sbc.cases``) and prints
-the rank histograms and chi-square p-values in the form of the table in
-benchmarks/README.md ("SBC in the slow test job").
+with three models and under a pooled mu over three pairs; 100 data sets each;
+``tests.test_sbc.cases``) and prints the rank histograms and chi-square
+p-values in the form of the table in benchmarks/README.md ("SBC in the slow
+test job").
 
-    PYTHONPATH=. .venv/bin/python benchmarks/sbc_ci.py
+    PYTHONPATH=. .venv/bin/python benchmarks/sbc_ci.py            # every case
+    PYTHONPATH=. .venv/bin/python benchmarks/sbc_ci.py pooled  # cases whose label holds a word
 """
 
 from __future__ import annotations
@@ -35,18 +37,23 @@ def main() -> None:
         "| case | parameter | ranks per bin | chi² (df 9) | p-value | seconds |",
         "|---|---|---|---|---|---|",
     ]
+    # Each case's rows as soon as it ends, so that an interrupted run keeps what it measured.
+    print("\n".join(lines), flush=True)
+    words = sys.argv[1:]
     for label in sbc.cases():
+        if words and not any(w in label for w in words):
+            continue
         t0 = time.perf_counter()
         ranks = sbc.run_case(label)
         seconds = time.perf_counter() - t0
         for name in ranks:
             hist = np.histogram(ranks[name], bins=sbc.BINS, range=(0, sbc.L + 1))[0]
             test = stats.chisquare(hist)
-            lines.append(
+            print(
                 f"| {label} | {name} | {hist.tolist()} | {test.statistic:.2f} | "
-                f"{test.pvalue:.3f} | {seconds:.0f} |"
+                f"{test.pvalue:.3f} | {seconds:.0f} |",
+                flush=True,
             )
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,17 @@ the sampler targets the model's posterior, the rank of the true value among
 - two-point ``P_eta`` (the same prior) with ``mu_structure="bradley_terry"``
   over three models A, B, C and their three pairs: ``theta ~
   ZeroSumNormal(1)``; ranks of ``theta[0]`` and ``theta[1]`` (``theta[2]``
-  is their negated sum).
+  is their negated sum);
+- two-point ``P_eta`` (the same prior) with ``mu_structure="pooled"`` over the
+  same three pairs, every ``mu`` unknown: ``2 mu_k - 1 ~ Beta(1 + m c, 1 +
+  (1 - m) c)`` with ``PooledMu``'s default hyperpriors ``m ~ Beta(2, 2)``,
+  ``c ~ Gamma(2, rate 0.1)``; ranks of ``q_low``, ``eta_high``, ``m``, ``c``
+  and ``mu[0]``.
 
 Every data set has 40 to 80 users, each with ``VOTES`` votes on one pair (for
-Bradley-Terry, a pair drawn uniformly for each user), so the distinct count
-rows are always among ``s = 0..VOTES`` on each pair: the model is built and
-compiled once (on a template holding one user per row) and each data set only
+Bradley-Terry and pooled, a pair drawn uniformly for each user), so the
+distinct count rows are always among ``s = 0..VOTES`` on each pair: the model
+is built and compiled once (on a template holding one user per row) and each data set only
 swaps the number of users per row (``pm.set_data({"row_weight": ...})``),
 reusing one NUTS step (its adaptation carries over, which changes only the
 sampler's efficiency).
@@ -31,13 +36,14 @@ gave p = 0.005, with 600 p = 0.62); for Bradley-Terry, whose gradient costs
 three times as much (63 count rows against 21), one chain of 400 draws after
 300 tuning steps, which keeps the slow job's time (its ranks gave p = 0.13 to
 0.85 with this setting, 0.30 to 0.80 with 2 chains of 300 draws).
+The pooled case, on the same template, runs the same setting.
 
 Test: the ranks (``L = 19`` draws kept, evenly spaced among the chains'
 draws, so that they are nearly independent) of each parameter are counted in
 10 bins of two rank values, and a chi-square test of uniformity (9 degrees of
-freedom) is applied per parameter; the family-wise level over the eleven
-parameters of the three cases is 1% (Bonferroni: each p-value must exceed
-0.01 / 11).
+freedom) is applied per parameter; the family-wise level over the 16
+parameters of the four cases is 1% (Bonferroni: each p-value must exceed
+0.01 / 16).
 """
 
 from __future__ import annotations
@@ -48,14 +54,20 @@ import pytest
 from scipy import special, stats
 
 import attnmodel as am
+from attnmodel.model.mu_structure import PooledMu
 
 N_DATASETS = 100
 VOTES = 20
 L = 19
 BINS = 10
 FAMILY_WISE = 0.01
-N_TESTS = 11
-SAMPLING = {"beta": (2, 200, 200), "two_point": (2, 500, 500), "bradley_terry": (1, 300, 400)}
+N_TESTS = 16
+SAMPLING = {
+    "beta": (2, 200, 200),
+    "two_point": (2, 500, 500),
+    "bradley_terry": (1, 300, 400),
+    "pooled": (1, 300, 400),
+}
 BOX = (0.1, 50.0)  # the documented alpha/beta box for users with at most 625 votes
 MU_PRIOR = am.BetaPrior(8.0, 2.0)
 MU_KNOWN = 0.8
@@ -101,7 +113,8 @@ def one_pair_case(family):
 BT_PAIRS, BT_A, BT_B = ["A vs B", "B vs C", "A vs C"], np.array([0, 1, 0]), np.array([1, 2, 2])
 
 
-def bradley_terry_case():
+def one_pair_each_template():
+    """One user per (pair, s) of the three pairs: ``VOTES`` votes on that pair alone."""
     n_pairs = len(BT_PAIRS)
     pair = np.repeat(np.arange(n_pairs), VOTES + 1)
     wins = np.tile(np.arange(VOTES + 1), n_pairs)
@@ -109,7 +122,21 @@ def bradley_terry_case():
     s = np.zeros_like(n)
     n[np.arange(pair.size), pair] = VOTES
     s[np.arange(pair.size), pair] = wins
-    data = am.VoteData.from_counts(n, s, pairs=BT_PAIRS)
+    return am.VoteData.from_counts(n, s, pairs=BT_PAIRS)
+
+
+def simulate_one_pair_each(truth, rng):
+    """Two-point users of ``VOTES`` votes on one pair drawn uniformly; their template users."""
+    n_pairs = len(BT_PAIRS)
+    m = int(rng.integers(40, 81))
+    eta = draw_eta("two_point", truth, m, rng)
+    k = rng.integers(n_pairs, size=m)
+    wins = rng.binomial(VOTES, 0.5 + eta * (truth["mu"][k] - 0.5))
+    return k * (VOTES + 1) + wins  # the template's user with these votes
+
+
+def bradley_terry_case():
+    n_pairs = len(BT_PAIRS)
 
     def truth(rng):
         # ZeroSumNormal(1): an iid standard normal projected on the sum-zero plane.
@@ -120,14 +147,26 @@ def bradley_terry_case():
         out["mu"] = special.expit(theta[BT_A] - theta[BT_B])
         return out
 
-    def simulate(truth, rng):
-        m = int(rng.integers(40, 81))
-        eta = draw_eta("two_point", truth, m, rng)
-        k = rng.integers(n_pairs, size=m)
-        wins = rng.binomial(VOTES, 0.5 + eta * (truth["mu"][k] - 0.5))
-        return k * (VOTES + 1) + wins  # the template's user with these votes
+    return one_pair_each_template(), truth, simulate_one_pair_each
 
-    return data, truth, simulate
+
+# Pooled: the same three pairs and template, every mu unknown and drawn from the
+# population of PooledMu's defaults: 2 mu_k - 1 ~ Beta(1 + m c, 1 + (1 - m) c),
+# m ~ Beta(2, 2), c ~ Gamma(shape 2, rate 0.1).
+POOLED = PooledMu()
+
+
+def pooled_case():
+    def truth(rng):
+        out = draw_truth("two_point", rng)
+        m = rng.beta(*POOLED.mode_prior)
+        c = rng.gamma(POOLED.concentration_shape, 1.0 / POOLED.concentration_rate)
+        x = rng.beta(1.0 + m * c, 1.0 + (1.0 - m) * c, size=len(BT_PAIRS))
+        out.update({"mu_pop_mode": m, "mu_pop_concentration": c, "mu": 0.5 + 0.5 * x})
+        out.update({f"mu[{k}]": out["mu"][k] for k in range(len(BT_PAIRS))})
+        return out
+
+    return one_pair_each_template(), truth, simulate_one_pair_each
 
 
 def sbc_ranks(case, names, seed, sampling, **model_kw):
@@ -191,6 +230,7 @@ def cases():
     Shared with ``benchmarks/sbc_ci.py``, which prints their table.
     """
     bt_names = ["q_low", "eta_low", "eta_high"] + [("theta", i, f"theta[{i}]") for i in range(2)]
+    pooled_names = ["q_low", "eta_high", "mu_pop_mode", "mu_pop_concentration", ("mu", 0, "mu[0]")]
     return {
         "Beta (flat shapes), mu ~ BetaPrior(8, 2)": (
             one_pair_case("beta"), ("alpha", "beta", "mu"), 1, SAMPLING["beta"],
@@ -203,6 +243,10 @@ def cases():
         "two-point, Bradley-Terry (3 models)": (
             bradley_terry_case(), bt_names, 3, SAMPLING["bradley_terry"],
             {"family": "two_point", "mu_structure": "bradley_terry"},
+        ),
+        "two-point, pooled mu (3 pairs)": (
+            pooled_case(), pooled_names, 4, SAMPLING["pooled"],
+            {"family": "two_point", "mu_structure": "pooled"},
         ),
     }  # fmt: skip
 
@@ -225,3 +269,8 @@ def test_sbc_two_point_mu_known():
 @pytest.mark.slow
 def test_sbc_bradley_terry_two_point():
     assert_uniform(run_case("two-point, Bradley-Terry (3 models)"))
+
+
+@pytest.mark.slow
+def test_sbc_pooled_two_point():
+    assert_uniform(run_case("two-point, pooled mu (3 pairs)"))
