@@ -1296,51 +1296,43 @@ def fused_pays(counts, n_nodes: int) -> bool:
 
 
 @numba.njit(cache=True)
-def _loglik_mu_at(j, r, row_ptr, entry_pair, entry_s, entry_f, logs):
-    """Log-likelihood of row ``r`` at sub-grid node ``j``, forming node ``j``'s logs if needed.
-
-    ``logs`` is ``(mu, eta, half, idx, done, lg, l1, dg, d1)`` of :func:`_pair_logs_mu`.
-    """
-    _pair_logs_mu(j, j + 1, *logs)
-    lg = logs[5]
-    l1 = logs[6]
-    acc = 0.0
-    for e in range(row_ptr[r], row_ptr[r + 1]):
-        p = entry_pair[e]
-        if entry_s[e] > 0:
-            acc += entry_s[e] * lg[p, j]
-        if entry_f[e] > 0:
-            acc += entry_f[e] * l1[p, j]
-    return acc
-
-
-@numba.njit(cache=True)
 def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
     """The sub-grid nodes ``lo..hi-1`` of row ``r``'s support, as :func:`_row_support` finds them.
 
     The same bisections (peak of the concave likelihood, then either edge
     against the running maxima ``side_max`` of the log mass ``lm``), with the
-    logs formed only at the nodes visited (:func:`_loglik_mu_at`): the rows
-    of a level visit many of the same nodes, and none forms the logs of
-    nodes a heavy row does not reach.
+    logs formed only at the nodes visited: the rows of a level visit many of
+    the same nodes, and none forms the logs of nodes a heavy row does not
+    reach. ``logs`` is ``(mu, eta, half, idx, done, lg, l1, dg, d1)`` of
+    :func:`_pair_logs_mu`.
     """
-    args = (r, row_ptr, entry_pair, entry_s, entry_f, logs)
+    done = logs[4]
+    lg_t = logs[5].T
+    l1_t = logs[6].T
+
+    def at(j):
+        # Handing the arrays on to form a node costs more than the row's
+        # sum: only for nodes not yet formed.
+        if not done[j]:
+            _pair_logs_mu(j, j + 1, *logs)
+        return _row_loglik_at(j, r, row_ptr, entry_pair, entry_s, entry_f, lg_t, l1_t)
+
     n = lm.size
     a = 0
     b = n - 1
     while a < b:
         mid = (a + b) // 2
-        if _loglik_mu_at(mid + 1, *args) > _loglik_mu_at(mid, *args):
+        if at(mid + 1) > at(mid):
             a = mid + 1
         else:
             b = mid
     top = a
-    cut = _loglik_mu_at(top, *args) + lm[top] - _SUPPORT_CUT
+    cut = at(top) + lm[top] - _SUPPORT_CUT
     a = 0
     b = top
     while a < b:
         mid = (a + b) // 2
-        if _loglik_mu_at(mid, *args) + side_max[0, mid] >= cut:
+        if at(mid) + side_max[0, mid] >= cut:
             b = mid
         else:
             a = mid + 1
@@ -1349,7 +1341,7 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
     b = n - 1
     while a < b:
         mid = (a + b + 1) // 2
-        if _loglik_mu_at(mid, *args) + side_max[1, mid] >= cut:
+        if at(mid) + side_max[1, mid] >= cut:
             a = mid
         else:
             b = mid - 1
@@ -1377,6 +1369,17 @@ def _pair_logs_mu(lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1):
             l1[p, j] = np.log(loss)
             dg[p, j] = eta[g] / win
             d1[p, j] = -eta[g] / loss
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _dot_both(x, y, z):
+    """``(x . y, x . z)`` in one pass, summed in whatever order vectorises."""
+    a = 0.0
+    b = 0.0
+    for g in range(x.size):
+        a += x[g] * y[g]
+        b += x[g] * z[g]
+    return a, b
 
 
 @numba.njit(cache=True)
@@ -1459,6 +1462,11 @@ def marginal_votes_mu(
                 # No sub-grid node explains the row: perhaps a finer grid's does.
                 coarse[i] = lv > 0
                 continue
+            # The nodes _row_by_logs set to zero add nothing below: skip them.
+            while x[lo] == 0.0:
+                lo += 1
+            while x[hi - 1] == 0.0:
+                hi -= 1
             xs = x[lo:hi]
             if lv > 0 and abs(total - _dot(xs, ratio[lo:hi])) > STRIDE_TOL * total:
                 coarse[i] = True
@@ -1470,12 +1478,8 @@ def marginal_votes_mu(
                 ws[k] += scale * xs[k]
             for e in range(row_ptr[r], row_ptr[r + 1]):
                 p = entry_pair[e]
-                acc = 0.0
-                if entry_s[e] > 0:
-                    acc += entry_s[e] * _dot(xs, dg[p, lo:hi])
-                if entry_f[e] > 0:
-                    acc += entry_f[e] * _dot(xs, d1[p, lo:hi])
-                grad[p] += scale * acc
+                win, loss = _dot_both(xs, dg[p, lo:hi], d1[p, lo:hi])
+                grad[p] += scale * (entry_s[e] * win + entry_f[e] * loss)
         for i in range(rows.size):
             if coarse[i]:
                 level[rows[i]] = lv - 1
