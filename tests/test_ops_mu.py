@@ -170,7 +170,8 @@ def test_support_search_on_formed_nodes_equals_the_e_steps(data):
         l1_t = np.log(half[idx, None] + grid.eta[idx, None] * (1.0 - mu[None, :]))
         tables = [np.empty((counts.n_pairs, n)) for _ in range(4)]
         done = np.zeros(n, dtype=bool)
-        logs = (mu, grid.eta, half, idx, done, *tables)
+        no_prev = (np.full(grid.size, -1), np.zeros(1, dtype=bool), np.empty((4, mu.size, 1)))
+        logs = (mu, grid.eta, half, idx, done, *tables, *no_prev)
         for r in range(counts.n_rows):
             if votes[r] < kernels.SUPPORT_MIN_VOTES:
                 continue

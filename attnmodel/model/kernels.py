@@ -1303,8 +1303,8 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
     against the running maxima ``side_max`` of the log mass ``lm``), with the
     logs formed only at the nodes visited: the rows of a level visit many of
     the same nodes, and none forms the logs of nodes a heavy row does not
-    reach. ``logs`` is ``(mu, eta, half, idx, done, lg, l1, dg, d1)`` of
-    :func:`_pair_logs_mu`.
+    reach. ``logs`` is ``(mu, eta, half, idx, done, lg, l1, dg, d1, ...)``,
+    the arguments of :func:`_pair_logs_mu` after the node range.
     """
     done = logs[4]
     lg_t = logs[5].T
@@ -1349,19 +1349,32 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _pair_logs_mu(lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1):
+def _pair_logs_mu(
+    lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev
+):
     """Fill ``log g``, ``log(1 - g)`` and their derivatives in ``mu`` on nodes ``lo..hi-1``.
 
     Arrays of shape (P, idx.size) on the sub-grid ``idx``; only the nodes
     not yet ``done`` are formed (the rows of a level share most of their
     nodes). ``g = half + eta mu`` and ``1 - g = half + eta (1 - mu)``, as
-    :func:`attnmodel.model.grid.pair_log_probs` forms them.
+    :func:`attnmodel.model.grid.pair_log_probs` forms them. A node the
+    previous (coarser) level formed is copied from there: ``prev`` holds
+    that level's four arrays stacked (4, P, n'), ``prev_slot`` each grid
+    node's column in them (-1 if none), ``prev_done`` which were formed.
     """
     for j in range(lo, hi):
         if done[j]:
             continue
         done[j] = True
         g = idx[j]
+        k = prev_slot[g]
+        if k >= 0 and prev_done[k]:
+            for p in range(mu.size):
+                lg[p, j] = prev[0, p, k]
+                l1[p, j] = prev[1, p, k]
+                dg[p, j] = prev[2, p, k]
+                d1[p, j] = prev[3, p, k]
+            continue
         for p in range(mu.size):
             win = half[g] + eta[g] * mu[p]
             loss = half[g] + eta[g] * (1.0 - mu[p])
@@ -1409,6 +1422,10 @@ def marginal_votes_mu(
     top = mult.shape[0] - 2
     level = stride_start_levels(row_ptr, entry_s, entry_f, spacing, top)
     x = np.empty(n_nodes)
+    # The logs of the last level done, for the next (finer) one, which holds its nodes.
+    prev = np.empty((4, n_pairs, 1))
+    prev_done = np.zeros(1, dtype=np.bool_)
+    prev_slot = np.full(n_nodes, -1, dtype=np.int64)
     for lv in range(top, -1, -1):
         rows = np.nonzero(level == lv)[0]
         if rows.size == 0:
@@ -1432,12 +1449,13 @@ def marginal_votes_mu(
             side_max[1, n - 1] = lm[n - 1]
             for j in range(n - 2, -1, -1):
                 side_max[1, j] = max(side_max[1, j + 1], lm[j])
-        lg = np.empty((n_pairs, n))
-        l1 = np.empty((n_pairs, n))
-        dg = np.empty((n_pairs, n))
-        d1 = np.empty((n_pairs, n))
+        tabs = np.empty((4, n_pairs, n))
+        lg = tabs[0]
+        l1 = tabs[1]
+        dg = tabs[2]
+        d1 = tabs[3]
         done = np.zeros(n, dtype=np.bool_)
-        logs = (mu, eta, half, idx, done, lg, l1, dg, d1)
+        logs = (mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev)
         lo_r = np.zeros(rows.size, dtype=np.int64)
         hi_r = np.full(rows.size, n, dtype=np.int64)
         for i in range(rows.size):
@@ -1485,6 +1503,11 @@ def marginal_votes_mu(
                 level[rows[i]] = lv - 1
         for j in range(n):
             w_all[idx[j]] += w_s[j]
+        prev_slot[:] = -1
+        for j in range(n):
+            prev_slot[idx[j]] = j
+        prev = tabs
+        prev_done = done
     total = 0.0
     for r in range(n_rows):
         # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
