@@ -137,9 +137,7 @@ def test_fused_kernel_matches_numpy_on_the_full_grid(data):
         eta = grid.eta[None, :]
         grad = (s_rp.T @ post * (eta / win)).sum(1) - (f_rp.T @ post * (eta / loss)).sum(1)
         ref = (weight @ log_z, log_z, post.sum(0), grad)
-        got = kernels.marginal_votes_mu(
-            *arrays, weight, mu, grid.eta, half, log_mass, 0.0
-        )
+        got = kernels.marginal_votes_mu(*arrays, weight, mu, grid.eta, half, log_mass, 0.0)
         for name, r, g in zip(("total", "log_z", "W", "d/d mu"), ref, got, strict=True):
             scale = max(1.0, float(np.abs(r).max()))
             assert np.abs(np.asarray(g) - r).max() <= 1e-10 * scale, name

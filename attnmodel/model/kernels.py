@@ -1349,9 +1349,7 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _pair_logs_mu(
-    lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev
-):
+def _pair_logs_mu(lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev):
     """Fill ``log g``, ``log(1 - g)`` and their derivatives in ``mu`` on nodes ``lo..hi-1``.
 
     Arrays of shape (P, idx.size) on the sub-grid ``idx``; only the nodes
