@@ -14,7 +14,10 @@ The fit, in a fresh process:
 * default: ``fit_em(data, "beta")`` (mu unknown, default starts, subsample
   screening, the run over every row);
 * ``--fit-iter N``: ``fit_em(data, "beta", n_init=1, max_iter=N)``, and the
-  time per E-step over every row.
+  time per E-step over every row;
+* ``--estep``: one E-step over every row at the first start, with every row on
+  the grid (``POLY_MAX_VOTES = 0``) and with the light rows as polynomials in
+  ``eta`` (the default), alternating, ``--repeats`` times each.
 
 Printed: wall and CPU time (user + system, all threads) of the fit, its
 E-steps over every row (``em``, ``squarem``, ``secant``, ``lbfgs`` records;
@@ -170,14 +173,63 @@ def run_fit(fit_iter: int | None) -> dict:
     return out
 
 
+def run_estep(repeats: int) -> dict:
+    """One E-step over every row at the first start, light rows on the grid vs as polynomials.
+
+    The grid pass alone is the E-step with :data:`attnmodel.model.kernels.POLY_MAX_VOTES`
+    set to 0 (no row is light enough); the two alternate, ``repeats`` times each.
+    """
+    import numpy as np
+
+    from attnmodel.inference.em import EMProblem
+    from attnmodel.model import kernels
+    from attnmodel.model.families import get_family
+    from attnmodel.model.priors import resolve_mu
+
+    data = load()
+    spec = resolve_mu(list(data.pairs))
+    state = EMProblem(data.counts, get_family("beta"), spec).initial_state(
+        0, np.random.default_rng(0)
+    )
+    default = kernels.POLY_MAX_VOTES
+    out = {"grid": [], "poly": [], "load": [os.getloadavg()[0]]}
+    results = {}
+    for _ in range(repeats):
+        for name, n_max in (("grid", 0), ("poly", default)):
+            kernels.POLY_MAX_VOTES = n_max
+            problem = EMProblem(data.counts, get_family("beta"), spec)
+            problem.e_step(state)  # compiles, splits the rows, builds the tables
+            c0, t0 = sum(os.times()[:4]), time.perf_counter()
+            results[name] = problem.e_step(state)
+            out[name].append((time.perf_counter() - t0, sum(os.times()[:4]) - c0))
+    kernels.POLY_MAX_VOTES = default
+    out["load"].append(os.getloadavg()[0])
+    g, p = results["grid"], results["poly"]
+    out["objective"] = [g.objective, p.objective]
+    out["max_abs_log_z_diff"] = float(np.max(np.abs(g.row_log_marginal - p.row_log_marginal)))
+    votes = data.counts.row_sum(data.counts.entry_n)
+    out["light_rows"] = float(np.mean(votes <= default))
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help="'fit': run the fit in this process and print JSON")
     ap.add_argument("--prepare", action="store_true", help="only read the log and keep its counts")
     ap.add_argument("--fit-iter", type=int, help="N EM iterations of one start, not the whole fit")
+    ap.add_argument(
+        "--estep",
+        action="store_true",
+        help="one E-step over every row, the grid pass alone vs with polynomial rows",
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="with --estep: runs of each")
     args = ap.parse_args()
     if args.prepare:
         prepare()
+        return
+    if args.case == "estep":
+        print(json.dumps(run_estep(args.repeats)))
         return
     if args.case == "fit":
         print(json.dumps(run_fit(args.fit_iter)))
@@ -185,6 +237,27 @@ def main() -> None:
     print(banner("bench_big_fit"))
     if not os.path.exists(COUNTS):
         prepare()
+    if args.estep:
+        r = run_in_child(__file__, "estep", ("--repeats", str(args.repeats)))
+        if r is None:
+            sys.exit(1)
+        print(
+            f"one E-step over every row at the first start, {r['light_rows']:.1%} of the rows "
+            f"light; load {r['load'][0]:.2f} -> {r['load'][1]:.2f}"
+        )
+        for name in ("grid", "poly"):
+            wall = sorted(w for w, _ in r[name])
+            cpu = sorted(c for _, c in r[name])
+            print(
+                f"  {name}: median {wall[len(wall) // 2]:.2f} s wall, "
+                f"{cpu[len(cpu) // 2]:.2f} s CPU (CPU {cpu[0]:.2f}..{cpu[-1]:.2f})"
+            )
+        print(
+            f"  objective {r['objective'][0]:.8f} vs {r['objective'][1]:.8f}; largest "
+            f"difference of a row's log marginal {r['max_abs_log_z_diff']:.2e}; "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
+        return
     extra = ("--fit-iter", str(args.fit_iter)) if args.fit_iter else ()
     r = run_in_child(__file__, "fit", extra)
     if r is None:

@@ -435,7 +435,11 @@ def _row_weights(
 
 @numba.njit(cache=True, fastmath={"contract"})
 def _accumulate(x, lo, hi, scale, w_acc, s_acc, f_acc, r, row_ptr, entry_pair, entry_s, entry_f):
-    """Add the row's ``scale * x[lo:hi]`` into the node weights and the per-pair win/loss sums."""
+    """Add the row's ``scale * x[lo:hi]`` into the node weights and the per-pair win/loss sums.
+
+    The polynomial rows (:func:`_poly_pass`) add their scaled coefficients the
+    same way, into per-``(n, k)`` sums.
+    """
     xs = x[lo:hi]
     n = xs.size
     ws = w_acc[lo:hi]
@@ -1114,23 +1118,20 @@ def _poly_pass(
                 continue
             log_z[i] = np.log(z) + log_scale
             # The a0's cancel from the posterior weights b_k V_k / sum_k b_k M_k.
-            scale = row_weight[r] / z
-            acc = a_c[c, o : o + deg + 1]
-            for k in range(deg + 1):
-                b[k] *= scale
-                acc[k] += b[k]
-            for e in range(row_ptr[r], row_ptr[r + 1]):
-                p = entry_pair[e]
-                if entry_s[e] > 0:
-                    s = float(entry_s[e])
-                    sa = s_c[c, p, o : o + deg + 1]
-                    for k in range(deg + 1):
-                        sa[k] += s * b[k]
-                if entry_f[e] > 0:
-                    f = float(entry_f[e])
-                    fa = f_c[c, p, o : o + deg + 1]
-                    for k in range(deg + 1):
-                        fa[k] += f * b[k]
+            _accumulate(
+                b,
+                0,
+                deg + 1,
+                row_weight[r] / z,
+                a_c[c, o : o + deg + 1],
+                s_c[c, :, o : o + deg + 1],
+                f_c[c, :, o : o + deg + 1],
+                r,
+                row_ptr,
+                entry_pair,
+                entry_s,
+                entry_f,
+            )
     # The chunks summed in order, so the result does not depend on thread timing.
     a_all = np.zeros(nk)
     s_all = np.zeros((n_pairs, nk))
