@@ -8,12 +8,14 @@ from attnmodel.data.votes import VoteData
 from attnmodel.inference.em import EMProblem, EMState, fit_em
 from attnmodel.model.families import get_family
 from attnmodel.model.grid import make_logit_grid
+from attnmodel.model import kernels
 from attnmodel.model.kernels import (
     POLY_MAX_VOTES,
     TABLE_BUDGET,
     bernstein_table,
     poly_estep_stats,
     poly_max_votes,
+    poly_pays,
 )
 from attnmodel.model.priors import resolve_mu
 
@@ -61,6 +63,25 @@ def _reference(counts, mu, u, log_mass):
     return log_z, post.sum(axis=0), s_row.T @ post, f_row.T @ post
 
 
+@pytest.fixture
+def polynomial_rows(monkeypatch):
+    """Light rows as polynomials whatever the cost model says; counts the polynomial passes.
+
+    The tables here are small, where the grid pass is the cheaper one
+    (:func:`poly_pays`); the tests compare the two paths on them.
+    """
+    calls = []
+    real = kernels.poly_estep_stats
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "poly_pays", lambda *args: True)
+    monkeypatch.setattr(kernels, "poly_estep_stats", counted)
+    return calls
+
+
 def _poly(counts, mu, grid, log_mass, rows=None):
     mu = np.asarray(mu, dtype=float)
     half = np.full(mu.size, 0.5)
@@ -92,7 +113,7 @@ def test_polynomial_rows_equal_a_dense_reference(family, mu):
         np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12 * np.abs(y).max())
 
 
-def test_rows_too_small_for_the_polynomial_are_left_to_the_grid():
+def test_rows_too_small_for_the_polynomial_are_left_to_the_grid(polynomial_rows):
     """A marginal below 1e-250 of the largest node mass is refused (log Z = -inf).
 
     Users sure to be attentive (logit mean 40) against a pair with ``mu`` a
@@ -114,6 +135,7 @@ def test_rows_too_small_for_the_polynomial_are_left_to_the_grid():
     assert np.isfinite(np.delete(got[0], bad)).all()
     problem = EMProblem(data.counts, fam, resolve_mu(list(data.pairs)), grid, engine="numba")
     estep = problem.e_step(EMState(fam.validate(params), mu))
+    assert polynomial_rows
     ref = _reference(data.counts, mu, grid.u, log_mass)
     np.testing.assert_allclose(estep.row_log_marginal, ref[0], rtol=1e-12)
     assert estep.row_log_marginal[bad] < -700
@@ -122,7 +144,9 @@ def test_rows_too_small_for_the_polynomial_are_left_to_the_grid():
 
 @pytest.mark.parametrize("family", sorted(FAMILY_PARAMS))
 @pytest.mark.parametrize("mu_known", [True, False])
-def test_estep_with_polynomial_rows_equals_the_grid_pass_on_every_node(family, mu_known):
+def test_estep_with_polynomial_rows_equals_the_grid_pass_on_every_node(
+    family, mu_known, polynomial_rows
+):
     """Light rows by polynomial, heavy ones (65..400 votes) on the grid: the whole E-step.
 
     The reference is the compiled pass over every node (``posterior=True``
@@ -138,6 +162,7 @@ def test_estep_with_polynomial_rows_equals_the_grid_pass_on_every_node(family, m
     mu_state = np.full(3, 0.8) if mu_known else np.asarray(mu)
     state = EMState(fam.validate(FAMILY_PARAMS[family]), mu_state)
     got = problem.e_step(state)
+    assert polynomial_rows
     full = problem.e_step(state, posterior=True)
     assert got.objective == pytest.approx(full.objective, rel=1e-12)
     np.testing.assert_allclose(got.row_log_marginal, full.row_log_marginal, rtol=1e-12)
@@ -157,7 +182,7 @@ def test_estep_with_polynomial_rows_equals_the_grid_pass_on_every_node(family, m
 @pytest.mark.parametrize(
     ("family", "mu"), [("beta", None), ("beta_mixture", 0.8), ("two_point", None)]
 )
-def test_fits_with_polynomial_rows_reach_the_grid_fits_maximum(family, mu):
+def test_fits_with_polynomial_rows_reach_the_grid_fits_maximum(family, mu, polynomial_rows):
     """MAP-EM with the compiled E-step (light rows by polynomial) and with numpy's.
 
     Both maximise the same posterior; the numpy E-step sums light rows on
@@ -173,6 +198,7 @@ def test_fits_with_polynomial_rows_reach_the_grid_fits_maximum(family, mu):
     if family == "beta_mixture":
         kw["n_components"] = 2
     fast = fit_em(data, family, engine="numba", **kw)
+    assert bool(polynomial_rows) == (family != "two_point")
     slow = fit_em(data, family, engine="numpy", **kw)
     assert fast.objective_ == pytest.approx(slow.objective_, rel=1e-9)
 
@@ -182,3 +208,15 @@ def test_polynomial_degree_stays_within_the_table_budget():
     for nodes in (5_000, 50_000):
         n = poly_max_votes(nodes)
         assert (n + 1) * (n + 2) // 2 * nodes <= TABLE_BUDGET < (n + 2) * (n + 3) // 2 * nodes
+
+
+def test_polynomial_rows_pay_only_with_many_light_rows_and_many_nodes():
+    """A few hundred light rows on many pairs stay on the grid; millions would not."""
+    rng = np.random.default_rng(2)
+    counts = _counts(rng, n_users=300, mu=tuple(np.linspace(0.55, 0.95, 12)), votes=(5, 30))
+    votes = counts.row_sum(counts.entry_n)
+    light = votes <= POLY_MAX_VOTES
+    assert not poly_pays(counts, light, POLY_MAX_VOTES, 1419)
+    # The same rows repeated 2,000 times (weights aside, the cost is per row).
+    many = counts.take_rows(np.tile(np.arange(counts.n_rows), 2000))
+    assert poly_pays(many, np.tile(light, 2000), POLY_MAX_VOTES, 1419)

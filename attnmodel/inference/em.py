@@ -462,18 +462,19 @@ class EMProblem:
         :func:`attnmodel.model.kernels.poly_max_votes` votes take the compiled
         E-step as polynomials in ``eta``
         (:func:`attnmodel.model.kernels.poly_estep_stats`); the others the
-        grid pass. None when no row is that light (or atoms, or ties modelled).
+        grid pass. None when no row is that light, when that does not pay
+        (:func:`attnmodel.model.kernels.poly_pays`), for atoms and with ties modelled.
         """
         if self._poly is None:
             self._poly = False
             c = self.counts
             if self.grid is not None and self.tie_term is None:
-                from attnmodel.model.kernels import bernstein_table, poly_max_votes
+                from attnmodel.model.kernels import bernstein_table, poly_max_votes, poly_pays
 
                 votes = c.row_sum(c.entry_n)
                 n_max = min(poly_max_votes(self.grid.size), int(votes.max()))
                 light = votes <= n_max
-                if light.any():
+                if light.any() and poly_pays(c, light, n_max, self.grid.size):
                     rest = np.flatnonzero(~light)
                     self._poly = (
                         np.flatnonzero(light),

@@ -70,6 +70,7 @@ __all__ = [
     "STRIDE_MIN_SAVING",
     "POLY_MAX_VOTES",
     "poly_max_votes",
+    "poly_pays",
     "bernstein_offsets",
     "bernstein_table",
     "poly_estep_stats",
@@ -1026,6 +1027,23 @@ def poly_max_votes(n_nodes: int) -> int:
     while n_max > 0 and (n_max + 1) * (n_max + 2) // 2 * n_nodes > TABLE_BUDGET:
         n_max -= 1
     return n_max
+
+
+def poly_pays(counts, light: np.ndarray, n_max: int, n_nodes: int) -> bool:
+    """Whether the rows ``light`` (a mask) cost less as polynomials than on the grid.
+
+    Per E-step the polynomials cost about ``n^2 / 2 + n x entries`` per row and
+    the contraction of the ``(1 + 2 P)`` sums with :func:`bernstein_table`
+    (``NK x G``); the grid pass at least the rows' entries times the nodes over
+    :data:`STRIDE_MAX` (its largest stride). A few light rows beside many
+    pairs (a few hundred users on 78 pairs) stay on the grid.
+    """
+    votes = counts.row_sum(counts.entry_n.astype(np.float64))[light]
+    entries = np.diff(counts.row_ptr)[light]
+    n_nk = (n_max + 1) * (n_max + 2) // 2
+    poly = float(np.sum(votes * votes / 2.0 + votes * entries))
+    poly += (1 + 2 * counts.n_pairs) * n_nk * n_nodes
+    return poly < float(np.sum(entries)) * n_nodes / STRIDE_MAX
 
 
 def bernstein_offsets(n_max: int) -> np.ndarray:
