@@ -29,6 +29,11 @@ largest count of a pair unless that is the cheaper way. Two ways to form ``x``:
 Rows are split into chunks that run in parallel, each accumulating into its
 own slice, so the result does not depend on thread timing.
 
+Rows of at most :data:`POLY_MAX_VOTES` votes can also be summed as polynomials
+in ``eta`` (:func:`poly_estep_stats`): exact on every node, at a cost per row
+that does not grow with the nodes; :class:`attnmodel.inference.em.EMProblem`
+takes that path for them when it pays (:func:`poly_pays`).
+
 When the rows fill most of the (rows, pairs) cells (a few hundred users on
 many pairs each), :func:`estep_stats` forms the same numbers as two dense
 matrix products instead (:func:`_dense_estep`), which BLAS runs faster per
