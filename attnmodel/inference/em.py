@@ -230,16 +230,9 @@ class EMProblem:
             votes = counts.entry_n if counts.entry_t is None else counts.entry_n + counts.entry_t
             most_votes = int(counts.row_sum(votes.astype(np.float64)).max())
             self.grid = grid if grid is not None else make_logit_grid(most_votes)
-        c_entry = counts.row_weight[counts.entry_row]
-        shape = (counts.n_pairs, counts.entry_n.size)
-        cols = np.arange(counts.entry_n.size)
-        self._m_s = sparse.csr_matrix(
-            (c_entry * counts.entry_s, (counts.entry_pair, cols)), shape=shape
-        )
-        self._m_f = sparse.csr_matrix(
-            (c_entry * (counts.entry_n - counts.entry_s), (counts.entry_pair, cols)), shape=shape
-        )
+        self._pair_entry_sums: tuple[sparse.csr_matrix, sparse.csr_matrix] | None = None
         self._cached_ll: tuple[np.ndarray, np.ndarray] | None = None
+        self._poly = None
         self._strides = None
         self._mu_support: tuple[np.ndarray, np.ndarray] | None = None
         self.prior = prior
@@ -399,16 +392,21 @@ class EMProblem:
             del a
             weight = counts.row_weight @ post
             post_e = post if counts.one_entry_per_row else post[counts.entry_row]
-            s_stat = np.asarray(self._m_s @ post_e)
-            f_stat = np.asarray(self._m_f @ post_e)
+            m_s, m_f = self._pair_entry_matrices()
+            s_stat = np.asarray(m_s @ post_e)
+            f_stat = np.asarray(m_f @ post_e)
             tie_weight = np.asarray(self._key_rows @ post)
         elif use_kernel:
             from attnmodel.model.kernels import estep_stats
 
             log_g, log_1mg = pair_log_probs(eta, one_minus_eta, state.mu)
-            log_z, weight, s_stat, f_stat, post = estep_stats(
-                counts, log_g, log_1mg, log_mass, posterior, spacing=self.stride_spacing
-            )
+            if not posterior and self._poly_split() is not None:
+                log_z, weight, s_stat, f_stat = self._poly_estep(state.mu, log_g, log_1mg, log_mass)
+                post = None
+            else:
+                log_z, weight, s_stat, f_stat, post = estep_stats(
+                    counts, log_g, log_1mg, log_mass, posterior, spacing=self.stride_spacing
+                )
         else:
             a = self._row_loglik(eta, one_minus_eta, state.mu) + log_mass[None, :]
             if self.stride_spacing > 0 and not posterior:
@@ -420,8 +418,9 @@ class EMProblem:
                 log_z, post = _normalise_rows(a)
             weight = counts.row_weight @ post
             post_e = post if counts.one_entry_per_row else post[counts.entry_row]
-            s_stat = np.asarray(self._m_s @ post_e)
-            f_stat = np.asarray(self._m_f @ post_e)
+            m_s, m_f = self._pair_entry_matrices()
+            s_stat = np.asarray(m_s @ post_e)
+            f_stat = np.asarray(m_f @ post_e)
         loglik = float(np.dot(counts.row_weight, log_z))
         logprior = self.log_prior(state)
         return EStep(
@@ -435,6 +434,85 @@ class EMProblem:
             post if posterior else None,
             tie_weight,
         )
+
+    def _pair_entry_matrices(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """(P, E) matrices of each entry's users' wins and losses, for the numpy E-step.
+
+        Formed when the numpy E-step first asks for them: the compiled one
+        never does, and on millions of entries they take gigabytes.
+        """
+        if self._pair_entry_sums is None:
+            counts = self.counts
+            c_entry = counts.row_weight[counts.entry_row]
+            shape = (counts.n_pairs, counts.entry_n.size)
+            cols = np.arange(counts.entry_n.size)
+            self._pair_entry_sums = (
+                sparse.csr_matrix((c_entry * counts.entry_s, (counts.entry_pair, cols)), shape=shape),
+                sparse.csr_matrix(
+                    (c_entry * (counts.entry_n - counts.entry_s), (counts.entry_pair, cols)),
+                    shape=shape,
+                ),
+            )
+        return self._pair_entry_sums
+
+    def _poly_split(self):
+        """``(light rows, other rows, their table, Bernstein table)``, or None.
+
+        Without ties, on a grid, the rows of at most
+        :func:`attnmodel.model.kernels.poly_max_votes` votes take the compiled
+        E-step as polynomials in ``eta``
+        (:func:`attnmodel.model.kernels.poly_estep_stats`); the others the
+        grid pass. None when no row is that light, when that does not pay
+        (:func:`attnmodel.model.kernels.poly_pays`), for atoms and with ties modelled.
+        """
+        if self._poly is None:
+            self._poly = False
+            c = self.counts
+            if self.grid is not None and self.tie_term is None:
+                from attnmodel.model.kernels import bernstein_table, poly_max_votes, poly_pays
+
+                votes = c.row_sum(c.entry_n)
+                n_max = min(poly_max_votes(self.grid.size), int(votes.max()))
+                light = votes <= n_max
+                if light.any() and poly_pays(c, light, n_max, self.grid.size):
+                    rest = np.flatnonzero(~light)
+                    self._poly = (
+                        np.flatnonzero(light),
+                        rest,
+                        c.take_rows(rest) if rest.size else None,
+                        bernstein_table(self.grid.log_eta, self.grid.log_one_minus_eta, n_max),
+                    )
+        return self._poly or None
+
+    def _poly_estep(self, mu, log_g, log_1mg, log_mass):
+        """The compiled E-step with the light rows as polynomials (:meth:`_poly_split`).
+
+        Returns ``(log_z, weight, s_stat, f_stat)`` as
+        :func:`attnmodel.model.kernels.estep_stats` does; the rows whose
+        polynomial marginal is too small to trust join the grid pass.
+        """
+        from attnmodel.model.kernels import estep_stats, poly_estep_stats
+
+        light, rest, rest_counts, table = self._poly_split()
+        c = self.counts
+        half = np.full(c.n_pairs, 0.5)
+        win, loss = np.column_stack([half, mu]), np.column_stack([half, 1.0 - mu])
+        lz, weight, s_stat, f_stat = poly_estep_stats(c, light, win, loss, table, log_mass)
+        log_z = np.empty(c.n_rows)
+        log_z[light] = lz
+        failed = light[~(lz > -np.inf)]
+        if failed.size:
+            rest = np.sort(np.concatenate([rest, failed]))
+            rest_counts = c.take_rows(rest)
+        if rest.size:
+            lz, w, s, f, _ = estep_stats(
+                rest_counts, log_g, log_1mg, log_mass, spacing=self.stride_spacing
+            )
+            log_z[rest] = lz
+            weight += w
+            s_stat += s
+            f_stat += f
+        return log_z, weight, s_stat, f_stat
 
     def objective(self, state: EMState) -> float:
         """Log posterior ``L`` at ``state`` (what EM maximises)."""

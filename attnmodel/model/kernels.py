@@ -29,6 +29,11 @@ largest count of a pair unless that is the cheaper way. Two ways to form ``x``:
 Rows are split into chunks that run in parallel, each accumulating into its
 own slice, so the result does not depend on thread timing.
 
+Rows of at most :data:`POLY_MAX_VOTES` votes can also be summed as polynomials
+in ``eta`` (:func:`poly_estep_stats`): exact on every node, at a cost per row
+that does not grow with the nodes; :class:`attnmodel.inference.em.EMProblem`
+takes that path for them when it pays (:func:`poly_pays`).
+
 When the rows fill most of the (rows, pairs) cells (a few hundred users on
 many pairs each), :func:`estep_stats` forms the same numbers as two dense
 matrix products instead (:func:`_dense_estep`), which BLAS runs faster per
@@ -68,6 +73,12 @@ __all__ = [
     "STRIDE_SPACING_MAX",
     "STRIDE_TOL",
     "STRIDE_MIN_SAVING",
+    "POLY_MAX_VOTES",
+    "poly_max_votes",
+    "poly_pays",
+    "bernstein_offsets",
+    "bernstein_table",
+    "poly_estep_stats",
 ]
 
 #: Counts above this use the log-space path (the tables would grow past 130 rows per pair).
@@ -430,7 +441,11 @@ def _row_weights(
 
 @numba.njit(cache=True, fastmath={"contract"})
 def _accumulate(x, lo, hi, scale, w_acc, s_acc, f_acc, r, row_ptr, entry_pair, entry_s, entry_f):
-    """Add the row's ``scale * x[lo:hi]`` into the node weights and the per-pair win/loss sums."""
+    """Add the row's ``scale * x[lo:hi]`` into the node weights and the per-pair win/loss sums.
+
+    The polynomial rows (:func:`_poly_pass`) add their scaled coefficients the
+    same way, into per-``(n, k)`` sums.
+    """
     xs = x[lo:hi]
     n = xs.size
     ws = w_acc[lo:hi]
@@ -975,6 +990,244 @@ def row_posterior(a: np.ndarray, level=None, mult=None) -> tuple[np.ndarray, np.
     inv = np.where(ok, 1.0 / np.where(ok, total, 1.0), 0.0)
     a *= inv[:, None]
     return log_z, a
+
+
+# -- the E-step of light rows as polynomials in eta --------------------------------
+#
+# A vote's probability is linear in eta: g = (1 - eta) g0 + eta g1 with g0 = 1/2
+# and g1 = mu (a win) or 1 - mu (a loss), both non-negative. A row of n votes
+# therefore has the likelihood sum_k b_k eta^k (1 - eta)^(n - k), a polynomial
+# in the Bernstein basis of degree n whose coefficients b_k are sums of
+# products of the g0's and g1's, all non-negative. Its marginal and every
+# M-step statistic are then linear in the b_k with per-node tables
+# V[n, k, g] = eta_g^k (1 - eta_g)^(n - k): Z = sum_k b_k M[n, k] with the
+# moments M[n, k] = sum_g mass_g V[n, k, g], and the posterior node weights of
+# the row are mass_g sum_k b_k V[n, k, g] / Z. Summed over rows these need only
+# per-(n, k) sums of b_k / Z (times a row's weight and its counts per pair),
+# contracted with V once per E-step. A row costs O(n^2 + n x entries) in place
+# of O(entries x nodes), and the quadrature is the full grid's.
+#
+# The coefficients are formed over the product of the votes' g0's (each factor
+# as g0 ((1 - eta) + (g1 / g0) eta)), which cancels from the posterior weights
+# and is added back to log Z. Every term is non-negative, so nothing cancels:
+# b_k carries at most 2 n ulp of relative rounding, Z and the node weights
+# (sums of non-negative terms) at most (n + 2 + G) ulp more. A row is kept when
+# Z > 1e-250 (relative to the largest node mass): a coefficient that
+# underflowed on the way lost less than 2.3e-308 x 3^n (with g0 = 1/2 the
+# coefficients sum to at most 3^n), so with n <= 64 votes and M[n, k] <= G
+# nodes (at most 1e4) all of them together are below 1e-20 of a kept Z, far
+# below its rounding; rows that fail go to the grid path.
+
+#: Rows with at most this many votes take the polynomial path (:func:`poly_estep_stats`).
+POLY_MAX_VOTES = 64
+
+
+def poly_max_votes(n_nodes: int) -> int:
+    """Most votes of a polynomial row on ``n_nodes`` nodes.
+
+    :data:`POLY_MAX_VOTES`, or fewer so that :func:`bernstein_table` holds at
+    most :data:`TABLE_BUDGET` values.
+    """
+    n_max = POLY_MAX_VOTES
+    while n_max > 0 and (n_max + 1) * (n_max + 2) // 2 * n_nodes > TABLE_BUDGET:
+        n_max -= 1
+    return n_max
+
+
+def poly_pays(counts, light: np.ndarray, n_max: int, n_nodes: int) -> bool:
+    """Whether the rows ``light`` (a mask) cost less as polynomials than on the grid.
+
+    Per E-step the polynomials cost about ``n^2 / 2 + n x entries`` per row and
+    the contraction of the ``(1 + 2 P)`` sums with :func:`bernstein_table`
+    (``NK x G``); the grid pass at least the rows' entries times the nodes over
+    :data:`STRIDE_MAX` (its largest stride). A few light rows beside many
+    pairs (a few hundred users on 78 pairs) stay on the grid.
+    """
+    votes = counts.row_sum(counts.entry_n.astype(np.float64))[light]
+    entries = np.diff(counts.row_ptr)[light]
+    n_nk = (n_max + 1) * (n_max + 2) // 2
+    poly = float(np.sum(votes * votes / 2.0 + votes * entries))
+    poly += (1 + 2 * counts.n_pairs) * n_nk * n_nodes
+    return poly < float(np.sum(entries)) * n_nodes / STRIDE_MAX
+
+
+def bernstein_offsets(n_max: int) -> np.ndarray:
+    """Start of degree ``n``'s coefficients in the flattened ``(n, k)`` index, shape (n_max + 2,)."""
+    n = np.arange(n_max + 2, dtype=np.int64)
+    return n * (n + 1) // 2
+
+
+def bernstein_table(log_eta: np.ndarray, log_one_minus_eta: np.ndarray, n_max: int) -> np.ndarray:
+    """``V[off[n] + k, g] = eta_g^k (1 - eta_g)^(n - k)`` for ``n <= n_max``, shape (NK, G).
+
+    ``off`` is :func:`bernstein_offsets`; each value is one ``exp`` of a sum
+    of logs (a value below the smallest double is 0, see the module notes).
+    """
+    off = bernstein_offsets(n_max)
+    table = np.empty((int(off[-1]), log_eta.size))
+    for n in range(n_max + 1):
+        k = np.arange(n + 1, dtype=np.float64)[:, None]
+        np.exp(k * log_eta + (n - k) * log_one_minus_eta, out=table[off[n] : off[n + 1]])
+    return table
+
+
+@numba.njit(cache=True, fastmath={"contract"})
+def _bernstein_row(b, nb, r, row_ptr, entry_pair, entry_s, entry_f, ratio, log_a0):
+    """Row ``r``'s Bernstein coefficients over the product of its ``a0``'s; ``(coefs, log a0s)``.
+
+    A vote's factor ``a0 (1 - eta) + a1 eta`` is ``a0`` times ``(1 - eta) + (a1 / a0) eta``;
+    ``ratio[side, p] = a1 / a0`` and ``log_a0[side, p]`` (side 0 a win, 1 a loss).
+    Each vote is one forward pass from one buffer into the other.
+    """
+    b[0] = 1.0
+    deg = 0
+    log_scale = 0.0
+    for e in range(row_ptr[r], row_ptr[r + 1]):
+        p = entry_pair[e]
+        for side in range(2):
+            times = entry_s[e] if side == 0 else entry_f[e]
+            if times == 0:
+                continue
+            q = ratio[side, p]
+            log_scale += times * log_a0[side, p]
+            for _ in range(times):
+                nb[0] = b[0]
+                for k in range(1, deg + 1):
+                    nb[k] = b[k] + q * b[k - 1]
+                nb[deg + 1] = q * b[deg]
+                deg += 1
+                b, nb = nb, b
+    return b[: deg + 1], log_scale
+
+
+@numba.njit(cache=True, parallel=True, fastmath={"contract"})
+def _poly_pass(
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, rows, ratio, log_a0, moments, off,
+    n_chunks, n_max,
+):  # fmt: skip
+    """The polynomial rows' log-marginals and per-(n, k) sums (see the notes above).
+
+    ``ratio`` and ``log_a0`` describe the votes' factors (:func:`_bernstein_row`).
+    Returns ``log_z`` (the log of ``Z`` relative to the moments' mass;
+    ``-inf`` for a row left to the grid path) and ``A[nk] = sum_r w_r b_rk /
+    Z_r``, ``S[p, nk]``, ``F[p, nk]`` the same times the row's wins / losses
+    on pair ``p``.
+    """
+    n_rows = rows.size
+    n_pairs = ratio.shape[1]
+    nk = moments.size
+    log_z = np.empty(n_rows)
+    a_c = np.zeros((n_chunks, nk))
+    s_c = np.zeros((n_chunks, n_pairs, nk))
+    f_c = np.zeros((n_chunks, n_pairs, nk))
+    size = (n_rows + n_chunks - 1) // n_chunks
+    log_tiny = np.log(_TINY)
+    for c in numba.prange(n_chunks):
+        buf = np.empty(n_max + 2)
+        nbuf = np.empty(n_max + 2)
+        for i in range(c * size, min(n_rows, (c + 1) * size)):
+            r = rows[i]
+            b, log_scale = _bernstein_row(
+                buf, nbuf, r, row_ptr, entry_pair, entry_s, entry_f, ratio, log_a0
+            )
+            deg = b.size - 1
+            o = off[deg]
+            m = moments[o : o + deg + 1]
+            z = 0.0
+            for k in range(deg + 1):
+                z += b[k] * m[k]
+            if not z > 0.0 or np.log(z) + log_scale <= log_tiny:
+                log_z[i] = -np.inf
+                continue
+            log_z[i] = np.log(z) + log_scale
+            # The a0's cancel from the posterior weights b_k V_k / sum_k b_k M_k.
+            _accumulate(
+                b,
+                0,
+                deg + 1,
+                row_weight[r] / z,
+                a_c[c, o : o + deg + 1],
+                s_c[c, :, o : o + deg + 1],
+                f_c[c, :, o : o + deg + 1],
+                r,
+                row_ptr,
+                entry_pair,
+                entry_s,
+                entry_f,
+            )
+    # The chunks summed in order, so the result does not depend on thread timing.
+    a_all = np.zeros(nk)
+    s_all = np.zeros((n_pairs, nk))
+    f_all = np.zeros((n_pairs, nk))
+    for c in range(n_chunks):
+        a_all += a_c[c]
+        s_all += s_c[c]
+        f_all += f_c[c]
+    return log_z, a_all, s_all, f_all
+
+
+def poly_estep_stats(counts, rows, win, loss, table, log_mass):
+    """The E-step of rows ``rows`` of ``counts`` as polynomials in ``eta``.
+
+    Parameters
+    ----------
+    counts : CountTable
+    rows : ndarray of int64
+        Rows of at most ``n_max`` votes each, ``table`` covering degree ``n_max``.
+    win, loss : ndarray, shape (P, 2)
+        Probability of a vote for / against each pair's stronger model at
+        ``eta = 0`` and ``eta = 1`` (it is linear in ``eta`` between).
+    table : ndarray, shape (NK, G)
+        :func:`bernstein_table` at the nodes.
+    log_mass : ndarray, shape (G,)
+        Log prior mass of the nodes.
+
+    Returns
+    -------
+    log_z : ndarray, shape (len(rows),)
+        Row log-marginals, ``-inf`` for the rows left to the grid path (their
+        marginal below 1e-250 of the largest node mass).
+    weight : ndarray, shape (G,)
+    s_stat, f_stat : ndarray, shape (P, G)
+        Those rows' part of :func:`estep_stats`'s statistics, on every node.
+    """
+    n_nk, n_nodes = table.shape
+    n_max = int(round((np.sqrt(8.0 * n_nk + 1.0) - 3.0) / 2.0))
+    lmax = float(np.max(log_mass))
+    if not np.isfinite(lmax):
+        n_pairs = counts.n_pairs
+        zeros = np.zeros((n_pairs, n_nodes))
+        return np.full(len(rows), -np.inf), np.zeros(n_nodes), zeros, zeros.copy()
+    mass = np.exp(log_mass - lmax)
+    moments = table @ mass
+    win, loss = np.asarray(win, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    if not (np.all(win[:, 0] > 0) and np.all(loss[:, 0] > 0)):
+        raise ValueError("the polynomial E-step needs votes with a probability above 0 at eta = 0")
+    a0 = np.stack([win[:, 0], loss[:, 0]])
+    ratio = np.stack([win[:, 1], loss[:, 1]]) / a0
+    row_ptr, pair, s, f = count_arrays(counts)
+    threads = numba.get_num_threads()
+    n_chunks = max(1, min(threads * 4, len(rows), _PAIR_SUM_BUDGET // (2 * counts.n_pairs * n_nk)))
+    log_z, a_k, s_k, f_k = _poly_pass(
+        row_ptr,
+        pair,
+        s,
+        f,
+        np.ascontiguousarray(counts.row_weight, dtype=np.float64),
+        np.ascontiguousarray(rows, dtype=np.int64),
+        ratio,
+        np.log(a0),
+        moments,
+        bernstein_offsets(n_max),
+        max(n_chunks, 1),
+        n_max,
+    )
+    log_z += lmax
+    with one_blas_thread():
+        stats = np.vstack([a_k[None, :], s_k, f_k]) @ table
+    stats *= mass
+    n_pairs = counts.n_pairs
+    return log_z, stats[0], stats[1 : n_pairs + 1], stats[n_pairs + 1 :]
 
 
 # -- per-row conditional summaries on the grid (NUTS post-processing) ----------------
