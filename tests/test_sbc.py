@@ -67,6 +67,7 @@ SAMPLING = {
     "two_point": (2, 500, 500),
     "bradley_terry": (1, 300, 400),
     "pooled": (1, 300, 400),
+    "ties": (1, 300, 400),
 }
 BOX = (0.1, 50.0)  # the documented alpha/beta box for users with at most 625 votes
 MU_PRIOR = am.BetaPrior(8.0, 2.0)
@@ -169,7 +170,61 @@ def pooled_case():
     return one_pair_each_template(), truth, simulate_one_pair_each
 
 
-def sbc_ranks(case, names, seed, sampling, **model_kw):
+# Ties as evidence (``ties="model"``): Beta ``P_eta`` (flat shapes on the box),
+# one pair of mu = 0.8 known, every user TIE_VOTES votes, ties included; the tie
+# parameters from their priors, written again here (attnmodel.model.ties states them).
+TIE_VOTES = 6
+KAPPA_PRIOR = (1.5, 1.5)  # Beta
+TAU_MEAN_PRIOR = (1.5, 1.5)  # Beta
+TAU_CONC_PRIOR = (np.log(10.0), 1.5)  # LogNormal (log-scale location, scale)
+
+
+def tie_template():
+    """One user per ``(s, f, t)`` with ``s + f + t = TIE_VOTES`` (wins, losses, ties)."""
+    sft = np.array(
+        [(s, TIE_VOTES - t - s, t) for t in range(TIE_VOTES + 1) for s in range(TIE_VOTES + 1 - t)]
+    )
+    n = sft[:, 0] + sft[:, 1]
+    return am.VoteData.from_counts(n[:, None], sft[:, :1], t=sft[:, 2:])
+
+
+def tie_case():
+    """Template, prior draw and simulated votes of the tie model (the vote mechanism in numpy).
+
+    An attentive vote is a tie with probability ``tau``, else goes to the
+    stronger model with probability ``mu``; a careless one is a tie with
+    probability ``tau + (1 - tau) kappa``, else a coin flip.
+    """
+
+    def truth(rng):
+        a, b = rng.uniform(*BOX, size=2)
+        return {
+            "alpha": a,
+            "beta": b,
+            "kappa": rng.beta(*KAPPA_PRIOR),
+            "tau_mean": rng.beta(*TAU_MEAN_PRIOR),
+            "tau_conc": rng.lognormal(*TAU_CONC_PRIOR),
+        }
+
+    def simulate(truth, rng):
+        m = int(rng.integers(40, 81))
+        eta = rng.beta(truth["alpha"], truth["beta"], size=m)
+        mean, conc = truth["tau_mean"], truth["tau_conc"]
+        tau = rng.beta(mean * conc, (1.0 - mean) * conc, size=m)
+        careless = (1.0 - eta) * (1.0 - truth["kappa"]) / 2.0
+        win = (1.0 - tau) * (eta * MU_KNOWN + careless)
+        loss = (1.0 - tau) * (eta * (1.0 - MU_KNOWN) + careless)
+        tie = 1.0 - win - loss
+        sft = np.array([rng.multinomial(TIE_VOTES, p) for p in np.stack([win, loss, tie], axis=1)])
+        # Template user of (s, t): users are listed by t, then s.
+        t = sft[:, 2]
+        first = t * (TIE_VOTES + 1) - t * (t - 1) // 2
+        return first + sft[:, 0]
+
+    return tie_template(), truth, simulate
+
+
+def sbc_ranks(case, names, seed, sampling, n_datasets=N_DATASETS, **model_kw):
     """Ranks of the true values among ``L`` posterior draws, per name, over the data sets.
 
     ``case = (template, draw_truth(rng), simulate(truth, rng))``, where
@@ -187,7 +242,7 @@ def sbc_ranks(case, names, seed, sampling, **model_kw):
         step = pm.NUTS(target_accept=0.9)
     items = [(x, 0, x) if isinstance(x, str) else x for x in names]
     ranks = {key: [] for _, _, key in items}
-    for i in range(N_DATASETS):
+    for i in range(n_datasets):
         rng = np.random.default_rng([seed, i])
         truth = draw(rng)
         weight = np.zeros(n_rows)
@@ -249,6 +304,13 @@ def cases():
             {"family": "two_point", "mu_structure": "pooled"},
         ),
     }  # fmt: skip
+
+
+def tie_sbc_case():
+    """The tie model's case: ``(case, names, seed, sampling, model keywords)``."""
+    names = ("alpha", "beta", "kappa", "tau_mean", "tau_conc")
+    kw = {"family": "beta", "mu": MU_KNOWN, "priors": "flat"}
+    return tie_case(), names, 5, SAMPLING["ties"], kw
 
 
 def run_case(label):
