@@ -51,6 +51,7 @@ from attnmodel.model.grid import SIDE_ROUND, SPACING_ROOT_VOTES
 __all__ = [
     "estep_stats",
     "estep_serial",
+    "estep_serial_keys",
     "mu_derivatives",
     "mu_derivatives_parallel",
     "MU_PARALLEL_CELLS",
@@ -743,6 +744,35 @@ def estep_serial(
         spacing,
     )
     return log_z, w[0], s, f
+
+
+@numba.njit(cache=True)
+def estep_serial_keys(
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, row_key
+):
+    """:func:`estep_serial` with one log mass per key (shape (D, G)).
+
+    Row ``r`` takes the log mass of key ``row_key[r]``; every row stays on the
+    full grid (no strides). Returns ``log_z`` (R,), the
+    node weights per key (D, G) and ``S``, ``F`` (P, G).
+    """
+    post = np.empty((0, log_mass.shape[1]))
+    return _estep_stats_serial(
+        row_ptr,
+        entry_pair,
+        entry_s,
+        entry_f,
+        row_weight,
+        log_g,
+        log_1mg,
+        np.ascontiguousarray(log_mass),
+        row_key,
+        1,
+        post,
+        TABLE_MAX_COUNT,
+        row_ptr.size - 1,
+        0.0,
+    )
 
 
 def count_arrays(counts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
