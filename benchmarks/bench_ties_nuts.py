@@ -37,7 +37,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Appended, not put first: with --before the child's PYTHONPATH puts the other tree first.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._harness import ROOT, banner  # noqa: E402
 
@@ -100,6 +101,10 @@ def run_case(votes: int, calls: int, datasets: int) -> dict:
 
 def _child(tree: str, votes: int, calls: int, datasets: int) -> dict:
     path = os.pathsep.join([tree, ROOT] if tree != ROOT else [ROOT])
+    code = "import attnmodel, sys; print(attnmodel.__file__)"
+    where = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
+                           env={**os.environ, "PYTHONPATH": path}, check=True).stdout.strip()  # fmt: skip
+    assert where.startswith(tree), (where, tree)
     env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--case", str(votes),
