@@ -717,44 +717,14 @@ mu_derivatives_parallel = numba.njit(cache=True, parallel=True, error_model="num
 
 
 @numba.njit(cache=True)
-def estep_serial(
-    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
-):
-    """The E-step on the table's arrays in one thread, callable from compiled code.
-
-    ``spacing`` is the logit grid's (:attr:`attnmodel.model.grid.LogitGrid.spacing`)
-    when the nodes are one, so that rows take strides (see :func:`estep_stats`);
-    0 for other nodes (atoms).
-    """
-    post = np.empty((0, log_mass.size))
-    log_z, w, s, f = _estep_stats_serial(
-        row_ptr,
-        entry_pair,
-        entry_s,
-        entry_f,
-        row_weight,
-        log_g,
-        log_1mg,
-        np.ascontiguousarray(log_mass).reshape(1, log_mass.size),
-        np.zeros(row_ptr.size - 1, dtype=np.int64),
-        1,
-        post,
-        TABLE_MAX_COUNT,
-        row_ptr.size - 1,
-        spacing,
-    )
-    return log_z, w[0], s, f
-
-
-@numba.njit(cache=True)
 def estep_serial_keys(
-    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, row_key
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, row_key, spacing
 ):
     """:func:`estep_serial` with one log mass per key (shape (D, G)).
 
-    Row ``r`` takes the log mass of key ``row_key[r]``; every row stays on the
-    full grid (no strides). Returns ``log_z`` (R,), the
-    node weights per key (D, G) and ``S``, ``F`` (P, G).
+    Row ``r`` takes the log mass of key ``row_key[r]`` (e.g. the prior plus
+    the tie factor of its ``(m, T)``). Returns ``log_z`` (R,), the node
+    weights per key (D, G) and ``S``, ``F`` (P, G).
     """
     post = np.empty((0, log_mass.shape[1]))
     return _estep_stats_serial(
@@ -771,8 +741,33 @@ def estep_serial_keys(
         post,
         TABLE_MAX_COUNT,
         row_ptr.size - 1,
-        0.0,
+        spacing,
     )
+
+
+@numba.njit(cache=True)
+def estep_serial(
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
+):
+    """The E-step on the table's arrays in one thread, callable from compiled code.
+
+    ``spacing`` is the logit grid's (:attr:`attnmodel.model.grid.LogitGrid.spacing`)
+    when the nodes are one, so that rows take strides (see :func:`estep_stats`);
+    0 for other nodes (atoms).
+    """
+    log_z, w, s, f = estep_serial_keys(
+        row_ptr,
+        entry_pair,
+        entry_s,
+        entry_f,
+        row_weight,
+        log_g,
+        log_1mg,
+        np.ascontiguousarray(log_mass).reshape(1, log_mass.size),
+        np.zeros(row_ptr.size - 1, dtype=np.int64),
+        spacing,
+    )
+    return log_z, w[0], s, f
 
 
 def count_arrays(counts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

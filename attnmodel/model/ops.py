@@ -406,8 +406,9 @@ def _marginal_votes_ties_kernel(
     for d in range(n_keys):
         for g in range(n_nodes):
             tie[d, g] += log_mass[g]
+    # Every row on the full grid (no strides), as in MAP-EM with ties.
     log_z, w_key, s, f = kernels.estep_serial_keys(
-        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, tie, row_key
+        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, tie, row_key, 0.0
     )
     total = 0.0
     for r in range(log_z.size):
