@@ -26,7 +26,9 @@ and the wall time is **under 120 s** on 2 cores. ``--repeats N`` runs each
 case N times in fresh processes and prints the median.
 
 Run: ``.venv/bin/python benchmarks/bench_nuts_real.py`` (``--only mtbench``
-or ``--only pairs78`` for one case).
+or ``--only pairs78`` for one case). ``--gradient`` prints instead the CPU
+and wall time of one log density + gradient of the ``pairs78`` model (the
+function NUTS calls) and of the fused kernel alone (:func:`gradient_timing`).
 """
 
 from __future__ import annotations
@@ -140,6 +142,75 @@ def run_case(name: str, data_path: str | None) -> dict:
     }
 
 
+def gradient_timing(calls: int = 50, repeats: int = 20) -> dict:
+    """CPU and wall time of one log density + gradient of the ``pairs78`` NUTS model.
+
+    The function PyMC's NUTS calls (``step._logp_dlogp_func``, compiled in
+    PyTensor's default mode), at ``calls`` points around the MAP-EM start (every
+    coordinate moved by N(0, 0.01)), ``repeats`` times; medians per call. Also
+    the fused kernel alone (:func:`attnmodel.model.kernels.marginal_votes_mu`)
+    on the model's counts at the start, so the rest of the graph shows as the
+    difference.
+    """
+    import pymc as pm
+    import pytensor
+    from pymc.blocking import DictToArrayBijection
+    from pytensor.graph.traversal import ancestors
+
+    from attnmodel.inference.em import fit_em
+    from attnmodel.inference.nuts import default_target_accept
+    from attnmodel.model import kernels
+    from attnmodel.model.identified import identified_point
+    from attnmodel.model.ops import MarginalVotesMu
+    from attnmodel.model.pymc_model import build_model
+
+    data = pairs78_data()
+    attn = build_model(data, "beta")
+    em = fit_em(data, "beta", n_init=1, warn=False)
+    z0 = identified_point(attn, em.params_, em.mu_.to_numpy())
+    with attn.model:
+        step = pm.NUTS(target_accept=default_target_accept(attn))
+    fn = step._logp_dlogp_func
+    fn.set_extra_values({})
+    x0 = DictToArrayBijection.map({"identified_coords": z0})
+    rng = np.random.default_rng(0)
+    points = [x0._replace(data=x0.data + rng.normal(0, 0.01, x0.data.size)) for _ in range(calls)]
+
+    # The kernel's inputs at the start, from the model's log density graph.
+    logp = attn.model.logp()
+    node = next(
+        v.owner
+        for v in ancestors([logp])
+        if v.owner is not None and isinstance(v.owner.op, MarginalVotesMu)
+    )
+    shared = [x.get_value() for x in node.inputs[:4]]
+    floats = pytensor.function(attn.model.value_vars, node.inputs[4:])(z0)
+    args = [np.ascontiguousarray(a) for a in (*shared, *floats)]
+
+    def per_call(f, items):
+        for item in items:  # warm-up (compilation, caches)
+            f(item)
+        cpu, wall = [], []
+        for _ in range(repeats):
+            c0, t0 = time.process_time(), time.perf_counter()
+            for item in items:
+                f(item)
+            cpu.append((time.process_time() - c0) / len(items) * 1e3)
+            wall.append((time.perf_counter() - t0) / len(items) * 1e3)
+        return statistics.median(cpu), statistics.median(wall)
+
+    spacing = node.op.spacing
+    counts = attn.counts
+    return {
+        "rows": int(counts.n_rows),
+        "entries": int(counts.entry_pair.size),
+        "nodes": int(attn.grid.size),
+        "coords": int(z0.size),
+        "logp_dlogp_ms": per_call(fn, points),
+        "kernel_ms": per_call(lambda _: kernels.marginal_votes_mu(*args, spacing), range(calls)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help="run one case in this process and print JSON")
@@ -147,7 +218,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="fresh runs per case (median)")
     ap.add_argument("--data", default=None, help=f"path of {MTBENCH}")
     ap.add_argument("--timeout", type=float, default=None, help="seconds before a run is ended")
+    ap.add_argument(
+        "--gradient", action="store_true", help="time one gradient of the pairs78 model instead"
+    )
     args = ap.parse_args()
+    if args.gradient:
+        print(banner("bench_nuts_real --gradient"))
+        load0 = os.getloadavg()[0]
+        g = gradient_timing()
+        print(
+            f"  pairs78: {g['rows']} rows, {g['entries']} entries, {g['nodes']} nodes, "
+            f"{g['coords']} coordinates\n"
+            f"  log density + gradient (NUTS's function): CPU {g['logp_dlogp_ms'][0]:.3f} ms, "
+            f"wall {g['logp_dlogp_ms'][1]:.3f} ms per call\n"
+            f"  fused kernel alone: CPU {g['kernel_ms'][0]:.3f} ms, "
+            f"wall {g['kernel_ms'][1]:.3f} ms per call\n"
+            f"  (medians of 20 x 50 calls; load {load0:.1f} at start, "
+            f"{os.getloadavg()[0]:.1f} at end)"
+        )
+        return
     if args.case:
         print(json.dumps(run_case(args.case, args.data)))
         return

@@ -95,3 +95,100 @@ def test_model_takes_the_op_the_rule_picks(n_pairs):
     assert fused == (n_pairs * attn.grid.size >= kernels.FUSED_MIN_CELLS)
     assert (MarginalVotesMu in ops) == fused
     assert (MarginalVotes in ops) == (not fused)
+
+
+def _log_mass(grid, a=2.5, b=1.5):
+    u = grid.u
+    return grid.log_weight + a * -np.logaddexp(0, -u) + b * -np.logaddexp(0, u)
+
+
+def test_fused_kernel_matches_numpy_on_the_full_grid(data):
+    """The kernel's value and gradients against a numpy sum over every node (no strides).
+
+    With spacing 0 every row stays on the full grid, so the reference is the
+    plain sum; the kernel still cuts heavy rows to their support and skips the
+    nodes whose weight it sets to zero, which leave out terms below exp(-40)
+    of each row's peak (under 1e-17 relative). Tolerance 1e-10 as above.
+    """
+    from scipy.special import logsumexp
+
+    counts = data.counts
+    votes = counts.row_sum((counts.entry_n).astype(float))
+    grid = make_logit_grid(int(votes.max()))
+    arrays = kernels.count_arrays(counts)
+    row_ptr, pair, s, f = arrays
+    weight = counts.row_weight.astype(float)
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        mu = rng.uniform(0.52, 0.99, counts.n_pairs)
+        log_mass = _log_mass(grid, *rng.uniform(0.5, 6.0, 2))
+        half = 0.5 * grid.one_minus_eta
+        win = half[None, :] + grid.eta[None, :] * mu[:, None]
+        loss = half[None, :] + grid.eta[None, :] * (1.0 - mu[:, None])
+        # Dense (rows, pairs) counts, then the (rows, nodes) log weights.
+        rows = np.repeat(np.arange(counts.n_rows), np.diff(row_ptr))
+        s_rp = np.zeros((counts.n_rows, counts.n_pairs))
+        f_rp = np.zeros_like(s_rp)
+        np.add.at(s_rp, (rows, pair), s)
+        np.add.at(f_rp, (rows, pair), f)
+        a = log_mass[None, :] + s_rp @ np.log(win) + f_rp @ np.log(loss)
+        log_z = logsumexp(a, axis=1)
+        post = weight[:, None] * np.exp(a - log_z[:, None])
+        eta = grid.eta[None, :]
+        grad = (s_rp.T @ post * (eta / win)).sum(1) - (f_rp.T @ post * (eta / loss)).sum(1)
+        ref = (weight @ log_z, log_z, post.sum(0), grad)
+        got = kernels.marginal_votes_mu(*arrays, weight, mu, grid.eta, half, log_mass, 0.0)
+        for name, r, g in zip(("total", "log_z", "W", "d/d mu"), ref, got, strict=True):
+            scale = max(1.0, float(np.abs(r).max()))
+            assert np.abs(np.asarray(g) - r).max() <= 1e-10 * scale, name
+
+
+def test_support_search_on_formed_nodes_equals_the_e_steps(data):
+    """``_support_mu`` (logs formed as visited) finds the nodes ``_row_support`` finds.
+
+    Both bisect the same concave likelihood; the first reads logs formed
+    on demand from ``mu``, the second a full table of them: every heavy row on
+    every stride level must get the same nodes. The full table is formed by
+    the same routine (so that the comparisons see the same bits) and checked
+    against numpy's logs to 1e-13 relative (numpy's vectorised ``log`` and the
+    C library's differ by a few units in the last place).
+    """
+    counts = data.counts
+    votes = counts.row_sum((counts.entry_n).astype(float))
+    grid = make_logit_grid(int(votes.max()))
+    row_ptr, pair, s, f = kernels.count_arrays(counts)
+    mu = np.random.default_rng(5).uniform(0.52, 0.99, counts.n_pairs)
+    half = 0.5 * grid.one_minus_eta
+    mult = kernels.stride_multipliers(grid.size, grid.spacing)
+    log_mass = _log_mass(grid)
+    checked = 0
+    for lv in range(mult.shape[0] - 1):
+        idx = np.nonzero(mult[lv] > 0)[0]
+        n = idx.size
+        lm = log_mass[idx] + np.log(mult[lv, idx])
+        side = np.stack([np.maximum.accumulate(lm), np.maximum.accumulate(lm[::-1])[::-1]])
+        no_prev = (np.full(grid.size, -1), np.zeros(1, dtype=bool), np.empty((4, mu.size, 1)))
+        full = [np.empty((counts.n_pairs, n)) for _ in range(4)]
+        kernels._pair_logs_mu(0, n, mu, grid.eta, half, idx, np.zeros(n, bool), *full, *no_prev)
+        np.testing.assert_allclose(
+            full[0], np.log(half[idx] + grid.eta[idx] * mu[:, None]), rtol=1e-13
+        )
+        np.testing.assert_allclose(
+            full[1], np.log(half[idx] + grid.eta[idx] * (1.0 - mu[:, None])), rtol=1e-13
+        )
+        lg_t, l1_t = full[0].T.copy(), full[1].T.copy()
+        tables = [np.empty((counts.n_pairs, n)) for _ in range(4)]
+        done = np.zeros(n, dtype=bool)
+        logs = (mu, grid.eta, half, idx, done, *tables, *no_prev)
+        for r in range(counts.n_rows):
+            if votes[r] < kernels.SUPPORT_MIN_VOTES:
+                continue
+            ref = kernels._row_support(r, row_ptr, pair, s, f, lg_t, l1_t, lm, side)
+            got = kernels._support_mu(r, row_ptr, pair, s, f, logs, lm, side)
+            assert got == ref, (lv, r)
+            checked += 1
+        # Only the nodes visited were formed, and they hold the numpy logs.
+        assert 0 < done.sum() < n
+        for formed, table in zip(tables, full, strict=True):
+            np.testing.assert_array_equal(formed[:, done], table[:, done])
+    assert checked >= 10

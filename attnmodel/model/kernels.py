@@ -1321,51 +1321,43 @@ def fused_pays(counts, n_nodes: int) -> bool:
 
 
 @numba.njit(cache=True)
-def _loglik_mu_at(j, r, row_ptr, entry_pair, entry_s, entry_f, logs):
-    """Log-likelihood of row ``r`` at sub-grid node ``j``, forming node ``j``'s logs if needed.
-
-    ``logs`` is ``(mu, eta, half, idx, done, lg, l1, dg, d1)`` of :func:`_pair_logs_mu`.
-    """
-    _pair_logs_mu(j, j + 1, *logs)
-    lg = logs[5]
-    l1 = logs[6]
-    acc = 0.0
-    for e in range(row_ptr[r], row_ptr[r + 1]):
-        p = entry_pair[e]
-        if entry_s[e] > 0:
-            acc += entry_s[e] * lg[p, j]
-        if entry_f[e] > 0:
-            acc += entry_f[e] * l1[p, j]
-    return acc
-
-
-@numba.njit(cache=True)
 def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
     """The sub-grid nodes ``lo..hi-1`` of row ``r``'s support, as :func:`_row_support` finds them.
 
     The same bisections (peak of the concave likelihood, then either edge
     against the running maxima ``side_max`` of the log mass ``lm``), with the
-    logs formed only at the nodes visited (:func:`_loglik_mu_at`): the rows
-    of a level visit many of the same nodes, and none forms the logs of
-    nodes a heavy row does not reach.
+    logs formed only at the nodes visited: the rows of a level visit many of
+    the same nodes, and none forms the logs of nodes a heavy row does not
+    reach. ``logs`` is ``(mu, eta, half, idx, done, lg, l1, dg, d1, ...)``,
+    the arguments of :func:`_pair_logs_mu` after the node range.
     """
-    args = (r, row_ptr, entry_pair, entry_s, entry_f, logs)
+    done = logs[4]
+    lg_t = logs[5].T
+    l1_t = logs[6].T
+
+    def at(j):
+        # Handing the arrays on to form a node costs more than the row's
+        # sum: only for nodes not yet formed.
+        if not done[j]:
+            _pair_logs_mu(j, j + 1, *logs)
+        return _row_loglik_at(j, r, row_ptr, entry_pair, entry_s, entry_f, lg_t, l1_t)
+
     n = lm.size
     a = 0
     b = n - 1
     while a < b:
         mid = (a + b) // 2
-        if _loglik_mu_at(mid + 1, *args) > _loglik_mu_at(mid, *args):
+        if at(mid + 1) > at(mid):
             a = mid + 1
         else:
             b = mid
     top = a
-    cut = _loglik_mu_at(top, *args) + lm[top] - _SUPPORT_CUT
+    cut = at(top) + lm[top] - _SUPPORT_CUT
     a = 0
     b = top
     while a < b:
         mid = (a + b) // 2
-        if _loglik_mu_at(mid, *args) + side_max[0, mid] >= cut:
+        if at(mid) + side_max[0, mid] >= cut:
             b = mid
         else:
             a = mid + 1
@@ -1374,7 +1366,7 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
     b = n - 1
     while a < b:
         mid = (a + b + 1) // 2
-        if _loglik_mu_at(mid, *args) + side_max[1, mid] >= cut:
+        if at(mid) + side_max[1, mid] >= cut:
             a = mid
         else:
             b = mid - 1
@@ -1382,19 +1374,30 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _pair_logs_mu(lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1):
+def _pair_logs_mu(lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev):
     """Fill ``log g``, ``log(1 - g)`` and their derivatives in ``mu`` on nodes ``lo..hi-1``.
 
     Arrays of shape (P, idx.size) on the sub-grid ``idx``; only the nodes
     not yet ``done`` are formed (the rows of a level share most of their
     nodes). ``g = half + eta mu`` and ``1 - g = half + eta (1 - mu)``, as
-    :func:`attnmodel.model.grid.pair_log_probs` forms them.
+    :func:`attnmodel.model.grid.pair_log_probs` forms them. A node the
+    previous (coarser) level formed is copied from there: ``prev`` holds
+    that level's four arrays stacked (4, P, n'), ``prev_slot`` each grid
+    node's column in them (-1 if none), ``prev_done`` which were formed.
     """
     for j in range(lo, hi):
         if done[j]:
             continue
         done[j] = True
         g = idx[j]
+        k = prev_slot[g]
+        if k >= 0 and prev_done[k]:
+            for p in range(mu.size):
+                lg[p, j] = prev[0, p, k]
+                l1[p, j] = prev[1, p, k]
+                dg[p, j] = prev[2, p, k]
+                d1[p, j] = prev[3, p, k]
+            continue
         for p in range(mu.size):
             win = half[g] + eta[g] * mu[p]
             loss = half[g] + eta[g] * (1.0 - mu[p])
@@ -1402,6 +1405,17 @@ def _pair_logs_mu(lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1):
             l1[p, j] = np.log(loss)
             dg[p, j] = eta[g] / win
             d1[p, j] = -eta[g] / loss
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _dot_both(x, y, z):
+    """``(x . y, x . z)`` in one pass, summed in whatever order vectorises."""
+    a = 0.0
+    b = 0.0
+    for g in range(x.size):
+        a += x[g] * y[g]
+        b += x[g] * z[g]
+    return a, b
 
 
 @numba.njit(cache=True)
@@ -1431,6 +1445,10 @@ def marginal_votes_mu(
     top = mult.shape[0] - 2
     level = stride_start_levels(row_ptr, entry_s, entry_f, spacing, top)
     x = np.empty(n_nodes)
+    # The logs of the last level done, for the next (finer) one, which holds its nodes.
+    prev = np.empty((4, n_pairs, 1))
+    prev_done = np.zeros(1, dtype=np.bool_)
+    prev_slot = np.full(n_nodes, -1, dtype=np.int64)
     for lv in range(top, -1, -1):
         rows = np.nonzero(level == lv)[0]
         if rows.size == 0:
@@ -1454,12 +1472,13 @@ def marginal_votes_mu(
             side_max[1, n - 1] = lm[n - 1]
             for j in range(n - 2, -1, -1):
                 side_max[1, j] = max(side_max[1, j + 1], lm[j])
-        lg = np.empty((n_pairs, n))
-        l1 = np.empty((n_pairs, n))
-        dg = np.empty((n_pairs, n))
-        d1 = np.empty((n_pairs, n))
+        tabs = np.empty((4, n_pairs, n))
+        lg = tabs[0]
+        l1 = tabs[1]
+        dg = tabs[2]
+        d1 = tabs[3]
         done = np.zeros(n, dtype=np.bool_)
-        logs = (mu, eta, half, idx, done, lg, l1, dg, d1)
+        logs = (mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev)
         lo_r = np.zeros(rows.size, dtype=np.int64)
         hi_r = np.full(rows.size, n, dtype=np.int64)
         for i in range(rows.size):
@@ -1484,6 +1503,11 @@ def marginal_votes_mu(
                 # No sub-grid node explains the row: perhaps a finer grid's does.
                 coarse[i] = lv > 0
                 continue
+            # The nodes _row_by_logs set to zero add nothing below: skip them.
+            while x[lo] == 0.0:
+                lo += 1
+            while x[hi - 1] == 0.0:
+                hi -= 1
             xs = x[lo:hi]
             if lv > 0 and abs(total - _dot(xs, ratio[lo:hi])) > STRIDE_TOL * total:
                 coarse[i] = True
@@ -1495,17 +1519,18 @@ def marginal_votes_mu(
                 ws[k] += scale * xs[k]
             for e in range(row_ptr[r], row_ptr[r + 1]):
                 p = entry_pair[e]
-                acc = 0.0
-                if entry_s[e] > 0:
-                    acc += entry_s[e] * _dot(xs, dg[p, lo:hi])
-                if entry_f[e] > 0:
-                    acc += entry_f[e] * _dot(xs, d1[p, lo:hi])
-                grad[p] += scale * acc
+                win, loss = _dot_both(xs, dg[p, lo:hi], d1[p, lo:hi])
+                grad[p] += scale * (entry_s[e] * win + entry_f[e] * loss)
         for i in range(rows.size):
             if coarse[i]:
                 level[rows[i]] = lv - 1
         for j in range(n):
             w_all[idx[j]] += w_s[j]
+        prev_slot[:] = -1
+        for j in range(n):
+            prev_slot[idx[j]] = j
+        prev = tabs
+        prev_done = done
     total = 0.0
     for r in range(n_rows):
         # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
