@@ -33,7 +33,8 @@ distinct count rows are always among ``s = 0..VOTES`` on each pair: the model
 is built and compiled once (on a template holding one user per row) and each data set only
 swaps the number of users per row (``pm.set_data({"row_weight": ...})``),
 reusing one NUTS step (its adaptation carries over, which changes only the
-sampler's efficiency).
+sampler's efficiency) and one compiled function of the stored variables
+(:class:`CompiledTrace`; the draws are those of ``pm.sample``'s own trace).
 
 NUTS runs ``(chains, tuning steps, draws) = SAMPLING[case]``: 2 chains of 200
 draws after as many tuning steps for Beta, of 500 for two-point (whose chains
