@@ -150,22 +150,32 @@ def test_identified_fit_is_reproducible_and_thins_its_summaries(small_data, monk
     assert np.all((a["attentiveness"]["p_above"] >= 0) & (a["attentiveness"]["p_above"] <= 1))
     settings = json.loads(a.attrs["settings"])
     assert set(settings["timings"]) == {"build", "start", "sample", "post"}
-    # The default step size target of the identified coordinates (TARGET_ACCEPT).
-    assert settings["target_accept"] == 0.8
+    # The default step size target (TARGET_ACCEPT): 40 users are fewer than
+    # GAUSSIAN_USERS, so the identified Beta model keeps 0.95.
+    assert settings["target_accept"] == 0.95
 
 
 def test_default_target_accept_follows_the_coordinates(small_data):
-    """0.8 only in the identified Beta coordinates; two-point and standard keep 0.95."""
-    from attnmodel.inference.nuts import default_target_accept
+    """0.8 only in the identified Beta coordinates on logs of at least
+    GAUSSIAN_USERS users; smaller logs, two-point and standard keep 0.95."""
+    from attnmodel.inference.nuts import GAUSSIAN_USERS, default_target_accept
     from attnmodel.model.pymc_model import build_model
 
     kw = {"mu_prior": (8, 2), "likelihood": False}
-    beta = build_model(small_data, "beta", **kw)
-    two = build_model(small_data, "two_point", **kw)
-    standard = build_model(small_data, "beta", parameterization="standard", **kw)
-    known = build_model(small_data, "beta", mu=0.8, likelihood=False)
-    assert (beta.parameterization, two.parameterization) == ("identified", "identified")
-    assert default_target_accept(beta) == 0.8
+    many = am.simulate_votes(
+        "beta", {"alpha": 3.0, "beta": 5.0}, GAUSSIAN_USERS, 5, mu=0.8, seed=9
+    ).to_data()
+    fewer = am.simulate_votes(
+        "beta", {"alpha": 3.0, "beta": 5.0}, GAUSSIAN_USERS - 1, 5, mu=0.8, seed=9
+    ).to_data()
+    assert default_target_accept(build_model(many, "beta", **kw)) == 0.8
+    assert default_target_accept(build_model(fewer, "beta", **kw)) == 0.95
+    assert default_target_accept(build_model(small_data, "beta", **kw)) == 0.95  # 40 users
+    # On a log large enough for 0.8, the other coordinates and families keep 0.95.
+    two = build_model(many, "two_point", **kw)
+    standard = build_model(many, "beta", parameterization="standard", **kw)
+    known = build_model(many, "beta", mu=0.8, likelihood=False)
+    assert two.parameterization == "identified"
     assert default_target_accept(two) == 0.95
     assert default_target_accept(standard) == 0.95
     assert default_target_accept(known) == 0.95
