@@ -2,7 +2,8 @@
 
 Runs the same cases with the same seeds as the test (Beta with mu under
 BetaPrior(8, 2); two-point with mu = 0.8 known; two-point under Bradley-Terry
-with three models and under a pooled mu over three pairs; 100 data sets each;
+with three models and under a pooled mu over three pairs; Beta with ties
+modelled and mu = 0.8 known; 100 data sets each;
 ``tests.test_sbc.cases``) and prints the rank histograms and chi-square
 p-values in the form of the table in benchmarks/README.md ("SBC in the slow
 test job").

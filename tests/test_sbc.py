@@ -19,7 +19,13 @@ the sampler targets the model's posterior, the rank of the true value among
   same three pairs, every ``mu`` unknown: ``2 mu_k - 1 ~ Beta(1 + m c, 1 +
   (1 - m) c)`` with ``PooledMu``'s default hyperpriors ``m ~ Beta(2, 2)``,
   ``c ~ Gamma(2, rate 0.1)``; ranks of ``q_low``, ``eta_high``, ``m``, ``c``
-  and ``mu[0]``.
+  and ``mu[0]``;
+- Beta ``P_eta`` (flat shapes, as above) with ties modelled (``ties="model"``),
+  one pair of ``mu = 0.8`` known: ``kappa ~ Beta(1.5, 1.5)``, ``tau_mean ~
+  Beta(1.5, 1.5)``, ``tau_conc ~ LogNormal(log 10, 1.5)``, each user's ``tau``
+  from their Beta population; ``TIE_VOTES`` = 6 votes per user, ties included
+  (the template holds the 28 ``(s, f, t)``); ranks of ``alpha``, ``beta``,
+  ``kappa``, ``tau_mean`` and ``tau_conc``.
 
 Every data set has 40 to 80 users, each with ``VOTES`` votes on one pair (for
 Bradley-Terry and pooled, a pair drawn uniformly for each user), so the
@@ -27,7 +33,8 @@ distinct count rows are always among ``s = 0..VOTES`` on each pair: the model
 is built and compiled once (on a template holding one user per row) and each data set only
 swaps the number of users per row (``pm.set_data({"row_weight": ...})``),
 reusing one NUTS step (its adaptation carries over, which changes only the
-sampler's efficiency).
+sampler's efficiency) and one compiled function of the stored variables
+(:class:`CompiledTrace`; the draws are those of ``pm.sample``'s own trace).
 
 NUTS runs ``(chains, tuning steps, draws) = SAMPLING[case]``: 2 chains of 200
 draws after as many tuning steps for Beta, of 500 for two-point (whose chains
@@ -36,14 +43,16 @@ gave p = 0.005, with 600 p = 0.62); for Bradley-Terry, whose gradient costs
 three times as much (63 count rows against 21), one chain of 400 draws after
 300 tuning steps, which keeps the slow job's time (its ranks gave p = 0.13 to
 0.85 with this setting, 0.30 to 0.80 with 2 chains of 300 draws).
-The pooled case, on the same template, runs the same setting.
+The pooled case, on the same template, runs the same setting. The tie case
+runs one chain of 300 draws after 200 tuning steps (about 2 s of CPU per data
+set on an idle machine, see benchmarks/README.md, "NUTS with ties").
 
 Test: the ranks (``L = 19`` draws kept, evenly spaced among the chains'
 draws, so that they are nearly independent) of each parameter are counted in
 10 bins of two rank values, and a chi-square test of uniformity (9 degrees of
-freedom) is applied per parameter; the family-wise level over the 16
-parameters of the four cases is 1% (Bonferroni: each p-value must exceed
-0.01 / 16).
+freedom) is applied per parameter; the family-wise level over the 21
+parameters of the five cases is 1% (Bonferroni: each p-value must exceed
+0.01 / 21).
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytest
+from pymc.backends.ndarray import NDArray
 from scipy import special, stats
 
 import attnmodel as am
@@ -61,12 +71,13 @@ VOTES = 20
 L = 19
 BINS = 10
 FAMILY_WISE = 0.01
-N_TESTS = 16
+N_TESTS = 21
 SAMPLING = {
     "beta": (2, 200, 200),
     "two_point": (2, 500, 500),
     "bradley_terry": (1, 300, 400),
     "pooled": (1, 300, 400),
+    "ties": (1, 200, 300),
 }
 BOX = (0.1, 50.0)  # the documented alpha/beta box for users with at most 625 votes
 MU_PRIOR = am.BetaPrior(8.0, 2.0)
@@ -169,7 +180,77 @@ def pooled_case():
     return one_pair_each_template(), truth, simulate_one_pair_each
 
 
-def sbc_ranks(case, names, seed, sampling, **model_kw):
+# Ties as evidence (``ties="model"``): Beta ``P_eta`` (flat shapes on the box),
+# one pair of mu = 0.8 known, every user TIE_VOTES votes, ties included; the tie
+# parameters from their priors, written again here (attnmodel.model.ties states them).
+TIE_VOTES = 6
+KAPPA_PRIOR = (1.5, 1.5)  # Beta
+TAU_MEAN_PRIOR = (1.5, 1.5)  # Beta
+TAU_CONC_PRIOR = (np.log(10.0), 1.5)  # LogNormal (log-scale location, scale)
+
+
+def tie_template():
+    """One user per ``(s, f, t)`` with ``s + f + t = TIE_VOTES`` (wins, losses, ties)."""
+    sft = np.array(
+        [(s, TIE_VOTES - t - s, t) for t in range(TIE_VOTES + 1) for s in range(TIE_VOTES + 1 - t)]
+    )
+    n = sft[:, 0] + sft[:, 1]
+    return am.VoteData.from_counts(n[:, None], sft[:, :1], t=sft[:, 2:])
+
+
+def tie_case():
+    """Template, prior draw and simulated votes of the tie model (the vote mechanism in numpy).
+
+    An attentive vote is a tie with probability ``tau``, else goes to the
+    stronger model with probability ``mu``; a careless one is a tie with
+    probability ``tau + (1 - tau) kappa``, else a coin flip.
+    """
+
+    def truth(rng):
+        a, b = rng.uniform(*BOX, size=2)
+        return {
+            "alpha": a,
+            "beta": b,
+            "kappa": rng.beta(*KAPPA_PRIOR),
+            "tau_mean": rng.beta(*TAU_MEAN_PRIOR),
+            "tau_conc": rng.lognormal(*TAU_CONC_PRIOR),
+        }
+
+    def simulate(truth, rng):
+        m = int(rng.integers(40, 81))
+        eta = rng.beta(truth["alpha"], truth["beta"], size=m)
+        mean, conc = truth["tau_mean"], truth["tau_conc"]
+        tau = rng.beta(mean * conc, (1.0 - mean) * conc, size=m)
+        careless = (1.0 - eta) * (1.0 - truth["kappa"]) / 2.0
+        win = (1.0 - tau) * (eta * MU_KNOWN + careless)
+        loss = (1.0 - tau) * (eta * (1.0 - MU_KNOWN) + careless)
+        tie = 1.0 - win - loss
+        sft = np.array([rng.multinomial(TIE_VOTES, p) for p in np.stack([win, loss, tie], axis=1)])
+        # Template user of (s, t): users are listed by t, then s.
+        t = sft[:, 2]
+        first = t * (TIE_VOTES + 1) - t * (t - 1) // 2
+        return first + sft[:, 0]
+
+    return tie_template(), truth, simulate
+
+
+class CompiledTrace(NDArray):
+    """PyMC's in-memory trace whose function of the stored variables is compiled once.
+
+    ``pm.sample`` compiles that function for every chain of every call (a
+    fifth of a Beta data set's CPU time here); given this trace it takes a
+    copy per chain, which gets fresh arrays and the one compiled function.
+    The draws are the same.
+    """
+
+    def __copy__(self):
+        return CompiledTrace(
+            model=self.model, vars=self.vars, fn=self.fn,
+            var_shapes=self.var_shapes, var_dtypes=self.var_dtypes,
+        )  # fmt: skip
+
+
+def sbc_ranks(case, names, seed, sampling, n_datasets=N_DATASETS, **model_kw):
     """Ranks of the true values among ``L`` posterior draws, per name, over the data sets.
 
     ``case = (template, draw_truth(rng), simulate(truth, rng))``, where
@@ -185,9 +266,10 @@ def sbc_ranks(case, names, seed, sampling, **model_kw):
     assert np.array_equal(np.sort(row_of_user), np.arange(n_rows))
     with attn.model:
         step = pm.NUTS(target_accept=0.9)
+        trace = CompiledTrace()
     items = [(x, 0, x) if isinstance(x, str) else x for x in names]
     ranks = {key: [] for _, _, key in items}
-    for i in range(N_DATASETS):
+    for i in range(n_datasets):
         rng = np.random.default_rng([seed, i])
         truth = draw(rng)
         weight = np.zeros(n_rows)
@@ -200,6 +282,7 @@ def sbc_ranks(case, names, seed, sampling, **model_kw):
                 chains=sampling[0],
                 cores=1,
                 step=step,
+                trace=trace,
                 progressbar=False,
                 random_seed=[seed, i, 1],
                 compute_convergence_checks=False,
@@ -248,7 +331,15 @@ def cases():
             pooled_case(), pooled_names, 4, SAMPLING["pooled"],
             {"family": "two_point", "mu_structure": "pooled"},
         ),
+        "Beta (flat shapes), ties modelled, mu = 0.8 known": tie_sbc_case(),
     }  # fmt: skip
+
+
+def tie_sbc_case():
+    """The tie model's case: ``(case, names, seed, sampling, model keywords)``."""
+    names = ("alpha", "beta", "kappa", "tau_mean", "tau_conc")
+    kw = {"family": "beta", "mu": MU_KNOWN, "priors": "flat"}
+    return tie_case(), names, 5, SAMPLING["ties"], kw
 
 
 def run_case(label):
@@ -274,3 +365,8 @@ def test_sbc_bradley_terry_two_point():
 @pytest.mark.slow
 def test_sbc_pooled_two_point():
     assert_uniform(run_case("two-point, pooled mu (3 pairs)"))
+
+
+@pytest.mark.slow
+def test_sbc_ties_modelled():
+    assert_uniform(run_case("Beta (flat shapes), ties modelled, mu = 0.8 known"))

@@ -56,6 +56,7 @@ from attnmodel.model.grid import SIDE_ROUND, SPACING_ROOT_VOTES
 __all__ = [
     "estep_stats",
     "estep_serial",
+    "estep_serial_keys",
     "mu_derivatives",
     "mu_derivatives_parallel",
     "MU_PARALLEL_CELLS",
@@ -731,6 +732,35 @@ mu_derivatives_parallel = numba.njit(cache=True, parallel=True, error_model="num
 
 
 @numba.njit(cache=True)
+def estep_serial_keys(
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, row_key, spacing
+):
+    """:func:`estep_serial` with one log mass per key (shape (D, G)).
+
+    Row ``r`` takes the log mass of key ``row_key[r]`` (e.g. the prior plus
+    the tie factor of its ``(m, T)``). Returns ``log_z`` (R,), the node
+    weights per key (D, G) and ``S``, ``F`` (P, G).
+    """
+    post = np.empty((0, log_mass.shape[1]))
+    return _estep_stats_serial(
+        row_ptr,
+        entry_pair,
+        entry_s,
+        entry_f,
+        row_weight,
+        log_g,
+        log_1mg,
+        np.ascontiguousarray(log_mass),
+        row_key,
+        1,
+        post,
+        TABLE_MAX_COUNT,
+        row_ptr.size - 1,
+        spacing,
+    )
+
+
+@numba.njit(cache=True)
 def estep_serial(
     row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
 ):
@@ -740,8 +770,7 @@ def estep_serial(
     when the nodes are one, so that rows take strides (see :func:`estep_stats`);
     0 for other nodes (atoms).
     """
-    post = np.empty((0, log_mass.size))
-    log_z, w, s, f = _estep_stats_serial(
+    log_z, w, s, f = estep_serial_keys(
         row_ptr,
         entry_pair,
         entry_s,
@@ -751,10 +780,6 @@ def estep_serial(
         log_1mg,
         np.ascontiguousarray(log_mass).reshape(1, log_mass.size),
         np.zeros(row_ptr.size - 1, dtype=np.int64),
-        1,
-        post,
-        TABLE_MAX_COUNT,
-        row_ptr.size - 1,
         spacing,
     )
     return log_z, w[0], s, f

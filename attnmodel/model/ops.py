@@ -14,6 +14,13 @@ The gradient needs no second pass: by Fisher's identity the derivative of
 family's parameters. Both the Python ``perform`` and the Numba
 implementation call the compiled kernel of :mod:`attnmodel.model.kernels`, so the
 graph NUTS differentiates holds no (rows x nodes) tensor.
+
+``MarginalVotesTies`` does the same with ties as evidence
+(:mod:`attnmodel.model.ties`): each row's log mass is the prior's plus the tie
+factor of its ``(m, T)``, formed inside the kernel from the terms' bases and
+``log c``, ``log(1 - c)`` (:func:`attnmodel.model.ties.tie_pass`), and the
+gradient in those comes from the E-step's node weights per key, passed back
+through the tie factor's term shares in a second pass.
 """
 
 from __future__ import annotations
@@ -29,9 +36,16 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from attnmodel.model import kernels
+from attnmodel.model import kernels, ties
 
-__all__ = ["MarginalVotes", "MarginalVotesMu", "marginal_votes", "marginal_votes_mu"]
+__all__ = [
+    "MarginalVotes",
+    "MarginalVotesMu",
+    "MarginalVotesTies",
+    "marginal_votes",
+    "marginal_votes_mu",
+    "marginal_votes_ties",
+]
 
 
 class MarginalVotes(Op):
@@ -126,7 +140,10 @@ def _marginal_votes_kernel(
 
 def _kernel_version() -> int:
     """Changes with the kernel's source, so PyTensor's Numba cache never serves a stale one."""
-    src = Path(kernels.__file__).read_bytes() + Path(__file__).read_bytes()
+    src = (
+        b"".join(Path(m.__file__).read_bytes() for m in (kernels, ties))
+        + Path(__file__).read_bytes()
+    )
     return int(hashlib.sha256(src).hexdigest()[:12], 16)
 
 
@@ -296,4 +313,167 @@ def marginal_votes(counts, row_weight, log_g, log_1mg, log_mass, spacing: float 
         log_g,
         log_1mg,
         log_mass,
+    )[0]
+
+
+class MarginalVotesTies(Op):
+    """``sum_r weight_r log Z_r`` with ties as evidence, and its gradient, in one kernel.
+
+    Inputs: the count table's arrays, ``row_key`` (the row's ``(m, T)`` key),
+    the tie terms' layout (``start``, ``kpm``, ``tmk``, see
+    :meth:`attnmodel.model.ties.TieTerm.terms`), then ``row_weight`` (R,),
+    ``log_g``, ``log_1mg`` (P, G) at the transformed nodes, the prior's
+    ``log_mass`` (G,), the terms' ``base`` (K,) and ``log c``, ``log(1 - c)``
+    (G,). Row ``r``'s log mass at node ``g`` is ``log_mass_g + tie[key_r, g]``,
+    ``tie`` the log-sum-exp over each key's terms. Outputs: ``total``,
+    ``log_z`` (R,), the node weights ``W`` (G,), ``S``, ``F`` (P, G) and the
+    derivatives of ``total`` in ``base`` (K,), ``log c`` and ``log(1 - c)``
+    (G,) (Fisher's identity through the tie factor).
+    """
+
+    __props__ = ()
+
+    _n_ints = 6
+    _float_ndims = (1, 1, 1, 2, 2, 1, 1, 1, 1)
+
+    def make_node(self, row_ptr, entry_pair, entry_s, entry_f, row_key, start, kpm, tmk,
+                  row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc):  # fmt: skip
+        ints = [
+            pt.as_tensor_variable(x).astype("int64")
+            for x in (row_ptr, entry_pair, entry_s, entry_f, row_key, start)
+        ]
+        floats = [
+            pt.as_tensor_variable(x).astype("float64")
+            for x in (kpm, tmk, row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc)
+        ]
+        for var, ndim in zip(ints + floats, (1,) * 6 + self._float_ndims, strict=True):
+            if var.ndim != ndim:
+                raise TypeError(f"an input of MarginalVotesTies has {var.ndim} dims, not {ndim}")
+        outputs = [
+            pt.dscalar(), pt.dvector(), pt.dvector(), pt.dmatrix(), pt.dmatrix(),
+            pt.dvector(), pt.dvector(), pt.dvector(),
+        ]  # fmt: skip
+        return Apply(self, ints + floats, outputs)
+
+    def perform(self, node, inputs, output_storage):
+        args = [np.ascontiguousarray(x) for x in inputs]
+        out = _marginal_votes_ties_kernel(*args)
+        output_storage[0][0] = np.asarray(out[0])
+        for i in range(1, 8):
+            output_storage[i][0] = out[i]
+
+    def infer_shape(self, node, shapes):
+        row_ptr = shapes[0]
+        log_g, log_mass, base, log_c = shapes[9], shapes[11], shapes[12], shapes[13]
+        return [(), (row_ptr[0] - 1,), log_mass, log_g, log_g, base, log_c, log_c]
+
+    def connection_pattern(self, node):
+        # The counts, the keys and the terms' layout are not differentiated.
+        return [[False] * 8] * 8 + [[True] * 8] * 7
+
+    def pullback(self, inputs, outputs, cotangents):
+        g_total = cotangents[0]
+        for g in cotangents[1:]:
+            if not isinstance(g.type, DisconnectedType):
+                raise NotImplementedError("only the total of MarginalVotesTies is differentiable")
+        _, log_z, w, s, f, d_base, d_lc, d_l1 = outputs
+        return [
+            *(DisconnectedType()() for _ in range(8)),
+            g_total * log_z,
+            g_total * s,
+            g_total * f,
+            g_total * w,
+            g_total * d_base,
+            g_total * d_lc,
+            g_total * d_l1,
+        ]
+
+
+@numba.njit(cache=True)
+def _marginal_votes_ties_kernel(
+    row_ptr, entry_pair, entry_s, entry_f, row_key, start, kpm, tmk,
+    row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc,
+):  # fmt: skip
+    """The outputs of :class:`MarginalVotesTies`: tie factor, E-step, shares of the terms."""
+    n_keys = start.size - 1
+    n_nodes = log_mass.size
+    lc = np.ascontiguousarray(log_c).reshape(1, n_nodes)
+    l1 = np.ascontiguousarray(log_1mc).reshape(1, n_nodes)
+    empty = np.zeros(0)
+    tie = np.empty((n_keys, n_nodes))
+    ties.tie_pass(start, base, kpm, tmk, lc, l1, np.zeros((0, 0)), empty, tie,
+                  empty, empty, empty, empty)  # fmt: skip
+    for d in range(n_keys):
+        for g in range(n_nodes):
+            tie[d, g] += log_mass[g]
+    # Every row on the full grid (no strides), as in MAP-EM with ties.
+    log_z, w_key, s, f = kernels.estep_serial_keys(
+        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, tie, row_key, 0.0
+    )
+    total = 0.0
+    for r in range(log_z.size):
+        # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
+        if row_weight[r] != 0.0:
+            total += row_weight[r] * log_z[r]
+    # The node weights per key are the derivatives in each key's log mass, hence
+    # in its tie factor: the terms' shares carry them to base, log c, log(1 - c).
+    d_base = np.zeros(base.size)
+    d_lc = np.zeros(n_nodes)
+    d_l1 = np.zeros(n_nodes)
+    ties.tie_pass(start, base, kpm, tmk, lc, l1, w_key, empty, tie, d_base, empty, d_lc, d_l1)
+    return total, log_z, w_key.sum(axis=0), s, f, d_base, d_lc, d_l1
+
+
+def _register_numba_ties() -> None:
+    from pytensor.link.numba.dispatch.basic import (
+        numba_njit,
+        register_funcify_default_op_cache_key,
+    )
+
+    kernel = _marginal_votes_ties_kernel
+
+    @register_funcify_default_op_cache_key(MarginalVotesTies)
+    def _numba_marginal_votes_ties(op, node, **kwargs):
+        @numba_njit
+        def marginal_votes_ties(
+            row_ptr, entry_pair, entry_s, entry_f, row_key, start, kpm, tmk,
+            row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc,
+        ):  # fmt: skip
+            total, log_z, w, s, f, d_base, d_lc, d_l1 = kernel(
+                row_ptr, entry_pair, entry_s, entry_f, row_key, start, kpm, tmk,
+                row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc,
+            )  # fmt: skip
+            return np.array(total), log_z, w, s, f, d_base, d_lc, d_l1
+
+        return marginal_votes_ties, _kernel_version()
+
+
+_register_numba_ties()
+
+
+def marginal_votes_ties(counts, term, row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc):
+    """``sum_r weight_r log Z_r`` with ties as evidence, as a tensor (:class:`MarginalVotesTies`).
+
+    Parameters
+    ----------
+    counts : CountTable
+    term : TieTerm
+        The rows' ``(m, T)`` keys and their terms (shared variables of the graph).
+    row_weight : tensor (R,)
+    log_g, log_1mg : tensor (P, G)
+        At the transformed nodes ``eta' = eta / c``.
+    log_mass : tensor (G,)
+    base : tensor (K,)
+        ``log C(T, k) + log B(a + k, b + m) - log B(a, b)`` per term.
+    log_c, log_1mc : tensor (G,)
+    """
+    layout = term.terms()
+    consts = [
+        pytensor.shared(np.ascontiguousarray(term.row_key, dtype=np.int64), name="tie_row_key"),
+        pytensor.shared(layout["start"], name="tie_start"),
+        pytensor.shared(np.ascontiguousarray(layout["kpm"]), name="tie_kpm"),
+        pytensor.shared(np.ascontiguousarray(layout["tmk"]), name="tie_tmk"),
+    ]
+    return MarginalVotesTies()(
+        *_count_shared(counts), *consts, row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc
     )[0]

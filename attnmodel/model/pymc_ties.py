@@ -3,13 +3,13 @@
 The log density is the one MAP-EM maximises with ties modelled: per distinct
 count row, the log-sum-exp over the ``eta`` grid of the prior mass, the
 direction part at ``eta' = eta / c(eta)`` and the tie factor of the row's
-``(m, T)``, the sum over ``k`` of :class:`~attnmodel.model.ties.TieTerm`
-written in PyTensor (padded to the largest ``T`` per key), so NUTS
-differentiates it by PyTensor's own gradients. The priors of ``kappa``,
+``(m, T)`` (the sum over ``k`` of :class:`~attnmodel.model.ties.TieTerm`).
+One compiled kernel (:class:`~attnmodel.model.ops.MarginalVotesTies`: the tie
+factors by :func:`~attnmodel.model.ties.tie_pass`, then the E-step with one
+log mass per key) returns the sum over rows and its gradient, so the graph
+around it holds only (pairs x nodes) and per-term tensors. The priors of ``kappa``,
 ``tau_mean`` and ``tau_conc`` are :data:`~attnmodel.model.ties.TIE_PRIORS`.
 Like EM's objective, the likelihood leaves out the multinomial coefficients.
-The graph holds (rows x nodes) and (keys x largest T x nodes) tensors: meant
-for logs of moderate size.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from attnmodel.model.ops import marginal_votes_ties
 from attnmodel.model.ties import TIE_PRIORS, TieTerm
 
 __all__ = ["TIE_NAMES", "tie_potential"]
@@ -46,38 +47,16 @@ def tie_potential(fam, params, mu_t, counts, grid) -> None:
     m = mu_t[:, None]
     log_g = pt.log(0.5 * d_om[None, :] + d_eta[None, :] * m)
     log_1mg = pt.log(0.5 * d_om[None, :] + d_eta[None, :] * (1.0 - m))
-    # Dense (rows, pairs) counts: the direction part of every row at every node.
-    s_rows = np.zeros((counts.n_rows, counts.n_pairs))
-    f_rows = np.zeros((counts.n_rows, counts.n_pairs))
-    s_rows[counts.entry_row, counts.entry_pair] = counts.entry_s
-    f_rows[counts.entry_row, counts.entry_pair] = counts.entry_n - counts.entry_s
-    direction = pt.dot(s_rows, log_g) + pt.dot(f_rows, log_1mg)
 
-    m_r, t_r = counts.row_totals()
-    term = TieTerm(m_r, t_r)
-    width = int(term.T.max()) + 1
-    k = np.arange(width)[None, :]
-    valid = k <= term.T[:, None]
-    kk = np.where(valid, k, 0).astype(float)
-    t_d = term.T[:, None].astype(float)
-    m_d = term.m[:, None].astype(float)
-    from scipy.special import gammaln
-
-    log_binom = np.where(
-        valid, gammaln(t_d + 1) - gammaln(kk + 1) - gammaln(np.maximum(t_d - kk, 0) + 1), 0.0
-    )
-    base = log_binom + _betaln(a + kk, b + m_d) - _betaln(a, b)
+    term = TieTerm(*counts.row_totals())
+    layout = term.terms()
+    base = layout["log_binom"] + _betaln(a + layout["k"], b + layout["m"]) - _betaln(a, b)
     log_c = pt.log(c)
     log_1mc = pt.log(om) + pt.log(kappa)
-    terms = (
-        base[:, :, None]
-        + (kk + m_d)[:, :, None] * log_c[None, None, :]
-        + (t_d - kk)[:, :, None] * log_1mc[None, None, :]
-    )
-    terms = pt.switch(valid[:, :, None], terms, -np.inf)
-    tie = pt.logsumexp(terms, axis=1)  # (keys, nodes)
 
     log_mass = grid.log_weight + fam.pymc_log_density_logit(params, grid.u)
-    rows = direction + log_mass[None, :] + tie[term.row_key]
     weight = pm.Data("row_weight", counts.row_weight.astype(np.float64))
-    pm.Potential("votes", pt.dot(weight, pt.logsumexp(rows, axis=1)))
+    total = marginal_votes_ties(
+        counts, term, weight, log_g, log_1mg, log_mass, base, log_c, log_1mc
+    )
+    pm.Potential("votes", total)

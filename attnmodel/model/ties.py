@@ -53,6 +53,8 @@ __all__ = [
     "TieParams",
     "TieTerm",
     "TIE_PRIORS",
+    "HORNER_TINY",
+    "tie_pass",
     "direction_nodes",
     "direction_q",
     "tie_q",
@@ -71,54 +73,133 @@ TIE_PRIORS = {
 }
 
 
+#: A Horner sum of :func:`tie_pass` below this is taken again by a log-sum-exp.
+HORNER_TINY = 1e-200
+
+
 @numba.njit(cache=True)
-def _tie_pass(start, base, kpm, tmk, log_c, log_1mc, weight, ratio, out, pw, pr, pn):
+def tie_pass(start, base, kpm, tmk, log_c, log_1mc, weight, ratio, out, pw, pr, pn, p1):
     """Log-sum-exp over each key's terms at each node; with weights, the shares summed.
 
-    ``log_c``/``log_1mc`` hold one row (shared nodes) or one row per key.
-    ``out[d, g]`` receives the log factor. With ``weight`` of shape (D, G)
-    (else (0, 0)), ``pw[j] = sum_g W[d, g] p[j, g]`` and
-    ``pr[j] = sum_g W[d, g] p[j, g] ratio[g]`` for every flattened term ``j``
-    of key ``d``, where ``p`` is the term's share of its key's sum; and, when
-    ``pn`` has one entry per node (else none), ``pn[g] = sum_j W[d, g] p[j, g] kpm[j]``.
+    Key ``d`` owns the terms ``j = start[d] .. start[d + 1] - 1`` (``k = 0..T``,
+    in order), each ``base[j] + kpm[j] log c + tmk[j] log(1 - c)`` with
+    ``kpm = k + m`` and ``tmk = T - k``. ``log_c``/``log_1mc`` hold one row
+    (shared nodes) or one row per key. ``out[d, g]`` receives the log factor.
+    With ``weight`` of shape (D, G) (else (0, 0)), ``pw[j] = sum_g W[d, g] p[j, g]``,
+    where ``p`` is the term's share of its key's sum; when ``pr`` is not
+    empty, ``pr[j] = sum_g W[d, g] p[j, g] ratio[g]``; when ``pn``/``p1``
+    have one entry per node (else none), ``pn[g] = sum_j W[d, g] p[j, g] kpm[j]``
+    and ``p1[g] = sum_j W[d, g] p[j, g] tmk[j]``. These are the derivatives
+    of ``sum W out`` in ``base``, ``log c`` and ``log(1 - c)``.
+
+    The sum is a polynomial in ``x = c / (1 - c)``: with ``w_k = exp(base_k -
+    max base)``, ``out = max base + m log c + T log(1 - c) + log sum_k w_k x^k``
+    for ``x <= 1``, and the same in ``1 / x`` about ``(m + T) log c`` for ``x >
+    1``, taken by Horner's rule: one exponential per key and node instead of
+    one per term, and each share a product. The terms are positive and the
+    variable at most 1, so the sum is exact to rounding unless it falls below
+    :data:`HORNER_TINY` (some ``w_k`` underflowing where ``x^k`` would have
+    made up for it), where the log-sum-exp over the terms takes over.
     """
     n_keys = start.size - 1
     n_nodes = out.shape[1]
     stride = 0 if log_c.shape[0] == 1 else 1
     with_w = weight.shape[0] > 0
+    with_r = pr.size > 0
     with_n = pn.size > 0
+    with_1 = p1.size > 0
+    width = 1
+    for d in range(n_keys):
+        width = max(width, start[d + 1] - start[d])
+    coef = np.empty(width)
+    share = np.empty(width)
+    # The variable of each node's polynomial (c / (1 - c) or its inverse, at most
+    # 1), shared by every key when the nodes are.
+    n_var = 1 if stride == 0 else n_keys
+    var = np.zeros((n_var, n_nodes))
+    low = np.zeros((n_var, n_nodes), dtype=np.bool_)
+    for v in range(n_var):
+        for g in range(n_nodes):
+            lc, l1 = log_c[v, g], log_1mc[v, g]
+            z = lc - l1
+            if lc > -np.inf and z <= 0.0:
+                var[v, g] = np.exp(z)
+                low[v, g] = True
+            elif lc > -np.inf and z > 0.0:
+                var[v, g] = np.exp(-z)
     for d in range(n_keys):
         lo, hi = start[d], start[d + 1]
+        nt = hi - lo
+        top = -np.inf
+        for i in range(nt):
+            top = max(top, base[lo + i])
+        for i in range(nt):
+            coef[i] = np.exp(base[lo + i] - top)
+        m_d = kpm[lo]  # k = 0: k + m = m and T - k = T
+        t_d = tmk[lo]
         row = d * stride
         for g in range(n_nodes):
             lc, l1 = log_c[row, g], log_1mc[row, g]
-            peak = -np.inf
-            for j in range(lo, hi):
-                v = base[j] + kpm[j] * lc
-                if tmk[j] > 0:
-                    v += tmk[j] * l1
-                if v > peak:
-                    peak = v
-            total = 0.0
-            for j in range(lo, hi):
-                v = base[j] + kpm[j] * lc
-                if tmk[j] > 0:
-                    v += tmk[j] * l1
-                total += np.exp(v - peak)
-            out[d, g] = np.log(total) + peak
-            if with_w:
-                w = weight[d, g]
+            y = var[row, g]
+            low_first = low[row, g]
+            poly = 0.0
+            head = 0.0
+            if low_first:
+                poly = coef[nt - 1]
+                for i in range(nt - 2, -1, -1):
+                    poly = poly * y + coef[i]
+                head = top + m_d * lc + t_d * l1  # here log(1 - c) >= log c > -inf
+            elif lc > -np.inf and lc - l1 > 0.0:
+                poly = coef[0]
+                for i in range(1, nt):
+                    poly = poly * y + coef[i]
+                head = top + (m_d + t_d) * lc
+            w = weight[d, g] if with_w else 0.0
+            if poly > HORNER_TINY:
+                out[d, g] = head + np.log(poly)
                 if w > 0:
-                    scale = w / total
-                    for j in range(lo, hi):
-                        v = base[j] + kpm[j] * lc
-                        if tmk[j] > 0:
-                            v += tmk[j] * l1
-                        share = np.exp(v - peak) * scale
-                        pw[j] += share
-                        pr[j] += share * ratio[g]
-                        if with_n:
-                            pn[g] += share * kpm[j]
+                    p = w / poly
+                    if low_first:
+                        for i in range(nt):
+                            share[i] = coef[i] * p
+                            p *= y
+                    else:
+                        for i in range(nt - 1, -1, -1):
+                            share[i] = coef[i] * p
+                            p *= y
+            else:
+                peak = -np.inf
+                for j in range(lo, hi):
+                    v = base[j] + kpm[j] * lc
+                    if tmk[j] > 0:
+                        v += tmk[j] * l1
+                    if v > peak:
+                        peak = v
+                total = 0.0
+                for j in range(lo, hi):
+                    v = base[j] + kpm[j] * lc
+                    if tmk[j] > 0:
+                        v += tmk[j] * l1
+                    share[j - lo] = np.exp(v - peak)
+                    total += share[j - lo]
+                out[d, g] = np.log(total) + peak
+                if w > 0:
+                    for i in range(nt):
+                        share[i] *= w / total
+            if w > 0:
+                sn = 0.0
+                s1 = 0.0
+                for i in range(nt):
+                    j = lo + i
+                    pw[j] += share[i]
+                    if with_r:
+                        pr[j] += share[i] * ratio[g]
+                    sn += share[i] * kpm[j]
+                    s1 += share[i] * tmk[j]
+                if with_n:
+                    pn[g] += sn
+                if with_1:
+                    p1[g] += s1
 
 
 class TieParams(NamedTuple):
@@ -242,6 +323,23 @@ class TieTerm:
         """Number of distinct ``(m, T)``."""
         return int(self.m.size)
 
+    def terms(self) -> dict[str, np.ndarray]:
+        """The terms of every key's sum, in the layout :func:`tie_pass` takes.
+
+        ``start`` (D + 1,): key ``d`` owns the terms ``start[d] .. start[d + 1] - 1``;
+        per term (K,): ``k``, the key's ``m``, ``kpm = k + m``, ``tmk = T - k``
+        (floats) and ``log_binom = log C(T, k)``. A term's base is
+        ``log_binom + log B(a + k, b + m) - log B(a, b)``.
+        """
+        return {
+            "start": self._start.astype(np.int64),
+            "k": self._k.astype(float),
+            "m": self.m[self._key_of].astype(float),
+            "kpm": self._kpm,
+            "tmk": self._tmk,
+            "log_binom": self._log_binom,
+        }
+
     def _base(self, a: float, b: float) -> np.ndarray:
         """The terms' parts free of the nodes: binomials and Beta functions, shape (K,)."""
         return (
@@ -260,7 +358,8 @@ class TieTerm:
         log_1mc = np.ascontiguousarray(np.atleast_2d(log_1mc), dtype=float)
         out = np.empty((self.n_keys, log_c.shape[1]))
         none = np.zeros((0, 0))
-        _tie_pass(
+        empty = np.zeros(0)
+        tie_pass(
             self._start,
             self._base(a, b),
             self._kpm,
@@ -268,11 +367,12 @@ class TieTerm:
             log_c,
             log_1mc,
             none,
-            np.zeros(0),
+            empty,
             out,
-            np.zeros(0),
-            np.zeros(0),
-            np.zeros(0),
+            empty,
+            empty,
+            empty,
+            empty,
         )
         return out
 
@@ -298,7 +398,7 @@ class TieTerm:
         return np.log(np.add.reduceat(np.exp(terms - peak[owner]), first)) + peak
 
     def _weighted_pass(self, weight, eta, one_minus_eta, ties: TieParams, per_node: bool):
-        """One weighted pass of :func:`_tie_pass` over the shared nodes.
+        """One weighted pass of :func:`tie_pass` over the shared nodes.
 
         Returns ``sum W log factor`` and the pass's ``pw``, ``pr`` (ratio
         ``(1 - eta) / c``) and, with ``per_node``, ``pn`` (else empty).
@@ -308,7 +408,7 @@ class TieTerm:
         pw = np.zeros(self._k.size)
         pr = np.zeros(self._k.size)
         pn = np.zeros(eta.size if per_node else 0)
-        _tie_pass(
+        tie_pass(
             self._start,
             self._base(ties.a, ties.b),
             self._kpm,
@@ -321,6 +421,7 @@ class TieTerm:
             pw,
             pr,
             pn,
+            np.zeros(0),
         )
         return float(np.sum(np.where(weight > 0, weight * out, 0.0))), pw, pr, pn
 
