@@ -431,7 +431,7 @@ DRAW_BATCH = 64
 
 
 def draw_threads(counts, n_nodes: int) -> int:
-    """Threads :func:`conditional_summaries` runs the draws' grid passes in (1: one after another)."""
+    """Threads that :func:`conditional_summaries` runs the draws' grid passes in (1: in turn)."""
     import numba
 
     work = counts.entry_n.size * n_nodes
