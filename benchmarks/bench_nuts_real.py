@@ -28,7 +28,9 @@ case N times in fresh processes and prints the median.
 Run: ``.venv/bin/python benchmarks/bench_nuts_real.py`` (``--only mtbench``
 or ``--only pairs78`` for one case). ``--gradient`` prints instead the CPU
 and wall time of one log density + gradient of the ``pairs78`` model (the
-function NUTS calls) and of the fused kernel alone (:func:`gradient_timing`).
+function NUTS calls) and of the fused kernel alone (:func:`gradient_timing`);
+``--post`` the time per draw of the ``pairs78`` per-user summaries, the draws
+one after another and in threads (:func:`post_timing`).
 """
 
 from __future__ import annotations
@@ -211,6 +213,55 @@ def gradient_timing(calls: int = 50, repeats: int = 20) -> dict:
     }
 
 
+def post_timing(n_draws: int = 400) -> dict:
+    """Wall and CPU time per draw of the per-user summaries of the ``pairs78`` model.
+
+    :func:`attnmodel.posterior.conditional.conditional_summaries` as NUTS
+    post-processing calls it (every draw's per-user draws and pointwise
+    log-likelihoods stored), on ``n_draws`` draws of the global parameters
+    around the MAP-EM estimate (``alpha``, ``beta`` times ``1 + N(0, 0.01)``,
+    ``mu + N(0, 0.005)``, 2 chains), once with the draws one after another
+    and once with the draws' passes in threads
+    (:func:`attnmodel.posterior.conditional.draw_threads`); the two must
+    give the same numbers bit for bit.
+    """
+    from attnmodel.inference.em import EMProblem, EMState, fit_em
+    from attnmodel.model.pymc_model import build_model
+    from attnmodel.posterior import conditional
+
+    data = pairs78_data()
+    attn = build_model(data, "beta")
+    em = fit_em(data, "beta", n_init=1, warn=False)
+    rng = np.random.default_rng(0)
+    mu0 = em.mu_.to_numpy()
+
+    def state():
+        params = {k: float(v) * (1.0 + 0.01 * rng.normal()) for k, v in em.params_.items()}
+        return EMState(params, np.clip(mu0 + 0.005 * rng.normal(size=mu0.size), 0.01, 0.99))
+
+    states = [[state() for _ in range(n_draws // 2)] for _ in range(2)]
+    problem = EMProblem(attn.counts, attn.family, attn.mu_spec, grid=attn.grid)
+    kw = {"eta_star": 0.5, "store_eta": True, "log_likelihood": True}
+    # Compile first (a cold cache would count its compilation).
+    conditional.conditional_summaries(problem, [states[0][:2]], rng=rng, **kw)
+    threads = conditional.draw_threads(attn.counts, attn.grid.size)
+    out, times = [], {}
+    for name, k in (("one after another", 1), (f"{threads} threads", threads)):
+        pick = conditional.draw_threads
+        conditional.draw_threads = lambda counts, n_nodes, k=k: k
+        try:
+            c0, t0 = _cpu_s(), time.perf_counter()
+            out.append(conditional.conditional_summaries(
+                problem, states, rng=np.random.default_rng(1), **kw
+            ))  # fmt: skip
+            wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+        finally:
+            conditional.draw_threads = pick
+        times[name] = (wall / n_draws * 1e3, cpu / n_draws * 1e3)
+    same = all(np.array_equal(out[0][k], out[1][k], equal_nan=True) for k in out[0])
+    return {"draws": n_draws, "times": times, "same": same}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help="run one case in this process and print JSON")
@@ -221,7 +272,21 @@ def main() -> None:
     ap.add_argument(
         "--gradient", action="store_true", help="time one gradient of the pairs78 model instead"
     )
+    ap.add_argument(
+        "--post", action="store_true", help="time the pairs78 per-user summaries per draw instead"
+    )
     args = ap.parse_args()
+    if args.post:
+        print(banner("bench_nuts_real --post"))
+        load0 = os.getloadavg()[0]
+        p = post_timing()
+        for name, (wall, cpu) in p["times"].items():
+            print(f"  {name}: wall {wall:.2f} ms, CPU {cpu:.2f} ms per draw")
+        print(
+            f"  ({p['draws']} draws; same numbers: {p['same']}; load {load0:.1f} at start, "
+            f"{os.getloadavg()[0]:.1f} at end)"
+        )
+        return
     if args.gradient:
         print(banner("bench_nuts_real --gradient"))
         load0 = os.getloadavg()[0]

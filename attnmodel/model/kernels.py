@@ -1534,7 +1534,8 @@ def grid_summaries(
 #: :func:`grid_summaries` in one thread (``prange`` runs as ``range``), for small
 #: tables, where waking the thread pool at every draw costs more than it saves;
 #: each row's results do not depend on the chunking, so both give the same values.
-grid_summaries_serial = numba.njit(cache=True)(
+#: It releases the GIL, so that several draws' passes can run in Python threads.
+grid_summaries_serial = numba.njit(cache=True, nogil=True)(
     _serial_clone(grid_summaries.py_func, "grid_summaries_serial")
 )
 

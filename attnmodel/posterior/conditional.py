@@ -29,6 +29,7 @@ the cell would add ``h^2 / 12`` to the variance in ``u``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import special
@@ -41,6 +42,10 @@ __all__ = [
     "pick",
     "grid_row_summaries",
     "PARALLEL_MIN_WORK",
+    "DRAW_THREADS_MIN_WORK",
+    "DRAW_BATCH",
+    "draw_threads",
+    "grid_uniforms",
     "row_log_density",
     "conditional_summaries",
     "binomial_log_const",
@@ -299,13 +304,28 @@ def row_log_density(problem, state, row_log_marginal: np.ndarray):
 PARALLEL_MIN_WORK = 10_000_000
 
 
+def grid_uniforms(rng: np.random.Generator, n_rows: int, user_row: np.ndarray | None = None):
+    """The uniforms one :func:`grid_row_summaries` pass takes, in the order it takes them.
+
+    ``(pick, within, user_pick, user_within)``: the rows' cell picks and places
+    within cells, then the same for ``user_row`` (empty without it), the order
+    of :meth:`GridCells.sample`.
+    """
+    pick, within = rng.random(n_rows), rng.random(n_rows)
+    if user_row is None:
+        return pick, within, np.zeros(0), np.zeros(0)
+    n = np.asarray(user_row).size
+    return pick, within, rng.random(n), rng.random(n)
+
+
 def grid_row_summaries(
     problem,
     state,
     eta_star: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     user_row: np.ndarray | None = None,
     parallel: bool | None = None,
+    uniforms: tuple[np.ndarray, ...] | None = None,
 ) -> dict[str, np.ndarray]:
     """Everything :class:`GridCells` gives per row at one set of global parameters, compiled.
 
@@ -321,7 +341,9 @@ def grid_row_summaries(
     the draws equal those of ``GridCells`` on the same posterior.
     ``parallel`` runs the pass in Numba's threads (True) or in one (False);
     by default threads are used from :data:`PARALLEL_MIN_WORK` (entry, node)
-    products on. Both give the same values.
+    products on. Both give the same values. ``uniforms`` (from
+    :func:`grid_uniforms`) replaces the draws from ``rng``, so that passes
+    over several draws can run in any order with the uniforms of a serial run.
 
     Returns
     -------
@@ -350,13 +372,13 @@ def grid_row_summaries(
         sub_eta, sub_om, problem.family.log_density_logit(rule.u, state.params), state
     )[0]
     n_rows = counts.n_rows
-    pick_u, within_u = rng.random(n_rows), rng.random(n_rows)
+    if uniforms is None:
+        uniforms = grid_uniforms(rng, n_rows, user_row)
+    pick_u, within_u, user_pick, user_within = uniforms
     if user_row is None:
         user_row = np.zeros(0, dtype=np.int64)
-        user_pick, user_within = np.zeros(0), np.zeros(0)
     else:
         user_row = np.ascontiguousarray(user_row, dtype=np.int64)
-        user_pick, user_within = rng.random(user_row.size), rng.random(user_row.size)
     n_chunks = max(1, min(numba.get_num_threads() * 4, n_rows))
     row_ptr, pair, s, f = kernels.count_arrays(counts)
     if parallel is None:
@@ -393,6 +415,29 @@ def grid_row_summaries(
     elif eta_star >= 1.0:
         result["tail"] = np.zeros(n_rows)
     return result
+
+
+#: From this many (entry, node) products per draw (and below
+#: :data:`PARALLEL_MIN_WORK`, where each pass is threaded itself),
+#: :func:`conditional_summaries` runs the draws' one-thread passes in as many
+#: threads as Numba may use, a batch of :data:`DRAW_BATCH` draws at a time
+#: (the compiled pass releases the GIL). On the 78-pair log of
+#: ``benchmarks/bench_nuts_real.py`` (5,807 entries x 1,475 nodes) a draw's
+#: pass takes about 7 ms in one thread; on MT-Bench (690 x 371) about 1 ms.
+DRAW_THREADS_MIN_WORK = 1_000_000
+
+#: Draws whose uniforms are drawn ahead of their threaded passes.
+DRAW_BATCH = 64
+
+
+def draw_threads(counts, n_nodes: int) -> int:
+    """Threads that :func:`conditional_summaries` runs the draws' grid passes in (1: in turn)."""
+    import numba
+
+    work = counts.entry_n.size * n_nodes
+    if not DRAW_THREADS_MIN_WORK <= work < PARALLEL_MIN_WORK:
+        return 1
+    return max(1, numba.get_num_threads())
 
 
 def binomial_log_const(counts) -> np.ndarray:
@@ -458,6 +503,7 @@ def conditional_summaries(
         "prior_log_below": np.empty(shape[:2]),
         "eta_row": np.empty(shape),
     }
+    const = None
     if log_likelihood:
         out["loglik_row"] = np.empty(shape)
         const = binomial_log_const(counts)
@@ -466,11 +512,31 @@ def conditional_summaries(
     if store_eta:
         out["eta_user"] = np.empty((n_chain, n_draw, counts.user_row.size), dtype=np.float32)
     all_rows = np.arange(n_rows)
+    user_row = counts.user_row if store_eta else None
+    threads = 1 if family.discrete else draw_threads(counts, problem.grid.u.size)
+    if threads > 1:
+
+        def one(cd, uniforms):
+            c, d = cd
+            state = states[c][d]
+            sides = prior_side_log_masses(problem, state, eta_star)
+            row = grid_row_summaries(
+                problem, state, eta_star, None, user_row, parallel=False, uniforms=uniforms
+            )
+            _store(out, c, d, sides, row, const)
+
+        order = [(c, d) for c in range(n_chain) for d in range(n_draw)]
+        with ThreadPoolExecutor(threads) as pool:
+            for start in range(0, len(order), DRAW_BATCH):
+                batch = order[start : start + DRAW_BATCH]
+                # The uniforms are drawn here, draw after draw, as the serial loop draws them.
+                uniforms = [grid_uniforms(rng, n_rows, user_row) for _ in batch]
+                list(pool.map(one, batch, uniforms))
+        return out
     for c in range(n_chain):
         for d in range(n_draw):
             state = states[c][d]
             prior_sides = prior_side_log_masses(problem, state, eta_star)
-            out["prior_log_above"][c, d], out["prior_log_below"][c, d] = prior_sides
             if family.discrete:
                 estep = problem.e_step(state, posterior=True)
                 post = estep.posterior
@@ -490,13 +556,17 @@ def conditional_summaries(
                 if store_eta:
                     row["eta_user"] = cells.sample(counts.user_row, rng)
             else:
-                row = grid_row_summaries(
-                    problem, state, eta_star, rng, counts.user_row if store_eta else None
-                )
-            for name in ("mean", "second", "tail", "log_above", "log_below", "eta_row"):
-                out[name][c, d] = row[name]
-            if store_eta:
-                out["eta_user"][c, d] = row["eta_user"]
-            if log_likelihood:
-                out["loglik_row"][c, d] = row["log_z"] + const
+                row = grid_row_summaries(problem, state, eta_star, rng, user_row)
+            _store(out, c, d, prior_sides, row, const)
     return out
+
+
+def _store(out, c, d, prior_sides, row, const) -> None:
+    """Put one draw's summaries into :func:`conditional_summaries`' arrays at ``(c, d)``."""
+    out["prior_log_above"][c, d], out["prior_log_below"][c, d] = prior_sides
+    for name in ("mean", "second", "tail", "log_above", "log_below", "eta_row"):
+        out[name][c, d] = row[name]
+    if "eta_user" in out:
+        out["eta_user"][c, d] = row["eta_user"]
+    if const is not None:
+        out["loglik_row"][c, d] = row["log_z"] + const
