@@ -52,7 +52,11 @@ same skew of votes per user, 8 models -> 28 pairs, 10 % ties.
   long to wait for;
 * ``big-dask``: ``engine="dask"`` on a ``LocalCluster`` of 2 worker processes
   with one thread each (its start-up is not timed); the counts' fingerprint
-  (:func:`attnmodel.data.counts.counts_fingerprint`) must equal DuckDB's.
+  (:func:`attnmodel.data.counts.counts_fingerprint`) must equal DuckDB's, and
+  the users and pairs must come in DuckDB's order (a digest of them in order).
+  CPU time is the client's plus the workers' (each worker reports its own);
+  the workers' peak RSS is shown beside the client's. ``--dask-files 10``
+  runs DuckDB and Dask on the first 10 files instead (``big10-...``).
 
 Targets
 -------

@@ -691,13 +691,21 @@ def test_dask_json_ids_keep_their_types(dask_client, tmp_path):
     assert list(got.users) == [7, 8] and got.votes_per_user().tolist() == [2, 1]
 
 
+def dask_and_pandas(df: pd.DataFrame, npartitions: int, client) -> tuple:
+    """``from_dask`` on ``df`` cut into partitions, and ``from_frame`` on ``df``."""
+    dd = pytest.importorskip("dask.dataframe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        ddf = dd.from_pandas(df, npartitions=npartitions, sort=False)
+        return VoteData.from_dask(ddf, scheduler=client), VoteData.from_frame(df)
+
+
 def test_dask_colliding_user_keys_count_again_with_another_key(dask_client, monkeypatch):
     """Under the first hash key every id gets one of two keys; the count must notice and redo.
 
     Merging users by a colliding key would merge their counts, so agreeing
     with pandas shows that the collision was seen and the next key used.
     """
-    dd = pytest.importorskip("dask.dataframe")
     import attnmodel.data.dask_engine as dask_engine
 
     real = dask_engine.user_keys
@@ -709,13 +717,7 @@ def test_dask_colliding_user_keys_count_again_with_another_key(dask_client, monk
         return keys % np.uint64(2) if hash_key == dask_engine.HASH_KEYS[0] else keys
 
     monkeypatch.setattr(dask_engine, "user_keys", colliding)  # in-process workers see it
-    df = raw_with_everything(11)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AttnmodelWarning)
-        got = VoteData.from_dask(
-            dd.from_pandas(df, npartitions=5, sort=False), scheduler=dask_client
-        )
-        want = VoteData.from_frame(df)
+    got, want = dask_and_pandas(raw_with_everything(11), 5, dask_client)
     assert_same(got, want)
     assert want.n_users > 2 and set(used) == set(dask_engine.HASH_KEYS[:2])
 
@@ -723,16 +725,9 @@ def test_dask_colliding_user_keys_count_again_with_another_key(dask_client, monk
 @pytest.mark.parametrize(("group", "buckets"), [(2, 1), (2, 3), (3, 16)])
 def test_dask_partial_counts_merged_in_groups_and_buckets(dask_client, monkeypatch, group, buckets):
     """Pieces merged two or three partitions at a time, into 1, 3 or 16 buckets, count alike."""
-    dd = pytest.importorskip("dask.dataframe")
     import attnmodel.data.dask_engine as dask_engine
 
     monkeypatch.setattr(dask_engine, "_GROUP", group)
     monkeypatch.setattr(dask_engine, "_MAX_BUCKETS", buckets)
-    df = raw_with_everything(12)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AttnmodelWarning)
-        got = VoteData.from_dask(
-            dd.from_pandas(df, npartitions=9, sort=False), scheduler=dask_client
-        )
-        want = VoteData.from_frame(df)
+    got, want = dask_and_pandas(raw_with_everything(12), 9, dask_client)
     assert_same(got, want)

@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 
 from attnmodel.data.engines import VoteCells
-from attnmodel.data.spellings import LABEL_HELP, TIE, WINNER_CODES, label_code, same_text_error
+from attnmodel.data.spellings import (
+    LABEL_HELP,
+    TIE,
+    WINNER_CODES,
+    distinct_values,
+    label_code,
+    same_text_error,
+)
 from attnmodel.errors import VoteDataError
 
 __all__ = ["HASH_KEYS", "dask_cells", "read_dask", "user_keys"]
@@ -140,14 +147,6 @@ def user_keys(ids: pd.Index, hash_key: str = HASH_KEYS[0]) -> np.ndarray:
 # one partition, on its worker
 
 
-def _distinct(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Codes (-1 for missing) and the distinct values in order of first appearance."""
-    codes, uniques = pd.factorize(col, use_na_sentinel=True)
-    if isinstance(uniques, pd.CategoricalIndex):
-        uniques = uniques.astype(uniques.categories.dtype)
-    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
-
-
 def _blank_values(uniques: pd.Index) -> np.ndarray:
     """Distinct values that are strings empty after stripping."""
     return np.fromiter(
@@ -193,8 +192,8 @@ def _raw_rows(df: pd.DataFrame, names: dict[str, Any], base: int, problems: dict
     ``(pair code per row, list of pair identities, tie per row, won-by-first per row)``.
     """
     ca, cb, cw = df[names["model_a"]], df[names["model_b"]], df[names["winner"]]
-    code_a, uniq_a = _distinct(ca)
-    code_b, uniq_b = _distinct(cb)
+    code_a, uniq_a = distinct_values(ca)
+    code_b, uniq_b = distinct_values(cb)
     bad_a = _bad_rows(code_a, _blank_values(uniq_a))
     bad_b = _bad_rows(code_b, _blank_values(uniq_b))
     problems["a"] = _problem(bad_a, ca, base)
@@ -211,7 +210,7 @@ def _raw_rows(df: pd.DataFrame, names: dict[str, Any], base: int, problems: dict
     if problems["same"] is not None:  # the name, stripped, as the other readers give it
         place, count, value = problems["same"]
         problems["same"] = (place, count, value.strip() if isinstance(value, str) else value)
-    code_w, uniq_w = _distinct(cw)
+    code_w, uniq_w = distinct_values(cw)
     win_of = np.array(
         [WINNER_CODES.get(v.strip(), -1) if isinstance(v, str) else -1 for v in uniq_w] + [-1],
         dtype=np.int64,
@@ -241,12 +240,12 @@ def _oriented_rows(
         arr = cz.to_numpy()
         z = np.where(arr == 1, 1, np.where(arr == 0, 0, -1)).astype(np.int8)
     else:
-        code_z, uniq_z = _distinct(cz)
+        code_z, uniq_z = distinct_values(cz)
         z = np.array([label_code(v) for v in uniq_z] + [-1], dtype=np.int8)[code_z]
     problems["label"] = _problem(z < 0, cz, base)
     if names["pair"] is not None:
         cp = df[names["pair"]]
-        pair_code, labels = _distinct(cp)
+        pair_code, labels = distinct_values(cp)
         problems["pair"] = _problem(_bad_rows(pair_code, _blank_values(labels)), cp, base)
         pairs = [_plain(v) for v in labels]
     else:
@@ -270,7 +269,7 @@ def _partition(
     base = k << _ROW_BITS
     problems: dict[str, tuple | None] = {}
     u = df[names["user"]]
-    user_code, ids = _distinct(u)
+    user_code, ids = distinct_values(u)
     problems["user"] = _problem(_bad_rows(user_code, _blank_values(ids)), u, base)
     rows = (_raw_rows if layout == "raw" else _oriented_rows)(df, names, base, problems)
     head = {"rows": len(df), "problems": problems, "pairs": [], "first": [], "ties": []}
