@@ -52,7 +52,11 @@ same skew of votes per user, 8 models -> 28 pairs, 10 % ties.
   long to wait for;
 * ``big-dask``: ``engine="dask"`` on a ``LocalCluster`` of 2 worker processes
   with one thread each (its start-up is not timed); the counts' fingerprint
-  (:func:`attnmodel.data.counts.counts_fingerprint`) must equal DuckDB's.
+  (:func:`attnmodel.data.counts.counts_fingerprint`) must equal DuckDB's, and
+  the users and pairs must come in DuckDB's order (a digest of them in order).
+  CPU time is the client's plus the workers' (each worker reports its own);
+  the workers' peak RSS is shown beside the client's. ``--dask-files 10``
+  runs DuckDB and Dask on the first 10 files instead (``big10-...``).
 
 Targets
 -------
@@ -280,6 +284,34 @@ def describe(data) -> dict:
     }
 
 
+def _process_cpu_s() -> float:
+    """CPU time (user + system) of the calling process so far."""
+    return sum(os.times()[:2])
+
+
+def _process_peak_mb() -> float:
+    return peak_rss_mb()
+
+
+def _worker_figures(out: dict, client, cpu_before: dict) -> None:
+    """Each Dask worker's CPU time during the read and its peak RSS (worker processes)."""
+    cpu_after = client.run(_process_cpu_s)
+    peaks = client.run(_process_peak_mb)
+    out["workers_cpu_s"] = sum(cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after)
+    out["workers_peak_rss_mb"] = sorted(round(v) for v in peaks.values())
+
+
+def users_digest(data) -> str:
+    """SHA-256 of the users and pairs in their order: engines that number them alike share it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for labels in (data.users, data.pairs):
+        h.update("\x00".join(map(str, labels)).encode())
+        h.update(b"\x01")
+    return "sha256:" + h.hexdigest()
+
+
 def run_big_case(name: str, fit_iter: int | None = None) -> dict:
     """The 10^8-row cases: DuckDB then the Beta fit, or Dask on a 2-worker LocalCluster.
 
@@ -309,11 +341,13 @@ def run_big_case(name: str, fit_iter: int | None = None) -> dict:
 
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
             with Client(cluster) as client:
+                workers_c0 = client.run(_process_cpu_s)
                 t0 = time.perf_counter()  # the cluster's start-up is not timed
                 c0 = sum(os.times()[:2])
                 data = VoteData.from_file(path, user="user_id", engine="dask", scheduler=client)
                 out["time_s"] = time.perf_counter() - t0
                 out["cpu_s"] = sum(os.times()[:2]) - c0  # this process only
+                _worker_figures(out, client, workers_c0)
     if "time_s" not in out:
         out["time_s"] = time.perf_counter() - t0
         out["cpu_s"] = sum(os.times()[:2]) - c0
@@ -353,6 +387,7 @@ def run_big_case(name: str, fit_iter: int | None = None) -> dict:
     # the 10^8-row counts) comes after it.
     out["peak_rss_mb"] = peak_rss_mb()
     out["fingerprint"] = counts_fingerprint(data.counts, data.users, data.pairs)
+    out["order_digest"] = users_digest(data)
     return out
 
 
@@ -570,13 +605,21 @@ def big_main(dask_files: int, fit: bool = True, fit_iter: int | None = None) -> 
     if dask:
         ref = duck if dask_files == 100 else sub
         same = ref is not None and dask["fingerprint"] == ref["fingerprint"]
+        same_order = ref is not None and dask.get("order_digest") == ref.get("order_digest")
         label = "dask (2 workers)" if dask_files == 100 else "dask, 10 files"
+        cpu = dask["cpu_s"] + dask.get("workers_cpu_s", float("nan"))
         print(
-            f"{label:16s} {dask['time_s']:>8.1f} {'-':>8s} "
+            f"{label:16s} {dask['time_s']:>8.1f} {cpu:>8.1f} "
             f"{dask['read_peak_rss_mb']:>8.0f}  {'same counts as duckdb':22s} "
             f"{'PASS' if same else 'MISS'}"
         )
-        print("  (dask: peak RSS and CPU of the client process only; the workers are apart)")
+        print(
+            f"  dask: CPU of the client {dask['cpu_s']:.1f} s + the workers "
+            f"{dask.get('workers_cpu_s', float('nan')):.1f} s; peak RSS of the client "
+            f"{dask['read_peak_rss_mb']:.0f} MB, of each worker "
+            f"{dask.get('workers_peak_rss_mb')} MB; users and pairs in the same order as "
+            f"duckdb: {'yes' if same_order else 'NO'}"
+        )
     if duck:
         print(f"  counts fingerprint: {duck['fingerprint']}")
 

@@ -567,3 +567,167 @@ def test_dask_refuses_ids_of_two_types_with_one_text(dask_client, tmp_path):
     with pytest.raises(VoteDataError, match=want) as err:
         VoteData.from_file(path, engine="dask", scheduler=dask_client)
     assert err.value.row == ((0, 0), (0, 2))
+
+
+# --------------------------------------------------------------------------
+# Dask against the other engines on the same logs
+
+
+def read_with_dask(path: Path, client, **kwargs):
+    """(result or error, warnings) of ``engine="dask"``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AttnmodelWarning)
+        try:
+            res = VoteData.from_file(path, engine="dask", scheduler=client, **kwargs)
+        except VoteDataError as e:
+            res = e
+    return res, sorted(str(w.message) for w in caught if issubclass(w.category, AttnmodelWarning))
+
+
+def assert_same_error(got, want) -> None:
+    """The same error, a row named by its partition where pandas names it by its index.
+
+    One file is one partition, so ``partition 0, row 3`` is pandas'
+    ``row 3 (index label 3)``.
+    """
+    import re
+
+    assert isinstance(want, VoteDataError), want
+    assert isinstance(got, VoteDataError), got
+    text = re.sub(r"partition 0, row (\d+)", r"row \1 (index label \1)", str(got))
+    assert text == str(want)
+    row = got.row[1] if isinstance(got.row, tuple) and len(got.row) == 2 else got.row
+    if isinstance(got.row, tuple) and isinstance(got.row[0], tuple):  # two rows
+        row = tuple(r[1] for r in got.row)
+    assert (got.column, row) == (want.column, want.row)
+    assert got.value == want.value or (got.value != got.value and want.value != want.value)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(df=raw_logs(), suffix=st.sampled_from(SUFFIXES), numeric=st.booleans())
+def test_dask_agrees_on_random_raw_logs(dask_client, df, suffix, numeric):
+    if numeric and suffix != ".csv":
+        df = df.assign(user=df["user"].map({u: k for k, u in enumerate(USER_IDS)}))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(df, Path(tmp) / f"votes{suffix}")
+        (duck, _), (want, want_w) = read_both(path)
+        got, got_w = read_with_dask(path, dask_client)
+    if isinstance(want, VoteDataError):
+        assert_same_error(got, want)
+        return
+    assert not isinstance(got, Exception), got
+    assert_same(got, want)
+    assert_same(got, duck)
+    assert got_w == want_w
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(df=oriented_logs(), suffix=st.sampled_from(SUFFIXES), use_pair=st.booleans())
+def test_dask_agrees_on_random_oriented_logs(dask_client, df, suffix, use_pair):
+    pair = "pair" if use_pair else None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(df, Path(tmp) / f"votes{suffix}")
+        (_, _), (want, want_w) = read_both(path, pair=pair)
+        got, got_w = read_with_dask(path, dask_client, pair=pair)
+    assert_same(got, want)
+    assert got_w == want_w
+
+
+@pytest.mark.skipif(not MTBENCH.exists(), reason="MT-Bench data file not present")
+@pytest.mark.parametrize("npartitions", [1, 6])
+def test_dask_agrees_on_the_mtbench_file(dask_client, npartitions):
+    """The MT-Bench file through Dask, as one partition or cut into 6, equals DuckDB's read."""
+    dd = pytest.importorskip("dask.dataframe")
+    duck = VoteData.from_file(MTBENCH, user="user_id", engine="duckdb")
+    if npartitions == 1:
+        got, _ = read_with_dask(MTBENCH, dask_client, user="user_id")
+    else:
+        df = pd.read_csv(MTBENCH, dtype={"user_id": str})
+        ddf = dd.from_pandas(df, npartitions=npartitions, sort=False)
+        assert ddf.npartitions == npartitions
+        got = VoteData.from_dask(ddf, user="user_id", scheduler=dask_client)
+    assert_same(got, duck)
+    assert got.n_users == 65 and got.n_ties_dropped == 780
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("case", sorted(BAD_RAW))
+def test_dask_bad_raw_rows_give_the_same_error(dask_client, tmp_path, suffix, case):
+    good = [("g1", "a", "b", "model_b"), ("g2", "b", "a", "model_a")]
+    rows = BAD_RAW[case] if case == "only ties" else good + BAD_RAW[case] + good
+    df = pd.DataFrame(rows, columns=["user", "model_a", "model_b", "winner"])
+    path = write(df, tmp_path / f"votes{suffix}")
+    (_, _), (want, _) = read_both(path)
+    got, _ = read_with_dask(path, dask_client)
+    assert_same_error(got, want)
+    assert str(path) in str(got)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_dask_bad_labels_and_pairs_give_the_same_error(dask_client, tmp_path, suffix):
+    for z, pair in (([1, 0, 3, 1], ["p"] * 4), (["1", "0", "yes", "1"], ["p"] * 4)):
+        df = pd.DataFrame({"user": ["a", "b", "c", "d"], "z": z, "pair": pair})
+        path = write(df, tmp_path / f"labels{suffix}")
+        (_, _), (want, _) = read_both(path, pair="pair")
+        assert_same_error(read_with_dask(path, dask_client, pair="pair")[0], want)
+    df = pd.DataFrame({"user": ["a", "b", "c"], "z": [1, 0, 1], "pair": ["p", None, "q"]})
+    path = write(df, tmp_path / f"pairs{suffix}")
+    (_, _), (want, _) = read_both(path, pair="pair")
+    assert_same_error(read_with_dask(path, dask_client, pair="pair")[0], want)
+
+
+def test_dask_json_ids_keep_their_types(dask_client, tmp_path):
+    """Mixed id types: 7 and "007" are two users; 7 in one file and 7.0 in another are one."""
+    path = tmp_path / "v.jsonl"
+    path.write_text('{"user": 7, "z": 1}\n{"user": "007", "z": 0}\n{"user": 7, "z": 0}\n')
+    (_, _), (want, _) = read_both(path)
+    got, _ = read_with_dask(path, dask_client)
+    assert_same(got, want)
+    assert list(got.users) == [7, "007"]
+    dd = pytest.importorskip("dask.dataframe")
+    parts = [pd.DataFrame({"user": [7, 8], "z": [1, 0]}), pd.DataFrame({"user": [7.0], "z": [1]})]
+    ddf = dd.from_delayed([__import__("dask").delayed(p) for p in parts], meta=parts[0])
+    got = VoteData.from_dask(ddf, scheduler=dask_client)
+    assert list(got.users) == [7, 8] and got.votes_per_user().tolist() == [2, 1]
+
+
+def dask_and_pandas(df: pd.DataFrame, npartitions: int, client) -> tuple:
+    """``from_dask`` on ``df`` cut into partitions, and ``from_frame`` on ``df``."""
+    dd = pytest.importorskip("dask.dataframe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        ddf = dd.from_pandas(df, npartitions=npartitions, sort=False)
+        return VoteData.from_dask(ddf, scheduler=client), VoteData.from_frame(df)
+
+
+def test_dask_colliding_user_keys_count_again_with_another_key(dask_client, monkeypatch):
+    """Under the first hash key every id gets one of two keys; the count must notice and redo.
+
+    Merging users by a colliding key would merge their counts, so agreeing
+    with pandas shows that the collision was seen and the next key used.
+    """
+    import attnmodel.data.dask_engine as dask_engine
+
+    real = dask_engine.user_keys
+    used = []
+
+    def colliding(ids, hash_key=dask_engine.HASH_KEYS[0]):
+        used.append(hash_key)
+        keys = real(ids, hash_key)
+        return keys % np.uint64(2) if hash_key == dask_engine.HASH_KEYS[0] else keys
+
+    monkeypatch.setattr(dask_engine, "user_keys", colliding)  # in-process workers see it
+    got, want = dask_and_pandas(raw_with_everything(11), 5, dask_client)
+    assert_same(got, want)
+    assert want.n_users > 2 and set(used) == set(dask_engine.HASH_KEYS[:2])
+
+
+@pytest.mark.parametrize(("group", "buckets"), [(2, 1), (2, 3), (3, 16)])
+def test_dask_partial_counts_merged_in_groups_and_buckets(dask_client, monkeypatch, group, buckets):
+    """Pieces merged two or three partitions at a time, into 1, 3 or 16 buckets, count alike."""
+    import attnmodel.data.dask_engine as dask_engine
+
+    monkeypatch.setattr(dask_engine, "_GROUP", group)
+    monkeypatch.setattr(dask_engine, "_MAX_BUCKETS", buckets)
+    got, want = dask_and_pandas(raw_with_everything(12), 9, dask_client)
+    assert_same(got, want)

@@ -20,6 +20,7 @@ __all__ = [
     "SINGLE_PAIR_LABEL",
     "TIE",
     "WINNER_CODES",
+    "distinct_values",
     "label_code",
     "same_text_error",
 ]
@@ -48,6 +49,19 @@ COLUMN_DEFAULTS: dict[str, Any] = {
     "stronger": None,
     "ties": "drop",
 }
+
+
+def distinct_values(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Codes (``-1`` for missing) and distinct values in order of first appearance.
+
+    How every reader that sees values in pandas (the pandas reader, each Dask
+    partition) tells values apart.
+    """
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    if isinstance(uniques, pd.CategoricalIndex):
+        # Ids should keep the categories' own type, not become categorical.
+        uniques = uniques.astype(uniques.categories.dtype)
+    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 
 
 def label_code(v: Any) -> int:

@@ -35,6 +35,7 @@ from attnmodel.data.spellings import (
     SINGLE_PAIR_LABEL,
     TIE,
     WINNER_CODES,
+    distinct_values,
     label_code,
     same_text_error,
 )
@@ -74,15 +75,6 @@ def _column(df: pd.DataFrame, name: Hashable) -> pd.Series:
     return col
 
 
-def _factorize(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Codes (``-1`` for missing) and distinct values in order of first appearance."""
-    codes, uniques = pd.factorize(col, use_na_sentinel=True)
-    if isinstance(uniques, pd.CategoricalIndex):
-        # Ids should keep the categories' own type, not become categorical.
-        uniques = uniques.astype(uniques.categories.dtype)
-    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
-
-
 def _blank_strings(uniques: pd.Index) -> np.ndarray:
     """Flag distinct values that are strings empty after stripping."""
     if len(uniques) == 0:
@@ -120,7 +112,7 @@ def _label_codes(
 ) -> tuple[pd.Series, np.ndarray, pd.Index]:
     """The column, its codes and labels; rows whose label is missing or blank are an error."""
     col = _column(df, column)
-    codes, uniques = _factorize(col)
+    codes, uniques = distinct_values(col)
     bad = codes < 0
     blank = _blank_strings(uniques)
     if blank.any():
@@ -153,7 +145,7 @@ def _labels01(df: pd.DataFrame, column: Hashable) -> np.ndarray:
             if bad.any():
                 raise _bad_rows_error(df, column, col, bad, LABEL_HELP)
         return arr.astype(np.int8)
-    codes, uniques = _factorize(col)
+    codes, uniques = distinct_values(col)
     # The trailing -1 is what code -1 (a missing value) looks up.
     lookup = np.array([label_code(v) for v in uniques] + [-1], dtype=np.int8)
     z = lookup[codes]
@@ -165,7 +157,7 @@ def _labels01(df: pd.DataFrame, column: Hashable) -> np.ndarray:
 
 def _winner_codes(df: pd.DataFrame, column: Hashable) -> np.ndarray:
     col = _column(df, column)
-    codes, uniques = _factorize(col)
+    codes, uniques = distinct_values(col)
     lookup = np.array(
         [WINNER_CODES.get(v.strip(), -1) if isinstance(v, str) else -1 for v in uniques] + [-1],
         dtype=np.int8,
@@ -187,7 +179,7 @@ def _model_codes(
     out = []
     for column in columns:
         col = _column(df, column)
-        codes, uniques = _factorize(col)
+        codes, uniques = distinct_values(col)
         lookup = np.full(len(uniques) + 1, -1, dtype=np.int64)
         for k, v in enumerate(uniques):
             # Stray whitespace would otherwise split one model into two.
@@ -859,10 +851,12 @@ class VoteData:
     def from_dask(cls, ddf: Any, *, scheduler: Any = None, **kwargs: Any) -> VoteData:
         """Check and count a Dask DataFrame of votes on a Dask cluster.
 
-        Each partition is checked and counted per (user, pair) where it lies;
-        the partial counts are summed on the workers and only the final counts
-        reach this process (:mod:`attnmodel.data.dask_engine`). The result is
-        the one :meth:`from_frame` gives for ``ddf.compute()``.
+        Each partition is checked and counted per (user, pair) where it lies,
+        its users named by 64-bit keys; the partial counts are summed on the
+        workers and only the summed counts and the distinct users reach this
+        process (:mod:`attnmodel.data.dask_engine`). The result is the one
+        :meth:`from_frame` gives for ``ddf.compute()``, users and pairs in the
+        same order.
 
         Parameters
         ----------
