@@ -104,6 +104,9 @@ _ROW_BITS = 40
 # Rows per batch when results stream into numpy, and per block of in-place work.
 _BATCH_ROWS = 1 << 20
 
+# DuckDB's memory limit for the moment it hands its freed buffers back (_Source.release_memory).
+_SHRUNK_MEMORY = "64MB"
+
 # Chunks of users the compiled counting of the cells splits the users into
 # (many per thread: users' vote counts are skewed).
 _USER_PARTS = 64
@@ -214,8 +217,9 @@ class _Source:
         self.kind, files = expand_table_path(path, "votes")
         self.files = [str(f) for f in files]
         self.multi = len(self.files) > 1 or Path(self.path).is_dir() or self.path != self.files[0]
+        self.memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
         config: dict[str, Any] = {
-            "memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
+            "memory_limit": self.memory_limit,
             "temp_directory": str(
                 temp_directory or Path(tempfile.gettempdir()) / "attnmodel-duckdb"
             ),
@@ -371,6 +375,21 @@ class _Source:
                 f"{self.path!r}: could not be read as {self.kind}: {e}", path=self.path
             ) from e
         return {name: values[:done] for name, values in out.items()}
+
+    def release_memory(self) -> None:
+        """Return the memory DuckDB keeps for reuse after its big steps to the system.
+
+        DuckDB holds on to the buffers of a finished GROUP BY; lowering its
+        memory limit for a moment hands them back (what little is still in
+        use may move to the temporary folder).
+        """
+        import duckdb
+
+        try:
+            self.con.execute(f"SET memory_limit = {_literal(_SHRUNK_MEMORY)}")
+        except duckdb.Error:
+            pass  # nothing is released; the limit is restored all the same
+        self.sql(f"SET memory_limit = {_literal(self.memory_limit)}")
 
     def where(self, ord_: int) -> tuple[str, Any]:
         """Words and ``row`` attribute for a row's ``_ord``."""
@@ -793,22 +812,26 @@ def _counted_cells(
         fill_cells,
         key_table,
         look_up_keys,
+        table_size,
     )
 
+    src.release_memory()  # the users' GROUP BY's, before the arrays below
     n_users = len(user_keys)
-    slot_key, slot_pos, shift = key_table(user_keys.to_numpy())
     int_type = np.int32 if user_type == "INTEGER" else np.int64
+    slot_pos = np.empty(table_size(n_users), dtype=int_type)
+    slot_key, shift = key_table(user_keys.to_numpy(), slot_pos)
     vote_user = np.empty(votes, dtype=int_type)
-    code_type = np.int32 if 2 * n_pairs < 2**31 else np.int64
-    vote_code = np.empty(votes, dtype=code_type)
+    code_type = "SMALLINT" if 2 * n_pairs < 2**15 else "INTEGER" if 2 * n_pairs < 2**31 else "BIGINT"
     query = (
-        f"SELECT {key.format(u=_quote(user))} AS k, (2 * c.idx + c.win)::BIGINT AS code "
+        f"SELECT {key.format(u=_quote(user))} AS k, (2 * c.idx + c.win)::{code_type} AS code "
         "FROM log JOIN (SELECT c.*, p.idx FROM combo_codes c JOIN pair_rank p ON c.pr = p.pr "
         f"WHERE NOT c.tie) c ON {on}"
     )
     done = 0
     try:
-        for batch in src.con.sql(query).to_arrow_reader(_BATCH_ROWS):
+        reader = src.con.sql(query).to_arrow_reader(_BATCH_ROWS)
+        vote_code = np.empty(votes, dtype=reader.schema.field("code").type.to_pandas_dtype())
+        for batch in reader:
             rows = batch.num_rows
             if done + rows > votes:
                 raise RuntimeError(f"the query returned more than {votes} rows")

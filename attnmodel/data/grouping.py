@@ -31,6 +31,7 @@ __all__ = [
     "key_table",
     "look_up_keys",
     "same_entries",
+    "table_size",
     "user_hashes",
 ]
 
@@ -120,28 +121,34 @@ def _slot(key, shift):
     return (key * _KEY_MIX) >> shift
 
 
-@numba.njit(cache=True)
-def key_table(keys):
-    """An open-addressing table of distinct 64-bit ``keys``: (slot keys, slot positions, shift).
+def table_size(n_keys: int) -> int:
+    """Slots of the table of :func:`key_table` for ``n_keys`` keys: a power of 2, at least twice."""
+    return 1 << max(1, (2 * n_keys - 1).bit_length())
 
-    Slot ``j`` holds ``keys[pos[j]]`` (``pos[j] = -1``: empty); at least half
-    the slots are empty.
+
+@numba.njit(cache=True)
+def key_table(keys, slot_pos):
+    """An open-addressing table of distinct 64-bit ``keys``: (slot keys, shift).
+
+    ``slot_pos`` (:func:`table_size` integers, any signed type) is filled:
+    slot ``j`` holds ``keys[slot_pos[j]]`` (``-1``: empty); at least half the
+    slots are empty.
     """
-    bits = 1
-    while (1 << bits) < 2 * keys.size:
+    size = slot_pos.size
+    bits = 0
+    while (1 << bits) < size:
         bits += 1
-    size = 1 << bits
     shift = np.uint64(64 - bits)
     mask = np.uint64(size - 1)
     slot_key = np.zeros(size, dtype=np.uint64)
-    slot_pos = np.full(size, -1, dtype=np.int64)
+    slot_pos[:] = -1
     for i in range(keys.size):
         j = _slot(keys[i], shift)
         while slot_pos[j] >= 0:
             j = (j + np.uint64(1)) & mask
         slot_key[j] = keys[i]
         slot_pos[j] = i
-    return slot_key, slot_pos, shift
+    return slot_key, shift
 
 
 @numba.njit(cache=True, parallel=True)
