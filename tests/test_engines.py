@@ -576,14 +576,7 @@ def test_compiled_cell_counting_matches_a_numpy_reference():
     40 pairs, some with no vote) in random order; the reference counts with
     numpy's unique and add.at, independently of the compiled passes.
     """
-    from attnmodel.data.grouping import (
-        cells_per_user,
-        codes_by_user,
-        fill_cells,
-        key_table,
-        look_up_keys,
-        table_size,
-    )
+    from attnmodel.data import grouping as g
 
     rng = np.random.default_rng(11)
     m, n_pairs, votes = 300, 40, 20_000
@@ -593,21 +586,23 @@ def test_compiled_cell_counting_matches_a_numpy_reference():
     pair = rng.integers(0, n_pairs, votes)
     win = rng.integers(0, 2, votes)
 
-    slot_pos = np.empty(table_size(keys.size), dtype=np.int32)  # as the reader makes it
-    slot_key, shift = key_table(keys, slot_pos)
+    slot_pos = np.empty(g.table_size(keys.size), dtype=np.int32)  # as the reader makes it
+    slot_key, shift = g.key_table(keys, slot_pos)
     found = np.empty(votes, dtype=np.int32)
-    assert look_up_keys(slot_key, slot_pos, shift, keys[user], found)
+    assert g.look_up_keys(slot_key, slot_pos, shift, keys[user], found)
     np.testing.assert_array_equal(found, user)
     absent = np.setdiff1d(rng.integers(0, 2**64, 50, dtype=np.uint64), keys)
-    assert not look_up_keys(slot_key, slot_pos, shift, absent, np.empty(absent.size, np.int64))
+    assert not g.look_up_keys(slot_key, slot_pos, shift, absent, np.empty(absent.size, np.int64))
 
     start = np.zeros(m + 1, dtype=np.int64)
     start[1:] = np.cumsum(np.bincount(found, minlength=m))
-    by_user = codes_by_user(found, (2 * pair + win).astype(np.int32), start)
-    per_user = cells_per_user(by_user, start, n_pairs, 7)
+    by_user = g.codes_by_user(found, (2 * pair + win).astype(np.int16), start)
+    per_user = np.empty(m, dtype=np.int64)
+    none = np.empty(0, dtype=np.int64)
+    g.user_cells(by_user, start, n_pairs, 7, False, per_user, none, none, none, none, none)
     cell_start = np.concatenate([[0], np.cumsum(per_user)])
     out = [np.empty(cell_start[-1], dtype=np.int32) for _ in range(4)]
-    fill_cells(by_user, start, cell_start, n_pairs, 7, *out)
+    g.user_cells(by_user, start, n_pairs, 7, True, none, cell_start, *out)
 
     cells, inverse = np.unique(user * n_pairs + pair, return_inverse=True)
     n = np.zeros(cells.size, dtype=np.int64)

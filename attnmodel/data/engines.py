@@ -599,6 +599,7 @@ def duckdb_cells(
             if thread is not None:
                 thread.join()
     finally:
+        src.release_memory()  # closing alone leaves DuckDB's buffers with the process
         src.con.close()
 
 
@@ -807,12 +808,11 @@ def _counted_cells(
     import duckdb
 
     from attnmodel.data.grouping import (
-        cells_per_user,
         codes_by_user,
-        fill_cells,
         key_table,
         look_up_keys,
         table_size,
+        user_cells,
     )
 
     src.release_memory()  # the users' GROUP BY's, before the arrays below
@@ -821,7 +821,9 @@ def _counted_cells(
     slot_pos = np.empty(table_size(n_users), dtype=int_type)
     slot_key, shift = key_table(user_keys.to_numpy(), slot_pos)
     vote_user = np.empty(votes, dtype=int_type)
-    code_type = "SMALLINT" if 2 * n_pairs < 2**15 else "INTEGER" if 2 * n_pairs < 2**31 else "BIGINT"
+    code_type = (
+        "SMALLINT" if 2 * n_pairs < 2**15 else "INTEGER" if 2 * n_pairs < 2**31 else "BIGINT"
+    )
     query = (
         f"SELECT {key.format(u=_quote(user))} AS k, (2 * c.idx + c.win)::{code_type} AS code "
         "FROM log JOIN (SELECT c.*, p.idx FROM combo_codes c JOIN pair_rank p ON c.pr = p.pr "
@@ -858,9 +860,12 @@ def _counted_cells(
     np.cumsum(start, out=start)
     by_user = codes_by_user(vote_user, vote_code, start)
     del vote_user, vote_code
-    per_user = cells_per_user(by_user, start, n_pairs, _USER_PARTS)
+    per_user = np.empty(n_users, dtype=np.int64)
+    none = np.empty(0, dtype=np.int64)
+    user_cells(by_user, start, n_pairs, _USER_PARTS, False, per_user, none, none, none, none, none)
     cell_start = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(per_user, out=cell_start[1:])
+    del per_user
     n_cells = int(cell_start[-1])
     count = np.int32 if count_type == "INTEGER" else np.int64
     out = {
@@ -869,9 +874,7 @@ def _counted_cells(
         "n": np.empty(n_cells, dtype=count),
         "a": np.empty(n_cells, dtype=count),
     }
-    fill_cells(
-        by_user, start, cell_start, n_pairs, _USER_PARTS, out["ui"], out["pi"], out["n"], out["a"]
-    )
+    user_cells(by_user, start, n_pairs, _USER_PARTS, True, none, cell_start, *out.values())
     return out
 
 

@@ -15,7 +15,7 @@ Their inputs are the cells sorted by (user, pair): user ``k`` owns entries
 :func:`attnmodel.data.engines.duckdb_cells`: the votes' user keys looked up
 among the distinct users' keys (:func:`key_table`, :func:`look_up_keys`), the
 votes ordered by user (:func:`codes_by_user`), and each user's votes counted
-per pair (:func:`cells_per_user`, :func:`fill_cells`).
+per pair (:func:`user_cells`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ import numba
 import numpy as np
 
 __all__ = [
-    "cells_per_user",
     "codes_by_user",
-    "fill_cells",
     "gather_rows",
     "key_table",
     "look_up_keys",
     "same_entries",
     "table_size",
+    "user_cells",
     "user_hashes",
 ]
 
@@ -202,10 +201,14 @@ def _user_pairs(code, lo, hi, n_local, a_local, touched):
 
 
 @numba.njit(cache=True, parallel=True)
-def cells_per_user(code, start, n_pairs, n_chunks):
-    """Cells (distinct pairs) of each user, from the codes ordered by user."""
+def user_cells(code, start, n_pairs, n_chunks, fill, per_user, cell_start, ui, pi, n, a):
+    """Each user's cells (distinct pairs), from the codes ordered by user.
+
+    ``fill`` False: writes each user's number of cells into ``per_user``.
+    ``fill`` True: writes the cells (user, pair, votes, first-model wins), in
+    (user, pair) order, user ``u``'s from ``cell_start[u]`` on.
+    """
     m = start.size - 1
-    out = np.zeros(m, dtype=np.int64)
     size = (m + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         n_local = np.zeros(n_pairs, dtype=np.int64)
@@ -213,30 +216,16 @@ def cells_per_user(code, start, n_pairs, n_chunks):
         touched = np.empty(n_pairs, dtype=np.int64)
         for u in range(c * size, min(m, (c + 1) * size)):
             k = _user_pairs(code, start[u], start[u + 1], n_local, a_local, touched)
-            out[u] = k
+            if fill:
+                o = cell_start[u]
+                for i in range(k):
+                    p = touched[i]
+                    ui[o + i] = u
+                    pi[o + i] = p
+                    n[o + i] = n_local[p]
+                    a[o + i] = a_local[p]
+            else:
+                per_user[u] = k
             for i in range(k):
                 n_local[touched[i]] = 0
                 a_local[touched[i]] = 0
-    return out
-
-
-@numba.njit(cache=True, parallel=True)
-def fill_cells(code, start, cell_start, n_pairs, n_chunks, ui, pi, n, a):
-    """Write each user's cells (user, pair, votes, first-model wins) in pair order."""
-    m = start.size - 1
-    size = (m + n_chunks - 1) // n_chunks
-    for c in numba.prange(n_chunks):
-        n_local = np.zeros(n_pairs, dtype=np.int64)
-        a_local = np.zeros(n_pairs, dtype=np.int64)
-        touched = np.empty(n_pairs, dtype=np.int64)
-        for u in range(c * size, min(m, (c + 1) * size)):
-            k = _user_pairs(code, start[u], start[u + 1], n_local, a_local, touched)
-            o = cell_start[u]
-            for i in range(k):
-                p = touched[i]
-                ui[o + i] = u
-                pi[o + i] = p
-                n[o + i] = n_local[p]
-                a[o + i] = a_local[p]
-                n_local[p] = 0
-                a_local[p] = 0
