@@ -385,11 +385,11 @@ class _Source:
         """
         import duckdb
 
-        try:
-            self.con.execute(f"SET memory_limit = {_literal(_SHRUNK_MEMORY)}")
-        except duckdb.Error:
-            pass  # nothing is released; the limit is restored all the same
-        self.sql(f"SET memory_limit = {_literal(self.memory_limit)}")
+        for limit in (_SHRUNK_MEMORY, self.memory_limit):
+            try:
+                self.con.execute(f"SET memory_limit = {_literal(limit)}")
+            except duckdb.Error:
+                pass  # memory kept, or a lower limit: slower, never wrong
 
     def where(self, ord_: int) -> tuple[str, Any]:
         """Words and ``row`` attribute for a row's ``_ord``."""
