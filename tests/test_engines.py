@@ -731,3 +731,50 @@ def test_dask_partial_counts_merged_in_groups_and_buckets(dask_client, monkeypat
     monkeypatch.setattr(dask_engine, "_MAX_BUCKETS", buckets)
     got, want = dask_and_pandas(raw_with_everything(12), 9, dask_client)
     assert_same(got, want)
+
+
+def test_compiled_cell_counting_matches_a_numpy_reference():
+    """The DuckDB reader's compiled counting: hashes looked up, votes counted per (user, pair).
+
+    Random 64-bit keys, skewed votes per user (some users on every one of
+    40 pairs, some with no vote) in random order; the reference counts with
+    numpy's unique and add.at, independently of the compiled passes.
+    """
+    from attnmodel.data import grouping as g
+
+    rng = np.random.default_rng(11)
+    m, n_pairs, votes = 300, 40, 20_000
+    keys = np.unique(rng.integers(0, 2**64, m + 10, dtype=np.uint64))[:m]
+    keys = rng.permutation(keys)
+    user = rng.choice(m - 5, votes, p=rng.dirichlet(np.full(m - 5, 0.3)))  # last 5: no votes
+    pair = rng.integers(0, n_pairs, votes)
+    win = rng.integers(0, 2, votes)
+
+    slot_pos = np.empty(g.table_size(keys.size), dtype=np.int32)  # as the reader makes it
+    slot_key, shift = g.key_table(keys, slot_pos)
+    found = np.empty(votes, dtype=np.int32)
+    assert g.look_up_keys(slot_key, slot_pos, shift, keys[user], found)
+    np.testing.assert_array_equal(found, user)
+    absent = np.setdiff1d(rng.integers(0, 2**64, 50, dtype=np.uint64), keys)
+    assert not g.look_up_keys(slot_key, slot_pos, shift, absent, np.empty(absent.size, np.int64))
+
+    start = np.zeros(m + 1, dtype=np.int64)
+    start[1:] = np.cumsum(np.bincount(found, minlength=m))
+    by_user = g.codes_by_user(found, (2 * pair + win).astype(np.int16), start)
+    per_user = np.empty(m, dtype=np.int64)
+    none = np.empty(0, dtype=np.int64)
+    g.user_cells(by_user, start, n_pairs, 7, False, per_user, none, none, none, none, none)
+    cell_start = np.concatenate([[0], np.cumsum(per_user)])
+    out = [np.empty(cell_start[-1], dtype=np.int32) for _ in range(4)]
+    g.user_cells(by_user, start, n_pairs, 7, True, none, cell_start, *out)
+
+    cells, inverse = np.unique(user * n_pairs + pair, return_inverse=True)
+    n = np.zeros(cells.size, dtype=np.int64)
+    a = np.zeros(cells.size, dtype=np.int64)
+    np.add.at(n, inverse, 1)
+    np.add.at(a, inverse, win)
+    assert per_user.max() == n_pairs and per_user[-5:].sum() == 0
+    np.testing.assert_array_equal(out[0], cells // n_pairs)
+    np.testing.assert_array_equal(out[1], cells % n_pairs)
+    np.testing.assert_array_equal(out[2], n)
+    np.testing.assert_array_equal(out[3], a)

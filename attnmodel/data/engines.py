@@ -14,10 +14,13 @@ the same :class:`~attnmodel.data.votes.VoteData`.
 
 DuckDB reads the log three times: once for the distinct combinations of the
 vote columns (a few hundred rows, where the checks run), once for the distinct
-users (in order of first appearance), and once for the cells. The cells are
-grouped by a 64-bit hash of the user id, much faster than by long text ids,
-when the hashes of the distinct ids are distinct (checked on the users), and
-by the id itself otherwise.
+users (in order of first appearance), and once for the votes. When the 64-bit
+hashes of the distinct user ids are distinct (checked on the users), that last
+pass only streams each vote's user hash and pair into compiled passes
+(:mod:`attnmodel.data.grouping`) that count the cells: a lookup per vote among
+the users' hashes, where a grouping by (user, pair) in DuckDB would insert one
+into a table of the cells and spill it to disk on a big log. Otherwise DuckDB
+groups the votes by (user id, pair).
 
 The checks are those of the pandas reader (:meth:`VoteData.from_frame
 <attnmodel.data.votes.VoteData.from_frame>`), with the same messages naming the
@@ -100,6 +103,13 @@ _ROW_BITS = 40
 
 # Rows per batch when results stream into numpy, and per block of in-place work.
 _BATCH_ROWS = 1 << 20
+
+# DuckDB's memory limit for the moment it hands its freed buffers back (_Source.release_memory).
+_SHRUNK_MEMORY = "64MB"
+
+# Chunks of users the compiled counting of the cells splits the users into
+# (many per thread: users' vote counts are skewed).
+_USER_PARTS = 64
 
 _STRING_TYPES = ("VARCHAR",)
 _NUMBER_TYPES = (
@@ -207,8 +217,9 @@ class _Source:
         self.kind, files = expand_table_path(path, "votes")
         self.files = [str(f) for f in files]
         self.multi = len(self.files) > 1 or Path(self.path).is_dir() or self.path != self.files[0]
+        self.memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
         config: dict[str, Any] = {
-            "memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
+            "memory_limit": self.memory_limit,
             "temp_directory": str(
                 temp_directory or Path(tempfile.gettempdir()) / "attnmodel-duckdb"
             ),
@@ -365,6 +376,21 @@ class _Source:
             ) from e
         return {name: values[:done] for name, values in out.items()}
 
+    def release_memory(self) -> None:
+        """Return the memory DuckDB keeps for reuse after its big steps to the system.
+
+        DuckDB holds on to the buffers of a finished GROUP BY; lowering its
+        memory limit for a moment hands them back (what little is still in
+        use may move to the temporary folder).
+        """
+        import duckdb
+
+        for limit in (_SHRUNK_MEMORY, self.memory_limit):
+            try:
+                self.con.execute(f"SET memory_limit = {_literal(limit)}")
+            except duckdb.Error:
+                pass  # memory kept, or a lower limit: slower, never wrong
+
     def where(self, ord_: int) -> tuple[str, Any]:
         """Words and ``row`` attribute for a row's ``_ord``."""
         if self.kind == "parquet":
@@ -452,19 +478,16 @@ def _require(src: _Source, *names: Hashable) -> None:
             )
 
 
-def _users(src: _Source, user: Hashable) -> tuple[str, pd.Index]:
+def _users(src: _Source, user: Hashable) -> tuple[str, pd.Index, Any]:
     """The distinct users in order of first appearance (one pass over the log).
 
-    Raises for a missing or blank user id. Creates ``user_rank`` (``k``: the
-    key the cells name a user by, ``idx``: the user's place in the returned
-    index) and returns the key as an SQL expression of a user column ``{u}``.
-    The key is the id's 64-bit hash (:data:`USER_KEY`), which groups much
-    faster than long text ids, when the hashes tell the log's users apart,
-    else the id itself. The users are sorted once, as they are fetched, and
-    their ranks go back to DuckDB from Python.
+    Raises for a missing or blank user id. Returns the key the cells name a
+    user by, as an SQL expression of a user column ``{u}``, the users, and
+    each user's key (a pyarrow array, in the users' order). The key is the
+    id's 64-bit hash (:data:`USER_KEY`), which is looked up much faster than
+    long text ids, when the hashes tell the log's users apart, else the id
+    itself. The users are sorted once, as they are fetched.
     """
-    import pyarrow as pa
-
     src.sql(
         f"CREATE TEMP TABLE users AS SELECT {_quote(user)} AS u, min(_ord) AS first "
         "FROM log GROUP BY u"
@@ -480,11 +503,6 @@ def _users(src: _Source, user: Hashable) -> tuple[str, pd.Index]:
     key = USER_KEY if distinct == total else "{u}"
     arrow = src.arrow(f"SELECT u, first, {key.format(u='u')} AS k FROM users ORDER BY first")
     src.sql("DROP TABLE users")
-    ranks = pa.table({"k": arrow.column("k"), "idx": np.arange(arrow.num_rows, dtype=np.int64)})
-    src.con.register("user_keys", ranks)
-    src.sql("CREATE TEMP TABLE user_rank AS SELECT k, idx FROM user_keys")
-    src.con.unregister("user_keys")
-    del ranks
     if kind == "JSON":
         values = [json.loads(v) for v in arrow.column("u").to_pylist()]
         users = pd.Index(values)
@@ -492,8 +510,8 @@ def _users(src: _Source, user: Hashable) -> tuple[str, pd.Index]:
         error = same_text_error(user, users, lambda k: src.where(int(first[k])))
         if error is not None:
             raise error
-        return key, users
-    return key, pd.Index(arrow.column("u").to_pandas())
+        return key, users, arrow.column("k")
+    return key, pd.Index(arrow.column("u").to_pandas()), arrow.column("k")
 
 
 def _progress_thread(con, report: Callable[[float], None] | None):
@@ -581,6 +599,7 @@ def duckdb_cells(
             if thread is not None:
                 thread.join()
     finally:
+        src.release_memory()  # closing alone leaves DuckDB's buffers with the process
         src.con.close()
 
 
@@ -697,11 +716,19 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     joins a log row to its combination. Ties are counted per pair from the
     combinations, so the cells count the other votes only.
 
+    When the users' hashes tell them apart (:func:`_users`), DuckDB only
+    streams each vote's user hash and its code (pair and win), and the votes
+    are counted in compiled passes (:mod:`attnmodel.data.grouping`): the
+    hashes are looked up among the users' (every vote's hash is there), the
+    codes ordered by user, and each user's codes counted. That is a lookup per
+    vote where a grouping by (user, pair) would insert one. Otherwise DuckDB
+    groups the votes by (user id, pair).
+
     Returns users, which users have votes, the pairs' codes, their ties, and
     the cells (``ui``: position among the users with votes), ordered by user
     and pair.
     """
-    key, users = _users(src, user)
+    key, users, user_keys = _users(src, user)
     n_users = len(users)
     src.sql(
         "CREATE TEMP TABLE pair_rank AS SELECT pr, "
@@ -713,18 +740,16 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
     n_rows = src.sql("SELECT sum(rows) FROM combo_codes").fetchall()[0][0]
     count_type = "INTEGER" if n_rows < 2**31 else "BIGINT"
     user_type = "INTEGER" if n_users < 2**31 else "BIGINT"
-    cells = (
-        f"SELECT {key.format(u=_quote(user))} AS k, c.pr, count(*) AS n, count_if(c.win = 1) AS a "
-        f"FROM log JOIN (SELECT * FROM combo_codes WHERE NOT tie) c ON {on} GROUP BY k, c.pr"
-    )
     # A cell holds at least one vote that is not a tie: that bounds the cells.
-    votes = src.sql("SELECT coalesce(sum(rows), 0) FROM combo_codes WHERE NOT tie").fetchall()
-    cells_out = src.numpy(
-        f"SELECT r.idx::{user_type} AS ui, p.idx::INTEGER AS pi, c.n::{count_type} AS n, "
-        f"c.a::{count_type} AS a FROM ({cells}) c "
-        "JOIN user_rank r ON c.k = r.k JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi",
-        int(votes[0][0]),
+    votes = int(
+        src.sql("SELECT coalesce(sum(rows), 0) FROM combo_codes WHERE NOT tie").fetchall()[0][0]
     )
+    if key == "{u}":
+        cells_out = _grouped_cells(src, user, on, user_keys, user_type, count_type, votes)
+    else:
+        cells_out = _counted_cells(
+            src, user, on, key, user_keys, pair_tab.num_rows, user_type, count_type, votes
+        )
     # Users whose every vote is a tie have no cell; the others are renumbered
     # (in place, a block at a time: the cells are the largest arrays here).
     ui = cells_out["ui"]
@@ -737,6 +762,120 @@ def _ranked_cells(src: _Source, user: Hashable, on: str) -> tuple:
             ui[lo : lo + _BATCH_ROWS] = position[ui[lo : lo + _BATCH_ROWS]]
     ties = pair_tab.column("ties").to_numpy()
     return users, has_votes, pair_tab.column("pr").to_pylist(), ties, cells_out
+
+
+def _grouped_cells(
+    src: _Source,
+    user: Hashable,
+    on: str,
+    user_keys: Any,
+    user_type: str,
+    count_type: str,
+    votes: int,
+) -> dict[str, np.ndarray]:
+    """The cells grouped by (user id, pair) in DuckDB, the users' ranks sent back to it."""
+    import pyarrow as pa
+
+    ranks = pa.table({"k": user_keys, "idx": np.arange(len(user_keys), dtype=np.int64)})
+    src.con.register("user_keys", ranks)
+    src.sql("CREATE TEMP TABLE user_rank AS SELECT k, idx FROM user_keys")
+    src.con.unregister("user_keys")
+    del ranks
+    cells = (
+        f"SELECT {_quote(user)} AS k, c.pr, count(*) AS n, count_if(c.win = 1) AS a "
+        f"FROM log JOIN (SELECT * FROM combo_codes WHERE NOT tie) c ON {on} GROUP BY k, c.pr"
+    )
+    return src.numpy(
+        f"SELECT r.idx::{user_type} AS ui, p.idx::INTEGER AS pi, c.n::{count_type} AS n, "
+        f"c.a::{count_type} AS a FROM ({cells}) c "
+        "JOIN user_rank r ON c.k = r.k JOIN pair_rank p ON c.pr = p.pr ORDER BY ui, pi",
+        votes,
+    )
+
+
+def _counted_cells(
+    src: _Source,
+    user: Hashable,
+    on: str,
+    key: str,
+    user_keys: Any,
+    n_pairs: int,
+    user_type: str,
+    count_type: str,
+    votes: int,
+) -> dict[str, np.ndarray]:
+    """The cells counted from each vote's user hash and code (compiled passes)."""
+    import duckdb
+
+    from attnmodel.data.grouping import (
+        codes_by_user,
+        key_table,
+        look_up_keys,
+        table_size,
+        user_cells,
+    )
+
+    src.release_memory()  # the users' GROUP BY's, before the arrays below
+    n_users = len(user_keys)
+    int_type = np.int32 if user_type == "INTEGER" else np.int64
+    slot_pos = np.empty(table_size(n_users), dtype=int_type)
+    slot_key, shift = key_table(user_keys.to_numpy(), slot_pos)
+    vote_user = np.empty(votes, dtype=int_type)
+    code_type = (
+        "SMALLINT" if 2 * n_pairs < 2**15 else "INTEGER" if 2 * n_pairs < 2**31 else "BIGINT"
+    )
+    query = (
+        f"SELECT {key.format(u=_quote(user))} AS k, (2 * c.idx + c.win)::{code_type} AS code "
+        "FROM log JOIN (SELECT c.*, p.idx FROM combo_codes c JOIN pair_rank p ON c.pr = p.pr "
+        f"WHERE NOT c.tie) c ON {on}"
+    )
+    done = 0
+    try:
+        reader = src.con.sql(query).to_arrow_reader(_BATCH_ROWS)
+        vote_code = np.empty(votes, dtype=reader.schema.field("code").type.to_pandas_dtype())
+        for batch in reader:
+            rows = batch.num_rows
+            if done + rows > votes:
+                raise RuntimeError(f"the query returned more than {votes} rows")
+            found = look_up_keys(
+                slot_key,
+                slot_pos,
+                shift,
+                batch.column(0).to_numpy(),
+                vote_user[done : done + rows],
+            )
+            if not found:
+                raise RuntimeError("a vote's user hash is not among the users'")
+            vote_code[done : done + rows] = batch.column(1).to_numpy()
+            done += rows
+    except duckdb.Error as e:
+        raise TableFileError(
+            f"{src.path!r}: could not be read as {src.kind}: {e}", path=src.path
+        ) from e
+    del slot_key, slot_pos
+    vote_user, vote_code = vote_user[:done], vote_code[:done]
+    start = np.zeros(n_users + 1, dtype=np.int64)
+    for lo in range(0, done, _BATCH_ROWS):
+        start[1:] += np.bincount(vote_user[lo : lo + _BATCH_ROWS], minlength=n_users)
+    np.cumsum(start, out=start)
+    by_user = codes_by_user(vote_user, vote_code, start)
+    del vote_user, vote_code
+    per_user = np.empty(n_users, dtype=np.int64)
+    none = np.empty(0, dtype=np.int64)
+    user_cells(by_user, start, n_pairs, _USER_PARTS, False, per_user, none, none, none, none, none)
+    cell_start = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(per_user, out=cell_start[1:])
+    del per_user
+    n_cells = int(cell_start[-1])
+    count = np.int32 if count_type == "INTEGER" else np.int64
+    out = {
+        "ui": np.empty(n_cells, dtype=int_type),
+        "pi": np.empty(n_cells, dtype=np.int32),
+        "n": np.empty(n_cells, dtype=count),
+        "a": np.empty(n_cells, dtype=count),
+    }
+    user_cells(by_user, start, n_pairs, _USER_PARTS, True, none, cell_start, *out.values())
+    return out
 
 
 def _oriented_cells(src: _Source, user: Hashable, z: Hashable, pair: Hashable | None) -> VoteCells:

@@ -1,17 +1,21 @@
-"""Compiled, threaded passes of :func:`attnmodel.data.counts.collapse_counts` on big tables.
+"""Compiled, threaded passes over big tables of counts.
 
-On the counts of a 10^8-row log (10^7 users, 4.8 x 10^7 entries) the numpy
-passes of the collapse each run on one core and make a temporary per step.
-These passes visit each user's entries once, in parallel over users, with no
-temporaries: the two 64-bit hashes of every user's entries, the entry-by-entry
-check of every user against its group's first user, and the copy of the
-distinct rows' entries into the output. They compute what the numpy passes
-compute (the hashes are other functions of the entries, but the grouping
-does not depend on which: it is verified entry by entry either way), so the
-table is the same whichever runs.
-
-The inputs are the cells sorted by (user, pair): user ``k`` owns entries
+:func:`attnmodel.data.counts.collapse_counts`: on the counts of a 10^8-row
+log (10^7 users, 4.8 x 10^7 entries) the numpy passes of the collapse each
+run on one core and make a temporary per step. These passes visit each user's
+entries once, in parallel over users, with no temporaries: the two 64-bit
+hashes of every user's entries, the entry-by-entry check of every user against
+its group's first user, and the copy of the distinct rows' entries into the
+output. They compute what the numpy passes compute (the hashes are other
+functions of the entries, but the grouping does not depend on which: it is
+verified entry by entry either way), so the table is the same whichever runs.
+Their inputs are the cells sorted by (user, pair): user ``k`` owns entries
 ``start[k]:start[k] + lens[k]``.
+
+:func:`attnmodel.data.engines.duckdb_cells`: the votes' user keys looked up
+among the distinct users' keys (:func:`key_table`, :func:`look_up_keys`), the
+votes ordered by user (:func:`codes_by_user`), and each user's votes counted
+per pair (:func:`user_cells`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["gather_rows", "same_entries", "user_hashes"]
+__all__ = [
+    "codes_by_user",
+    "gather_rows",
+    "key_table",
+    "look_up_keys",
+    "same_entries",
+    "table_size",
+    "user_cells",
+    "user_hashes",
+]
 
 SHIFT1, SHIFT2, SHIFT3 = np.uint64(30), np.uint64(27), np.uint64(31)
 
@@ -92,3 +105,127 @@ def gather_rows(first, lens, out_start, column, out):
         f = first[r]
         for e in range(lens[r]):
             out[o + e] = column[f + e]
+
+
+# ---------------------------------------------------------------------------
+# The DuckDB reader's cells (:func:`attnmodel.data.engines.duckdb_cells`): each
+# vote arrives as (user key, code), code = 2 * pair + (1 if the pair's first
+# model won), and is counted here, so the engine needs no second grouping.
+
+_KEY_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@numba.njit(cache=True)
+def _slot(key, shift):
+    return (key * _KEY_MIX) >> shift
+
+
+def table_size(n_keys: int) -> int:
+    """Slots of the table of :func:`key_table` for ``n_keys`` keys: a power of 2, at least twice."""
+    return 1 << max(1, (2 * n_keys - 1).bit_length())
+
+
+@numba.njit(cache=True)
+def key_table(keys, slot_pos):
+    """An open-addressing table of distinct 64-bit ``keys``: (slot keys, shift).
+
+    ``slot_pos`` (:func:`table_size` integers, any signed type) is filled:
+    slot ``j`` holds ``keys[slot_pos[j]]`` (``-1``: empty); at least half the
+    slots are empty.
+    """
+    size = slot_pos.size
+    bits = 0
+    while (1 << bits) < size:
+        bits += 1
+    shift = np.uint64(64 - bits)
+    mask = np.uint64(size - 1)
+    slot_key = np.zeros(size, dtype=np.uint64)
+    slot_pos[:] = -1
+    for i in range(keys.size):
+        j = _slot(keys[i], shift)
+        while slot_pos[j] >= 0:
+            j = (j + np.uint64(1)) & mask
+        slot_key[j] = keys[i]
+        slot_pos[j] = i
+    return slot_key, shift
+
+
+@numba.njit(cache=True, parallel=True)
+def look_up_keys(slot_key, slot_pos, shift, keys, out):
+    """``out[i]``: position of ``keys[i]`` in the table's keys; False if a key is absent."""
+    mask = np.uint64(slot_key.size - 1)
+    missing = 0
+    for i in numba.prange(keys.size):
+        j = _slot(keys[i], shift)
+        while slot_pos[j] >= 0 and slot_key[j] != keys[i]:
+            j = (j + np.uint64(1)) & mask
+        if slot_pos[j] < 0:
+            missing += 1
+            out[i] = 0
+        else:
+            out[i] = slot_pos[j]
+    return missing == 0
+
+
+@numba.njit(cache=True)
+def codes_by_user(user, code, start):
+    """The codes reordered by user: user ``k``'s are ``out[start[k]:start[k + 1]]``."""
+    fill = start[:-1].copy()
+    out = np.empty_like(code)
+    for i in range(user.size):
+        k = user[i]
+        out[fill[k]] = code[i]
+        fill[k] += 1
+    return out
+
+
+@numba.njit(cache=True)
+def _user_pairs(code, lo, hi, n_local, a_local, touched):
+    """Count one user's codes ``code[lo:hi]``; its pairs, sorted, in ``touched[:k]``; k."""
+    k = 0
+    for e in range(lo, hi):
+        p = code[e] >> 1
+        if n_local[p] == 0:
+            touched[k] = p
+            k += 1
+        n_local[p] += 1
+        a_local[p] += code[e] & 1
+    for i in range(1, k):  # a user has few pairs: insertion sort
+        v = touched[i]
+        j = i - 1
+        while j >= 0 and touched[j] > v:
+            touched[j + 1] = touched[j]
+            j -= 1
+        touched[j + 1] = v
+    return k
+
+
+@numba.njit(cache=True, parallel=True)
+def user_cells(code, start, n_pairs, n_chunks, fill, per_user, cell_start, ui, pi, n, a):
+    """Each user's cells (distinct pairs), from the codes ordered by user.
+
+    ``fill`` False: writes each user's number of cells into ``per_user``.
+    ``fill`` True: writes the cells (user, pair, votes, first-model wins), in
+    (user, pair) order, user ``u``'s from ``cell_start[u]`` on.
+    """
+    m = start.size - 1
+    size = (m + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        n_local = np.zeros(n_pairs, dtype=np.int64)
+        a_local = np.zeros(n_pairs, dtype=np.int64)
+        touched = np.empty(n_pairs, dtype=np.int64)
+        for u in range(c * size, min(m, (c + 1) * size)):
+            k = _user_pairs(code, start[u], start[u + 1], n_local, a_local, touched)
+            if fill:
+                o = cell_start[u]
+                for i in range(k):
+                    p = touched[i]
+                    ui[o + i] = u
+                    pi[o + i] = p
+                    n[o + i] = n_local[p]
+                    a[o + i] = a_local[p]
+            else:
+                per_user[u] = k
+            for i in range(k):
+                n_local[touched[i]] = 0
+                a_local[touched[i]] = 0
