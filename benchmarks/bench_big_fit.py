@@ -112,15 +112,19 @@ def load():
 
 
 class _Cap(Exception):
-    """Raised by the counted E-step once ``--max-full-esteps`` E-steps over every row ran."""
+    """Raised by the counted E-step at ``--max-full-esteps`` or ``--max-cpu``."""
 
 
-def run_fit(fit_iter: int | None, max_full: int | None = None) -> dict:
+def run_fit(
+    fit_iter: int | None, max_full: int | None = None, max_cpu: float | None = None
+) -> dict:
     """The fit on the cached counts, in this process.
 
     Every E-step over every row is counted by its caller (``_run_em:LINE``,
     ``_secant_step``, ``fun`` of the polish, ...); with ``max_full`` the fit
-    stops after that many of them and only the counts are reported.
+    stops after that many of them and only the counts are reported, and so
+    with ``max_cpu`` once the process has used that many seconds of CPU.
+    Every 25th E-step prints the counts so far on stderr.
     """
     import warnings
 
@@ -146,6 +150,10 @@ def run_fit(fit_iter: int | None, max_full: int | None = None) -> dict:
 
     def counted_e_step(self, *args, **kwargs):
         rows_seen[self.counts.n_rows] = rows_seen.get(self.counts.n_rows, 0) + 1
+        if sum(rows_seen.values()) % 25 == 0:
+            print(f"E-steps by rows {rows_seen}, CPU {sum(os.times()[:4]):.0f} s", file=sys.stderr)
+        if max_cpu is not None and sum(os.times()[:4]) > max_cpu:
+            raise _Cap
         if self.counts.n_rows != c.n_rows:
             return real_e_step(self, *args, **kwargs)
         if max_full is not None and calls["n"] >= max_full:
@@ -255,6 +263,7 @@ def main() -> None:
         type=int,
         help="stop the fit after this many E-steps over every row; print where they went",
     )
+    ap.add_argument("--max-cpu", type=float, help="stop the fit after this many s of CPU")
     args = ap.parse_args()
     if args.prepare:
         prepare()
@@ -263,7 +272,7 @@ def main() -> None:
         print(json.dumps(run_estep(args.repeats)))
         return
     if args.case == "fit":
-        print(json.dumps(run_fit(args.fit_iter, args.max_full_esteps)))
+        print(json.dumps(run_fit(args.fit_iter, args.max_full_esteps, args.max_cpu)))
         return
     print(banner("bench_big_fit"))
     if not os.path.exists(COUNTS):
@@ -292,6 +301,8 @@ def main() -> None:
     extra = ("--fit-iter", str(args.fit_iter)) if args.fit_iter else ()
     if args.max_full_esteps is not None:
         extra += ("--max-full-esteps", str(args.max_full_esteps))
+    if args.max_cpu is not None:
+        extra += ("--max-cpu", str(args.max_cpu))
     r = run_in_child(__file__, "fit", extra)
     if r is None:
         sys.exit(1)
@@ -314,7 +325,7 @@ def main() -> None:
     print(f"  E-steps over every row by caller: {r['by_caller']}")
     print(f"  E-steps by number of rows: {r['esteps_by_rows']}")
     if r["capped"]:
-        print(f"  stopped after {args.max_full_esteps} E-steps over every row (--max-full-esteps)")
+        print("  stopped early (--max-full-esteps / --max-cpu)")
         return
     print(f"  records by step: {r['steps']}")
     print(f"  objective {r['objective']:.10f}, converged: {r['converged']}")
