@@ -111,8 +111,21 @@ def load():
     )
 
 
-def run_fit(fit_iter: int | None) -> dict:
-    """The fit on the cached counts, in this process."""
+class _Cap(Exception):
+    """Raised by the counted E-step at ``--max-full-esteps`` or ``--max-cpu``."""
+
+
+def run_fit(
+    fit_iter: int | None, max_full: int | None = None, max_cpu: float | None = None
+) -> dict:
+    """The fit on the cached counts, in this process.
+
+    Every E-step over every row is counted by its caller (``_run_em:LINE``,
+    ``_secant_step``, ``fun`` of the polish, ...); with ``max_full`` the fit
+    stops after that many of them and only the counts are reported, and so
+    with ``max_cpu`` once the process has used that many seconds of CPU.
+    Every 25th E-step prints the counts so far on stderr.
+    """
     import warnings
 
     import numpy as np
@@ -132,10 +145,22 @@ def run_fit(fit_iter: int | None) -> dict:
     # Every E-step over every row is counted and timed (recorded or not).
     real_e_step = EMProblem.e_step
     calls = {"n": 0, "s": 0.0, "cpu_s": 0.0}
+    by_caller: dict[str, int] = {}
+    rows_seen: dict[int, int] = {}
 
     def counted_e_step(self, *args, **kwargs):
+        rows_seen[self.counts.n_rows] = rows_seen.get(self.counts.n_rows, 0) + 1
+        if sum(rows_seen.values()) % 25 == 0:
+            print(f"E-steps by rows {rows_seen}, CPU {sum(os.times()[:4]):.0f} s", file=sys.stderr)
+        if max_cpu is not None and sum(os.times()[:4]) > max_cpu:
+            raise _Cap
         if self.counts.n_rows != c.n_rows:
             return real_e_step(self, *args, **kwargs)
+        if max_full is not None and calls["n"] >= max_full:
+            raise _Cap
+        frame = sys._getframe(1)
+        where = f"{frame.f_code.co_name}:{frame.f_lineno}"
+        by_caller[where] = by_caller.get(where, 0) + 1
         c1, t1 = sum(os.times()[:4]), time.perf_counter()
         try:
             return real_e_step(self, *args, **kwargs)
@@ -149,18 +174,27 @@ def run_fit(fit_iter: int | None) -> dict:
         warnings.simplefilter("ignore")
         c0 = sum(os.times()[:4])
         t0 = time.perf_counter()
-        if fit_iter is None:
-            fit = fit_em(data, "beta")
-        else:
-            fit = fit_em(data, "beta", n_init=1, max_iter=fit_iter)
+        fit = None
+        try:
+            if fit_iter is None:
+                fit = fit_em(data, "beta")
+            else:
+                fit = fit_em(data, "beta", n_init=1, max_iter=fit_iter)
+        except _Cap:
+            pass
         out["fit_s"] = time.perf_counter() - t0
         out["fit_cpu_s"] = sum(os.times()[:4]) - c0
     EMProblem.e_step = real_e_step
+    out["by_caller"] = by_caller
+    out["esteps_by_rows"] = {str(k): v for k, v in sorted(rows_seen.items())}
     out["full_esteps"] = calls["n"]
     out["full_estep_s"] = calls["s"]
     out["full_estep_cpu_s"] = calls["cpu_s"]
     out["load_end"] = os.getloadavg()[0]
     out["peak_rss_mb"] = peak_rss_mb()
+    out["capped"] = fit is None
+    if fit is None:
+        return out
     steps = [s for run in fit.runs_ for s in run["step"]]
     out["steps"] = {s: steps.count(s) for s in dict.fromkeys(steps)}
     out["sample_esteps"] = sum(s.startswith("sample_") for s in steps)
@@ -224,6 +258,12 @@ def main() -> None:
         help="one E-step over every row, the grid pass alone vs with polynomial rows",
     )
     ap.add_argument("--repeats", type=int, default=3, help="with --estep: runs of each")
+    ap.add_argument(
+        "--max-full-esteps",
+        type=int,
+        help="stop the fit after this many E-steps over every row; print where they went",
+    )
+    ap.add_argument("--max-cpu", type=float, help="stop the fit after this many s of CPU")
     args = ap.parse_args()
     if args.prepare:
         prepare()
@@ -232,7 +272,7 @@ def main() -> None:
         print(json.dumps(run_estep(args.repeats)))
         return
     if args.case == "fit":
-        print(json.dumps(run_fit(args.fit_iter)))
+        print(json.dumps(run_fit(args.fit_iter, args.max_full_esteps, args.max_cpu)))
         return
     print(banner("bench_big_fit"))
     if not os.path.exists(COUNTS):
@@ -259,12 +299,16 @@ def main() -> None:
         )
         return
     extra = ("--fit-iter", str(args.fit_iter)) if args.fit_iter else ()
+    if args.max_full_esteps is not None:
+        extra += ("--max-full-esteps", str(args.max_full_esteps))
+    if args.max_cpu is not None:
+        extra += ("--max-cpu", str(args.max_cpu))
     r = run_in_child(__file__, "fit", extra)
     if r is None:
         sys.exit(1)
     print(
         f"{r['count_rows']:,} distinct count rows, {r['entries']:,} entries, "
-        f"{r['users']:,} users, {r['grid_nodes']} grid nodes"
+        f"{r['users']:,} users, {r.get('grid_nodes', '?')} grid nodes"
     )
     what = "beta fit (EM)" if args.fit_iter is None else f"{args.fit_iter} EM iterations"
     print(
@@ -276,8 +320,13 @@ def main() -> None:
         f"  E-steps over every row: {r['full_esteps']}, {r['full_estep_s']:.1f} s wall and "
         f"{r['full_estep_cpu_s']:.1f} s CPU in all "
         f"({r['full_estep_cpu_s'] / max(r['full_esteps'], 1):.2f} s CPU each); "
-        f"records on the subsample: {r['sample_esteps']}"
+        f"records on the subsample: {r.get('sample_esteps', '-')}"
     )
+    print(f"  E-steps over every row by caller: {r['by_caller']}")
+    print(f"  E-steps by number of rows: {r['esteps_by_rows']}")
+    if r["capped"]:
+        print("  stopped early (--max-full-esteps / --max-cpu)")
+        return
     print(f"  records by step: {r['steps']}")
     print(f"  objective {r['objective']:.10f}, converged: {r['converged']}")
     print(f"  fit: {r['fit']}, mu in [{r['mu_range'][0]:.4f}, {r['mu_range'][1]:.4f}]")
