@@ -162,13 +162,6 @@ POLISH_GTOL = 1e-9
 #: An extrapolation (:func:`_secant_step`) goes at most this many times the path
 #: since the last one further on.
 SECANT_MAX_STEP = 50.0
-#: Newton steps along the ridge (:func:`_newton_finish`) on the subsample, and
-#: then on every row, before the L-BFGS polish takes over.
-NEWTON_MAX_ITER = 20
-#: Largest move of one coordinate (:meth:`EMProblem.to_vector`) in a Newton step.
-NEWTON_MAX_MOVE = 1.0
-#: Relative step of the differences of gradients that form the subsample's Hessian.
-NEWTON_HESS_STEP = 1e-4
 #: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
 #: last E-step stands, and the per-user summaries form the matrix when asked.
 FINAL_POSTERIOR_CELLS = 50_000_000
@@ -1342,133 +1335,12 @@ def _run_starts_on_sample(
         for row in run.records:
             row["step"] = "sample_" + row["step"]
         if j == k:
-            ends.append(_newton_finish(problem, sample, st, run, options))
+            steps = _run_em(problem, st, run=run, stationary_stop=True, line_search=True, **options)
+            ends.append(_finish(steps))
         else:
             ends.append((st, e._replace(objective=-np.inf), None))
         records.append(run)
     return ends, records
-
-
-def _newton_finish(
-    problem: EMProblem, sample: EMProblem, state: EMState, run: _Run, options: dict
-) -> tuple[EMState, EStep, bool]:
-    """The best screened start to the maximum on every row, by Newton steps along the ridge.
-
-    The ridge between the scale of ``P_eta`` and the ``mu`` (see
-    :func:`_secant_step`) is a direction in which ``L`` is nearly flat: EM
-    and SQUAREM crawl along it, each step an E-step over every row. Its shape
-    is in ``L``'s Hessian, and the subsample (whose weights stand for every
-    user) gives that Hessian to within its sampling error at a cost of one
-    subsample E-step per coordinate (:func:`_sample_hessian`). So: Newton on
-    the subsample from the screened start to its own maximum, the Hessian
-    there, then Newton steps on every row with the gradient of every row and
-    that Hessian (updated by BFGS as the steps go, :func:`_newton_steps`).
-    Each step is kept only when it does not lower ``L``, and the run stops on
-    the polish's gradient test over every row (:data:`POLISH_GTOL`), so the
-    maximum is the one EM reaches; when Newton stalls, the L-BFGS polish
-    (:func:`_polish`) finishes from the best point so far.
-    """
-    e_s = sample.e_step(state)
-    hess = _sample_hessian(sample, state, e_s)
-    state, e_s, _, hess = _newton_steps(
-        sample, state, e_s, run, hess, NEWTON_MAX_ITER, "sample_newton"
-    )
-    hess = _sample_hessian(sample, state, e_s)
-    estep = problem.e_step(state)
-    _record(problem, run, state, estep, "start")
-    state, estep, done, _ = _newton_steps(problem, state, estep, run, hess, NEWTON_MAX_ITER)
-    if done:
-        return state, estep, True
-    return _polish(problem, state, estep, run, max_iter=options["max_iter"], tol=options["tol"])
-
-
-def _sample_hessian(problem: EMProblem, state: EMState, estep: EStep) -> np.ndarray:
-    """Hessian of ``L`` in :meth:`EMProblem.to_vector`'s coordinates, by differences of gradients.
-
-    Forward differences of the Fisher-identity gradient (:meth:`EMProblem.gradient`),
-    one E-step per coordinate (backward at an upper bound), symmetrised.
-    """
-    v = problem.to_vector(state)
-    lo, hi = problem.vector_bounds()
-    g0 = problem.gradient(state, estep)
-    hess = np.empty((v.size, v.size))
-    for i in range(v.size):
-        h = NEWTON_HESS_STEP * (1.0 + abs(v[i]))
-        moved = v.copy()
-        moved[i] = v[i] + h if v[i] + h <= hi[i] else v[i] - h
-        moved[i] = np.clip(moved[i], lo[i], hi[i])
-        st = problem.from_vector(moved)
-        hess[:, i] = (problem.gradient(st, problem.e_step(st)) - g0) / (moved[i] - v[i])
-    return 0.5 * (hess + hess.T)
-
-
-def _newton_steps(
-    problem: EMProblem,
-    state: EMState,
-    estep: EStep,
-    run: _Run,
-    hess: np.ndarray,
-    max_iter: int,
-    kind: str = "newton",
-) -> tuple[EMState, EStep, bool, np.ndarray]:
-    """Newton steps on ``L`` with an approximate Hessian, each kept only when ``L`` does not drop.
-
-    The step ``-H^{-1} g`` is taken with ``H`` made negative definite (its
-    eigenvalues capped below zero) and clipped to the admissible box; when
-    its ``L`` is below the current one it is shortened four times, twice
-    over, before Newton gives up. After each step ``H`` takes the BFGS update
-    from the change of the gradient. Returns ``(state, estep, stationary,
-    H)``: ``stationary`` when the polish's gradient test passes.
-    """
-    scale = _vote_scale(problem)
-    lo, hi = problem.vector_bounds()
-    v = problem.to_vector(state)
-    grad = problem.gradient(state, estep)
-    for _ in range(max_iter):
-        if problem.is_stationary(state, estep, scale, POLISH_GTOL):
-            return state, estep, True, hess
-        w, u = np.linalg.eigh(hess)
-        if not np.all(np.isfinite(w)):
-            break
-        w = np.minimum(w, -1e-8 * max(np.max(np.abs(w)), 1e-300))
-        step = -u @ ((u.T @ grad) / w)
-        # A direction the subsample barely sees (a mu near its bound) must not
-        # throw the step out of where L is finite.
-        step *= min(1.0, NEWTON_MAX_MOVE / max(float(np.max(np.abs(step))), 1e-300))
-        slope0 = float(grad @ step)
-        t, taken, tries = 1.0, None, 0
-        while tries < 5:
-            tries += 1
-            st = problem.from_vector(np.clip(v + t * step, lo, hi))
-            e = problem.e_step(st)
-            ok = np.isfinite(e.objective) and e.objective >= estep.objective
-            g_t = problem.gradient(st, e) if np.isfinite(e.objective) else None
-            if ok and (taken is None or e.objective >= taken[1].objective):
-                taken = st, e, g_t
-            # The slope along the step at both ends places the maximum along it
-            # (the Hessian, taken on the subsample, may misjudge the ridge's curvature).
-            slope = np.nan if g_t is None else float(g_t @ step)
-            if not (np.isfinite(slope) and slope0 > slope):
-                if taken is not None:
-                    break
-                t *= 0.25
-                continue
-            t_best = t * slope0 / (slope0 - slope)
-            if taken is not None and 0.7 <= t_best / t <= 1.4:
-                break
-            t = float(np.clip(t_best, 0.05 * t, SECANT_MAX_STEP))
-        if taken is None:
-            break
-        state, estep, g_new = taken
-        _record(problem, run, state, estep, kind)
-        v_new = problem.to_vector(state)
-        s, y = v_new - v, g_new - grad
-        hs = hess @ s
-        shs, ys = float(s @ hs), float(y @ s)
-        if shs < 0.0 and ys < 0.0:
-            hess = hess - np.outer(hs, hs) / shs + np.outer(y, y) / ys
-        v, grad = v_new, g_new
-    return state, estep, problem.is_stationary(state, estep, scale, POLISH_GTOL), hess
 
 
 def _polish(
