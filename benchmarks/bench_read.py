@@ -434,7 +434,11 @@ def run_case(name: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help="run one case in this process and print JSON")
-    ap.add_argument("--generate", action="store_true", help="only write the cached files")
+    ap.add_argument(
+        "--generate",
+        action="store_true",
+        help="only write the cached files (with --big: the 10^8-row log)",
+    )
     ap.add_argument("--repeats", type=int, default=REPEATS)
     ap.add_argument(
         "--dask-files",
@@ -467,7 +471,7 @@ def main() -> None:
         print(json.dumps(run_big_case(args.case, args.fit_iter) if big else run_case(args.case)))
         return
     if args.generate:
-        generate()
+        generate_big() if args.big else generate()
         return
     if args.big:
         big_main(args.dask_files, fit=not args.no_fit, fit_iter=args.fit_iter)
