@@ -37,7 +37,9 @@ def run_in_child(
 ) -> dict | None:
     """Run ``script --case case [extra]`` in a fresh interpreter; its last stdout line is JSON.
 
-    A fresh process per case makes ``ru_maxrss`` that case's own peak.
+    A fresh process per case makes ``ru_maxrss`` that case's own peak. The
+    child imports this checkout's attnmodel (:func:`checkout_env`), whatever
+    the interpreter has installed.
     Returns None (after printing the child's stderr, or a note after
     ``timeout`` seconds) when the case failed or was stopped.
     """
@@ -48,6 +50,7 @@ def run_in_child(
             text=True,
             check=False,
             timeout=timeout,
+            env=checkout_env(),
         )
     except subprocess.TimeoutExpired:
         print(f"{case}: stopped after {timeout:g} s", file=sys.stderr)

@@ -395,3 +395,46 @@ def test_compiled_verification_catches_collisions(monkeypatch):
     assert same_entries(np.array([1]), zero, start, lens, pair, n_e, s_e, 4)
     for other in (2, 3, 4):
         assert not same_entries(np.array([1, other]), zero[[0, 0]], start, lens, pair, n_e, s_e, 4)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_taken_cells_are_freed_during_the_collapse(compiled, monkeypatch):
+    # collapse_taken_counts empties the list it is given and lets go of each array
+    # once done with it: by the time the output is copied (compiled path), the
+    # users' array is gone, and each column is gone before the next one's copy.
+    # Same table as collapse_counts either way.
+    import weakref
+
+    import attnmodel.data.grouping as grouping
+
+    rng = np.random.default_rng(21)
+    n, s = sparse_many_pairs(rng)
+    ui, pk, nk, sk = (x.astype(np.int32) for x in entries(n, s))
+    ref = collapse_counts(ui, pk, nk, sk, n.shape[0], n.shape[1])
+    if compiled:
+        monkeypatch.setattr(counts_mod, "_COMPILED_ENTRIES", 0)
+    refs = [weakref.ref(x) for x in (ui, pk, nk, sk)]
+    alive_at_copy = []
+    real_gather = grouping.gather_rows
+
+    def spy_gather(*args):
+        alive_at_copy.append([r() is not None for r in refs])
+        return real_gather(*args)
+
+    monkeypatch.setattr(grouping, "gather_rows", spy_gather)
+    taken = [ui, pk, nk, sk]
+    del ui, pk, nk, sk
+    table = counts_mod.collapse_taken_counts(taken, n.shape[0], n.shape[1])
+    assert taken == []
+    assert all(r() is None for r in refs)
+    tables_equal(ref, table)
+    check_table(table, n, s)
+    if compiled:
+        # user, pair, n, s alive at the copies of pair, n and s
+        assert alive_at_copy == [
+            [False, True, True, True],
+            [False, False, True, True],
+            [False, False, False, True],
+        ]
+    else:
+        assert alive_at_copy == []

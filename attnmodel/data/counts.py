@@ -26,7 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CountTable", "collapse_counts", "counts_fingerprint", "pair_sums", "pair_totals"]
+__all__ = [
+    "CountTable",
+    "collapse_counts",
+    "collapse_taken_counts",
+    "counts_fingerprint",
+    "pair_sums",
+    "pair_totals",
+]
 
 #: Grouping methods for users with entries on several pairs, see :func:`collapse_counts`.
 COLLAPSE_METHODS = ("hash", "dense", "sort")
@@ -328,7 +335,27 @@ def collapse_counts(
         raise ValueError(f"method must be one of {COLLAPSE_METHODS}, got {method!r}")
     if t is not None:
         return _collapse_with_ties(user, pair, n, s, t, n_users, n_pairs, method)
-    user, pair, n, s = _ints(user), _ints(pair), _ints(n), _ints(s)
+    return collapse_taken_counts([user, pair, n, s], n_users, n_pairs, method=method)
+
+
+def collapse_taken_counts(
+    cells: list, n_users: int, n_pairs: int, *, method: str = "hash"
+) -> CountTable:
+    """:func:`collapse_counts` of ``cells = [user, pair, n, s]``, a list it empties.
+
+    The collapse then holds the only references the caller gave it, and lets
+    go of each array once it is done with it: the users after the grouping,
+    each of the other three once its entries are copied into the output. A
+    caller that keeps no other reference (a reader of a big log, whose cells
+    are its largest arrays) has their memory back while the output is
+    written, not after.
+    """
+    if method not in COLLAPSE_METHODS:
+        raise ValueError(f"method must be one of {COLLAPSE_METHODS}, got {method!r}")
+    if len(cells) != 4:
+        raise ValueError("cells must be the list [user, pair, n, s]")
+    user, pair, n, s = (_ints(x) for x in cells)
+    cells.clear()
     if not user.size == pair.size == n.size == s.size:
         raise ValueError("user, pair, n and s must have the same length")
     keep = n > 0
@@ -444,7 +471,7 @@ def collapse_counts(
         pair_u, n_u, s_u, weight_single = single_rows(user, single)
         rep = multi_groups(member, start, lens)
     n_single_rows = pair_u.size
-    del user, single, member
+    del user, single, member  # the users' entries: no longer needed
     # Rows are numbered by their first user: the users with rep == themselves.
     is_rep = rep == np.arange(lens.size)
     row_of_user = np.cumsum(is_rep) - 1
@@ -469,12 +496,14 @@ def collapse_counts(
         out = np.empty(n_entries, dtype=np.int64)
         out[:n_single_rows] = single_part
         entries.append(out)
+    del pair, n, s  # from here on held by cols alone
     if cols[0].size >= _COMPILED_ENTRIES:
         from attnmodel.data.grouping import gather_rows
 
         out_start = np.cumsum(lens_rows) - lens_rows + n_single_rows
-        for out, col in zip(entries, cols, strict=True):
-            gather_rows(first_rows, lens_rows, out_start, col, out)
+        for k, out in enumerate(entries):
+            gather_rows(first_rows, lens_rows, out_start, cols[k], out)
+            cols[k] = None  # its entries are copied: freed unless the caller holds it
         del out_start
     else:
         at_out = n_single_rows
@@ -483,6 +512,7 @@ def collapse_counts(
             for out, col in zip(entries, cols, strict=True):
                 out[at_out : at_out + at.size] = col[at]
             at_out += at.size
+    del cols
     return _table(
         n_pairs,
         np.concatenate([np.ones(n_single_rows, dtype=np.int64), lens_rows]),

@@ -128,9 +128,11 @@ _NUMBER_TYPES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class VoteCells:
     """Votes aggregated per (user, pair): what an engine hands to :class:`VoteData`.
+
+    :class:`VoteData` takes the users and the cells out of it (:meth:`take`).
 
     Attributes
     ----------
@@ -171,6 +173,20 @@ class VoteCells:
     cell_a: np.ndarray
     n_rows: int
     columns: list
+
+    def take(self) -> tuple[pd.Index, list[np.ndarray]]:
+        """The users and the cells ``[cell_user, cell_pair, cell_n, cell_a]``, no longer held here.
+
+        The cells of a big log are the largest arrays of its read, and the
+        users' ids the next: whoever takes them holds their only references
+        (the engines keep none), so each can be freed as soon as its last use
+        is over. Afterwards this object holds no users and no cells.
+        """
+        users = self.users
+        cells = [self.cell_user, self.cell_pair, self.cell_n, self.cell_a]
+        self.users = users[:0]
+        self.cell_user = self.cell_pair = self.cell_n = self.cell_a = np.zeros(0, dtype=np.int64)
+        return users, cells
 
 
 def choose_engine(path: str | os.PathLike) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from attnmodel.data.counts import CountTable, collapse_counts, pair_sums
+from attnmodel.data.counts import CountTable, collapse_counts, collapse_taken_counts, pair_sums
 from attnmodel.data.io import read_table
 from attnmodel.data.spellings import (
     COLUMN_DEFAULTS,
@@ -934,9 +934,13 @@ class VoteData:
     def _from_cells(cls, cells: Any, names: dict[str, Any]) -> VoteData:
         """A VoteData from an engine's :class:`~attnmodel.data.engines.VoteCells`.
 
-        Consumes ``cells``: its ``cell_a`` is overwritten when writeable.
+        Consumes ``cells``: its users and cells are taken out of it
+        (:meth:`~attnmodel.data.engines.VoteCells.take`), and its ``cell_a`` is
+        overwritten when writeable. The cells are freed one by one during the
+        collapse (:func:`~attnmodel.data.counts.collapse_taken_counts`), and
+        the users before it, unless the caller holds other references to them.
         """
-        n, a = cells.cell_n, cells.cell_a
+        all_users, (user, pair, n, a) = cells.take()
         if cells.layout == "raw":
             if names["ties"] == "error" and cells.pair_ties.any():
                 raise VoteDataError("tie votes are not allowed (ties='error')")
@@ -947,8 +951,8 @@ class VoteData:
             pair_lo = np.array([model_id[x] for x, _ in cells.pairs], dtype=np.int64)
             pair_hi = np.array([model_id[y] for _, y in cells.pairs], dtype=np.int64)
             n_all = len(cells.pairs)
-            n_votes = pair_sums(cells.cell_pair, n, n_all)
-            lo_wins = pair_sums(cells.cell_pair, a, n_all)
+            n_votes = pair_sums(pair, n, n_all)
+            lo_wins = pair_sums(pair, a, n_all)
             strong, has_votes, pairs, report = _designate(
                 models, pair_lo, pair_hi, n_votes, cells.pair_ties, lo_wins, names["stronger"]
             )
@@ -958,10 +962,10 @@ class VoteData:
             s = a if a.flags.writeable else a.copy()
             flip = strong != pair_lo
             if flip.any():
-                np.subtract(n, a, out=s, where=flip[cells.cell_pair])
-            pair_new = cells.cell_pair
+                np.subtract(n, a, out=s, where=flip[pair])
+            pair_new = pair
             if not has_votes.all():
-                pair_new = (np.cumsum(has_votes) - 1)[pair_new]
+                pair_new = (np.cumsum(has_votes) - 1).astype(pair.dtype)[pair]
             n_ties_dropped = int(cells.pair_ties.sum())
         else:
             if names["stronger"] is not None:
@@ -978,8 +982,8 @@ class VoteData:
             else:
                 pairs = cells.pairs
             n_pairs = len(pairs)
-            n_votes = pair_sums(cells.cell_pair, n, n_pairs)
-            wins = pair_sums(cells.cell_pair, a, n_pairs)
+            n_votes = pair_sums(pair, n, n_pairs)
+            wins = pair_sums(pair, a, n_pairs)
             report = pd.DataFrame(
                 {
                     "stronger": pd.Series([None] * n_pairs, dtype=object),
@@ -990,12 +994,17 @@ class VoteData:
                     "designated_by": ["input"] * n_pairs,
                 }
             )
-            s, pair_new, n_ties_dropped = a, cells.cell_pair, 0
-        users = cells.users[cells.user_has_votes].rename("user")
-        dropped = cells.users[~cells.user_has_votes]
+            s, pair_new, n_ties_dropped = a, pair, 0
+        has = cells.user_has_votes
+        users = (all_users if has.all() else all_users[has]).rename("user")
+        dropped = all_users[~has]
+        del all_users
         pairs = pairs.rename("pair")
         report.index = pairs
-        counts = collapse_counts(cells.cell_user, pair_new, n, s, len(users), len(pairs))
+        # Handed over: the collapse frees each array once it is done with it.
+        taken = [user, pair_new, n, s]
+        del user, pair, pair_new, n, a, s
+        counts = collapse_taken_counts(taken, len(users), len(pairs))
         return cls(
             users=users,
             pairs=pairs,
