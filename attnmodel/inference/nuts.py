@@ -223,8 +223,9 @@ def sample_nuts(
             if interrupted:
                 raise KeyboardInterrupt from None
             raise
-    # The fused Op's work space, kept for the start's gradients, is not needed after them.
-    release_work_buffer()
+        finally:
+            # The fused Op's work space, kept for the start's gradients, is not needed now.
+            release_work_buffer()
     if interrupted:
         # PyMC stops at Ctrl-C and returns what it drew so far: not a result.
         raise KeyboardInterrupt
