@@ -92,14 +92,11 @@ def check_demo(tmp_path, *args, nuts: bool):
     return out, proc
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    # MAP-EM only: the NUTS half of the demo is the slow test below, and NUTS
-    # with compare runs in tests/test_cli.py on a tiny log.
-    check_demo(tmp_path, "--users", 150, "--seed", 3, "--no-nuts", nuts=False)
-
-
-def test_demo_run_twice_replaces_its_own_folder_and_says_so(tmp_path):
+def test_demo_runs_end_to_end_and_a_second_run_replaces_its_folder(tmp_path):
     """The quick start run twice: the second run replaces the first run's folder whole."""
+    # MAP-EM only: the NUTS half of the demo is the slow test below, and NUTS
+    # with compare runs in tests/test_cli.py on a tiny log. The first run is the
+    # end-to-end check of the demo's output.
     out, first = check_demo(tmp_path, "--users", 150, "--seed", 3, "--no-nuts", nuts=False)
     assert "earlier demo run" not in first.stderr
     before = (out / "summary.txt").read_text()
