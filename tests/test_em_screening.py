@@ -160,3 +160,25 @@ def test_secant_steps_reach_the_maximum_without_lowering_it(data):
     np.testing.assert_allclose(ridge[0].mu, plain[0].mu, rtol=1e-5)
     scale = em._vote_scale(problem)
     assert problem.is_stationary(ridge[0], ridge[1], scale, em.POLISH_GTOL)
+
+
+def test_the_polish_reports_convergence_only_at_the_maximum(data):
+    # From Beta(3, 1.2) with two mu at the ends of (1/2, 1), where the gradient of their
+    # logits all but vanishes, L-BFGS-B stalls far from the maximum and says it
+    # succeeded ("relative reduction of f <= factr * epsmch"); the polish must go on
+    # from there and end where EM from the moment start ends, or not claim convergence.
+    fit = fit_em(data, "beta", n_init=1, warn=False)
+    problem = fit.problem
+    assert fit.converged_
+    for mu in ([0.9999999999, 0.5000000001, 0.62], [0.85, 0.500011, 0.62]):
+        start = em.EMState({"alpha": 3.0, "beta": 1.2}, np.array(mu), None, None)
+        state, estep, converged = em._polish(
+            problem, start, problem.e_step(start), em._Run(), max_iter=5000, tol=1e-13
+        )
+        scale = em._vote_scale(problem)
+        # Converged means the stationarity test passes there ...
+        assert converged and problem.is_stationary(state, estep, scale)
+        # ... and the maximum is EM's: both within 1e-7 per vote of a zero gradient,
+        # which leaves L within 1e-10 relative (the test above's tolerances).
+        assert estep.objective == pytest.approx(fit.objective_, rel=1e-10)
+        np.testing.assert_allclose(state.mu, fit.mu_.to_numpy(), rtol=1e-5)

@@ -159,6 +159,9 @@ SCREEN_SEED = 20261202
 #: The polish (:func:`_polish`) stops when no coordinate's gradient of ``L`` per
 #: vote exceeds this (projected onto the admissible box).
 POLISH_GTOL = 1e-9
+#: L-BFGS runs the polish starts afresh from its best point after one that stalled
+#: (see :func:`_polish`), at most this many times.
+POLISH_RESTARTS = 5
 #: An extrapolation (:func:`_secant_step`) goes at most this many times the path
 #: since the last one further on.
 SECANT_MAX_STEP = 50.0
@@ -1377,21 +1380,37 @@ def _polish(
             _record(problem, run, hit[0], hit[1], "lbfgs")
 
     lo, hi = problem.vector_bounds()
-    res = optimize.minimize(
-        fun,
-        np.clip(problem.to_vector(state), lo, hi),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=optimize.Bounds(lo, hi),
-        callback=callback,
-        # It stops on the projected gradient per vote (gtol) or when the line search
-        # gains nothing more: a test on the relative gain (ftol) ended it after one
-        # short step along a flat ridge, up to 1e-4 short of the maximum in the parameters.
-        options={"maxiter": max_iter, "ftol": 0.0, "gtol": POLISH_GTOL},
-    )
-    callback(res.x)
-    st, e = best
-    return st, e, bool(res.success) or problem.is_stationary(st, e, scale)
+    left = max_iter
+    for _ in range(POLISH_RESTARTS + 1):
+        before = best[1].objective
+        res = optimize.minimize(
+            fun,
+            np.clip(problem.to_vector(best[0]), lo, hi),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=optimize.Bounds(lo, hi),
+            callback=callback,
+            # It stops on the projected gradient per vote (gtol) or when the line search
+            # gains nothing more: a test on the relative gain (ftol) ended it after one
+            # short step along a flat ridge, up to 1e-4 short of the maximum in the parameters.
+            options={"maxiter": left, "ftol": 0.0, "gtol": POLISH_GTOL},
+        )
+        callback(res.x)
+        st, e = best
+        # Converged when the gradient per vote is within the stationarity test's
+        # default (1e-7; L-BFGS stops short of gtol there only when its line search
+        # can gain nothing more). Not on L-BFGS-B's success alone: with ftol = 0 it
+        # also reports success ("relative reduction of f <= factr * epsmch") when an
+        # iteration gained nothing, and that happens far from the maximum when the
+        # coordinates are badly scaled (a mu near 1/2 or 1, where the gradient of its
+        # logit vanishes). From such a point a fresh start, without the curvature
+        # pairs that misled it, goes on climbing.
+        if problem.is_stationary(st, e, scale):
+            return st, e, True
+        left -= int(res.nit)
+        if left <= 0 or not e.objective > before:
+            break
+    return st, e, False
 
 
 def _vote_scale(problem: EMProblem) -> float:
