@@ -150,9 +150,10 @@ def gradient_timing(calls: int = 50, repeats: int = 20) -> dict:
     The function PyMC's NUTS calls (``step._logp_dlogp_func``, compiled in
     PyTensor's default mode), at ``calls`` points around the MAP-EM start (every
     coordinate moved by N(0, 0.01)), ``repeats`` times; medians per call. Also
-    the fused kernel alone (:func:`attnmodel.model.kernels.marginal_votes_mu`)
-    on the model's counts at the start, so the rest of the graph shows as the
-    difference.
+    the fused kernel alone (:func:`attnmodel.model.kernels.marginal_votes_mu`
+    in the Op's kept work space) on the model's counts at the start, so the
+    rest of the graph shows as the difference; and the minor page faults per
+    call (none expected: see :func:`attnmodel.model.ops.work_buffer`).
     """
     import pymc as pm
     import pytensor
@@ -161,7 +162,7 @@ def gradient_timing(calls: int = 50, repeats: int = 20) -> dict:
 
     from attnmodel.inference.em import fit_em
     from attnmodel.inference.nuts import default_target_accept
-    from attnmodel.model import kernels
+    from attnmodel.model import ops
     from attnmodel.model.identified import identified_point
     from attnmodel.model.ops import MarginalVotesMu
     from attnmodel.model.pymc_model import build_model
@@ -193,13 +194,15 @@ def gradient_timing(calls: int = 50, repeats: int = 20) -> dict:
         for item in items:  # warm-up (compilation, caches)
             f(item)
         cpu, wall = [], []
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         for _ in range(repeats):
             c0, t0 = time.process_time(), time.perf_counter()
             for item in items:
                 f(item)
             cpu.append((time.process_time() - c0) / len(items) * 1e3)
             wall.append((time.perf_counter() - t0) / len(items) * 1e3)
-        return statistics.median(cpu), statistics.median(wall)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+        return statistics.median(cpu), statistics.median(wall), faults / (repeats * len(items))
 
     spacing = node.op.spacing
     counts = attn.counts
@@ -209,7 +212,7 @@ def gradient_timing(calls: int = 50, repeats: int = 20) -> dict:
         "nodes": int(attn.grid.size),
         "coords": int(z0.size),
         "logp_dlogp_ms": per_call(fn, points),
-        "kernel_ms": per_call(lambda _: kernels.marginal_votes_mu(*args, spacing), range(calls)),
+        "kernel_ms": per_call(lambda _: ops._mu_kernel(*args, spacing), range(calls)),
     }
 
 
@@ -295,9 +298,10 @@ def main() -> None:
             f"  pairs78: {g['rows']} rows, {g['entries']} entries, {g['nodes']} nodes, "
             f"{g['coords']} coordinates\n"
             f"  log density + gradient (NUTS's function): CPU {g['logp_dlogp_ms'][0]:.3f} ms, "
-            f"wall {g['logp_dlogp_ms'][1]:.3f} ms per call\n"
+            f"wall {g['logp_dlogp_ms'][1]:.3f} ms, {g['logp_dlogp_ms'][2]:.1f} page faults "
+            f"per call\n"
             f"  fused kernel alone: CPU {g['kernel_ms'][0]:.3f} ms, "
-            f"wall {g['kernel_ms'][1]:.3f} ms per call\n"
+            f"wall {g['kernel_ms'][1]:.3f} ms, {g['kernel_ms'][2]:.1f} page faults per call\n"
             f"  (medians of 20 x 50 calls; load {load0:.1f} at start, "
             f"{os.getloadavg()[0]:.1f} at end)"
         )

@@ -137,10 +137,59 @@ def test_fused_kernel_matches_numpy_on_the_full_grid(data):
         eta = grid.eta[None, :]
         grad = (s_rp.T @ post * (eta / win)).sum(1) - (f_rp.T @ post * (eta / loss)).sum(1)
         ref = (weight @ log_z, log_z, post.sum(0), grad)
-        got = kernels.marginal_votes_mu(*arrays, weight, mu, grid.eta, half, log_mass, 0.0)
+        got = kernels.marginal_votes_mu(
+            *arrays, weight, mu, grid.eta, half, log_mass, 0.0, np.empty(0)
+        )
         for name, r, g in zip(("total", "log_z", "W", "d/d mu"), ref, got, strict=True):
             scale = max(1.0, float(np.abs(r).max()))
             assert np.abs(np.asarray(g) - r).max() <= 1e-10 * scale, name
+
+
+def test_kernel_numbers_do_not_depend_on_its_work_space(data):
+    """A work space reused from call to call, or full of NaN, leaves the numbers as they were.
+
+    The kernel keeps its log tables in the caller's work space (on the
+    strided grid, so that every level's tables and the copies between them
+    are used): each call must read only what it wrote itself, whatever a
+    previous call left there, and return arrays of its own. Compared bit for
+    bit with calls that allocate their own space: the same operations in the
+    same order.
+    """
+    from attnmodel.model import ops
+
+    counts = data.counts
+    votes = counts.row_sum((counts.entry_n).astype(float))
+    grid = make_logit_grid(int(votes.max()))
+    arrays = kernels.count_arrays(counts)
+    weight = counts.row_weight.astype(float)
+    half = 0.5 * grid.one_minus_eta
+    rng = np.random.default_rng(13)
+    points = [
+        (rng.uniform(0.52, 0.99, counts.n_pairs), _log_mass(grid, *rng.uniform(0.5, 6.0, 2)))
+        for _ in range(3)
+    ]
+
+    def call(mu, log_mass, work):
+        args = (*arrays, weight, mu, grid.eta, half, log_mass, grid.spacing)
+        return kernels.marginal_votes_mu(*args, work)
+
+    own = [call(mu, lm, np.empty(0)) for mu, lm in points]
+    kept = [[np.copy(a) for a in out] for out in own]
+    work = np.full(kernels.mu_work_size(counts.n_pairs, grid.size), np.nan)
+    for out, (mu, lm) in zip(own, points, strict=True):
+        got = call(mu, lm, work)
+        assert not any(np.shares_memory(np.asarray(a), work) for a in got)
+        for name, r, g in zip(("total", "log_z", "W", "d/d mu"), out, got, strict=True):
+            assert np.array_equal(np.asarray(g), np.asarray(r)), name
+    # The later calls changed none of the earlier outputs.
+    for out, copies in zip(own, kept, strict=True):
+        assert all(np.array_equal(np.asarray(a), c) for a, c in zip(out, copies, strict=True))
+    # The Op's kernel takes this thread's kept work space, with the same numbers.
+    mu, lm = points[0]
+    via_op = ops._mu_kernel(*arrays, weight, mu, grid.eta, half, lm, grid.spacing)
+    assert ops.work_buffer(0).size >= kernels.mu_work_size(counts.n_pairs, grid.size)
+    for r, g in zip(own[0], via_op, strict=True):
+        assert np.array_equal(np.asarray(g), np.asarray(r))
 
 
 def test_support_search_on_formed_nodes_equals_the_e_steps(data):

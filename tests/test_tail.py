@@ -147,3 +147,30 @@ def test_two_point_tail_is_exact(eta_star):
         expected = member[:, loc >= eta_star].sum(axis=1)
         got = out["tail"][0, d][counts.user_row]
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_tail_rule_kept_between_calls_is_the_rule_of_its_grid_and_cut():
+    """The kept rules (``tail_rule`` is asked for the same one at every draw) are not stale.
+
+    A second call returns the same numbers as a first; a caller changing the
+    arrays it got does not change what the next call returns; another cut or a
+    grid with other nodes gets its own rule, as computed on a fresh cache.
+    """
+    from attnmodel.model import grid as grid_mod
+
+    grid = grid_mod.make_logit_grid(400)
+    other = grid_mod.make_logit_grid(2000)
+    first = grid_mod.tail_rule(grid, 0.6)
+    kept = [a.copy() for a in (first.step, first.u, first.weight)]
+    first.step[:] = -1.0
+    again = grid_mod.tail_rule(grid, 0.6)
+    for a, b in zip((again.step, again.u, again.weight), kept, strict=True):
+        assert np.array_equal(a, b)
+    cases = [(grid, 0.7), (other, 0.6)]
+    got = [grid_mod.tail_rule(g, cut) for g, cut in cases]
+    grid_mod._tail_rule.cache_clear()
+    for (g, cut), rule in zip(cases, got, strict=True):
+        fresh = grid_mod.tail_rule(g, cut)
+        assert not np.array_equal(rule.step, again.step)
+        for name in ("step", "u", "weight"):
+            assert np.array_equal(getattr(rule, name), getattr(fresh, name)), name

@@ -38,6 +38,7 @@ from attnmodel.errors import BoundaryWarning
 from attnmodel.inference.em import EMProblem, EMState
 from attnmodel.leaderboard import leaderboard_dataset
 from attnmodel.model.mu_structure import BradleyTerryMu, mu_structure_json
+from attnmodel.model.ops import release_work_buffer
 from attnmodel.model.pymc_model import AttnModel, build_model
 from attnmodel.model.ties import TieParams
 from attnmodel.posterior.conditional import conditional_summaries
@@ -222,6 +223,9 @@ def sample_nuts(
             if interrupted:
                 raise KeyboardInterrupt from None
             raise
+        finally:
+            # The fused Op's work space, kept for the start's gradients, is not needed now.
+            release_work_buffer()
     if interrupted:
         # PyMC stops at Ctrl-C and returns what it drew so far: not a result.
         raise KeyboardInterrupt

@@ -67,6 +67,7 @@ __all__ = [
     "grid_summaries",
     "grid_summaries_serial",
     "marginal_votes_mu",
+    "mu_work_size",
     "fused_pays",
     "FUSED_MIN_CELLS",
     "TABLE_MAX_COUNT",
@@ -1673,8 +1674,18 @@ def _dot_both(x, y, z):
 
 
 @numba.njit(cache=True)
+def mu_work_size(n_pairs, n_nodes):
+    """Doubles of work space :func:`marginal_votes_mu` uses: two (4, P, G) log tables.
+
+    A level's tables and the previous (coarser) level's, from which it copies,
+    take turns in the two halves.
+    """
+    return 8 * n_pairs * n_nodes
+
+
+@numba.njit(cache=True)
 def marginal_votes_mu(
-    row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass, spacing
+    row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass, spacing, work
 ):
     """``(total, log_z, W, d total / d mu)`` of the count rows on a logit grid, in one thread.
 
@@ -1688,6 +1699,12 @@ def marginal_votes_mu(
     here, only on the nodes the rows of a level reach, and that the
     gradient in ``mu`` is summed per entry instead of returned as the
     (P, G) statistics ``S`` and ``F``.
+
+    ``work`` holds the log tables (:func:`mu_work_size` doubles; a smaller
+    one is replaced by a fresh array): the caller keeps it from call to call,
+    since tables of megabytes allocated and freed at every gradient can make
+    the C allocator hand their pages back to the system and fault them in
+    again at the next call. Nothing returned refers to it.
     """
     n_rows = row_ptr.size - 1
     n_nodes = log_mass.size
@@ -1699,8 +1716,12 @@ def marginal_votes_mu(
     top = mult.shape[0] - 2
     level = stride_start_levels(row_ptr, entry_s, entry_f, spacing, top)
     x = np.empty(n_nodes)
+    half_work = mu_work_size(n_pairs, n_nodes) // 2
+    if work.size < 2 * half_work:
+        work = np.empty(2 * half_work)
+    turn = 0
     # The logs of the last level done, for the next (finer) one, which holds its nodes.
-    prev = np.empty((4, n_pairs, 1))
+    prev = work[half_work : half_work + 4 * n_pairs].reshape((4, n_pairs, 1))
     prev_done = np.zeros(1, dtype=np.bool_)
     prev_slot = np.full(n_nodes, -1, dtype=np.int64)
     for lv in range(top, -1, -1):
@@ -1726,7 +1747,10 @@ def marginal_votes_mu(
             side_max[1, n - 1] = lm[n - 1]
             for j in range(n - 2, -1, -1):
                 side_max[1, j] = max(side_max[1, j + 1], lm[j])
-        tabs = np.empty((4, n_pairs, n))
+        # The other half than the previous level's tables, which this one reads.
+        start = turn * half_work
+        tabs = work[start : start + 4 * n_pairs * n].reshape((4, n_pairs, n))
+        turn = 1 - turn
         lg = tabs[0]
         l1 = tabs[1]
         dg = tabs[2]
