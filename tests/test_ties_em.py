@@ -374,7 +374,12 @@ def test_pymc_log_density_equals_em_objective_with_ties():
 
 
 def test_nuts_smoke_with_ties():
-    """NUTS on the PyMC model with ties runs and moves every tie parameter."""
+    """NUTS on the PyMC model with ties runs and moves every tie parameter.
+
+    PyMC's own NUTS, the sampler ``fit_nuts`` uses by default (left to choose,
+    ``pm.sample`` takes nutpie, whose Numba compile of the graph is most of a
+    minute).
+    """
     import pymc as pm
 
     from attnmodel.model.pymc_model import build_model
@@ -388,6 +393,7 @@ def test_nuts_smoke_with_ties():
             tune=30,
             chains=1,
             random_seed=1,
+            nuts_sampler="pymc",
             progressbar=False,
             compute_convergence_checks=False,
         )
