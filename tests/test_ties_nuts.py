@@ -25,6 +25,7 @@ from attnmodel.model.priors import resolve_mu
 from attnmodel.model.simulate import simulate_tie_counts
 from attnmodel.model.ties import TieParams
 from attnmodel.posterior.conditional import conditional_summaries
+from tests.reference_posterior import row_logsumexp
 
 MU = np.array([0.8, 0.65])
 
@@ -57,10 +58,7 @@ def _reference_posterior(n, s, t, mu, alpha, beta, kappa, tau_mean, tau_conc, cu
         ll = t[j].sum() * log_tie
         for k in range(len(mu)):
             ll = ll + s[j, k] * log_win[k] + (n[j, k] - s[j, k]) * log_loss[k]
-        ll += log_pt[None, :]
-        top = ll.max(axis=1)
-        ll -= top[:, None]
-        inner = top + np.log(np.exp(ll).sum(axis=1)) + np.log(v[1] - v[0])
+        inner = row_logsumexp(ll + log_pt[None, :]) + np.log(v[1] - v[0])
         out[j] = inner + log_pe
     out -= special.logsumexp(out, axis=1, keepdims=True)
     return u, np.exp(out)
