@@ -143,15 +143,32 @@ def _joint_reference(a, b, lo, hi):
     """The default mean/concentration prior written again: scipy densities, 2-D normaliser.
 
     ``m ~ Beta(1.5, 1.5)``, ``kappa ~ LogNormal(log 8, 0.8)``; in ``(alpha, beta)`` the
-    density is ``p(m) p(kappa) / kappa``, normalised over the box by ``dblquad``.
+    density is ``p(m) p(kappa) / kappa``, normalised over the box by ``dblquad``. The
+    integrand is the same density in closed form with ``math`` (scipy's
+    ``pdf`` costs 0.3 ms a call, and ``dblquad`` calls it 7e4 times); it is checked
+    against the scipy densities at the points asked for.
     """
-    from scipy import integrate, stats
+    import math
+
+    from scipy import integrate, special, stats
 
     def dens(x, y):
         k = x + y
         return stats.beta.pdf(x / k, 1.5, 1.5) * stats.lognorm.pdf(k, 0.8, scale=8.0) / k
 
-    mass, _ = integrate.dblquad(dens, lo, hi, lo, hi, epsabs=1e-13, epsrel=1e-11)
+    log_b, sd, log_scale = special.betaln(1.5, 1.5), 0.8, math.log(8.0)
+    log_c = math.log(sd * math.sqrt(2.0 * math.pi))
+
+    def dens_closed(x, y):
+        k = x + y
+        m, lk = x / k, math.log(k)
+        log_pm = 0.5 * math.log(m) + 0.5 * math.log1p(-m) - log_b
+        log_pk = -((lk - log_scale) ** 2) / (2.0 * sd * sd) - lk - log_c
+        return math.exp(log_pm + log_pk - lk)
+
+    closed = [dens_closed(x, y) for x, y in zip(np.ravel(a), np.ravel(b), strict=True)]
+    np.testing.assert_allclose(closed, dens(np.ravel(a), np.ravel(b)), rtol=1e-12)
+    mass, _ = integrate.dblquad(dens_closed, lo, hi, lo, hi, epsabs=1e-13, epsrel=1e-11)
     return np.log(dens(np.asarray(a), np.asarray(b))) - np.log(mass)
 
 

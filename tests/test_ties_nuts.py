@@ -25,6 +25,7 @@ from attnmodel.model.priors import resolve_mu
 from attnmodel.model.simulate import simulate_tie_counts
 from attnmodel.model.ties import TieParams
 from attnmodel.posterior.conditional import conditional_summaries
+from tests.reference_posterior import row_logsumexp
 
 MU = np.array([0.8, 0.65])
 
@@ -49,14 +50,15 @@ def _reference_posterior(n, s, t, mu, alpha, beta, kappa, tau_mean, tau_conc, cu
     e, tt = eta[:, None], tau[None, :]
     careless = (1.0 - e) * (1.0 - kappa) / 2.0
     log_tie = np.log(tt + (1.0 - tt) * (1.0 - e) * kappa)
+    # Per pair, the log-probabilities of a win and of a loss on the grid (the same for every user).
+    log_win = [np.log((1.0 - tt) * (e * mu_k + careless)) for mu_k in mu]
+    log_loss = [np.log((1.0 - tt) * (e * (1.0 - mu_k) + careless)) for mu_k in mu]
     out = np.empty((n.shape[0], u.size))
     for j in range(n.shape[0]):
         ll = t[j].sum() * log_tie
-        for k, mu_k in enumerate(mu):
-            win = (1.0 - tt) * (e * mu_k + careless)
-            loss = (1.0 - tt) * (e * (1.0 - mu_k) + careless)
-            ll = ll + s[j, k] * np.log(win) + (n[j, k] - s[j, k]) * np.log(loss)
-        inner = special.logsumexp(ll + log_pt[None, :], axis=1) + np.log(v[1] - v[0])
+        for k in range(len(mu)):
+            ll = ll + s[j, k] * log_win[k] + (n[j, k] - s[j, k]) * log_loss[k]
+        inner = row_logsumexp(ll + log_pt[None, :]) + np.log(v[1] - v[0])
         out[j] = inner + log_pe
     out -= special.logsumexp(out, axis=1, keepdims=True)
     return u, np.exp(out)
