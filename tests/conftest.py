@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,21 @@ def paper_counts(family: str, n_users: int, n_votes, seed: int, mu: float = 0.8)
     truth = TWO_POINT_TRUTH if family == "two_point" else BETA_TRUTH
     n, s, _ = simulate_counts(family, truth, n_users, n_votes, mu, seed=seed)
     return VoteData.from_counts(n, s)
+
+
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """Ctrl-C reaches the test and the processes it starts, as in a terminal.
+
+    A command that a non-interactive shell starts in the background (``nohup
+    ... &``, some CI runners) inherits SIGINT ignored, Python keeps it ignored,
+    and so do the processes it starts: a test of what Ctrl-C does would then
+    test nothing. Python's own handler for the test's duration; the processes
+    it starts begin with SIGINT at its default.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

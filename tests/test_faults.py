@@ -57,6 +57,7 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("to", ["group", "main"])
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_ctrl_c_during_nuts_stops_the_workers_promptly(votes, tmp_path, to):
     """Ctrl-C in a terminal reaches the whole process group; ``kill -INT`` the main process."""
     # Long enough that sampling is still going when the signal comes: 10^6 draws

@@ -634,6 +634,7 @@ def test_export_messages_name_the_value_and_the_missing_column_first(log):
         to_dpo(log.assign(winner=["tie"] + ["model_a"] * (len(log) - 1)))
 
 
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_ctrl_c_during_nuts_exits_130_without_a_result(work, tmp_path, capsys, monkeypatch):
     import signal
     import time
