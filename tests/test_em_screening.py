@@ -60,13 +60,48 @@ def test_screening_rows_are_rows_of_the_table_weighted_to_its_users(data):
     np.testing.assert_array_equal(again.entry_s, sub.entry_s)
 
 
-def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch):
+def test_users_by_weight_stand_for_the_users_and_keep_the_heavy_rows(data):
+    counts = data.counts
+    votes = np.add.reduceat(counts.entry_n, counts.row_ptr[:-1])
+    heavy = 40
+    assert 0 < np.sum(votes > heavy) < counts.n_rows
+    sub = em.users_by_weight(counts, 5_000, heavy, seed=4)
+    full = {row: k for k, row in enumerate(_dense_rows(counts))}
+    picked = np.array([full[row] for row in _dense_rows(sub)])  # KeyError: not a row of the table
+    assert np.all(np.diff(picked) > 0)
+    # Every heavy row, with its own weight.
+    is_heavy = votes[picked] > heavy
+    assert set(picked[is_heavy]) == set(np.flatnonzero(votes > heavy))
+    np.testing.assert_array_equal(sub.row_weight[is_heavy], counts.row_weight[picked[is_heavy]])
+    # The light ones stand for the light users: weights in steps of their count / 5,000.
+    light_users = counts.row_weight[votes <= heavy].sum()
+    draws = sub.row_weight[~is_heavy] / (light_users / 5_000)
+    np.testing.assert_allclose(draws, np.round(draws), atol=1e-9)
+    assert np.round(draws).sum() == 5_000
+    assert sub.row_weight.sum() == pytest.approx(counts.n_users, rel=1e-12)
+    # Drawn by weight: the light rows' share of the draws is their share of the users,
+    # within 4 binomial standard deviations of 5,000 draws for the commonest row.
+    k = int(np.argmax(np.where(votes <= heavy, counts.row_weight, 0)))
+    share = counts.row_weight[k] / light_users
+    got = draws[picked[~is_heavy] == k].sum() / 5_000 if k in picked else 0.0
+    assert abs(got - share) <= 4 * np.sqrt(share * (1 - share) / 5_000)
+
+
+@pytest.mark.parametrize("curved", [True, False], ids=["curvature", "em"])
+def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch, curved):
     kw = {"n_init": 4, "seed": 3, "warn": False}
     whole = fit_em(data, "beta", **kw)
     monkeypatch.setattr(em, "SCREEN_ROWS", 120)
+    # Without the curvature finish (more coordinates than its limit) the whole
+    # table's path is EM's, with the gradient stop and the extrapolations.
+    monkeypatch.setattr(em, "CURVED_MAX_COORDS", 64 if curved else 0)
     sampled = fit_em(data, "beta", **kw)
     k = sampled.best_start_
     assert sampled.converged_
+    whole_steps = set(sampled.history_["step"]) - {"start", "sample_start"}
+    assert whole_steps <= ({"bfgs", "sample_bfgs", "sample_em", "sample_squarem"} if curved else
+                           {"em", "squarem", "secant", "lbfgs", "sample_em", "sample_squarem"})
+    assert ("bfgs" in whole_steps) == curved
     # Screening on the subsample picks the start full screening picks. The case is
     # no near-tie, where either pick would do: after screening the best start
     # leads the next by over a log unit on the whole table.

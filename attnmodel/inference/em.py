@@ -165,6 +165,17 @@ POLISH_RESTARTS = 5
 #: An extrapolation (:func:`_secant_step`) goes at most this many times the path
 #: since the last one further on.
 SECANT_MAX_STEP = 50.0
+#: On a screened table (more than :data:`SCREEN_ROWS` rows) with at most this many
+#: coordinates (:meth:`EMProblem.to_vector`), the best start is finished by
+#: quasi-Newton steps from a subsample's curvature (:func:`_curved_finish`); each
+#: Hessian of the subsample costs twice this many E-steps on it.
+CURVED_MAX_COORDS = 64
+#: Users drawn by weight into that subsample (:func:`users_by_weight`), beside every
+#: row of more than :data:`CURVED_HEAVY_VOTES` votes, which is always in.
+CURVED_USERS = 20_000
+CURVED_HEAVY_VOTES = 1_000
+#: Quasi-Newton steps at most on the subsample and on every row.
+CURVED_MAX_STEPS = 60
 #: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
 #: last E-step stands, and the per-user summaries form the matrix when asked.
 FINAL_POSTERIOR_CELLS = 50_000_000
@@ -1292,6 +1303,143 @@ def screening_rows(counts: CountTable, size: int | None = None) -> CountTable | 
     return replace(sample, row_weight=weight)
 
 
+def users_by_weight(
+    counts: CountTable, users: int, heavy: int, seed: int = SCREEN_SEED
+) -> CountTable:
+    """A subsample of rows that stands for the users: ``users`` drawn by weight, heavy rows kept.
+
+    Every row with more than ``heavy`` votes is in with its own weight. Among
+    the others ``users`` users are drawn with replacement (a multinomial on the
+    rows' weights, seeded by ``seed``); a row drawn ``k`` times stands for
+    ``k`` times the light users' count over ``users``. Rows keep their order.
+    A subsample of distinct rows drawn uniformly would miss the common light
+    rows (one row can stand for a hundred thousand users) and blow up the rare
+    heavy ones; this one has the table's log likelihood and curvature to
+    within its sampling error.
+    """
+    votes = counts.row_sum(counts.entry_n.astype(np.float64))
+    is_heavy = votes > heavy
+    light = np.where(is_heavy, 0.0, counts.row_weight)
+    total = float(light.sum())
+    draws = np.zeros(counts.n_rows, dtype=np.int64)
+    if total > 0:
+        draws = np.random.default_rng(seed).multinomial(users, light / total)
+    rows = np.flatnonzero((draws > 0) | is_heavy)
+    sample = counts.take_rows(rows)
+    weight = np.where(is_heavy[rows], counts.row_weight[rows], draws[rows] * (total / users))
+    return replace(sample, row_weight=weight)
+
+
+def _hessian(problem: EMProblem, state: EMState) -> np.ndarray:
+    """Hessian of ``L`` in :meth:`EMProblem.to_vector`'s coordinates at ``state``.
+
+    Central differences of the Fisher-identity gradient (:meth:`EMProblem.gradient`),
+    one-sided at a bound of the box; two E-steps per coordinate. Symmetrised.
+    """
+    v = problem.to_vector(state)
+    lo, hi = problem.vector_bounds()
+    hess = np.empty((v.size, v.size))
+    for i in range(v.size):
+        h = 1e-4 * (1.0 + abs(v[i]))
+        up, down = v.copy(), v.copy()
+        up[i], down[i] = min(v[i] + h, hi[i]), max(v[i] - h, lo[i])
+        s_up, s_down = problem.from_vector(up), problem.from_vector(down)
+        g_up = problem.gradient(s_up, problem.e_step(s_up))
+        g_down = problem.gradient(s_down, problem.e_step(s_down))
+        hess[:, i] = (g_up - g_down) / (up[i] - down[i])
+    return 0.5 * (hess + hess.T)
+
+
+def _quasi_newton(
+    problem: EMProblem,
+    state: EMState,
+    estep: EStep,
+    hess: np.ndarray,
+    run: _Run,
+    max_steps: int = CURVED_MAX_STEPS,
+) -> tuple[EMState, EStep, bool]:
+    """BFGS ascent of ``L`` from ``state``, its curvature model starting at ``hess``.
+
+    The model is ``-hess`` with its eigenvalues replaced by their absolute
+    values, held above a millionth of the largest (positive definite: an ascent
+    direction whatever ``hess`` is; along a direction of positive curvature, away
+    from a maximum, it climbs the slope scaled by that curvature), and
+    each kept step updates it by BFGS with the change of the Fisher-identity
+    gradient. A step moves no coordinate by more than 1 (a ``mu`` thrown to an
+    end of (1/2, 1) is where the coordinates go flat) and is halved until ``L``
+    does not drop (at most 8 times); each try costs one E-step, recorded as
+    ``"bfgs"``. Converged at the polish's gradient test
+    (:data:`POLISH_GTOL` per vote); not converged when no step could be kept or
+    after ``max_steps``.
+    """
+    scale = _vote_scale(problem)
+    lo, hi = problem.vector_bounds()
+    w, basis = np.linalg.eigh(-hess)
+    w = np.maximum(np.abs(w), 1e-6 * max(float(np.max(np.abs(w))), 1e-300))
+    model = (basis * w) @ basis.T
+    grad = problem.gradient(state, estep)
+    for _ in range(max_steps):
+        if problem.is_stationary(state, estep, scale, POLISH_GTOL):
+            return state, estep, True
+        v = problem.to_vector(state)
+        # A coordinate on a bound that the gradient pushes outward stays there; the
+        # step is the model's in the others (a clipped step would not climb).
+        free = ~(((v <= lo) & (grad < 0)) | ((v >= hi) & (grad > 0)))
+        d = np.zeros_like(v)
+        d[free] = np.linalg.solve(model[np.ix_(free, free)], grad[free])
+        d *= min(1.0, 1.0 / max(float(np.max(np.abs(d))), 1e-300))
+        t = 1.0
+        for _ in range(9):
+            sp = problem.from_vector(np.clip(v + t * d, lo, hi))
+            ep = problem.e_step(sp)
+            if np.isfinite(ep.objective) and ep.objective >= estep.objective:
+                break
+            t *= 0.5
+        else:
+            return state, estep, False
+        _record(problem, run, sp, ep, "bfgs")
+        g_new = problem.gradient(sp, ep)
+        step = problem.to_vector(sp) - v
+        y = grad - g_new
+        if y @ step > 1e-12 * np.linalg.norm(y) * np.linalg.norm(step):
+            ms = model @ step
+            model = model - np.outer(ms, ms) / (step @ ms) + np.outer(y, y) / (y @ step)
+        state, estep, grad = sp, ep, g_new
+    return state, estep, problem.is_stationary(state, estep, scale, POLISH_GTOL)
+
+
+def _curved_finish(
+    problem: EMProblem, state: EMState, run: _Run, options: dict
+) -> tuple[EMState, EStep, bool, int]:
+    """The best screened start run to the maximum on every row, by curvature.
+
+    EM crawls along the ridge between the scale of ``P_eta`` and the ``mu``
+    (a vote depends on them only through ``eta (mu - 1/2)``), so on a large
+    table it takes many E-steps over every row. Here a subsample that stands
+    for the users (:func:`users_by_weight`) gives the curvature: from
+    ``state``, quasi-Newton (:func:`_quasi_newton`) climbs to the
+    subsample's maximum starting from its Hessian there, then the Hessian at
+    that maximum starts quasi-Newton on every row, which mostly needs one
+    E-step over every row per step. Should it stall short of the gradient
+    test, EM goes on from its best point as :func:`_run_starts_on_sample`
+    runs it (``stationary_stop``, ``line_search``). The subsample's steps are
+    recorded in ``run``; the last value returned is how many, for the caller
+    to prefix them ``sample_``.
+    """
+    sample = problem.on_rows(users_by_weight(problem.counts, CURVED_USERS, CURVED_HEAVY_VOTES))
+    e = sample.e_step(state)
+    state, e, _ = _quasi_newton(sample, state, e, _hessian(sample, state), run)
+    hess = _hessian(sample, state)
+    n_sample = len(run.records)
+    e = problem.e_step(state)
+    _record(problem, run, state, e, "start")
+    state, e, converged = _quasi_newton(problem, state, e, hess, run)
+    if not converged:
+        steps = _run_em(problem, state, run=run, stationary_stop=True, line_search=True, **options)
+        state, e, converged = _finish(steps)
+    return state, e, converged, n_sample
+
+
 def _run_starts_on_sample(
     problem: EMProblem,
     sample: EMProblem,
@@ -1335,6 +1483,14 @@ def _run_starts_on_sample(
     k = max(range(len(sub_ends)), key=lambda j: sub_ends[j][1].objective)
     for j, (st, e, _) in enumerate(sub_ends):
         run = sub_records[j]
+        curved = j == k and problem.to_vector(st).size <= CURVED_MAX_COORDS
+        if curved:
+            *end, n_sample = _curved_finish(problem, st, run, options)
+            for row in run.records[:n_sample]:
+                row["step"] = "sample_" + row["step"]
+            ends.append(tuple(end))
+            records.append(run)
+            continue
         for row in run.records:
             row["step"] = "sample_" + row["step"]
         if j == k:
