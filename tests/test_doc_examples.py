@@ -207,11 +207,12 @@ def same_number(want: tuple[float, int], got: tuple[float, int]) -> bool:
     return abs(a - b) <= tol
 
 
-def same_line(want: str, got: str) -> bool:
-    """Whether a printed line matches the transcript's (a trailing ``...``: its start)."""
+def same_line(want: str, got: str | tuple) -> bool:
+    """Whether a printed line (or its :func:`split_numbers`) matches the transcript's
+    (a trailing ``...``: its start)."""
     prefix = want.rstrip().endswith("...")
     w_text, w_num = split_numbers(want.rstrip()[:-3] if prefix else want)
-    g_text, g_num = split_numbers(got)
+    g_text, g_num = split_numbers(got) if isinstance(got, str) else got
     if prefix:
         k = len(w_num)
         if len(g_num) < k or not g_text[k].startswith(w_text[k]):
@@ -260,11 +261,12 @@ def check_command(block: Block, command: str, shown: list[str], work: Path) -> N
         raise ExampleFailed(head + f"exit status {proc.returncode}:\n{proc.stderr[-3000:]}")
     if block.unchecked:
         return
+    parsed = [split_numbers(ln) for ln in printed]
     for line in shown:
         want = normalise(line).strip()
         if not want or want == "...":
             continue
-        if any(same_line(line, ln) for ln in printed):
+        if any(same_line(line, got) for got in parsed):
             continue
         raise ExampleFailed(
             head

@@ -908,18 +908,29 @@ class EMProblem:
             lo, hi = np.concatenate([lo, t_lo]), np.concatenate([hi, t_hi])
         return lo, hi
 
-    def is_stationary(self, state: EMState, estep: EStep, scale: float, gtol: float = 1e-7) -> bool:
+    def is_stationary(
+        self,
+        state: EMState,
+        estep: EStep,
+        scale: float,
+        gtol: float = 1e-7,
+        grad: np.ndarray | None = None,
+    ) -> bool:
         """No coordinate can still climb: the projected gradient per vote is below ``gtol``.
 
         A coordinate on a bound of the admissible box (an atom at ``eta = 1``,
         a Beta shape at its cap) counts as stationary when the gradient pushes
-        it further out.
+        it further out (:meth:`held_on_bounds`). ``grad`` is
+        :meth:`gradient` at ``state`` when the caller has it already.
         """
-        v = self.to_vector(state)
+        grad = self.gradient(state, estep) if grad is None else grad
+        held = self.held_on_bounds(self.to_vector(state), grad)
+        return float(np.max(np.abs(np.where(held, 0.0, grad / scale)), initial=0.0)) <= gtol
+
+    def held_on_bounds(self, vec: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Coordinates of ``vec`` on a bound of the admissible box that ``grad`` pushes outward."""
         lo, hi = self.vector_bounds()
-        grad = self.gradient(state, estep) / scale
-        outward = ((v >= hi) & (grad > 0)) | ((v <= lo) & (grad < 0))
-        return float(np.max(np.abs(np.where(outward, 0.0, grad)), initial=0.0)) <= gtol
+        return ((vec >= hi) & (grad > 0)) | ((vec <= lo) & (grad < 0))
 
     # -- coordinates for extrapolation ----------------------------------
     def to_vector(self, state: EMState) -> np.ndarray:
@@ -1379,12 +1390,12 @@ def _quasi_newton(
     model = (basis * w) @ basis.T
     grad = problem.gradient(state, estep)
     for _ in range(max_steps):
-        if problem.is_stationary(state, estep, scale, POLISH_GTOL):
+        if problem.is_stationary(state, estep, scale, POLISH_GTOL, grad=grad):
             return state, estep, True
         v = problem.to_vector(state)
         # A coordinate on a bound that the gradient pushes outward stays there; the
         # step is the model's in the others (a clipped step would not climb).
-        free = ~(((v <= lo) & (grad < 0)) | ((v >= hi) & (grad > 0)))
+        free = ~problem.held_on_bounds(v, grad)
         d = np.zeros_like(v)
         d[free] = np.linalg.solve(model[np.ix_(free, free)], grad[free])
         d *= min(1.0, 1.0 / max(float(np.max(np.abs(d))), 1e-300))
@@ -1405,7 +1416,7 @@ def _quasi_newton(
             ms = model @ step
             model = model - np.outer(ms, ms) / (step @ ms) + np.outer(y, y) / (y @ step)
         state, estep, grad = sp, ep, g_new
-    return state, estep, problem.is_stationary(state, estep, scale, POLISH_GTOL)
+    return state, estep, problem.is_stationary(state, estep, scale, POLISH_GTOL, grad=grad)
 
 
 def _curved_finish(
@@ -1483,21 +1494,17 @@ def _run_starts_on_sample(
     k = max(range(len(sub_ends)), key=lambda j: sub_ends[j][1].objective)
     for j, (st, e, _) in enumerate(sub_ends):
         run = sub_records[j]
-        curved = j == k and problem.to_vector(st).size <= CURVED_MAX_COORDS
-        if curved:
+        n_sample = len(run.records)
+        if j != k:
+            ends.append((st, e._replace(objective=-np.inf), None))
+        elif problem.to_vector(st).size <= CURVED_MAX_COORDS:
             *end, n_sample = _curved_finish(problem, st, run, options)
-            for row in run.records[:n_sample]:
-                row["step"] = "sample_" + row["step"]
             ends.append(tuple(end))
-            records.append(run)
-            continue
-        for row in run.records:
-            row["step"] = "sample_" + row["step"]
-        if j == k:
+        else:
             steps = _run_em(problem, st, run=run, stationary_stop=True, line_search=True, **options)
             ends.append(_finish(steps))
-        else:
-            ends.append((st, e._replace(objective=-np.inf), None))
+        for row in run.records[:n_sample]:
+            row["step"] = "sample_" + row["step"]
         records.append(run)
     return ends, records
 
