@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import special
 
 from attnmodel.inference import em
 from attnmodel.inference.em import fit_em, screening_rows
@@ -217,3 +218,89 @@ def test_the_polish_reports_convergence_only_at_the_maximum(data):
         # which leaves L within 1e-10 relative (the test above's tolerances).
         assert estep.objective == pytest.approx(fit.objective_, rel=1e-10)
         np.testing.assert_allclose(state.mu, fit.mu_.to_numpy(), rtol=1e-5)
+
+
+def _ridge_inverse_numpy(coords: np.ndarray) -> np.ndarray:
+    """Ridge coordinates of a Beta fit back to ``(log a, log b, logit c_k)``, in numpy alone."""
+    a, b = np.exp(coords[0]), np.exp(coords[1])
+    c = np.exp(coords[2:]) * (a + b) / a
+    return np.concatenate([coords[:2], np.log(c / (1.0 - c))])
+
+
+def test_ridge_map_moves_each_pair_by_its_product_with_the_mean(data):
+    problem = fit_em(data, "beta", n_init=1, warn=False).problem
+    ridge = em.RidgeMap(problem)
+    assert ridge.active and ridge.pairs == slice(2, 2 + len(MU))
+    vec = np.array([np.log(2.5), np.log(1.5), *special.logit([0.7, 0.4, 0.24])])
+    coords = ridge.forward(vec)
+    # log(E[eta] c_k) with E[eta] = a / (a + b); the family's coordinates kept.
+    np.testing.assert_allclose(coords[:2], vec[:2], rtol=0, atol=0)
+    np.testing.assert_allclose(coords[2:], np.log(np.array([0.7, 0.4, 0.24]) * 2.5 / 4.0), rtol=1e-13)
+    np.testing.assert_allclose(ridge.inverse(coords), vec, rtol=1e-12)
+    np.testing.assert_allclose(_ridge_inverse_numpy(coords), vec, rtol=1e-12)
+    # The Jacobian against central differences of the numpy inverse (step 1e-6:
+    # truncation and rounding both below 1e-8 on these second derivatives).
+    h = 1e-6
+    numeric = np.column_stack([
+        (_ridge_inverse_numpy(coords + h * e) - _ridge_inverse_numpy(coords - h * e)) / (2 * h)
+        for e in np.eye(coords.size)
+    ])
+    np.testing.assert_allclose(ridge.jacobian(vec), numeric, atol=1e-7)
+    # Moving the family alone keeps every product E[eta] c_k, so every pair's vote share.
+    moved = ridge.inverse(coords + np.array([0.3, -0.2, 0.0, 0.0, 0.0]))
+    a, b = np.exp(moved[:2])
+    np.testing.assert_allclose(a / (a + b) * special.expit(moved[2:]), np.exp(coords[2:]), rtol=1e-12)
+
+
+def test_ridge_map_puts_the_products_at_the_vote_shares(data):
+    problem = fit_em(data, "beta", n_init=1, warn=False).problem
+    ridge = em.RidgeMap(problem)
+    counts = data.counts
+    vec = np.array([np.log(2.5), np.log(1.5), 0.0, 0.0, 0.0])
+    out = ridge.with_pair_shares(vec, counts)
+    users = counts.row_weight[np.repeat(np.arange(counts.n_rows), np.diff(counts.row_ptr))]
+    n = np.bincount(counts.entry_pair, weights=users * counts.entry_n, minlength=counts.n_pairs)
+    s = np.bincount(counts.entry_pair, weights=users * counts.entry_s, minlength=counts.n_pairs)
+    a, b = np.exp(out[:2])
+    assert out[:2] == pytest.approx(vec[:2], abs=0)
+    np.testing.assert_allclose(a / (a + b) * special.expit(out[2:]), 2 * s / n - 1, rtol=1e-12)
+
+
+def test_ridge_map_is_the_identity_without_independent_unknown_mu(data):
+    for kw in ({"mu_structure": "bradley_terry"}, {"mu_structure": "pooled"}, {"mu": MU}):
+        problem = fit_em(data, "beta", n_init=1, max_iter=3, warn=False, **kw).problem
+        ridge = em.RidgeMap(problem)
+        vec = problem.to_vector(problem.initial_state(0, np.random.default_rng(0)))
+        assert not ridge.active
+        np.testing.assert_array_equal(ridge.forward(vec), vec)
+        np.testing.assert_array_equal(ridge.jacobian(vec), np.eye(vec.size))
+
+
+def test_quasi_newton_keeps_held_coordinates_and_climbs_the_others(data):
+    problem = fit_em(data, "beta", n_init=1, warn=False).problem
+    ridge = em.RidgeMap(problem)
+    start = problem.initial_state(0, np.random.default_rng(0))
+    hold = np.zeros(problem.to_vector(start).size, dtype=bool)
+    hold[ridge.pairs] = True
+    estep = problem.e_step(start)
+    end, e_end, converged = em._quasi_newton(
+        problem, start, estep, em._hessian(problem, start), em._Run(), hold=hold
+    )
+    assert converged
+    assert e_end.objective > estep.objective
+    # Held: each pair's product E[eta] c_k (its ridge coordinate); the family moved.
+    u_start, u_end = ridge.forward(problem.to_vector(start)), ridge.forward(problem.to_vector(end))
+    np.testing.assert_allclose(u_end[ridge.pairs], u_start[ridge.pairs], rtol=1e-12)
+    assert np.max(np.abs(u_end[:2] - u_start[:2])) > 0.01
+    # The family's gradient in ridge coordinates, J^T g, passes the polish's test; the
+    # held coordinates' does not (J written again: d logit(c_k) / d u = 1 / (1 - c_k)
+    # on the diagonal, minus that times d log E[eta] / d(log a, log b) = (b, -b) / (a + b)).
+    vec = problem.to_vector(end)
+    a, b = end.params["alpha"], end.params["beta"]
+    slope = 1.0 / (1.0 - special.expit(vec[2:]))
+    jac = np.eye(vec.size)
+    jac[2:, 2:] = np.diag(slope)
+    jac[2:, :2] = -np.outer(slope, [b / (a + b), -b / (a + b)])
+    grad = jac.T @ problem.gradient(end, e_end) / em._vote_scale(problem)
+    assert np.max(np.abs(grad[:2])) <= em.POLISH_GTOL
+    assert np.max(np.abs(grad[2:])) > 100 * em.POLISH_GTOL

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, special
 
-from attnmodel.data.counts import CountTable
+from attnmodel.data.counts import CountTable, pair_totals
 from attnmodel.data.votes import require_vote_data
 from attnmodel.errors import BoundaryWarning, ConvergenceWarning
 from attnmodel.model.checks import fit_warnings
@@ -1361,6 +1361,96 @@ def _hessian(problem: EMProblem, state: EMState) -> np.ndarray:
     return 0.5 * (hess + hess.T)
 
 
+class RidgeMap:
+    """Coordinates in which the ridge between the scale of ``P_eta`` and the ``mu`` runs straight.
+
+    A vote depends on ``eta`` and its pair's ``c_k = 2 mu_k - 1`` only through
+    their product, so the users pin each ``E[eta] c_k`` down, and ``L`` is
+    nearly flat along the curve on which the family's parameters move while
+    every ``c_k`` moves against ``E[eta]``. In :meth:`EMProblem.to_vector`'s
+    coordinates (``logit c_k`` for each unknown ``mu``) that curve bends
+    through every pair's coordinate; here each unknown pair's coordinate is
+    ``log(E[eta] c_k)`` instead, the others (the family's, the ties') are
+    kept, and the ridge runs along the family's coordinates alone. For the
+    independent structure with some ``mu`` unknown; for the others the map
+    is the identity.
+    """
+
+    def __init__(self, problem: EMProblem) -> None:
+        self.problem = problem
+        n_pairs = problem.unknown.size if isinstance(problem.structure, IndependentMu) else 0
+        # The vector starts with the family's coordinates, then the unknown mu's.
+        self.n_family = problem.family.vector_bounds(problem.grid)[0].size
+        self.pairs = slice(self.n_family, self.n_family + n_pairs)
+        self.active = n_pairs > 0
+
+    def _log_mean(self, fam: np.ndarray) -> float:
+        family, grid = self.problem.family, self.problem.grid
+        return float(np.log(max(family.mean(family.from_vector(fam, grid)), 1e-300)))
+
+    def forward(self, vec: np.ndarray) -> np.ndarray:
+        """Ridge coordinates of a vector of :meth:`EMProblem.to_vector`'s."""
+        out = np.array(vec, dtype=float)
+        if self.active:
+            # log(c) = log(expit(z)) = -log(1 + exp(-z))
+            out[self.pairs] = -np.logaddexp(0.0, -out[self.pairs]) + self._log_mean(vec[: self.n_family])
+        return out
+
+    def inverse(self, coords: np.ndarray) -> np.ndarray:
+        """:meth:`EMProblem.to_vector`'s coordinates of ridge coordinates (``c_k`` below 1)."""
+        out = np.array(coords, dtype=float)
+        if self.active:
+            log_c = np.minimum(out[self.pairs] - self._log_mean(out[: self.n_family]), -1e-12)
+            out[self.pairs] = log_c - np.log(-np.expm1(log_c))  # logit(c) from log(c)
+        return out
+
+    def with_pair_shares(self, vec: np.ndarray, counts: CountTable) -> np.ndarray:
+        """``vec`` with each unknown pair's ``E[eta] c_k`` at its share of the votes in ``counts``.
+
+        Summed over users, a pair's votes for its stronger model make a share
+        ``1/2 + E[eta] c_k / 2`` of its votes (with ``E[eta]`` weighted by the
+        users' votes on it), so ``2 share - 1`` estimates the product that the
+        ridge coordinate holds, from every row at no E-step's cost. Shares at
+        or below one half put the product at 1e-6.
+        """
+        if not self.active:
+            return np.array(vec, dtype=float)
+        n, s = pair_totals(counts)
+        unknown = self.problem.unknown
+        share = s[unknown] / np.maximum(n[unknown], 1)
+        coords = self.forward(vec)
+        coords[self.pairs] = np.log(np.clip(2.0 * share - 1.0, 1e-6, 1.0))
+        return self.inverse(coords)
+
+    def jacobian(self, vec: np.ndarray) -> np.ndarray:
+        """``d vec / d coords`` at ``vec`` (:meth:`EMProblem.to_vector`'s coordinates).
+
+        The derivative of ``log E[eta]`` in the family's coordinates is a
+        central difference, taken between the points the family's box clips
+        the two probes to.
+        """
+        jac = np.eye(vec.size)
+        if not self.active:
+            return jac
+        family, grid = self.problem.family, self.problem.grid
+        fam = vec[: self.n_family]
+        d_log_mean = np.zeros(self.n_family)
+        for j in range(self.n_family):
+            h = 1e-6 * (1.0 + abs(fam[j]))
+            up, down = fam.copy(), fam.copy()
+            up[j] += h
+            down[j] -= h
+            up = family.to_vector(family.from_vector(up, grid))
+            down = family.to_vector(family.from_vector(down, grid))
+            if up[j] > down[j]:
+                d_log_mean[j] = (self._log_mean(up) - self._log_mean(down)) / (up[j] - down[j])
+        # z = logit(c), c = exp(u - log E[eta]): dz/du = 1 / (1 - c).
+        slope = 1.0 / (1.0 - special.expit(vec[self.pairs]))
+        jac[self.pairs, self.pairs] = np.diag(slope)
+        jac[self.pairs, : self.n_family] = -np.outer(slope, d_log_mean)
+        return jac
+
+
 def _quasi_newton(
     problem: EMProblem,
     state: EMState,
@@ -1368,40 +1458,58 @@ def _quasi_newton(
     hess: np.ndarray,
     run: _Run,
     max_steps: int = CURVED_MAX_STEPS,
+    hold: np.ndarray | None = None,
 ) -> tuple[EMState, EStep, bool]:
     """BFGS ascent of ``L`` from ``state``, its curvature model starting at ``hess``.
 
-    The model is ``-hess`` with its eigenvalues replaced by their absolute
-    values, held above a millionth of the largest (positive definite: an ascent
-    direction whatever ``hess`` is; along a direction of positive curvature, away
-    from a maximum, it climbs the slope scaled by that curvature), and
-    each kept step updates it by BFGS with the change of the Fisher-identity
-    gradient. A step moves no coordinate by more than 1 (a ``mu`` thrown to an
-    end of (1/2, 1) is where the coordinates go flat) and is halved until ``L``
-    does not drop (at most 8 times); each try costs one E-step, recorded as
-    ``"bfgs"``. Converged at the polish's gradient test
-    (:data:`POLISH_GTOL` per vote); not converged when no step could be kept or
-    after ``max_steps``.
+    ``hess`` is the Hessian in :meth:`EMProblem.to_vector`'s coordinates; the
+    steps are taken in :class:`RidgeMap`'s, where ``L``'s long ridge runs
+    straight. The model is ``-hess`` carried into them, with its eigenvalues
+    replaced by their absolute values and held above a millionth of the
+    largest (positive definite: an ascent direction whatever ``hess`` is;
+    along a direction of positive curvature, away from a maximum, it climbs
+    the slope scaled by that curvature), and each kept step updates it by
+    BFGS with the change of the Fisher-identity gradient. A step moves no
+    coordinate by more than 1 (a ``mu`` thrown to an end of (1/2, 1) is where
+    the coordinates go flat) and is halved until ``L`` does not drop (at most
+    8 times); each try costs one E-step, recorded as ``"bfgs"``. Converged at
+    the polish's gradient test (:data:`POLISH_GTOL` per vote, in
+    :meth:`EMProblem.to_vector`'s coordinates); not converged when no step
+    could be kept or after ``max_steps``. The coordinates in ``hold`` (a mask
+    over :class:`RidgeMap`'s) stay where they are; then the gradient test is
+    on the others, in those coordinates.
     """
     scale = _vote_scale(problem)
     lo, hi = problem.vector_bounds()
-    w, basis = np.linalg.eigh(-hess)
+    ridge = RidgeMap(problem)
+    v = problem.to_vector(state)
+    jac = ridge.jacobian(v)
+    w, basis = np.linalg.eigh(-(jac.T @ hess @ jac))
     w = np.maximum(np.abs(w), 1e-6 * max(float(np.max(np.abs(w))), 1e-300))
     model = (basis * w) @ basis.T
-    grad = problem.gradient(state, estep)
+    hold = np.zeros(v.size, dtype=bool) if hold is None else hold
+
+    def stationary(state, estep, grad_v, grad):
+        # The family's coordinates and bounds are the same in both systems.
+        test = np.where(hold, 0.0, grad) if hold.any() else grad_v
+        return problem.is_stationary(state, estep, scale, POLISH_GTOL, grad=test)
+
+    grad_v = problem.gradient(state, estep)
+    grad = jac.T @ grad_v
+    u = ridge.forward(v)
     for _ in range(max_steps):
-        if problem.is_stationary(state, estep, scale, POLISH_GTOL, grad=grad):
+        if stationary(state, estep, grad_v, grad):
             return state, estep, True
-        v = problem.to_vector(state)
         # A coordinate on a bound that the gradient pushes outward stays there; the
-        # step is the model's in the others (a clipped step would not climb).
-        free = ~problem.held_on_bounds(v, grad)
-        d = np.zeros_like(v)
+        # step is the model's in the others (a clipped step would not climb). Only
+        # the family's coordinates have bounds, and the map keeps them.
+        free = ~problem.held_on_bounds(v, grad) & ~hold
+        d = np.zeros_like(u)
         d[free] = np.linalg.solve(model[np.ix_(free, free)], grad[free])
         d *= min(1.0, 1.0 / max(float(np.max(np.abs(d))), 1e-300))
         t = 1.0
         for _ in range(9):
-            sp = problem.from_vector(np.clip(v + t * d, lo, hi))
+            sp = problem.from_vector(np.clip(ridge.inverse(u + t * d), lo, hi))
             ep = problem.e_step(sp)
             if np.isfinite(ep.objective) and ep.objective >= estep.objective:
                 break
@@ -1409,14 +1517,18 @@ def _quasi_newton(
         else:
             return state, estep, False
         _record(problem, run, sp, ep, "bfgs")
-        g_new = problem.gradient(sp, ep)
-        step = problem.to_vector(sp) - v
+        v = problem.to_vector(sp)
+        jac = ridge.jacobian(v)
+        gv_new = problem.gradient(sp, ep)
+        g_new = jac.T @ gv_new
+        u_new = ridge.forward(v)
+        step = u_new - u
         y = grad - g_new
         if y @ step > 1e-12 * np.linalg.norm(y) * np.linalg.norm(step):
             ms = model @ step
             model = model - np.outer(ms, ms) / (step @ ms) + np.outer(y, y) / (y @ step)
-        state, estep, grad = sp, ep, g_new
-    return state, estep, problem.is_stationary(state, estep, scale, POLISH_GTOL, grad=grad)
+        state, estep, grad, grad_v, u = sp, ep, g_new, gv_new, u_new
+    return state, estep, stationary(state, estep, grad_v, grad)
 
 
 def _curved_finish(
@@ -1427,22 +1539,43 @@ def _curved_finish(
     EM crawls along the ridge between the scale of ``P_eta`` and the ``mu``
     (a vote depends on them only through ``eta (mu - 1/2)``), so on a large
     table it takes many E-steps over every row. Here a subsample that stands
-    for the users (:func:`users_by_weight`) gives the curvature: from
-    ``state``, quasi-Newton (:func:`_quasi_newton`) climbs to the
-    subsample's maximum starting from its Hessian there, then the Hessian at
-    that maximum starts quasi-Newton on every row, which mostly needs one
-    E-step over every row per step. Should it stall short of the gradient
-    test, EM goes on from its best point as :func:`_run_starts_on_sample`
-    runs it (``stationary_stop``, ``line_search``). The subsample's steps are
-    recorded in ``run``; the last value returned is how many, for the caller
-    to prefix them ``sample_``.
+    for the users (:func:`users_by_weight`) gives the curvature:
+
+    1. from ``state``, quasi-Newton (:func:`_quasi_newton`) climbs to the
+       subsample's maximum, starting from its Hessian there;
+    2. the subsample places the ridge's products ``E[eta] c_k`` only to within
+       its sampling error, which the flat ridge turns into a long way off
+       along it; every row's vote shares place them better
+       (:meth:`RidgeMap.with_pair_shares`), and with those held the
+       subsample's maximum in the other coordinates is a second candidate;
+    3. of the two, the one with the higher ``L`` on every row starts
+       quasi-Newton on every row, from the subsample's Hessian there; it
+       mostly needs one E-step over every row per step.
+
+    Should that stall short of the gradient test, EM goes on from its best
+    point as :func:`_run_starts_on_sample` runs it (``stationary_stop``,
+    ``line_search``). The subsample's steps are recorded in ``run``; the
+    last value returned is how many, for the caller to prefix them
+    ``sample_``.
     """
     sample = problem.on_rows(users_by_weight(problem.counts, CURVED_USERS, CURVED_HEAVY_VOTES))
     e = sample.e_step(state)
     state, e, _ = _quasi_newton(sample, state, e, _hessian(sample, state), run)
     hess = _hessian(sample, state)
+    candidates = [(state, hess)]
+    ridge = RidgeMap(problem)
+    if ridge.active:
+        shared = problem.from_vector(
+            ridge.with_pair_shares(problem.to_vector(state), problem.counts)
+        )
+        hold = np.zeros(hess.shape[0], dtype=bool)
+        hold[ridge.pairs] = True
+        e = sample.e_step(shared)
+        shared, e, _ = _quasi_newton(sample, shared, e, hess, run, hold=hold)
+        candidates.append((shared, _hessian(sample, shared)))
     n_sample = len(run.records)
-    e = problem.e_step(state)
+    ends = [(st, h, problem.e_step(st)) for st, h in candidates]
+    state, hess, e = max(ends, key=lambda end: end[2].objective)
     _record(problem, run, state, e, "start")
     state, e, converged = _quasi_newton(problem, state, e, hess, run)
     if not converged:
