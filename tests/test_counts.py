@@ -438,3 +438,17 @@ def test_taken_cells_are_freed_during_the_collapse(compiled, monkeypatch):
         ]
     else:
         assert alive_at_copy == []
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("block", [5, 1 << 22])
+def test_pair_totals_are_the_users_sums_in_any_blocks(case, block, monkeypatch):
+    # Blocks of 5 entries cut rows at every possible place; the reference sums
+    # the users' dense (n, s) over users.
+    rng = np.random.default_rng(17 + len(case))
+    n, s = CASES[case](rng)
+    table = collapse(n, s)
+    monkeypatch.setattr(counts_mod, "_BLOCK", block)
+    got_n, got_s = counts_mod.pair_totals(table)
+    np.testing.assert_array_equal(got_n, n.sum(axis=0))
+    np.testing.assert_array_equal(got_s, s.sum(axis=0))

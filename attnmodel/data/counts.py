@@ -204,11 +204,23 @@ class CountTable:
 
 
 def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
-    """Votes and votes for the stronger model on each pair, summed over users, each shape (P,)."""
-    users_per_entry = counts.row_weight[counts.entry_row]
-    pair, p = counts.entry_pair, counts.n_pairs
-    n = np.bincount(pair, weights=counts.entry_n * users_per_entry, minlength=p)
-    s = np.bincount(pair, weights=counts.entry_s * users_per_entry, minlength=p)
+    """Votes and votes for the stronger model on each pair, summed over users, each shape (P,).
+
+    Works a block of :data:`_BLOCK` entries at a time, each row's weight
+    repeated over its entries in the block, so that no array the length of
+    the entries is formed.
+    """
+    ptr, p = counts.row_ptr, counts.n_pairs
+    n, s = np.zeros(p), np.zeros(p)
+    for lo in range(0, counts.entry_n.size, _BLOCK):
+        hi = min(lo + _BLOCK, counts.entry_n.size)
+        first = int(np.searchsorted(ptr, lo, side="right")) - 1
+        last = int(np.searchsorted(ptr, hi, side="left"))
+        per_row = np.diff(np.clip(ptr[first : last + 1], lo, hi))
+        users = np.repeat(counts.row_weight[first:last], per_row)
+        pair = counts.entry_pair[lo:hi]
+        n += np.bincount(pair, weights=counts.entry_n[lo:hi] * users, minlength=p)
+        s += np.bincount(pair, weights=counts.entry_s[lo:hi] * users, minlength=p)
     return np.rint(n).astype(np.int64), np.rint(s).astype(np.int64)
 
 
