@@ -452,3 +452,26 @@ def test_pair_totals_are_the_users_sums_in_any_blocks(case, block, monkeypatch):
     got_n, got_s = counts_mod.pair_totals(table)
     np.testing.assert_array_equal(got_n, n.sum(axis=0))
     np.testing.assert_array_equal(got_s, s.sum(axis=0))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_votes_per_row_and_user_are_the_dense_sums(case):
+    rng = np.random.default_rng(19 + len(case))
+    n, s = CASES[case](rng)
+    table = collapse(n, s)
+    np.testing.assert_array_equal(table.votes_per_user(), n.sum(axis=1))
+    per_row = table.votes_per_row()
+    assert per_row.dtype == np.int64
+    np.testing.assert_array_equal(per_row[table.user_row], n.sum(axis=1))
+    # A row without entries has no votes (its neighbours keep theirs).
+    ptr = table.row_ptr
+    empty = CountTable(
+        n_pairs=table.n_pairs,
+        row_ptr=np.concatenate([ptr[:1], ptr]),
+        entry_pair=table.entry_pair,
+        entry_n=table.entry_n,
+        entry_s=table.entry_s,
+        row_weight=np.concatenate([[1.0], table.row_weight]),
+        user_row=np.concatenate([[0], table.user_row + 1]),
+    )
+    np.testing.assert_array_equal(empty.votes_per_row(), np.concatenate([[0], per_row]))

@@ -174,10 +174,15 @@ class CountTable:
         """Tie votes of each user, shape (m,) (zeros when the table carries no ties)."""
         return self.row_totals()[1][self.user_row]
 
+    def votes_per_row(self) -> np.ndarray:
+        """Total votes of each distinct row, shape (R,), int64 (0 for a row without entries)."""
+        total = np.zeros(self.entry_n.size + 1, dtype=np.int64)
+        np.cumsum(self.entry_n, out=total[1:])
+        return total[self.row_ptr[1:]] - total[self.row_ptr[:-1]]
+
     def votes_per_user(self) -> np.ndarray:
         """Total votes of each user, shape (m,)."""
-        per_row = np.bincount(self.entry_row, weights=self.entry_n, minlength=self.n_rows)
-        return per_row[self.user_row].astype(np.int64)
+        return self.votes_per_row()[self.user_row]
 
     def take_rows(self, rows: np.ndarray) -> CountTable:
         """The table of the distinct rows ``rows`` (indices, in the order given).

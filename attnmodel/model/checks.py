@@ -85,7 +85,7 @@ def fit_warnings(family, params: dict[str, Any], counts, grid=None) -> list[str]
             f"only {m} user(s) for {n_free} free parameter(s) of {family.name}: too few to "
             f"estimate P_eta (at least {USERS_PER_PARAMETER * n_free} wanted)"
         )
-    if m and int(counts.votes_per_user().max()) < 2:
+    if m and int(counts.votes_per_row().max()) < 2:
         notes.append(
             "no user gave more than one vote: one vote cannot tell an attentive user "
             "from a random one"

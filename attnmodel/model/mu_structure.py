@@ -72,6 +72,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
+from attnmodel.data.counts import pair_totals
+
 __all__ = [
     "MU_STRUCTURES",
     "POOL_MAX_MEDIAN_VOTES",
@@ -353,12 +355,7 @@ def choose_mu_structure(data, mu=None) -> tuple[str, str]:
             f"{len(unknown)} pair(s) with unknown mu, fewer than {POOL_MIN_PAIRS}: "
             "each pair keeps its own prior"
         )
-    counts = data.counts
-    votes = np.bincount(
-        counts.entry_pair,
-        weights=counts.row_weight[counts.entry_row] * counts.entry_n,
-        minlength=len(pairs),
-    )[unknown]
+    votes = pair_totals(data.counts)[0][unknown]
     median = float(np.median(votes))
     if median >= POOL_MAX_MEDIAN_VOTES:
         return "independent", (
