@@ -100,8 +100,11 @@ def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch
     k = sampled.best_start_
     assert sampled.converged_
     whole_steps = set(sampled.history_["step"]) - {"start", "sample_start"}
-    assert whole_steps <= ({"bfgs", "sample_bfgs", "sample_em", "sample_squarem"} if curved else
-                           {"em", "squarem", "secant", "lbfgs", "sample_em", "sample_squarem"})
+    assert whole_steps <= (
+        {"bfgs", "sample_bfgs", "sample_em", "sample_squarem"}
+        if curved
+        else {"em", "squarem", "secant", "lbfgs", "sample_em", "sample_squarem"}
+    )
     assert ("bfgs" in whole_steps) == curved
     # Screening on the subsample picks the start full screening picks. The case is
     # no near-tie, where either pick would do: after screening the best start
@@ -235,21 +238,26 @@ def test_ridge_map_moves_each_pair_by_its_product_with_the_mean(data):
     coords = ridge.forward(vec)
     # log(E[eta] c_k) with E[eta] = a / (a + b); the family's coordinates kept.
     np.testing.assert_allclose(coords[:2], vec[:2], rtol=0, atol=0)
-    np.testing.assert_allclose(coords[2:], np.log(np.array([0.7, 0.4, 0.24]) * 2.5 / 4.0), rtol=1e-13)
+    products = np.array([0.7, 0.4, 0.24]) * 2.5 / 4.0
+    np.testing.assert_allclose(coords[2:], np.log(products), rtol=1e-13)
     np.testing.assert_allclose(ridge.inverse(coords), vec, rtol=1e-12)
     np.testing.assert_allclose(_ridge_inverse_numpy(coords), vec, rtol=1e-12)
     # The Jacobian against central differences of the numpy inverse (step 1e-6:
     # truncation and rounding both below 1e-8 on these second derivatives).
     h = 1e-6
-    numeric = np.column_stack([
-        (_ridge_inverse_numpy(coords + h * e) - _ridge_inverse_numpy(coords - h * e)) / (2 * h)
-        for e in np.eye(coords.size)
-    ])
+    steps = np.eye(coords.size) * h
+    numeric = np.column_stack(
+        [
+            (_ridge_inverse_numpy(coords + d) - _ridge_inverse_numpy(coords - d)) / (2 * h)
+            for d in steps
+        ]
+    )
     np.testing.assert_allclose(ridge.jacobian(vec), numeric, atol=1e-7)
     # Moving the family alone keeps every product E[eta] c_k, so every pair's vote share.
     moved = ridge.inverse(coords + np.array([0.3, -0.2, 0.0, 0.0, 0.0]))
     a, b = np.exp(moved[:2])
-    np.testing.assert_allclose(a / (a + b) * special.expit(moved[2:]), np.exp(coords[2:]), rtol=1e-12)
+    kept = a / (a + b) * special.expit(moved[2:])
+    np.testing.assert_allclose(kept, np.exp(coords[2:]), rtol=1e-12)
 
 
 def test_ridge_map_puts_the_products_at_the_vote_shares(data):

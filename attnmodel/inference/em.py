@@ -461,7 +461,9 @@ class EMProblem:
             shape = (counts.n_pairs, counts.entry_n.size)
             cols = np.arange(counts.entry_n.size)
             self._pair_entry_sums = (
-                sparse.csr_matrix((c_entry * counts.entry_s, (counts.entry_pair, cols)), shape=shape),
+                sparse.csr_matrix(
+                    (c_entry * counts.entry_s, (counts.entry_pair, cols)), shape=shape
+                ),
                 sparse.csr_matrix(
                     (c_entry * (counts.entry_n - counts.entry_s), (counts.entry_pair, cols)),
                     shape=shape,
@@ -898,7 +900,11 @@ class EMProblem:
         """Box of the admissible set in the coordinates of :meth:`to_vector`."""
         lo, hi = self.family.vector_bounds(self.grid)
         structure = self.structure
-        k = len(structure.models) - 1 if isinstance(structure, BradleyTerryMu) else self.unknown.size
+        k = (
+            len(structure.models) - 1
+            if isinstance(structure, BradleyTerryMu)
+            else self.unknown.size
+        )
         lo, hi = np.concatenate([lo, np.full(k, -np.inf)]), np.concatenate([hi, np.full(k, np.inf)])
         if isinstance(structure, PooledMu):
             lo = np.concatenate([lo, [-np.inf, 0.0]])
@@ -1393,7 +1399,8 @@ class RidgeMap:
         out = np.array(vec, dtype=float)
         if self.active:
             # log(c) = log(expit(z)) = -log(1 + exp(-z))
-            out[self.pairs] = -np.logaddexp(0.0, -out[self.pairs]) + self._log_mean(vec[: self.n_family])
+            log_c = -np.logaddexp(0.0, -out[self.pairs])
+            out[self.pairs] = log_c + self._log_mean(vec[: self.n_family])
         return out
 
     def inverse(self, coords: np.ndarray) -> np.ndarray:
