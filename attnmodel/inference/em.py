@@ -487,7 +487,7 @@ class EMProblem:
             if self.grid is not None and self.tie_term is None:
                 from attnmodel.model.kernels import bernstein_table, poly_max_votes, poly_pays
 
-                votes = c.row_sum(c.entry_n)
+                votes = c.votes_per_row()
                 n_max = min(poly_max_votes(self.grid.size), int(votes.max()))
                 light = votes <= n_max
                 if light.any() and poly_pays(c, light, n_max, self.grid.size):
@@ -1334,8 +1334,7 @@ def users_by_weight(
     heavy ones; this one has the table's log likelihood and curvature to
     within its sampling error.
     """
-    votes = counts.row_sum(counts.entry_n.astype(np.float64))
-    is_heavy = votes > heavy
+    is_heavy = counts.votes_per_row() > heavy
     light = np.where(is_heavy, 0.0, counts.row_weight)
     total = float(light.sum())
     draws = np.zeros(counts.n_rows, dtype=np.int64)
@@ -1719,7 +1718,7 @@ def _polish(
 def _vote_scale(problem: EMProblem) -> float:
     """The number of votes, by which the polish and the stationarity test divide ``L``."""
     c = problem.counts
-    return float(c.row_weight @ c.row_sum(c.entry_n.astype(float)))
+    return float(c.row_weight @ c.votes_per_row())
 
 
 @dataclass

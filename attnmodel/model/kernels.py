@@ -1069,7 +1069,7 @@ def poly_pays(counts, light: np.ndarray, n_max: int, n_nodes: int) -> bool:
     :data:`STRIDE_MAX` (its largest stride). A few light rows beside many
     pairs (a few hundred users on 78 pairs) stay on the grid.
     """
-    votes = counts.row_sum(counts.entry_n.astype(np.float64))[light]
+    votes = counts.votes_per_row()[light].astype(np.float64)
     entries = np.diff(counts.row_ptr)[light]
     n_nk = (n_max + 1) * (n_max + 2) // 2
     poly = float(np.sum(votes * votes / 2.0 + votes * entries))
