@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 
 import numpy as np
@@ -452,6 +453,24 @@ def test_pair_totals_are_the_users_sums_in_any_blocks(case, block, monkeypatch):
     got_n, got_s = counts_mod.pair_totals(table)
     np.testing.assert_array_equal(got_n, n.sum(axis=0))
     np.testing.assert_array_equal(got_s, s.sum(axis=0))
+
+
+def test_what_a_table_keeps_is_formed_once_read_only_and_not_carried_by_replace():
+    rng = np.random.default_rng(23)
+    n, s = CASES[list(CASES)[0]](rng)
+    table = collapse(n, s)
+    votes, losses = table.votes_per_row(), table.entry_losses()
+    assert table.votes_per_row() is votes and table.entry_losses() is losses
+    assert not votes.flags.writeable and not losses.flags.writeable
+    with pytest.raises(ValueError):
+        votes[0] = 0
+    np.testing.assert_array_equal(losses, table.entry_n - table.entry_s)
+    assert losses.dtype == np.int64
+    # A table made by replace keeps nothing of the old one's.
+    other = dataclasses.replace(table, entry_n=table.entry_n * 2, entry_s=table.entry_s * 2)
+    np.testing.assert_array_equal(other.votes_per_row(), 2 * votes)
+    np.testing.assert_array_equal(other.entry_losses(), 2 * losses)
+    np.testing.assert_array_equal(counts_mod.pair_totals(other)[0], 2 * n.sum(axis=0))
 
 
 @pytest.mark.parametrize("case", list(CASES))

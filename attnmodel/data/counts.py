@@ -175,10 +175,37 @@ class CountTable:
         return self.row_totals()[1][self.user_row]
 
     def votes_per_row(self) -> np.ndarray:
-        """Total votes of each distinct row, shape (R,), int64 (0 for a row without entries)."""
-        total = np.zeros(self.entry_n.size + 1, dtype=np.int64)
-        np.cumsum(self.entry_n, out=total[1:])
-        return total[self.row_ptr[1:]] - total[self.row_ptr[:-1]]
+        """Total votes of each distinct row, shape (R,), int64 (0 for a row without entries).
+
+        Formed once per table and kept (:meth:`_kept`).
+        """
+
+        def votes() -> np.ndarray:
+            total = np.zeros(self.entry_n.size + 1, dtype=np.int64)
+            np.cumsum(self.entry_n, out=total[1:])
+            return total[self.row_ptr[1:]] - total[self.row_ptr[:-1]]
+
+        return self._kept("votes_per_row", votes)
+
+    def entry_losses(self) -> np.ndarray:
+        """Votes against the stronger model of each entry, ``n - s``, shape (E,), int64 (kept)."""
+        return self._kept(
+            "entry_losses", lambda: np.subtract(self.entry_n, self.entry_s, dtype=np.int64)
+        )
+
+    def _kept(self, name: str, make) -> np.ndarray:
+        """``make()``, formed on the first call and kept on the table, read-only.
+
+        A table's arrays are not changed after it is made, so what is derived
+        from them holds; :func:`dataclasses.replace` makes a new table that
+        keeps nothing.
+        """
+        kept = self.__dict__.setdefault("_kept_arrays", {})
+        if name not in kept:
+            value = make()
+            value.flags.writeable = False
+            kept[name] = value
+        return kept[name]
 
     def votes_per_user(self) -> np.ndarray:
         """Total votes of each user, shape (m,)."""
@@ -213,8 +240,14 @@ def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
 
     Works a block of :data:`_BLOCK` entries at a time, each row's weight
     repeated over its entries in the block, so that no array the length of
-    the entries is formed.
+    the entries is formed. Formed once per table and kept (see
+    :meth:`CountTable.votes_per_row`).
     """
+    both = counts._kept("pair_totals", lambda: np.stack(_pair_totals(counts)))
+    return both[0], both[1]
+
+
+def _pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
     ptr, p = counts.row_ptr, counts.n_pairs
     n, s = np.zeros(p), np.zeros(p)
     for lo in range(0, counts.entry_n.size, _BLOCK):
