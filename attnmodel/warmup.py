@@ -11,7 +11,8 @@ only loads the cache.
 What it runs is what fits run: two small simulated logs (:data:`LOGS`), each
 fitted by MAP-EM with the compiled engine for every family, with ties dropped
 and (continuous families) with ties modelled, ``mu`` unknown, then the
-per-user pass NUTS's post-processing makes at each draw. Each kernel is
+per-user pass NUTS's post-processing makes at each draw, and the passes
+of large logs' light rows as polynomials in ``eta``. Each kernel is
 compiled for the argument types those calls give it. (The PyTensor graph
 NUTS samples is compiled by PyTensor at the first NUTS fit, in its own cache.)
 """
@@ -101,7 +102,34 @@ def warm_up(say: Callable[[str], None] | None = None) -> list[str]:
     grid_row_summaries(last.problem, state, 0.5, np.random.default_rng(0), parallel=True)
     say(f"per-user posterior: {time.perf_counter() - clock:.1f} s")
     steps.append("per-user posterior")
+    clock = time.perf_counter()
+    _polynomial_rows(last.problem, state)
+    say(f"polynomial rows: {time.perf_counter() - clock:.1f} s")
+    steps.append("polynomial rows")
     return steps
+
+
+def _polynomial_rows(problem, state) -> None:
+    """The passes that large logs take with light rows as polynomials in ``eta``.
+
+    The E-step of those rows (:func:`attnmodel.model.kernels.poly_estep_stats`)
+    and the products-held profile's coefficients and sums
+    (:class:`attnmodel.inference.em.ProductProfile`), on the warm-up's rows:
+    the small logs above take neither.
+    """
+    import numpy as np
+
+    from attnmodel.model import kernels
+
+    counts, grid = problem.counts, problem.grid
+    rows = np.arange(counts.n_rows)
+    half = np.full(counts.n_pairs, 0.5)
+    win, loss = np.column_stack([half, state.mu]), np.column_stack([half, 1.0 - state.mu])
+    n_max = int(counts.votes_per_row().max())
+    table = kernels.bernstein_table(grid.log_eta, grid.log_one_minus_eta, n_max)
+    kernels.poly_estep_stats(counts, rows, win, loss, table, problem.nodes(state.params)[2])
+    coefs, start, _ = kernels.bernstein_coefs(counts, rows, win, loss)
+    kernels.bernstein_sums(coefs, start, counts.row_weight, table[:, :2].T.copy())
 
 
 def main() -> int:

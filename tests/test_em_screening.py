@@ -88,24 +88,30 @@ def test_users_by_weight_stand_for_the_users_and_keep_the_heavy_rows(data):
     assert abs(got - share) <= 4 * np.sqrt(share * (1 - share) / 5_000)
 
 
-@pytest.mark.parametrize("curved", [True, False], ids=["curvature", "em"])
-def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch, curved):
+@pytest.mark.parametrize("finish", ["profile", "subsample", "em"])
+def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch, finish):
     kw = {"n_init": 4, "seed": 3, "warn": False}
     whole = fit_em(data, "beta", **kw)
     monkeypatch.setattr(em, "SCREEN_ROWS", 120)
     # Without the curvature finish (more coordinates than its limit) the whole
     # table's path is EM's, with the gradient stop and the extrapolations.
+    curved = finish != "em"
     monkeypatch.setattr(em, "CURVED_MAX_COORDS", 64 if curved else 0)
+    if finish == "subsample":
+        # Where the products-held profile does not apply, the start comes from the subsample.
+        monkeypatch.setattr(em.ProductProfile, "build", classmethod(lambda cls, p, v: None))
     sampled = fit_em(data, "beta", **kw)
     k = sampled.best_start_
     assert sampled.converged_
     whole_steps = set(sampled.history_["step"]) - {"start", "sample_start"}
-    assert whole_steps <= (
-        {"bfgs", "sample_bfgs", "sample_em", "sample_squarem"}
-        if curved
-        else {"em", "squarem", "secant", "lbfgs", "sample_em", "sample_squarem"}
-    )
+    allowed = {
+        "profile": {"profile", "bfgs", "sample_em", "sample_squarem"},
+        "subsample": {"bfgs", "sample_bfgs", "sample_em", "sample_squarem"},
+        "em": {"em", "squarem", "secant", "lbfgs", "sample_em", "sample_squarem"},
+    }
+    assert whole_steps <= allowed[finish]
     assert ("bfgs" in whole_steps) == curved
+    assert ("profile" in whole_steps) == (finish == "profile")
     # Screening on the subsample picks the start full screening picks. The case is
     # no near-tie, where either pick would do: after screening the best start
     # leads the next by over a log unit on the whole table.
@@ -117,10 +123,14 @@ def test_starts_screened_on_a_subsample_reach_the_same_maximum(data, monkeypatch
     steps = sampled.history_["step"]
     assert steps.iloc[0] == "sample_start"
     start = int(np.flatnonzero(steps == "start")[0])
-    assert steps.iloc[:start].str.startswith("sample_").all()
+    profile = int(np.flatnonzero(steps == "profile")[0]) if finish == "profile" else start
+    assert steps.iloc[:profile].str.startswith("sample_").all()
+    assert (steps.iloc[profile:start] == "profile").all()
     assert not steps.iloc[start:].str.startswith("sample_").any()
-    whole_path = sampled.history_["objective"].iloc[start:].to_numpy()
-    assert np.all(np.diff(whole_path) >= 0)
+    # On every row from the profile's first step on: L never drops (the profile's
+    # objective is L itself, the start the same point's E-step).
+    whole_path = sampled.history_["objective"].iloc[profile:].to_numpy()
+    assert np.all(np.diff(whole_path) >= -1e-11 * abs(whole_path[-1]))
     for j in range(4):
         if j != k:
             assert sampled.runs_[j]["step"].str.startswith("sample_").all()
@@ -312,3 +322,158 @@ def test_quasi_newton_keeps_held_coordinates_and_climbs_the_others(data):
     grad = jac.T @ problem.gradient(end, e_end) / em._vote_scale(problem)
     assert np.max(np.abs(grad[:2])) <= em.POLISH_GTOL
     assert np.max(np.abs(grad[2:])) > 100 * em.POLISH_GTOL
+
+
+# -- the products-held profile (ProductProfile) ----------------------------------------
+
+
+def _row_likelihood_numpy(counts, r, x, win1, loss1):
+    """Row ``r``'s likelihood at ``x``: each vote 1/2 + (win1 - 1/2) x or 1/2 + (loss1 - 1/2) x."""
+    lo, hi = counts.row_ptr[r], counts.row_ptr[r + 1]
+    pair, n, s = counts.entry_pair[lo:hi], counts.entry_n[lo:hi], counts.entry_s[lo:hi]
+    x = np.asarray(x)[:, None]
+    return np.prod(
+        (0.5 + (win1[pair] - 0.5) * x) ** s * (0.5 + (loss1[pair] - 0.5) * x) ** (n - s), axis=1
+    )
+
+
+def test_bernstein_coefficients_give_each_rows_likelihood(data):
+    from attnmodel.model.kernels import bernstein_coefs
+
+    counts = data.counts
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.choice(counts.n_rows, 40, replace=False))
+    rho = np.array([1.0, 0.55, 0.2])  # the first pair's loss has probability 0 at x = 1
+    half = np.full(3, 0.5)
+    win, loss = np.column_stack([half, (1 + rho) / 2]), np.column_stack([half, (1 - rho) / 2])
+    coefs, start, log_scale = bernstein_coefs(counts, rows, win, loss)
+    votes = np.add.reduceat(counts.entry_n, counts.row_ptr[:-1])[rows]
+    np.testing.assert_array_equal(np.diff(start), votes + 1)
+    x = np.array([0.0, 0.13, 0.5, 0.91, 1.0])
+    for i, r in enumerate(rows):
+        n, b = votes[i], coefs[start[i] : start[i + 1]]
+        k = np.arange(n + 1)
+        basis = x[:, None] ** k * (1 - x[:, None]) ** (n - k)
+        got = np.exp(log_scale[i]) * basis @ b
+        want = _row_likelihood_numpy(counts, r, x, (1 + rho) / 2, (1 - rho) / 2)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+        assert np.all(b >= 0)
+
+
+def test_bernstein_sums_contract_every_row_and_count_the_failed(data):
+    from attnmodel.model.kernels import bernstein_offsets, bernstein_sums
+
+    rng = np.random.default_rng(8)
+    degrees = np.array([0, 3, 1, 5, 2])
+    start = np.concatenate([[0], np.cumsum(degrees + 1)])
+    coefs = rng.uniform(0.1, 2.0, start[-1])
+    weight = rng.uniform(1, 5, degrees.size)
+    off = bernstein_offsets(5)
+    tables = rng.uniform(0.1, 1.0, (3, int(off[-1])))
+    sums, failed = bernstein_sums(coefs, start, weight, tables)
+    z = np.array(
+        [
+            coefs[start[i] : start[i + 1]] @ tables[:, off[d] : off[d] + d + 1].T
+            for i, d in enumerate(degrees)
+        ]
+    )  # (rows, 3)
+    assert failed == 0
+    assert sums[0] == pytest.approx(weight @ np.log(z[:, 0]), rel=1e-14)
+    np.testing.assert_allclose(sums[1:], weight @ (z[:, 1:] / z[:, :1]), rtol=1e-14)
+    # A row whose moments vanish is left out and counted.
+    tables[0, off[3] : off[3] + 4] = 0.0
+    sums, failed = bernstein_sums(coefs, start, weight, tables)
+    assert failed == 1
+    keep = np.arange(5) != 1
+    assert sums[0] == pytest.approx(weight[keep] @ np.log(z[keep, 0]), rel=1e-14)
+
+
+def _profile_loglik_numpy(problem, state):
+    """Every row's log marginal at ``state`` on the problem's grid, written with numpy and scipy."""
+    counts, grid = problem.counts, problem.grid
+    eta = special.expit(grid.u)
+    log_eta, log_1m = -np.logaddexp(0.0, -grid.u), -np.logaddexp(0.0, grid.u)
+    a, b = state.params["alpha"], state.params["beta"]
+    # The Beta density in u = logit(eta): pdf(eta) eta (1 - eta).
+    log_mass = grid.log_weight + a * log_eta + b * log_1m - special.betaln(a, b)
+    total = 0.0
+    for r in range(counts.n_rows):
+        like = _row_likelihood_numpy(counts, r, eta, state.mu, 1 - state.mu)
+        with np.errstate(divide="ignore"):
+            total += counts.row_weight[r] * special.logsumexp(log_mass + np.log(like))
+    return total
+
+
+@pytest.mark.parametrize("n_max", [64, 20], ids=["all-light", "light-and-heavy"])
+def test_product_profile_is_l_with_the_products_held(data, monkeypatch, n_max):
+    from attnmodel.model import kernels
+
+    # Up to 60 votes a row: all light at 64; beyond 20 votes the rows take the E-step.
+    monkeypatch.setattr(kernels, "POLY_MAX_VOTES", n_max)
+    problem = fit_em(data, "beta", n_init=1, warn=False).problem
+    ridge = em.RidgeMap(problem)
+    vec = ridge.with_pair_shares(np.array([np.log(1.3), np.log(0.8), 0.0, 0.0, 0.0]), data.counts)
+    profile = em.ProductProfile.build(problem, vec)
+    votes = data.counts.votes_per_row()
+    assert (profile.heavy is None) == (n_max == 64)
+    if profile.heavy is not None:
+        assert profile.heavy.counts.n_rows == np.sum(votes > n_max) > 0
+    for fam in ([np.log(1.3), np.log(0.8)], [np.log(4.0), np.log(2.5)]):
+        fam = np.array(fam)
+        value, grad, log_prior, state = profile.value(fam)
+        # The state holds the products and has the family asked for.
+        u = ridge.forward(problem.to_vector(state))
+        np.testing.assert_allclose(u[2:], ridge.forward(vec)[2:], rtol=1e-12)
+        np.testing.assert_allclose(u[:2], fam, rtol=1e-14)
+        # Its value is L there: the log likelihood of every row by numpy quadrature plus
+        # the log prior (sums of ~1e4 in log units agree to rounding, 1e-11 relative).
+        assert log_prior == problem.log_prior(state)
+        assert value == pytest.approx(_profile_loglik_numpy(problem, state) + log_prior, rel=1e-11)
+        # The gradient against central differences of the value (step 1e-5: truncation
+        # ~1e-10 relative on these smooth functions, rounding 1e-16 L / 1e-5 ~ 1e-7).
+        h = 1e-5
+        numeric = [
+            (profile.value(fam + d)[0] - profile.value(fam - d)[0]) / (2 * h) for d in np.eye(2) * h
+        ]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_product_profile_maximise_reaches_the_profiles_maximum(data):
+    from scipy import optimize
+
+    problem = fit_em(data, "beta", n_init=1, warn=False).problem
+    ridge = em.RidgeMap(problem)
+    vec = ridge.with_pair_shares(np.array([np.log(0.6), np.log(0.4), 0.0, 0.0, 0.0]), data.counts)
+    profile = em.ProductProfile.build(problem, vec)
+    run = em._Run()
+    end = profile.maximise(run, em._vote_scale(problem))
+    steps = [r["step"] for r in run.records]
+    assert steps and set(steps) == {"profile"}
+    path = [r["objective"] for r in run.records]
+    assert np.all(np.diff(path) >= 0)
+    fam = ridge.forward(problem.to_vector(end))[:2]
+    # The profile's maximum by Nelder-Mead on its value alone.
+    ref = optimize.minimize(
+        lambda f: -profile.value(f)[0], fam + 0.3, method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 2000},
+    )  # fmt: skip
+    assert path[-1] >= -ref.fun - 1e-8 * abs(ref.fun)
+    np.testing.assert_allclose(fam, ref.x, atol=1e-3)
+    # The gradient test it stops at: PROFILE_GTOL per vote.
+    grad = profile.value(fam)[1]
+    assert np.max(np.abs(grad)) <= em.PROFILE_GTOL * em._vote_scale(problem)
+
+
+def test_product_profile_applies_only_with_every_mu_unknown_and_independent(data):
+    cases = [
+        ({"mu_structure": "bradley_terry"}, "beta"),
+        ({"mu_structure": "pooled"}, "beta"),
+        ({"mu": {"gpt vs llama": 0.85}}, "beta"),
+        ({}, "two_point"),
+        ({}, "beta"),
+    ]
+    for kw, family in cases:
+        problem = fit_em(data, family, n_init=1, max_iter=3, warn=False, **kw).problem
+        vec = problem.to_vector(problem.initial_state(0, np.random.default_rng(0)))
+        applies = em.ProductProfile.build(problem, vec) is not None
+        assert applies == (not kw and family == "beta"), (kw, family)

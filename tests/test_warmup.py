@@ -43,6 +43,16 @@ for f in (fit, tied):
     state = EMState(f.params_, f.mu_.to_numpy(), f.mu_hyper_, f.ties_)
     conditional_summaries(f.problem, [[state] * 3] * 2, eta_star=0.7, store_eta=False,
                           log_likelihood=True, rng=np.random.default_rng(1))
+# The light rows' passes of large logs, on this small one's rows.
+counts, grid = fit.problem.counts, fit.problem.grid
+rows = np.arange(counts.n_rows)
+half = np.full(counts.n_pairs, 0.5)
+mu = fit.mu_.to_numpy()
+win, loss = np.column_stack([half, mu]), np.column_stack([half, 1 - mu])
+table = kernels.bernstein_table(grid.log_eta, grid.log_one_minus_eta, 8)
+kernels.poly_estep_stats(counts, rows, win, loss, table, np.zeros(grid.size))
+coefs, start, _ = kernels.bernstein_coefs(counts, rows, win, loss)
+kernels.bernstein_sums(coefs, start, counts.row_weight, table[:, :3].T.copy())
 stats = {}
 for name, obj in vars(kernels).items():
     if isinstance(obj, numba.core.registry.CPUDispatcher):
@@ -66,6 +76,7 @@ def test_after_the_warmup_no_fit_compiles_a_kernel(tmp_path):
     assert compiled == {}, f"compiled after the warm-up: {compiled}"
     loaded = {name for name, (hits, _) in stats.items() if hits}
     # The kernels fits call directly: the E-step, mu's derivatives, the per-user pass
-    # (a small log's: the one-thread copy).
+    # (a small log's: the one-thread copy), the light rows' passes.
     expected = {"_estep_stats", "_table_plan", "mu_derivatives", "grid_summaries_serial"}
+    expected |= {"_poly_pass", "_bernstein_coefs", "_bernstein_sums"}
     assert expected <= loaded, stats

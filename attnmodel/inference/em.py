@@ -176,6 +176,13 @@ CURVED_USERS = 20_000
 CURVED_HEAVY_VOTES = 1_000
 #: Quasi-Newton steps at most on the subsample and on every row.
 CURVED_MAX_STEPS = 60
+#: The ascent along the products-held profile (:class:`ProductProfile`) stops at this
+#: gradient per vote, or after this many steps: it only places the start of the
+#: quasi-Newton steps on every row, which then meet :data:`POLISH_GTOL`.
+PROFILE_GTOL = 1e-8
+PROFILE_MAX_STEPS = 40
+#: ... and moves no family coordinate by more than this in a step.
+PROFILE_MAX_MOVE = 1.0
 #: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
 #: last E-step stands, and the per-user summaries form the matrix when asked.
 FINAL_POSTERIOR_CELLS = 50_000_000
@@ -1023,8 +1030,12 @@ class EMProblem:
                 mu[k] = float(self.mu_spec.priors[k].sample(1, rng)[0])
         # Crude per-row attentiveness: excess wins over the coin-flip rate,
         # scaled by what a fully attentive user would show.
-        excess = c.row_sum((c.entry_s - 0.5 * c.entry_n).astype(float))
-        scale = c.row_sum(c.entry_n * (mu[c.entry_pair] - 0.5))
+        excess = c.row_sum(c.entry_s) - 0.5 * c.votes_per_row()
+        step = mu[c.entry_pair]
+        step -= 0.5
+        step *= c.entry_n
+        scale = c.row_sum(step)
+        del step
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(scale > 0, excess / scale, 0.5)
         eta_hat = np.clip(ratio, 0.0, 1.0)
@@ -1110,12 +1121,24 @@ class _Run:
 
 
 def _record(problem: EMProblem, run: _Run, state: EMState, estep: EStep, kind: str) -> None:
+    _record_value(problem, run, state, estep.log_likelihood, estep.log_prior, kind)
+
+
+def _record_value(
+    problem: EMProblem,
+    run: _Run,
+    state: EMState,
+    log_likelihood: float,
+    log_prior: float,
+    kind: str,
+) -> None:
+    """Append an iterate, its log likelihood and log prior to ``run``'s history."""
     row: dict[str, Any] = {
         "iteration": len(run.records),
         "step": kind,
-        "objective": estep.objective,
-        "log_likelihood": estep.log_likelihood,
-        "log_prior": estep.log_prior,
+        "objective": log_likelihood + log_prior,
+        "log_likelihood": log_likelihood,
+        "log_prior": log_prior,
     }
     row.update(problem.family.flat(state.params))
     for pair, value in zip(problem.mu_spec.pairs, state.mu, strict=True):
@@ -1457,6 +1480,217 @@ class RidgeMap:
         return jac
 
 
+class _ProfileFailed(Exception):
+    """A row's polynomial marginal fell below what the profile can trust."""
+
+
+class ProductProfile:
+    """``L`` along the family's coordinates with every pair's product ``E[eta] c_k`` held.
+
+    A vote depends on ``eta`` and its pair's ``c_k = 2 mu_k - 1`` only through
+    ``eta c_k``. With every product ``P_k = E[eta] c_k`` held (every pair's
+    ``mu`` unknown, :class:`RidgeMap`'s coordinates), moving the family moves
+    every ``c_k`` by the same factor, and a row's likelihood is a fixed
+    polynomial in ``x = lambda eta`` with ``lambda = max_k P_k / E[eta]``
+    (below 1 while every ``c_k`` is): each vote's probability is
+    ``1/2 + x rho_k / 2`` with ``rho_k = P_k / max P``. The rows of at most
+    :func:`attnmodel.model.kernels.poly_max_votes` votes keep their Bernstein
+    coefficients in ``x`` (:func:`attnmodel.model.kernels.bernstein_coefs`),
+    and each evaluation contracts them with the moments
+    ``sum_g mass_g x_g^k (1 - x_g)^(n - k)`` at the nodes' ``x_g = lambda eta_g``
+    and their central differences in each family coordinate; the heavier rows
+    take the E-step. The value is ``L`` at :meth:`state`, exactly; the
+    gradient is the profile's (Fisher's identity on the heavy rows, in
+    :class:`RidgeMap`'s coordinates).
+
+    Use :meth:`build`, which returns None where the profile does not apply:
+    atoms, ties modelled, a structure on ``mu``, a pair of known ``mu``, or no
+    row light enough.
+    """
+
+    def __init__(self, problem: EMProblem, vec: np.ndarray, light: np.ndarray, n_max: int):
+        from attnmodel.model.kernels import bernstein_coefs
+
+        self.problem = problem
+        self.ridge = RidgeMap(problem)
+        self.coords = self.ridge.forward(vec)
+        self.n_family = self.ridge.n_family
+        counts = problem.counts
+        products = np.zeros(counts.n_pairs)
+        products[problem.unknown] = np.exp(self.coords[self.ridge.pairs])
+        self.p_max = float(products.max())
+        rho = products / self.p_max
+        half = np.full(counts.n_pairs, 0.5)
+        win = np.column_stack([half, (1.0 + rho) / 2])
+        loss = np.column_stack([half, (1.0 - rho) / 2])
+        self.coefs, self.start, log_scale = bernstein_coefs(counts, light, win, loss)
+        self.weight = np.ascontiguousarray(counts.row_weight[light], dtype=np.float64)
+        self.log_scale = float(self.weight @ log_scale)
+        self.n_max = n_max
+        heavy = np.setdiff1d(np.arange(counts.n_rows), light, assume_unique=True)
+        self.heavy = problem.on_rows(counts.take_rows(heavy)) if heavy.size else None
+        self.lo, self.hi = problem.family.vector_bounds(problem.grid)
+
+    @classmethod
+    def build(cls, problem: EMProblem, vec: np.ndarray) -> ProductProfile | None:
+        """The profile through ``vec`` (:meth:`EMProblem.to_vector`'s coordinates), or None."""
+        from attnmodel.model.kernels import poly_max_votes
+
+        counts = problem.counts
+        if (
+            problem.family.discrete
+            or problem.tie_term is not None
+            or not RidgeMap(problem).active
+            or problem.unknown.size != counts.n_pairs
+        ):
+            return None
+        votes = counts.votes_per_row()
+        n_max = min(poly_max_votes(problem.grid.size), int(votes.max()))
+        light = np.flatnonzero(votes <= n_max)
+        if n_max < 1 or light.size == 0:
+            return None
+        return cls(problem, vec, light, n_max)
+
+    def state(self, fam: np.ndarray) -> EMState:
+        """The state at family coordinates ``fam`` with the products held."""
+        coords = self.coords.copy()
+        coords[: self.n_family] = fam
+        return self.problem.from_vector(self.ridge.inverse(coords))
+
+    def _moments(self, fam: np.ndarray, shift: float | None = None):
+        """``(moments, shift)`` of the light rows at ``fam``; None where ``lambda >= 1``.
+
+        The masses are ``exp(log mass - shift)``; ``shift`` defaults to the
+        largest log mass.
+        """
+        from attnmodel.model.kernels import bernstein_table
+
+        problem = self.problem
+        grid = problem.grid
+        params = problem.family.from_vector(fam, grid)
+        lam = self.p_max / problem.family.mean(params)
+        if not lam < 1.0:
+            return None
+        log_mass = problem._grid_log_mass(params)
+        if shift is None:
+            shift = float(np.max(log_mass))
+        table = bernstein_table(np.log(lam) + grid.log_eta, np.log1p(-lam * grid.eta), self.n_max)
+        return table @ np.exp(log_mass - shift), shift
+
+    def _probes(self, fam: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Central-difference probes of coordinate ``j``, one-sided at a bound."""
+        h = 1e-5 * (1.0 + abs(fam[j]))
+        up, down = fam.copy(), fam.copy()
+        up[j] = min(fam[j] + h, self.hi[j])
+        down[j] = max(fam[j] - h, self.lo[j])
+        return up, down, up[j] - down[j]
+
+    def light_part(self, fam: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The light rows' log likelihood and its gradient at ``fam``; None if ``lambda >= 1``."""
+        from attnmodel.model.kernels import bernstein_sums
+
+        base = self._moments(fam)
+        if base is None:
+            return None
+        moments, shift = base
+        tables = [moments]
+        for j in range(fam.size):
+            up, down, width = self._probes(fam, j)
+            m_up, m_down = self._moments(up, shift), self._moments(down, shift)
+            if m_up is None or m_down is None:
+                return None
+            tables.append((m_up[0] - m_down[0]) / width)
+        sums, failed = bernstein_sums(self.coefs, self.start, self.weight, np.stack(tables))
+        if failed:
+            raise _ProfileFailed(f"{failed} rows' marginals below 1e-250")
+        return sums[0] + self.log_scale + shift * float(self.weight.sum()), sums[1:]
+
+    def value(self, fam: np.ndarray) -> tuple[float, np.ndarray, float, EMState] | None:
+        """``(L, gradient, log prior, state)`` at ``fam``; None where some ``c_k`` would reach 1."""
+        light = self.light_part(fam)
+        if light is None:
+            return None
+        value, grad = light
+        problem = self.problem
+        state = self.state(fam)
+        log_prior = problem.log_prior(state)
+        if self.heavy is not None:
+            e = self.heavy.e_step(state)
+            value += e.objective
+            jac = self.ridge.jacobian(problem.to_vector(state))
+            grad = grad + (jac.T @ self.heavy.gradient(state, e))[: self.n_family]
+        else:
+            value += log_prior
+            grad = grad.copy()
+            for j in range(fam.size):
+                up, down, width = self._probes(fam, j)
+                grad[j] += (
+                    problem.log_prior(self.state(up)) - problem.log_prior(self.state(down))
+                ) / width
+        return value, grad, log_prior, state
+
+    def _light_hessian(self, fam: np.ndarray) -> np.ndarray | None:
+        """The light rows' Hessian at ``fam``, by central differences of their gradient."""
+        hess = np.zeros((fam.size, fam.size))
+        for j in range(fam.size):
+            up, down, width = self._probes(fam, j)
+            g_up, g_down = self.light_part(up), self.light_part(down)
+            if g_up is None or g_down is None:
+                return None
+            hess[:, j] = (g_up[1] - g_down[1]) / width
+        return (hess + hess.T) / 2
+
+    def maximise(self, run: _Run, scale: float) -> EMState | None:
+        """Climb the profile from the coordinates it was built at; the state reached.
+
+        BFGS ascent, its model starting at the light rows' Hessian with the
+        eigenvalues' absolute values (positive definite), steps of at most 1
+        per coordinate halved until ``L`` does not drop, until the gradient
+        per vote (``scale`` votes) is below :data:`PROFILE_GTOL`. Each kept
+        step is recorded in ``run`` as ``"profile"`` (its ``L`` is exact).
+        None when a row's marginal fell below what the polynomials hold or
+        the first point is not admissible.
+        """
+        problem = self.problem
+        fam = self.coords[: self.n_family].copy()
+        try:
+            here = self.value(fam)
+            hess = self._light_hessian(fam)
+            if here is None or hess is None:
+                return None
+            value, grad, log_prior, state = here
+            w, basis = np.linalg.eigh(-hess)
+            w = np.maximum(np.abs(w), 1e-6 * max(float(np.max(np.abs(w))), 1e-300))
+            model = (basis * w) @ basis.T
+            for _ in range(PROFILE_MAX_STEPS):
+                held = ((fam <= self.lo) & (grad < 0)) | ((fam >= self.hi) & (grad > 0))
+                if np.max(np.abs(np.where(held, 0.0, grad)), initial=0.0) <= PROFILE_GTOL * scale:
+                    break
+                free = ~held
+                d = np.zeros_like(fam)
+                d[free] = np.linalg.solve(model[np.ix_(free, free)], grad[free])
+                d *= min(1.0, PROFILE_MAX_MOVE / max(float(np.max(np.abs(d))), 1e-300))
+                t = 1.0
+                for _ in range(9):
+                    new = self.value(np.clip(fam + t * d, self.lo, self.hi))
+                    if new is not None and np.isfinite(new[0]) and new[0] >= value:
+                        break
+                    t *= 0.5
+                else:
+                    break
+                step = np.clip(fam + t * d, self.lo, self.hi) - fam
+                y = grad - new[1]
+                if y @ step > 1e-12 * np.linalg.norm(y) * np.linalg.norm(step):
+                    ms = model @ step
+                    model = model - np.outer(ms, ms) / (step @ ms) + np.outer(y, y) / (y @ step)
+                fam = fam + step
+                value, grad, log_prior, state = new
+                _record_value(problem, run, state, value - log_prior, log_prior, "profile")
+        except _ProfileFailed:
+            return None
+        return state
+
+
 def _quasi_newton(
     problem: EMProblem,
     state: EMState,
@@ -1547,16 +1781,21 @@ def _curved_finish(
     table it takes many E-steps over every row. Here a subsample that stands
     for the users (:func:`users_by_weight`) gives the curvature:
 
-    1. from ``state``, quasi-Newton (:func:`_quasi_newton`) climbs to the
-       subsample's maximum, starting from its Hessian there;
-    2. the subsample places the ridge's products ``E[eta] c_k`` only to within
-       its sampling error, which the flat ridge turns into a long way off
-       along it; every row's vote shares place them better
-       (:meth:`RidgeMap.with_pair_shares`), and with those held the
-       subsample's maximum in the other coordinates is a second candidate;
-    3. of the two, the one with the higher ``L`` on every row starts
-       quasi-Newton on every row, from the subsample's Hessian there; it
-       mostly needs one E-step over every row per step.
+    1. every row's vote shares place the ridge's products ``E[eta] c_k``
+       (:meth:`RidgeMap.with_pair_shares`); with them held, what is left of the
+       ridge runs along the family's coordinates, and :class:`ProductProfile`
+       climbs it on every row at a fraction of an E-step per point (its
+       steps are recorded as ``"profile"``);
+    2. from there quasi-Newton (:func:`_quasi_newton`) climbs on every row,
+       starting from the subsample's Hessian; it mostly needs one E-step over
+       every row per step.
+
+    Where the profile does not apply (:meth:`ProductProfile.build`), the
+    start of step 2 is the better on every row of two found on the
+    subsample (:func:`_sample_candidates`): its maximum, and that point with
+    the products at the vote shares and the other coordinates climbed on
+    the subsample (the subsample alone places the products only to within
+    its sampling error, which the flat ridge turns into a long way off).
 
     Should that stall short of the gradient test, EM goes on from its best
     point as :func:`_run_starts_on_sample` runs it (``stationary_stop``,
@@ -1565,6 +1804,37 @@ def _curved_finish(
     ``sample_``.
     """
     sample = problem.on_rows(users_by_weight(problem.counts, CURVED_USERS, CURVED_HEAVY_VOTES))
+    n_sample = len(run.records)
+    ridge = RidgeMap(problem)
+    profile = None
+    if ridge.active:
+        shared = ridge.with_pair_shares(problem.to_vector(state), problem.counts)
+        profile = ProductProfile.build(problem, shared)
+    found = None if profile is None else profile.maximise(run, _vote_scale(problem))
+    del profile
+    if found is not None:
+        state, hess, e = found, _hessian(sample, found), problem.e_step(found)
+    else:
+        del run.records[n_sample:]
+        state, hess, e = _sample_candidates(problem, sample, state, run)
+        n_sample = len(run.records)
+    _record(problem, run, state, e, "start")
+    state, e, converged = _quasi_newton(problem, state, e, hess, run)
+    if not converged:
+        steps = _run_em(problem, state, run=run, stationary_stop=True, line_search=True, **options)
+        state, e, converged = _finish(steps)
+    return state, e, converged, n_sample
+
+
+def _sample_candidates(
+    problem: EMProblem, sample: EMProblem, state: EMState, run: _Run
+) -> tuple[EMState, np.ndarray, EStep]:
+    """The better on every row of two starts found on ``sample``: it, its Hessian there, its E-step.
+
+    Where :class:`ProductProfile` does not apply: the subsample's maximum
+    from ``state``, and that point with every pair's product at its vote
+    share and the other coordinates climbed on the subsample.
+    """
     e = sample.e_step(state)
     state, e, _ = _quasi_newton(sample, state, e, _hessian(sample, state), run)
     hess = _hessian(sample, state)
@@ -1579,15 +1849,8 @@ def _curved_finish(
         e = sample.e_step(shared)
         shared, e, _ = _quasi_newton(sample, shared, e, hess, run, hold=hold)
         candidates.append((shared, _hessian(sample, shared)))
-    n_sample = len(run.records)
     ends = [(st, h, problem.e_step(st)) for st, h in candidates]
-    state, hess, e = max(ends, key=lambda end: end[2].objective)
-    _record(problem, run, state, e, "start")
-    state, e, converged = _quasi_newton(problem, state, e, hess, run)
-    if not converged:
-        steps = _run_em(problem, state, run=run, stationary_stop=True, line_search=True, **options)
-        state, e, converged = _finish(steps)
-    return state, e, converged, n_sample
+    return max(ends, key=lambda end: end[2].objective)
 
 
 def _run_starts_on_sample(

@@ -81,6 +81,8 @@ __all__ = [
     "bernstein_offsets",
     "bernstein_table",
     "poly_estep_stats",
+    "bernstein_coefs",
+    "bernstein_sums",
 ]
 
 #: Counts above this use the log-space path (the tables would grow past 130 rows per pair).
@@ -792,7 +794,7 @@ def count_arrays(counts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         np.ascontiguousarray(counts.row_ptr, dtype=np.int64),
         np.ascontiguousarray(counts.entry_pair, dtype=np.int64),
         np.ascontiguousarray(counts.entry_s, dtype=np.int64),
-        np.ascontiguousarray(counts.entry_n - counts.entry_s, dtype=np.int64),
+        np.ascontiguousarray(counts.entry_losses(), dtype=np.int64),
     )
 
 
@@ -1254,6 +1256,121 @@ def poly_estep_stats(counts, rows, win, loss, table, log_mass):
     stats *= mass
     n_pairs = counts.n_pairs
     return log_z, stats[0], stats[1 : n_pairs + 1], stats[n_pairs + 1 :]
+
+
+# Rows whose coefficients stay fixed while the nodes move (the profile of L along the
+# family with every pair's product E[eta] c_k held, in MAP-EM's curvature finish)
+# keep them once, flat, row i's at ``start[i]:start[i + 1]``, and each evaluation
+# contracts them with moment tables alone.
+
+
+@numba.njit(cache=True, parallel=True, fastmath={"contract"})
+def _bernstein_coefs(
+    row_ptr, entry_pair, entry_s, entry_f, rows, ratio, log_a0, start, n_chunks, n_max
+):  # fmt: skip
+    n_rows = rows.size
+    coefs = np.empty(start[-1])
+    log_scale = np.empty(n_rows)
+    size = (n_rows + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        buf = np.empty(n_max + 2)
+        nbuf = np.empty(n_max + 2)
+        for i in range(c * size, min(n_rows, (c + 1) * size)):
+            b, log_scale[i] = _bernstein_row(
+                buf, nbuf, rows[i], row_ptr, entry_pair, entry_s, entry_f, ratio, log_a0
+            )
+            o = start[i]
+            for k in range(b.size):
+                coefs[o + k] = b[k]
+    return coefs, log_scale
+
+
+def bernstein_coefs(counts, rows, win, loss):
+    """Bernstein coefficients of rows ``rows`` of ``counts``, flat: ``(coefs, start, log_scale)``.
+
+    ``win``, ``loss`` (shape (P, 2)) are each pair's vote probabilities at
+    ``x = 0`` and ``x = 1`` of the variable the rows are polynomials in (as
+    :func:`poly_estep_stats` takes them). Row ``rows[i]`` of ``n`` votes has
+    likelihood ``exp(log_scale[i]) sum_k coefs[start[i] + k] x^k (1 - x)^(n - k)``.
+    """
+    win, loss = np.asarray(win, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    if not (np.all(win[:, 0] > 0) and np.all(loss[:, 0] > 0)):
+        raise ValueError("the coefficients need votes with a probability above 0 at x = 0")
+    a0 = np.stack([win[:, 0], loss[:, 0]])
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    votes = counts.votes_per_row()[rows]
+    start = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(votes + 1, out=start[1:])
+    n_max = int(votes.max()) if rows.size else 0
+    n_chunks = max(1, min(numba.get_num_threads() * 4, rows.size))
+    coefs, log_scale = _bernstein_coefs(
+        *count_arrays(counts),
+        rows,
+        np.stack([win[:, 1], loss[:, 1]]) / a0,
+        np.log(a0),
+        start,
+        n_chunks,
+        n_max,
+    )
+    return coefs, start, log_scale
+
+
+@numba.njit(cache=True, parallel=True, fastmath={"contract"})
+def _bernstein_sums(coefs, start, weight, tables, off, n_chunks):
+    n_rows = start.size - 1
+    n_tab = tables.shape[0]
+    parts = np.zeros((n_chunks, n_tab))
+    failed = np.zeros(n_chunks, dtype=np.int64)
+    size = (n_rows + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        acc = np.zeros(n_tab)
+        for i in range(c * size, min(n_rows, (c + 1) * size)):
+            lo, hi = start[i], start[i + 1]
+            o = off[hi - lo - 1]
+            z = 0.0
+            for k in range(hi - lo):
+                z += coefs[lo + k] * tables[0, o + k]
+            if not z > _TINY:
+                failed[c] += 1
+                continue
+            acc[0] += weight[i] * np.log(z)
+            for j in range(1, n_tab):
+                t = 0.0
+                for k in range(hi - lo):
+                    t += coefs[lo + k] * tables[j, o + k]
+                acc[j] += weight[i] * t / z
+        parts[c] = acc
+    out = np.zeros(n_tab)
+    for c in range(n_chunks):  # in order: the sums do not depend on thread timing
+        out += parts[c]
+    return out, failed.sum()
+
+
+def bernstein_sums(coefs, start, weight, tables):
+    """``sum_i w_i log Z_i`` and ``sum_i w_i Z_i^(j) / Z_i`` of :func:`bernstein_coefs`' rows.
+
+    ``tables`` (shape (J, NK), flattened ``(n, k)`` as :func:`bernstein_offsets`)
+    holds the moments ``M[n, k]`` first, so that ``Z_i = sum_k b_ik M[n_i, k]``
+    (the rows' ``log_scale`` not included), then any other tables ``j``
+    contracted the same way (derivatives of the moments, for instance).
+    Returns the J sums and how many rows have ``Z`` at or below 1e-250
+    (left out of the sums: the caller must not trust sums with such rows).
+    """
+    tables = np.ascontiguousarray(np.atleast_2d(tables), dtype=np.float64)
+    n_nk = tables.shape[1]
+    n_max = int(round((np.sqrt(8.0 * n_nk + 1.0) - 3.0) / 2.0))
+    n_rows = start.size - 1
+    if n_rows and int(np.max(np.diff(start))) - 1 > n_max:
+        raise ValueError(f"the tables cover degree {n_max}, the rows reach a higher one")
+    n_chunks = max(1, min(numba.get_num_threads() * 4, n_rows))
+    return _bernstein_sums(
+        coefs,
+        np.ascontiguousarray(start, dtype=np.int64),
+        np.ascontiguousarray(weight, dtype=np.float64),
+        tables,
+        bernstein_offsets(n_max),
+        n_chunks,
+    )
 
 
 # -- per-row conditional summaries on the grid (NUTS post-processing) ----------------
