@@ -412,9 +412,14 @@ def test_product_profile_is_l_with_the_products_held(data, monkeypatch, n_max):
     monkeypatch.setattr(kernels, "POLY_MAX_VOTES", n_max)
     problem = fit_em(data, "beta", n_init=1, warn=False).problem
     ridge = em.RidgeMap(problem)
-    vec = ridge.with_pair_shares(np.array([np.log(1.3), np.log(0.8), 0.0, 0.0, 0.0]), data.counts)
-    profile = em.ProductProfile.build(problem, vec)
+    profile = em.ProductProfile.build(problem, np.array([np.log(1.3), np.log(0.8), 0, 0, 0]))
     votes = data.counts.votes_per_row()
+    # The products held: every pair's 2 share - 1, from a numpy bincount.
+    counts = data.counts
+    users = counts.row_weight[np.repeat(np.arange(counts.n_rows), np.diff(counts.row_ptr))]
+    n = np.bincount(counts.entry_pair, weights=users * counts.entry_n, minlength=counts.n_pairs)
+    s = np.bincount(counts.entry_pair, weights=users * counts.entry_s, minlength=counts.n_pairs)
+    products = 2 * s / n - 1
     assert (profile.heavy is None) == (n_max == 64)
     if profile.heavy is not None:
         assert profile.heavy.counts.n_rows == np.sum(votes > n_max) > 0
@@ -423,7 +428,7 @@ def test_product_profile_is_l_with_the_products_held(data, monkeypatch, n_max):
         value, grad, log_prior, state = profile.value(fam)
         # The state holds the products and has the family asked for.
         u = ridge.forward(problem.to_vector(state))
-        np.testing.assert_allclose(u[2:], ridge.forward(vec)[2:], rtol=1e-12)
+        np.testing.assert_allclose(np.exp(u[2:]), products, rtol=1e-12)
         np.testing.assert_allclose(u[:2], fam, rtol=1e-14)
         # Its value is L there: the log likelihood of every row by numpy quadrature plus
         # the log prior (sums of ~1e4 in log units agree to rounding, 1e-11 relative).
@@ -438,13 +443,17 @@ def test_product_profile_is_l_with_the_products_held(data, monkeypatch, n_max):
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
 
 
-def test_product_profile_maximise_reaches_the_profiles_maximum(data):
+@pytest.mark.parametrize("shapes", [(0.6, 0.4), (0.3, 3.0)], ids=["admissible", "c-above-1"])
+def test_product_profile_maximise_reaches_the_profiles_maximum(data, shapes):
     from scipy import optimize
 
     problem = fit_em(data, "beta", n_init=1, warn=False).problem
     ridge = em.RidgeMap(problem)
-    vec = ridge.with_pair_shares(np.array([np.log(0.6), np.log(0.4), 0.0, 0.0, 0.0]), data.counts)
-    profile = em.ProductProfile.build(problem, vec)
+    profile = em.ProductProfile.build(problem, np.array([*np.log(shapes), 0.0, 0.0, 0.0]))
+    # With E[eta] = 0.09 the vote shares ask for some c_k above 1: the climb starts
+    # where raising E[eta] first admits them.
+    mean = shapes[0] / sum(shapes)
+    assert (profile.p_max / mean < 1) == (shapes == (0.6, 0.4))
     run = em._Run()
     end = profile.maximise(run, em._vote_scale(problem))
     steps = [r["step"] for r in run.records]

@@ -1444,12 +1444,20 @@ class RidgeMap:
         """
         if not self.active:
             return np.array(vec, dtype=float)
+        coords = self.forward(vec)
+        coords[self.pairs] = self.share_products(counts)
+        return self.inverse(coords)
+
+    def share_products(self, counts: CountTable) -> np.ndarray:
+        """``log(2 share - 1)`` of each unknown pair's votes in ``counts`` (at least log 1e-6).
+
+        What :meth:`with_pair_shares` puts in the ridge coordinates; there a
+        product the family's mean cannot carry (``c_k`` above 1) is capped.
+        """
         n, s = pair_totals(counts)
         unknown = self.problem.unknown
         share = s[unknown] / np.maximum(n[unknown], 1)
-        coords = self.forward(vec)
-        coords[self.pairs] = np.log(np.clip(2.0 * share - 1.0, 1e-6, 1.0))
-        return self.inverse(coords)
+        return np.log(np.clip(2.0 * share - 1.0, 1e-6, 1.0))
 
     def jacobian(self, vec: np.ndarray) -> np.ndarray:
         """``d vec / d coords`` at ``vec`` (:meth:`EMProblem.to_vector`'s coordinates).
@@ -1488,7 +1496,8 @@ class ProductProfile:
     """``L`` along the family's coordinates with every pair's product ``E[eta] c_k`` held.
 
     A vote depends on ``eta`` and its pair's ``c_k = 2 mu_k - 1`` only through
-    ``eta c_k``. With every product ``P_k = E[eta] c_k`` held (every pair's
+    ``eta c_k``. With every product ``P_k = E[eta] c_k`` held at its vote
+    share (:meth:`RidgeMap.share_products`; every pair's
     ``mu`` unknown, :class:`RidgeMap`'s coordinates), moving the family moves
     every ``c_k`` by the same factor, and a row's likelihood is a fixed
     polynomial in ``x = lambda eta`` with ``lambda = max_k P_k / E[eta]``
@@ -1514,6 +1523,7 @@ class ProductProfile:
         self.problem = problem
         self.ridge = RidgeMap(problem)
         self.coords = self.ridge.forward(vec)
+        self.coords[self.ridge.pairs] = self.ridge.share_products(problem.counts)
         self.n_family = self.ridge.n_family
         counts = problem.counts
         products = np.zeros(counts.n_pairs)
@@ -1533,7 +1543,13 @@ class ProductProfile:
 
     @classmethod
     def build(cls, problem: EMProblem, vec: np.ndarray) -> ProductProfile | None:
-        """The profile through ``vec`` (:meth:`EMProblem.to_vector`'s coordinates), or None."""
+        """The profile with the products at the vote shares, from ``vec``'s family; or None.
+
+        ``vec`` is in :meth:`EMProblem.to_vector`'s coordinates; its family is
+        where :meth:`maximise` starts (or, if the products need a higher
+        ``E[eta]``, :meth:`_admissible`), and the products held are every
+        row's vote shares (:meth:`RidgeMap.share_products`).
+        """
         from attnmodel.model.kernels import poly_max_votes
 
         counts = problem.counts
@@ -1629,6 +1645,30 @@ class ProductProfile:
                 ) / width
         return value, grad, log_prior, state
 
+    def _lam(self, fam: np.ndarray) -> float:
+        family = self.problem.family
+        return self.p_max / family.mean(family.from_vector(fam, self.problem.grid))
+
+    def _admissible(self, fam: np.ndarray) -> np.ndarray | None:
+        """``fam``, or where raising ``E[eta]`` from it first puts ``lambda`` below 0.9.
+
+        The vote shares can ask for products that the family's mean at ``fam``
+        cannot carry (some ``c_k`` would pass 1); steps of 1/2 along the
+        gradient of ``log E[eta]`` (central differences) find a family that can.
+        None if none is found within the family's box in 100 steps.
+        """
+        for _ in range(100):
+            if self._lam(fam) < 0.9:
+                return fam
+            grad = np.zeros_like(fam)
+            for j in range(fam.size):
+                up, down, width = self._probes(fam, j)
+                grad[j] = (np.log(self._lam(down)) - np.log(self._lam(up))) / width
+            if not np.any(grad):
+                return None
+            fam = np.clip(fam + 0.5 * grad / np.max(np.abs(grad)), self.lo, self.hi)
+        return None
+
     def _light_hessian(self, fam: np.ndarray) -> np.ndarray | None:
         """The light rows' Hessian at ``fam``, by central differences of their gradient."""
         hess = np.zeros((fam.size, fam.size))
@@ -1652,7 +1692,9 @@ class ProductProfile:
         the first point is not admissible.
         """
         problem = self.problem
-        fam = self.coords[: self.n_family].copy()
+        fam = self._admissible(self.coords[: self.n_family].copy())
+        if fam is None:
+            return None
         try:
             here = self.value(fam)
             hess = self._light_hessian(fam)
@@ -1806,10 +1848,7 @@ def _curved_finish(
     sample = problem.on_rows(users_by_weight(problem.counts, CURVED_USERS, CURVED_HEAVY_VOTES))
     n_sample = len(run.records)
     ridge = RidgeMap(problem)
-    profile = None
-    if ridge.active:
-        shared = ridge.with_pair_shares(problem.to_vector(state), problem.counts)
-        profile = ProductProfile.build(problem, shared)
+    profile = ProductProfile.build(problem, problem.to_vector(state)) if ridge.active else None
     found = None if profile is None else profile.maximise(run, _vote_scale(problem))
     del profile
     if found is not None:
