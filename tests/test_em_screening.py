@@ -486,3 +486,17 @@ def test_product_profile_applies_only_with_every_mu_unknown_and_independent(data
         vec = problem.to_vector(problem.initial_state(0, np.random.default_rng(0)))
         applies = em.ProductProfile.build(problem, vec) is not None
         assert applies == (not kw and family == "beta"), (kw, family)
+
+
+@pytest.mark.parametrize("family", ["beta_mixture", "logistic_normal_mixture"])
+def test_the_profile_finish_of_a_mixture_reaches_the_same_maximum(data, monkeypatch, family):
+    # The profile moves all of a mixture's coordinates (five); the maximum is the one
+    # the unscreened fit reaches, both at the polish's gradient test (1e-10 relative
+    # in L, as in the test of the finishes above).
+    kw = {"n_init": 4, "seed": 3, "warn": False}
+    whole = fit_em(data, family, **kw)
+    monkeypatch.setattr(em, "SCREEN_ROWS", 120)
+    sampled = fit_em(data, family, **kw)
+    assert "profile" in set(sampled.history_["step"])
+    assert sampled.converged_
+    assert sampled.objective_ == pytest.approx(whole.objective_, rel=1e-10)
