@@ -473,7 +473,7 @@ def test_product_profile_maximise_reaches_the_profiles_maximum(data, shapes):
     assert np.max(np.abs(grad)) <= em.PROFILE_GTOL * em._vote_scale(problem)
 
 
-def test_product_profile_applies_only_with_every_mu_unknown_and_independent(data):
+def test_product_profile_applies_only_with_every_mu_unknown_and_independent(data, monkeypatch):
     cases = [
         ({"mu_structure": "bradley_terry"}, "beta"),
         ({"mu_structure": "pooled"}, "beta"),
@@ -486,6 +486,12 @@ def test_product_profile_applies_only_with_every_mu_unknown_and_independent(data
         vec = problem.to_vector(problem.initial_state(0, np.random.default_rng(0)))
         applies = em.ProductProfile.build(problem, vec) is not None
         assert applies == (not kw and family == "beta"), (kw, family)
+    # Nor when its coefficients would take more than their budget: each light row keeps
+    # one more than its votes.
+    coefs = int(data.counts.votes_per_row().sum()) + data.counts.n_rows
+    for budget, applies in ((coefs, True), (coefs - 1, False)):
+        monkeypatch.setattr(em, "PROFILE_MAX_COEFS", budget)
+        assert (em.ProductProfile.build(problem, vec) is not None) == applies
 
 
 @pytest.mark.parametrize("family", ["beta_mixture", "logistic_normal_mixture"])

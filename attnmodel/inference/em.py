@@ -183,6 +183,9 @@ PROFILE_GTOL = 1e-8
 PROFILE_MAX_STEPS = 40
 #: ... and moves no family coordinate by more than this in a step.
 PROFILE_MAX_MOVE = 1.0
+#: Most Bernstein coefficients (float64 values) the profile keeps: 2e8 take 1.6 GB. A
+#: table whose light rows need more takes the subsample's starts instead.
+PROFILE_MAX_COEFS = 200_000_000
 #: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
 #: last E-step stands, and the per-user summaries form the matrix when asked.
 FINAL_POSTERIOR_CELLS = 50_000_000
@@ -1513,8 +1516,9 @@ class ProductProfile:
     :class:`RidgeMap`'s coordinates).
 
     Use :meth:`build`, which returns None where the profile does not apply:
-    atoms, ties modelled, a structure on ``mu``, a pair of known ``mu``, or no
-    row light enough.
+    atoms, ties modelled, a structure on ``mu``, a pair of known ``mu``, no
+    row light enough, or more coefficients to keep than
+    :data:`PROFILE_MAX_COEFS`.
     """
 
     def __init__(self, problem: EMProblem, vec: np.ndarray, light: np.ndarray, n_max: int):
@@ -1564,6 +1568,8 @@ class ProductProfile:
         n_max = min(poly_max_votes(problem.grid.size), int(votes.max()))
         light = np.flatnonzero(votes <= n_max)
         if n_max < 1 or light.size == 0:
+            return None
+        if int(votes[light].sum()) + light.size > PROFILE_MAX_COEFS:
             return None
         return cls(problem, vec, light, n_max)
 
