@@ -251,13 +251,19 @@ class EMProblem:
         else:
             # A user's posterior narrows with all of its votes, across pairs (and
             # with its ties when they are evidence).
-            votes = counts.entry_n if counts.entry_t is None else counts.entry_n + counts.entry_t
-            most_votes = int(counts.row_sum(votes.astype(np.float64)).max())
-            self.grid = grid if grid is not None else make_logit_grid(most_votes)
+            if grid is None:
+                if counts.entry_t is None:
+                    most_votes = int(counts.votes_per_row().max())
+                else:
+                    votes = (counts.entry_n + counts.entry_t).astype(np.float64)
+                    most_votes = int(counts.row_sum(votes).max())
+                grid = make_logit_grid(most_votes)
+            self.grid = grid
         self._pair_entry_sums: tuple[sparse.csr_matrix, sparse.csr_matrix] | None = None
         self._cached_ll: tuple[np.ndarray, np.ndarray] | None = None
         self._poly = None
         self._strides = None
+        self._row_excess = None
         self._mu_support: tuple[np.ndarray, np.ndarray] | None = None
         self.prior = prior
         self.structure = IndependentMu() if structure is None else structure
@@ -1033,7 +1039,9 @@ class EMProblem:
                 mu[k] = float(self.mu_spec.priors[k].sample(1, rng)[0])
         # Crude per-row attentiveness: excess wins over the coin-flip rate,
         # scaled by what a fully attentive user would show.
-        excess = c.row_sum(c.entry_s) - 0.5 * c.votes_per_row()
+        if self._row_excess is None:
+            self._row_excess = c.row_sum(c.entry_s) - 0.5 * c.votes_per_row()
+        excess = self._row_excess
         step = mu[c.entry_pair]
         step -= 0.5
         step *= c.entry_n
