@@ -198,3 +198,35 @@ def test_ties_modelled_do_not_take_careful_tiers_for_careless_users(raw):
     )
     assert res.ties_.kappa < 0.05, res.ties_
     assert auc > 0.95, auc
+
+
+#: One short NUTS fit of the file; prints the posterior mean of alpha to every digit.
+_NUTS_DRAWS = """
+import sys
+import attnmodel as am
+data = am.VoteData.from_file(sys.argv[1], user="user_id")
+tree = am.fit(data, "beta", method="nuts", seed=1, draws=100, tune=100, chains=2)
+print(repr(float(tree["posterior"]["alpha"].mean())))
+"""
+
+
+@pytest.mark.slow
+def test_nuts_draws_do_not_depend_on_what_pytensors_cache_holds(tmp_path):
+    # The same fit in two processes: the first with PyTensor's compile cache empty
+    # (it compiles every function), the second with what the first left there (it
+    # loads them). With fast-math the two gave other draws (posterior means of
+    # alpha 10.4143 and 10.3762), so a seed did not fix the result.
+    import os
+    import subprocess
+    import sys
+
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    env = {**os.environ, "PYTENSOR_FLAGS": f"{flags},base_compiledir={tmp_path}".lstrip(",")}
+    means = []
+    for _ in range(2):
+        run = subprocess.run([sys.executable, "-c", _NUTS_DRAWS, str(PATH)], env=env,
+                             capture_output=True, text=True, timeout=1200)  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        means.append(run.stdout.strip().splitlines()[-1])
+    assert (tmp_path / "numba").is_dir()
+    assert means[0] == means[1]

@@ -202,30 +202,33 @@ def sample_nuts(
         kwargs["nuts_sampler"] = nuts_sampler
     timings["build"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    if attn.parameterization == "identified" and "initvals" not in sample_kwargs:
-        kwargs.update(
-            _identified_starts(
-                attn, data, family, model_kw, chains, seed, nuts_sampler, target_accept
+    # The start's Hessian and the sampler's log density in IEEE arithmetic (see
+    # _exact_arithmetic): the same seed gives the same draws whatever PyTensor's cache holds.
+    with _exact_arithmetic():
+        if attn.parameterization == "identified" and "initvals" not in sample_kwargs:
+            kwargs.update(
+                _identified_starts(
+                    attn, data, family, model_kw, chains, seed, nuts_sampler, target_accept
+                )
             )
-        )
-    if "step" in kwargs:
-        # The step carries target_accept itself.
-        del kwargs["nuts"]
-    elif nuts_sampler == "pymc":
-        kwargs["compile_kwargs"] = {"mode": _compile_mode()}
-    kwargs.update(sample_kwargs)
-    timings["start"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    with attn.model, _interrupts() as interrupted:
-        try:
-            idata = pm.sample(**kwargs)
-        except Exception:
-            if interrupted:
-                raise KeyboardInterrupt from None
-            raise
-        finally:
-            # The fused Op's work space, kept for the start's gradients, is not needed now.
-            release_work_buffer()
+        if "step" in kwargs:
+            # The step carries target_accept itself.
+            del kwargs["nuts"]
+        elif nuts_sampler == "pymc":
+            kwargs["compile_kwargs"] = {"mode": _compile_mode()}
+        kwargs.update(sample_kwargs)
+        timings["start"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        with attn.model, _interrupts() as interrupted:
+            try:
+                idata = pm.sample(**kwargs)
+            except Exception:
+                if interrupted:
+                    raise KeyboardInterrupt from None
+                raise
+            finally:
+                # The fused Op's work space, kept for the start's gradients, is not needed now.
+                release_work_buffer()
     if interrupted:
         # PyMC stops at Ctrl-C and returns what it drew so far: not a result.
         raise KeyboardInterrupt
@@ -359,6 +362,19 @@ def _identified_starts(
     if step is not None:
         return {"initvals": starts, "step": step}
     return {"initvals": starts[0]}
+
+
+def _exact_arithmetic():
+    """PyTensor's Numba code compiled without fast-math.
+
+    With fast-math the rounding of the compiled log density depends on
+    whether Numba inlines the functions PyTensor keeps in its disk cache, so
+    the same seed gave other draws from one state of that cache to the next;
+    IEEE arithmetic gives the same draws whatever the cache holds.
+    """
+    import pytensor
+
+    return pytensor.config.change_flags(numba__fastmath=False)
 
 
 def _compile_mode():
