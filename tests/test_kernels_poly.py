@@ -222,3 +222,38 @@ def test_polynomial_rows_pay_only_with_many_light_rows_and_many_nodes():
     # The same rows repeated 2,000 times (weights aside, the cost is per row).
     many = counts.take_rows(np.tile(np.arange(counts.n_rows), 2000))
     assert poly_pays(many, np.tile(light, 2000), POLY_MAX_VOTES, 1419)
+
+
+@pytest.mark.parametrize("n_items, n_chunks", [(0, 4), (3, 8), (1000, 8), (20_000, 16)])
+def test_chunks_of_polynomial_rows_cover_every_row_once_at_about_equal_cost(n_items, n_chunks):
+    """The chunks a ``prange`` hands out: in order, every item once, each near an equal share.
+
+    Each cut falls at the first item whose cumulative cost reaches its share
+    of the total, so it is off by at most one item, and a chunk's cost by at
+    most two items' costs.
+    Costs drift along the items, as votes do along count rows.
+    """
+    rng = np.random.default_rng(5)
+    cost = rng.exponential(1.0, n_items) * np.linspace(1.0, 50.0, n_items)
+    bounds = kernels._even_bounds(np.cumsum(cost), n_chunks)
+    assert bounds.shape == (n_chunks + 1,)
+    assert bounds[0] == 0 and bounds[-1] == n_items
+    assert np.all(np.diff(bounds) >= 0)
+    if n_items:
+        share = cost.sum() / n_chunks
+        per_chunk = np.array([cost[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
+        assert np.all(np.abs(per_chunk - share) <= 2.0 * cost.max() + 1e-9 * cost.sum())
+
+
+def test_polynomial_row_chunks_follow_votes_and_entries():
+    """:func:`kernels._poly_bounds` weighs a row by ``(n + 1)(n / 2 + e + 1)``: heavy rows get short chunks."""
+    counts = _counts(np.random.default_rng(2), n_users=3000, votes=(1, 60))
+    votes = counts.row_sum(counts.entry_n)
+    rows = np.argsort(votes, kind="stable").astype(np.int64)
+    bounds = kernels._poly_bounds(rows, counts.row_ptr, votes, 4, 1.0)
+    n = votes[rows].astype(float)
+    e = np.diff(counts.row_ptr)[rows]
+    cost = (n + 1.0) * (0.5 * n + e + 1.0)
+    np.testing.assert_array_equal(bounds, kernels._even_bounds(np.cumsum(cost), 4))
+    lengths = np.diff(bounds)
+    assert lengths[0] > 2 * lengths[-1]

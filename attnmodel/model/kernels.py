@@ -1099,6 +1099,41 @@ def bernstein_table(log_eta: np.ndarray, log_one_minus_eta: np.ndarray, n_max: i
     return table
 
 
+@numba.njit(cache=True)
+def _even_bounds(cum, n_chunks):
+    """Bounds ``(n_chunks + 1,)`` cutting items ``0..N-1``, in order, into runs of about equal cost.
+
+    ``cum`` is the items' cumulative cost. A ``prange`` over chunks hands each
+    thread an equal share of the chunks, so chunks of equal cost keep the
+    threads equally busy; chunks of equal length do not where the cost per
+    item drifts along the items (count rows come roughly sorted by votes).
+    """
+    bounds = np.empty(n_chunks + 1, dtype=np.int64)
+    bounds[0] = 0
+    total = cum[-1] if cum.size else 0.0
+    for c in range(1, n_chunks):
+        bounds[c] = np.searchsorted(cum, total * c / n_chunks)
+    bounds[n_chunks] = cum.size
+    return bounds
+
+
+@numba.njit(cache=True)
+def _poly_bounds(rows, row_ptr, votes, n_chunks, per_entry):
+    """:func:`_even_bounds` of polynomial rows: a row of ``n`` votes costs about ``(n + 1)(n / 2 + per_entry e)``.
+
+    ``n^2 / 2`` for its coefficients, ``(n + 1)`` per entry ``e`` for adding
+    them into per-pair sums (``per_entry`` 1), or nothing (``per_entry`` 0).
+    """
+    cum = np.empty(rows.size)
+    t = 0.0
+    for i in range(rows.size):
+        r = rows[i]
+        n = float(votes[r])
+        t += (n + 1.0) * (0.5 * n + per_entry * (row_ptr[r + 1] - row_ptr[r]) + 1.0)
+        cum[i] = t
+    return _even_bounds(cum, n_chunks)
+
+
 @numba.njit(cache=True, fastmath={"contract"})
 def _bernstein_row(b, nb, r, row_ptr, entry_pair, entry_s, entry_f, ratio, log_a0):
     """Row ``r``'s Bernstein coefficients over the product of its ``a0``'s; ``(coefs, log a0s)``.
@@ -1131,7 +1166,7 @@ def _bernstein_row(b, nb, r, row_ptr, entry_pair, entry_s, entry_f, ratio, log_a
 @numba.njit(cache=True, parallel=True, fastmath={"contract"})
 def _poly_pass(
     row_ptr, entry_pair, entry_s, entry_f, row_weight, rows, ratio, log_a0, moments, off,
-    n_chunks, n_max,
+    bounds, n_max,
 ):  # fmt: skip
     """The polynomial rows' log-marginals and per-(n, k) sums (see the notes above).
 
@@ -1139,21 +1174,21 @@ def _poly_pass(
     Returns ``log_z`` (the log of ``Z`` relative to the moments' mass;
     ``-inf`` for a row left to the grid path) and ``A[nk] = sum_r w_r b_rk /
     Z_r``, ``S[p, nk]``, ``F[p, nk]`` the same times the row's wins / losses
-    on pair ``p``.
+    on pair ``p``. Chunk ``c`` takes rows ``bounds[c]:bounds[c + 1]``.
     """
     n_rows = rows.size
+    n_chunks = bounds.size - 1
     n_pairs = ratio.shape[1]
     nk = moments.size
     log_z = np.empty(n_rows)
     a_c = np.zeros((n_chunks, nk))
     s_c = np.zeros((n_chunks, n_pairs, nk))
     f_c = np.zeros((n_chunks, n_pairs, nk))
-    size = (n_rows + n_chunks - 1) // n_chunks
     log_tiny = np.log(_TINY)
     for c in numba.prange(n_chunks):
         buf = np.empty(n_max + 2)
         nbuf = np.empty(n_max + 2)
-        for i in range(c * size, min(n_rows, (c + 1) * size)):
+        for i in range(bounds[c], bounds[c + 1]):
             r = rows[i]
             b, log_scale = _bernstein_row(
                 buf, nbuf, r, row_ptr, entry_pair, entry_s, entry_f, ratio, log_a0
@@ -1234,6 +1269,7 @@ def poly_estep_stats(counts, rows, win, loss, table, log_mass):
     a0 = np.stack([win[:, 0], loss[:, 0]])
     ratio = np.stack([win[:, 1], loss[:, 1]]) / a0
     row_ptr, pair, s, f = count_arrays(counts)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
     threads = numba.get_num_threads()
     n_chunks = max(1, min(threads * 4, len(rows), _PAIR_SUM_BUDGET // (2 * counts.n_pairs * n_nk)))
     log_z, a_k, s_k, f_k = _poly_pass(
@@ -1242,12 +1278,12 @@ def poly_estep_stats(counts, rows, win, loss, table, log_mass):
         s,
         f,
         np.ascontiguousarray(counts.row_weight, dtype=np.float64),
-        np.ascontiguousarray(rows, dtype=np.int64),
+        rows,
         ratio,
         np.log(a0),
         moments,
         bernstein_offsets(n_max),
-        max(n_chunks, 1),
+        _poly_bounds(rows, row_ptr, counts.votes_per_row(), n_chunks, 1.0),
         n_max,
     )
     log_z += lmax
@@ -1266,16 +1302,15 @@ def poly_estep_stats(counts, rows, win, loss, table, log_mass):
 
 @numba.njit(cache=True, parallel=True, fastmath={"contract"})
 def _bernstein_coefs(
-    row_ptr, entry_pair, entry_s, entry_f, rows, ratio, log_a0, start, n_chunks, n_max
+    row_ptr, entry_pair, entry_s, entry_f, rows, ratio, log_a0, start, bounds, n_max
 ):  # fmt: skip
     n_rows = rows.size
     coefs = np.empty(start[-1])
     log_scale = np.empty(n_rows)
-    size = (n_rows + n_chunks - 1) // n_chunks
-    for c in numba.prange(n_chunks):
+    for c in numba.prange(bounds.size - 1):
         buf = np.empty(n_max + 2)
         nbuf = np.empty(n_max + 2)
-        for i in range(c * size, min(n_rows, (c + 1) * size)):
+        for i in range(bounds[c], bounds[c + 1]):
             b, log_scale[i] = _bernstein_row(
                 buf, nbuf, rows[i], row_ptr, entry_pair, entry_s, entry_f, ratio, log_a0
             )
@@ -1303,13 +1338,17 @@ def bernstein_coefs(counts, rows, win, loss):
     np.cumsum(votes + 1, out=start[1:])
     n_max = int(votes.max()) if rows.size else 0
     n_chunks = max(1, min(numba.get_num_threads() * 4, rows.size))
+    row_ptr, pair, s, f = count_arrays(counts)
     coefs, log_scale = _bernstein_coefs(
-        *count_arrays(counts),
+        row_ptr,
+        pair,
+        s,
+        f,
         rows,
         np.stack([win[:, 1], loss[:, 1]]) / a0,
         np.log(a0),
         start,
-        n_chunks,
+        _poly_bounds(rows, row_ptr, counts.votes_per_row(), n_chunks, 0.0),
         n_max,
     )
     return coefs, start, log_scale
@@ -1317,14 +1356,17 @@ def bernstein_coefs(counts, rows, win, loss):
 
 @numba.njit(cache=True, parallel=True, fastmath={"contract"})
 def _bernstein_sums(coefs, start, weight, tables, off, n_chunks):
-    n_rows = start.size - 1
     n_tab = tables.shape[0]
     parts = np.zeros((n_chunks, n_tab))
     failed = np.zeros(n_chunks, dtype=np.int64)
-    size = (n_rows + n_chunks - 1) // n_chunks
+    # A row costs its coefficients and a log: chunks of about equal cost.
+    cum = np.empty(start.size - 1)
+    for i in range(cum.size):
+        cum[i] = start[i + 1] + 8.0 * (i + 1)
+    bounds = _even_bounds(cum, n_chunks)
     for c in numba.prange(n_chunks):
         acc = np.zeros(n_tab)
-        for i in range(c * size, min(n_rows, (c + 1) * size)):
+        for i in range(bounds[c], bounds[c + 1]):
             lo, hi = start[i], start[i + 1]
             o = off[hi - lo - 1]
             z = 0.0
