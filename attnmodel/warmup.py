@@ -113,7 +113,7 @@ def _polynomial_rows(problem, state) -> None:
     """The passes that large logs take with light rows as polynomials in ``eta``.
 
     The E-step of those rows (:func:`attnmodel.model.kernels.poly_estep_stats`)
-    and the products-held profile's coefficients and sums
+    and the products-held profile's coefficients, sums and moments
     (:class:`attnmodel.inference.em.ProductProfile`), on the warm-up's rows:
     the small logs above take neither.
     """
@@ -130,6 +130,7 @@ def _polynomial_rows(problem, state) -> None:
     kernels.poly_estep_stats(counts, rows, win, loss, table, problem.nodes(state.params)[2])
     coefs, start, _ = kernels.bernstein_coefs(counts, rows, win, loss)
     kernels.bernstein_sums(coefs, start, counts.row_weight, table[:, :2].T.copy())
+    kernels.bernstein_moments(grid.log_eta, grid.log_one_minus_eta, np.exp(grid.log_weight), n_max)
 
 
 def main() -> int:

@@ -380,6 +380,13 @@ def test_bernstein_sums_contract_every_row_and_count_the_failed(data):
     assert failed == 0
     assert sums[0] == pytest.approx(weight @ np.log(z[:, 0]), rel=1e-14)
     np.testing.assert_allclose(sums[1:], weight @ (z[:, 1:] / z[:, :1]), rtol=1e-14)
+    # With the products of the ratios of the two tables after the moments.
+    more, failed = bernstein_sums(coefs, start, weight, tables, outer=2)
+    ratio = z[:, 1:] / z[:, :1]
+    np.testing.assert_array_equal(more[:3], sums)
+    np.testing.assert_allclose(more[3:].reshape(2, 2), (ratio.T * weight) @ ratio, rtol=1e-14)
+    with pytest.raises(ValueError, match="outer=3"):
+        bernstein_sums(coefs, start, weight, tables, outer=3)
     # A row whose moments vanish is left out and counted.
     tables[0, off[3] : off[3] + 4] = 0.0
     sums, failed = bernstein_sums(coefs, start, weight, tables)
@@ -441,6 +448,34 @@ def test_product_profile_is_l_with_the_products_held(data, monkeypatch, n_max):
             (profile.value(fam + d)[0] - profile.value(fam - d)[0]) / (2 * h) for d in np.eye(2) * h
         ]
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_product_profile_light_hessian_is_the_curvature_of_the_rows_likelihood(data, monkeypatch):
+    from attnmodel.model import kernels
+
+    monkeypatch.setattr(kernels, "POLY_MAX_VOTES", 64)  # every row light: their L is all of it
+    problem = fit_em(data, "beta", n_init=1, warn=False).problem
+    fam = np.array([np.log(4.0), np.log(2.5)])
+    profile = em.ProductProfile.build(problem, np.array([*fam, 0.0, 0.0, 0.0]))
+    assert profile.heavy is None
+    hess = profile._light_hessian(fam)
+
+    def loglik(x):
+        return _profile_loglik_numpy(problem, profile.state(x))
+
+    # Second differences of numpy quadrature, step 1e-3: truncation ~1e-6 relative,
+    # rounding ~1e-11 / 4e-6 in entries of a few hundred; 1e-4 covers the Hessian's
+    # own differences (1e-7) with room.
+    h = 1e-3
+    ref = np.empty((2, 2))
+    for j, k in np.ndindex(2, 2):
+        ej, ek = np.eye(2)[j] * h, np.eye(2)[k] * h
+        ref[j, k] = (
+            loglik(fam + ej + ek) - loglik(fam + ej - ek)
+            - loglik(fam - ej + ek) + loglik(fam - ej - ek)
+        ) / (4 * h * h)  # fmt: skip
+    np.testing.assert_allclose(hess, ref, rtol=1e-4)
+    assert np.all(np.linalg.eigvalsh(hess) < 0)
 
 
 @pytest.mark.parametrize("shapes", [(0.6, 0.4), (0.3, 3.0)], ids=["admissible", "c-above-1"])

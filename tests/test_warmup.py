@@ -53,6 +53,7 @@ table = kernels.bernstein_table(grid.log_eta, grid.log_one_minus_eta, 8)
 kernels.poly_estep_stats(counts, rows, win, loss, table, np.zeros(grid.size))
 coefs, start, _ = kernels.bernstein_coefs(counts, rows, win, loss)
 kernels.bernstein_sums(coefs, start, counts.row_weight, table[:, :3].T.copy())
+kernels.bernstein_moments(grid.log_eta, grid.log_one_minus_eta, np.exp(grid.log_weight), 8)
 stats = {}
 for name, obj in vars(kernels).items():
     if isinstance(obj, numba.core.registry.CPUDispatcher):
@@ -78,5 +79,5 @@ def test_after_the_warmup_no_fit_compiles_a_kernel(tmp_path):
     # The kernels fits call directly: the E-step, mu's derivatives, the per-user pass
     # (a small log's: the one-thread copy), the light rows' passes.
     expected = {"_estep_stats", "_table_plan", "mu_derivatives", "grid_summaries_serial"}
-    expected |= {"_poly_pass", "_bernstein_coefs", "_bernstein_sums"}
+    expected |= {"_poly_pass", "_bernstein_coefs", "_bernstein_sums", "_bernstein_moments"}
     assert expected <= loaded, stats
