@@ -442,17 +442,29 @@ def test_taken_cells_are_freed_during_the_collapse(compiled, monkeypatch):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("block", [5, 1 << 22])
-def test_pair_totals_are_the_users_sums_in_any_blocks(case, block, monkeypatch):
-    # Blocks of 5 entries cut rows at every possible place; the reference sums
-    # the users' dense (n, s) over users.
+def test_pair_totals_are_the_users_sums(case):
+    # The reference sums the users' dense (n, s) over users.
     rng = np.random.default_rng(17 + len(case))
     n, s = CASES[case](rng)
     table = collapse(n, s)
-    monkeypatch.setattr(counts_mod, "_BLOCK", block)
     got_n, got_s = counts_mod.pair_totals(table)
+    assert got_n.dtype == got_s.dtype == np.int64
     np.testing.assert_array_equal(got_n, n.sum(axis=0))
     np.testing.assert_array_equal(got_s, s.sum(axis=0))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_row_sums_over_entries_are_the_dense_rows_sums(case):
+    from attnmodel.data.grouping import pair_row_dot, row_totals
+
+    rng = np.random.default_rng(29 + len(case))
+    n, s = CASES[case](rng)
+    table = collapse(n, s)
+    first = np.unique(table.user_row, return_index=True)[1]  # a user of each row
+    np.testing.assert_array_equal(row_totals(table.row_ptr, table.entry_s), s[first].sum(axis=1))
+    per_pair = rng.uniform(-0.5, 0.5, table.n_pairs)
+    got = pair_row_dot(table.row_ptr, table.entry_pair, table.entry_n, per_pair)
+    np.testing.assert_allclose(got, n[first] @ per_pair, rtol=1e-13, atol=1e-12)
 
 
 def test_what_a_table_keeps_is_formed_once_read_only_and_not_carried_by_replace():

@@ -179,13 +179,17 @@ class CountTable:
 
         Formed once per table and kept (:meth:`_kept`).
         """
+        from attnmodel.data.grouping import row_totals
 
         def votes() -> np.ndarray:
-            total = np.zeros(self.entry_n.size + 1, dtype=np.int64)
-            np.cumsum(self.entry_n, out=total[1:])
-            return total[self.row_ptr[1:]] - total[self.row_ptr[:-1]]
+            return row_totals(*self._int64(self.row_ptr, self.entry_n))
 
         return self._kept("votes_per_row", votes)
+
+    @staticmethod
+    def _int64(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The arrays as contiguous int64 (not copied when they are), as compiled passes want."""
+        return tuple(np.ascontiguousarray(a, dtype=np.int64) for a in arrays)
 
     def entry_losses(self) -> np.ndarray:
         """Votes against the stronger model of each entry, ``n - s``, shape (E,), int64 (kept)."""
@@ -238,27 +242,22 @@ class CountTable:
 def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
     """Votes and votes for the stronger model on each pair, summed over users, each shape (P,).
 
-    Works a block of :data:`_BLOCK` entries at a time, each row's weight
-    repeated over its entries in the block, so that no array the length of
-    the entries is formed. Formed once per table and kept (see
-    :meth:`CountTable.votes_per_row`).
+    One pass over the entries, each weighted by its row's users
+    (:func:`attnmodel.data.grouping.pair_weighted_totals`). Formed once per
+    table and kept (see :meth:`CountTable.votes_per_row`).
     """
     both = counts._kept("pair_totals", lambda: np.stack(_pair_totals(counts)))
     return both[0], both[1]
 
 
 def _pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:
-    ptr, p = counts.row_ptr, counts.n_pairs
-    n, s = np.zeros(p), np.zeros(p)
-    for lo in range(0, counts.entry_n.size, _BLOCK):
-        hi = min(lo + _BLOCK, counts.entry_n.size)
-        first = int(np.searchsorted(ptr, lo, side="right")) - 1
-        last = int(np.searchsorted(ptr, hi, side="left"))
-        per_row = np.diff(np.clip(ptr[first : last + 1], lo, hi))
-        users = np.repeat(counts.row_weight[first:last], per_row)
-        pair = counts.entry_pair[lo:hi]
-        n += np.bincount(pair, weights=counts.entry_n[lo:hi] * users, minlength=p)
-        s += np.bincount(pair, weights=counts.entry_s[lo:hi] * users, minlength=p)
+    from attnmodel.data.grouping import pair_weighted_totals
+
+    ptr, pair, n_e, s_e = counts._int64(
+        counts.row_ptr, counts.entry_pair, counts.entry_n, counts.entry_s
+    )
+    weight = np.ascontiguousarray(counts.row_weight, dtype=np.float64)
+    n, s = pair_weighted_totals(ptr, pair, n_e, s_e, weight, counts.n_pairs)
     return np.rint(n).astype(np.int64), np.rint(s).astype(np.int64)
 
 

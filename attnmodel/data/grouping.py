@@ -16,6 +16,10 @@ Their inputs are the cells sorted by (user, pair): user ``k`` owns entries
 among the distinct users' keys (:func:`key_table`, :func:`look_up_keys`), the
 votes ordered by user (:func:`codes_by_user`), and each user's votes counted
 per pair (:func:`user_cells`).
+
+:class:`attnmodel.data.counts.CountTable`'s sums over a row's entries and over
+a pair's entries (:func:`row_totals`, :func:`pair_row_dot`,
+:func:`pair_weighted_totals`): one pass, no array as long as the entries.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ __all__ = [
     "gather_rows",
     "key_table",
     "look_up_keys",
+    "pair_row_dot",
+    "pair_weighted_totals",
+    "row_totals",
     "same_entries",
     "table_size",
     "user_cells",
@@ -229,3 +236,44 @@ def user_cells(code, start, n_pairs, n_chunks, fill, per_user, cell_start, ui, p
             for i in range(k):
                 n_local[touched[i]] = 0
                 a_local[touched[i]] = 0
+
+
+@numba.njit(cache=True)
+def row_totals(row_ptr, values):
+    """``values`` summed over each row's entries ``row_ptr[r]:row_ptr[r + 1]``, in their dtype."""
+    out = np.zeros(row_ptr.size - 1, dtype=values.dtype)
+    for r in range(out.size):
+        t = out[r]
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            t += values[e]
+        out[r] = t
+    return out
+
+
+@numba.njit(cache=True)
+def pair_row_dot(row_ptr, entry_pair, entry_n, per_pair):
+    """``sum_e per_pair[pair_e] n_e`` over each row's entries, in entry order, float64."""
+    out = np.zeros(row_ptr.size - 1)
+    for r in range(out.size):
+        t = 0.0
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            t += per_pair[entry_pair[e]] * entry_n[e]
+        out[r] = t
+    return out
+
+
+@numba.njit(cache=True)
+def pair_weighted_totals(row_ptr, entry_pair, entry_n, entry_s, row_weight, n_pairs):
+    """``(n, s)`` per pair: each entry's counts times its row's weight, summed in float64.
+
+    Sums of integers (weights count users) are exact while below 2**53.
+    """
+    n = np.zeros(n_pairs)
+    s = np.zeros(n_pairs)
+    for r in range(row_ptr.size - 1):
+        w = row_weight[r]
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            p = entry_pair[e]
+            n[p] += w * entry_n[e]
+            s[p] += w * entry_s[e]
+    return n, s

@@ -1039,14 +1039,13 @@ class EMProblem:
                 mu[k] = float(self.mu_spec.priors[k].sample(1, rng)[0])
         # Crude per-row attentiveness: excess wins over the coin-flip rate,
         # scaled by what a fully attentive user would show.
+        from attnmodel.data.grouping import pair_row_dot, row_totals
+
+        ptr, pair, n_e, s_e = c._int64(c.row_ptr, c.entry_pair, c.entry_n, c.entry_s)
         if self._row_excess is None:
-            self._row_excess = c.row_sum(c.entry_s) - 0.5 * c.votes_per_row()
+            self._row_excess = row_totals(ptr, s_e) - 0.5 * c.votes_per_row()
         excess = self._row_excess
-        step = mu[c.entry_pair]
-        step -= 0.5
-        step *= c.entry_n
-        scale = c.row_sum(step)
-        del step
+        scale = pair_row_dot(ptr, pair, n_e, np.asarray(mu, dtype=np.float64) - 0.5)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(scale > 0, excess / scale, 0.5)
         eta_hat = np.clip(ratio, 0.0, 1.0)

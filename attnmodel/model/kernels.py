@@ -1166,10 +1166,11 @@ def _even_bounds(cum, n_chunks):
 
 @numba.njit(cache=True)
 def _poly_bounds(rows, row_ptr, votes, n_chunks, per_entry):
-    """:func:`_even_bounds` of polynomial rows: a row of ``n`` votes costs about ``(n + 1)(n / 2 + per_entry e)``.
+    """:func:`_even_bounds` of polynomial rows, a row of ``n`` votes and ``e`` entries weighed.
 
-    ``n^2 / 2`` for its coefficients, ``(n + 1)`` per entry ``e`` for adding
-    them into per-pair sums (``per_entry`` 1), or nothing (``per_entry`` 0).
+    Its cost is about ``(n + 1)(n / 2 + per_entry e + 1)``: ``n^2 / 2`` for
+    its coefficients, ``n + 1`` per entry for adding them into per-pair sums
+    (``per_entry`` 1; 0 where they are not added).
     """
     cum = np.empty(rows.size)
     t = 0.0
