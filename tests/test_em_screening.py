@@ -413,10 +413,8 @@ def _profile_loglik_numpy(problem, state):
 
 @pytest.mark.parametrize("n_max", [64, 20], ids=["all-light", "light-and-heavy"])
 def test_product_profile_is_l_with_the_products_held(data, monkeypatch, n_max):
-    from attnmodel.model import kernels
-
     # Up to 60 votes a row: all light at 64; beyond 20 votes the rows take the E-step.
-    monkeypatch.setattr(kernels, "POLY_MAX_VOTES", n_max)
+    monkeypatch.setattr(em, "PROFILE_MAX_VOTES", n_max)
     problem = fit_em(data, "beta", n_init=1, warn=False).problem
     ridge = em.RidgeMap(problem)
     profile = em.ProductProfile.build(problem, np.array([np.log(1.3), np.log(0.8), 0, 0, 0]))
@@ -450,14 +448,11 @@ def test_product_profile_is_l_with_the_products_held(data, monkeypatch, n_max):
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
 
 
-def test_product_profile_light_hessian_is_the_curvature_of_the_rows_likelihood(data, monkeypatch):
-    from attnmodel.model import kernels
-
-    monkeypatch.setattr(kernels, "POLY_MAX_VOTES", 64)  # every row light: their L is all of it
+def test_product_profile_light_hessian_is_the_curvature_of_the_rows_likelihood(data):
     problem = fit_em(data, "beta", n_init=1, warn=False).problem
     fam = np.array([np.log(4.0), np.log(2.5)])
     profile = em.ProductProfile.build(problem, np.array([*fam, 0.0, 0.0, 0.0]))
-    assert profile.heavy is None
+    assert profile.heavy is None  # every row light: their L is all of it
     hess = profile._light_hessian(fam)
 
     def loglik(x):

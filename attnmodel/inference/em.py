@@ -186,6 +186,11 @@ PROFILE_MAX_MOVE = 1.0
 #: Most Bernstein coefficients (float64 values) the profile keeps: 2e8 take 1.6 GB. A
 #: table whose light rows need more takes the subsample's starts instead.
 PROFILE_MAX_COEFS = 200_000_000
+#: Rows of at most this many votes are the profile's light rows (their coefficients
+#: kept); the others take the E-step at each of its points. More light rows cost
+#: more coefficients and moments of higher degree (``(n + 1)(n + 2) / 2`` per node):
+#: on the 10^8-row log's counts 128 gave a 30.3 s fit, 64 about 31.4 s and 200 31.1 s.
+PROFILE_MAX_VOTES = 128
 #: Above this many (rows x nodes) values the fit keeps no posterior matrix: its
 #: last E-step stands, and the per-user summaries form the matrix when asked.
 FINAL_POSTERIOR_CELLS = 50_000_000
@@ -1513,12 +1518,12 @@ class ProductProfile:
     polynomial in ``x = lambda eta`` with ``lambda = max_k P_k / E[eta]``
     (below 1 while every ``c_k`` is): each vote's probability is
     ``1/2 + x rho_k / 2`` with ``rho_k = P_k / max P``. The rows of at most
-    :func:`attnmodel.model.kernels.poly_max_votes` votes keep their Bernstein
-    coefficients in ``x`` (:func:`attnmodel.model.kernels.bernstein_coefs`),
-    and each evaluation contracts them with the moments
-    ``sum_g mass_g x_g^k (1 - x_g)^(n - k)`` at the nodes' ``x_g = lambda eta_g``
-    and their central differences in each family coordinate; the heavier rows
-    take the E-step. The value is ``L`` at :meth:`state`, exactly; the
+    :data:`PROFILE_MAX_VOTES` votes keep their Bernstein coefficients in ``x``
+    (:func:`attnmodel.model.kernels.bernstein_coefs`), and each evaluation
+    contracts them with the moments ``sum_g mass_g x_g^k (1 - x_g)^(n - k)``
+    at the nodes' ``x_g = lambda eta_g``
+    (:func:`attnmodel.model.kernels.bernstein_moments`) and their central
+    differences in each family coordinate; the heavier rows take the E-step. The value is ``L`` at :meth:`state`, exactly; the
     gradient is the profile's (Fisher's identity on the heavy rows, in
     :class:`RidgeMap`'s coordinates).
 
@@ -1561,8 +1566,6 @@ class ProductProfile:
         ``E[eta]``, :meth:`_admissible`), and the products held are every
         row's vote shares (:meth:`RidgeMap.share_products`).
         """
-        from attnmodel.model.kernels import poly_max_votes
-
         counts = problem.counts
         if (
             problem.family.discrete
@@ -1572,7 +1575,7 @@ class ProductProfile:
         ):
             return None
         votes = counts.votes_per_row()
-        n_max = min(poly_max_votes(problem.grid.size), int(votes.max()))
+        n_max = min(PROFILE_MAX_VOTES, int(votes.max()))
         light = np.flatnonzero(votes <= n_max)
         if n_max < 1 or light.size == 0:
             return None
