@@ -1051,9 +1051,11 @@ class EMProblem:
             self._row_excess = row_totals(ptr, s_e) - 0.5 * c.votes_per_row()
         excess = self._row_excess
         scale = pair_row_dot(ptr, pair, n_e, np.asarray(mu, dtype=np.float64) - 0.5)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(scale > 0, excess / scale, 0.5)
-        eta_hat = np.clip(ratio, 0.0, 1.0)
+        # In place: on millions of rows each temporary is fresh memory to fault in.
+        eta_hat = np.full_like(scale, 0.5)
+        np.divide(excess, scale, out=eta_hat, where=scale > 0)
+        np.clip(eta_hat, 0.0, 1.0, out=eta_hat)
+        del scale
         params = self.family.init_params(eta_hat, c.row_weight, rng, start)
         if self.tie_term is None:
             return EMState(params, mu, hyper)

@@ -51,7 +51,8 @@ def beta_moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Method-of-moments Beta shapes of weighted values (clipped into (0.02, 0.98))."""
     x = np.clip(x, 0.02, 0.98)
     m = np.average(x, weights=w)
-    v = max(np.average((x - m) ** 2, weights=w), 1e-3)
+    x -= m  # in place: x may hold millions of rows
+    v = max(np.average(np.square(x, out=x), weights=w), 1e-3)
     c = max(m * (1 - m) / v - 1.0, 0.5)
     return float(m * c), float((1 - m) * c)
 
