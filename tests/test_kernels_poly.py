@@ -246,14 +246,17 @@ def test_chunks_of_polynomial_rows_cover_every_row_once_at_about_equal_cost(n_it
 
 
 def test_polynomial_row_chunks_follow_votes_and_entries():
-    """:func:`kernels._poly_bounds` weighs a row by ``(n + 1)(n / 2 + e + 1)``: heavy rows get short chunks."""
+    """:func:`kernels._poly_bounds` weighs a row by ``(n + 1)(n / 2 + e + 1) + c``.
+
+    Heavy rows get short chunks.
+    """
     counts = _counts(np.random.default_rng(2), n_users=3000, votes=(1, 60))
     votes = counts.row_sum(counts.entry_n)
     rows = np.argsort(votes, kind="stable").astype(np.int64)
-    bounds = kernels._poly_bounds(rows, counts.row_ptr, votes, 4, 1.0)
+    bounds = kernels._poly_bounds(rows, counts.row_ptr, votes, 4, 1.0, 3.0)
     n = votes[rows].astype(float)
     e = np.diff(counts.row_ptr)[rows]
-    cost = (n + 1.0) * (0.5 * n + e + 1.0)
+    cost = (n + 1.0) * (0.5 * n + e + 1.0) + 3.0
     np.testing.assert_array_equal(bounds, kernels._even_bounds(np.cumsum(cost), 4))
     lengths = np.diff(bounds)
     assert lengths[0] > 2 * lengths[-1]
