@@ -289,3 +289,19 @@ def test_bernstein_moments_equal_the_table_contracted_with_the_masses(lam, n_nod
     got = bernstein_moments(log_x, log_1mx, mass, n_max)
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
     assert want.min() > 0
+
+
+def test_polynomials_refuse_a_vote_with_probability_zero_at_the_origin():
+    """A vote's factor is kept as ``a0 (1 + (a1 / a0) x)``: ``a0 = 0`` cannot be, and is named."""
+    from attnmodel.model.kernels import bernstein_coefs
+
+    counts = _counts(np.random.default_rng(3), n_users=20, mu=(0.6, 0.8))
+    grid = make_logit_grid(50)
+    table = bernstein_table(grid.log_eta, grid.log_one_minus_eta, 40)
+    win = np.array([[0.5, 0.6], [0.0, 0.8]])
+    loss = np.array([[0.5, 0.4], [0.5, 0.2]])
+    rows = np.arange(counts.n_rows)
+    with pytest.raises(ValueError, match="above 0 at eta = 0"):
+        poly_estep_stats(counts, rows, win, loss, table, grid.log_weight)
+    with pytest.raises(ValueError, match="above 0 at x = 0"):
+        bernstein_coefs(counts, rows, loss, win)

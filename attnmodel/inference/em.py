@@ -1486,10 +1486,21 @@ class RidgeMap:
         jac = np.eye(vec.size)
         if not self.active:
             return jac
+        # z = logit(c), c = exp(u - log E[eta]): dz/du = 1 / (1 - c).
+        slope = 1.0 / (1.0 - special.expit(vec[self.pairs]))
+        jac[self.pairs, self.pairs] = np.diag(slope)
+        jac[self.pairs, : self.n_family] = -np.outer(slope, self.d_log_mean(vec[: self.n_family]))
+        return jac
+
+    def d_log_mean(self, fam: np.ndarray) -> np.ndarray:
+        """Gradient of ``log E[eta]`` in the family's coordinates ``fam``.
+
+        Central differences, taken between the points the family's box clips
+        the two probes to (0 for a coordinate the box holds on both sides).
+        """
         family, grid = self.problem.family, self.problem.grid
-        fam = vec[: self.n_family]
-        d_log_mean = np.zeros(self.n_family)
-        for j in range(self.n_family):
+        out = np.zeros(fam.size)
+        for j in range(fam.size):
             h = 1e-6 * (1.0 + abs(fam[j]))
             up, down = fam.copy(), fam.copy()
             up[j] += h
@@ -1497,12 +1508,8 @@ class RidgeMap:
             up = family.to_vector(family.from_vector(up, grid))
             down = family.to_vector(family.from_vector(down, grid))
             if up[j] > down[j]:
-                d_log_mean[j] = (self._log_mean(up) - self._log_mean(down)) / (up[j] - down[j])
-        # z = logit(c), c = exp(u - log E[eta]): dz/du = 1 / (1 - c).
-        slope = 1.0 / (1.0 - special.expit(vec[self.pairs]))
-        jac[self.pairs, self.pairs] = np.diag(slope)
-        jac[self.pairs, : self.n_family] = -np.outer(slope, d_log_mean)
-        return jac
+                out[j] = (self._log_mean(up) - self._log_mean(down)) / (up[j] - down[j])
+        return out
 
 
 class _ProfileFailed(Exception):
@@ -1672,16 +1679,13 @@ class ProductProfile:
 
         The vote shares can ask for products that the family's mean at ``fam``
         cannot carry (some ``c_k`` would pass 1); steps of 1/2 along the
-        gradient of ``log E[eta]`` (central differences) find a family that can.
-        None if none is found within the family's box in 100 steps.
+        gradient of ``log E[eta]`` (:meth:`RidgeMap.d_log_mean`) find a family
+        that can. None if none is found within the family's box in 100 steps.
         """
         for _ in range(100):
             if self._lam(fam) < 0.9:
                 return fam
-            grad = np.zeros_like(fam)
-            for j in range(fam.size):
-                up, down, width = self._probes(fam, j)
-                grad[j] = (np.log(self._lam(down)) - np.log(self._lam(up))) / width
+            grad = self.ridge.d_log_mean(fam)
             if not np.any(grad):
                 return None
             fam = np.clip(fam + 0.5 * grad / np.max(np.abs(grad)), self.lo, self.hi)

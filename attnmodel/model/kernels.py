@@ -1286,6 +1286,20 @@ def _poly_pass(
     return log_z, a_all, s_all, f_all
 
 
+def _vote_factors(win, loss, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(ratio, log a0)`` of :func:`_bernstein_row` from each pair's vote probabilities.
+
+    ``win``, ``loss`` (shape (P, 2)) hold a vote's probability at ``name = 0``
+    and ``name = 1``; a vote's factor ``a0 (1 - name) + a1 name`` is kept as
+    ``a0`` and ``a1 / a0`` (side 0 a win, 1 a loss), so ``a0`` must be above 0.
+    """
+    win, loss = np.asarray(win, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    if not (np.all(win[:, 0] > 0) and np.all(loss[:, 0] > 0)):
+        raise ValueError(f"the polynomials need votes with a probability above 0 at {name} = 0")
+    a0 = np.stack([win[:, 0], loss[:, 0]])
+    return np.stack([win[:, 1], loss[:, 1]]) / a0, np.log(a0)
+
+
 def poly_estep_stats(counts, rows, win, loss, table, log_mass):
     """The E-step of rows ``rows`` of ``counts`` as polynomials in ``eta``.
 
@@ -1320,11 +1334,7 @@ def poly_estep_stats(counts, rows, win, loss, table, log_mass):
         return np.full(len(rows), -np.inf), np.zeros(n_nodes), zeros, zeros.copy()
     mass = np.exp(log_mass - lmax)
     moments = table @ mass
-    win, loss = np.asarray(win, dtype=np.float64), np.asarray(loss, dtype=np.float64)
-    if not (np.all(win[:, 0] > 0) and np.all(loss[:, 0] > 0)):
-        raise ValueError("the polynomial E-step needs votes with a probability above 0 at eta = 0")
-    a0 = np.stack([win[:, 0], loss[:, 0]])
-    ratio = np.stack([win[:, 1], loss[:, 1]]) / a0
+    ratio, log_a0 = _vote_factors(win, loss, "eta")
     row_ptr, pair, s, f = count_arrays(counts)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     threads = numba.get_num_threads()
@@ -1337,7 +1347,7 @@ def poly_estep_stats(counts, rows, win, loss, table, log_mass):
         np.ascontiguousarray(counts.row_weight, dtype=np.float64),
         rows,
         ratio,
-        np.log(a0),
+        log_a0,
         moments,
         bernstein_offsets(n_max),
         # A row's fixed cost, 200 units, timed on 3.9M rows of 1..64 votes (28 pairs).
@@ -1386,10 +1396,7 @@ def bernstein_coefs(counts, rows, win, loss):
     :func:`poly_estep_stats` takes them). Row ``rows[i]`` of ``n`` votes has
     likelihood ``exp(log_scale[i]) sum_k coefs[start[i] + k] x^k (1 - x)^(n - k)``.
     """
-    win, loss = np.asarray(win, dtype=np.float64), np.asarray(loss, dtype=np.float64)
-    if not (np.all(win[:, 0] > 0) and np.all(loss[:, 0] > 0)):
-        raise ValueError("the coefficients need votes with a probability above 0 at x = 0")
-    a0 = np.stack([win[:, 0], loss[:, 0]])
+    ratio, log_a0 = _vote_factors(win, loss, "x")
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     votes = counts.votes_per_row()[rows]
     start = np.zeros(rows.size + 1, dtype=np.int64)
@@ -1403,8 +1410,8 @@ def bernstein_coefs(counts, rows, win, loss):
         s,
         f,
         rows,
-        np.stack([win[:, 1], loss[:, 1]]) / a0,
-        np.log(a0),
+        ratio,
+        log_a0,
         start,
         _poly_bounds(rows, row_ptr, counts.votes_per_row(), n_chunks, 0.0, 0.0),
         n_max,
