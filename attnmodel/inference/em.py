@@ -1532,9 +1532,10 @@ class ProductProfile:
     contracts them with the moments ``sum_g mass_g x_g^k (1 - x_g)^(n - k)``
     at the nodes' ``x_g = lambda eta_g``
     (:func:`attnmodel.model.kernels.bernstein_moments`) and their central
-    differences in each family coordinate; the heavier rows take the E-step. The value is ``L`` at :meth:`state`, exactly; the
-    gradient is the profile's (Fisher's identity on the heavy rows, in
-    :class:`RidgeMap`'s coordinates).
+    differences in each family coordinate; the heavier rows take the E-step.
+    The value is ``L`` at :meth:`state`, exactly; the gradient is the
+    profile's (Fisher's identity on the heavy rows, in :class:`RidgeMap`'s
+    coordinates).
 
     Use :meth:`build`, which returns None where the profile does not apply:
     atoms, ties modelled, a structure on ``mu``, a pair of known ``mu``, no
