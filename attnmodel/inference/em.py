@@ -883,9 +883,7 @@ class EMProblem:
         all pairs at once).
         """
         v = self.to_vector(state)
-        lo, hi = self.vector_bounds()
-        h = step * (1.0 + np.abs(v))
-        v_up, v_down = np.minimum(v + h, hi), np.maximum(v - h, lo)
+        v_up, v_down = _probe_points(v, *self.vector_bounds(), step)
         width = v_up - v_down
         k = self.family.to_vector(state.params).size
         grid = not self.family.discrete
@@ -1386,6 +1384,18 @@ def users_by_weight(
     return replace(sample, row_weight=weight)
 
 
+def _probe_points(
+    v: np.ndarray, lo: np.ndarray, hi: np.ndarray, step: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each coordinate's central-difference probes ``v +- step (1 + |v|)``, clipped.
+
+    Clipped into ``[lo, hi]``: at a bound the difference is one-sided; its
+    width is ``up - down``.
+    """
+    h = step * (1.0 + np.abs(v))
+    return np.minimum(v + h, hi), np.maximum(v - h, lo)
+
+
 def _hessian(problem: EMProblem, state: EMState) -> np.ndarray:
     """Hessian of ``L`` in :meth:`EMProblem.to_vector`'s coordinates at ``state``.
 
@@ -1620,11 +1630,10 @@ class ProductProfile:
         return bernstein_moments(log_x, log_1mx, np.exp(log_mass - shift), self.n_max), shift
 
     def _probes(self, fam: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """Central-difference probes of coordinate ``j``, one-sided at a bound."""
-        h = 1e-5 * (1.0 + abs(fam[j]))
+        """Central-difference probes of coordinate ``j`` (:func:`_probe_points`) and their width."""
+        ups, downs = _probe_points(fam, self.lo, self.hi)
         up, down = fam.copy(), fam.copy()
-        up[j] = min(fam[j] + h, self.hi[j])
-        down[j] = max(fam[j] - h, self.lo[j])
+        up[j], down[j] = ups[j], downs[j]
         return up, down, up[j] - down[j]
 
     def light_part(self, fam: np.ndarray) -> tuple[float, np.ndarray] | None:
