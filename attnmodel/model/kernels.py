@@ -791,12 +791,7 @@ def estep_serial(
 
 def count_arrays(counts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(row_ptr, entry_pair, entry_s, entry_f)`` of a count table, as the kernel takes them."""
-    return (
-        np.ascontiguousarray(counts.row_ptr, dtype=np.int64),
-        np.ascontiguousarray(counts.entry_pair, dtype=np.int64),
-        np.ascontiguousarray(counts.entry_s, dtype=np.int64),
-        np.ascontiguousarray(counts.entry_losses(), dtype=np.int64),
-    )
+    return counts._int64(counts.row_ptr, counts.entry_pair, counts.entry_s, counts.entry_losses())
 
 
 def estep_stats(
