@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 import pytest
 
 import attnmodel as am
-from attnmodel.model import kernels
+from attnmodel.model import kernels, workspace
 from attnmodel.model.grid import make_logit_grid
 from attnmodel.model.ops import marginal_votes, marginal_votes_mu
 
@@ -187,7 +187,7 @@ def test_kernel_numbers_do_not_depend_on_its_work_space(data):
     # The Op's kernel takes this thread's kept work space, with the same numbers.
     mu, lm = points[0]
     via_op = ops._mu_kernel(*arrays, weight, mu, grid.eta, half, lm, grid.spacing)
-    assert ops.work_buffer(0).size >= kernels.mu_work_size(counts.n_pairs, grid.size)
+    assert workspace.work_buffer(0).size >= kernels.mu_work_size(counts.n_pairs, grid.size)
     for r, g in zip(own[0], via_op, strict=True):
         assert np.array_equal(np.asarray(g), np.asarray(r))
 

@@ -168,3 +168,34 @@ def test_multipliers_are_trapezoid_weights_of_nested_sub_grids():
             inside = np.flatnonzero(on)[2:-2]
             np.testing.assert_array_equal(mult[lv, inside], 2**lv)
     assert stride_multipliers(371, 0.0).shape == (2, 371)
+
+
+def test_compiled_estep_numbers_do_not_depend_on_its_work_space(monkeypatch):
+    """The chunks' sums in a kept work space full of NaN give the numbers of a fresh one.
+
+    The E-step sums its chunks in this thread's work space
+    (:func:`attnmodel.model.workspace.work_buffer`): each level must zero what
+    it uses, and the outputs must be arrays of their own. Compared bit for bit
+    with the kernel given no work space (it then allocates its own): the same
+    operations in the same order.
+    """
+    from attnmodel.model import kernels, workspace
+
+    counts = _mixed_log(3)
+    grid, log_g, log_1mg, log_mass = _nodes(counts, (2.0, 3.0))
+    args = (counts, log_g, log_1mg, log_mass)
+    workspace.release_work_buffer()
+    try:
+        workspace.work_buffer(10_000_000)[:] = np.nan
+        kept = estep_stats(*args, spacing=grid.spacing, dense=False)
+        buf = workspace.work_buffer(0)
+        assert np.isnan(buf).any() and not np.isnan(buf).all()  # the E-step used the space
+        assert not any(np.shares_memory(a, buf) for a in kept[:4])
+        again = estep_stats(*args, spacing=grid.spacing, dense=False)
+    finally:
+        workspace.release_work_buffer()
+    monkeypatch.setattr(kernels, "work_buffer", lambda size: np.empty(0))
+    own = estep_stats(*args, spacing=grid.spacing, dense=False)
+    for a, b, c in zip(kept[:4], again[:4], own[:4], strict=True):
+        assert np.array_equal(a, c)
+        assert np.array_equal(b, c)

@@ -76,6 +76,7 @@ from attnmodel.model.ties import (
     tie_stats,
     tie_vector_bounds,
 )
+from attnmodel.model.workspace import release_work_buffer
 
 __all__ = [
     "ConvergenceWarning",
@@ -2363,6 +2364,8 @@ def fit_em(
             estep = ends[k_best][1]
         else:
             estep = problem.e_step(state, posterior=True)
+    # The compiled E-step's work space is kept only while the fit runs.
+    release_work_buffer()
     runs = [pd.DataFrame.from_records(run.records) for run in records]
     all_converged = [conv for _, _, conv in ends]
     if warn and not conv:

@@ -38,9 +38,9 @@ from attnmodel.errors import BoundaryWarning
 from attnmodel.inference.em import EMProblem, EMState
 from attnmodel.leaderboard import leaderboard_dataset
 from attnmodel.model.mu_structure import BradleyTerryMu, mu_structure_json
-from attnmodel.model.ops import release_work_buffer
 from attnmodel.model.pymc_model import AttnModel, build_model
 from attnmodel.model.ties import TieParams
+from attnmodel.model.workspace import release_work_buffer
 from attnmodel.posterior.conditional import conditional_summaries
 from attnmodel.posterior.draws import attentiveness_from_draws, summary_thin
 from attnmodel.results.tree import SAMPLE_DIMS, build_tree

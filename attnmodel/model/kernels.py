@@ -52,6 +52,7 @@ import numba
 import numpy as np
 
 from attnmodel.model.grid import SIDE_ROUND, SPACING_ROOT_VOTES
+from attnmodel.model.workspace import release_work_buffer, work_buffer
 
 __all__ = [
     "estep_stats",
@@ -577,6 +578,7 @@ def _estep_stats(
     cap,
     cost_rows,
     spacing,
+    work,
 ):
     n_rows = row_ptr.size - 1
     keep_post = post.shape[0] == n_rows
@@ -606,13 +608,20 @@ def _estep_stats(
             l1 = _sub_grid(log_1mg, idx)
             lm = _sub_grid(log_mass, idx, np.log(mult[lv, idx]))
         n_c = min(n_chunks, rows.size)
-        w_c = np.zeros((n_c, n_keys, g_lv))
-        s_c = np.zeros((n_c, n_pairs, g_lv))
-        f_c = np.zeros((n_c, n_pairs, g_lv))
+        # The chunks' sums in the work space when it is large enough (each
+        # chunk zeroes its own), else in a new array.
+        n_w, n_s = n_c * n_keys * g_lv, n_c * n_pairs * g_lv
+        space = work if work.size >= n_w + 2 * n_s else np.empty(n_w + 2 * n_s)
+        w_c = space[:n_w].reshape((n_c, n_keys, g_lv))
+        s_c = space[n_w : n_w + n_s].reshape((n_c, n_pairs, g_lv))
+        f_c = space[n_w + n_s : n_w + 2 * n_s].reshape((n_c, n_pairs, g_lv))
         coarse = np.zeros(rows.size, dtype=np.bool_)
         prep = _prepare(entry_pair, entry_s, entry_f, lg, l1, lm, cap, min(cost_rows, rows.size))
         size = (rows.size + n_c - 1) // n_c
         for c in numba.prange(n_c):
+            w_c[c] = 0.0
+            s_c[c] = 0.0
+            f_c[c] = 0.0
             x = np.empty(g_lv)
             for i in range(c * size, min(rows.size, (c + 1) * size)):
                 r = rows[i]
@@ -761,6 +770,7 @@ def estep_serial_keys(
         TABLE_MAX_COUNT,
         row_ptr.size - 1,
         spacing,
+        np.empty(0),
     )
 
 
@@ -879,6 +889,7 @@ def estep_stats(
             ),
         )
         post = np.empty((counts.n_rows if posterior else 0, n_nodes))
+        work = work_buffer(n_chunks * (n_keys + 2 * log_g.shape[0]) * n_nodes)
         out = _estep_stats(
             *arrays,
             np.ascontiguousarray(counts.row_weight, dtype=np.float64),
@@ -891,6 +902,7 @@ def estep_stats(
             -1 if tables is False else TABLE_MAX_COUNT,
             counts.n_rows if tables is None else 0,
             float(spacing),
+            work,
         )
         out = (*out, post if posterior else None)
     log_z, weight, s_stat, f_stat, post = out

@@ -26,7 +26,6 @@ through the tie factor's term shares in a second pass.
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 
 import numba
@@ -38,6 +37,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from attnmodel.model import kernels, ties
+from attnmodel.model.workspace import work_buffer
 
 __all__ = [
     "MarginalVotes",
@@ -233,32 +233,6 @@ class MarginalVotesMu(Op):
             DisconnectedType()(),
             g_total * w,
         ]
-
-
-_WORK = threading.local()
-
-
-def work_buffer(size: int) -> np.ndarray:
-    """This thread's work space of at least ``size`` doubles, kept from call to call.
-
-    :class:`MarginalVotesMu` evaluates its kernel on megabytes of log tables
-    at every gradient (7.4 MB on 78 pairs x 1,475 nodes). Allocated and freed
-    per call, they made glibc's allocator return their pages to the system
-    and fault them in again at the next call: in NUTS's chain processes that
-    was half the sampling's CPU time. One buffer per thread (threads may
-    evaluate compiled models side by side), replaced by a larger one when a
-    larger model needs it, freed by :func:`release_work_buffer`.
-    """
-    buf = getattr(_WORK, "buf", None)
-    if buf is None or buf.size < size:
-        buf = np.empty(size)
-        _WORK.buf = buf
-    return buf
-
-
-def release_work_buffer() -> None:
-    """Drop this thread's work space (:func:`work_buffer`); the next call allocates one."""
-    _WORK.buf = None
 
 
 @numba.njit(cache=True)
