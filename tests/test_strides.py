@@ -170,6 +170,27 @@ def test_multipliers_are_trapezoid_weights_of_nested_sub_grids():
     assert stride_multipliers(371, 0.0).shape == (2, 371)
 
 
+@pytest.mark.parametrize("shapes", SHAPES)
+def test_dense_products_take_the_compiled_pass_strides(shapes):
+    """The dense path forms each row on its own sub-grid and matches the compiled pass.
+
+    Both take every row from its start level down until its sums with strides
+    k and 2k agree, with the peak and the cut below it taken on the row's
+    sub-grid; they differ only in the order of the sums (matrix products
+    against one pass per entry), hence 1e-12 relative on log Z (|log Z| < 1e4)
+    and 1e-9 on the statistics, whose nodes hold sums over many rows.
+    """
+    counts = _mixed_log(2)
+    grid, log_g, log_1mg, log_mass = _nodes(counts, shapes)
+    dense = estep_stats(counts, log_g, log_1mg, log_mass, spacing=grid.spacing, dense=True)
+    compiled = estep_stats(counts, log_g, log_1mg, log_mass, spacing=grid.spacing, dense=False)
+    np.testing.assert_allclose(dense[0], compiled[0], rtol=1e-12, atol=1e-12)
+    for got, ref in zip(dense[1:4], compiled[1:4], strict=True):
+        # Nodes off every row's sub-grid carry nothing on either path.
+        np.testing.assert_array_equal(got == 0, ref == 0)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12 * float(np.abs(ref).max()))
+
+
 def test_compiled_estep_numbers_do_not_depend_on_its_work_space(monkeypatch):
     """The chunks' sums in a kept work space full of NaN give the numbers of a fresh one.
 
