@@ -506,3 +506,20 @@ def test_votes_per_row_and_user_are_the_dense_sums(case):
         user_row=np.concatenate([[0], table.user_row + 1]),
     )
     np.testing.assert_array_equal(empty.votes_per_row(), np.concatenate([[0], per_row]))
+
+
+def test_compiled_passes_from_fewer_entries_once_they_are_loaded(monkeypatch):
+    # A reader that counted its cells with the compiled passes has paid for
+    # loading them: its collapse takes them from _COMPILED_LOADED_ENTRIES on;
+    # a process without them, only from _COMPILED_ENTRIES.
+    import sys
+
+    import attnmodel.data.grouping  # noqa: F401 - loaded, as after the DuckDB reader
+
+    few, many = counts_mod._COMPILED_LOADED_ENTRIES, counts_mod._COMPILED_ENTRIES
+    assert few < many
+    assert counts_mod._compiled(few) and counts_mod._compiled(many)
+    assert not counts_mod._compiled(few - 1)
+    monkeypatch.delitem(sys.modules, "attnmodel.data.grouping")
+    assert not counts_mod._compiled(few) and not counts_mod._compiled(many - 1)
+    assert counts_mod._compiled(many)
