@@ -52,7 +52,7 @@ import numba
 import numpy as np
 
 from attnmodel.model.grid import SIDE_ROUND, SPACING_ROOT_VOTES
-from attnmodel.model.workspace import release_work_buffer, work_buffer
+from attnmodel.model.workspace import work_buffer
 
 __all__ = [
     "estep_stats",
