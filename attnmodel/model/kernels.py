@@ -1014,11 +1014,7 @@ def _dense_strided(counts, sf, log_g, log_1mg, log_mass, row_key, spacing):
         sf_lv = sf[rows]
         a = sf_lv @ logs[idx].T
         a += log_mass[0, idx] if log_mass.shape[0] == 1 else log_mass[row_key[rows]][:, idx]
-        peak = a.max(axis=1)
-        ok = peak > -np.inf
-        a -= np.where(ok, peak, 0.0)[:, None]
-        a[a < -40.0] = -np.inf
-        np.exp(a, out=a)
+        peak, ok = _below_peak(a)
         total = a @ mult[lv, idx]
         if lv > 0:
             fails = _stride_fails(total, a @ mult[lv + 1, idx])
@@ -1027,10 +1023,8 @@ def _dense_strided(counts, sf, log_g, log_1mg, log_mass, row_key, spacing):
             rows, a, sf_lv = rows[keep], a[keep], sf_lv[keep]
             peak, ok, total = peak[keep], ok[keep], total[keep]
         a *= mult[lv, idx]
-        ok &= total > 0
-        with np.errstate(divide="ignore"):
-            log_z[rows] = np.where(ok, np.log(np.where(ok, total, 1.0)) + peak, -np.inf)
-        a *= (np.where(ok, 1.0 / np.where(ok, total, 1.0), 0.0) * counts.row_weight[rows])[:, None]
+        log_z[rows], inv = _log_z_inverse(total, peak, ok)
+        a *= (inv * counts.row_weight[rows])[:, None]
         if log_mass.shape[0] == 1:
             weight[0, idx] += a.sum(axis=0)
         else:
@@ -1070,11 +1064,7 @@ def row_posterior(a: np.ndarray, level=None, mult=None) -> tuple[np.ndarray, np.
     start level down until the sums with strides ``k`` and ``2 k`` agree to
     :data:`STRIDE_TOL`; its weights are then zero off that sub-grid.
     """
-    peak = a.max(axis=1)
-    ok = peak > -np.inf
-    a -= np.where(ok, peak, 0.0)[:, None]
-    a[a < -40.0] = -np.inf
-    np.exp(a, out=a)
+    peak, ok = _below_peak(a)
     if mult is None:
         total = a.sum(axis=1)
     else:
@@ -1086,12 +1076,33 @@ def row_posterior(a: np.ndarray, level=None, mult=None) -> tuple[np.ndarray, np.
             level[np.flatnonzero(here)[coarse]] -= 1
         total = z[np.arange(a.shape[0]), level]
         a *= mult[level]
-    ok &= total > 0
-    with np.errstate(divide="ignore"):
-        log_z = np.where(ok, np.log(np.where(ok, total, 1.0)) + peak, -np.inf)
-    inv = np.where(ok, 1.0 / np.where(ok, total, 1.0), 0.0)
+    log_z, inv = _log_z_inverse(total, peak, ok)
     a *= inv[:, None]
     return log_z, a
+
+
+def _below_peak(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` (R, G) becomes ``exp(a - its row's peak)``, in place, 0 more than 40 below it.
+
+    Returns the peaks and which rows have a finite one.
+    """
+    peak = a.max(axis=1)
+    ok = peak > -np.inf
+    a -= np.where(ok, peak, 0.0)[:, None]
+    a[a < -40.0] = -np.inf
+    np.exp(a, out=a)
+    return peak, ok
+
+
+def _log_z_inverse(total, peak, ok) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``log Z`` and ``1 / total`` from its weights' sum below its peak.
+
+    A row without a finite peak or with a zero sum gets ``-inf`` and 0.
+    """
+    ok = ok & (total > 0)
+    with np.errstate(divide="ignore"):
+        log_z = np.where(ok, np.log(np.where(ok, total, 1.0)) + peak, -np.inf)
+    return log_z, np.where(ok, 1.0 / np.where(ok, total, 1.0), 0.0)
 
 
 # -- the E-step of light rows as polynomials in eta --------------------------------
