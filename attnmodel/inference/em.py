@@ -447,9 +447,13 @@ class EMProblem:
             a = self._row_loglik(eta, one_minus_eta, state.mu) + log_mass[None, :]
             if self.stride_spacing > 0 and not posterior:
                 # Each row on its own sub-grid, as the compiled pass (estep_stats) takes it.
-                from attnmodel.model.kernels import row_posterior
+                from attnmodel.model.kernels import prior_start_levels, row_posterior
 
-                log_z, post = row_posterior(a, *self._stride_plan(a.shape[1]))
+                level, mult = self._stride_plan(a.shape[1])
+                level = prior_start_levels(
+                    level, log_mass[None, :], np.zeros(level.size, dtype=np.int64), mult
+                )
+                log_z, post = row_posterior(a, level, mult)
             else:
                 log_z, post = _normalise_rows(a)
             weight = counts.row_weight @ post

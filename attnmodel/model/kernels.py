@@ -63,6 +63,7 @@ __all__ = [
     "MU_PARALLEL_CELLS",
     "stride_multipliers",
     "stride_start_levels",
+    "prior_start_levels",
     "stride_plan",
     "row_posterior",
     "grid_summaries",
@@ -332,12 +333,18 @@ def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, lo
         p = entry_pair[e]
         s = entry_s[e]
         f = entry_f[e]
-        # Skipping zero counts keeps 0 * log(0) out of the sum.
-        if s > 0:
+        # Skipping zero counts keeps 0 * log(0) out of the sum; an entry with
+        # wins and losses adds both in one pass over the nodes.
+        if s > 0 and f > 0:
+            lg = log_g[p, lo:hi]
+            l1 = log_1mg[p, lo:hi]
+            for i in range(n):
+                xs[i] += s * lg[i] + f * l1[i]
+        elif s > 0:
             lg = log_g[p, lo:hi]
             for i in range(n):
                 xs[i] += s * lg[i]
-        if f > 0:
+        elif f > 0:
             l1 = log_1mg[p, lo:hi]
             for i in range(n):
                 xs[i] += f * l1[i]
@@ -551,6 +558,54 @@ def stride_start_levels(row_ptr, entry_s, entry_f, spacing, top):
 
 
 @numba.njit(cache=True)
+def prior_start_levels(level, log_mass, row_key, mult):
+    """Start levels (:func:`stride_start_levels`) lowered past the levels the prior fails.
+
+    A row is as smooth as its log mass ``log_mass[row_key[r]]`` (shape (D,
+    G)) times a likelihood that is nearly flat when its votes are few, so
+    where the prior mass alone has sums with strides ``k`` and ``2 k`` that
+    differ by more than :data:`STRIDE_TOL` (a shape whose tail reaches the
+    grid's end, say), the rows starting there fail the same check and only
+    pay for the sub-grid they leave. Each row starts instead at the largest
+    level at most its own where its key's prior passes; the check still runs
+    on the level it starts at, so a row is never summed more coarsely than
+    before, at most more finely. Returns a new array.
+    """
+    out = level.copy()
+    top = mult.shape[0] - 2
+    if top == 0:
+        return out
+    n_keys, n_nodes = log_mass.shape
+    used = np.zeros(n_keys, dtype=np.bool_)
+    for r in range(level.size):
+        if level[r] > 0:
+            used[row_key[r]] = True
+    ok = np.ones((n_keys, top + 1), dtype=np.bool_)
+    m = np.empty(n_nodes)
+    z = np.empty(top + 2)
+    for k in range(n_keys):
+        if not used[k]:
+            continue
+        lmax = -np.inf
+        for g in range(n_nodes):
+            lmax = max(lmax, log_mass[k, g])
+        if lmax == -np.inf:
+            continue
+        for g in range(n_nodes):
+            m[g] = np.exp(log_mass[k, g] - lmax)
+        for lv in range(top + 2):
+            z[lv] = _dot(m, mult[lv])
+        for lv in range(1, top + 1):
+            ok[k, lv] = abs(z[lv] - z[lv + 1]) <= STRIDE_TOL * z[lv]
+    for r in range(level.size):
+        lv = out[r]
+        while lv > 0 and not ok[row_key[r], lv]:
+            lv -= 1
+        out[r] = lv
+    return out
+
+
+@numba.njit(cache=True)
 def _sub_grid(a, idx, extra=None):
     """Columns ``idx`` of the 2-D ``a`` (contiguous), plus ``extra`` per column if given."""
     out = np.empty((a.shape[0], idx.size))
@@ -592,6 +647,7 @@ def _estep_stats(
     mult = stride_multipliers(n_nodes, 0.0 if keep_post else spacing)
     top = mult.shape[0] - 2
     level = stride_start_levels(row_ptr, entry_s, entry_f, spacing, top)
+    level = prior_start_levels(level, log_mass, row_key, mult)
     for lv in range(top, -1, -1):
         rows = np.nonzero(level == lv)[0]
         if rows.size == 0:
@@ -827,8 +883,9 @@ def estep_stats(
     :class:`attnmodel.model.grid.LogitGrid`) each row is summed over every
     ``k``-th node only, with the trapezoid weights of that sub-grid
     (:func:`stride_multipliers`): ``k`` starts at what the row's votes allow
-    (:func:`stride_start_levels`) and is halved until the row's sums with
-    strides ``k`` and ``2 k`` agree to :data:`STRIDE_TOL`. A light row's
+    (:func:`stride_start_levels`), below any level where the prior mass alone
+    fails the check (:func:`prior_start_levels`), and is halved until the
+    row's sums with strides ``k`` and ``2 k`` agree to :data:`STRIDE_TOL`. A light row's
     posterior is as wide as the prior, while the grid's spacing serves the
     heaviest row; the sub-grid's sums agree with the full grid's to about
     ``STRIDE_TOL``. Its statistics land on the sub-grid's nodes of the full
@@ -999,6 +1056,7 @@ def _dense_strided(counts, sf, log_g, log_1mg, log_mass, row_key, spacing):
     n_rows, n_pairs = counts.n_rows, counts.n_pairs
     n_nodes = log_g.shape[1]
     level, mult = stride_plan(counts, n_nodes, spacing)
+    level = prior_start_levels(level, log_mass, row_key, mult)
     log_z = np.full(n_rows, -np.inf)
     weight = np.zeros(log_mass.shape)
     # Node-major: a level's nodes are rows of these, taken and added whole.
@@ -2035,6 +2093,9 @@ def marginal_votes_mu(
     mult = stride_multipliers(n_nodes, spacing)
     top = mult.shape[0] - 2
     level = stride_start_levels(row_ptr, entry_s, entry_f, spacing, top)
+    level = prior_start_levels(
+        level, log_mass.reshape((1, n_nodes)), np.zeros(n_rows, dtype=np.int64), mult
+    )
     x = np.empty(n_nodes)
     half_work = mu_work_size(n_pairs, n_nodes) // 2
     if work.size < 2 * half_work:
