@@ -1408,12 +1408,11 @@ def _hessian(problem: EMProblem, state: EMState) -> np.ndarray:
     one-sided at a bound of the box; two E-steps per coordinate. Symmetrised.
     """
     v = problem.to_vector(state)
-    lo, hi = problem.vector_bounds()
+    ups, downs = _probe_points(v, *problem.vector_bounds(), step=1e-4)
     hess = np.empty((v.size, v.size))
     for i in range(v.size):
-        h = 1e-4 * (1.0 + abs(v[i]))
         up, down = v.copy(), v.copy()
-        up[i], down[i] = min(v[i] + h, hi[i]), max(v[i] - h, lo[i])
+        up[i], down[i] = ups[i], downs[i]
         s_up, s_down = problem.from_vector(up), problem.from_vector(down)
         g_up = problem.gradient(s_up, problem.e_step(s_up))
         g_down = problem.gradient(s_down, problem.e_step(s_down))
@@ -1515,11 +1514,11 @@ class RidgeMap:
         """
         family, grid = self.problem.family, self.problem.grid
         out = np.zeros(fam.size)
+        # The probes unclipped here: the family's own round trip clips them.
+        ups, downs = _probe_points(fam, -np.inf, np.inf, step=1e-6)
         for j in range(fam.size):
-            h = 1e-6 * (1.0 + abs(fam[j]))
             up, down = fam.copy(), fam.copy()
-            up[j] += h
-            down[j] -= h
+            up[j], down[j] = ups[j], downs[j]
             up = family.to_vector(family.from_vector(up, grid))
             down = family.to_vector(family.from_vector(down, grid))
             if up[j] > down[j]:
