@@ -564,8 +564,8 @@ def prior_start_levels(level, log_mass, row_key, mult):
     A row is as smooth as its log mass ``log_mass[row_key[r]]`` (shape (D,
     G)) times a likelihood that is nearly flat when its votes are few, so
     where the prior mass alone has sums with strides ``k`` and ``2 k`` that
-    differ by more than :data:`STRIDE_TOL` (a shape whose tail reaches the
-    grid's end, say), the rows starting there fail the same check and only
+    differ by more than :data:`STRIDE_TOL` (Beta(4, 1.5) at stride 16 on a
+    grid for 10^4 votes, by 8e-8), the rows starting there fail the same check and only
     pay for the sub-grid they leave. Each row starts instead at the largest
     level at most its own where its key's prior passes; the check still runs
     on the level it starts at, so a row is never summed more coarsely than
