@@ -312,7 +312,6 @@ class Family:
         their prior as it is (a distribution on the simplex).
         """
         import pymc as pm
-        from pymc.distributions import transforms
 
         d = self.param_dims[name] or None
         if name == "weights":
@@ -320,13 +319,22 @@ class Family:
         lo, hi = self.box(grid)[name]
         shape_kw: dict[str, Any] = {"dims": d} if d else {}
         shape_kw.update(self.pymc_initval(name, lo, hi))
-        # PyMC applies ``transform`` on top of the default interval transform.
-        if name in self.ordered_params:
-            shape_kw["transform"] = transforms.ordered
         if prior.dist == "Uniform":
             lo, hi = prior.uniform_bounds(lo, hi)
+        if name in self.ordered_params:
+            shape_kw.update(self.ordered_transform(lo, hi))
+        if prior.dist == "Uniform":
             return pm.Uniform(name, lower=lo, upper=hi, **shape_kw)
         return pm.Truncated(name, prior.pymc_dist(), lower=lo, upper=hi, **shape_kw)
+
+    def ordered_transform(self, lo: float, hi: float) -> dict[str, Any]:
+        """Keyword arguments that draw a parameter vector in increasing order on ``(lo, hi)``.
+
+        PyMC applies ``transform`` on top of the default interval transform.
+        """
+        from pymc.distributions import transforms
+
+        return {"transform": transforms.ordered}
 
     def pymc_params(self, grid: LogitGrid | None, priors: dict) -> dict:
         """Create the parameters' PyMC variables; returns name -> tensor (constrained).
@@ -440,6 +448,12 @@ class DiscreteFamily(Family):
     def from_components(self, weights: np.ndarray, locations: np.ndarray) -> Params:
         """Parameters from weights and locations (sorted by location)."""
         raise NotImplementedError
+
+    def ordered_transform(self, lo: float, hi: float) -> dict[str, Any]:
+        """The atoms' locations as order statistics (:mod:`attnmodel.model.transforms`)."""
+        from attnmodel.model.transforms import OrderedInterval
+
+        return {"default_transform": None, "transform": OrderedInterval(lo, hi)}
 
     def _check_ranges(self, params: Params) -> None:
         w, loc = self.components(params)

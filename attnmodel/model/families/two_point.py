@@ -62,7 +62,6 @@ class TwoPoint(DiscreteFamily):
     # -- the PyMC model ----------------------------------------------------
     def pymc_params(self, grid, priors):
         import pymc as pm
-        from pymc.distributions import transforms
 
         out = {"q_low": self.pymc_param("q_low", priors["q_low"], grid)}
         for p in (priors["eta_low"], priors["eta_high"]):
@@ -77,7 +76,7 @@ class TwoPoint(DiscreteFamily):
             lower=lo,
             upper=hi,
             shape=2,
-            transform=transforms.ordered,
+            **self.ordered_transform(lo, hi),
             initval=np.array([0.3, 0.8]),
         )
         out["eta_low"] = pm.Deterministic("eta_low", locs[0])
