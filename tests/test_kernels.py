@@ -252,25 +252,62 @@ def test_every_path_matches_a_dense_reference_on_many_pairs(path):
     np.testing.assert_allclose(got[4], ref[4], rtol=1e-9, atol=1e-15)
 
 
-def test_support_search_cuts_heavy_rows_and_keeps_their_mass():
-    """A row with thousands of votes is evaluated on a narrow support only."""
+def _searched_table(alpha, beta):
+    """A many-pair table on a grid for 6000 votes under Beta(alpha, beta), prepared for search."""
     from attnmodel.model import kernels as k
 
     counts, mu = _many_pair_table(np.random.default_rng(9))
     grid = make_logit_grid(6000)
     log_mass = grid.log_weight + get_family("beta").log_density_logit(
-        grid.u, {"alpha": 3.0, "beta": 2.0}
+        grid.u, {"alpha": alpha, "beta": beta}
     )
     log_g, log_1mg = pair_log_probs(grid.eta, grid.one_minus_eta, mu)
     row_ptr, pair, s, f = k.count_arrays(counts)
     prep = k._prepare(pair, s, f, log_g, log_1mg, log_mass[None, :], -1, 0)
+    ref = _reference_estep(counts, log_g, log_1mg, log_mass)[4]
+    return counts, grid, log_mass, (row_ptr, pair, s, f), prep, ref
+
+
+def test_support_search_cuts_heavy_rows_and_keeps_their_mass():
+    """A row with thousands of votes is evaluated on a narrow support only."""
+    from attnmodel.model import kernels as k
+
+    counts, grid, log_mass, (row_ptr, pair, s, f), prep, ref = _searched_table(3.0, 2.0)
     heavy = counts.user_row[0]
     lo, hi = k._row_support(heavy, row_ptr, pair, s, f, prep[9], prep[10], log_mass, prep[11][0])
     assert 0 < hi - lo < grid.size // 4
-    ref_post = _reference_estep(counts, log_g, log_1mg, log_mass)[4][heavy]
-    outside = np.r_[ref_post[:lo], ref_post[hi:]]
+    outside = np.r_[ref[heavy, :lo], ref[heavy, hi:]]
     # Left out: nodes more than 45 below the row's peak, i.e. below e^-45 each.
     assert outside.max() < np.exp(-45.0)
+
+
+def test_light_rows_leave_out_only_nodes_the_prior_makes_negligible():
+    """A row of a few votes on a grid built for thousands sums over the prior's span.
+
+    A likelihood is at most 1, so a node whose log mass lies 45 below a lower
+    bound on the row's peak cannot weigh more than e^-45 of it; the reference
+    posterior (every node, scipy) must put less than that on every node left out.
+    """
+    from attnmodel.model import kernels as k
+
+    counts, grid, log_mass, (row_ptr, pair, s, f), prep, ref = _searched_table(3.8, 1.4)
+    side_max = prep[11][0]
+    mode = k._prior_mode(side_max)
+    assert mode == np.argmax(log_mass)
+    rows = range(row_ptr.size - 1)
+    light = [r for r in rows if k._row_votes(r, row_ptr, s, f) < k.SUPPORT_MIN_VOTES]
+    assert len(light) >= 10
+    cut_any = False
+    for r in light:
+        at_mode = k._row_loglik_at(mode, r, row_ptr, pair, s, f, prep[9], prep[10])
+        lo, hi = k._prior_span(side_max, mode, at_mode + log_mass[mode] - k._SUPPORT_CUT)
+        assert lo <= mode < hi
+        cut_any |= hi - lo < grid.size
+        outside = np.r_[ref[r, :lo], ref[r, hi:]]
+        if outside.size:
+            assert outside.max() < np.exp(-45.0)
+    # The prior's tails fall far within the outer nodes, so the span is a cut.
+    assert cut_any
 
 
 def _mu_statistics(seed: int, n_pairs: int, max_votes: int):

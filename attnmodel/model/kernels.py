@@ -318,6 +318,53 @@ def _row_support(r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, l
 
 
 @numba.njit(cache=True)
+def _first_reaching(run_max, b, cut):
+    """The first node in ``0..b`` where the running maximum ``run_max`` reaches ``cut`` (else ``b``)."""
+    a = 0
+    while a < b:
+        mid = (a + b) // 2
+        if run_max[mid] >= cut:
+            b = mid
+        else:
+            a = mid + 1
+    return a
+
+
+@numba.njit(cache=True)
+def _prior_mode(side_max):
+    """The first node where the log mass peaks, from its running maxima (``side_max[0]``)."""
+    n = side_max.shape[1]
+    return _first_reaching(side_max[0], n - 1, side_max[0, n - 1])
+
+
+@numba.njit(cache=True)
+def _prior_span(side_max, mode, cut):
+    """Nodes ``lo..hi-1`` outside which the log mass and every log mass beyond lie below ``cut``.
+
+    A light row's support, found without its likelihood's shape: a
+    likelihood is at most 1, so a node whose log mass is below ``cut = log
+    L(mode) + log mass(mode) - 45`` (a lower bound on the row's peak, less
+    45) weighs less than ``exp(-45)`` of the peak, and the log-space pass
+    would set it to zero. Two bisections on the running maxima of the log
+    mass from either end (:func:`_prepare`); the row pays one likelihood
+    evaluation, at the prior's mode. On a logit grid built for heavy rows,
+    where the prior's tails fall tens of log units within the outer nodes,
+    light rows leave those nodes out.
+    """
+    n = side_max.shape[1]
+    lo = _first_reaching(side_max[0], mode, cut)
+    a = mode
+    b = n - 1
+    while a < b:
+        mid = (a + b + 1) // 2
+        if side_max[1, mid] >= cut:
+            a = mid
+        else:
+            b = mid - 1
+    return lo, a + 1
+
+
+@numba.njit(cache=True)
 def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, lo, hi):
     """Fill ``x[lo:hi]`` with ``exp(a_g - peak)``; return ``(sum, peak)``.
 
@@ -417,8 +464,9 @@ def _row_weights(
 
     The row's log mass is ``log_mass_all[row_key[r]]`` (see :func:`_prepare`).
     Tables where they serve (all nodes), log space otherwise (the nodes of the
-    row's support, see :func:`_row_support`; the nodes left out weigh zero, as
-    the full log-space pass makes them); a row no node can explain returns
+    row's support, see :func:`_row_support`, or for a row of fewer votes the
+    prior's, :func:`_prior_span`; the nodes left out weigh zero, as the full
+    log-space pass makes them); a row no node can explain returns
     ``(0, -inf, 0, 0)``.
     """
     key = row_key[r]
@@ -444,6 +492,10 @@ def _row_weights(
         lo, hi = _row_support(
             r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, log_mass, side_max
         )
+    elif searched:
+        mode = _prior_mode(side_max)
+        at_mode = _row_loglik_at(mode, r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t)
+        lo, hi = _prior_span(side_max, mode, at_mode + log_mass[mode] - _SUPPORT_CUT)
     total, peak = _row_by_logs(
         x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, lo, hi
     )
@@ -2140,12 +2192,17 @@ def marginal_votes_mu(
         logs = (mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev)
         lo_r = np.zeros(rows.size, dtype=np.int64)
         hi_r = np.full(rows.size, n, dtype=np.int64)
+        mode = _prior_mode(side_max) if searched else 0
         for i in range(rows.size):
             r = rows[i]
             if searched and _row_votes(r, row_ptr, entry_s, entry_f) >= SUPPORT_MIN_VOTES:
                 lo_r[i], hi_r[i] = _support_mu(
                     r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max
                 )
+            elif searched:
+                _pair_logs_mu(mode, mode + 1, *logs)
+                at_mode = _row_loglik_at(mode, r, row_ptr, entry_pair, entry_s, entry_f, lg.T, l1.T)
+                lo_r[i], hi_r[i] = _prior_span(side_max, mode, at_mode + lm[mode] - _SUPPORT_CUT)
         w_s = np.zeros(n)
         coarse = np.zeros(rows.size, dtype=np.bool_)
         for i in range(rows.size):
