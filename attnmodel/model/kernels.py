@@ -24,7 +24,9 @@ largest count of a pair unless that is the cheaper way. Two ways to form ``x``:
   votes): ``a_g = log mass_g + sum_e s_e log g_pg + f_e log(1 - g_pg)``,
   normalised by a log-sum-exp, over the row's support only: the nodes outside
   it, found by bisection (:func:`_row_support`), lie more than 45 below the
-  row's peak, where the pass would set them to zero anyway.
+  row's peak, where the pass would set them to zero anyway; a row of fewer
+  than :data:`SUPPORT_MIN_VOTES` votes leaves out the nodes where the prior
+  alone lies that far below it (:func:`_prior_span`).
 
 Rows are split into chunks that run in parallel, each accumulating into its
 own slice, so the result does not depend on thread timing.
