@@ -2194,7 +2194,11 @@ def marginal_votes_mu(
         logs = (mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev)
         lo_r = np.zeros(rows.size, dtype=np.int64)
         hi_r = np.full(rows.size, n, dtype=np.int64)
-        mode = _prior_mode(side_max) if searched else 0
+        mode = 0
+        if searched:
+            # The light rows' spans start from the prior's mode: its logs, once a level.
+            mode = _prior_mode(side_max)
+            _pair_logs_mu(mode, mode + 1, *logs)
         for i in range(rows.size):
             r = rows[i]
             if searched and _row_votes(r, row_ptr, entry_s, entry_f) >= SUPPORT_MIN_VOTES:
@@ -2202,7 +2206,6 @@ def marginal_votes_mu(
                     r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max
                 )
             elif searched:
-                _pair_logs_mu(mode, mode + 1, *logs)
                 at_mode = _row_loglik_at(mode, r, row_ptr, entry_pair, entry_s, entry_f, lg.T, l1.T)
                 lo_r[i], hi_r[i] = _prior_span(side_max, mode, at_mode + lm[mode] - _SUPPORT_CUT)
         w_s = np.zeros(n)
