@@ -32,6 +32,17 @@ Cases, each run 3 times, every run in a fresh subprocess whose peak RSS
 The time spent in the collapse (``collapse_counts``) is measured by a wrapper and shown
 separately. Table: median wall time, min..max, median of the peak RSS.
 
+Each DuckDB read also prints where its wall time went (wrappers, medians over
+the runs): ``users``, the pass over the log that finds the distinct users
+(``engines._users``); ``cells``, the pass that streams every vote's user key
+and code out of DuckDB and counts them in compiled code (``engines._counted_cells``,
+or ``_grouped_cells`` when DuckDB groups), the first use of Numba in the
+process included; ``collapse``; and ``rest``, everything else (opening the
+files, checks, the combinations, the designation). The case ``numba-start``
+times what the first use of Numba costs a fresh process, apart: importing
+:mod:`attnmodel.data.grouping` (and Numba with it) and the first call of one
+of its cached functions.
+
 The CPU time (user + system, all threads) of each read is shown beside its
 wall time: on a machine shared with other jobs it says what the read costs
 when the wall time does not.
@@ -123,7 +134,11 @@ CASES = {
     "raw-read": (RAW, "read"),
     "oriented-duckdb": (ORIENTED, "duckdb"),
     "oriented-pandas": (ORIENTED, "pandas"),
+    "numba-start": (None, "numba"),
 }
+
+# What the DuckDB reads' phase wrappers time (see the module docstring).
+PHASES = {"users": ("_users",), "cells": ("_counted_cells", "_grouped_cells")}
 
 
 # ---------------------------------------------------------------------------
@@ -401,7 +416,19 @@ def run_case(name: str) -> dict:
     path, what = CASES[name]
     rss_import = peak_rss_mb()
     out = {"case": name, "rss_after_import_mb": rss_import}
-    if what == "read":
+    if what == "numba":
+        import numpy as np
+
+        t0 = time.perf_counter()
+        import attnmodel.data.grouping as grouping
+
+        out["import_s"] = time.perf_counter() - t0
+        keys = np.arange(1, 11, dtype=np.uint64)
+        t0 = time.perf_counter()
+        grouping.key_table(keys, np.empty(grouping.table_size(keys.size), dtype=np.int32))
+        out["first_call_s"] = time.perf_counter() - t0
+        out["time_s"] = out["import_s"] + out["first_call_s"]
+    elif what == "read":
         t0 = time.perf_counter()
         df = pd.read_parquet(path)
         out["time_s"] = time.perf_counter() - t0
@@ -422,6 +449,23 @@ def run_case(name: str) -> dict:
         # The readers collapse with one or the other (an engine's cells are handed over).
         for name in ("collapse_counts", "collapse_taken_counts"):
             setattr(data_mod, name, timed(getattr(data_mod, name)))
+        phases = {phase: 0.0 for phase in PHASES}
+        if what.startswith("duckdb"):
+            import attnmodel.data.engines as engines
+
+            def phase_timer(phase, real):
+                def timed_phase(*a, **kw):
+                    t = time.perf_counter()
+                    try:
+                        return real(*a, **kw)
+                    finally:
+                        phases[phase] += time.perf_counter() - t
+
+                return timed_phase
+
+            for phase, funcs in PHASES.items():
+                for func in funcs:
+                    setattr(engines, func, phase_timer(phase, getattr(engines, func)))
         c0 = sum(os.times()[:2])
         t0 = time.perf_counter()
         engine, _, limit = what.partition("-")
@@ -430,6 +474,9 @@ def run_case(name: str) -> dict:
         out["time_s"] = time.perf_counter() - t0
         out["cpu_s"] = sum(os.times()[:2]) - c0
         out["collapse_s"] = sum(collapse_time)
+        if what.startswith("duckdb"):
+            out["phases_s"] = dict(phases, collapse=out["collapse_s"])
+            out["phases_s"]["rest"] = out["time_s"] - sum(out["phases_s"].values())
         out.update(describe(data))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
@@ -510,6 +557,15 @@ def main() -> None:
         rows.append(r)
         extra = {k: r[k] for k in ("users", "pairs", "ties", "count_rows", "entries") if k in r}
         print(f"  {name}: times {[round(t, 2) for t in times]} s {extra}", flush=True)
+        if "phases_s" in r:
+            median = {k: statistics.median(x["phases_s"][k] for x in runs) for k in r["phases_s"]}
+            print("    phases (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in median.items()))
+        if "import_s" in r:
+            print(
+                "    import of attnmodel.data.grouping (median s) "
+                f"{statistics.median(x['import_s'] for x in runs):.3f}, first call "
+                f"{statistics.median(x['first_call_s'] for x in runs):.3f}"
+            )
 
     print()
     head = (
