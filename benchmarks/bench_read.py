@@ -435,37 +435,27 @@ def run_case(name: str) -> dict:
         out["rows"] = len(df)
         out["dtypes"] = {str(k): str(v) for k, v in df.dtypes.items()}
     else:
-        collapse_time = []
+        phases = dict.fromkeys([*PHASES, "collapse"], 0.0)
 
-        def timed(real):
-            def timed_collapse(*a, **kw):
+        def timed(phase, real):
+            def timed_phase(*a, **kw):
                 t = time.perf_counter()
-                res = real(*a, **kw)
-                collapse_time.append(time.perf_counter() - t)
-                return res
+                try:
+                    return real(*a, **kw)
+                finally:
+                    phases[phase] += time.perf_counter() - t
 
-            return timed_collapse
+            return timed_phase
 
         # The readers collapse with one or the other (an engine's cells are handed over).
         for name in ("collapse_counts", "collapse_taken_counts"):
-            setattr(data_mod, name, timed(getattr(data_mod, name)))
-        phases = {phase: 0.0 for phase in PHASES}
+            setattr(data_mod, name, timed("collapse", getattr(data_mod, name)))
         if what.startswith("duckdb"):
             import attnmodel.data.engines as engines
 
-            def phase_timer(phase, real):
-                def timed_phase(*a, **kw):
-                    t = time.perf_counter()
-                    try:
-                        return real(*a, **kw)
-                    finally:
-                        phases[phase] += time.perf_counter() - t
-
-                return timed_phase
-
             for phase, funcs in PHASES.items():
                 for func in funcs:
-                    setattr(engines, func, phase_timer(phase, getattr(engines, func)))
+                    setattr(engines, func, timed(phase, getattr(engines, func)))
         c0 = sum(os.times()[:2])
         t0 = time.perf_counter()
         engine, _, limit = what.partition("-")
@@ -473,10 +463,9 @@ def run_case(name: str) -> dict:
         data = VoteData.from_file(path, user="user_id", engine=engine, **extra)
         out["time_s"] = time.perf_counter() - t0
         out["cpu_s"] = sum(os.times()[:2]) - c0
-        out["collapse_s"] = sum(collapse_time)
+        out["collapse_s"] = phases["collapse"]
         if what.startswith("duckdb"):
-            out["phases_s"] = dict(phases, collapse=out["collapse_s"])
-            out["phases_s"]["rest"] = out["time_s"] - sum(out["phases_s"].values())
+            out["phases_s"] = dict(phases, rest=out["time_s"] - sum(phases.values()))
         out.update(describe(data))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
