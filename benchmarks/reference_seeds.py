@@ -31,21 +31,9 @@ import time
 
 import numpy as np
 
-import attnmodel as am
 from tests import test_nuts_reference as T
 
 CASES = {"pooled": T.pooled_case, "bradley_terry": T.bradley_terry_case}
-
-
-def reference_se(ref, label: str, user_se: np.ndarray) -> float:
-    """The reference's own Monte Carlo error of the comparison labelled ``label`` by ``z_table``."""
-    if label.startswith("p_above user"):
-        # z_table lists the users 0..m-1 of from_counts, in the reference's order.
-        return float(user_se[int(label.rsplit(" ", 1)[1])])
-    kind, name = label.split(" ", 1)
-    if kind in ("mean", "sd"):
-        return float(T._ref_se(ref, kind, name))
-    return float(T._ref_se(ref, "quantile", name, float(kind[1:])))
 
 
 def main() -> None:
@@ -55,17 +43,18 @@ def main() -> None:
     args = ap.parse_args()
     start, stop = (int(x) for x in args.seeds.split(":"))
     data, ref, names, kw = CASES[args.case]()
-    user_se = getattr(ref, "p_above_se", np.zeros(ref.p_above.size))
-    labels, z_runs, se_runs, rejected = None, [], [], []
+    labels, z_runs, share_runs, rejected = None, [], [], []
     for seed in range(start, stop):
         t0 = time.perf_counter()
-        tree = am.fit(data, "two_point", method="nuts", seed=seed, **kw, **T.NUTS)
-        rows = T.z_table(tree, ref, names)
+        tree = T.structured_fit(data, kw, seed)
+        parts = T.z_parts(tree, ref, names)
+        rows = T.z_rows(parts)
         failed, z = T.holm_failures(rows)
         if labels is None:
             labels = [r[0] for r in rows]
         z_runs.append([(a - b) / se for _, a, b, se in rows])
-        se_runs.append([se for *_, se in rows])
+        # The reference's share of each comparison's variance in this run.
+        share_runs.append([(r / se) ** 2 for (*_, r), (*_, se) in zip(parts, rows, strict=True)])
         if failed:
             rejected.append(seed)
         bad = ", ".join(f"{r[0]} (z = {zz:.2f})" for r, zz, _ in failed) or "none"
@@ -75,10 +64,8 @@ def main() -> None:
             flush=True,
         )
     z = np.array(z_runs)  # (seeds, comparisons)
-    se = np.array(se_runs)
-    ref_se = np.array([reference_se(ref, lab, user_se) for lab in labels])
-    # Within a run each comparison's se is the NUTS MCSE and ref_se in quadrature.
-    predicted_var = 1.0 - (ref_se[None, :] / se) ** 2
+    # Across seeds a comparison's z varies by the NUTS error alone.
+    predicted_var = 1.0 - np.array(share_runs)
     n = z.shape[0]
     print(f"\n{args.case}: {len(rejected)} of {n} runs rejected (Holm, family-wise "
           f"{T.FAMILY_WISE:g}): seeds {rejected}")  # fmt: skip

@@ -82,15 +82,15 @@ def _ref_se(ref, kind, name, prob=None):
     return getattr(ref, f"{kind}_se")(name)
 
 
-def z_table(tree, ref, names, users=True):
-    """Rows ``(label, nuts, reference, se)`` of every comparison (``users``: with p_above).
+def z_parts(tree, ref, names, users=True):
+    """Rows ``(label, nuts, reference, mcse, ref_se)`` of every comparison (``users``: with p_above).
 
     ``names`` holds a global's name, or ``(variable, index, reference name)``
     for one element of a vector (e.g. ``("theta", 2, "theta[2]")``; the
     variable may be a function of the posterior group); a bare
-    vector variable means its first element (the one unknown ``mu``). ``se`` is
-    the NUTS MCSE, with the reference's own Monte Carlo error added in
-    quadrature when it has one (importance sampling).
+    vector variable means its first element (the one unknown ``mu``). ``mcse``
+    is the NUTS estimate's, ``ref_se`` the reference's own Monte Carlo error
+    (0 unless it has one: importance sampling).
     """
     post = tree["posterior"]
     rows = []
@@ -103,25 +103,33 @@ def z_table(tree, ref, names, users=True):
             ("mean", x.mean(), ref.mean(name), azs.mcse(x, method="mean")),
             ("sd", x.std(), ref.sd(name), azs.mcse(x, method="sd")),
         ):
-            se = np.hypot(mcse, _ref_se(ref, kind, name))
-            rows.append((f"{kind} {name}", value, reference, se))
+            rows.append((f"{kind} {name}", value, reference, mcse, _ref_se(ref, kind, name)))
         for p in PROBS:
             mcse = azs.mcse(x, method="quantile", prob=p)
-            se = np.hypot(mcse, _ref_se(ref, "quantile", name, p))
-            rows.append((f"q{p:g} {name}", np.quantile(x, p), ref.quantile(name, p), se))
-    if not users:
-        return [(lab, float(a), float(b), float(se)) for lab, a, b, se in rows]
-    att = tree["attentiveness"]
-    users = att["user"].values
-    # The reference lists users in the order of the count arrays, which from_counts numbers 0..m-1.
-    np.testing.assert_array_equal(users, np.arange(ref.p_above.size))
-    p_nuts = att["p_above"].values
-    mcse = att["p_above_mcse"].values
-    ref_se = getattr(ref, "p_above_se", np.zeros(ref.p_above.size))
-    for j, u in enumerate(users):
-        se = np.hypot(mcse[j], ref_se[j])
-        rows.append((f"p_above user {u}", p_nuts[j], ref.p_above[j], se))
-    return [(lab, float(a), float(b), float(se)) for lab, a, b, se in rows]
+            ref_se = _ref_se(ref, "quantile", name, p)
+            rows.append((f"q{p:g} {name}", np.quantile(x, p), ref.quantile(name, p), mcse, ref_se))
+    if users:
+        att = tree["attentiveness"]
+        users = att["user"].values
+        # The reference lists users in the order of the count arrays, which from_counts
+        # numbers 0..m-1.
+        np.testing.assert_array_equal(users, np.arange(ref.p_above.size))
+        p_nuts = att["p_above"].values
+        mcse = att["p_above_mcse"].values
+        ref_se = getattr(ref, "p_above_se", np.zeros(ref.p_above.size))
+        for j, u in enumerate(users):
+            rows.append((f"p_above user {u}", p_nuts[j], ref.p_above[j], mcse[j], ref_se[j]))
+    return [tuple([lab, *(float(v) for v in values)]) for lab, *values in rows]
+
+
+def z_rows(parts):
+    """:func:`z_parts` as rows ``(label, nuts, reference, se)``: the two errors in quadrature."""
+    return [(lab, a, b, float(np.hypot(mcse, ref_se))) for lab, a, b, mcse, ref_se in parts]
+
+
+def z_table(tree, ref, names, users=True):
+    """Rows ``(label, nuts, reference, se)`` of every comparison (:func:`z_parts`, :func:`z_rows`)."""
+    return z_rows(z_parts(tree, ref, names, users))
 
 
 def holm_failures(rows, level=FAMILY_WISE):
@@ -272,10 +280,15 @@ def bradley_terry_case():
     return data, ref, names, {"mu_structure": "bradley_terry"}
 
 
+def structured_fit(data, kw, seed):
+    """A case's NUTS fit (two-point ``P_eta``, the case's options ``kw``) with ``seed``."""
+    return am.fit(data, "two_point", method="nuts", seed=seed, **kw, **NUTS)
+
+
 def _matches_structured_reference(case, seed):
     """Fit ``case()``'s data by NUTS with ``seed``, compare with its reference; the fit."""
     data, ref, names, kw = case()
-    tree = am.fit(data, "two_point", method="nuts", seed=seed, **kw, **NUTS)
+    tree = structured_fit(data, kw, seed)
     _check_importance(ref)
     assert_matches_reference(tree, ref, names)
     return tree
