@@ -778,3 +778,63 @@ def test_compiled_cell_counting_matches_a_numpy_reference():
     np.testing.assert_array_equal(out[1], cells % n_pairs)
     np.testing.assert_array_equal(out[2], n)
     np.testing.assert_array_equal(out[3], a)
+
+
+def _numba_start_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "attnmodel-numba-start"]
+
+
+def test_numba_start_thread_ends_with_the_read(tmp_path):
+    """The raw read starts Numba in a thread beside DuckDB and joins it, on success and error.
+
+    A thread left running past the read could still be importing when the
+    interpreter shuts down; a read that fails must not leave one either.
+    """
+    import time
+
+    import attnmodel.data.engines as engines
+
+    started = []
+    real = engines._start_counting_load
+    real_load = engines._load_counting
+
+    def slow_load():
+        # Slower than these small reads, so a thread not joined would still be running.
+        time.sleep(0.5)
+        real_load()
+
+    def spy():
+        thread = real()
+        started.append(thread)
+        return thread
+
+    good = write(raw_with_everything(4), tmp_path / "good.parquet")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,model_a,model_b,winner\nu1,a,b,model_a\nu2,a,a,model_b\n")
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttnmodelWarning)
+        mp.setattr(engines, "_start_counting_load", spy)
+        mp.setattr(engines, "_load_counting", slow_load)
+        data = VoteData.from_file(good, engine="duckdb")
+        with pytest.raises(VoteDataError, match="both 'a'"):
+            VoteData.from_file(bad, engine="duckdb")
+    assert data.n_users > 0
+    assert len(started) == 2
+    assert not any(t.is_alive() for t in started)
+    assert _numba_start_threads() == []
+
+
+def test_numba_start_failure_is_silent_and_leaves_the_read_its_error(monkeypatch, capsys):
+    """A warm-up that fails says nothing: the cells' own first use reports any real error."""
+    import attnmodel.data.engines as engines
+    import attnmodel.data.grouping as grouping
+
+    def broken(*args):
+        raise RuntimeError("no compiled code")
+
+    monkeypatch.setattr(grouping, "key_table", broken)
+    assert engines._load_counting() is None
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""

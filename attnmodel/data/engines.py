@@ -530,6 +530,35 @@ def _users(src: _Source, user: Hashable) -> tuple[str, pd.Index, Any]:
     return key, pd.Index(arrow.column("u").to_pandas()), arrow.column("k")
 
 
+def _load_counting() -> None:
+    """Import the compiled counting passes and load one of them from Numba's cache.
+
+    Best effort: any error is left for the cells' own first use to raise.
+    """
+    try:
+        from attnmodel.data.grouping import key_table, table_size
+
+        # The argument types of _counted_cells's call: 64-bit keys, 32-bit slots.
+        keys = np.arange(1, 3, dtype=np.uint64)
+        key_table(keys, np.empty(table_size(keys.size), dtype=np.int32))
+    except Exception:  # noqa: BLE001 - a warm-up; the read itself reports failures
+        pass
+
+
+def _start_counting_load() -> threading.Thread:
+    """Start Numba (:func:`_load_counting`) in a thread beside DuckDB's scans.
+
+    Numba's start (its import, its first dispatch, which imports SciPy's linear
+    algebra, and a cached pass's machine code) takes about half a second of
+    one core. DuckDB's queries release the interpreter, so in a thread most of
+    it is over before the cells need it (10^7 rows: 0.1-0.2 s off the read,
+    ``benchmarks/README.md``).
+    """
+    loading = threading.Thread(target=_load_counting, name="attnmodel-numba-start", daemon=True)
+    loading.start()
+    return loading
+
+
 def _progress_thread(con, report: Callable[[float], None] | None):
     """Poll DuckDB's query progress into ``report`` until the returned event is set."""
     stop = threading.Event()
@@ -604,6 +633,8 @@ def duckdb_cells(
                 raise ValueError("layout is None and there is no resolve_layout")
             layout = resolve_layout(src.columns)
         stop, thread = _progress_thread(src.con, progress)
+        # The raw layout's cells are counted by compiled passes: Numba starts meanwhile.
+        loading = _start_counting_load() if layout == "raw" else None
         try:
             if layout == "raw":
                 return _raw_cells(
@@ -614,6 +645,8 @@ def duckdb_cells(
             stop.set()
             if thread is not None:
                 thread.join()
+            if loading is not None:
+                loading.join()
     finally:
         src.release_memory()  # closing alone leaves DuckDB's buffers with the process
         src.con.close()
