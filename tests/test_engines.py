@@ -787,7 +787,7 @@ def _numba_start_threads() -> list:
 
 
 def test_numba_start_thread_ends_with_the_read(tmp_path):
-    """The raw read starts Numba in a thread beside DuckDB and joins it, on success and error.
+    """A DuckDB read starts Numba in a thread beside its scans and joins it, on success and error.
 
     A thread left running past the read could still be importing when the
     interpreter shuts down; a read that fails must not leave one either.
@@ -811,17 +811,24 @@ def test_numba_start_thread_ends_with_the_read(tmp_path):
         return thread
 
     good = write(raw_with_everything(4), tmp_path / "good.parquet")
+    oriented = tmp_path / "oriented.csv"
+    oriented.write_text("user,z\nu1,1\nu2,0\nu1,1\n")
     bad = tmp_path / "bad.csv"
     bad.write_text("user,model_a,model_b,winner\nu1,a,b,model_a\nu2,a,a,model_b\n")
+    unreadable = tmp_path / "unreadable.parquet"
+    unreadable.write_text("not parquet")
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
         warnings.simplefilter("ignore", AttnmodelWarning)
         mp.setattr(engines, "_start_counting_load", spy)
         mp.setattr(engines, "_load_counting", slow_load)
         data = VoteData.from_file(good, engine="duckdb")
+        assert VoteData.from_file(oriented, engine="duckdb").n_users == 2
         with pytest.raises(VoteDataError, match="both 'a'"):
             VoteData.from_file(bad, engine="duckdb")
+        with pytest.raises(VoteDataError, match="could not be read as parquet"):
+            VoteData.from_file(unreadable, engine="duckdb")
     assert data.n_users > 0
-    assert len(started) == 2
+    assert len(started) == 4
     assert not any(t.is_alive() for t in started)
     assert _numba_start_threads() == []
 

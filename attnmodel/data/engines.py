@@ -623,33 +623,49 @@ def duckdb_cells(
         Bad contents, with the message of the pandas reader.
     """
     user = names["user"]
-    src = _Source(
-        path, user=user, memory_limit=memory_limit, temp_directory=temp_directory, threads=threads
-    )
-    layout = names["layout"]
+    # Either layout's cells are counted by compiled passes: Numba starts meanwhile.
+    loading = _start_counting_load()
     try:
-        if layout is None:
-            if resolve_layout is None:
-                raise ValueError("layout is None and there is no resolve_layout")
-            layout = resolve_layout(src.columns)
-        stop, thread = _progress_thread(src.con, progress)
-        # The raw layout's cells are counted by compiled passes: Numba starts meanwhile.
-        loading = _start_counting_load() if layout == "raw" else None
+        src = _Source(
+            path,
+            user=user,
+            memory_limit=memory_limit,
+            temp_directory=temp_directory,
+            threads=threads,
+        )
         try:
-            if layout == "raw":
-                return _raw_cells(
-                    src, user, names["model_a"], names["model_b"], names["winner"], names["ties"]
-                )
-            return _oriented_cells(src, user, names["z"], names["pair"])
+            return _layout_cells(src, names, resolve_layout, progress)
         finally:
-            stop.set()
-            if thread is not None:
-                thread.join()
-            if loading is not None:
-                loading.join()
+            src.release_memory()  # closing alone leaves DuckDB's buffers with the process
+            src.con.close()
     finally:
-        src.release_memory()  # closing alone leaves DuckDB's buffers with the process
-        src.con.close()
+        loading.join()
+
+
+def _layout_cells(
+    src: _Source,
+    names: dict[str, Any],
+    resolve_layout: Callable[[Sequence[str]], str] | None,
+    progress: Callable[[float], None] | None,
+) -> VoteCells:
+    """The cells of ``src`` in its layout, DuckDB's progress reported meanwhile."""
+    user = names["user"]
+    layout = names["layout"]
+    if layout is None:
+        if resolve_layout is None:
+            raise ValueError("layout is None and there is no resolve_layout")
+        layout = resolve_layout(src.columns)
+    stop, thread = _progress_thread(src.con, progress)
+    try:
+        if layout == "raw":
+            return _raw_cells(
+                src, user, names["model_a"], names["model_b"], names["winner"], names["ties"]
+            )
+        return _oriented_cells(src, user, names["z"], names["pair"])
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
 
 
 #: How the cells name a user ``{u}`` when the users' hashes are distinct (they
