@@ -550,9 +550,10 @@ def _start_counting_load() -> threading.Thread:
 
     Numba's start (its import, its first dispatch, which imports SciPy's linear
     algebra, and a cached pass's machine code) takes about half a second of
-    one core. DuckDB's queries release the interpreter, so in a thread most of
-    it is over before the cells need it (10^7 rows: 0.1-0.2 s off the read,
-    ``benchmarks/README.md``).
+    one core. DuckDB's queries release the interpreter, so in a thread it runs
+    while they do; it saves what DuckDB leaves of the cores (on 2 cores, a
+    10^7-row read: 6 % of the oriented layout's time, nothing measurable of the
+    raw layout's; ``benchmarks/README.md``).
     """
     loading = threading.Thread(target=_load_counting, name="attnmodel-numba-start", daemon=True)
     loading.start()
