@@ -523,3 +523,36 @@ def test_compiled_passes_from_fewer_entries_once_they_are_loaded(monkeypatch):
     monkeypatch.delitem(sys.modules, "attnmodel.data.grouping")
     assert not counts_mod._compiled(few) and not counts_mod._compiled(many - 1)
     assert counts_mod._compiled(many)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_pair_sums_compiled_and_blocked_equal_an_exact_sum(dtype, monkeypatch):
+    """Both ways of ``pair_sums`` give the exact int64 sums per pair.
+
+    Reference: ``np.add.at`` into int64 (no float conversion). The values are
+    large enough that a float32 or an int32 accumulator would be wrong, and
+    one pair has no entries. Blocks smaller than the input exercise the
+    blocked path's carry between blocks.
+    """
+    rng = np.random.default_rng(5)
+    n_pairs = 9
+    pair = rng.choice(np.array([0, 1, 2, 3, 5, 6, 7, 8]), 50_001).astype(dtype)
+    values = rng.integers(0, 2**20, pair.size).astype(dtype)
+    want = np.zeros(n_pairs, dtype=np.int64)
+    np.add.at(want, pair.astype(np.int64), values.astype(np.int64))
+    assert want[4] == 0 and want.max() > 2**31
+    monkeypatch.setattr(counts_mod, "_BLOCK", 4096)
+    for compiled in (True, False):
+        monkeypatch.setattr(counts_mod, "_compiled", lambda n, c=compiled: c)
+        got = counts_mod.pair_sums(pair, values, n_pairs)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want, err_msg=f"compiled={compiled}")
+
+
+def test_compiled_pair_sums_refuse_an_index_outside_the_pairs():
+    from attnmodel.data.grouping import pair_value_sums
+
+    values = np.ones(3, dtype=np.int64)
+    for bad in (np.array([0, 3, 1]), np.array([0, -1, 1])):
+        with pytest.raises(ValueError, match="outside"):
+            pair_value_sums(bad, values, 3)

@@ -19,7 +19,8 @@ per pair (:func:`user_cells`).
 
 :class:`attnmodel.data.counts.CountTable`'s sums over a row's entries and over
 a pair's entries (:func:`row_totals`, :func:`pair_row_dot`,
-:func:`pair_weighted_totals`): one pass, no array as long as the entries.
+:func:`pair_weighted_totals`), and the readers' sums over a pair's cells
+(:func:`pair_value_sums`): one pass, no array as long as the entries.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "key_table",
     "look_up_keys",
     "pair_row_dot",
+    "pair_value_sums",
     "pair_weighted_totals",
     "row_totals",
     "same_entries",
@@ -260,6 +262,23 @@ def pair_row_dot(row_ptr, entry_pair, entry_n, per_pair):
             t += per_pair[entry_pair[e]] * entry_n[e]
         out[r] = t
     return out
+
+
+@numba.njit(cache=True)
+def pair_value_sums(pair, values, n_pairs):
+    """Sum of ``values`` over the entries of each pair, as int64, shape (n_pairs,).
+
+    One pass and no temporaries (numpy's ``bincount`` would copy the indices
+    to intp and the values to float64: fresh pages for two arrays as long as
+    the cells). Raises ValueError for a pair index outside ``[0, n_pairs)``.
+    """
+    total = np.zeros(n_pairs, dtype=np.int64)
+    for i in range(pair.size):
+        p = pair[i]
+        if p < 0 or p >= n_pairs:
+            raise ValueError("a pair index lies outside [0, n_pairs)")
+        total[p] += values[i]
+    return total
 
 
 @numba.njit(cache=True)
