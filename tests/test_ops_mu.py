@@ -241,3 +241,26 @@ def test_support_search_on_formed_nodes_equals_the_e_steps(data):
         for formed, table in zip(tables, full, strict=True):
             np.testing.assert_array_equal(formed[:, done], table[:, done])
     assert checked >= 10
+
+
+def test_op_kernels_are_cached_under_the_sources_they_call():
+    """Each Op kernel holds the hash of ``ops.py``, ``kernels.py`` and ``ties.py`` in a closure cell.
+
+    Numba checks a cached function against its own file only, and an Op kernel
+    compiled into its cache the code of the ``kernels.py`` functions it calls:
+    after an edit there it kept running the old code. Numba's cache key holds a
+    hash of a function's closure cells, so with the sources' hash in a cell an
+    edit of any of the three files makes a new key. The hash is recomputed here
+    from the files themselves.
+    """
+    import hashlib
+    from pathlib import Path
+
+    from attnmodel.model import ops, ties
+
+    files = [kernels.__file__, ties.__file__, ops.__file__]
+    want = int(hashlib.sha256(b"".join(Path(f).read_bytes() for f in files)).hexdigest()[:12], 16)
+    assert ops.SOURCE_VERSION == want
+    for kernel in (ops._marginal_votes_kernel, ops._mu_kernel, ops._marginal_votes_ties_kernel):
+        cells = [c.cell_contents for c in kernel.py_func.__closure__ or ()]
+        assert cells == [want], kernel.py_func.__name__

@@ -123,29 +123,47 @@ class MarginalVotes(Op):
         ]
 
 
-@numba.njit(cache=True)
-def _marginal_votes_kernel(
-    row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
-):
-    """``(total, log_z, W, S, F)``: the serial E-step and the weighted total of its ``log_z``."""
-    log_z, w, s, f = kernels.estep_serial(
-        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
-    )
-    total = 0.0
-    for r in range(log_z.size):
-        # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
-        if row_weight[r] != 0.0:
-            total += row_weight[r] * log_z[r]
-    return total, log_z, w, s, f
-
-
 def _kernel_version() -> int:
-    """Changes with the kernel's source, so PyTensor's Numba cache never serves a stale one."""
+    """A hash of the sources of this module, :mod:`attnmodel.model.kernels` and ``ties``."""
     src = (
         b"".join(Path(m.__file__).read_bytes() for m in (kernels, ties))
         + Path(__file__).read_bytes()
     )
     return int(hashlib.sha256(src).hexdigest()[:12], 16)
+
+
+#: :func:`_kernel_version` at import. It keys PyTensor's Numba cache of the Ops
+#: and Numba's own cache of the kernels below: Numba checks a cached function
+#: against its own file only, so a kernel here kept the code of an older
+#: ``kernels.py`` it calls. Each kernel is built as a closure over this number,
+#: and Numba's cache key holds a hash of a function's closure cells: an edit of
+#: any of the three files gives every kernel here a new key.
+SOURCE_VERSION = _kernel_version()
+
+
+def _votes_kernel_for(version: int):
+    """:func:`_marginal_votes_kernel`, cached under ``version`` (:data:`SOURCE_VERSION`)."""
+
+    @numba.njit(cache=True)
+    def _marginal_votes_kernel(
+        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
+    ):
+        """``(total, log_z, W, S, F)``: the serial E-step and the weighted sum of its ``log_z``."""
+        version  # noqa: B018 - a closure cell: part of Numba's cache key
+        log_z, w, s, f = kernels.estep_serial(
+            row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
+        )
+        total = 0.0
+        for r in range(log_z.size):
+            # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
+            if row_weight[r] != 0.0:
+                total += row_weight[r] * log_z[r]
+        return total, log_z, w, s, f
+
+    return _marginal_votes_kernel
+
+
+_marginal_votes_kernel = _votes_kernel_for(SOURCE_VERSION)
 
 
 def _register_numba() -> None:
@@ -170,7 +188,7 @@ def _register_numba() -> None:
             return np.array(total), log_z, w, s, f
 
         # The spacing is compiled in; the default cache key holds the Op's props.
-        return marginal_votes, _kernel_version()
+        return marginal_votes, SOURCE_VERSION
 
 
 class MarginalVotesMu(Op):
@@ -235,15 +253,27 @@ class MarginalVotesMu(Op):
         ]
 
 
-@numba.njit(cache=True)
-def _mu_kernel(row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass, spacing):
-    """:func:`attnmodel.model.kernels.marginal_votes_mu` in this thread's work space."""
-    need = kernels.mu_work_size(mu.size, log_mass.size)
-    with numba.objmode(work="float64[::1]"):
-        work = work_buffer(need)
-    return kernels.marginal_votes_mu(
-        row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass, spacing, work
-    )
+def _mu_kernel_for(version: int):
+    """:func:`_mu_kernel`, cached under ``version`` (:data:`SOURCE_VERSION`)."""
+
+    @numba.njit(cache=True)
+    def _mu_kernel(
+        row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass, spacing
+    ):
+        """:func:`attnmodel.model.kernels.marginal_votes_mu` in this thread's work space."""
+        version  # noqa: B018 - a closure cell: part of Numba's cache key
+        need = kernels.mu_work_size(mu.size, log_mass.size)
+        with numba.objmode(work="float64[::1]"):
+            work = work_buffer(need)
+        return kernels.marginal_votes_mu(
+            row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass, spacing,
+            work,
+        )  # fmt: skip
+
+    return _mu_kernel
+
+
+_mu_kernel = _mu_kernel_for(SOURCE_VERSION)
 
 
 def _register_numba_mu() -> None:
@@ -267,7 +297,7 @@ def _register_numba_mu() -> None:
             )
             return np.array(total), log_z, w, grad
 
-        return marginal_votes_mu, _kernel_version()
+        return marginal_votes_mu, SOURCE_VERSION
 
 
 _register_numba()
@@ -401,39 +431,48 @@ class MarginalVotesTies(Op):
         ]
 
 
-@numba.njit(cache=True)
-def _marginal_votes_ties_kernel(
-    row_ptr, entry_pair, entry_s, entry_f, row_key, start, kpm, tmk,
-    row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc,
-):  # fmt: skip
-    """The outputs of :class:`MarginalVotesTies`: tie factor, E-step, shares of the terms."""
-    n_keys = start.size - 1
-    n_nodes = log_mass.size
-    lc = np.ascontiguousarray(log_c).reshape(1, n_nodes)
-    l1 = np.ascontiguousarray(log_1mc).reshape(1, n_nodes)
-    empty = np.zeros(0)
-    tie = np.empty((n_keys, n_nodes))
-    ties.tie_pass(start, base, kpm, tmk, lc, l1, np.zeros((0, 0)), empty, tie,
-                  empty, empty, empty, empty)  # fmt: skip
-    for d in range(n_keys):
-        for g in range(n_nodes):
-            tie[d, g] += log_mass[g]
-    # Every row on the full grid (no strides), as in MAP-EM with ties.
-    log_z, w_key, s, f = kernels.estep_serial_keys(
-        row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, tie, row_key, 0.0
-    )
-    total = 0.0
-    for r in range(log_z.size):
-        # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
-        if row_weight[r] != 0.0:
-            total += row_weight[r] * log_z[r]
-    # The node weights per key are the derivatives in each key's log mass, hence
-    # in its tie factor: the terms' shares carry them to base, log c, log(1 - c).
-    d_base = np.zeros(base.size)
-    d_lc = np.zeros(n_nodes)
-    d_l1 = np.zeros(n_nodes)
-    ties.tie_pass(start, base, kpm, tmk, lc, l1, w_key, empty, tie, d_base, empty, d_lc, d_l1)
-    return total, log_z, w_key.sum(axis=0), s, f, d_base, d_lc, d_l1
+def _ties_kernel_for(version: int):
+    """:func:`_marginal_votes_ties_kernel`, cached under ``version`` (:data:`SOURCE_VERSION`)."""
+
+    @numba.njit(cache=True)
+    def _marginal_votes_ties_kernel(
+        row_ptr, entry_pair, entry_s, entry_f, row_key, start, kpm, tmk,
+        row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc,
+    ):  # fmt: skip
+        """The outputs of :class:`MarginalVotesTies`: tie factor, E-step, the terms' shares."""
+        version  # noqa: B018 - a closure cell: part of Numba's cache key
+        n_keys = start.size - 1
+        n_nodes = log_mass.size
+        lc = np.ascontiguousarray(log_c).reshape(1, n_nodes)
+        l1 = np.ascontiguousarray(log_1mc).reshape(1, n_nodes)
+        empty = np.zeros(0)
+        tie = np.empty((n_keys, n_nodes))
+        ties.tie_pass(start, base, kpm, tmk, lc, l1, np.zeros((0, 0)), empty, tie,
+                      empty, empty, empty, empty)  # fmt: skip
+        for d in range(n_keys):
+            for g in range(n_nodes):
+                tie[d, g] += log_mass[g]
+        # Every row on the full grid (no strides), as in MAP-EM with ties.
+        log_z, w_key, s, f = kernels.estep_serial_keys(
+            row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, tie, row_key, 0.0
+        )
+        total = 0.0
+        for r in range(log_z.size):
+            # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
+            if row_weight[r] != 0.0:
+                total += row_weight[r] * log_z[r]
+        # The node weights per key are the derivatives in each key's log mass, hence
+        # in its tie factor: the terms' shares carry them to base, log c, log(1 - c).
+        d_base = np.zeros(base.size)
+        d_lc = np.zeros(n_nodes)
+        d_l1 = np.zeros(n_nodes)
+        ties.tie_pass(start, base, kpm, tmk, lc, l1, w_key, empty, tie, d_base, empty, d_lc, d_l1)
+        return total, log_z, w_key.sum(axis=0), s, f, d_base, d_lc, d_l1
+
+    return _marginal_votes_ties_kernel
+
+
+_marginal_votes_ties_kernel = _ties_kernel_for(SOURCE_VERSION)
 
 
 def _register_numba_ties() -> None:
@@ -457,7 +496,7 @@ def _register_numba_ties() -> None:
             )  # fmt: skip
             return np.array(total), log_z, w, s, f, d_base, d_lc, d_l1
 
-        return marginal_votes_ties, _kernel_version()
+        return marginal_votes_ties, SOURCE_VERSION
 
 
 _register_numba_ties()
