@@ -244,7 +244,7 @@ def test_support_search_on_formed_nodes_equals_the_e_steps(data):
 
 
 def test_op_kernels_are_cached_under_the_sources_they_call():
-    """Each Op kernel holds the hash of ``ops.py``, ``kernels.py`` and ``ties.py`` in a closure cell.
+    """Each Op kernel holds the hash of ops.py, kernels.py and ties.py in a closure cell.
 
     Numba checks a cached function against its own file only, and an Op kernel
     compiled into its cache the code of the ``kernels.py`` functions it calls:
