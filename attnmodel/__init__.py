@@ -36,7 +36,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from attnmodel.errors import (  # noqa: E402
-
     AttnmodelError,
     AttnmodelWarning,
     ConvergenceWarning,

@@ -404,7 +404,7 @@ def figure(results: pd.DataFrame, path: Path, lo: float = 0.85) -> None:
         sub = results[results["case"] == case]
         for row, metric in enumerate(("auc", "precision")):
             ax = axes[row, col]
-            for i, (yi, scorer) in enumerate(zip(y, scorers)):
+            for i, (yi, scorer) in enumerate(zip(y, scorers, strict=True)):
                 vals = sub.loc[sub["scorer"] == scorer, metric].to_numpy()
                 below = vals < lo
                 color = f"C{i}"

@@ -22,8 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from attnmodel import fit_em, simulate_votes  # noqa: E402
-from attnmodel.filtering import filter_users  # noqa: E402
 from attnmodel.compare import arviz_pair, compare_fits, plot_comparison  # noqa: E402
+from attnmodel.filtering import filter_users  # noqa: E402
 from attnmodel.results.em import em_to_datatree  # noqa: E402
 from tests.nuts_trees import nuts_like  # noqa: E402
 

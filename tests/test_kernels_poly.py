@@ -6,9 +6,9 @@ from scipy.special import logsumexp
 
 from attnmodel.data.votes import VoteData
 from attnmodel.inference.em import EMProblem, EMState, fit_em
+from attnmodel.model import kernels
 from attnmodel.model.families import get_family
 from attnmodel.model.grid import make_logit_grid
-from attnmodel.model import kernels
 from attnmodel.model.kernels import (
     POLY_MAX_VOTES,
     TABLE_BUDGET,
@@ -241,7 +241,7 @@ def test_chunks_of_polynomial_rows_cover_every_row_once_at_about_equal_cost(n_it
     assert np.all(np.diff(bounds) >= 0)
     if n_items:
         share = cost.sum() / n_chunks
-        per_chunk = np.array([cost[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
+        per_chunk = np.array([cost[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
         assert np.all(np.abs(per_chunk - share) <= 2.0 * cost.max() + 1e-9 * cost.sum())
 
 

@@ -474,7 +474,7 @@ def collapse_taken_counts(
     if multi_users.size and n_single_users:
         single = np.repeat(entries_per_user == 1, entries_per_user)
 
-    def single_rows(user, single):
+    def single_rows(user, single, pair, n, s):
         """Users with one entry: exact integer key (pair, n, s), rows sorted by it."""
         if not n_single_users:
             empty = np.zeros(0, dtype=np.int64)
@@ -502,7 +502,7 @@ def collapse_taken_counts(
         return pair_u, n_u, s_u, np.bincount(inv, minlength=pair_u.size)
 
     if not multi_users.size:
-        pair_u, n_u, s_u, weight_single = single_rows(user, single)
+        pair_u, n_u, s_u, weight_single = single_rows(user, single, pair, n, s)
         lengths = np.ones(pair_u.size, dtype=np.int64)
         return _table(n_pairs, lengths, (pair_u, n_u, s_u), weight_single, user_row)
 
@@ -516,11 +516,11 @@ def collapse_taken_counts(
     del entries_per_user
     cols = [pair, n, s]
 
-    def multi_groups(member, start, lens):
+    def multi_groups(member, start, lens, cols):
         """For each user with several entries, the first user with the same entries."""
         rep = None
         if method == "hash":
-            rep = _hash_groups(pair, n, s, b if packed else None, member, cols, start, lens)
+            rep = _hash_groups(*cols, b if packed else None, member, cols, start, lens)
         if rep is None:
             if method != "sort" and lens.size * 2 * n_pairs <= _DENSE_CELL_LIMIT:
                 part = cols if member is None else [x[member] for x in cols]
@@ -533,12 +533,12 @@ def collapse_taken_counts(
     if _compiled(pair.size):
         # The two groupings write different users' rows: they run side by side.
         with ThreadPoolExecutor(1) as pool:
-            singles = pool.submit(single_rows, user, single)
-            rep = multi_groups(member, start, lens)
+            singles = pool.submit(single_rows, user, single, pair, n, s)
+            rep = multi_groups(member, start, lens, cols)
             pair_u, n_u, s_u, weight_single = singles.result()
     else:
-        pair_u, n_u, s_u, weight_single = single_rows(user, single)
-        rep = multi_groups(member, start, lens)
+        pair_u, n_u, s_u, weight_single = single_rows(user, single, pair, n, s)
+        rep = multi_groups(member, start, lens, cols)
     n_single_rows = pair_u.size
     del user, single, member  # the users' entries: no longer needed
     # Rows are numbered by their first user: the users with rep == themselves.

@@ -278,7 +278,7 @@ class BradleyTerryMu:
         }
 
     def bind(self, data) -> BradleyTerryMu:
-        """This structure with the models and pair layout of ``data``."""
+        """The same structure, bound to the models and pair layout of ``data``."""
         models, a, b = pair_models(data)
         return replace(self, models=tuple(models), pair_a=tuple(a), pair_b=tuple(b))
 

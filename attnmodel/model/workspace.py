@@ -17,7 +17,7 @@ _WORK = threading.local()
 
 
 def work_buffer(size: int) -> np.ndarray:
-    """This thread's work space of at least ``size`` doubles, kept from call to call.
+    """The calling thread's work space of at least ``size`` doubles, kept from call to call.
 
     The compiled E-step (:func:`attnmodel.model.kernels.estep_stats`) sums its chunks' statistics in
     it (37 MB on 780 pairs x 1,475 nodes), and the fused NUTS kernel
