@@ -95,6 +95,7 @@ __all__ = [
     "diagnostics_message",
 ]
 
+
 @dataclass
 class FilterResult:
     """Users kept by a rule and their votes.
@@ -373,8 +374,6 @@ def _decide_quantile(summaries, ppf, extra, a: RuleArgs):
     return keep, np.zeros(keep.size, dtype=bool), settings
 
 
-
-
 def check_rule_args(
     rule: str | None = None,
     *,
@@ -593,9 +592,7 @@ def filter_users(
     little = np.zeros(keep.size, dtype=bool)
     if args.min_evidence is not None:
         log_bf = _evidence(summaries, args.min_evidence)
-        keep, undetermined, little = screen_evidence(
-            keep, undetermined, log_bf, args.min_evidence
-        )
+        keep, undetermined, little = screen_evidence(keep, undetermined, log_bf, args.min_evidence)
         settings["min_evidence"] = float(args.min_evidence)
     if rule in ("map", "quantile") and extra.get("map") == "eta_mean":
         settings["summary"] = "eta_mean"

@@ -1,4 +1,4 @@
-"""The leaderboard of a Bradley-Terry fit: model strengths with intervals, beside plain Bradley-Terry.
+"""A Bradley-Terry fit's leaderboard: model strengths with intervals, beside plain Bradley-Terry.
 
 Under ``mu_structure="bradley_terry"`` (:mod:`attnmodel.model.mu_structure`)
 every model has a strength ``theta`` (sum zero) and any pair's win rate

@@ -102,10 +102,11 @@ def run_case(votes: int, calls: int, datasets: int) -> dict:
 def _child(tree: str, votes: int, calls: int, datasets: int) -> dict:
     path = os.pathsep.join([tree, ROOT] if tree != ROOT else [ROOT])
     code = "import attnmodel, sys; print(attnmodel.__file__)"
-    where = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
-                           env={**os.environ, "PYTHONPATH": path}, check=True).stdout.strip()  # fmt: skip
-    assert where.startswith(tree), (where, tree)
     env = {**os.environ, "PYTHONPATH": path}
+    where = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", env=env, check=True
+    ).stdout.strip()
+    assert where.startswith(tree), (where, tree)
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--case", str(votes),
          "--calls", str(calls), "--datasets", str(datasets)],

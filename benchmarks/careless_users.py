@@ -114,9 +114,13 @@ VARIANTS: dict[str, dict] = {
     "attnmodel beta (independent, ties dropped)": dict(family="beta"),
     "attnmodel two_point (independent, ties dropped)": dict(family="two_point"),
     "attnmodel beta (pooled, ties dropped)": dict(family="beta", mu_structure="pooled"),
-    "attnmodel beta (bradley_terry, ties dropped)": dict(family="beta", mu_structure="bradley_terry"),
+    "attnmodel beta (bradley_terry, ties dropped)": dict(
+        family="beta", mu_structure="bradley_terry"
+    ),
     "attnmodel beta (independent, ties modelled)": dict(family="beta", data=dict(ties="model")),
-    "attnmodel beta (pooled, ties modelled)": dict(family="beta", mu_structure="pooled", data=dict(ties="model")),
+    "attnmodel beta (pooled, ties modelled)": dict(
+        family="beta", mu_structure="pooled", data=dict(ties="model")
+    ),
 }
 
 
@@ -203,7 +207,10 @@ def _scored(users: pd.Index, values: pd.Series) -> np.ndarray:
 
 
 def run_one(
-    real: pd.DataFrame, case: str, seed: int, n_inject: int = N_INJECT,
+    real: pd.DataFrame,
+    case: str,
+    seed: int,
+    n_inject: int = N_INJECT,
     variants: list[str] | None = None,
 ) -> list[dict]:
     """Inject, score, fit and measure once; one dict per scorer.
@@ -296,9 +303,7 @@ def _band(x: pd.Series) -> str:
 def table(results: pd.DataFrame) -> str:
     """AUC, precision and recall per case and scorer: median [p10, p90]."""
     lines = []
-    head = (
-        f"{'case':<5} {'scorer':<58} {'AUC':<22} {'precision':<22} {'recall':<22} kept  runs"
-    )
+    head = f"{'case':<5} {'scorer':<58} {'AUC':<22} {'precision':<22} {'recall':<22} kept  runs"
     lines += [head, "-" * len(head)]
     for case in CASES:
         sub = results[results["case"] == case]
@@ -395,8 +400,12 @@ def figure(results: pd.DataFrame, path: Path, lo: float = 0.85) -> None:
     scorers = list(dict.fromkeys(results["scorer"]))
     cases = [c for c in CASES if c in set(results["case"])]
     fig, axes = plt.subplots(
-        2, len(cases), figsize=(3.0 * len(cases) + 3.5, 1.2 + 0.45 * len(scorers) * 2),
-        sharey=True, squeeze=False, layout="constrained",
+        2,
+        len(cases),
+        figsize=(3.0 * len(cases) + 3.5, 1.2 + 0.45 * len(scorers) * 2),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
     )
     y = np.arange(len(scorers))[::-1]
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, results["seed"].nunique())
@@ -408,26 +417,45 @@ def figure(results: pd.DataFrame, path: Path, lo: float = 0.85) -> None:
                 vals = sub.loc[sub["scorer"] == scorer, metric].to_numpy()
                 below = vals < lo
                 color = f"C{i}"
-                ax.plot(vals[~below], yi + jitter[: vals.size][~below], "o", ms=3, alpha=0.45,
-                        color=color)
+                ax.plot(
+                    vals[~below],
+                    yi + jitter[: vals.size][~below],
+                    "o",
+                    ms=3,
+                    alpha=0.45,
+                    color=color,
+                )
                 if below.any():
-                    ax.plot(np.full(below.sum(), lo), yi + jitter[: vals.size][below], "<",
-                            ms=5, alpha=0.6, color=color)
+                    ax.plot(
+                        np.full(below.sum(), lo),
+                        yi + jitter[: vals.size][below],
+                        "<",
+                        ms=5,
+                        alpha=0.6,
+                        color=color,
+                    )
                 med = float(np.median(vals))
                 if med >= lo:
                     ax.plot(med, yi, "|", ms=16, mew=2.5, color="black")
                 else:
-                    ax.annotate(f"median {med:.3f}", (lo, yi), xytext=(10, -3),
-                                textcoords="offset points", fontsize=7)
+                    ax.annotate(
+                        f"median {med:.3f}",
+                        (lo, yi),
+                        xytext=(10, -3),
+                        textcoords="offset points",
+                        fontsize=7,
+                    )
             ax.set_xlim(lo - 0.005, 1.005)
-            ax.set_title(f"{case}: {'AUC' if metric == 'auc' else 'precision (real kept)'}",
-                         fontsize=9)
+            ax.set_title(
+                f"{case}: {'AUC' if metric == 'auc' else 'precision (real kept)'}", fontsize=9
+            )
             ax.grid(axis="x", alpha=0.3)
     for row in range(2):
         axes[row, 0].set_yticks(y, scorers, fontsize=8)
     fig.suptitle(
         f"Careless users injected into MT-Bench human judgments ({results['seed'].nunique()} "
-        "seeds; bar: median)", fontsize=10,
+        "seeds; bar: median)",
+        fontsize=10,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -441,22 +469,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--votes", type=Path, default=MTBENCH, help="the MT-Bench vote file")
     parser.add_argument("--seeds", type=int, default=20, help="runs per case (default 20)")
     parser.add_argument(
-        "--first-seed", type=int, default=0,
+        "--first-seed",
+        type=int,
+        default=0,
         help="seeds run are first-seed, first-seed + 1, ... (to split a run over processes)",
     )
     parser.add_argument("--inject", type=int, default=N_INJECT, help="careless users per run")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--figure", type=Path, default=CACHE / "careless_users.png")
     parser.add_argument(
-        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="NAME",
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        metavar="NAME",
         help="attnmodel variants to fit (names of VARIANTS; default all)",
     )
     parser.add_argument(
-        "--csv", type=Path, nargs="+", default=[CACHE / "careless_users.csv"],
+        "--csv",
+        type=Path,
+        nargs="+",
+        default=[CACHE / "careless_users.csv"],
         help="where the per-run rows go; with --from-csv, one or more files to read",
     )
     parser.add_argument(
-        "--from-csv", action="store_true",
+        "--from-csv",
+        action="store_true",
         help="print the table and draw the figure from the per-run rows of --csv, no runs",
     )
     args = parser.parse_args(argv)
@@ -518,15 +556,22 @@ def main(argv: list[str] | None = None) -> int:
     for scorer, g in fitted.groupby("scorer", sort=False):
         # One count per kind of warning: the sentence up to its colon, without the value.
         said = (
-            g["fit_warnings"].dropna().str.split(" | ", regex=False).explode()
-            .str.split(":").str[0].str.replace(r" = \S+ is", " is", regex=True).value_counts()
+            g["fit_warnings"]
+            .dropna()
+            .str.split(" | ", regex=False)
+            .explode()
+            .str.split(":")
+            .str[0]
+            .str.replace(r" = \S+ is", " is", regex=True)
+            .value_counts()
         )
         print(
             f"{scorer.removesuffix(': eta_mean')}: median fit {g['seconds'].median():.2f} s; "
             f"{int(g['warned'].astype(bool).sum())} of {len(g)} fits warned"
             + (
                 f"; {int((~g['converged'].astype(bool)).sum())} did not converge"
-                if "converged" in g and g["converged"].notna().all() else ""
+                if "converged" in g and g["converged"].notna().all()
+                else ""
             )
             + "".join(f"; {n}x '{w}'" for w, n in said.items())
         )

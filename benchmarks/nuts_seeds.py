@@ -29,7 +29,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target-accept", default="default", help="a number or 'default'")
     ap.add_argument("--seeds", default="100:110", help="START:STOP (STOP excluded)")
-    ap.add_argument("--data", default=None, help="the MT-Bench CSV (default: found beside the clone)")
+    ap.add_argument(
+        "--data", default=None, help="the MT-Bench CSV (default: found beside the clone)"
+    )
     args = ap.parse_args()
     path = args.data or _find_mtbench()
     if path is None:
@@ -47,7 +49,8 @@ def main() -> None:
         used = json.loads(dt.attrs["settings"])["target_accept"]
         failed += div > 0
         print(
-            f"seed {seed} (target_accept {used}): divergences {div}, leapfrog steps a draw {steps:.1f}, "
+            f"seed {seed} (target_accept {used}): divergences {div}, "
+            f"leapfrog steps a draw {steps:.1f}, "
             f"{time.perf_counter() - t0:.1f} s",
             flush=True,
         )

@@ -72,7 +72,7 @@ EOF""",
     "f.seek(os.path.getsize('damaged.nc') // 2); f.write(bytes(256)); f.close()\"",
     # 256 bytes zeroed at offset 4096, inside HDF5's own metadata
     "cp em.nc metadata.nc && python -c \"f=open('metadata.nc','r+b'); "
-    "f.seek(4096); f.write(bytes(256)); f.close()\"",
+    'f.seek(4096); f.write(bytes(256)); f.close()"',
     """printf '{"user": "a", "model_a": "x", "model_b": "y", "winner": "model_a"}\\n'"""
     """'{"user": "b", "model_a": "x", "model_b": "y", "winner": "model_a"}\\n'"""
     """'{"user": "c", "model_a": "x", "model_b": "y" "winner": "model_b"}\\n' > broken.jsonl""",

@@ -275,9 +275,10 @@ def two_point_log_lik(rows: np.ndarray, n_pairs: int, eta: np.ndarray, mu: float
     """Log-likelihood of each count row at each attentiveness ``eta``: shape (R, G)."""
     n_r, s_r = rows[:, :n_pairs], rows[:, n_pairs:]
     g = 0.5 + eta * (mu - 0.5)
-    return s_r.sum(axis=1)[:, None] * np.log(g)[None, :] + (n_r - s_r).sum(axis=1)[
-        :, None
-    ] * np.log1p(-g)[None, :]
+    return (
+        s_r.sum(axis=1)[:, None] * np.log(g)[None, :]
+        + (n_r - s_r).sum(axis=1)[:, None] * np.log1p(-g)[None, :]
+    )
 
 
 def two_point_reference(

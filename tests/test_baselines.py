@@ -72,7 +72,9 @@ def _loop_reference(votes: pd.DataFrame, leave_one_out: bool) -> pd.Series:
         for _, v in rows[rows["user"] == user].iterrows():
             key = frozenset((v["model_a"], v["model_b"]))
             winner = v["model_a"] if v["winner"] == "model_a" else v["model_b"]
-            pool = rows[[frozenset(p) == key for p in zip(rows["model_a"], rows["model_b"], strict=True)]]
+            pool = rows[
+                [frozenset(p) == key for p in zip(rows["model_a"], rows["model_b"], strict=True)]
+            ]
             if leave_one_out:
                 pool = pool[pool["user"] != user]
             if len(pool) == 0:

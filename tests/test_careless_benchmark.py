@@ -133,7 +133,10 @@ def test_run_one_scores_every_user_and_keeps_as_many(bench, real):
     rows = pd.DataFrame(bench.run_one(real, "mix", 0, n_inject=8, variants=variants))
     names = [f"{v}: {s}" for v in variants for s in ("eta_mean", "p_above")]
     assert list(rows["scorer"]) == [
-        *names, "agreement score", "agreement score (in-sample)", "tie rate"
+        *names,
+        "agreement score",
+        "agreement score (in-sample)",
+        "tie rate",
     ]
     assert rows["auc"].between(0, 1).all()
     # The baselines keep as many users as the first variant's filter.

@@ -514,9 +514,32 @@ def test_help_loads_no_numerical_library():
 def test_mu_structure_and_leaderboard(tmp_path, capsys):
     # Three models in a triangle; fit under auto (printed), then Bradley-Terry and its board.
     votes = tmp_path / "tri.csv"
-    assert cli.main(["--quiet", "simulate", "--family", "beta", "--params", "alpha=4",
-                     "beta=1.5", "--users", "60", "--votes", "10..20", "--mu", "a vs b=0.8",
-                     "b vs c=0.7", "a vs c=0.85", "--seed", "3", "--out", str(votes)]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "--quiet",
+                "simulate",
+                "--family",
+                "beta",
+                "--params",
+                "alpha=4",
+                "beta=1.5",
+                "--users",
+                "60",
+                "--votes",
+                "10..20",
+                "--mu",
+                "a vs b=0.8",
+                "b vs c=0.7",
+                "a vs c=0.85",
+                "--seed",
+                "3",
+                "--out",
+                str(votes),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert cli.main(["--quiet", "fit", str(votes), "--family", "beta",
                      "--out", str(tmp_path / "auto.nc")]) == 0  # fmt: skip
@@ -548,6 +571,22 @@ def test_mu_structure_and_leaderboard(tmp_path, capsys):
     assert cli.main(["--quiet", "leaderboard", str(tmp_path / "bt.nc"), "--plot", str(plot)]) == 1
     assert "exists" in capsys.readouterr().err
     # Bradley-Terry with known mu is a user error, named.
-    assert cli.main(["--quiet", "fit", str(votes), "--family", "beta", "--mu", "0.8",
-                     "--mu-structure", "bradley_terry", "--out", str(tmp_path / "x.nc")]) == 1  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "--quiet",
+                "fit",
+                str(votes),
+                "--family",
+                "beta",
+                "--mu",
+                "0.8",
+                "--mu-structure",
+                "bradley_terry",
+                "--out",
+                str(tmp_path / "x.nc"),
+            ]
+        )
+        == 1
+    )
     assert "--mu-structure bradley_terry" in capsys.readouterr().err

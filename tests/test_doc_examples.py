@@ -13,8 +13,8 @@ file at ``../shared/data/`` when the machine has it):
   fail with exit status 1 and print that line; any other command must succeed, and
   each line it shows must be among the lines the command printed (times after
   ``done in`` and iteration counts may differ, floats printed with more than six
-  digits are compared to six significant digits; a line ``...`` stands for lines left out, and a line
-  ending in ``...`` for the end of a line left out);
+  digits are compared to six significant digits; a line ``...`` stands for lines left
+  out, and a line ending in ``...`` for the end of a line left out);
 - ``bash``/``sh``/``shell`` blocks run as one ``bash`` script that must succeed.
 
 Blocks of other languages (``text``, ``sql``, none) are output or listings, and are
@@ -170,7 +170,9 @@ class ExampleFailed(AssertionError):
 
 # An optimiser's iteration count: the path to the same maximum takes more or
 # fewer steps when the numerical libraries round differently.
-ITERATIONS = re.compile(r"(?<=\()\d+(?= iterations)|(?<=after )\d+(?= iterations)|(?<=\"n_iter\": )\d+")
+ITERATIONS = re.compile(
+    r"(?<=\()\d+(?= iterations)|(?<=after )\d+(?= iterations)|(?<=\"n_iter\": )\d+"
+)
 
 
 def normalise(line: str) -> str:
@@ -437,10 +439,13 @@ def test_a_transcript_forgives_times_and_iteration_counts_but_not_results(tmp_pa
     work = tmp_path / "work"
     work.mkdir()
     (tmp_path / "bin").mkdir()
-    printed = 'echo "fit... done in 3.1 s (71 iterations, converged)"; echo \'{"n_iter": 71, "x": 0.12345678}\''
+    printed = (
+        'echo "fit... done in 3.1 s (71 iterations, converged)"; '
+        'echo \'{"n_iter": 71, "x": 0.12345678}\''
+    )
     for shown, same in [
         ('fit... done in 9.9 s (67 iterations, converged)\n{"n_iter": 67, "x": 0.123457}\n', True),
-        ('fit... done in 3.1 s (71 iterations, not converged)\n', False),
+        ("fit... done in 3.1 s (71 iterations, not converged)\n", False),
         ('{"n_iter": 71, "x": 0.123458}\n', False),
         # Full floats 1e-6 apart (relative): the rounding of another machine.
         ('{"n_iter": 71, "x": 0.12345691}\n', True),

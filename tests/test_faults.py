@@ -253,7 +253,9 @@ def test_a_csv_killed_while_written_is_the_old_file_or_the_new_one(tmp_path):
                     if fraction == "target":
                         now = target.stat()
                         if (now.st_ino, now.st_size, now.st_mtime_ns) != (
-                            before.st_ino, before.st_size, before.st_mtime_ns
+                            before.st_ino,
+                            before.st_size,
+                            before.st_mtime_ns,
                         ):
                             break
                     else:

@@ -34,7 +34,9 @@ def _quad_log_marginal(n, s, mu, a, b, shift):
 
 
 @pytest.mark.parametrize("max_votes", [50, 500, 5000])
-@pytest.mark.parametrize(("a", "b"), [(3.0, 5.0), (0.3, 0.5), (40.0, 40.0), (0.2, 30.0), (0.1, 30.0)])
+@pytest.mark.parametrize(
+    ("a", "b"), [(3.0, 5.0), (0.3, 0.5), (40.0, 40.0), (0.2, 30.0), (0.1, 30.0)]
+)
 @pytest.mark.parametrize("mu", [0.6, 0.8, 0.999])
 def test_marginal_likelihood_matches_adaptive_quadrature(max_votes, a, b, mu):
     # The sinh-stretched trapezoid rule against scipy's adaptive quadrature of

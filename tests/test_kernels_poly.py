@@ -193,9 +193,7 @@ def test_fits_with_polynomial_rows_reach_the_grid_fits_maximum(family, mu, polyn
     small log (600 users, 580 distinct rows) checks the same sums.
     """
     counts = _counts(np.random.default_rng(7), n_users=600, mu=(0.6, 0.8, 0.95), heavy=(80, 200))
-    data = VoteData.from_counts(
-        *counts.user_counts(), pairs=["a vs b", "c vs d", "e vs f"]
-    )
+    data = VoteData.from_counts(*counts.user_counts(), pairs=["a vs b", "c vs d", "e vs f"])
     kw = {"mu": mu, "n_init": 2, "seed": 3, "warn": False}
     if family == "beta_mixture":
         kw["n_components"] = 2
@@ -241,7 +239,9 @@ def test_chunks_of_polynomial_rows_cover_every_row_once_at_about_equal_cost(n_it
     assert np.all(np.diff(bounds) >= 0)
     if n_items:
         share = cost.sum() / n_chunks
-        per_chunk = np.array([cost[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+        per_chunk = np.array(
+            [cost[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        )
         assert np.all(np.abs(per_chunk - share) <= 2.0 * cost.max() + 1e-9 * cost.sum())
 
 

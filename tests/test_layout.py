@@ -200,9 +200,12 @@ def _layer(module: str) -> int:
 
 
 def test_every_module_has_a_layer():
-    missing = [m for m in MODULES if m != "attnmodel" and not any(
-        m == p or m.startswith(p + ".") for layer in LAYERS for p in layer
-    )]
+    missing = [
+        m
+        for m in MODULES
+        if m != "attnmodel"
+        and not any(m == p or m.startswith(p + ".") for layer in LAYERS for p in layer)
+    ]
     assert not missing, f"place these modules in LAYERS: {missing}"
 
 

@@ -165,7 +165,6 @@ def test_top_half_keeps_whole_input_rows(beta_fit, raw):
     assert mean[list(kept)].min() >= mean.drop(list(kept)).max()
 
 
-
 def test_ties_modelled_do_not_take_careful_tiers_for_careless_users(raw):
     """MT-Bench plus 16 injected coin flippers who never tie, ties modelled.
 

@@ -27,11 +27,16 @@ from attnmodel.results.em import em_to_datatree
 #: Gamma(2, rate 0.5) on both Beta shapes: with every mu unknown the votes barely fix
 #: the scale of eta (only eta (2 mu - 1) is identified), and a flat family prior lets
 #: a small log's MAP sit on the box; these keep it inside, where both maximisers agree.
-SHAPE_PRIORS = {"alpha": Prior("Gamma", alpha=2.0, beta=0.5), "beta": Prior("Gamma", alpha=2.0, beta=0.5)}
+SHAPE_PRIORS = {
+    "alpha": Prior("Gamma", alpha=2.0, beta=0.5),
+    "beta": Prior("Gamma", alpha=2.0, beta=0.5),
+}
 
 
 def _ref_shape_prior(alpha, beta):
-    return float(stats.gamma.logpdf(alpha, 2.0, scale=2.0) + stats.gamma.logpdf(beta, 2.0, scale=2.0))
+    return float(
+        stats.gamma.logpdf(alpha, 2.0, scale=2.0) + stats.gamma.logpdf(beta, 2.0, scale=2.0)
+    )
 
 
 def _simulate(mu, n_users, votes, eta_ab, seed, labels=None):
@@ -161,7 +166,9 @@ def test_pooled_em_equals_direct_maximisation(small_pooled):
 
 
 def test_bradley_terry_em_equals_direct_maximisation(small_bt):
-    res = fit_em(small_bt, "beta", mu_structure="bradley_terry", n_init=2, seed=0, priors=SHAPE_PRIORS)
+    res = fit_em(
+        small_bt, "beta", mu_structure="bradley_terry", n_init=2, seed=0, priors=SHAPE_PRIORS
+    )
     assert res.converged_
     n, s, w = _dense(small_bt)
     models = list(res.mu_structure.models)

@@ -83,7 +83,7 @@ def _ref_se(ref, kind, name, prob=None):
 
 
 def z_parts(tree, ref, names, users=True):
-    """Rows ``(label, nuts, reference, mcse, ref_se)`` of every comparison (``users``: with p_above).
+    """Rows ``(label, nuts, reference, mcse, ref_se)`` of every comparison (``users``: p_above too).
 
     ``names`` holds a global's name, or ``(variable, index, reference name)``
     for one element of a vector (e.g. ``("theta", 2, "theta[2]")``; the
@@ -128,7 +128,7 @@ def z_rows(parts):
 
 
 def z_table(tree, ref, names, users=True):
-    """Rows ``(label, nuts, reference, se)`` of every comparison (:func:`z_parts`, :func:`z_rows`)."""
+    """Rows ``(label, nuts, reference, se)`` of every comparison (see :func:`z_rows`)."""
     return z_rows(z_parts(tree, ref, names, users))
 
 

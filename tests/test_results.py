@@ -564,7 +564,12 @@ def test_build_tree_writes_the_schema_and_the_provenance(multi_fit, multi_tree):
     only_posterior = {"posterior": groups["posterior"]}
     with pytest.raises(ValueError, match="attentiveness"):
         build_tree(
-            "smc", multi_fit.family, multi_fit.mu_spec, "{}", only_posterior, eta_star=0.3,
+            "smc",
+            multi_fit.family,
+            multi_fit.mu_spec,
+            "{}",
+            only_posterior,
+            eta_star=0.3,
             hdi_prob=0.8,
         )
 
@@ -599,9 +604,7 @@ def test_user_posterior_of_an_em_tree_is_that_of_its_fit(which, multi_fit, multi
     from_tree = user_posterior(tree)
     assert from_tree.attrs == from_fit.attrs
     assert (from_tree["p_above_mcse"] == 0).all()
-    xr.testing.assert_equal(
-        from_tree.drop_vars("p_above_mcse").drop_attrs(), from_fit.drop_attrs()
-    )
+    xr.testing.assert_equal(from_tree.drop_vars("p_above_mcse").drop_attrs(), from_fit.drop_attrs())
     xr.testing.assert_equal(user_posterior(tree, eta_star=star, hdi_prob=hdi), from_tree)
 
 

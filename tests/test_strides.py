@@ -253,7 +253,9 @@ def test_rows_start_below_the_levels_their_prior_fails():
     row_key = rng.integers(0, len(shapes), size=300)
     given = level.copy()
     got = prior_start_levels(level, log_mass, row_key, mult)
-    want = np.array([max(lv for lv in range(s + 1) if ok[k, lv]) for s, k in zip(level, row_key, strict=True)])
+    want = np.array(
+        [max(lv for lv in range(s + 1) if ok[k, lv]) for s, k in zip(level, row_key, strict=True)]
+    )
     np.testing.assert_array_equal(got, want)
     assert np.all(got <= level) and np.any(got < level)
     # The input is left as it was.

@@ -84,7 +84,7 @@ def test_log_jacobian_is_the_order_statistics_density(lo, hi, k):
 
 
 def test_two_point_top_location_keeps_its_scale_near_zero():
-    """The curvature of the log density along eta_high's coordinate does not grow as eta_low nears 0.
+    """The log density's curvature along eta_high's coordinate does not grow as eta_low nears 0.
 
     With PyMC's ordered transform on top of logits it grew with
     ``(logit eta_high - logit eta_low)^2`` (25 times here between eta_low = 0.3 and

@@ -704,7 +704,7 @@ def cmd_fit(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def mu_structure_choice(args: argparse.Namespace, data, mu_kw: dict[str, Any]) -> str:
-    """The line ``fit`` prints about ``--mu-structure``; a choice the data cannot take is an error."""
+    """The line ``fit`` prints about ``--mu-structure``; a choice the data cannot take errs."""
     from attnmodel.model.mu_structure import resolve_mu_structure
 
     try:

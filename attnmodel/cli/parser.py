@@ -320,8 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--decisions-out",
         metavar="FILE",
-        help="also write each user's decision (kept, dropped, undetermined, "
-        "too_little_evidence)",
+        help="also write each user's decision (kept, dropped, undetermined, too_little_evidence)",
     )
     _add_vote_columns(p)
     p.add_argument("--out", required=True, metavar="KEPT", help=".csv, .parquet or .jsonl")

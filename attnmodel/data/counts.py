@@ -69,6 +69,7 @@ def _compiled(n_entries: int) -> bool:
         return True
     return n_entries >= _COMPILED_LOADED_ENTRIES and "attnmodel.data.grouping" in sys.modules
 
+
 # splitmix64 finaliser constants and the seeds of the two user hashes.
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)

@@ -321,7 +321,7 @@ def _row_support(r, row_ptr, entry_pair, entry_s, entry_f, log_g_t, log_1mg_t, l
 
 @numba.njit(cache=True)
 def _first_reaching(run_max, b, cut):
-    """The first node in ``0..b`` where the running maximum ``run_max`` reaches ``cut`` (else ``b``)."""
+    """The first node in ``0..b`` where the running maximum ``run_max`` reaches ``cut``, or b."""
     a = 0
     while a < b:
         mid = (a + b) // 2
@@ -854,9 +854,7 @@ _estep_stats_serial = numba.njit(cache=True)(
 #: stay in one thread, so the numbers do not change), for many pairs and nodes.
 mu_derivatives_parallel = numba.njit(
     cache=True, parallel=True, error_model="numpy", fastmath={"reassoc"}
-)(
-    _serial_clone(mu_derivatives.py_func, "mu_derivatives_parallel")
-)
+)(_serial_clone(mu_derivatives.py_func, "mu_derivatives_parallel"))
 
 
 @numba.njit(cache=True)
@@ -1277,7 +1275,7 @@ def poly_pays(counts, light: np.ndarray, n_max: int, n_nodes: int) -> bool:
 
 
 def bernstein_offsets(n_max: int) -> np.ndarray:
-    """Start of degree ``n``'s coefficients in the flattened ``(n, k)`` index, shape (n_max + 2,)."""
+    """Where degree ``n``'s coefficients start in the flat ``(n, k)`` index; shape (n_max + 2,)."""
     n = np.arange(n_max + 2, dtype=np.int64)
     return n * (n + 1) // 2
 

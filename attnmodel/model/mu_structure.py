@@ -98,6 +98,7 @@ POOL_MIN_PAIRS = 3
 #: The default is ``"pooled"`` only when the median unknown pair has fewer votes than this.
 POOL_MAX_MEDIAN_VOTES = 100
 
+
 @dataclass(frozen=True)
 class IndependentMu:
     """Each unknown ``mu`` with its own prior (the paper's model)."""
@@ -234,7 +235,9 @@ class PooledMu:
             return val, np.array([g_m * m * (1 - m), g_c * c])
 
         start = np.asarray(hyper, dtype=float)
-        w0 = np.array([special.logit(np.clip(start[0], 1e-9, 1 - 1e-9)), np.log(max(start[1], 1e-8))])
+        w0 = np.array(
+            [special.logit(np.clip(start[0], 1e-9, 1 - 1e-9)), np.log(max(start[1], 1e-8))]
+        )
         res = optimize.minimize(neg_free, w0, jac=True, method="BFGS", options={"gtol": 1e-9})
         new = np.array([special.expit(res.x[0]), min(np.exp(res.x[1]), self.max_concentration)])
         return new if neg(new)[0] <= neg(start)[0] else start
@@ -274,7 +277,9 @@ class BradleyTerryMu:
             "name": self.name,
             "sigma": self.sigma,
             "models": list(self.models),
-            "pair_models": [[int(a), int(b)] for a, b in zip(self.pair_a, self.pair_b, strict=True)],
+            "pair_models": [
+                [int(a), int(b)] for a, b in zip(self.pair_a, self.pair_b, strict=True)
+            ],
         }
 
     def bind(self, data) -> BradleyTerryMu:

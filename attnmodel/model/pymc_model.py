@@ -51,6 +51,7 @@ __all__ = ["AttnModel", "build_model"]
 VARIANTS = ("marginal", "latent")
 PARAMETERIZATIONS = ("auto", "identified", "standard")
 
+
 def _binomial_log_const(counts: CountTable) -> np.ndarray:
     """``sum_k log C(n_k, s_k)`` per distinct row, shape (R,)."""
     from scipy.special import gammaln

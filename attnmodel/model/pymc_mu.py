@@ -84,7 +84,7 @@ def mu_prior_logp(priors: list[BetaPrior], mu):
 
 
 def _pooled_logp(value, a, b):
-    """Log density of ``z = logit(x)`` when ``x ~ Beta(a, b)``: ``a log x + b log(1 - x) - log B``."""
+    """Log density of ``z = logit(x)``, ``x ~ Beta(a, b)``: ``a log x + b log(1 - x) - log B``."""
     log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
     return -a * pt.softplus(-value) - b * pt.softplus(value) - log_beta
 
@@ -124,7 +124,9 @@ def structured_mu(structure, spec, model: pm.Model):
     a0, b0 = structure.mode_prior
     m = pm.Beta("mu_pop_mode", alpha=a0, beta=b0)
     c = pm.Gamma(
-        "mu_pop_concentration", alpha=structure.concentration_shape, beta=structure.concentration_rate
+        "mu_pop_concentration",
+        alpha=structure.concentration_shape,
+        beta=structure.concentration_rate,
     )
     pm.Deterministic("mu_hyper", pt.stack([m, c]), dims="hyper")
     a, b = 1.0 + m * c, 1.0 + (1.0 - m) * c

@@ -425,9 +425,7 @@ def relative_error_table(
         truth = PAPER_TRUTHS[family]
         for m, n in cells:
             for seed in seeds:
-                data, _ = simulate_data(
-                    family, truth, m, n, mu, seed=child_seed(seed, f_idx, m, n)
-                )
+                data, _ = simulate_data(family, truth, m, n, mu, seed=child_seed(seed, f_idx, m, n))
                 res = fit_em(
                     data, family, mu=mu, n_init=n_init, seed=seed, warn=False, priors=PAPER_PRIORS
                 )

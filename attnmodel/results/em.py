@@ -188,10 +188,16 @@ def em_to_datatree(
     extra_coords: dict[str, Any] = {}
     hyper = em_result.mu_hyper_
     if isinstance(structure, BradleyTerryMu):
-        posterior["theta"] = (("chain", "draw", "model"), np.broadcast_to(hyper, (*shape, hyper.size)).copy())
+        posterior["theta"] = (
+            ("chain", "draw", "model"),
+            np.broadcast_to(hyper, (*shape, hyper.size)).copy(),
+        )
         extra_coords["model"] = list(structure.models)
     elif isinstance(structure, PooledMu):
-        posterior["mu_hyper"] = (("chain", "draw", "hyper"), np.broadcast_to(hyper, (*shape, hyper.size)).copy())
+        posterior["mu_hyper"] = (
+            ("chain", "draw", "hyper"),
+            np.broadcast_to(hyper, (*shape, hyper.size)).copy(),
+        )
         extra_coords["hyper"] = list(structure.hyper_names)
     ties = getattr(em_result, "ties_", None)
     if ties is not None:

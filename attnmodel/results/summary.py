@@ -243,7 +243,9 @@ def summarize(dt: xr.DataTree) -> dict[str, Any]:
         "n_users": int(dt["attentiveness"].sizes["user"]),
         "eta_star": float(dt.attrs["eta_star"]),
         "warnings": list(json.loads(dt.attrs.get("fit_warnings", "[]"))),
-        "mu_structure": str(json.loads(dt.attrs.get("mu_structure", "{}")).get("name", "independent")),
+        "mu_structure": str(
+            json.loads(dt.attrs.get("mu_structure", "{}")).get("name", "independent")
+        ),
         "structure": structure,
         "ties": ties,
     }

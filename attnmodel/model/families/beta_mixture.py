@@ -138,4 +138,3 @@ class BetaMixture(MixtureFamily):
             for k in range(self.n_components)
         ]
         return pm.Mixture("eta", w=params["weights"], comp_dists=comps, dims="user")
-

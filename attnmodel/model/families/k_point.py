@@ -53,4 +53,3 @@ class KPoint(DiscreteFamily):
 
     def atom_params(self, locations):
         return {"locations": locations}
-

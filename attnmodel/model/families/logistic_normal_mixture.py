@@ -16,6 +16,7 @@ from attnmodel.model.grid import LogitGrid
 
 __all__ = ["LOGIT_MEAN_MAX", "LOGIT_SD_MAX", "LogisticNormalMixture", "logit_sd_min"]
 
+
 def logit_sd_min(grid: LogitGrid | None) -> float:
     """Smallest logistic-normal scale: two central grid spacings."""
     h = 0.1 if grid is None else grid.spacing
@@ -78,9 +79,7 @@ class LogisticNormalMixture(MixtureFamily):
         k = self.n_components
         u = special.logit(np.clip(eta_hat, 0.02, 0.98))
         if start == 0:
-            m = weighted_quantile(u, weight, (np.arange(k) + 0.5) / k) + np.linspace(
-                -0.01, 0.01, k
-            )
+            m = weighted_quantile(u, weight, (np.arange(k) + 0.5) / k) + np.linspace(-0.01, 0.01, k)
             sd = (
                 np.full(k, max(np.sqrt(np.cov(u, aweights=weight)) / k, 0.3))
                 if u.size > 1
@@ -156,4 +155,3 @@ class LogisticNormalMixture(MixtureFamily):
             dims="user",
         )
         return pm.Deterministic("eta", pm.math.sigmoid(x), dims="user")
-
