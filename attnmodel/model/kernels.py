@@ -2014,7 +2014,7 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
     logs formed only at the nodes visited: the rows of a level visit many of
     the same nodes, and none forms the logs of nodes a heavy row does not
     reach. ``logs`` is ``(mu, eta, half, idx, done, lg, l1, dg, d1, ...)``,
-    the arguments of :func:`_pair_logs_mu` after the node range.
+    the arguments of :func:`_node_logs_mu` after the node.
     """
     done = logs[4]
     lg_t = logs[5].T
@@ -2024,7 +2024,7 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
         # Handing the arrays on to form a node costs more than the row's
         # sum: only for nodes not yet formed.
         if not done[j]:
-            _pair_logs_mu(j, j + 1, *logs)
+            _node_logs_mu(j, *logs)
         return _row_loglik_at(j, r, row_ptr, entry_pair, entry_s, entry_f, lg_t, l1_t)
 
     n = lm.size
@@ -2058,38 +2058,111 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
     return lo, a + 1
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _pair_logs_mu(lo, hi, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev):
-    """Fill ``log g``, ``log(1 - g)`` and their derivatives in ``mu`` on nodes ``lo..hi-1``.
+# -- logarithms in loops that vectorise ---------------------------------------------
+#
+# Numba's ``np.log`` calls the C library once a value (about 4 ns here), which
+# the compiler cannot vectorise; in the fused kernel on 78 pairs it took about a
+# fifth of the time. The same algorithm written out (the reduction and the
+# polynomial of fdlibm's ``__ieee754_log``, an error below 1 ulp) compiles to
+# vector instructions.
 
-    Arrays of shape (P, idx.size) on the sub-grid ``idx``; only the nodes
-    not yet ``done`` are formed (the rows of a level share most of their
-    nodes). ``g = half + eta mu`` and ``1 - g = half + eta (1 - mu)``, as
-    :func:`attnmodel.model.grid.pair_log_probs` forms them. A node the
-    previous (coarser) level formed is copied from there: ``prev`` holds
-    that level's four arrays stacked (4, P, n'), ``prev_slot`` each grid
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_DBL_MIN = 2.2250738585072014e-308
+_DBL_MAX = 1.7976931348623157e308
+
+
+# No contraction into fused multiply-adds: vector and scalar iterations then
+# round alike, so a value does not depend on where in an array it falls.
+@numba.njit(cache=True, error_model="numpy")
+def batch_log(x, out, bits):
+    """``out[:m] = log(x)`` with ``m = x.size``, in loops that vectorise.
+
+    ``x`` and ``out`` must not overlap; ``bits`` is int64 scratch of at least
+    ``m`` values. A positive normal ``x = 2^k m`` with ``m`` in ``[sqrt(2)/2,
+    sqrt(2))`` gives ``k log 2 + log m``, ``log m`` from ``s = (m - 1) / (m +
+    1)`` by fdlibm's polynomial; every other value (zero, negative, subnormal,
+    infinite, NaN) is handed to the C library's ``log``.
+    """
+    m = x.size
+    xb = x.view(np.int64)
+    for i in range(m):
+        hx = xb[i]
+        # Adding 0x95f64 to the high word's mantissa carries into bit 20 exactly
+        # when m >= sqrt(2): then m is halved and k raised by one.
+        t = (((hx >> 32) & 0xFFFFF) + 0x95F64) & 0x100000
+        bits[i] = (hx & 0x000FFFFFFFFFFFFF) | ((0x3FF00000 ^ t) << 32)
+        out[i] = ((hx >> 52) - 1023) + (t >> 20)
+    mant = bits[:m].view(np.float64)
+    for i in range(m):
+        f = mant[i] - 1.0
+        k = out[i]
+        s = f / (2.0 + f)
+        z = s * s
+        w = z * z
+        r = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7))) + w * (_LG2 + w * (_LG4 + w * _LG6))
+        hfsq = 0.5 * f * f
+        # fdlibm's two forms, chosen (without a branch) by the mantissa's high
+        # bits, which the reduction kept: the first where f is near its largest.
+        hm = (bits[i] >> 32) & 0xFFFFF
+        wide = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+        near = k * _LN2_HI - ((s * (f - r) - k * _LN2_LO) - f)
+        out[i] = wide if ((hm - 0x6147A) | (0x6B851 - hm)) > 0 else near
+    for i in range(m):
+        if not (_DBL_MIN <= x[i] <= _DBL_MAX):
+            out[i] = np.log(x[i])
+
+
+@numba.njit(cache=True)
+def mu_log_scratch(n_pairs, n_nodes):
+    """Scratch of the fused kernel's logs: ``(values, bits)``, for a node or a pair's span."""
+    size = max(4 * n_pairs, n_nodes)
+    return np.empty(size), np.empty(size, dtype=np.int64)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _node_logs_mu(j, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev, scratch):
+    """Fill ``log g``, ``log(1 - g)`` and their derivatives in ``mu`` at sub-grid node ``j``.
+
+    Arrays of shape (P, idx.size) on the sub-grid ``idx``; a node already
+    ``done`` is left as it is. ``g = half + eta mu`` and ``1 - g = half + eta
+    (1 - mu)``, as :func:`attnmodel.model.grid.pair_log_probs` forms them,
+    their logs by :func:`batch_log` (``scratch``: :func:`mu_log_scratch`). A
+    node the previous (coarser) level formed is copied from there: ``prev``
+    holds that level's four arrays stacked (4, P, n'), ``prev_slot`` each grid
     node's column in them (-1 if none), ``prev_done`` which were formed.
     """
-    for j in range(lo, hi):
-        if done[j]:
-            continue
-        done[j] = True
-        g = idx[j]
-        k = prev_slot[g]
-        if k >= 0 and prev_done[k]:
-            for p in range(mu.size):
-                lg[p, j] = prev[0, p, k]
-                l1[p, j] = prev[1, p, k]
-                dg[p, j] = prev[2, p, k]
-                d1[p, j] = prev[3, p, k]
-            continue
-        for p in range(mu.size):
-            win = half[g] + eta[g] * mu[p]
-            loss = half[g] + eta[g] * (1.0 - mu[p])
-            lg[p, j] = np.log(win)
-            l1[p, j] = np.log(loss)
-            dg[p, j] = eta[g] / win
-            d1[p, j] = -eta[g] / loss
+    if done[j]:
+        return
+    done[j] = True
+    g = idx[j]
+    k = prev_slot[g]
+    n_pairs = mu.size
+    if k >= 0 and prev_done[k]:
+        for p in range(n_pairs):
+            lg[p, j] = prev[0, p, k]
+            l1[p, j] = prev[1, p, k]
+            dg[p, j] = prev[2, p, k]
+            d1[p, j] = prev[3, p, k]
+        return
+    vals = scratch[0][: 2 * n_pairs]
+    logs = scratch[0][2 * n_pairs : 4 * n_pairs]
+    for p in range(n_pairs):
+        vals[p] = half[g] + eta[g] * mu[p]
+        vals[n_pairs + p] = half[g] + eta[g] * (1.0 - mu[p])
+    batch_log(vals, logs, scratch[1])
+    for p in range(n_pairs):
+        lg[p, j] = logs[p]
+        l1[p, j] = logs[n_pairs + p]
+        dg[p, j] = eta[g] / vals[p]
+        d1[p, j] = -eta[g] / vals[n_pairs + p]
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -2101,6 +2174,76 @@ def _dot_both(x, y, z):
         a += x[g] * y[g]
         b += x[g] * z[g]
     return a, b
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch):
+    """The four tables of :func:`_node_logs_mu` on sub-grid nodes ``a..b-1``.
+
+    Pair by pair, so that every loop runs over contiguous nodes and
+    vectorises; ``eta_l`` and ``half_l`` are the sub-grid's, and the
+    arithmetic is :func:`_node_logs_mu`'s, so a node has the same values
+    whichever of the two formed it.
+    """
+    m = b - a
+    e = eta_l[a:b]
+    h = half_l[a:b]
+    for p in range(mu.size):
+        wg = lg[p, a:b]
+        wl = l1[p, a:b]
+        vg = dg[p, a:b]
+        vl = d1[p, a:b]
+        m_p = mu[p]
+        q_p = 1.0 - m_p
+        # The probabilities go through the derivatives' rows, then their logs
+        # into the log rows (batch_log needs the two apart).
+        for i in range(m):
+            vg[i] = h[i] + e[i] * m_p
+            vl[i] = h[i] + e[i] * q_p
+        batch_log(vg, wg, scratch[1])
+        batch_log(vl, wl, scratch[1])
+        for i in range(m):
+            vg[i] = e[i] / vg[i]
+            vl[i] = -e[i] / vl[i]
+
+
+@numba.njit(cache=True)
+def _form_spans(lo_r, hi_r, idx, mu, eta, half, lg, l1, dg, d1, scratch):
+    """Form the tables of :func:`_form_range` on the union of the rows' spans ``lo_r..hi_r``.
+
+    Every node a row sums over is formed here, whatever the support search
+    formed before it (the same values). Spans closer than 8 nodes are formed
+    as one range.
+    """
+    n = idx.size
+    eta_l = np.empty(n)
+    half_l = np.empty(n)
+    for j in range(n):
+        eta_l[j] = eta[idx[j]]
+        half_l[j] = half[idx[j]]
+    order = np.argsort(lo_r)
+    a = -1
+    b = -1
+    for k in range(order.size):
+        lo = lo_r[order[k]]
+        hi = hi_r[order[k]]
+        if lo >= hi:
+            continue
+        if a >= 0 and lo <= b + 8:
+            b = max(b, hi)
+            continue
+        if a >= 0:
+            _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch)
+        a = lo
+        b = hi
+    if a >= 0:
+        _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch)
+
+
+#: Stride levels of at most this many nodes are formed whole before
+#: :func:`marginal_votes_mu` searches their rows' supports (on 78 pairs the search
+#: visits a third to a half of such a level's nodes, one at a time).
+WHOLE_LEVEL_NODES = 512
 
 
 @numba.njit(cache=True)
@@ -2126,7 +2269,8 @@ def marginal_votes_mu(
     and supports are those of :func:`estep_serial` (log space, no power
     tables: see :func:`fused_pays`), so the numbers are the same up to
     rounding; what differs is that ``log g`` and ``log(1 - g)`` are formed
-    here, only on the nodes the rows of a level reach, and that the
+    here (by :func:`batch_log`), on a small level's every node and on a large
+    one's only where its rows reach (:data:`WHOLE_LEVEL_NODES`), and that the
     gradient in ``mu`` is summed per entry instead of returned as the
     (P, G) statistics ``S`` and ``F``.
 
@@ -2149,6 +2293,7 @@ def marginal_votes_mu(
         level, log_mass.reshape((1, n_nodes)), np.zeros(n_rows, dtype=np.int64), mult
     )
     x = np.empty(n_nodes)
+    scratch = mu_log_scratch(n_pairs, n_nodes)
     half_work = mu_work_size(n_pairs, n_nodes) // 2
     if work.size < 2 * half_work:
         work = np.empty(2 * half_work)
@@ -2189,14 +2334,21 @@ def marginal_votes_mu(
         dg = tabs[2]
         d1 = tabs[3]
         done = np.zeros(n, dtype=np.bool_)
-        logs = (mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev)
+        logs = (mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev, scratch)
         lo_r = np.zeros(rows.size, dtype=np.int64)
         hi_r = np.full(rows.size, n, dtype=np.int64)
+        # A small level is formed whole before the support search, which then
+        # reads its nodes; a large one node by node as the search visits them,
+        # then on the rows' spans.
+        whole = lmax > -np.inf and n <= WHOLE_LEVEL_NODES
+        if whole:
+            _form_spans(lo_r[:1], hi_r[:1], idx, mu, eta, half, lg, l1, dg, d1, scratch)
+            done[:] = True
         mode = 0
         if searched:
             # The light rows' spans start from the prior's mode: its logs, once a level.
             mode = _prior_mode(side_max)
-            _pair_logs_mu(mode, mode + 1, *logs)
+            _node_logs_mu(mode, *logs)
         for i in range(rows.size):
             r = rows[i]
             if searched and _row_votes(r, row_ptr, entry_s, entry_f) >= SUPPORT_MIN_VOTES:
@@ -2206,6 +2358,8 @@ def marginal_votes_mu(
             elif searched:
                 at_mode = _row_loglik_at(mode, r, row_ptr, entry_pair, entry_s, entry_f, lg.T, l1.T)
                 lo_r[i], hi_r[i] = _prior_span(side_max, mode, at_mode + lm[mode] - _SUPPORT_CUT)
+        if lmax > -np.inf and not whole:
+            _form_spans(lo_r, hi_r, idx, mu, eta, half, lg, l1, dg, d1, scratch)
         w_s = np.zeros(n)
         coarse = np.zeros(rows.size, dtype=np.bool_)
         for i in range(rows.size):
@@ -2214,7 +2368,6 @@ def marginal_votes_mu(
             hi = hi_r[i]
             if lmax == -np.inf:
                 continue
-            _pair_logs_mu(lo, hi, *logs)
             total, peak = _row_by_logs(
                 x, r, row_ptr, entry_pair, entry_s, entry_f, lg, l1, lm, lo, hi
             )
