@@ -12,6 +12,11 @@ relative: both sum the same terms in another order (rounding, about 1e-13).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -236,6 +241,62 @@ def test_batch_log_is_within_an_ulp_and_does_not_depend_on_position():
     for i in range(997):
         kernels.batch_log(x[i : i + 1], one_by_one[i : i + 1], np.empty(1, dtype=np.int64))
     np.testing.assert_array_equal(one_by_one, out[:997])
+
+
+_FAST_MATH_CALLER = """
+import json, sys
+import numpy as np
+import pytensor, pytensor.tensor as pt
+import attnmodel as am
+from attnmodel.model import kernels
+from attnmodel.model.grid import make_logit_grid
+from attnmodel.model.ops import marginal_votes_mu
+
+rng = np.random.default_rng(7)
+n = rng.integers(0, 30, (40, 80))
+counts = am.VoteData.from_counts(n, rng.binomial(n, 0.7)).counts
+grid = make_logit_grid(int(n.sum(1).max()))
+mu, lm, w = pt.dvector("mu"), pt.dvector("lm"), pt.dvector("w")
+total = marginal_votes_mu(counts, w, mu, grid, lm)
+f = pytensor.function([mu, lm, w], [total, *pytensor.grad(total, [mu])], mode="NUMBA")
+f(np.full(80, 0.7), grid.log_weight, counts.row_weight.astype(float))
+x = np.load(sys.argv[1])
+logs = np.empty_like(x)
+kernels.batch_log(x, logs, np.empty(x.size, dtype=np.int64))
+print(json.dumps(logs.tolist()))
+"""
+
+
+def test_kernels_keep_their_arithmetic_under_a_fast_math_caller(tmp_path):
+    """Kernels compiled first for PyTensor's Numba backend give the bits they give alone.
+
+    That backend compiles with fast-math flags, and Numba hands a caller's
+    flags to every callee that sets none of its own, then keeps the code in a
+    cache that does not key on them: ``batch_log`` so compiled was 1.5 ulp off
+    (fused multiply-adds) in every later process. In a fresh Numba and
+    PyTensor cache, the fused Op's graph is compiled in Numba mode first;
+    ``batch_log`` must then give this process's values, bit for bit.
+    """
+    x = np.random.default_rng(13).uniform(1e-3, 1.0, 20_000)
+    x[0] = 0.6962709778518877  # the value where the fast-math build was seen off
+    np.save(tmp_path / "x.npy", x)
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+        "PYTENSOR_FLAGS": f"compiledir={tmp_path / 'pytensor'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _FAST_MATH_CALLER, str(tmp_path / "x.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    logs = np.array(json.loads(done.stdout.splitlines()[-1]))
+    want_logs = np.empty_like(x)
+    kernels.batch_log(x, want_logs, np.empty(x.size, dtype=np.int64))
+    np.testing.assert_array_equal(logs, want_logs)
 
 
 def test_support_search_on_formed_nodes_equals_the_e_steps(data):

@@ -2081,7 +2081,10 @@ _DBL_MAX = 1.7976931348623157e308
 
 # No contraction into fused multiply-adds: vector and scalar iterations then
 # round alike, so a value does not depend on where in an array it falls.
-@numba.njit(cache=True, error_model="numpy")
+# ``fastmath=False`` is stated, not left to the default: Numba lets a caller's
+# fast-math flags pass to a callee that sets none (PyTensor's Numba backend
+# compiles with them), and its cache would then keep that callee's code.
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def batch_log(x, out, bits):
     """``out[:m] = log(x)`` with ``m = x.size``, in loops that vectorise.
 
@@ -2127,7 +2130,7 @@ def mu_log_scratch(n_pairs, n_nodes):
     return np.empty(size), np.empty(size, dtype=np.int64)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _node_logs_mu(j, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_done, prev, scratch):
     """Fill ``log g``, ``log(1 - g)`` and their derivatives in ``mu`` at sub-grid node ``j``.
 
@@ -2176,7 +2179,7 @@ def _dot_both(x, y, z):
     return a, b
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch):
     """The four tables of :func:`_node_logs_mu` on sub-grid nodes ``a..b-1``.
 

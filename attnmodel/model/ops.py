@@ -166,6 +166,12 @@ def _votes_kernel_for(version: int):
 _marginal_votes_kernel = _votes_kernel_for(SOURCE_VERSION)
 
 
+# The three Ops' Numba implementations below state ``fastmath=False``. PyTensor's
+# Numba backend compiles with fast-math flags by default, and Numba passes a
+# caller's flags on to every callee that sets none of its own: the kernels would
+# be compiled (and kept in Numba's cache, which does not key on the flags) with
+# contracted and reassociated arithmetic, so their numbers would depend on which
+# process compiled them first. Stated here, the kernels' own flags hold.
 def _register_numba() -> None:
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
@@ -178,7 +184,7 @@ def _register_numba() -> None:
     def _numba_marginal_votes(op, node, **kwargs):
         spacing = op.spacing
 
-        @numba_njit
+        @numba_njit(fastmath=False)
         def marginal_votes(
             row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass
         ):
@@ -288,7 +294,7 @@ def _register_numba_mu() -> None:
     def _numba_marginal_votes_mu(op, node, **kwargs):
         spacing = op.spacing
 
-        @numba_njit
+        @numba_njit(fastmath=False)
         def marginal_votes_mu(
             row_ptr, entry_pair, entry_s, entry_f, row_weight, mu, eta, half, log_mass
         ):
@@ -485,7 +491,7 @@ def _register_numba_ties() -> None:
 
     @register_funcify_default_op_cache_key(MarginalVotesTies)
     def _numba_marginal_votes_ties(op, node, **kwargs):
-        @numba_njit
+        @numba_njit(fastmath=False)
         def marginal_votes_ties(
             row_ptr, entry_pair, entry_s, entry_f, row_key, start, kpm, tmk,
             row_weight, log_g, log_1mg, log_mass, base, log_c, log_1mc,
