@@ -243,6 +243,46 @@ def test_batch_log_is_within_an_ulp_and_does_not_depend_on_position():
     np.testing.assert_array_equal(one_by_one, out[:997])
 
 
+def test_exp_below_peak_is_within_an_ulp_and_cuts_at_its_bound():
+    """``kernels.exp_below_peak`` against long-double exponentials, and its cut.
+
+    fdlibm's bound for its ``exp`` is below 1 ulp. Values at or below
+    ``peak - EXP_CUT`` (and NaN, and -inf) give 0, as the C library path did;
+    the peak itself gives exactly 1; a value does not depend on its place.
+    """
+    rng = np.random.default_rng(12)
+    cut = kernels.EXP_CUT
+    d = np.concatenate(
+        [
+            rng.uniform(-cut, 0.0, 100_000),
+            rng.uniform(-1e-6, 0.0, 10_000),
+            -np.log(2.0) / 2 * (1.0 + rng.uniform(-1e-12, 1e-12, 1_000)),
+            [0.0, -1e-300, np.nextafter(-cut, 0.0)],
+        ]
+    )
+    peak = 123.25
+    x = d + peak
+    got = x.copy()
+    kernels.exp_below_peak(got, peak)
+    shifted = x - peak  # as the kernel forms it, in double
+    kept = shifted > -cut
+    assert kept.mean() > 0.99
+    np.testing.assert_array_equal(got[~kept], 0.0)
+    ref = np.exp(shifted[kept].astype(np.longdouble))
+    ulps = np.abs(got[kept].astype(np.longdouble) - ref) / np.spacing(got[kept])
+    assert ulps.max() <= 1.0, (ulps.max(), shifted[kept][np.argmax(ulps)])
+    assert got[-3] == 1.0 and got[-2] == 1.0
+
+    edge = np.array([peak - cut, peak - 50.0, -np.inf, np.nan])
+    kernels.exp_below_peak(edge, peak)
+    np.testing.assert_array_equal(edge, np.zeros(4))
+
+    one_by_one = x[:997].copy()
+    for i in range(997):
+        kernels.exp_below_peak(one_by_one[i : i + 1], peak)
+    np.testing.assert_array_equal(one_by_one, got[:997])
+
+
 _FAST_MATH_CALLER = """
 import json, sys
 import numpy as np
@@ -263,7 +303,9 @@ f(np.full(80, 0.7), grid.log_weight, counts.row_weight.astype(float))
 x = np.load(sys.argv[1])
 logs = np.empty_like(x)
 kernels.batch_log(x, logs, np.empty(x.size, dtype=np.int64))
-print(json.dumps(logs.tolist()))
+exps = np.log(x)
+kernels.exp_below_peak(exps, 0.0)
+print(json.dumps([logs.tolist(), exps.tolist()]))
 """
 
 
@@ -274,8 +316,8 @@ def test_kernels_keep_their_arithmetic_under_a_fast_math_caller(tmp_path):
     flags to every callee that sets none of its own, then keeps the code in a
     cache that does not key on them: ``batch_log`` so compiled was 1.5 ulp off
     (fused multiply-adds) in every later process. In a fresh Numba and
-    PyTensor cache, the fused Op's graph is compiled in Numba mode first;
-    ``batch_log`` must then give this process's values, bit for bit.
+    PyTensor cache, the fused Op's graph is compiled in Numba mode first; the
+    two vectorised functions must then give this process's values, bit for bit.
     """
     x = np.random.default_rng(13).uniform(1e-3, 1.0, 20_000)
     x[0] = 0.6962709778518877  # the value where the fast-math build was seen off
@@ -293,10 +335,13 @@ def test_kernels_keep_their_arithmetic_under_a_fast_math_caller(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    logs = np.array(json.loads(done.stdout.splitlines()[-1]))
+    logs, exps = (np.array(v) for v in json.loads(done.stdout.splitlines()[-1]))
     want_logs = np.empty_like(x)
     kernels.batch_log(x, want_logs, np.empty(x.size, dtype=np.int64))
+    want_exps = np.log(x)
+    kernels.exp_below_peak(want_exps, 0.0)
     np.testing.assert_array_equal(logs, want_logs)
+    np.testing.assert_array_equal(exps, want_exps)
 
 
 def test_support_search_on_formed_nodes_equals_the_e_steps(data):

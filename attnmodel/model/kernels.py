@@ -52,6 +52,9 @@ import types
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types as nb_types
+from numba.extending import intrinsic
 
 from attnmodel.model.grid import SIDE_ROUND, SPACING_ROOT_VOTES
 from attnmodel.model.workspace import work_buffer
@@ -366,6 +369,65 @@ def _prior_span(side_max, mode, cut):
     return lo, a + 1
 
 
+# -- exponentials in loops that vectorise --------------------------------------------
+#
+# As for the logs (:func:`batch_log`): Numba's ``np.exp`` is one C library call a
+# value (about 4 ns here); fdlibm's ``__ieee754_exp`` written out compiles to
+# vector instructions (about 0.9 ns), within 1 ulp of the exact value.
+
+# log 2 in two parts (the high one with trailing zero bits, so that k * _LN2_HI
+# is exact), shared with :func:`batch_log`.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_P1 = 1.66666666666666019037e-01
+_P2 = -2.77777777770155933842e-03
+_P3 = 6.61375632143793436117e-05
+_P4 = -1.65339022054652515390e-06
+_P5 = 4.13813679705723846039e-08
+
+#: Nodes more than this many log units below a row's peak weigh zero: each adds
+#: under 4e-18 to a sum of at least 1, less than its rounding.
+EXP_CUT = 40.0
+
+
+@intrinsic
+def _as_double(typingctx, bits):
+    """The float64 whose bits are the int64 ``bits`` (a reinterpretation, no conversion)."""
+    if not (isinstance(bits, nb_types.Integer) and bits.bitwidth == 64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return nb_types.float64(bits), codegen
+
+
+# The numpy error model: the division then raises nothing, which a vector loop
+# needs; IEEE arithmetic stated, as for batch_log.
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
+def exp_below_peak(x, peak):
+    """``x = exp(x - peak)``, 0 where ``x - peak`` is not above ``-EXP_CUT`` (NaN included).
+
+    fdlibm's reduction ``d = k log 2 + r``, ``|r| <= log(2) / 2``, and its
+    rational approximation of ``exp(r)``; ``2^k`` from its bits (``k >= -58``
+    here, far from subnormals). ``peak`` is finite.
+    """
+    for i in range(x.size):
+        d = x[i] - peak
+        keep = d > -EXP_CUT
+        v = d if keep else -EXP_CUT
+        ki = np.int64(v * _INV_LN2 - 0.5)  # v <= 0: truncation rounds to the nearest
+        k = np.float64(ki)
+        hi = v - k * _LN2_HI
+        lo = k * _LN2_LO
+        r = hi - lo
+        t = r * r
+        c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
+        y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+        x[i] = y * _as_double((ki + 1023) << 52) if keep else 0.0
+
+
 @numba.njit(cache=True)
 def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, lo, hi):
     """Fill ``x[lo:hi]`` with ``exp(a_g - peak)``; return ``(sum, peak)``.
@@ -403,11 +465,7 @@ def _row_by_logs(x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, lo
             peak = xs[i]
     if peak == -np.inf:
         return 0.0, peak
-    for i in range(n):
-        d = xs[i] - peak
-        # Nodes below exp(-40) of the peak add under 4e-18 each to a sum of at
-        # least 1, i.e. less than rounding.
-        xs[i] = np.exp(d) if d > -40.0 else 0.0
+    exp_below_peak(xs, peak)
     return _sum4(xs), peak
 
 
@@ -2066,8 +2124,6 @@ def _support_mu(r, row_ptr, entry_pair, entry_s, entry_f, logs, lm, side_max):
 # polynomial of fdlibm's ``__ieee754_log``, an error below 1 ulp) compiles to
 # vector instructions.
 
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
 _LG1 = 6.666666666666735130e-01
 _LG2 = 3.999999999940941908e-01
 _LG3 = 2.857142874366239149e-01
