@@ -2141,11 +2141,10 @@ _DBL_MAX = 1.7976931348623157e308
 # fast-math flags pass to a callee that sets none (PyTensor's Numba backend
 # compiles with them), and its cache would then keep that callee's code.
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
-def batch_log(x, out, bits):
+def batch_log(x, out):
     """``out[:m] = log(x)`` with ``m = x.size``, in loops that vectorise.
 
-    ``x`` and ``out`` must not overlap; ``bits`` is int64 scratch of at least
-    ``m`` values. A positive normal ``x = 2^k m`` with ``m`` in ``[sqrt(2)/2,
+    ``x`` and ``out`` must not overlap. A positive normal ``x = 2^k m`` with ``m`` in ``[sqrt(2)/2,
     sqrt(2))`` gives ``k log 2 + log m``, ``log m`` from ``s = (m - 1) / (m +
     1)`` by fdlibm's polynomial; every other value (zero, negative, subnormal,
     infinite, NaN) is handed to the C library's ``log``.
@@ -2156,21 +2155,17 @@ def batch_log(x, out, bits):
         hx = xb[i]
         # Adding 0x95f64 to the high word's mantissa carries into bit 20 exactly
         # when m >= sqrt(2): then m is halved and k raised by one.
-        t = (((hx >> 32) & 0xFFFFF) + 0x95F64) & 0x100000
-        bits[i] = (hx & 0x000FFFFFFFFFFFFF) | ((0x3FF00000 ^ t) << 32)
-        out[i] = ((hx >> 52) - 1023) + (t >> 20)
-    mant = bits[:m].view(np.float64)
-    for i in range(m):
-        f = mant[i] - 1.0
-        k = out[i]
+        hm = (hx >> 32) & 0xFFFFF
+        t = (hm + 0x95F64) & 0x100000
+        f = _as_double((hx & 0x000FFFFFFFFFFFFF) | ((0x3FF00000 ^ t) << 32)) - 1.0
+        k = np.float64(((hx >> 52) - 1023) + (t >> 20))
         s = f / (2.0 + f)
         z = s * s
         w = z * z
         r = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7))) + w * (_LG2 + w * (_LG4 + w * _LG6))
         hfsq = 0.5 * f * f
         # fdlibm's two forms, chosen (without a branch) by the mantissa's high
-        # bits, which the reduction kept: the first where f is near its largest.
-        hm = (bits[i] >> 32) & 0xFFFFF
+        # bits: the first where f is near its largest.
         wide = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
         near = k * _LN2_HI - ((s * (f - r) - k * _LN2_LO) - f)
         out[i] = wide if ((hm - 0x6147A) | (0x6B851 - hm)) > 0 else near
@@ -2180,10 +2175,9 @@ def batch_log(x, out, bits):
 
 
 @numba.njit(cache=True)
-def mu_log_scratch(n_pairs, n_nodes):
-    """Scratch of the fused kernel's logs: ``(values, bits)``, for a node or a pair's span."""
-    size = max(4 * n_pairs, n_nodes)
-    return np.empty(size), np.empty(size, dtype=np.int64)
+def mu_log_scratch(n_pairs):
+    """Scratch of :func:`_node_logs_mu`: one node's probabilities and their logs."""
+    return np.empty(4 * n_pairs)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
@@ -2211,12 +2205,12 @@ def _node_logs_mu(j, mu, eta, half, idx, done, lg, l1, dg, d1, prev_slot, prev_d
             dg[p, j] = prev[2, p, k]
             d1[p, j] = prev[3, p, k]
         return
-    vals = scratch[0][: 2 * n_pairs]
-    logs = scratch[0][2 * n_pairs : 4 * n_pairs]
+    vals = scratch[: 2 * n_pairs]
+    logs = scratch[2 * n_pairs : 4 * n_pairs]
     for p in range(n_pairs):
         vals[p] = half[g] + eta[g] * mu[p]
         vals[n_pairs + p] = half[g] + eta[g] * (1.0 - mu[p])
-    batch_log(vals, logs, scratch[1])
+    batch_log(vals, logs)
     for p in range(n_pairs):
         lg[p, j] = logs[p]
         l1[p, j] = logs[n_pairs + p]
@@ -2236,7 +2230,7 @@ def _dot_both(x, y, z):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
-def _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch):
+def _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1):
     """The four tables of :func:`_node_logs_mu` on sub-grid nodes ``a..b-1``.
 
     Pair by pair, so that every loop runs over contiguous nodes and
@@ -2259,15 +2253,15 @@ def _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch):
         for i in range(m):
             vg[i] = h[i] + e[i] * m_p
             vl[i] = h[i] + e[i] * q_p
-        batch_log(vg, wg, scratch[1])
-        batch_log(vl, wl, scratch[1])
+        batch_log(vg, wg)
+        batch_log(vl, wl)
         for i in range(m):
             vg[i] = e[i] / vg[i]
             vl[i] = -e[i] / vl[i]
 
 
 @numba.njit(cache=True)
-def _form_spans(lo_r, hi_r, idx, mu, eta, half, lg, l1, dg, d1, scratch):
+def _form_spans(lo_r, hi_r, idx, mu, eta, half, lg, l1, dg, d1):
     """Form the tables of :func:`_form_range` on the union of the rows' spans ``lo_r..hi_r``.
 
     Every node a row sums over is formed here, whatever the support search
@@ -2292,17 +2286,27 @@ def _form_spans(lo_r, hi_r, idx, mu, eta, half, lg, l1, dg, d1, scratch):
             b = max(b, hi)
             continue
         if a >= 0:
-            _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch)
+            _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1)
         a = lo
         b = hi
     if a >= 0:
-        _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1, scratch)
+        _form_range(a, b, mu, eta_l, half_l, lg, l1, dg, d1)
 
 
 #: Stride levels of at most this many nodes are formed whole before
 #: :func:`marginal_votes_mu` searches their rows' supports (on 78 pairs the search
 #: visits a third to a half of such a level's nodes, one at a time).
 WHOLE_LEVEL_NODES = 512
+
+
+@numba.njit(cache=True)
+def weighted_total(row_weight, log_z):
+    """``sum_r weight_r log Z_r``; a row nobody has (weight 0) adds nothing, even at ``-inf``."""
+    total = 0.0
+    for r in range(log_z.size):
+        if row_weight[r] != 0.0:
+            total += row_weight[r] * log_z[r]
+    return total
 
 
 @numba.njit(cache=True)
@@ -2352,7 +2356,7 @@ def marginal_votes_mu(
         level, log_mass.reshape((1, n_nodes)), np.zeros(n_rows, dtype=np.int64), mult
     )
     x = np.empty(n_nodes)
-    scratch = mu_log_scratch(n_pairs, n_nodes)
+    scratch = mu_log_scratch(n_pairs)
     half_work = mu_work_size(n_pairs, n_nodes) // 2
     if work.size < 2 * half_work:
         work = np.empty(2 * half_work)
@@ -2401,7 +2405,7 @@ def marginal_votes_mu(
         # then on the rows' spans.
         whole = lmax > -np.inf and n <= WHOLE_LEVEL_NODES
         if whole:
-            _form_spans(lo_r[:1], hi_r[:1], idx, mu, eta, half, lg, l1, dg, d1, scratch)
+            _form_spans(lo_r[:1], hi_r[:1], idx, mu, eta, half, lg, l1, dg, d1)
             done[:] = True
         mode = 0
         if searched:
@@ -2418,7 +2422,7 @@ def marginal_votes_mu(
                 at_mode = _row_loglik_at(mode, r, row_ptr, entry_pair, entry_s, entry_f, lg.T, l1.T)
                 lo_r[i], hi_r[i] = _prior_span(side_max, mode, at_mode + lm[mode] - _SUPPORT_CUT)
         if lmax > -np.inf and not whole:
-            _form_spans(lo_r, hi_r, idx, mu, eta, half, lg, l1, dg, d1, scratch)
+            _form_spans(lo_r, hi_r, idx, mu, eta, half, lg, l1, dg, d1)
         w_s = np.zeros(n)
         coarse = np.zeros(rows.size, dtype=np.bool_)
         for i in range(rows.size):
@@ -2462,9 +2466,4 @@ def marginal_votes_mu(
             prev_slot[idx[j]] = j
         prev = tabs
         prev_done = done
-    total = 0.0
-    for r in range(n_rows):
-        # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
-        if row_weight[r] != 0.0:
-            total += row_weight[r] * log_z[r]
-    return total, log_z, w_all, grad
+    return weighted_total(row_weight, log_z), log_z, w_all, grad

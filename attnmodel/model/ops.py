@@ -153,11 +153,7 @@ def _votes_kernel_for(version: int):
         log_z, w, s, f = kernels.estep_serial(
             row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, log_mass, spacing
         )
-        total = 0.0
-        for r in range(log_z.size):
-            # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
-            if row_weight[r] != 0.0:
-                total += row_weight[r] * log_z[r]
+        total = kernels.weighted_total(row_weight, log_z)
         return total, log_z, w, s, f
 
     return _marginal_votes_kernel
@@ -462,11 +458,7 @@ def _ties_kernel_for(version: int):
         log_z, w_key, s, f = kernels.estep_serial_keys(
             row_ptr, entry_pair, entry_s, entry_f, row_weight, log_g, log_1mg, tie, row_key, 0.0
         )
-        total = 0.0
-        for r in range(log_z.size):
-            # A row nobody has (weight 0) adds nothing, even where its likelihood is 0.
-            if row_weight[r] != 0.0:
-                total += row_weight[r] * log_z[r]
+        total = kernels.weighted_total(row_weight, log_z)
         # The node weights per key are the derivatives in each key's log mass, hence
         # in its tie factor: the terms' shares carry them to base, log c, log(1 - c).
         d_base = np.zeros(base.size)
