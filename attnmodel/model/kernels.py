@@ -167,12 +167,18 @@ def _table_plan(entry_pair, entry_s, entry_f, n_pairs, n_nodes, cap, n_rows=0):
 
 @numba.njit(cache=True)
 def _power_tables(log_p, kmax):
-    """``lo[p, j] = exp(j log p)`` (j < 16) and ``hi[off[p] + i] = exp(16 i log p)``."""
+    """``lo[p, j] = exp(j log p)`` (j < 16) and ``hi[off[p] + i] = exp(16 i log p)``.
+
+    Without any table (``kmax < 0`` everywhere) ``lo`` has no nodes: an
+    unused array of ``16 P G`` doubles, allocated and freed at every call,
+    moves the C allocator's thresholds so that the caller's other arrays
+    come back as fresh pages, faulted in again each time.
+    """
     n_pairs, n_nodes = log_p.shape
     off = np.zeros(n_pairs + 1, dtype=np.int64)
     for p in range(n_pairs):
         off[p + 1] = off[p] + (kmax[p] // 16 + 1 if kmax[p] >= 0 else 0)
-    lo = np.empty((n_pairs, 16, n_nodes))
+    lo = np.empty((n_pairs, 16, n_nodes if off[n_pairs] > 0 else 0))
     hi = np.empty((off[n_pairs], n_nodes))
     for p in range(n_pairs):
         if kmax[p] < 0:
@@ -1815,32 +1821,18 @@ def _pick_cell(cum, lo, hi, unif):
     return a
 
 
-@numba.njit(cache=True)
-def _exprel_ratio(r):
-    """``((1 - r) / t, t)`` with ``t = -log r``, for ``0 < r <= 1``.
-
-    A cell whose log density falls linearly by ``t`` has mass ``width * upper
-    density * (1 - r) / t``; written so that neither small nor large ``t``
-    loses digits.
-    """
-    if r < 0.5:
-        t = -np.log(r)
-        return (1.0 - r) / t, t
-    q = 1.0 - r  # exact for r in [0.5, 1]
-    if q == 0.0:
-        return 1.0, 0.0
-    t = -np.log1p(-q)
-    return q / t, t
-
-
-@numba.njit(cache=True)
-def _row_cells(x, inv_weight, width, cum, slope):
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
+def _row_cells(x, inv_weight, width, cum, slope, dens, log_ratio):
     """Cells of one row from its node weights ``x``; returns (first cell, end cell).
 
     The cells' masses are those of :class:`attnmodel.posterior.conditional.GridCells`
     (log density linear between nodes, floored 700 below the row's peak)
-    relative to the peak density, computed from density ratios: one logarithm
-    per cell.
+    relative to the peak density, computed from density ratios: a cell whose
+    log density falls by ``t = -log r`` from its upper end has mass
+    ``width * upper density * (1 - r) / t``, in which neither a small nor a
+    large ``t`` loses digits (``1 - r`` is exact for ``r >= 1/2``). The
+    ratios' logarithms are taken in one vector loop (:func:`batch_log`);
+    ``dens`` and ``log_ratio`` are scratch arrays of the grid's size.
     """
     n_nodes = x.size
     big = 0.0
@@ -1856,33 +1848,51 @@ def _row_cells(x, inv_weight, width, cum, slope):
         hi -= 1
     c0 = max(lo - 1, 0)
     c1 = min(hi, n_nodes - 1)  # cells c0..c1-1
+    m = c1 - c0
+    # Slices from index 0 compile without negative-index checks, and so vectorise.
+    ds = dens[c0 : c1 + 1]
+    xs = x[c0 : c1 + 1]
+    iw = inv_weight[c0 : c1 + 1]
+    for g in range(m + 1):
+        ds[g] = xs[g] * iw[g]
     dpeak = 0.0
-    for g in range(c0, c1 + 1):
-        d = x[g] * inv_weight[g]
-        if d > dpeak:
-            dpeak = d
+    for g in range(m + 1):
+        if ds[g] > dpeak:
+            dpeak = ds[g]
     floor = dpeak * _E700
     inv_peak = 1.0 / dpeak
+    # Each cell's ratio (lower over upper density), then t = -log r and
+    # (1 - r) / t (1 where r = 1), all in vector loops; cells with an end
+    # below the floor are done apart below.
+    ex = slope[c0:c1]
+    lt = log_ratio[c0:c1]
+    for i in range(m):
+        ex[i] = min(ds[i], ds[i + 1]) / max(ds[i], ds[i + 1])
+    batch_log(ex, lt)
+    for i in range(m):
+        t = 0.0 - lt[i]
+        q = (1.0 - ex[i]) / t
+        lt[i] = t
+        ex[i] = q if t > 0.0 else 1.0
     acc = 0.0
-    db = x[c0] * inv_weight[c0]
-    for i in range(c0, c1):
-        da = db
-        db = x[i + 1] * inv_weight[i + 1]
+    for i in range(m):
+        da = ds[i]
+        db = ds[i + 1]
         hi_d = max(da, db)
         lo_d = min(da, db)
         if lo_d >= floor:
-            ex, t = _exprel_ratio(lo_d / hi_d)
-            m = hi_d * inv_peak
+            e = ex[i]
+            t = lt[i]
+            w = hi_d * inv_peak
         else:
             # One end below the floor: both ends in logs relative to the peak, floored.
             a = max(np.log(hi_d * inv_peak), -700.0) if hi_d > 0.0 else -700.0
-            b = -700.0
-            t = a - b
-            ex = _exprel_neg(t)
-            m = np.exp(a)
-        slope[i] = t if db >= da else -t
-        acc += width[i] * m * ex
-        cum[i] = acc
+            t = a + 700.0
+            e = _exprel_neg(t)
+            w = np.exp(a)
+        ex[i] = t if db >= da else -t
+        acc += width[c0 + i] * w * e
+        cum[c0 + i] = acc
     inv = 1.0 / acc
     for i in range(c0, c1):
         cum[i] *= inv
@@ -1943,16 +1953,28 @@ def grid_summaries(
     log_above = np.empty(n_rows)
     log_below = np.empty(n_rows)
     eta_row = np.empty(n_rows)
-    keep_cells = unif_user_pick.size > 0
-    cum_all = np.empty((n_rows if keep_cells else 0, n_nodes))
-    slope_all = np.empty((n_rows if keep_cells else 0, n_nodes))
-    span = np.empty((n_rows, 2), dtype=np.int64)
+    # The users of each row (row_users[user_ptr[r]:user_ptr[r + 1]]), drawn from
+    # while the row's cells are at hand.
+    n_users = unif_user_pick.size
+    eta_user = np.empty(n_users)
+    user_ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for j in range(n_users):
+        user_ptr[user_row[j] + 1] += 1
+    for r in range(n_rows):
+        user_ptr[r + 1] += user_ptr[r]
+    row_users = np.empty(n_users, dtype=np.int64)
+    fill = user_ptr[:-1].copy()
+    for j in range(n_users):
+        row_users[fill[user_row[j]]] = j
+        fill[user_row[j]] += 1
     prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, TABLE_MAX_COUNT, n_rows)
     size = (n_rows + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         x = np.empty(n_nodes)
         cum = np.empty(n_nodes)
         slope = np.empty(n_nodes)
+        dens = np.empty(n_nodes)
+        log_ratio = np.empty(n_nodes)
         for r in range(c * size, min(n_rows, (c + 1) * size)):
             total, log_z[r], lo, hi = _row_weights(
                 x, r, row_ptr, entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, row_key, prep
@@ -1963,9 +1985,10 @@ def grid_summaries(
                 # No node explains the row: nothing to summarise.
                 mean[r] = second[r] = tail[r] = eta_row[r] = np.nan
                 log_above[r] = log_below[r] = np.nan
-                span[r, 0] = span[r, 1] = 0
+                for i in range(user_ptr[r], user_ptr[r + 1]):
+                    eta_user[row_users[i]] = np.nan
                 continue
-            c0, c1 = _row_cells(x, inv_weight, width, cum, slope)
+            c0, c1 = _row_cells(x, inv_weight, width, cum, slope, dens, log_ratio)
             m1 = 0.0
             m2 = 0.0
             for g in range(c0, c1 + 1):
@@ -1985,8 +2008,6 @@ def grid_summaries(
                 else:
                     up += x[g] * w
                     down += x[g] * (1.0 - w)
-            span[r, 0] = c0
-            span[r, 1] = c1
             rest = _sub_node_mass(
                 r, row_ptr, entry_pair, entry_s, entry_f,
                 sub_weight, sub_log_prior[row_key[r]], sub_log_g, sub_log_1mg, log_z[r],
@@ -2005,18 +2026,10 @@ def grid_summaries(
             log_below[r] = np.log(down) if down > 0.0 else -np.inf
             k = _pick_cell(cum, c0, c1, unif_pick[r])
             eta_row[r] = _expit(u[k] + _within_cell(unif_within[r], slope[k]) * width[k])
-            if keep_cells:
-                for i in range(c0, c1):
-                    cum_all[r, i] = cum[i]
-                    slope_all[r, i] = slope[i]
-    eta_user = np.empty(unif_user_pick.size)
-    for j in numba.prange(unif_user_pick.size):
-        r = user_row[j]
-        if span[r, 1] == 0:
-            eta_user[j] = np.nan
-            continue
-        k = _pick_cell(cum_all[r], span[r, 0], span[r, 1], unif_user_pick[j])
-        eta_user[j] = _expit(u[k] + _within_cell(unif_user_within[j], slope_all[r, k]) * width[k])
+            for i in range(user_ptr[r], user_ptr[r + 1]):
+                j = row_users[i]
+                k = _pick_cell(cum, c0, c1, unif_user_pick[j])
+                eta_user[j] = _expit(u[k] + _within_cell(unif_user_within[j], slope[k]) * width[k])
     return log_z, mean, second, log_above, log_below, tail, eta_row, eta_user
 
 
