@@ -182,6 +182,38 @@ def test_default_target_accept_follows_the_coordinates(small_data):
     assert default_target_accept(known) == 0.95
 
 
+def test_default_tune_follows_the_start(small_data):
+    """500 tuning steps only where PyMC's NUTS starts at the mode of a continuous
+    family's identified coordinates with the curvature mass matrix; 1000 elsewhere."""
+    from attnmodel.inference.nuts import TUNE, default_tune
+    from attnmodel.model.pymc_model import build_model
+
+    kw = {"mu_prior": (8, 2), "likelihood": False}
+    beta = build_model(small_data, "beta", **kw)
+    assert beta.parameterization == "identified"
+    assert TUNE == {"from_mode": 500, "other": 1000}
+    assert default_tune(beta, from_mode=True) == 500
+    # No curvature start (the mode's Hessian unusable, or another sampler): PyMC's 1000.
+    assert default_tune(beta, from_mode=False) == 1000
+    two = build_model(small_data, "two_point", **kw)
+    standard = build_model(small_data, "beta", parameterization="standard", **kw)
+    assert two.parameterization == "identified"
+    assert default_tune(two, from_mode=True) == 1000
+    assert default_tune(standard, from_mode=True) == 1000
+
+
+def test_default_tune_is_recorded_and_an_explicit_one_kept(small_data):
+    """The identified Beta fit starts from the mode's curvature: 500 tuning steps by
+    default, as the result records; an explicit ``tune`` is what runs."""
+    kw = {**SMALL, "draws": 20, "chains": 1, "store_eta": False, "log_likelihood": False}
+    del kw["tune"]
+    default = sample_nuts(small_data, "beta", mu_prior=(8, 2), **kw)
+    assert json.loads(default.attrs["settings"])["tune"] == 500
+    assert default["sample_stats"].sizes["draw"] == 20
+    explicit = sample_nuts(small_data, "beta", mu_prior=(8, 2), tune=30, **kw)
+    assert json.loads(explicit.attrs["settings"])["tune"] == 30
+
+
 def test_default_cores_use_the_usable_cpus():
     import os
 

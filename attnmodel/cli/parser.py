@@ -231,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g = p.add_argument_group("NUTS")
     g.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
-    g.add_argument("--tune", type=int, default=1000, help="tuning steps (default 1000)")
+    g.add_argument(
+        "--tune",
+        type=int,
+        default=None,
+        help="tuning steps (default 500 when the chains start at the MAP-EM mode, else 1000)",
+    )
     g.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     _add_mu_options(p)
     _add_mu_structure(p)

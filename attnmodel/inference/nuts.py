@@ -45,7 +45,15 @@ from attnmodel.posterior.conditional import conditional_summaries
 from attnmodel.posterior.draws import attentiveness_from_draws, summary_thin
 from attnmodel.results.tree import SAMPLE_DIMS, build_tree
 
-__all__ = ["SAMPLERS", "GAUSSIAN_USERS", "TARGET_ACCEPT", "default_target_accept", "sample_nuts"]
+__all__ = [
+    "SAMPLERS",
+    "GAUSSIAN_USERS",
+    "TARGET_ACCEPT",
+    "TUNE",
+    "default_target_accept",
+    "default_tune",
+    "sample_nuts",
+]
 
 #: Sampler names: PyMC's default choice, PyMC's own NUTS, nutpie, numpyro.
 SAMPLERS = ("default", "pymc", "nutpie", "numpyro")
@@ -73,6 +81,30 @@ TARGET_ACCEPT = {"identified_continuous": 0.8, "other": 0.95}
 
 #: Users from which the identified Beta model gets the lower ``target_accept``.
 GAUSSIAN_USERS = 150
+
+
+#: Default tuning steps per chain: ``"from_mode"`` where PyMC's NUTS starts every
+#: chain at the MAP-EM mode of a continuous family's identified coordinates with
+#: its diagonal mass matrix from the curvature there (:func:`_identified_starts`),
+#: PyMC's own 1000 everywhere else. From that start the step size and the mass
+#: matrix have little to find: with 500 steps the 78-pair log of
+#: ``benchmarks/bench_nuts_real.py`` and the MT-Bench file keep the gate's
+#: r_hat, ESS and zero divergences over seeds, with the same leapfrog steps a
+#: draw and step sizes as after 1000 (``benchmarks/README.md``), and tuning,
+#: at about 19 leapfrog steps an iteration against 15 when drawing, was more
+#: than half of the sampling's gradients.
+TUNE = {"from_mode": 500, "other": 1000}
+
+
+def default_tune(attn: AttnModel, from_mode: bool) -> int:
+    """Default tuning steps (:data:`TUNE`) of a built model.
+
+    ``from_mode``: the chains start at the MAP-EM mode with the mass matrix
+    from its curvature there.
+    """
+    if from_mode and attn.parameterization == "identified" and not attn.family.discrete:
+        return TUNE["from_mode"]
+    return TUNE["other"]
 
 
 def default_target_accept(attn: AttnModel) -> float:
@@ -111,7 +143,7 @@ def sample_nuts(
     parameterization: str = "auto",
     sampler: str = "pymc",
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int | None = None,
     chains: int = 4,
     cores: int | None = None,
     target_accept: float | None = None,
@@ -142,7 +174,10 @@ def sample_nuts(
         and it meets the convergence checks on the marginal model);
         ``"default"`` lets :func:`pymc.sample` choose (nutpie when installed).
     draws, tune, chains, target_accept
-        Passed to :func:`pymc.sample`. ``target_accept`` defaults to
+        Passed to :func:`pymc.sample`. ``tune`` defaults to :data:`TUNE`:
+        500 where the chains start at the MAP-EM mode with a mass matrix from
+        the curvature there (PyMC's NUTS, continuous family, identified
+        coordinates), 1000 otherwise. ``target_accept`` defaults to
         :func:`default_target_accept` of the model: 0.8 in the identified
         coordinates of the Beta family on logs of at least
         :data:`GAUSSIAN_USERS` users, 0.95 otherwise.
@@ -190,7 +225,6 @@ def sample_nuts(
         target_accept = default_target_accept(attn)
     kwargs: dict[str, Any] = {
         "draws": draws,
-        "tune": tune,
         "chains": chains,
         "random_seed": seed,
         "progressbar": progressbar,
@@ -205,12 +239,15 @@ def sample_nuts(
     # The start's Hessian and the sampler's log density in IEEE arithmetic (see
     # _exact_arithmetic): the same seed gives the same draws whatever PyTensor's cache holds.
     with _exact_arithmetic():
+        from_mode = False
         if attn.parameterization == "identified" and "initvals" not in sample_kwargs:
-            kwargs.update(
-                _identified_starts(
-                    attn, data, family, model_kw, chains, seed, nuts_sampler, target_accept
-                )
+            starts, from_mode = _identified_starts(
+                attn, data, family, model_kw, chains, seed, nuts_sampler, target_accept
             )
+            kwargs.update(starts)
+        if tune is None:
+            tune = default_tune(attn, from_mode)
+        kwargs["tune"] = tune
         if "step" in kwargs:
             # The step carries target_accept itself.
             del kwargs["nuts"]
@@ -318,8 +355,11 @@ def default_cores(chains: int) -> int:
 
 def _identified_starts(
     attn, data, family, model_kw, chains, seed, nuts_sampler, target_accept
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     """Starting points and (PyMC's NUTS) a mass matrix for the identified coordinates.
+
+    Returns the :func:`pymc.sample` arguments and whether the mass matrix
+    starts from the curvature at the mode.
 
     The chains start at the MAP-EM estimate. The identified coordinates are
     defined only where the votes' moments leave room for a scale, and PyMC's
@@ -360,8 +400,8 @@ def _identified_starts(
         z[k] += spread * rng.uniform(-1.0, 1.0)
         starts.append({"identified_coords": z})
     if step is not None:
-        return {"initvals": starts, "step": step}
-    return {"initvals": starts[0]}
+        return {"initvals": starts, "step": step}, var is not None
+    return {"initvals": starts[0]}, False
 
 
 def _exact_arithmetic():
