@@ -556,3 +556,27 @@ def test_compiled_pair_sums_refuse_an_index_outside_the_pairs():
     for bad in (np.array([0, 3, 1]), np.array([0, -1, 1])):
         with pytest.raises(ValueError, match="outside"):
             pair_value_sums(bad, values, 3)
+
+
+def test_users_grouped_by_row_in_order_and_kept():
+    """``group_by_row`` lists each row's indices in increasing order (rows without
+    any included); a table forms its users' grouping once and keeps it read-only."""
+    import attnmodel as am
+    from attnmodel.data.counts import group_by_row
+
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 7, 200)
+    rows[rows == 4] = 5  # row 4 has no index, row 7 is past every index
+    ptr, items = group_by_row(rows, 8)
+    assert ptr[0] == 0 and ptr[-1] == rows.size
+    for r in range(8):
+        np.testing.assert_array_equal(items[ptr[r] : ptr[r + 1]], np.flatnonzero(rows == r))
+
+    n = rng.integers(1, 4, (60, 3))
+    counts = am.VoteData.from_counts(n, rng.binomial(n, 0.7)).counts
+    grouped = counts.users_by_row()
+    assert counts.users_by_row() is grouped
+    assert not any(a.flags.writeable for a in grouped)
+    for r in range(counts.n_rows):
+        users = grouped[1][grouped[0][r] : grouped[0][r + 1]]
+        np.testing.assert_array_equal(users, np.flatnonzero(counts.user_row == r))

@@ -32,6 +32,7 @@ __all__ = [
     "collapse_counts",
     "collapse_taken_counts",
     "counts_fingerprint",
+    "group_by_row",
     "pair_sums",
     "pair_totals",
 ]
@@ -211,8 +212,10 @@ class CountTable:
             "entry_losses", lambda: np.subtract(self.entry_n, self.entry_s, dtype=np.int64)
         )
 
-    def _kept(self, name: str, make) -> np.ndarray:
+    def _kept(self, name: str, make):
         """``make()``, formed on the first call and kept on the table, read-only.
+
+        ``make`` returns an array or a tuple of arrays.
 
         A table's arrays are not changed after it is made, so what is derived
         from them holds; :func:`dataclasses.replace` makes a new table that
@@ -221,13 +224,18 @@ class CountTable:
         kept = self.__dict__.setdefault("_kept_arrays", {})
         if name not in kept:
             value = make()
-            value.flags.writeable = False
+            for array in value if isinstance(value, tuple) else (value,):
+                array.flags.writeable = False
             kept[name] = value
         return kept[name]
 
     def votes_per_user(self) -> np.ndarray:
         """Total votes of each user, shape (m,)."""
         return self.votes_per_row()[self.user_row]
+
+    def users_by_row(self) -> tuple[np.ndarray, np.ndarray]:
+        """The users grouped by row, :func:`group_by_row` of ``user_row`` (kept)."""
+        return self._kept("users_by_row", lambda: group_by_row(self.user_row, self.n_rows))
 
     def take_rows(self, rows: np.ndarray) -> CountTable:
         """The table of the distinct rows ``rows`` (indices, in the order given).
@@ -251,6 +259,19 @@ class CountTable:
             user_row=np.arange(rows.size, dtype=np.int64),
             entry_t=None if self.entry_t is None else self.entry_t[take],
         )
+
+
+def group_by_row(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices grouped by row: ``(ptr, items)``, both int64.
+
+    ``items[ptr[r]:ptr[r + 1]]`` are the indices ``j`` with ``rows[j] == r``, in
+    increasing order.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    items = np.argsort(rows, kind="stable").astype(np.int64, copy=False)
+    ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
+    return ptr, items
 
 
 def pair_totals(counts: CountTable) -> tuple[np.ndarray, np.ndarray]:

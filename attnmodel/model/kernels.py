@@ -1920,7 +1920,8 @@ def grid_summaries(
     sub_log_1mg,
     unif_pick,
     unif_within,
-    user_row,
+    user_ptr,
+    row_users,
     unif_user_pick,
     unif_user_within,
     n_chunks,
@@ -1939,8 +1940,10 @@ def grid_summaries(
     ``log_mass`` (shape (D, G)) and ``sub_log_prior`` (shape (D, K)) hold one
     row per key, row ``r`` taking key ``row_key[r]`` (see :func:`_prepare`),
     ``eta_row`` (one draw per row from ``unif_pick`` / ``unif_within``) and
-    ``eta_user`` (one draw per entry of ``user_row`` from the user uniforms;
-    empty when those are).
+    ``eta_user`` (one draw per user ``j`` from the user uniforms, the users of
+    row ``r`` being ``row_users[user_ptr[r]:user_ptr[r + 1]]``, as
+    :func:`attnmodel.data.counts.group_by_row` gives them; empty when the
+    uniforms are).
     """
     n_rows = row_ptr.size - 1
     n_nodes = log_mass.shape[1]
@@ -1953,20 +1956,8 @@ def grid_summaries(
     log_above = np.empty(n_rows)
     log_below = np.empty(n_rows)
     eta_row = np.empty(n_rows)
-    # The users of each row (row_users[user_ptr[r]:user_ptr[r + 1]]), drawn from
-    # while the row's cells are at hand.
-    n_users = unif_user_pick.size
-    eta_user = np.empty(n_users)
-    user_ptr = np.zeros(n_rows + 1, dtype=np.int64)
-    for j in range(n_users):
-        user_ptr[user_row[j] + 1] += 1
-    for r in range(n_rows):
-        user_ptr[r + 1] += user_ptr[r]
-    row_users = np.empty(n_users, dtype=np.int64)
-    fill = user_ptr[:-1].copy()
-    for j in range(n_users):
-        row_users[fill[user_row[j]]] = j
-        fill[user_row[j]] += 1
+    # Each row's users are drawn while the row's cells are at hand.
+    eta_user = np.empty(unif_user_pick.size)
     prep = _prepare(entry_pair, entry_s, entry_f, log_g, log_1mg, log_mass, TABLE_MAX_COUNT, n_rows)
     size = (n_rows + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):

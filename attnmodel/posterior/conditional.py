@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import special
 
+from attnmodel.data.counts import group_by_row
 from attnmodel.model.grid import LogitGrid, pair_log_probs, row_loglik, side_weights, tail_rule
 
 __all__ = [
@@ -376,9 +377,14 @@ def grid_row_summaries(
         uniforms = grid_uniforms(rng, n_rows, user_row)
     pick_u, within_u, user_pick, user_within = uniforms
     if user_row is None:
-        user_row = np.zeros(0, dtype=np.int64)
+        user_ptr, row_users = np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    elif user_row is counts.user_row:
+        user_ptr, row_users = counts.users_by_row()  # kept: grouped once for every draw
     else:
-        user_row = np.ascontiguousarray(user_row, dtype=np.int64)
+        user_ptr, row_users = group_by_row(user_row, n_rows)
+    # One compiled signature: read-only, as the table keeps its grouping.
+    for a in (user_ptr, row_users):
+        a.flags.writeable = False
     n_chunks = max(1, min(numba.get_num_threads() * 4, n_rows))
     row_ptr, pair, s, f = kernels.count_arrays(counts)
     if parallel is None:
@@ -403,7 +409,8 @@ def grid_row_summaries(
         np.ascontiguousarray(sub_log_1mg),
         pick_u,
         within_u,
-        user_row,
+        user_ptr,
+        row_users,
         user_pick,
         user_within,
         n_chunks,

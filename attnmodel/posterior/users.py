@@ -504,10 +504,8 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
     user_row = np.asarray(result.data.counts.user_row, dtype=np.int64)
     m = user_row.size
     family = result.family
-    # Users are visited in the order of their rows: searchsorted is several
-    # times faster on keys that rise than on keys scattered over all rows.
-    by_row = np.argsort(user_row, kind="stable")
-    sorted_rows = user_row[by_row]
+    # Users are visited in the order of their rows.
+    user_ptr, by_row = result.data.counts.users_by_row()
     out = np.empty((n_draws, m))
     step = max(1, _DRAW_CHUNK // max(n_draws, 1))
     for first, _, estep in _posterior_blocks(result):
@@ -517,7 +515,7 @@ def draw_eta(result, n_draws: int, seed: int | np.random.Generator | None = 0) -
         else:
             cells = GridCells(result.problem.grid, post)
         # The users of this block's rows are by_row[u0:u1].
-        u0, u1 = np.searchsorted(sorted_rows, [first, first + post.shape[0]])
+        u0, u1 = user_ptr[first], user_ptr[first + post.shape[0]]
         for start in range(int(u0), int(u1), step):
             users = by_row[start : min(start + step, int(u1))]
             rows = np.repeat(user_row[users] - first, n_draws)
